@@ -1,0 +1,249 @@
+//! The ingress handler: `POST /trigger` and `GET /triggers/{id}` from API
+//! Gateway events. Rules live in `shared`; this wires them to the table and
+//! the queue.
+
+use serde_json::Value;
+use shared::aws::CallCounter;
+use shared::client_key::client_key;
+use shared::clock::Clock;
+use shared::config::IngressConfig;
+use shared::http::{
+    accepted_response, parse_event, parse_trigger_body, route, ApiError, EventError, HttpRequest,
+    HttpResponse, QuotaScope, Route, UNAVAILABLE_RETRY_AFTER_S,
+};
+use shared::message::{WorkMessage, MESSAGE_VERSION};
+use shared::queue::WorkQueue;
+use shared::table::{Admission, Refund, StoreError, Table};
+use shared::time_format::{ceil_seconds, rfc3339};
+use shared::trigger::{canonical_trigger_id, new_trigger_id, TriggerRecord, TriggerStatus};
+use std::sync::Arc;
+use tracing::{error, info, warn};
+
+pub struct Ingress {
+    config: IngressConfig,
+    table: Table,
+    queue: WorkQueue,
+    clock: Arc<dyn Clock>,
+    calls: CallCounter,
+}
+
+fn unavailable() -> ApiError {
+    ApiError::Unavailable {
+        retry_after_s: UNAVAILABLE_RETRY_AFTER_S,
+    }
+}
+
+impl Ingress {
+    /// `calls` is the counter attached to the clients behind `table` and
+    /// `queue`; each decision logs how many AWS calls it took.
+    pub fn new(
+        config: IngressConfig,
+        table: Table,
+        queue: WorkQueue,
+        clock: Arc<dyn Clock>,
+        calls: CallCounter,
+    ) -> Self {
+        Self {
+            config,
+            table,
+            queue,
+            clock,
+            calls,
+        }
+    }
+
+    /// One invocation: an API Gateway event in, a proxy response out. An event
+    /// that is not HTTP fails the invocation (the process lives on).
+    pub async fn handle(&self, event: Value) -> Result<Value, EventError> {
+        let request = match parse_event(&event) {
+            Ok(request) => request,
+            Err(e) => {
+                warn!(decision = "not_http", error = %e, "invocation is not an API Gateway event");
+                return Err(e);
+            }
+        };
+        let response = self.respond(&request).await.unwrap_or_else(|e| {
+            if e.status() < 429 {
+                info!(decision = "refused", status = e.status(), method = %request.method, path = %request.path, reason = %e);
+            }
+            e.to_response()
+        });
+        Ok(response.to_apigw())
+    }
+
+    async fn respond(&self, request: &HttpRequest) -> Result<HttpResponse, ApiError> {
+        match route(&request.method, &request.path)? {
+            Route::PostTrigger => self.post_trigger(request).await,
+            Route::GetTrigger(id) => self.get_trigger(&id).await,
+        }
+    }
+
+    async fn post_trigger(&self, request: &HttpRequest) -> Result<HttpResponse, ApiError> {
+        let config = &self.config;
+        let asked = parse_trigger_body(&request.body_bytes()?)?;
+        let pipeline = match asked {
+            None => config.pipelines.default_pipeline(),
+            Some(name) => {
+                config
+                    .pipelines
+                    .by_public(&name)
+                    .ok_or_else(|| ApiError::UnknownPipeline {
+                        given: name.chars().take(100).collect(),
+                        valid: config
+                            .pipelines
+                            .public_names()
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect(),
+                    })?
+            }
+        };
+        let client_key = client_key(
+            &config.client_key_secret,
+            request.source_ip.as_deref().unwrap_or(""),
+        )
+        .map_err(|_| ApiError::NoClientAddress)?;
+        let now = self.clock.now_ms();
+        let retention_ms = u64::try_from(config.ledger_retention.as_millis()).unwrap_or(u64::MAX);
+        let record = TriggerRecord {
+            trigger_id: new_trigger_id(),
+            pipeline: pipeline.public.clone(),
+            target: pipeline.name.clone(),
+            status: TriggerStatus::Queued,
+            requested_at: now,
+            updated_at: now,
+            client_key: client_key.clone(),
+            execution_id: None,
+            error_code: None,
+            error_message: None,
+            expires_at: now.saturating_add(retention_ms).div_ceil(1000),
+        };
+        let calls_before = self.calls.total();
+        let admission = self
+            .table
+            .admit(&config.quota, config.global_quota.as_ref(), &record)
+            .await
+            .map_err(|e| {
+                error!(decision = "unavailable", stage = "admit", client_key = %client_key, error = %e,
+                       "table unavailable: nothing taken, nothing enqueued");
+                unavailable()
+            })?;
+        let (status, previous) = match admission {
+            Admission::Accepted { status, previous } => (status, previous),
+            Admission::ClientExhausted(status) => {
+                let retry_after_s = ceil_seconds(status.reset_after_ms).max(1);
+                info!(decision = "rejected", scope = "client", client_key = %client_key,
+                      retry_after_s, aws_calls = self.calls.total() - calls_before);
+                return Err(ApiError::QuotaExceeded {
+                    scope: QuotaScope::Client,
+                    policy: config.quota,
+                    client: status,
+                    retry_after_s,
+                });
+            }
+            Admission::GlobalExhausted {
+                client,
+                retry_after_ms,
+            } => {
+                let retry_after_s = ceil_seconds(retry_after_ms).max(1);
+                let global = config
+                    .global_quota
+                    .expect("a global rejection implies a global policy");
+                info!(decision = "rejected", scope = "global", client_key = %client_key,
+                      retry_after_s, aws_calls = self.calls.total() - calls_before);
+                return Err(ApiError::QuotaExceeded {
+                    scope: QuotaScope::Global {
+                        limit: global.limit,
+                        window_s: global.window.as_secs(),
+                    },
+                    policy: config.quota,
+                    client,
+                    retry_after_s,
+                });
+            }
+        };
+        let message = WorkMessage {
+            version: MESSAGE_VERSION,
+            trigger_id: record.trigger_id.clone(),
+            pipeline: record.target.clone(),
+            requested_at: rfc3339(now),
+            client_key: client_key.to_string(),
+        };
+        let accepted = || {
+            accepted_response(
+                &record.trigger_id,
+                &record.pipeline,
+                &config.quota,
+                &status,
+                now,
+            )
+        };
+        match self.queue.send(&message).await {
+            Ok(message_id) => {
+                info!(decision = "accepted", trigger_id = %record.trigger_id, client_key = %client_key,
+                      pipeline = %record.pipeline, message_id = %message_id, remaining = status.remaining,
+                      aws_calls = self.calls.total() - calls_before);
+                Ok(accepted())
+            }
+            Err(send_error) => self
+                .give_back(&record, &previous, &send_error.to_string())
+                .await
+                .map(|()| accepted()),
+        }
+    }
+
+    /// The enqueue failed: return the quota and delete the record, then 503.
+    /// `Ok` only if the trigger turned out to be in the queue after all.
+    async fn give_back(
+        &self,
+        record: &TriggerRecord,
+        previous: &[u64],
+        send_error: &str,
+    ) -> Result<(), ApiError> {
+        let config = &self.config;
+        let refund = self
+            .table
+            .refund(
+                &config.quota,
+                config.global_quota.as_ref(),
+                record,
+                previous,
+            )
+            .await;
+        match refund {
+            Ok(Refund::Refunded) => {
+                warn!(decision = "unavailable", stage = "enqueue", trigger_id = %record.trigger_id,
+                      client_key = %record.client_key, error = %send_error,
+                      "queue unavailable: quota given back, record deleted");
+                Err(unavailable())
+            }
+            Ok(Refund::AlreadyPickedUp) => {
+                info!(decision = "accepted", trigger_id = %record.trigger_id, client_key = %record.client_key,
+                      error = %send_error, "the send reported a failure but a worker already took the trigger");
+                Ok(())
+            }
+            Err(e) => {
+                error!(decision = "unavailable", stage = "refund", trigger_id = %record.trigger_id,
+                       client_key = %record.client_key, error = %e, send_error = %send_error,
+                       "queue and table unavailable: one quota unit stays taken, the record stays queued without a message");
+                Err(unavailable())
+            }
+        }
+    }
+
+    async fn get_trigger(&self, id: &str) -> Result<HttpResponse, ApiError> {
+        let Some(id) = canonical_trigger_id(id) else {
+            return Err(ApiError::TriggerNotFound);
+        };
+        let record = self
+            .table
+            .get_trigger(&id, self.clock.now_ms())
+            .await
+            .map_err(|e: StoreError| {
+                error!(decision = "unavailable", stage = "get", trigger_id = %id, error = %e);
+                unavailable()
+            })?
+            .ok_or(ApiError::TriggerNotFound)?;
+        Ok(HttpResponse::json(200, &record.view()))
+    }
+}

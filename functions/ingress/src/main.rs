@@ -1,0 +1,31 @@
+//! `ingress`: the Lambda behind API Gateway. Builds its clients once, then
+//! serves invocations through the Lambda Runtime API.
+
+use ingress::Ingress;
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+use shared::aws::{self, CallCounter};
+use shared::clock::SystemClock;
+use shared::config::{Env, IngressConfig};
+use shared::queue::WorkQueue;
+use shared::table::Table;
+use std::sync::Arc;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::logging::init();
+    let config = match IngressConfig::from_env(&Env::from_process()) {
+        Ok(config) => config,
+        Err(e) => shared::lambda::fail_init("ingress", &e).await,
+    };
+    let sdk = aws::config_loader().load().await;
+    let calls = CallCounter::default();
+    let table = Table::new(aws::dynamodb(&sdk, &calls), config.table_name.clone());
+    let queue = WorkQueue::new(aws::sqs(&sdk, &calls), config.queue_url.clone());
+    let ingress = Ingress::new(config, table, queue, Arc::new(SystemClock), calls);
+    let ingress = &ingress;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        ingress.handle(event.payload).await
+    }))
+    .await
+}

@@ -1,0 +1,138 @@
+//! Shared harness of the ingress tests: the handler over real moto clients.
+#![allow(dead_code)]
+
+use ingress::Ingress;
+use serde_json::{json, Value};
+use shared::aws;
+use shared::clock::ManualClock;
+use shared::config::{Env, IngressConfig};
+use shared::message::WorkMessage;
+use shared::queue::WorkQueue;
+use shared::table::Table;
+use std::sync::Arc;
+use testkit::{dead_endpoint, sdk_config_at, Stack};
+
+pub const START_MS: u64 = 1_795_000_000_000;
+pub const CLIENT_IP: &str = "203.0.113.77";
+
+pub struct Harness {
+    pub stack: Stack,
+    pub ingress: Ingress,
+    pub clock: Arc<ManualClock>,
+}
+
+#[derive(Default)]
+pub struct Faults {
+    pub dead_table: bool,
+    pub dead_queue: bool,
+}
+
+pub async fn harness_with(extra: &[(&str, &str)], faults: Faults) -> Harness {
+    let stack = Stack::new().await;
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("TABLE_NAME", stack.table_name.as_str()),
+        ("QUEUE_URL", stack.queues.queue_url.as_str()),
+        ("PIPELINES", "app=app-pipeline,docs=docs-pipeline"),
+        ("CLIENT_KEY_SECRET", "test-secret-of-sufficient-length"),
+    ];
+    pairs.extend_from_slice(extra);
+    let config = IngressConfig::from_env(&Env::from_pairs(pairs)).expect("valid config");
+    let dead = sdk_config_at(&dead_endpoint()).await;
+    let calls = stack.calls.clone();
+    let dynamodb = if faults.dead_table {
+        aws::dynamodb(&dead, &calls)
+    } else {
+        stack.dynamodb.clone()
+    };
+    let sqs = if faults.dead_queue {
+        aws::sqs(&dead, &calls)
+    } else {
+        stack.sqs.clone()
+    };
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let ingress = Ingress::new(
+        config.clone(),
+        Table::new(dynamodb, config.table_name.clone()),
+        WorkQueue::new(sqs, config.queue_url.clone()),
+        clock.clone(),
+        calls,
+    );
+    Harness {
+        stack,
+        ingress,
+        clock,
+    }
+}
+
+pub async fn harness(extra: &[(&str, &str)]) -> Harness {
+    harness_with(extra, Faults::default()).await
+}
+
+pub fn rest_event(method: &str, path: &str, body: Option<&str>, ip: &str) -> Value {
+    json!({
+        "resource": path, "path": path, "httpMethod": method,
+        "headers": {"Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-For": "198.51.100.99"},
+        "multiValueHeaders": {}, "queryStringParameters": null, "pathParameters": null,
+        "body": body, "isBase64Encoded": false,
+        "requestContext": {"stage": "prod", "requestId": "r-1", "path": format!("/prod{path}"),
+                           "identity": {"sourceIp": ip, "userAgent": "curl/8"}}
+    })
+}
+
+pub fn http_api_event(method: &str, path: &str, body: Option<&str>, ip: &str) -> Value {
+    json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": {"x-forwarded-for": "198.51.100.99"}, "body": body, "isBase64Encoded": false,
+        "requestContext": {"stage": "$default", "http": {"method": method, "path": path, "sourceIp": ip,
+                            "protocol": "HTTP/1.1", "userAgent": "curl/8"}}
+    })
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Value,
+    pub body: Value,
+}
+
+impl Harness {
+    pub async fn send(&self, event: Value) -> Reply {
+        let out = self
+            .ingress
+            .handle(event)
+            .await
+            .expect("an HTTP event gets a response");
+        let body = out["body"].as_str().unwrap_or("");
+        Reply {
+            status: out["statusCode"].as_u64().unwrap() as u16,
+            headers: out["headers"].clone(),
+            body: if body.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(body).expect("JSON body")
+            },
+        }
+    }
+
+    pub async fn post(&self, body: Option<&str>, ip: &str) -> Reply {
+        self.send(rest_event("POST", "/trigger", body, ip)).await
+    }
+
+    pub async fn get(&self, id: &str) -> Reply {
+        self.send(rest_event(
+            "GET",
+            &format!("/triggers/{id}"),
+            None,
+            CLIENT_IP,
+        ))
+        .await
+    }
+
+    pub async fn queued(&self) -> Vec<WorkMessage> {
+        self.stack
+            .drain(&self.stack.queues.queue_url)
+            .await
+            .iter()
+            .map(|m| WorkMessage::parse(m.body().unwrap()).expect("contract message"))
+            .collect()
+    }
+}

@@ -1,0 +1,417 @@
+//! The ingress handler end to end against the moto emulator: real DynamoDB
+//! transactions, real SQS messages, API Gateway events as Lambda delivers them.
+
+mod common;
+
+use common::*;
+use ingress::Ingress;
+use serde_json::{json, Value};
+use shared::aws::CallCounter;
+use shared::config::{Env, IngressConfig};
+use shared::queue::WorkQueue;
+use shared::table::Table;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test]
+async fn accepts_up_to_the_limit_then_refuses_with_retry_after() {
+    let h = harness(&[]).await;
+    let mut ids = Vec::new();
+    for remaining in [2, 1, 0] {
+        h.clock.advance(Duration::from_secs(60));
+        let r = h.post(None, CLIENT_IP).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        assert_eq!(r.body["status"], "queued");
+        assert_eq!(r.body["pipeline"], "app");
+        assert_eq!(r.body["quota"]["limit"], 3);
+        assert_eq!(r.body["quota"]["remaining"], remaining);
+        let id = r.body["trigger_id"].as_str().unwrap().to_string();
+        assert_eq!(r.body["status_url"], format!("/triggers/{id}"));
+        assert_eq!(r.headers["Location"], format!("/triggers/{id}"));
+        assert_eq!(r.headers["RateLimit-Policy"], "\"client\";q=3;w=604800");
+        ids.push(id);
+    }
+    // The first slot frees 7 days after the first acceptance, 2 minutes ago.
+    let r = h.post(None, CLIENT_IP).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.headers["Content-Type"], "application/problem+json");
+    let expected_wait = 7 * 86_400 - 120;
+    assert_eq!(r.headers["Retry-After"], expected_wait.to_string());
+    assert_eq!(
+        r.headers["RateLimit"],
+        format!("\"client\";r=0;t={expected_wait}")
+    );
+    assert_eq!(r.body["retry_after_seconds"], expected_wait);
+    assert_eq!(r.body["status"], 429);
+
+    let messages = h.queued().await;
+    assert_eq!(messages.len(), 3);
+    for (message, id) in messages.iter().zip(&ids) {
+        assert!(ids.contains(&message.trigger_id), "{id}");
+        assert_eq!(message.pipeline, "app-pipeline");
+        assert_eq!(message.version, 1);
+        assert_eq!(message.client_key.len(), 64);
+    }
+    let status = h.get(&ids[0]).await;
+    assert_eq!(status.status, 200);
+    assert_eq!(status.body["trigger_id"], ids[0].as_str());
+    assert_eq!(status.body["status"], "queued");
+    assert_eq!(status.body["pipeline"], "app");
+    assert!(status.body.get("execution_id").is_none());
+}
+
+#[tokio::test]
+async fn a_named_pipeline_is_queued_under_its_codepipeline_name() {
+    let h = harness(&[]).await;
+    let r = h.post(Some(r#"{"pipeline": "docs"}"#), CLIENT_IP).await;
+    assert_eq!(r.status, 202);
+    assert_eq!(r.body["pipeline"], "docs");
+    let messages = h.queued().await;
+    assert_eq!(messages[0].pipeline, "docs-pipeline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_concurrent_requests_admits_exactly_the_limit() {
+    let h = Arc::new(harness(&[]).await);
+    let requests = (0..60).map(|_| {
+        let h = h.clone();
+        tokio::spawn(async move { h.post(None, CLIENT_IP).await.status })
+    });
+    let statuses: Vec<u16> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(|r| r.expect("request task"))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 202).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 429).count(),
+        57,
+        "{statuses:?}"
+    );
+    assert_eq!(h.queued().await.len(), 3);
+}
+
+#[tokio::test]
+async fn quota_returns_after_the_window() {
+    let h = harness(&[("QUOTA_LIMIT", "2"), ("QUOTA_WINDOW", "1h")]).await;
+    assert_eq!(h.post(None, CLIENT_IP).await.status, 202);
+    h.clock.advance(Duration::from_secs(600));
+    assert_eq!(h.post(None, CLIENT_IP).await.status, 202);
+    assert_eq!(h.post(None, CLIENT_IP).await.status, 429);
+    // The first slot frees one hour after it was taken, not before.
+    h.clock.advance(Duration::from_secs(3000 - 1));
+    let r = h.post(None, CLIENT_IP).await;
+    assert_eq!(
+        (r.status, r.headers["Retry-After"].as_str()),
+        (429, Some("1"))
+    );
+    h.clock.advance(Duration::from_secs(1));
+    let r = h.post(None, CLIENT_IP).await;
+    assert_eq!(r.status, 202);
+    assert_eq!(r.body["quota"]["remaining"], 0);
+    assert_eq!(h.post(None, CLIENT_IP).await.status, 429);
+    // Long after the window, the client is new again (stale item still present).
+    h.clock.advance(Duration::from_secs(86_400));
+    let r = h.post(None, CLIENT_IP).await;
+    assert_eq!(
+        (r.status, r.body["quota"]["remaining"].as_u64()),
+        (202, Some(1))
+    );
+}
+
+#[tokio::test]
+async fn clients_are_separate_and_ipv6_counts_per_64() {
+    let h = harness(&[("QUOTA_LIMIT", "1")]).await;
+    assert_eq!(h.post(None, "203.0.113.1").await.status, 202);
+    assert_eq!(h.post(None, "203.0.113.2").await.status, 202);
+    assert_eq!(h.post(None, "::ffff:203.0.113.1").await.status, 429);
+    let v6 = |ip: &str| http_api_event("POST", "/trigger", None, ip);
+    assert_eq!(h.send(v6("2001:db8:1:2::1")).await.status, 202);
+    assert_eq!(h.send(v6("2001:db8:1:2:aaaa::9")).await.status, 429);
+    assert_eq!(h.send(v6("2001:db8:1:3::1")).await.status, 202);
+}
+
+#[tokio::test]
+async fn forwarded_for_headers_never_choose_the_client() {
+    let h = harness(&[("QUOTA_LIMIT", "1")]).await;
+    let mut event = rest_event("POST", "/trigger", None, CLIENT_IP);
+    assert_eq!(h.send(event.clone()).await.status, 202);
+    // Same source, a different forwarded address: still the same client.
+    event["headers"]["X-Forwarded-For"] = json!("192.0.2.200");
+    assert_eq!(h.send(event).await.status, 429);
+}
+
+#[tokio::test]
+async fn queue_unreachable_is_503_and_the_quota_is_given_back() {
+    let h = harness_with(
+        &[("QUOTA_LIMIT", "2")],
+        Faults {
+            dead_queue: true,
+            ..Faults::default()
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        let r = h.post(None, CLIENT_IP).await;
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert_eq!(r.headers["Retry-After"], "5");
+        assert!(r.headers.get("RateLimit").is_none());
+    }
+    // Nothing is left behind: the client item holds no acceptance, no record remains.
+    let items = h.stack.scan_items().await;
+    let triggers = items
+        .iter()
+        .filter(|i| i["pk"].as_s().unwrap().starts_with("trigger#"))
+        .count();
+    assert_eq!(triggers, 0);
+    for item in items
+        .iter()
+        .filter(|i| i["pk"].as_s().unwrap().starts_with("client#"))
+    {
+        for slot in ["t0", "t1"] {
+            assert_eq!(item[slot].as_n().unwrap(), "0", "{item:?}");
+        }
+    }
+    // The same client, against a live queue, still has its whole quota.
+    let live = Ingress::new(
+        IngressConfig::from_env(&Env::from_pairs([
+            ("TABLE_NAME", h.stack.table_name.as_str()),
+            ("QUEUE_URL", h.stack.queues.queue_url.as_str()),
+            ("PIPELINES", "app=app-pipeline,docs=docs-pipeline"),
+            ("CLIENT_KEY_SECRET", "test-secret-of-sufficient-length"),
+            ("QUOTA_LIMIT", "2"),
+        ]))
+        .unwrap(),
+        Table::new(h.stack.dynamodb.clone(), h.stack.table_name.clone()),
+        WorkQueue::new(h.stack.sqs.clone(), h.stack.queues.queue_url.clone()),
+        h.clock.clone(),
+        CallCounter::default(),
+    );
+    let mut statuses: Vec<u64> = futures::future::join_all(
+        (0..3).map(|_| live.handle(rest_event("POST", "/trigger", None, CLIENT_IP))),
+    )
+    .await
+    .into_iter()
+    .map(|r| r.unwrap()["statusCode"].as_u64().unwrap())
+    .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [202, 202, 429]);
+}
+
+#[tokio::test]
+async fn table_unreachable_is_503_and_nothing_is_enqueued() {
+    let h = harness_with(
+        &[],
+        Faults {
+            dead_table: true,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let r = h.post(None, CLIENT_IP).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers["Retry-After"], "5");
+    assert_eq!(r.body["status"], 503);
+    assert!(h.queued().await.is_empty());
+    let status = h.get("01JD0000000000000000000000").await;
+    assert_eq!(status.status, 503);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_their_4xx_and_consume_nothing() {
+    let h = harness(&[("QUOTA_LIMIT", "1")]).await;
+    let big = format!("{{\"pipeline\": \"{}\"}}", "x".repeat(2000));
+    let cases: Vec<(Value, u16)> = vec![
+        (
+            rest_event("POST", "/trigger", Some("pipeline=app"), CLIENT_IP),
+            400,
+        ),
+        (
+            rest_event("POST", "/trigger", Some("[1,2]"), CLIENT_IP),
+            400,
+        ),
+        (
+            rest_event("POST", "/trigger", Some("{\"pipeline\": 7}"), CLIENT_IP),
+            400,
+        ),
+        (
+            rest_event(
+                "POST",
+                "/trigger",
+                Some("{\"pipeline\": \"app\", \"ref\": \"main\"}"),
+                CLIENT_IP,
+            ),
+            400,
+        ),
+        (
+            rest_event(
+                "POST",
+                "/trigger",
+                Some("{\"pipeline\": \"nope\"}"),
+                CLIENT_IP,
+            ),
+            400,
+        ),
+        (
+            rest_event(
+                "POST",
+                "/trigger",
+                Some("{\"pipeline\": \"app-pipeline\"}"),
+                CLIENT_IP,
+            ),
+            400,
+        ),
+        (
+            rest_event(
+                "POST",
+                "/trigger",
+                Some("{\"pipeline\": \"'; DROP TABLE x; --\"}"),
+                CLIENT_IP,
+            ),
+            400,
+        ),
+        (rest_event("POST", "/trigger", Some(&big), CLIENT_IP), 413),
+        (rest_event("POST", "/trigger", None, "not-an-ip"), 400),
+        (rest_event("POST", "/trigger", None, ""), 400),
+        (rest_event("GET", "/trigger", None, CLIENT_IP), 405),
+        (
+            rest_event(
+                "PUT",
+                "/triggers/01JD0000000000000000000000",
+                None,
+                CLIENT_IP,
+            ),
+            405,
+        ),
+        (rest_event("POST", "/admin", None, CLIENT_IP), 404),
+        (
+            rest_event("GET", "/triggers/..%2F..%2Fetc", None, CLIENT_IP),
+            404,
+        ),
+        (
+            rest_event(
+                "GET",
+                "/triggers/01JD0000000000000000000000",
+                None,
+                CLIENT_IP,
+            ),
+            404,
+        ),
+    ];
+    let mut bad_b64 = rest_event("POST", "/trigger", Some("***"), CLIENT_IP);
+    bad_b64["isBase64Encoded"] = json!(true);
+    let mut cases = cases;
+    cases.push((bad_b64, 400));
+    for (event, expected) in cases {
+        let r = h.send(event.clone()).await;
+        assert_eq!(r.status, expected, "{event}: {}", r.body);
+        assert_eq!(r.headers["Content-Type"], "application/problem+json");
+        assert_eq!(r.body["status"], expected);
+        assert!(r.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        assert!(r.headers.get("RateLimit").is_none(), "a 4xx is not counted");
+    }
+    let unknown = h.post(Some("{\"pipeline\": \"nope\"}"), CLIENT_IP).await;
+    assert!(unknown.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("app, docs"));
+    assert!(
+        h.stack.scan_items().await.is_empty(),
+        "no 4xx writes anything"
+    );
+    assert!(h.queued().await.is_empty());
+    // The client's single trigger is still there.
+    assert_eq!(h.post(None, CLIENT_IP).await.status, 202);
+}
+
+#[tokio::test]
+async fn an_event_that_is_not_http_fails_only_its_invocation() {
+    let h = harness(&[]).await;
+    let sqs_event =
+        json!({"Records": [{"messageId": "1", "body": "{}", "eventSource": "aws:sqs"}]});
+    assert!(h.ingress.handle(sqs_event).await.is_err());
+    assert!(h.ingress.handle(json!("garbage")).await.is_err());
+    assert_eq!(h.post(None, CLIENT_IP).await.status, 202);
+}
+
+#[tokio::test]
+async fn status_of_an_expired_trigger_is_404() {
+    let h = harness(&[("LEDGER_RETENTION", "1h")]).await;
+    let id = h.post(None, CLIENT_IP).await.body["trigger_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(h.get(&id).await.status, 200);
+    assert_eq!(h.get(&id.to_lowercase()).await.status, 200);
+    h.clock.advance(Duration::from_secs(3601));
+    // TTL has not collected the item; the read compares the time itself.
+    assert_eq!(
+        h.stack
+            .scan_items()
+            .await
+            .iter()
+            .filter(|i| i["pk"].as_s().unwrap().starts_with("trigger#"))
+            .count(),
+        1
+    );
+    let r = h.get(&id).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.body["type"],
+        "urn:pipeline-trigger:problem:trigger-not-found"
+    );
+}
+
+#[tokio::test]
+async fn global_budget_caps_all_clients_together() {
+    let h = harness(&[("GLOBAL_QUOTA_LIMIT", "2"), ("GLOBAL_QUOTA_WINDOW", "1h")]).await;
+    assert_eq!(h.post(None, "192.0.2.1").await.status, 202);
+    assert_eq!(h.post(None, "192.0.2.2").await.status, 202);
+    let r = h.post(None, "192.0.2.3").await;
+    assert_eq!(r.status, 429);
+    assert_eq!(
+        r.body["type"],
+        "urn:pipeline-trigger:problem:global-quota-exceeded"
+    );
+    assert!(r.headers["RateLimit-Policy"]
+        .as_str()
+        .unwrap()
+        .contains("\"global\";q=2;w=3600"));
+    // The client's own quota was not touched by the refusal.
+    assert!(r.headers["RateLimit"]
+        .as_str()
+        .unwrap()
+        .starts_with("\"client\";r=3;"));
+    h.clock.advance(Duration::from_secs(3600));
+    assert_eq!(h.post(None, "192.0.2.3").await.status, 202);
+}
+
+#[tokio::test]
+async fn aws_calls_per_request_meet_the_budget() {
+    let h = harness(&[("QUOTA_LIMIT", "1")]).await;
+    let calls = &h.stack.calls;
+    let before = calls.snapshot();
+    assert_eq!(h.post(None, CLIENT_IP).await.status, 202);
+    let accepted = calls.since(&before);
+    assert_eq!(
+        accepted.into_iter().collect::<Vec<_>>(),
+        [
+            ("DynamoDB.TransactWriteItems".to_string(), 1),
+            ("SQS.SendMessage".to_string(), 1)
+        ]
+    );
+    let before = calls.snapshot();
+    assert_eq!(h.post(None, CLIENT_IP).await.status, 429);
+    let rejected = calls.since(&before);
+    assert_eq!(
+        rejected.into_iter().collect::<Vec<_>>(),
+        [("DynamoDB.TransactWriteItems".to_string(), 1)]
+    );
+    let before = calls.snapshot();
+    assert_eq!(h.post(Some("nonsense"), CLIENT_IP).await.status, 400);
+    assert!(calls.since(&before).is_empty(), "a 4xx makes no AWS call");
+}

@@ -1,0 +1,141 @@
+//! The one way to build AWS clients: SDK settings from the environment
+//! (`AWS_ENDPOINT_URL` and friends point at an emulator), tight timeouts so a
+//! dead dependency becomes a fast 503, standard retries, and a [`CallCounter`]
+//! on every client so each invocation can say how many AWS calls it made.
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Attempts per call, the first included (throttling and 5xx are retried).
+pub const MAX_SDK_ATTEMPTS: u32 = 3;
+
+/// SDK settings shared by every client; `load().await` reads the environment.
+pub fn config_loader() -> ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(3))
+                .operation_timeout(Duration::from_secs(8))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_SDK_ATTEMPTS))
+}
+
+/// Counts the AWS operations made through the clients it is attached to
+/// (one per call, whatever the SDK's retries did underneath), per
+/// `Service.Operation`. Memory stays bounded: one counter per operation name.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter {
+    counts: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl CallCounter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Calls so far per `Service.Operation`.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.lock().clone()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.lock().values().sum()
+    }
+
+    /// Calls to one service (`"DynamoDB"`, `"SQS"`, ...).
+    pub fn count(&self, service: &str) -> u64 {
+        let prefix = format!("{service}.");
+        self.lock()
+            .iter()
+            .filter(|(name, _)| name.starts_with(&prefix))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The calls made since `earlier` was taken, per `Service.Operation`.
+    pub fn since(&self, earlier: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+        self.lock()
+            .iter()
+            .map(|(name, n)| (name.clone(), n - earlier.get(name).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    // Operation metadata is in the bag from serialization on (not yet at
+    // `read_before_execution` for client-level interceptors); this hook runs
+    // once per operation, before any retry.
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let call = match cfg.load::<Metadata>() {
+            Some(m) => format!("{}.{}", m.service(), m.name()),
+            None => "unknown.unknown".to_string(),
+        };
+        *self.lock().entry(call).or_insert(0) += 1;
+        Ok(())
+    }
+}
+
+pub fn dynamodb(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .interceptor(calls.clone())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+pub fn sqs(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::config::Builder::from(sdk)
+        .interceptor(calls.clone())
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+/// A short, log-safe description of an SDK error: its code and message, or
+/// the transport failure.
+pub fn describe<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_dynamodb::error::SdkError;
+    match err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            format!(
+                "{}: {}",
+                e.code().unwrap_or("ServiceError"),
+                e.message().unwrap_or("no message")
+            )
+        }
+        SdkError::TimeoutError(_) => "timeout".to_string(),
+        SdkError::DispatchFailure(d) if d.is_io() => "connection failed".to_string(),
+        SdkError::DispatchFailure(d) if d.is_timeout() => "timeout".to_string(),
+        SdkError::DispatchFailure(_) => "dispatch failure".to_string(),
+        SdkError::ResponseError(_) => "unreadable response".to_string(),
+        SdkError::ConstructionFailure(_) => "request could not be built".to_string(),
+        _ => "unknown SDK error".to_string(),
+    }
+}

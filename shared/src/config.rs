@@ -1,0 +1,451 @@
+//! Configuration from the environment: read once at start, every variable
+//! validated, every error naming the variable (CONTRACT.md, "Configuration").
+//!
+//! [`VARIABLES`] is the one list of what each function reads; Terraform is
+//! checked against it.
+
+use crate::quota::{GlobalPolicy, QuotaPolicy};
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {name} is required but not set")]
+    Missing { name: &'static str },
+    #[error("configuration: {name} is malformed: {reason}")]
+    Malformed { name: &'static str, reason: String },
+}
+
+/// The deployed functions, for [`VARIABLES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Function {
+    Ingress,
+    Worker,
+    Notifier,
+    Ops,
+}
+
+/// One environment variable of the contract.
+#[derive(Debug, Clone, Copy)]
+pub struct Variable {
+    pub name: &'static str,
+    pub used_by: &'static [Function],
+    /// `None`: required.
+    pub default: Option<&'static str>,
+}
+
+use Function::{Ingress, Notifier, Ops, Worker};
+
+/// Every variable the binaries read, exactly as CONTRACT.md lists them.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "TABLE_NAME",
+        used_by: &[Ingress, Worker, Notifier, Ops],
+        default: None,
+    },
+    Variable {
+        name: "QUEUE_URL",
+        used_by: &[Ingress, Ops],
+        default: None,
+    },
+    Variable {
+        name: "DLQ_URL",
+        used_by: &[Worker, Ops],
+        default: None,
+    },
+    Variable {
+        name: "PIPELINES",
+        used_by: &[Ingress, Worker],
+        default: None,
+    },
+    Variable {
+        name: "QUOTA_LIMIT",
+        used_by: &[Ingress],
+        default: Some("3"),
+    },
+    Variable {
+        name: "QUOTA_WINDOW",
+        used_by: &[Ingress],
+        default: Some("7d"),
+    },
+    Variable {
+        name: "GLOBAL_QUOTA_LIMIT",
+        used_by: &[Ingress],
+        default: Some("0"),
+    },
+    Variable {
+        name: "GLOBAL_QUOTA_WINDOW",
+        used_by: &[Ingress],
+        default: Some("1d"),
+    },
+    Variable {
+        name: "CLIENT_KEY_SECRET",
+        used_by: &[Ingress],
+        default: None,
+    },
+    Variable {
+        name: "MAX_ATTEMPTS",
+        used_by: &[Worker],
+        default: Some("5"),
+    },
+    Variable {
+        name: "TOPIC_ARN",
+        used_by: &[Notifier],
+        default: None,
+    },
+    Variable {
+        name: "NOTIFY_STATES",
+        used_by: &[Notifier],
+        default: Some("SUCCEEDED,FAILED,STOPPED"),
+    },
+    Variable {
+        name: "LEDGER_RETENTION",
+        used_by: &[Ingress, Worker, Notifier],
+        default: Some("30d"),
+    },
+];
+
+/// The names a function reads, in contract order.
+pub fn variables_of(function: Function) -> Vec<&'static str> {
+    VARIABLES
+        .iter()
+        .filter(|v| v.used_by.contains(&function))
+        .map(|v| v.name)
+        .collect()
+}
+
+/// Where values come from: the process environment, or a map in tests.
+pub struct Env {
+    values: HashMap<String, String>,
+}
+
+impl Env {
+    /// A snapshot of the process environment.
+    pub fn from_process() -> Self {
+        Self {
+            values: std::env::vars().collect(),
+        }
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self {
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn default_of(name: &'static str) -> Option<&'static str> {
+        VARIABLES
+            .iter()
+            .find(|v| v.name == name)
+            .and_then(|v| v.default)
+    }
+
+    /// The value, or the contract's default; an empty value counts as unset.
+    fn raw(&self, name: &'static str) -> Result<String, ConfigError> {
+        match self.values.get(name).map(|v| v.trim()) {
+            Some(v) if !v.is_empty() => Ok(v.to_string()),
+            _ => Self::default_of(name)
+                .map(str::to_string)
+                .ok_or(ConfigError::Missing { name }),
+        }
+    }
+
+    pub fn string(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.raw(name)
+    }
+
+    pub fn url(&self, name: &'static str) -> Result<String, ConfigError> {
+        let value = self.raw(name)?;
+        if value.starts_with("https://") || value.starts_with("http://") {
+            Ok(value)
+        } else {
+            Err(malformed(name, "expected an http(s) URL"))
+        }
+    }
+
+    pub fn duration(&self, name: &'static str) -> Result<Duration, ConfigError> {
+        let value = self.raw(name)?;
+        let parsed = humantime::parse_duration(&value).map_err(|e| {
+            malformed(
+                name,
+                format!("{e} (expected a duration like 7d, 36h or 90s)"),
+            )
+        })?;
+        if parsed < Duration::from_secs(1) {
+            return Err(malformed(name, "must be at least 1s"));
+        }
+        Ok(parsed)
+    }
+
+    pub fn number(&self, name: &'static str, min: u64, max: u64) -> Result<u64, ConfigError> {
+        let value = self.raw(name)?;
+        let parsed: u64 = value
+            .parse()
+            .map_err(|_| malformed(name, format!("{value:?} is not a whole number")))?;
+        if !(min..=max).contains(&parsed) {
+            return Err(malformed(name, format!("must be between {min} and {max}")));
+        }
+        Ok(parsed)
+    }
+
+    pub fn pipelines(&self) -> Result<Pipelines, ConfigError> {
+        Pipelines::parse(&self.raw("PIPELINES")?).map_err(|reason| malformed("PIPELINES", reason))
+    }
+}
+
+fn malformed(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Malformed {
+        name,
+        reason: reason.into(),
+    }
+}
+
+/// One allowlisted pipeline: the name the public uses and the CodePipeline name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pipeline {
+    pub public: String,
+    pub name: String,
+}
+
+/// The `PIPELINES` allowlist; never empty, the first entry is the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pipelines(Vec<Pipeline>);
+
+/// CodePipeline's own rule for names: `[A-Za-z0-9.@_-]{1,100}`.
+pub fn is_valid_pipeline_name(name: &str) -> bool {
+    (1..=100).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'@' | b'_' | b'-'))
+}
+
+impl Pipelines {
+    /// `name` or `public=pipeline`, comma separated.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut entries: Vec<Pipeline> = Vec::new();
+        for item in text.split(',').map(str::trim) {
+            if item.is_empty() {
+                return Err(
+                    "empty entry (expected name or public=pipeline, comma separated)".into(),
+                );
+            }
+            let (public, name) = match item.split_once('=') {
+                Some((public, name)) => (public.trim(), name.trim()),
+                None => (item, item),
+            };
+            for part in [public, name] {
+                if !is_valid_pipeline_name(part) {
+                    return Err(format!(
+                        "{part:?} is not a valid name (1-100 of A-Z a-z 0-9 . @ _ -)"
+                    ));
+                }
+            }
+            if entries.iter().any(|p| p.public == public) {
+                return Err(format!("public name {public:?} appears twice"));
+            }
+            entries.push(Pipeline {
+                public: public.to_string(),
+                name: name.to_string(),
+            });
+        }
+        Ok(Self(entries))
+    }
+
+    pub fn default_pipeline(&self) -> &Pipeline {
+        &self.0[0]
+    }
+
+    pub fn by_public(&self, public: &str) -> Option<&Pipeline> {
+        self.0.iter().find(|p| p.public == public)
+    }
+
+    /// Is this CodePipeline name allowlisted?
+    pub fn by_name(&self, name: &str) -> Option<&Pipeline> {
+        self.0.iter().find(|p| p.name == name)
+    }
+
+    pub fn public_names(&self) -> Vec<&str> {
+        self.0.iter().map(|p| p.public.as_str()).collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Pipeline> {
+        self.0.iter()
+    }
+}
+
+/// What the ingress reads.
+#[derive(Debug, Clone)]
+pub struct IngressConfig {
+    pub table_name: String,
+    pub queue_url: String,
+    pub pipelines: Pipelines,
+    pub quota: QuotaPolicy,
+    pub global_quota: Option<GlobalPolicy>,
+    pub client_key_secret: Vec<u8>,
+    pub ledger_retention: Duration,
+}
+
+/// The largest `QUOTA_LIMIT`: each acceptance in the window is one attribute
+/// of the client's item.
+pub const MAX_QUOTA_LIMIT: u64 = 100;
+
+impl IngressConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let secret = env.string("CLIENT_KEY_SECRET")?;
+        if secret.len() < 16 {
+            return Err(malformed(
+                "CLIENT_KEY_SECRET",
+                format!("must be at least 16 bytes, got {}", secret.len()),
+            ));
+        }
+        let global_limit = env.number("GLOBAL_QUOTA_LIMIT", 0, 1_000_000_000)?;
+        let global_window = env.duration("GLOBAL_QUOTA_WINDOW")?;
+        Ok(Self {
+            table_name: env.string("TABLE_NAME")?,
+            queue_url: env.url("QUEUE_URL")?,
+            pipelines: env.pipelines()?,
+            quota: QuotaPolicy {
+                limit: env.number("QUOTA_LIMIT", 1, MAX_QUOTA_LIMIT)? as usize,
+                window: env.duration("QUOTA_WINDOW")?,
+            },
+            global_quota: (global_limit > 0).then_some(GlobalPolicy {
+                limit: global_limit,
+                window: global_window,
+            }),
+            client_key_secret: secret.into_bytes(),
+            ledger_retention: env.duration("LEDGER_RETENTION")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef";
+
+    fn ingress_env(extra: &[(&'static str, &'static str)]) -> Env {
+        let mut pairs = vec![
+            ("TABLE_NAME", "t"),
+            ("QUEUE_URL", "http://127.0.0.1:1/q"),
+            ("PIPELINES", "app"),
+            ("CLIENT_KEY_SECRET", SECRET),
+        ];
+        pairs.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        pairs.extend_from_slice(extra);
+        Env::from_pairs(pairs)
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = IngressConfig::from_env(&ingress_env(&[])).unwrap();
+        assert_eq!(config.quota.limit, 3);
+        assert_eq!(config.quota.window, Duration::from_secs(7 * 86_400));
+        assert!(config.global_quota.is_none());
+        assert_eq!(config.ledger_retention, Duration::from_secs(30 * 86_400));
+    }
+
+    #[test]
+    fn missing_required_variable_is_named() {
+        let env = Env::from_pairs([("TABLE_NAME", "t")]);
+        let err = IngressConfig::from_env(&env).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Missing {
+                name: "CLIENT_KEY_SECRET"
+            }
+        );
+        assert!(err.to_string().contains("CLIENT_KEY_SECRET"));
+    }
+
+    #[test]
+    fn empty_value_counts_as_unset() {
+        let err = IngressConfig::from_env(&ingress_env(&[("TABLE_NAME", "  ")])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing { name: "TABLE_NAME" });
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        for (name, value) in [
+            ("QUOTA_LIMIT", "three"),
+            ("QUOTA_LIMIT", "0"),
+            ("QUOTA_LIMIT", "101"),
+            ("QUOTA_WINDOW", "7 fortnights"),
+            ("QUOTA_WINDOW", "10ms"),
+            ("GLOBAL_QUOTA_LIMIT", "-1"),
+            ("CLIENT_KEY_SECRET", "short"),
+            ("QUEUE_URL", "sqs/queue"),
+            ("PIPELINES", "a,,b"),
+            ("PIPELINES", "a b"),
+            ("PIPELINES", "x=a,x=b"),
+            ("LEDGER_RETENTION", "forever"),
+        ] {
+            let err = IngressConfig::from_env(&ingress_env(&[(name, value)])).unwrap_err();
+            match &err {
+                ConfigError::Malformed { name: named, .. } => assert_eq!(*named, name, "{value}"),
+                other => panic!("{name}={value}: expected Malformed, got {other:?}"),
+            }
+            assert!(err.to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn global_quota_is_on_when_limit_is_positive() {
+        let env = ingress_env(&[("GLOBAL_QUOTA_LIMIT", "100"), ("GLOBAL_QUOTA_WINDOW", "1h")]);
+        let global = IngressConfig::from_env(&env).unwrap().global_quota.unwrap();
+        assert_eq!(global.limit, 100);
+        assert_eq!(global.window, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn pipelines_map_public_names_and_keep_order() {
+        let p = Pipelines::parse("app, docs=docs-pipeline-v2").unwrap();
+        assert_eq!(p.default_pipeline().public, "app");
+        assert_eq!(p.default_pipeline().name, "app");
+        assert_eq!(p.by_public("docs").unwrap().name, "docs-pipeline-v2");
+        assert!(p.by_public("docs-pipeline-v2").is_none());
+        assert_eq!(p.by_name("docs-pipeline-v2").unwrap().public, "docs");
+        assert_eq!(p.public_names(), ["app", "docs"]);
+    }
+
+    #[test]
+    fn pipeline_names_follow_codepipeline_rules() {
+        assert!(is_valid_pipeline_name("my.pipe@1_x-y"));
+        assert!(is_valid_pipeline_name(&"a".repeat(100)));
+        assert!(!is_valid_pipeline_name(&"a".repeat(101)));
+        assert!(!is_valid_pipeline_name(""));
+        assert!(!is_valid_pipeline_name("a/b"));
+        assert!(!is_valid_pipeline_name("ünicode"));
+    }
+
+    #[test]
+    fn variables_per_function_match_the_contract() {
+        assert_eq!(
+            variables_of(Function::Ingress),
+            [
+                "TABLE_NAME",
+                "QUEUE_URL",
+                "PIPELINES",
+                "QUOTA_LIMIT",
+                "QUOTA_WINDOW",
+                "GLOBAL_QUOTA_LIMIT",
+                "GLOBAL_QUOTA_WINDOW",
+                "CLIENT_KEY_SECRET",
+                "LEDGER_RETENTION"
+            ]
+        );
+        assert_eq!(
+            variables_of(Function::Worker),
+            [
+                "TABLE_NAME",
+                "DLQ_URL",
+                "PIPELINES",
+                "MAX_ATTEMPTS",
+                "LEDGER_RETENTION"
+            ]
+        );
+    }
+}

@@ -1,0 +1,50 @@
+//! Running a handler under the Lambda Runtime API, and failing the start
+//! cleanly when configuration is wrong.
+
+use std::fmt::Display;
+
+/// Reports a start-up failure and ends the process: one JSON log line on
+/// stderr, and, under Lambda, a POST to `/runtime/init/error` so the failure
+/// shows as an init error naming the cause.
+pub async fn fail_init(function: &str, err: &dyn Display) -> ! {
+    let message = err.to_string();
+    let line = serde_json::json!({
+        "level": "ERROR",
+        "function": function,
+        "message": "start-up failed",
+        "error": message,
+    });
+    eprintln!("{line}");
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        report_init_error(&message).await;
+    }
+    std::process::exit(1)
+}
+
+async fn report_init_error(message: &str) {
+    use lambda_runtime_api_client::{body::Body, build_request, PooledClient};
+    let body = serde_json::json!({ "errorType": "Runtime.ConfigError", "errorMessage": message });
+    let request = build_request()
+        .method("POST")
+        .uri("/2018-06-01/runtime/init/error")
+        .header("Lambda-Runtime-Function-Error-Type", "Runtime.ConfigError")
+        .header("Content-Type", "application/json")
+        .body(Body::from(body.to_string()));
+    let Ok(request) = request else { return };
+    let client = PooledClient::builder().build();
+    if let Err(e) = client.call(request).await {
+        eprintln!(
+            "{}",
+            serde_json::json!({"level": "ERROR", "message": "could not report the init error", "error": e.to_string()})
+        );
+    }
+}
+
+impl From<crate::http::EventError> for lambda_runtime::Diagnostic {
+    fn from(err: crate::http::EventError) -> Self {
+        Self {
+            error_type: "NotAnHttpEvent".to_string(),
+            error_message: err.to_string(),
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The pipeline-trigger domain and its AWS adapters.
+//!
+//! Pure rules (no I/O, unit-tested): [`config`], [`client_key`], [`quota`],
+//! [`http`], [`message`], [`trigger`].
+//! Adapters over the official SDK clients (tested against the moto emulator):
+//! [`aws`] (the one client builder), [`table`] (DynamoDB), [`queue`] (SQS).
+//! Process plumbing: [`logging`], [`lambda`], [`clock`].
+
+pub mod aws;
+pub mod client_key;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod lambda;
+pub mod logging;
+pub mod message;
+pub mod provision;
+pub mod queue;
+pub mod quota;
+pub mod table;
+pub mod time_format;
+pub mod trigger;

@@ -1,0 +1,120 @@
+//! Creating the resources Terraform creates, on an emulator: the local stack
+//! and the tests use these so both see the same shapes.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+#[derive(Debug, thiserror::Error)]
+#[error("provisioning {what}: {detail}")]
+pub struct ProvisionError {
+    what: String,
+    detail: String,
+}
+
+fn err(what: &str, detail: impl std::fmt::Debug) -> ProvisionError {
+    ProvisionError {
+        what: what.to_string(),
+        detail: format!("{detail:?}"),
+    }
+}
+
+/// The one table: `pk` string key, on demand, TTL on `expires_at`.
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), ProvisionError> {
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(|e| err(name, e))?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| err(name, e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| err(name, e))?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires_at")
+                .build()
+                .map_err(|e| err(name, e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| err(name, e))?;
+    Ok(())
+}
+
+/// URLs of a work queue and its dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    pub queue_url: String,
+    pub dlq_url: String,
+}
+
+/// Visibility timeout of the work queue (Terraform: at least 6x the worker timeout).
+pub const WORK_QUEUE_VISIBILITY_S: u32 = 180;
+
+/// The work queue with a redrive policy to its DLQ after `max_receive_count`.
+pub async fn create_queues(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    max_receive_count: u32,
+) -> Result<Queues, ProvisionError> {
+    let dlq_name = format!("{name}-dlq");
+    let dlq_url = client
+        .create_queue()
+        .queue_name(&dlq_name)
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+        .send()
+        .await
+        .map_err(|e| err(&dlq_name, e))?
+        .queue_url
+        .ok_or_else(|| err(&dlq_name, "no queue URL"))?;
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| err(&dlq_name, e))?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| err(&dlq_name, "no queue ARN"))?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": max_receive_count,
+    });
+    let queue_url = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            WORK_QUEUE_VISIBILITY_S.to_string(),
+        )
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .map_err(|e| err(name, e))?
+        .queue_url
+        .ok_or_else(|| err(name, "no queue URL"))?;
+    Ok(Queues { queue_url, dlq_url })
+}

@@ -1,0 +1,483 @@
+//! The DynamoDB adapter: quota, global budget and trigger ledger in one table
+//! (partition key `pk`, TTL `expires_at`).
+//!
+//! Items:
+//! - `client#<client key>`: `w` (the token of the last write), `t0..t{limit-1}`
+//!   (acceptance times, epoch ms, newest first, 0 = free), `expires_at`.
+//! - `global#<window start ms>`: `n` acceptances in that fixed window.
+//! - `trigger#<trigger id>`: the trigger record.
+//!
+//! Admission is one `TransactWriteItems`: the client's quota update, the new
+//! trigger record and (when on) the global counter, each conditional. The
+//! first attempt assumes a client with its whole budget free; when that
+//! condition fails DynamoDB hands back the item, the decision is made on it,
+//! and an acceptance is retried pinned to exactly that state (`w`). So a new
+//! client costs one call, a rejection one call, a race never over-admits.
+
+use crate::aws::describe;
+use crate::client_key::ClientKey;
+use crate::clock::EpochMillis;
+use crate::quota::{Decision, GlobalPolicy, QuotaPolicy, QuotaStatus};
+use crate::time_format::{parse_rfc3339, rfc3339};
+use crate::trigger::{TriggerRecord, TriggerStatus};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The table could not be reached or refused the call (after SDK retries).
+    #[error("the table is unavailable: {0}")]
+    Unavailable(String),
+    /// Concurrent writers kept changing the same item; the caller may retry later.
+    #[error("too much contention on {0}")]
+    Contention(String),
+    /// An item in the table does not have the shape this code writes.
+    #[error("malformed item {0}")]
+    Corrupt(String),
+}
+
+/// How admission ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Quota taken and record written; `previous` is the client's state before,
+    /// kept to give the quota back if the enqueue fails.
+    Accepted {
+        status: QuotaStatus,
+        previous: Vec<EpochMillis>,
+    },
+    ClientExhausted(QuotaStatus),
+    GlobalExhausted {
+        client: QuotaStatus,
+        retry_after_ms: u64,
+    },
+}
+
+/// How giving quota back ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refund {
+    Refunded,
+    /// The trigger is no longer `queued` (a worker already took it): nothing
+    /// was given back, because the message did arrive.
+    AlreadyPickedUp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    client: aws_sdk_dynamodb::Client,
+    name: String,
+}
+
+/// Rounds of optimistic retries before giving up with [`StoreError::Contention`].
+const MAX_ROUNDS: usize = 24;
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn client_pk(key: &ClientKey) -> String {
+    format!("client#{key}")
+}
+
+pub fn trigger_pk(trigger_id: &str) -> String {
+    format!("trigger#{trigger_id}")
+}
+
+fn global_pk(bucket_start: EpochMillis) -> String {
+    format!("global#{bucket_start}")
+}
+
+fn slot_name(i: usize) -> String {
+    format!("t{i}")
+}
+
+fn get_n(item: &Item, name: &str) -> Option<u64> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
+}
+
+/// The client's stored slots and write token, as a cancellation reason returned them.
+#[derive(Debug, Clone, Default)]
+struct ClientState {
+    /// `None`: no item.
+    token: Option<String>,
+    slots: Vec<EpochMillis>,
+}
+
+impl ClientState {
+    fn from_item(item: Option<&Item>, limit: usize) -> Self {
+        match item {
+            None => Self::default(),
+            Some(item) => Self {
+                token: get_s(item, "w").map(str::to_string),
+                slots: (0..limit)
+                    .map(|i| get_n(item, &slot_name(i)).unwrap_or(0))
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// What the client update of a transaction expects to find.
+enum Expect {
+    /// No item, or one whose slots have all left the window.
+    WholeBudgetFree,
+    /// Exactly the state seen: this token, or no item at all.
+    Token(Option<String>),
+}
+
+fn failed(reason: Option<&CancellationReason>) -> bool {
+    reason
+        .and_then(CancellationReason::code)
+        .is_some_and(|c| c != "None")
+}
+
+fn conflicted(reasons: &[CancellationReason]) -> bool {
+    reasons.iter().any(|r| {
+        matches!(
+            r.code(),
+            Some("TransactionConflict") | Some("ThrottlingError")
+        )
+    })
+}
+
+impl Table {
+    pub fn new(client: aws_sdk_dynamodb::Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+
+    fn client_update(
+        &self,
+        key: &ClientKey,
+        policy: &QuotaPolicy,
+        expect: &Expect,
+        token: &str,
+        slots: &[EpochMillis],
+        now: EpochMillis,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut sets = vec!["w = :w".to_string(), "expires_at = :exp".to_string()];
+        let mut update = Update::builder()
+            .table_name(&self.name)
+            .key("pk", s(client_pk(key)))
+            .expression_attribute_values(":w", s(token))
+            .expression_attribute_values(":exp", n(policy.expires_at_seconds(slots, now)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (i, slot) in policy.normalize(slots).iter().enumerate() {
+            sets.push(format!("{} = :t{i}", slot_name(i)));
+            update = update.expression_attribute_values(format!(":t{i}"), n(slot));
+        }
+        update = match expect {
+            Expect::WholeBudgetFree => update
+                .condition_expression("attribute_not_exists(pk) OR t0 <= :cutoff")
+                .expression_attribute_values(":cutoff", n(now.saturating_sub(policy.window_ms()))),
+            Expect::Token(Some(seen)) => update
+                .condition_expression("w = :seen")
+                .expression_attribute_values(":seen", s(seen)),
+            Expect::Token(None) => update.condition_expression("attribute_not_exists(pk)"),
+        };
+        let update = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    fn global_update(
+        &self,
+        policy: &GlobalPolicy,
+        now: EpochMillis,
+        delta: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let (start, end) = policy.bucket(now);
+        let mut update = Update::builder()
+            .table_name(&self.name)
+            .key("pk", s(global_pk(start)))
+            .update_expression("ADD n :delta SET expires_at = if_not_exists(expires_at, :exp)")
+            .expression_attribute_values(":delta", n(delta))
+            .expression_attribute_values(":exp", n(end.div_ceil(1000) + 3600));
+        if delta > 0 {
+            update = update
+                .condition_expression("attribute_not_exists(n) OR n < :limit")
+                .expression_attribute_values(":limit", n(policy.limit));
+        }
+        let update = update
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    fn record_put(&self, record: &TriggerRecord) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(record_to_item(record)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Vec<CancellationReason>>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+                    Ok(Some(e.cancellation_reasons().to_vec()))
+                }
+                _ => Err(StoreError::Unavailable(describe(&err))),
+            },
+        }
+    }
+
+    /// Takes one unit of the client's quota (and of the global budget) and
+    /// writes the trigger record, atomically, or says why not.
+    pub async fn admit(
+        &self,
+        policy: &QuotaPolicy,
+        global: Option<&GlobalPolicy>,
+        record: &TriggerRecord,
+    ) -> Result<Admission, StoreError> {
+        let now = record.requested_at;
+        let key = &record.client_key;
+        let mut expect = Expect::WholeBudgetFree;
+        let mut previous: Vec<EpochMillis> = vec![0; policy.limit];
+        let mut next = policy.first_acceptance(now);
+        for round in 0..MAX_ROUNDS {
+            let mut items = vec![
+                self.client_update(key, policy, &expect, &record.trigger_id, &next, now)?,
+                self.record_put(record)?,
+            ];
+            if let Some(global) = global {
+                items.push(self.global_update(global, now, 1)?);
+            }
+            let Some(reasons) = self.transact(items).await? else {
+                return Ok(Admission::Accepted {
+                    status: policy.status(&next, now),
+                    previous,
+                });
+            };
+            let client_failed = failed(reasons.first());
+            let global_failed = global.is_some() && failed(reasons.get(2));
+            if failed(reasons.get(1)) {
+                return Err(StoreError::Corrupt(format!(
+                    "trigger id {} already exists",
+                    record.trigger_id
+                )));
+            }
+            if !client_failed && !global_failed {
+                if conflicted(&reasons) {
+                    tokio::time::sleep(Duration::from_millis(5 * (round as u64 + 1))).await;
+                    continue;
+                }
+                return Err(StoreError::Unavailable(format!(
+                    "transaction cancelled: {reasons:?}"
+                )));
+            }
+            // Decide on what is really stored.
+            let decision = if client_failed {
+                let state = ClientState::from_item(reasons[0].item(), policy.limit);
+                let decision = policy.decide(&state.slots, now);
+                if let Decision::Accept { slots, .. } = &decision {
+                    previous = policy.normalize(&state.slots);
+                    next = slots.clone();
+                    expect = Expect::Token(state.token);
+                }
+                decision
+            } else {
+                policy.decide(&previous, now)
+            };
+            match decision {
+                Decision::Reject(status) => return Ok(Admission::ClientExhausted(status)),
+                Decision::Accept { .. } if global_failed => {
+                    let (_, end) = global.map(|g| g.bucket(now)).unwrap_or((now, now));
+                    return Ok(Admission::GlobalExhausted {
+                        client: policy.status(&previous, now),
+                        retry_after_ms: end - now,
+                    });
+                }
+                Decision::Accept { .. } => continue,
+            }
+        }
+        Err(StoreError::Contention(client_pk(key)))
+    }
+
+    /// Gives back what [`Table::admit`] took for `record` and deletes the
+    /// record, unless a worker already picked the trigger up.
+    pub async fn refund(
+        &self,
+        policy: &QuotaPolicy,
+        global: Option<&GlobalPolicy>,
+        record: &TriggerRecord,
+        previous: &[EpochMillis],
+    ) -> Result<Refund, StoreError> {
+        let now = record.requested_at;
+        let token = format!("refund:{}", record.trigger_id);
+        // First guess: nobody wrote since our acceptance.
+        let mut client_plan = Some((
+            Expect::Token(Some(record.trigger_id.clone())),
+            previous.to_vec(),
+        ));
+        for round in 0..MAX_ROUNDS {
+            let mut items = Vec::new();
+            if let Some((expect, slots)) = &client_plan {
+                items.push(self.client_update(
+                    &record.client_key,
+                    policy,
+                    expect,
+                    &token,
+                    slots,
+                    now,
+                )?);
+            }
+            let delete = Delete::builder()
+                .table_name(&self.name)
+                .key("pk", s(trigger_pk(&record.trigger_id)))
+                .condition_expression("#status = :queued")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":queued", s(TriggerStatus::Queued.as_str()))
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+            if let Some(global) = global {
+                items.push(self.global_update(global, now, -1)?);
+            }
+            let Some(reasons) = self.transact(items).await? else {
+                return Ok(Refund::Refunded);
+            };
+            let offset = usize::from(client_plan.is_some());
+            if failed(reasons.get(offset)) {
+                return Ok(Refund::AlreadyPickedUp);
+            }
+            if client_plan.is_some() && failed(reasons.first()) {
+                let state = ClientState::from_item(reasons[0].item(), policy.limit);
+                client_plan = match (
+                    &state.token,
+                    policy.refund(&state.slots, record.requested_at),
+                ) {
+                    (Some(_), Some(slots)) => Some((Expect::Token(state.token.clone()), slots)),
+                    // The item is gone or no longer holds this acceptance.
+                    _ => None,
+                };
+                continue;
+            }
+            if conflicted(&reasons) {
+                tokio::time::sleep(Duration::from_millis(5 * (round as u64 + 1))).await;
+                continue;
+            }
+            return Err(StoreError::Unavailable(format!(
+                "refund cancelled: {reasons:?}"
+            )));
+        }
+        Err(StoreError::Contention(client_pk(&record.client_key)))
+    }
+
+    /// The trigger record, if it exists and has not expired.
+    pub async fn get_trigger(
+        &self,
+        trigger_id: &str,
+        now: EpochMillis,
+    ) -> Result<Option<TriggerRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(trigger_pk(trigger_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        let Some(item) = output.item() else {
+            return Ok(None);
+        };
+        let record = item_to_record(item)?;
+        Ok((!record.is_expired(now)).then_some(record))
+    }
+}
+
+pub fn record_to_item(record: &TriggerRecord) -> Item {
+    let mut item = HashMap::from([
+        ("pk".to_string(), s(trigger_pk(&record.trigger_id))),
+        ("trigger_id".to_string(), s(&record.trigger_id)),
+        ("pipeline".to_string(), s(&record.pipeline)),
+        ("target".to_string(), s(&record.target)),
+        ("status".to_string(), s(record.status.as_str())),
+        ("requested_at".to_string(), s(rfc3339(record.requested_at))),
+        ("updated_at".to_string(), s(rfc3339(record.updated_at))),
+        ("client_key".to_string(), s(record.client_key.as_str())),
+        ("expires_at".to_string(), n(record.expires_at)),
+    ]);
+    for (name, value) in [
+        ("execution_id", &record.execution_id),
+        ("error_code", &record.error_code),
+        ("error_message", &record.error_message),
+    ] {
+        if let Some(value) = value {
+            item.insert(name.to_string(), s(value));
+        }
+    }
+    item
+}
+
+pub fn item_to_record(item: &Item) -> Result<TriggerRecord, StoreError> {
+    let pk = get_s(item, "pk").unwrap_or("?").to_string();
+    let corrupt = |field: &str| StoreError::Corrupt(format!("{pk}: {field}"));
+    let text = |field: &str| {
+        get_s(item, field)
+            .map(str::to_string)
+            .ok_or_else(|| corrupt(field))
+    };
+    let time = |field: &str| {
+        get_s(item, field)
+            .and_then(parse_rfc3339)
+            .ok_or_else(|| corrupt(field))
+    };
+    Ok(TriggerRecord {
+        trigger_id: text("trigger_id")?,
+        pipeline: text("pipeline")?,
+        target: text("target")?,
+        status: get_s(item, "status")
+            .and_then(TriggerStatus::parse)
+            .ok_or_else(|| corrupt("status"))?,
+        requested_at: time("requested_at")?,
+        updated_at: time("updated_at")?,
+        client_key: get_s(item, "client_key")
+            .and_then(ClientKey::from_stored)
+            .ok_or_else(|| corrupt("client_key"))?,
+        execution_id: get_s(item, "execution_id").map(str::to_string),
+        error_code: get_s(item, "error_code").map(str::to_string),
+        error_message: get_s(item, "error_message").map(str::to_string),
+        expires_at: get_n(item, "expires_at").ok_or_else(|| corrupt("expires_at"))?,
+    })
+}

@@ -1,0 +1,140 @@
+//! A trigger and its record in the ledger: what `GET /triggers/{id}` shows.
+
+use crate::client_key::ClientKey;
+use crate::clock::EpochMillis;
+use crate::time_format::rfc3339;
+use serde::Serialize;
+
+/// Where a trigger is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerStatus {
+    Queued,
+    Started,
+    Succeeded,
+    Failed,
+    Stopped,
+    Superseded,
+    DeadLettered,
+}
+
+impl TriggerStatus {
+    pub const ALL: [TriggerStatus; 7] = [
+        Self::Queued,
+        Self::Started,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Stopped,
+        Self::Superseded,
+        Self::DeadLettered,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Started => "started",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+            Self::Superseded => "superseded",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// A new trigger id: a ULID (26 characters, sortable by time).
+pub fn new_trigger_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+/// The canonical form of a trigger id from a URL, or `None` if it cannot be one.
+pub fn canonical_trigger_id(text: &str) -> Option<String> {
+    if text.len() != ulid::ULID_LEN {
+        return None;
+    }
+    let canonical = ulid::Ulid::from_string(text).ok()?.to_string();
+    // Overflowing ids (first character above 7) parse lossily: refuse them.
+    canonical.eq_ignore_ascii_case(text).then_some(canonical)
+}
+
+/// One trigger as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerRecord {
+    pub trigger_id: String,
+    /// The public pipeline name the client asked for.
+    pub pipeline: String,
+    /// The CodePipeline name it maps to.
+    pub target: String,
+    pub status: TriggerStatus,
+    pub requested_at: EpochMillis,
+    pub updated_at: EpochMillis,
+    pub client_key: ClientKey,
+    pub execution_id: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// TTL, epoch seconds: garbage collection only; reads compare it themselves.
+    pub expires_at: u64,
+}
+
+impl TriggerRecord {
+    pub fn is_expired(&self, now: EpochMillis) -> bool {
+        self.expires_at.saturating_mul(1000) <= now
+    }
+
+    pub fn view(&self) -> TriggerView {
+        TriggerView {
+            trigger_id: self.trigger_id.clone(),
+            pipeline: self.pipeline.clone(),
+            status: self.status,
+            requested_at: rfc3339(self.requested_at),
+            updated_at: rfc3339(self.updated_at),
+            execution_id: self.execution_id.clone(),
+        }
+    }
+}
+
+/// The body of `GET /triggers/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TriggerView {
+    pub trigger_id: String,
+    pub pipeline: String,
+    pub status: TriggerStatus,
+    pub requested_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_and_serialize_as_the_contract_says() {
+        for s in TriggerStatus::ALL {
+            assert_eq!(TriggerStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(TriggerStatus::parse("QUEUED"), None);
+    }
+
+    #[test]
+    fn trigger_ids_are_ulids() {
+        let id = new_trigger_id();
+        assert_eq!(canonical_trigger_id(&id), Some(id.clone()));
+        assert_eq!(canonical_trigger_id(&id.to_lowercase()), Some(id));
+        for bad in [
+            "",
+            "abc",
+            "../../etc/passwd",
+            &"Z".repeat(26),
+            &"0".repeat(27),
+        ] {
+            assert_eq!(canonical_trigger_id(bad), None, "{bad}");
+        }
+    }
+}

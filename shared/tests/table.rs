@@ -1,0 +1,286 @@
+//! The DynamoDB and SQS adapters: against moto for behaviour, and with faults
+//! moto cannot produce (throttling, 500s) replayed through the real SDK client
+//! by aws-smithy-mocks.
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, RuleMode};
+use shared::client_key::client_key;
+use shared::message::WorkMessage;
+use shared::queue::{QueueError, WorkQueue};
+use shared::quota::{GlobalPolicy, QuotaPolicy};
+use shared::table::{trigger_pk, Admission, Refund, StoreError, Table};
+use shared::trigger::{new_trigger_id, TriggerRecord, TriggerStatus};
+use std::time::Duration;
+use testkit::Stack;
+
+const NOW: u64 = 1_795_000_000_000;
+
+fn policy(limit: usize) -> QuotaPolicy {
+    QuotaPolicy {
+        limit,
+        window: Duration::from_secs(3600),
+    }
+}
+
+fn record(ip: &str, at: u64) -> TriggerRecord {
+    TriggerRecord {
+        trigger_id: new_trigger_id(),
+        pipeline: "app".into(),
+        target: "app-pipeline".into(),
+        status: TriggerStatus::Queued,
+        requested_at: at,
+        updated_at: at,
+        client_key: client_key(b"0123456789abcdef", ip).unwrap(),
+        execution_id: None,
+        error_code: None,
+        error_message: None,
+        expires_at: at / 1000 + 86_400,
+    }
+}
+
+fn accepted(admission: Admission) -> Vec<u64> {
+    match admission {
+        Admission::Accepted { previous, .. } => previous,
+        other => panic!("expected acceptance, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_refund_after_later_acceptances_removes_only_its_own_slot() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let p = policy(2);
+    let first = record("192.0.2.10", NOW);
+    let second = record("192.0.2.10", NOW + 1000);
+    let previous = accepted(table.admit(&p, None, &first).await.unwrap());
+    accepted(table.admit(&p, None, &second).await.unwrap());
+    assert!(matches!(
+        table
+            .admit(&p, None, &record("192.0.2.10", NOW + 2000))
+            .await
+            .unwrap(),
+        Admission::ClientExhausted(_)
+    ));
+    // The first one's enqueue failed: its refund meets a state it did not write.
+    assert_eq!(
+        table.refund(&p, None, &first, &previous).await.unwrap(),
+        Refund::Refunded
+    );
+    assert!(table
+        .get_trigger(&first.trigger_id, NOW)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(table
+        .get_trigger(&second.trigger_id, NOW)
+        .await
+        .unwrap()
+        .is_some());
+    // Exactly one slot came back.
+    accepted(
+        table
+            .admit(&p, None, &record("192.0.2.10", NOW + 3000))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(
+        table
+            .admit(&p, None, &record("192.0.2.10", NOW + 4000))
+            .await
+            .unwrap(),
+        Admission::ClientExhausted(_)
+    ));
+}
+
+#[tokio::test]
+async fn no_refund_once_a_worker_took_the_trigger() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let p = policy(1);
+    let r = record("192.0.2.11", NOW);
+    let previous = accepted(table.admit(&p, None, &r).await.unwrap());
+    stack
+        .dynamodb
+        .update_item()
+        .table_name(&stack.table_name)
+        .key("pk", AttributeValue::S(trigger_pk(&r.trigger_id)))
+        .update_expression("SET #s = :started")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":started", AttributeValue::S("started".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        table.refund(&p, None, &r, &previous).await.unwrap(),
+        Refund::AlreadyPickedUp
+    );
+    let kept = table
+        .get_trigger(&r.trigger_id, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.status, TriggerStatus::Started);
+    assert!(matches!(
+        table
+            .admit(&p, None, &record("192.0.2.11", NOW + 1))
+            .await
+            .unwrap(),
+        Admission::ClientExhausted(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_global_refund_gives_the_budget_back() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let p = policy(3);
+    let g = GlobalPolicy {
+        limit: 1,
+        window: Duration::from_secs(3600),
+    };
+    let r = record("192.0.2.12", NOW);
+    let previous = accepted(table.admit(&p, Some(&g), &r).await.unwrap());
+    assert!(matches!(
+        table
+            .admit(&p, Some(&g), &record("192.0.2.13", NOW + 1))
+            .await
+            .unwrap(),
+        Admission::GlobalExhausted { .. }
+    ));
+    assert_eq!(
+        table.refund(&p, Some(&g), &r, &previous).await.unwrap(),
+        Refund::Refunded
+    );
+    accepted(
+        table
+            .admit(&p, Some(&g), &record("192.0.2.13", NOW + 2))
+            .await
+            .unwrap(),
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_trigger_item_is_reported_not_served() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let id = new_trigger_id();
+    stack
+        .dynamodb
+        .put_item()
+        .table_name(&stack.table_name)
+        .item("pk", AttributeValue::S(trigger_pk(&id)))
+        .item("status", AttributeValue::S("exploded".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(
+        table.get_trigger(&id, NOW).await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+/// A DynamoDB client whose every response is replayed by `rules`, with the
+/// project's retry settings.
+fn mocked_dynamodb(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_dynamodb::Client {
+    let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::Sequential);
+    for rule in rules {
+        interceptor = interceptor.with_rule(rule);
+    }
+    let config = aws_sdk_dynamodb::Config::builder()
+        .with_test_defaults_v2()
+        .http_client(create_mock_http_client())
+        .retry_config(
+            aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+                .with_max_attempts(shared::aws::MAX_SDK_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(1)),
+        )
+        .interceptor(interceptor)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn throttling_is_retried_then_reported_unavailable() {
+    let throttled = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .http_status(400, Some(r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate exceeded"}"#.into()))
+        .times(3)
+        .build();
+    let table = Table::new(mocked_dynamodb(&[&throttled]), "t");
+    let err = table
+        .admit(&policy(3), None, &record("192.0.2.20", NOW))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        throttled.num_calls(),
+        3,
+        "the SDK retried the throttled call"
+    );
+    match err {
+        StoreError::Unavailable(detail) => {
+            assert!(detail.contains("ThrottlingException"), "{detail}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_throttle_that_clears_admits() {
+    let flaky = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .http_status(400, Some(r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}"#.into()))
+        .output(|| TransactWriteItemsOutput::builder().build())
+        .build();
+    let table = Table::new(mocked_dynamodb(&[&flaky]), "t");
+    let admission = table
+        .admit(&policy(3), None, &record("192.0.2.21", NOW))
+        .await
+        .unwrap();
+    assert!(matches!(admission, Admission::Accepted { .. }));
+    assert_eq!(flaky.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn a_500_is_unavailable() {
+    let broken = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .http_status(500, None)
+        .times(3)
+        .build();
+    let table = Table::new(mocked_dynamodb(&[&broken]), "t");
+    let err = table
+        .admit(&policy(3), None, &record("192.0.2.22", NOW))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert_eq!(broken.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn an_sqs_500_is_a_queue_error() {
+    let broken = mock!(aws_sdk_sqs::Client::send_message)
+        .sequence()
+        .http_status(500, None)
+        .times(3)
+        .build();
+    let sqs = aws_smithy_mocks::mock_client!(aws_sdk_sqs, RuleMode::Sequential, &[&broken], |c| c
+        .retry_config(
+            aws_sdk_sqs::config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(1))
+        ));
+    let queue = WorkQueue::new(sqs, "https://sqs.us-east-1.amazonaws.com/1/q");
+    let message = WorkMessage {
+        version: 1,
+        trigger_id: new_trigger_id(),
+        pipeline: "app".into(),
+        requested_at: "2026-11-21T00:00:00.000Z".into(),
+        client_key: "ab".repeat(32),
+    };
+    assert!(matches!(
+        queue.send(&message).await,
+        Err(QueueError::Unavailable(_))
+    ));
+    assert_eq!(broken.num_calls(), 3);
+}

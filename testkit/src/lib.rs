@@ -1,0 +1,260 @@
+//! Test support: the moto emulator, SDK clients pointed at it, fresh
+//! resources per test, captured logs.
+//!
+//! `MOTO_ENDPOINT` (set by `scripts/test`) names a running emulator; without
+//! it the first test of a binary starts `.venv/bin/moto_server` on a free
+//! loopback port, and a watcher stops it when the test process ends. If no
+//! emulator can be had, tests fail loudly: they never skip.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use shared::aws::CallCounter;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const REGION: &str = "us-east-1";
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit lives in the workspace")
+        .to_path_buf()
+}
+
+/// A loopback port nothing listens on.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// An endpoint that refuses connections.
+pub fn dead_endpoint() -> String {
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+fn wait_for(endpoint: &str, timeout: Duration) -> bool {
+    let address = endpoint.trim_start_matches("http://");
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(address).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn start_moto() -> String {
+    let server = std::env::var("MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join(".venv/bin/moto_server"));
+    assert!(
+        server.exists(),
+        "no AWS emulator: {} is missing. Run scripts/test (it installs moto into .venv/) \
+         or set MOTO_ENDPOINT to a running moto server.",
+        server.display()
+    );
+    let port = free_port();
+    // The watcher ends moto when this test process is gone, however it ends.
+    let script = format!(
+        "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+         while kill -0 {pid} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null",
+        pid = std::process::id()
+    );
+    let mut watcher = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(&server)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    // Reap the watcher when it ends.
+    std::thread::spawn(move || watcher.wait());
+    let endpoint = format!("http://127.0.0.1:{port}");
+    assert!(
+        wait_for(&endpoint, Duration::from_secs(60)),
+        "moto_server did not start listening on {endpoint}"
+    );
+    endpoint
+}
+
+/// The emulator's endpoint, starting one if needed.
+pub fn moto_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| match std::env::var("MOTO_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => {
+            assert!(
+                wait_for(&endpoint, Duration::from_secs(30)),
+                "MOTO_ENDPOINT={endpoint} does not answer"
+            );
+            endpoint
+        }
+        _ => start_moto(),
+    })
+}
+
+/// SDK settings pointing every service at `endpoint`, through the project's
+/// one client builder.
+pub async fn sdk_config_at(endpoint: &str) -> SdkConfig {
+    shared::aws::config_loader()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            "testing", "testing", None, None, "testkit",
+        ))
+        .load()
+        .await
+}
+
+/// SDK settings pointing at the emulator.
+pub async fn sdk_config() -> SdkConfig {
+    sdk_config_at(moto_endpoint()).await
+}
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Clients on the emulator sharing one call counter, and a fresh table and queues.
+pub struct Stack {
+    pub sdk: SdkConfig,
+    pub calls: CallCounter,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub table_name: String,
+    pub queues: shared::provision::Queues,
+}
+
+impl Stack {
+    pub async fn new() -> Self {
+        let sdk = sdk_config().await;
+        let calls = CallCounter::default();
+        let dynamodb = shared::aws::dynamodb(&sdk, &calls);
+        let sqs = shared::aws::sqs(&sdk, &calls);
+        let table_name = unique("table");
+        shared::provision::create_table(&dynamodb, &table_name)
+            .await
+            .expect("create table");
+        let queues = shared::provision::create_queues(&sqs, &unique("work"), 5)
+            .await
+            .expect("create queues");
+        Self {
+            sdk,
+            calls,
+            dynamodb,
+            sqs,
+            table_name,
+            queues,
+        }
+    }
+
+    /// Every item in the table, as JSON-ish debug text per item.
+    pub async fn scan_items(
+        &self,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamodb
+                .scan()
+                .table_name(&self.table_name)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan table");
+            items.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => return items,
+            }
+        }
+    }
+
+    /// Receives (and consumes) every message currently on a queue.
+    pub async fn drain(&self, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut all = Vec::new();
+        loop {
+            let batch = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+                .visibility_timeout(300)
+                .send()
+                .await
+                .expect("receive messages");
+            let messages = batch.messages().to_vec();
+            if messages.is_empty() {
+                return all;
+            }
+            all.extend(messages);
+        }
+    }
+}
+
+/// Log lines captured from a JSON subscriber, for assertions on what was logged.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        self.text()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every log line is JSON"))
+            .collect()
+    }
+}
+
+impl Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Routes this thread's logs (the project's JSON format) into a buffer until
+/// the guard drops. Use with a current-thread runtime.
+pub fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
+    let logs = CapturedLogs::default();
+    let guard = tracing::subscriber::set_default(shared::logging::json_subscriber(logs.clone()));
+    (logs, guard)
+}
