@@ -113,6 +113,21 @@ pub fn sqs(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(config)
 }
 
+pub fn codepipeline(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_codepipeline::Client {
+    let config = aws_sdk_codepipeline::config::Builder::from(sdk)
+        .interceptor(calls.clone())
+        .build();
+    aws_sdk_codepipeline::Client::from_conf(config)
+}
+
+#[cfg(feature = "provision")]
+pub fn iam(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_iam::Client {
+    let config = aws_sdk_iam::config::Builder::from(sdk)
+        .interceptor(calls.clone())
+        .build();
+    aws_sdk_iam::Client::from_conf(config)
+}
+
 /// A short, log-safe description of an SDK error: its code and message, or
 /// the transport failure.
 pub fn describe<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String

@@ -321,6 +321,28 @@ impl IngressConfig {
     }
 }
 
+/// What the worker reads.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub table_name: String,
+    pub dlq_url: String,
+    pub pipelines: Pipelines,
+    pub max_attempts: u32,
+    pub ledger_retention: Duration,
+}
+
+impl WorkerConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: env.string("TABLE_NAME")?,
+            dlq_url: env.url("DLQ_URL")?,
+            pipelines: env.pipelines()?,
+            max_attempts: env.number("MAX_ATTEMPTS", 1, 100)? as u32,
+            ledger_retention: env.duration("LEDGER_RETENTION")?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,6 +441,36 @@ mod tests {
         assert!(!is_valid_pipeline_name(""));
         assert!(!is_valid_pipeline_name("a/b"));
         assert!(!is_valid_pipeline_name("ünicode"));
+    }
+
+    #[test]
+    fn worker_config_reads_its_variables() {
+        let env = Env::from_pairs([
+            ("TABLE_NAME", "t"),
+            ("DLQ_URL", "http://127.0.0.1:1/dlq"),
+            ("PIPELINES", "a=b"),
+        ]);
+        let config = WorkerConfig::from_env(&env).unwrap();
+        assert_eq!(config.max_attempts, 5);
+        assert_eq!(config.pipelines.by_name("b").unwrap().public, "a");
+        let env = Env::from_pairs([
+            ("TABLE_NAME", "t"),
+            ("DLQ_URL", "http://x"),
+            ("PIPELINES", "a"),
+            ("MAX_ATTEMPTS", "0"),
+        ]);
+        assert!(matches!(
+            WorkerConfig::from_env(&env),
+            Err(ConfigError::Malformed {
+                name: "MAX_ATTEMPTS",
+                ..
+            })
+        ));
+        let env = Env::from_pairs([("TABLE_NAME", "t"), ("PIPELINES", "a")]);
+        assert_eq!(
+            WorkerConfig::from_env(&env).unwrap_err(),
+            ConfigError::Missing { name: "DLQ_URL" }
+        );
     }
 
     #[test]

@@ -14,9 +14,12 @@ pub mod http;
 pub mod lambda;
 pub mod logging;
 pub mod message;
+pub mod pipeline;
+#[cfg(feature = "provision")]
 pub mod provision;
 pub mod queue;
 pub mod quota;
+pub mod retry;
 pub mod table;
 pub mod time_format;
 pub mod trigger;

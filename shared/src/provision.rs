@@ -118,3 +118,93 @@ pub async fn create_queues(
         .ok_or_else(|| err(name, "no queue URL"))?;
     Ok(Queues { queue_url, dlq_url })
 }
+
+/// The trust policy CodePipeline needs to assume its service role.
+const PIPELINE_TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"codepipeline.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+/// A minimal two-stage pipeline (S3 source, CodeBuild build) named `name`,
+/// with a service role of its own: the demo pipeline of the local stack.
+pub async fn create_pipeline(
+    iam: &aws_sdk_iam::Client,
+    codepipeline: &aws_sdk_codepipeline::Client,
+    name: &str,
+) -> Result<(), ProvisionError> {
+    use aws_sdk_codepipeline::types::{
+        ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore,
+        ArtifactStoreType, InputArtifact, OutputArtifact, PipelineDeclaration, StageDeclaration,
+    };
+    let role_name = format!("{name}-role");
+    let role_arn = iam
+        .create_role()
+        .role_name(&role_name)
+        .assume_role_policy_document(PIPELINE_TRUST_POLICY)
+        .send()
+        .await
+        .map_err(|e| err(&role_name, e))?
+        .role
+        .map(|r| r.arn)
+        .ok_or_else(|| err(&role_name, "no role"))?;
+    let action = |action_name: &str, category: ActionCategory, provider: &str| {
+        ActionTypeId::builder()
+            .category(category)
+            .owner(ActionOwner::Aws)
+            .provider(provider)
+            .version("1")
+            .build()
+            .map(|type_id| {
+                ActionDeclaration::builder()
+                    .name(action_name)
+                    .action_type_id(type_id)
+            })
+            .map_err(|e| err(name, e))
+    };
+    let source = action("Source", ActionCategory::Source, "S3")?
+        .configuration("S3Bucket", format!("{name}-source"))
+        .configuration("S3ObjectKey", "source.zip")
+        .output_artifacts(
+            OutputArtifact::builder()
+                .name("src")
+                .build()
+                .map_err(|e| err(name, e))?,
+        )
+        .build()
+        .map_err(|e| err(name, e))?;
+    let build = action("Build", ActionCategory::Build, "CodeBuild")?
+        .configuration("ProjectName", format!("{name}-build"))
+        .input_artifacts(
+            InputArtifact::builder()
+                .name("src")
+                .build()
+                .map_err(|e| err(name, e))?,
+        )
+        .build()
+        .map_err(|e| err(name, e))?;
+    let stage = |stage_name: &str, action: ActionDeclaration| {
+        StageDeclaration::builder()
+            .name(stage_name)
+            .actions(action)
+            .build()
+            .map_err(|e| err(name, e))
+    };
+    let pipeline = PipelineDeclaration::builder()
+        .name(name)
+        .role_arn(role_arn)
+        .artifact_store(
+            ArtifactStore::builder()
+                .r#type(ArtifactStoreType::S3)
+                .location(format!("{name}-artifacts"))
+                .build()
+                .map_err(|e| err(name, e))?,
+        )
+        .stages(stage("Source", source)?)
+        .stages(stage("Build", build)?)
+        .build()
+        .map_err(|e| err(name, e))?;
+    codepipeline
+        .create_pipeline()
+        .pipeline(pipeline)
+        .send()
+        .await
+        .map_err(|e| err(name, e))?;
+    Ok(())
+}

@@ -426,6 +426,105 @@ impl Table {
     }
 }
 
+/// How recording a started execution ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartRecord {
+    Recorded,
+    /// No trigger record (refunded by the ingress, or expired).
+    MissingRecord,
+    /// The record already names another execution.
+    OtherExecution(String),
+}
+
+pub fn execution_pk(execution_id: &str) -> String {
+    format!("execution#{execution_id}")
+}
+
+impl Table {
+    /// Marks the trigger `started` with its execution id, and indexes the
+    /// execution id back to the trigger (for the notifier), in one transaction.
+    pub async fn record_started(
+        &self,
+        trigger_id: &str,
+        execution_id: &str,
+        now: EpochMillis,
+        expires_at: u64,
+    ) -> Result<StartRecord, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.name)
+            .key("pk", s(trigger_pk(trigger_id)))
+            .update_expression("SET #status = :started, execution_id = :e, updated_at = :now")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(execution_id) OR execution_id = :e)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":started", s(TriggerStatus::Started.as_str()))
+            .expression_attribute_values(":e", s(execution_id))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let index = Put::builder()
+            .table_name(&self.name)
+            .item("pk", s(execution_pk(execution_id)))
+            .item("trigger_id", s(trigger_id))
+            .item("expires_at", n(expires_at))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder().put(index).build(),
+        ];
+        let Some(reasons) = self.transact(items).await? else {
+            return Ok(StartRecord::Recorded);
+        };
+        if !failed(reasons.first()) {
+            return Err(StoreError::Unavailable(format!(
+                "transaction cancelled: {reasons:?}"
+            )));
+        }
+        Ok(match reasons[0].item() {
+            None => StartRecord::MissingRecord,
+            Some(item) => {
+                StartRecord::OtherExecution(get_s(item, "execution_id").unwrap_or("?").to_string())
+            }
+        })
+    }
+
+    /// Marks a trigger `dead_lettered` with the reason, unless it has started.
+    /// Returns whether a record was updated.
+    pub async fn record_dead_lettered(
+        &self,
+        trigger_id: &str,
+        error_code: &str,
+        error_message: &str,
+        now: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(trigger_pk(trigger_id)))
+            .update_expression("SET #status = :dead, error_code = :code, error_message = :message, updated_at = :now")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(execution_id)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":dead", s(TriggerStatus::DeadLettered.as_str()))
+            .expression_attribute_values(":code", s(error_code))
+            .expression_attribute_values(":message", s(error_message))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::Unavailable(describe(&e))),
+        }
+    }
+}
+
 pub fn record_to_item(record: &TriggerRecord) -> Item {
     let mut item = HashMap::from([
         ("pk".to_string(), s(trigger_pk(&record.trigger_id))),

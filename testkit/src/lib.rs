@@ -139,6 +139,8 @@ pub struct Stack {
     pub calls: CallCounter,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub codepipeline: aws_sdk_codepipeline::Client,
+    pub iam: aws_sdk_iam::Client,
     pub table_name: String,
     pub queues: shared::provision::Queues,
 }
@@ -149,6 +151,8 @@ impl Stack {
         let calls = CallCounter::default();
         let dynamodb = shared::aws::dynamodb(&sdk, &calls);
         let sqs = shared::aws::sqs(&sdk, &calls);
+        let codepipeline = shared::aws::codepipeline(&sdk, &calls);
+        let iam = shared::aws::iam(&sdk, &calls);
         let table_name = unique("table");
         shared::provision::create_table(&dynamodb, &table_name)
             .await
@@ -161,9 +165,68 @@ impl Stack {
             calls,
             dynamodb,
             sqs,
+            codepipeline,
+            iam,
             table_name,
             queues,
         }
+    }
+
+    /// Creates a pipeline with a fresh name; returns the name.
+    pub async fn pipeline(&self, prefix: &str) -> String {
+        let name = unique(prefix);
+        shared::provision::create_pipeline(&self.iam, &self.codepipeline, &name)
+            .await
+            .expect("create pipeline");
+        name
+    }
+
+    /// How many executions a pipeline has.
+    pub async fn executions(&self, pipeline: &str) -> usize {
+        self.codepipeline
+            .list_pipeline_executions()
+            .pipeline_name(pipeline)
+            .send()
+            .await
+            .expect("list executions")
+            .pipeline_execution_summaries()
+            .len()
+    }
+
+    /// The ARN of a queue.
+    pub async fn queue_arn(&self, queue_url: &str) -> String {
+        self.sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
+            .expect("queue ARN")
+    }
+
+    /// Receives up to 10 messages of the work queue (for `visibility` seconds)
+    /// and turns them into the SQS event Lambda's event source mapping delivers.
+    pub async fn receive_event(&self, visibility: i32) -> serde_json::Value {
+        let url = &self.queues.queue_url;
+        let arn = self.queue_arn(url).await;
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(visibility)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive");
+        sqs_event(received.messages(), &arn)
     }
 
     /// Every item in the table, as JSON-ish debug text per item.
@@ -257,4 +320,40 @@ pub fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
     let logs = CapturedLogs::default();
     let guard = tracing::subscriber::set_default(shared::logging::json_subscriber(logs.clone()));
     (logs, guard)
+}
+
+/// The SQS event Lambda's event source mapping builds from received messages.
+pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            let attributes: serde_json::Map<String, serde_json::Value> = m
+                .attributes()
+                .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), serde_json::Value::from(v.as_str()))).collect())
+                .unwrap_or_default();
+            let message_attributes: serde_json::Map<String, serde_json::Value> = m
+                .message_attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| {
+                            (k.clone(), serde_json::json!({"stringValue": v.string_value(), "dataType": v.data_type(),
+                                                           "stringListValues": [], "binaryListValues": []}))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            serde_json::json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": attributes,
+                "messageAttributes": message_attributes,
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
 }

@@ -1,0 +1,38 @@
+//! `worker`: the Lambda on the work queue. Builds its clients once, then
+//! serves SQS batches through the Lambda Runtime API.
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+use shared::aws::{self, CallCounter};
+use shared::clock::SystemClock;
+use shared::config::{Env, WorkerConfig};
+use shared::pipeline::PipelineStarter;
+use shared::queue::{DeadLetterQueue, Deliveries};
+use shared::table::Table;
+use std::sync::Arc;
+use worker::Worker;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::logging::init();
+    let config = match WorkerConfig::from_env(&Env::from_process()) {
+        Ok(config) => config,
+        Err(e) => shared::lambda::fail_init("worker", &e).await,
+    };
+    let sdk = aws::config_loader().load().await;
+    let calls = CallCounter::default();
+    let sqs = aws::sqs(&sdk, &calls);
+    let worker = Arc::new(Worker::new(
+        config.clone(),
+        Table::new(aws::dynamodb(&sdk, &calls), config.table_name.clone()),
+        PipelineStarter::new(aws::codepipeline(&sdk, &calls)),
+        Deliveries::new(sqs.clone()),
+        DeadLetterQueue::new(sqs, config.dlq_url.clone()),
+        Arc::new(SystemClock),
+    ));
+    let worker = &worker;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        worker.handle(event.payload).await
+    }))
+    .await
+}

@@ -1,0 +1,396 @@
+//! The worker against moto: real queue messages with real receipt handles,
+//! real CodePipeline executions, the DLQ and the ledger; faults moto cannot
+//! make are replayed through the real client with aws-smithy-mocks.
+
+use aws_lambda_events::sqs::SqsBatchResponse;
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use serde_json::json;
+use shared::aws;
+use shared::client_key::client_key;
+use shared::clock::SystemClock;
+use shared::config::{Env, WorkerConfig};
+use shared::message::WorkMessage;
+use shared::pipeline::PipelineStarter;
+use shared::queue::{DeadLetterQueue, Deliveries, WorkQueue};
+use shared::quota::QuotaPolicy;
+use shared::retry::FailureKind;
+use shared::table::{Admission, Table};
+use shared::time_format::rfc3339;
+use shared::trigger::{new_trigger_id, TriggerRecord, TriggerStatus};
+use std::sync::Arc;
+use std::time::Duration;
+use testkit::{dead_endpoint, sdk_config_at, Stack};
+use worker::Worker;
+
+struct Harness {
+    stack: Stack,
+    worker: Arc<Worker>,
+    table: Table,
+}
+
+async fn harness(pipelines: &str, max_attempts: &str, dead_codepipeline: bool) -> Harness {
+    let stack = Stack::new().await;
+    let config = WorkerConfig::from_env(&Env::from_pairs([
+        ("TABLE_NAME", stack.table_name.as_str()),
+        ("DLQ_URL", stack.queues.dlq_url.as_str()),
+        ("PIPELINES", pipelines),
+        ("MAX_ATTEMPTS", max_attempts),
+    ]))
+    .expect("valid config");
+    let codepipeline = if dead_codepipeline {
+        aws::codepipeline(&sdk_config_at(&dead_endpoint()).await, &stack.calls)
+    } else {
+        stack.codepipeline.clone()
+    };
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let worker = Arc::new(Worker::new(
+        config.clone(),
+        table.clone(),
+        PipelineStarter::new(codepipeline),
+        Deliveries::new(stack.sqs.clone()),
+        DeadLetterQueue::new(stack.sqs.clone(), config.dlq_url.clone()),
+        Arc::new(SystemClock),
+    ));
+    Harness {
+        stack,
+        worker,
+        table,
+    }
+}
+
+impl Harness {
+    /// A trigger as the ingress makes it: quota taken, record written, message sent.
+    async fn enqueue(&self, pipeline: &str) -> String {
+        let now = shared::clock::Clock::now_ms(&SystemClock);
+        let trigger_id = new_trigger_id();
+        let key = client_key(b"0123456789abcdef", &format!("192.0.2.{}", rand_octet())).unwrap();
+        let record = TriggerRecord {
+            trigger_id: trigger_id.clone(),
+            pipeline: "app".into(),
+            target: pipeline.into(),
+            status: TriggerStatus::Queued,
+            requested_at: now,
+            updated_at: now,
+            client_key: key.clone(),
+            execution_id: None,
+            error_code: None,
+            error_message: None,
+            expires_at: now / 1000 + 86_400,
+        };
+        let policy = QuotaPolicy {
+            limit: 100,
+            window: Duration::from_secs(60),
+        };
+        assert!(matches!(
+            self.table.admit(&policy, None, &record).await.unwrap(),
+            Admission::Accepted { .. }
+        ));
+        let message = WorkMessage {
+            version: 1,
+            trigger_id: trigger_id.clone(),
+            pipeline: pipeline.into(),
+            requested_at: rfc3339(now),
+            client_key: key.to_string(),
+        };
+        WorkQueue::new(self.stack.sqs.clone(), &self.stack.queues.queue_url)
+            .send(&message)
+            .await
+            .unwrap();
+        trigger_id
+    }
+
+    async fn send_raw(&self, body: &str) {
+        self.stack
+            .sqs
+            .send_message()
+            .queue_url(&self.stack.queues.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn run_batch(&self, visibility: i32) -> (usize, SqsBatchResponse) {
+        let event = self.stack.receive_event(visibility).await;
+        let count = event["Records"].as_array().unwrap().len();
+        (
+            count,
+            self.worker.handle(event).await.expect("an SQS event"),
+        )
+    }
+
+    async fn status(&self, trigger_id: &str) -> TriggerRecord {
+        self.table
+            .get_trigger(trigger_id, 0)
+            .await
+            .unwrap()
+            .expect("record")
+    }
+
+    /// The DLQ's messages: (error_code, error_message, body).
+    async fn dead_letters(&self) -> Vec<(String, String, String)> {
+        let mut out: Vec<(String, String, String)> = self
+            .stack
+            .drain(&self.stack.queues.dlq_url)
+            .await
+            .iter()
+            .map(|m| {
+                let attr = |name: &str| {
+                    m.message_attributes()
+                        .and_then(|a| a.get(name))
+                        .and_then(|v| v.string_value())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                (
+                    attr("error_code"),
+                    attr("error_message"),
+                    m.body().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+fn rand_octet() -> u8 {
+    (new_trigger_id().bytes().last().unwrap() % 200) + 1
+}
+
+#[tokio::test]
+async fn a_mixed_batch_starts_the_good_and_dead_letters_the_rest_with_reasons() {
+    let h0 = harness("app=placeholder", "5", false).await;
+    let good = h0.stack.pipeline("good").await;
+    let deleted = h0.stack.pipeline("deleted").await;
+    h0.stack
+        .codepipeline
+        .delete_pipeline()
+        .name(&deleted)
+        .send()
+        .await
+        .unwrap();
+    // The worker allowlists both the good and the deleted pipeline.
+    let h = harness_on(h0, &format!("app={good},old={deleted}"), "5", false).await;
+    let good_id = h.enqueue(&good).await;
+    let not_allowed_id = h.enqueue("someone-elses-pipeline").await;
+    let deleted_id = h.enqueue(&deleted).await;
+    h.send_raw("{\"this is\": \"not the schema\"").await;
+    let (count, response) = h.run_batch(60).await;
+    assert_eq!(count, 4);
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        response.batch_item_failures
+    );
+    assert_eq!(h.stack.executions(&good).await, 1);
+
+    let good_record = h.status(&good_id).await;
+    assert_eq!(good_record.status, TriggerStatus::Started);
+    assert!(good_record.execution_id.is_some());
+    for id in [&not_allowed_id, &deleted_id] {
+        let record = h.status(id).await;
+        assert_eq!(record.status, TriggerStatus::DeadLettered, "{id}");
+        assert!(record.error_code.is_some());
+    }
+    let dead = h.dead_letters().await;
+    let codes: Vec<&str> = dead.iter().map(|(c, _, _)| c.as_str()).collect();
+    assert_eq!(
+        codes,
+        ["MalformedMessage", "PipelineNotAllowed", "PipelineNotFound"]
+    );
+    assert_eq!(
+        dead[0].2, "{\"this is\": \"not the schema\"",
+        "body unchanged"
+    );
+    assert!(dead[1].1.contains("someone-elses-pipeline"));
+    assert!(dead[2].2.contains(&deleted_id));
+    // Nothing is left on the work queue: the worker deleted what it dead-lettered.
+    assert!(h.stack.drain(&h.stack.queues.queue_url).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_redelivered_message_starts_one_execution() {
+    let h0 = harness("app=placeholder", "5", false).await;
+    let pipeline = h0.stack.pipeline("dup").await;
+    let h = harness_on(h0, &format!("app={pipeline}"), "5", false).await;
+    let id = h.enqueue(&pipeline).await;
+    // SQS delivers the same message again (e.g. after a visibility timeout).
+    let event = h.stack.receive_event(0).await;
+    let first = h.worker.handle(event.clone()).await.unwrap();
+    let second = h.worker.handle(event).await.unwrap();
+    assert!(first.batch_item_failures.is_empty() && second.batch_item_failures.is_empty());
+    assert_eq!(h.stack.executions(&pipeline).await, 1);
+    assert_eq!(h.status(&id).await.status, TriggerStatus::Started);
+}
+
+/// A worker with the allowlist `pipelines` on an existing stack.
+async fn harness_on(
+    h: Harness,
+    pipelines: &str,
+    max_attempts: &str,
+    dead_codepipeline: bool,
+) -> Harness {
+    let config = WorkerConfig::from_env(&Env::from_pairs([
+        ("TABLE_NAME", h.stack.table_name.as_str()),
+        ("DLQ_URL", h.stack.queues.dlq_url.as_str()),
+        ("PIPELINES", pipelines),
+        ("MAX_ATTEMPTS", max_attempts),
+    ]))
+    .unwrap();
+    let codepipeline = if dead_codepipeline {
+        aws::codepipeline(&sdk_config_at(&dead_endpoint()).await, &h.stack.calls)
+    } else {
+        h.stack.codepipeline.clone()
+    };
+    let worker = Arc::new(Worker::new(
+        config,
+        h.table.clone(),
+        PipelineStarter::new(codepipeline),
+        Deliveries::new(h.stack.sqs.clone()),
+        DeadLetterQueue::new(h.stack.sqs.clone(), h.stack.queues.dlq_url.clone()),
+        Arc::new(SystemClock),
+    ));
+    Harness { worker, ..h }
+}
+
+#[tokio::test]
+async fn codepipeline_unreachable_retries_every_message_later_and_dead_letters_none() {
+    let h0 = harness("app=placeholder", "5", false).await;
+    let pipeline = h0.stack.pipeline("down").await;
+    let h = harness_on(h0, &format!("app={pipeline}"), "5", true).await;
+    let ids = [
+        h.enqueue(&pipeline).await,
+        h.enqueue(&pipeline).await,
+        h.enqueue(&pipeline).await,
+    ];
+    // Received with a 1 s visibility: without the worker's change they would be back at once.
+    let (count, response) = h.run_batch(1).await;
+    assert_eq!(count, 3);
+    assert_eq!(response.batch_item_failures.len(), 3);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let visible = h.stack.receive_event(0).await;
+    assert_eq!(
+        visible["Records"].as_array().unwrap().len(),
+        0,
+        "the retry delay was set"
+    );
+    assert!(h.dead_letters().await.is_empty());
+    for id in &ids {
+        assert_eq!(h.status(id).await.status, TriggerStatus::Queued);
+    }
+    assert_eq!(h.stack.executions(&pipeline).await, 0);
+}
+
+#[tokio::test]
+async fn the_last_attempt_moves_the_message_to_the_dlq_with_its_reason() {
+    let h0 = harness("app=placeholder", "5", false).await;
+    let pipeline = h0.stack.pipeline("last").await;
+    let h = harness_on(h0, &format!("app={pipeline}"), "1", true).await;
+    let id = h.enqueue(&pipeline).await;
+    let (_, response) = h.run_batch(60).await;
+    assert!(response.batch_item_failures.is_empty());
+    let dead = h.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0, "ConnectionError");
+    assert!(
+        dead[0].1.contains("gave up after 1 attempts"),
+        "{}",
+        dead[0].1
+    );
+    assert!(dead[0].2.contains(&id));
+    let record = h.status(&id).await;
+    assert_eq!(record.status, TriggerStatus::DeadLettered);
+    assert_eq!(record.error_code.as_deref(), Some("ConnectionError"));
+    assert!(h.stack.drain(&h.stack.queues.queue_url).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_refunded_trigger_is_not_started() {
+    let h0 = harness("app=placeholder", "5", false).await;
+    let pipeline = h0.stack.pipeline("refunded").await;
+    let h = harness_on(h0, &format!("app={pipeline}"), "5", false).await;
+    // A message whose record the ingress deleted when it gave the quota back.
+    let message = WorkMessage {
+        version: 1,
+        trigger_id: new_trigger_id(),
+        pipeline: pipeline.clone(),
+        requested_at: rfc3339(0),
+        client_key: "ab".repeat(32),
+    };
+    h.send_raw(&message.to_json()).await;
+    let (_, response) = h.run_batch(60).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(h.stack.executions(&pipeline).await, 0);
+    assert!(h.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_event_that_is_not_sqs_fails_the_invocation() {
+    let h = harness("app=x", "5", false).await;
+    assert!(h
+        .worker
+        .handle(json!({"httpMethod": "POST"}))
+        .await
+        .is_err());
+    assert!(h.worker.handle(json!([1, 2])).await.is_err());
+    let empty = h.worker.handle(json!({"Records": []})).await.unwrap();
+    assert!(empty.batch_item_failures.is_empty());
+}
+
+fn starter_failing_with(
+    status: u16,
+    body: Option<&str>,
+) -> (PipelineStarter, aws_smithy_mocks::Rule) {
+    let rule = mock!(aws_sdk_codepipeline::Client::start_pipeline_execution)
+        .sequence()
+        .http_status(status, body.map(str::to_string))
+        .times(3)
+        .build();
+    let client = mock_client!(aws_sdk_codepipeline, RuleMode::Sequential, &[&rule], |c| c
+        .retry_config(
+            aws_sdk_codepipeline::config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(1))
+        ));
+    (PipelineStarter::new(client), rule)
+}
+
+#[tokio::test]
+async fn throttling_and_500s_are_transient_missing_pipelines_and_validation_permanent() {
+    let cases = [
+        (
+            400,
+            Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#),
+            FailureKind::Transient,
+            "Throttling",
+        ),
+        (500, None, FailureKind::Transient, ""),
+        (
+            400,
+            Some(r#"{"__type":"PipelineNotFoundException","message":"no such pipeline"}"#),
+            FailureKind::Permanent,
+            "PipelineNotFound",
+        ),
+        (
+            400,
+            Some(r#"{"__type":"ValidationException","message":"bad token"}"#),
+            FailureKind::Permanent,
+            "Validation",
+        ),
+    ];
+    for (status, body, kind, code) in cases {
+        let (starter, rule) = starter_failing_with(status, body);
+        let failure = starter.start("p", &new_trigger_id()).await.unwrap_err();
+        assert_eq!(failure.kind, kind, "{status} {body:?}");
+        if !code.is_empty() {
+            assert_eq!(failure.code, code);
+        }
+        let expected_calls = if kind == FailureKind::Transient { 3 } else { 1 };
+        assert_eq!(
+            rule.num_calls(),
+            expected_calls,
+            "retried only when transient: {body:?}"
+        );
+    }
+}
