@@ -9,11 +9,18 @@
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use shared::aws::CallCounter;
+use shared::clock::{Clock, SystemClock};
+use shared::message::{WorkMessage, MESSAGE_VERSION};
+use shared::queue::WorkQueue;
+use shared::quota::QuotaPolicy;
+use shared::table::{Admission, Table};
+use shared::time_format::rfc3339;
+use shared::trigger::{new_trigger_id, TriggerRecord, TriggerStatus};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -227,6 +234,56 @@ impl Stack {
             .await
             .expect("receive");
         sqs_event(received.messages(), &arn)
+    }
+
+    /// A trigger for `pipeline` exactly as the ingress makes one: quota taken
+    /// and record written through the table adapter, message sent through the
+    /// queue adapter. Each call is a new client. Returns the trigger id.
+    pub async fn enqueue_trigger(&self, pipeline: &str) -> String {
+        static NEXT_CLIENT: AtomicU32 = AtomicU32::new(1);
+        let address =
+            std::net::Ipv4Addr::from(0x0A00_0000 | NEXT_CLIENT.fetch_add(1, Ordering::SeqCst));
+        let now = SystemClock.now_ms();
+        let client_key =
+            shared::client_key::client_key(b"testkit-client-key-secret", &address.to_string())
+                .expect("a valid address");
+        let record = TriggerRecord {
+            trigger_id: new_trigger_id(),
+            pipeline: "app".into(),
+            target: pipeline.into(),
+            status: TriggerStatus::Queued,
+            requested_at: now,
+            updated_at: now,
+            client_key,
+            execution_id: None,
+            error_code: None,
+            error_message: None,
+            expires_at: now / 1000 + 86_400,
+        };
+        let policy = QuotaPolicy {
+            limit: 1,
+            window: Duration::from_secs(60),
+        };
+        let admission = Table::new(self.dynamodb.clone(), &self.table_name)
+            .admit(&policy, None, &record)
+            .await
+            .expect("admit");
+        assert!(
+            matches!(admission, Admission::Accepted { .. }),
+            "{admission:?}"
+        );
+        let message = WorkMessage {
+            version: MESSAGE_VERSION,
+            trigger_id: record.trigger_id.clone(),
+            pipeline: pipeline.into(),
+            requested_at: rfc3339(now),
+            client_key: record.client_key.to_string(),
+        };
+        WorkQueue::new(self.sqs.clone(), &self.queues.queue_url)
+            .send(&message)
+            .await
+            .expect("enqueue");
+        record.trigger_id
     }
 
     /// Every item in the table, as JSON-ish debug text per item.

@@ -3,15 +3,8 @@
 //! `cargo bench -p worker --bench batch` (starts its own emulator, or uses
 //! MOTO_ENDPOINT). Prints medians and ranges over repeated rounds.
 
-use shared::clock::{Clock, SystemClock};
+use shared::clock::SystemClock;
 use shared::config::{Env, WorkerConfig};
-use shared::message::WorkMessage;
-use shared::pipeline::PipelineStarter;
-use shared::queue::{DeadLetterQueue, Deliveries, WorkQueue};
-use shared::quota::QuotaPolicy;
-use shared::table::Table;
-use shared::time_format::rfc3339;
-use shared::trigger::{new_trigger_id, TriggerRecord, TriggerStatus};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::Stack;
@@ -19,39 +12,9 @@ use worker::Worker;
 
 const ROUNDS: usize = 7;
 
-async fn enqueue(stack: &Stack, table: &Table, pipeline: &str, n: usize) {
-    let queue = WorkQueue::new(stack.sqs.clone(), &stack.queues.queue_url);
-    let policy = QuotaPolicy {
-        limit: 100,
-        window: Duration::from_secs(1),
-    };
-    for i in 0..n {
-        let now = SystemClock.now_ms();
-        let key =
-            shared::client_key::client_key(b"0123456789abcdef", &format!("198.51.100.{}", i + 1))
-                .unwrap();
-        let record = TriggerRecord {
-            trigger_id: new_trigger_id(),
-            pipeline: "app".into(),
-            target: pipeline.into(),
-            status: TriggerStatus::Queued,
-            requested_at: now,
-            updated_at: now,
-            client_key: key.clone(),
-            execution_id: None,
-            error_code: None,
-            error_message: None,
-            expires_at: now / 1000 + 3600,
-        };
-        table.admit(&policy, None, &record).await.unwrap();
-        let message = WorkMessage {
-            version: 1,
-            trigger_id: record.trigger_id.clone(),
-            pipeline: pipeline.into(),
-            requested_at: rfc3339(now),
-            client_key: key.to_string(),
-        };
-        queue.send(&message).await.unwrap();
+async fn enqueue(stack: &Stack, pipeline: &str, n: usize) {
+    for _ in 0..n {
+        stack.enqueue_trigger(pipeline).await;
     }
 }
 
@@ -77,19 +40,17 @@ async fn main() {
         ("PIPELINES", format!("app={pipeline}").as_str()),
     ]))
     .unwrap();
-    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let worker = Arc::new(Worker::new(
-        config.clone(),
-        table.clone(),
-        PipelineStarter::new(stack.codepipeline.clone()),
-        Deliveries::new(stack.sqs.clone()),
-        DeadLetterQueue::new(stack.sqs.clone(), config.dlq_url.clone()),
+        config,
+        stack.dynamodb.clone(),
+        stack.sqs.clone(),
+        stack.codepipeline.clone(),
         Arc::new(SystemClock),
     ));
     for size in [1usize, 10] {
         let mut samples = Vec::new();
         for _ in 0..ROUNDS {
-            enqueue(&stack, &table, &pipeline, size).await;
+            enqueue(&stack, &pipeline, size).await;
             let event = stack.receive_event(60).await;
             assert_eq!(event["Records"].as_array().unwrap().len(), size);
             let started = Instant::now();
@@ -102,7 +63,7 @@ async fn main() {
     // The same ten messages one after another, for comparison.
     let mut samples = Vec::new();
     for _ in 0..ROUNDS {
-        enqueue(&stack, &table, &pipeline, 10).await;
+        enqueue(&stack, &pipeline, 10).await;
         let event = stack.receive_event(60).await;
         let records: Vec<aws_lambda_events::sqs::SqsMessage> =
             serde_json::from_value(event["Records"].clone()).unwrap();

@@ -54,36 +54,39 @@ pub enum Outcome {
     Retry,
 }
 
-/// Why a message needs no start.
+/// How a valid message was handled.
 enum Handled {
-    Started {
-        trigger_id: String,
-        execution_id: String,
-    },
-    AlreadyStarted {
-        trigger_id: String,
-        execution_id: String,
-    },
-    NoRecord {
-        trigger_id: String,
-    },
+    Started { execution_id: String },
+    AlreadyStarted { execution_id: String },
+    NoRecord,
+}
+
+/// The message and its canonical trigger id, or why the body is unusable.
+fn parse_work(body: &str) -> Result<(WorkMessage, String), Failure> {
+    let work = WorkMessage::parse(body).map_err(|e| match e {
+        MessageError::UnknownVersion(_) => Failure::permanent("UnsupportedVersion", e.to_string()),
+        _ => Failure::permanent("MalformedMessage", e.to_string()),
+    })?;
+    let trigger_id = canonical_trigger_id(&work.trigger_id)
+        .ok_or_else(|| Failure::permanent("MalformedMessage", "trigger_id is not a trigger id"))?;
+    Ok((work, trigger_id))
 }
 
 impl Worker {
+    /// Wires the adapters over the clients `main` (or a test) built once.
     pub fn new(
         config: WorkerConfig,
-        table: Table,
-        starter: PipelineStarter,
-        deliveries: Deliveries,
-        dlq: DeadLetterQueue,
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        codepipeline: aws_sdk_codepipeline::Client,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            table: Table::new(dynamodb, config.table_name.clone()),
+            starter: PipelineStarter::new(codepipeline),
+            deliveries: Deliveries::new(sqs.clone()),
+            dlq: DeadLetterQueue::new(sqs, config.dlq_url.clone()),
             config,
-            table,
-            starter,
-            deliveries,
-            dlq,
             clock,
         }
     }
@@ -122,36 +125,37 @@ impl Worker {
 
     /// Processes one message to its outcome.
     pub async fn process(&self, message: SqsMessage) -> Outcome {
-        let message_id = message.message_id.clone().unwrap_or_default();
-        let body = message.body.clone().unwrap_or_default();
+        let message_id = message.message_id.as_deref().unwrap_or_default();
         let receive_count: u32 = message
             .attributes
             .get("ApproximateReceiveCount")
             .and_then(|c| c.parse().ok())
             .unwrap_or(1);
-        match self.start(&body).await {
-            Ok(Handled::Started {
-                trigger_id,
-                execution_id,
-            }) => {
-                info!(decision = "started", message_id = %message_id, trigger_id = %trigger_id, execution_id = %execution_id, receive_count);
+        let parsed = parse_work(message.body.as_deref().unwrap_or_default());
+        let trigger_id = parsed.as_ref().ok().map(|(_, id)| id.clone());
+        let result = match parsed {
+            Ok((work, trigger_id)) => self.start(&work, &trigger_id).await,
+            Err(failure) => Err(failure),
+        };
+        let trigger = trigger_id.as_deref().unwrap_or("-");
+        match result {
+            Ok(Handled::Started { execution_id }) => {
+                info!(decision = "started", message_id = %message_id, trigger_id = %trigger, execution_id = %execution_id, receive_count);
                 Outcome::Done
             }
-            Ok(Handled::AlreadyStarted {
-                trigger_id,
-                execution_id,
-            }) => {
-                info!(decision = "duplicate", message_id = %message_id, trigger_id = %trigger_id, execution_id = %execution_id,
+            Ok(Handled::AlreadyStarted { execution_id }) => {
+                info!(decision = "duplicate", message_id = %message_id, trigger_id = %trigger, execution_id = %execution_id,
                       "trigger already has an execution; acknowledged without starting again");
                 Outcome::Done
             }
-            Ok(Handled::NoRecord { trigger_id }) => {
-                warn!(decision = "skipped", message_id = %message_id, trigger_id = %trigger_id,
+            Ok(Handled::NoRecord) => {
+                warn!(decision = "skipped", message_id = %message_id, trigger_id = %trigger,
                       "no trigger record (quota given back, or expired); not started");
                 Outcome::Done
             }
             Err(failure) if failure.kind == FailureKind::Permanent => {
-                self.dead_letter(&message, &failure).await
+                self.dead_letter(&message, trigger_id.as_deref(), &failure)
+                    .await
             }
             Err(failure) if receive_count >= self.config.max_attempts => {
                 let failure = Failure {
@@ -161,22 +165,14 @@ impl Worker {
                     ),
                     ..failure
                 };
-                self.dead_letter(&message, &failure).await
+                self.dead_letter(&message, trigger_id.as_deref(), &failure)
+                    .await
             }
             Err(failure) => self.retry_later(&message, &failure, receive_count).await,
         }
     }
 
-    async fn start(&self, body: &str) -> Result<Handled, Failure> {
-        let work = WorkMessage::parse(body).map_err(|e| match e {
-            MessageError::UnknownVersion(_) => {
-                Failure::permanent("UnsupportedVersion", e.to_string())
-            }
-            _ => Failure::permanent("MalformedMessage", e.to_string()),
-        })?;
-        let trigger_id = canonical_trigger_id(&work.trigger_id).ok_or_else(|| {
-            Failure::permanent("MalformedMessage", "trigger_id is not a trigger id")
-        })?;
+    async fn start(&self, work: &WorkMessage, trigger_id: &str) -> Result<Handled, Failure> {
         if self.config.pipelines.by_name(&work.pipeline).is_none() {
             return Err(Failure::permanent(
                 "PipelineNotAllowed",
@@ -191,34 +187,27 @@ impl Worker {
             |e: shared::table::StoreError| Failure::transient("TableUnavailable", e.to_string());
         let Some(record) = self
             .table
-            .get_trigger(&trigger_id, now)
+            .get_trigger(trigger_id, now)
             .await
             .map_err(unavailable)?
         else {
-            return Ok(Handled::NoRecord { trigger_id });
+            return Ok(Handled::NoRecord);
         };
         if let Some(execution_id) = record.execution_id {
-            return Ok(Handled::AlreadyStarted {
-                trigger_id,
-                execution_id,
-            });
+            return Ok(Handled::AlreadyStarted { execution_id });
         }
-        let execution_id = self.starter.start(&work.pipeline, &trigger_id).await?;
+        let execution_id = self.starter.start(&work.pipeline, trigger_id).await?;
         let retention = u64::try_from(self.config.ledger_retention.as_millis()).unwrap_or(u64::MAX);
         let expires_at = now.saturating_add(retention).div_ceil(1000);
         match self
             .table
-            .record_started(&trigger_id, &execution_id, now, expires_at)
+            .record_started(trigger_id, &execution_id, now, expires_at)
             .await
             .map_err(unavailable)?
         {
-            StartRecord::Recorded => Ok(Handled::Started {
-                trigger_id,
-                execution_id,
-            }),
-            StartRecord::MissingRecord => Ok(Handled::NoRecord { trigger_id }),
+            StartRecord::Recorded => Ok(Handled::Started { execution_id }),
+            StartRecord::MissingRecord => Ok(Handled::NoRecord),
             StartRecord::OtherExecution(existing) => Ok(Handled::AlreadyStarted {
-                trigger_id,
                 execution_id: existing,
             }),
         }
@@ -247,7 +236,12 @@ impl Worker {
 
     /// DLQ first, then delete, then the ledger. If the DLQ refuses, the
     /// message stays on the work queue (reported as failed).
-    async fn dead_letter(&self, message: &SqsMessage, failure: &Failure) -> Outcome {
+    async fn dead_letter(
+        &self,
+        message: &SqsMessage,
+        trigger_id: Option<&str>,
+        failure: &Failure,
+    ) -> Outcome {
         let message_id = message.message_id.as_deref().unwrap_or_default();
         let body = message.body.as_deref().unwrap_or_default();
         let attributes: Vec<(String, String)> = message
@@ -272,10 +266,7 @@ impl Worker {
                 warn!(message_id = %message_id, error = %e, "dead-lettered but not deleted; the event source mapping deletes it");
             }
         }
-        let trigger_id = WorkMessage::parse(body)
-            .ok()
-            .and_then(|m| canonical_trigger_id(&m.trigger_id));
-        if let Some(trigger_id) = &trigger_id {
+        if let Some(trigger_id) = trigger_id {
             let now = self.clock.now_ms();
             if let Err(e) = self
                 .table
@@ -285,7 +276,7 @@ impl Worker {
                 warn!(message_id = %message_id, trigger_id = %trigger_id, error = %e, "dead-lettered; the ledger still says queued");
             }
         }
-        warn!(decision = "dead_lettered", message_id = %message_id, trigger_id = trigger_id.as_deref().unwrap_or("-"),
+        warn!(decision = "dead_lettered", message_id = %message_id, trigger_id = trigger_id.unwrap_or("-"),
               error_code = %failure.code, error = %failure.message);
         Outcome::Done
     }

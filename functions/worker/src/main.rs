@@ -6,9 +6,6 @@ use serde_json::Value;
 use shared::aws::{self, CallCounter};
 use shared::clock::SystemClock;
 use shared::config::{Env, WorkerConfig};
-use shared::pipeline::PipelineStarter;
-use shared::queue::{DeadLetterQueue, Deliveries};
-use shared::table::Table;
 use std::sync::Arc;
 use worker::Worker;
 
@@ -21,13 +18,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let sdk = aws::config_loader().load().await;
     let calls = CallCounter::default();
-    let sqs = aws::sqs(&sdk, &calls);
     let worker = Arc::new(Worker::new(
-        config.clone(),
-        Table::new(aws::dynamodb(&sdk, &calls), config.table_name.clone()),
-        PipelineStarter::new(aws::codepipeline(&sdk, &calls)),
-        Deliveries::new(sqs.clone()),
-        DeadLetterQueue::new(sqs, config.dlq_url.clone()),
+        config,
+        aws::dynamodb(&sdk, &calls),
+        aws::sqs(&sdk, &calls),
+        aws::codepipeline(&sdk, &calls),
         Arc::new(SystemClock),
     ));
     let worker = &worker;

@@ -6,15 +6,12 @@ use aws_lambda_events::sqs::SqsBatchResponse;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use serde_json::json;
 use shared::aws;
-use shared::client_key::client_key;
 use shared::clock::SystemClock;
 use shared::config::{Env, WorkerConfig};
 use shared::message::WorkMessage;
 use shared::pipeline::PipelineStarter;
-use shared::queue::{DeadLetterQueue, Deliveries, WorkQueue};
-use shared::quota::QuotaPolicy;
 use shared::retry::FailureKind;
-use shared::table::{Admission, Table};
+use shared::table::Table;
 use shared::time_format::rfc3339;
 use shared::trigger::{new_trigger_id, TriggerRecord, TriggerStatus};
 use std::sync::Arc;
@@ -28,8 +25,14 @@ struct Harness {
     table: Table,
 }
 
-async fn harness(pipelines: &str, max_attempts: &str, dead_codepipeline: bool) -> Harness {
-    let stack = Stack::new().await;
+/// A worker on `stack` with the allowlist `pipelines`; its CodePipeline
+/// client refuses connections when `dead_codepipeline`.
+async fn harness(
+    stack: Stack,
+    pipelines: &str,
+    max_attempts: &str,
+    dead_codepipeline: bool,
+) -> Harness {
     let config = WorkerConfig::from_env(&Env::from_pairs([
         ("TABLE_NAME", stack.table_name.as_str()),
         ("DLQ_URL", stack.queues.dlq_url.as_str()),
@@ -42,15 +45,14 @@ async fn harness(pipelines: &str, max_attempts: &str, dead_codepipeline: bool) -
     } else {
         stack.codepipeline.clone()
     };
-    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let worker = Arc::new(Worker::new(
-        config.clone(),
-        table.clone(),
-        PipelineStarter::new(codepipeline),
-        Deliveries::new(stack.sqs.clone()),
-        DeadLetterQueue::new(stack.sqs.clone(), config.dlq_url.clone()),
+        config,
+        stack.dynamodb.clone(),
+        stack.sqs.clone(),
+        codepipeline,
         Arc::new(SystemClock),
     ));
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     Harness {
         stack,
         worker,
@@ -59,44 +61,8 @@ async fn harness(pipelines: &str, max_attempts: &str, dead_codepipeline: bool) -
 }
 
 impl Harness {
-    /// A trigger as the ingress makes it: quota taken, record written, message sent.
     async fn enqueue(&self, pipeline: &str) -> String {
-        let now = shared::clock::Clock::now_ms(&SystemClock);
-        let trigger_id = new_trigger_id();
-        let key = client_key(b"0123456789abcdef", &format!("192.0.2.{}", rand_octet())).unwrap();
-        let record = TriggerRecord {
-            trigger_id: trigger_id.clone(),
-            pipeline: "app".into(),
-            target: pipeline.into(),
-            status: TriggerStatus::Queued,
-            requested_at: now,
-            updated_at: now,
-            client_key: key.clone(),
-            execution_id: None,
-            error_code: None,
-            error_message: None,
-            expires_at: now / 1000 + 86_400,
-        };
-        let policy = QuotaPolicy {
-            limit: 100,
-            window: Duration::from_secs(60),
-        };
-        assert!(matches!(
-            self.table.admit(&policy, None, &record).await.unwrap(),
-            Admission::Accepted { .. }
-        ));
-        let message = WorkMessage {
-            version: 1,
-            trigger_id: trigger_id.clone(),
-            pipeline: pipeline.into(),
-            requested_at: rfc3339(now),
-            client_key: key.to_string(),
-        };
-        WorkQueue::new(self.stack.sqs.clone(), &self.stack.queues.queue_url)
-            .send(&message)
-            .await
-            .unwrap();
-        trigger_id
+        self.stack.enqueue_trigger(pipeline).await
     }
 
     async fn send_raw(&self, body: &str) {
@@ -154,16 +120,12 @@ impl Harness {
     }
 }
 
-fn rand_octet() -> u8 {
-    (new_trigger_id().bytes().last().unwrap() % 200) + 1
-}
-
 #[tokio::test]
 async fn a_mixed_batch_starts_the_good_and_dead_letters_the_rest_with_reasons() {
-    let h0 = harness("app=placeholder", "5", false).await;
-    let good = h0.stack.pipeline("good").await;
-    let deleted = h0.stack.pipeline("deleted").await;
-    h0.stack
+    let stack = Stack::new().await;
+    let good = stack.pipeline("good").await;
+    let deleted = stack.pipeline("deleted").await;
+    stack
         .codepipeline
         .delete_pipeline()
         .name(&deleted)
@@ -171,7 +133,7 @@ async fn a_mixed_batch_starts_the_good_and_dead_letters_the_rest_with_reasons() 
         .await
         .unwrap();
     // The worker allowlists both the good and the deleted pipeline.
-    let h = harness_on(h0, &format!("app={good},old={deleted}"), "5", false).await;
+    let h = harness(stack, &format!("app={good},old={deleted}"), "5", false).await;
     let good_id = h.enqueue(&good).await;
     let not_allowed_id = h.enqueue("someone-elses-pipeline").await;
     let deleted_id = h.enqueue(&deleted).await;
@@ -211,9 +173,9 @@ async fn a_mixed_batch_starts_the_good_and_dead_letters_the_rest_with_reasons() 
 
 #[tokio::test]
 async fn a_redelivered_message_starts_one_execution() {
-    let h0 = harness("app=placeholder", "5", false).await;
-    let pipeline = h0.stack.pipeline("dup").await;
-    let h = harness_on(h0, &format!("app={pipeline}"), "5", false).await;
+    let stack = Stack::new().await;
+    let pipeline = stack.pipeline("dup").await;
+    let h = harness(stack, &format!("app={pipeline}"), "5", false).await;
     let id = h.enqueue(&pipeline).await;
     // SQS delivers the same message again (e.g. after a visibility timeout).
     let event = h.stack.receive_event(0).await;
@@ -224,41 +186,11 @@ async fn a_redelivered_message_starts_one_execution() {
     assert_eq!(h.status(&id).await.status, TriggerStatus::Started);
 }
 
-/// A worker with the allowlist `pipelines` on an existing stack.
-async fn harness_on(
-    h: Harness,
-    pipelines: &str,
-    max_attempts: &str,
-    dead_codepipeline: bool,
-) -> Harness {
-    let config = WorkerConfig::from_env(&Env::from_pairs([
-        ("TABLE_NAME", h.stack.table_name.as_str()),
-        ("DLQ_URL", h.stack.queues.dlq_url.as_str()),
-        ("PIPELINES", pipelines),
-        ("MAX_ATTEMPTS", max_attempts),
-    ]))
-    .unwrap();
-    let codepipeline = if dead_codepipeline {
-        aws::codepipeline(&sdk_config_at(&dead_endpoint()).await, &h.stack.calls)
-    } else {
-        h.stack.codepipeline.clone()
-    };
-    let worker = Arc::new(Worker::new(
-        config,
-        h.table.clone(),
-        PipelineStarter::new(codepipeline),
-        Deliveries::new(h.stack.sqs.clone()),
-        DeadLetterQueue::new(h.stack.sqs.clone(), h.stack.queues.dlq_url.clone()),
-        Arc::new(SystemClock),
-    ));
-    Harness { worker, ..h }
-}
-
 #[tokio::test]
 async fn codepipeline_unreachable_retries_every_message_later_and_dead_letters_none() {
-    let h0 = harness("app=placeholder", "5", false).await;
-    let pipeline = h0.stack.pipeline("down").await;
-    let h = harness_on(h0, &format!("app={pipeline}"), "5", true).await;
+    let stack = Stack::new().await;
+    let pipeline = stack.pipeline("down").await;
+    let h = harness(stack, &format!("app={pipeline}"), "5", true).await;
     let ids = [
         h.enqueue(&pipeline).await,
         h.enqueue(&pipeline).await,
@@ -284,9 +216,9 @@ async fn codepipeline_unreachable_retries_every_message_later_and_dead_letters_n
 
 #[tokio::test]
 async fn the_last_attempt_moves_the_message_to_the_dlq_with_its_reason() {
-    let h0 = harness("app=placeholder", "5", false).await;
-    let pipeline = h0.stack.pipeline("last").await;
-    let h = harness_on(h0, &format!("app={pipeline}"), "1", true).await;
+    let stack = Stack::new().await;
+    let pipeline = stack.pipeline("last").await;
+    let h = harness(stack, &format!("app={pipeline}"), "1", true).await;
     let id = h.enqueue(&pipeline).await;
     let (_, response) = h.run_batch(60).await;
     assert!(response.batch_item_failures.is_empty());
@@ -307,9 +239,9 @@ async fn the_last_attempt_moves_the_message_to_the_dlq_with_its_reason() {
 
 #[tokio::test]
 async fn a_refunded_trigger_is_not_started() {
-    let h0 = harness("app=placeholder", "5", false).await;
-    let pipeline = h0.stack.pipeline("refunded").await;
-    let h = harness_on(h0, &format!("app={pipeline}"), "5", false).await;
+    let stack = Stack::new().await;
+    let pipeline = stack.pipeline("refunded").await;
+    let h = harness(stack, &format!("app={pipeline}"), "5", false).await;
     // A message whose record the ingress deleted when it gave the quota back.
     let message = WorkMessage {
         version: 1,
@@ -327,7 +259,7 @@ async fn a_refunded_trigger_is_not_started() {
 
 #[tokio::test]
 async fn an_event_that_is_not_sqs_fails_the_invocation() {
-    let h = harness("app=x", "5", false).await;
+    let h = harness(Stack::new().await, "app=x", "5", false).await;
     assert!(h
         .worker
         .handle(json!({"httpMethod": "POST"}))
