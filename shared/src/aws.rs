@@ -122,6 +122,13 @@ pub fn codepipeline(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_codepipelin
     aws_sdk_codepipeline::Client::from_conf(config)
 }
 
+pub fn sns(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_sns::Client {
+    let config = aws_sdk_sns::config::Builder::from(sdk)
+        .interceptor(calls.clone())
+        .build();
+    aws_sdk_sns::Client::from_conf(config)
+}
+
 #[cfg(feature = "provision")]
 pub fn iam(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_iam::Client {
     let config = aws_sdk_iam::config::Builder::from(sdk)

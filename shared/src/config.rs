@@ -4,6 +4,7 @@
 //! [`VARIABLES`] is the one list of what each function reads; Terraform is
 //! checked against it.
 
+use crate::pipeline_event::PipelineState;
 use crate::quota::{GlobalPolicy, QuotaPolicy};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -343,6 +344,54 @@ impl WorkerConfig {
     }
 }
 
+/// What the notifier reads.
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    pub table_name: String,
+    pub topic_arn: String,
+    pub notify_states: Vec<PipelineState>,
+    pub ledger_retention: Duration,
+}
+
+impl NotifierConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let topic_arn = env.string("TOPIC_ARN")?;
+        let parts: Vec<&str> = topic_arn.split(':').collect();
+        if parts.len() != 6 || parts[0] != "arn" || parts[2] != "sns" || parts[5].is_empty() {
+            return Err(malformed(
+                "TOPIC_ARN",
+                "expected an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)",
+            ));
+        }
+        Ok(Self {
+            table_name: env.string("TABLE_NAME")?,
+            topic_arn,
+            notify_states: parse_states(&env.raw("NOTIFY_STATES")?)
+                .map_err(|reason| malformed("NOTIFY_STATES", reason))?,
+            ledger_retention: env.duration("LEDGER_RETENTION")?,
+        })
+    }
+}
+
+/// `SUCCEEDED,FAILED,STOPPED`: known states, at least one, no repeats.
+fn parse_states(text: &str) -> Result<Vec<PipelineState>, String> {
+    let mut states = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let state = PipelineState::parse(&part.to_ascii_uppercase()).ok_or_else(|| {
+            let known: Vec<&str> = PipelineState::ALL.iter().map(|s| s.as_str()).collect();
+            format!(
+                "{part:?} is not a pipeline state (known: {})",
+                known.join(", ")
+            )
+        })?;
+        if states.contains(&state) {
+            return Err(format!("{part} is listed twice"));
+        }
+        states.push(state);
+    }
+    Ok(states)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,6 +545,61 @@ mod tests {
                 "DLQ_URL",
                 "PIPELINES",
                 "MAX_ATTEMPTS",
+                "LEDGER_RETENTION"
+            ]
+        );
+    }
+
+    #[test]
+    fn notifier_config_reads_its_variables() {
+        let arn = "arn:aws:sns:us-east-1:123456789012:on-call";
+        let env = Env::from_pairs([("TABLE_NAME", "t"), ("TOPIC_ARN", arn)]);
+        let config = NotifierConfig::from_env(&env).unwrap();
+        assert_eq!(config.topic_arn, arn);
+        assert_eq!(
+            config.notify_states,
+            [
+                PipelineState::Succeeded,
+                PipelineState::Failed,
+                PipelineState::Stopped
+            ]
+        );
+        let env = Env::from_pairs([
+            ("TABLE_NAME", "t"),
+            ("TOPIC_ARN", arn),
+            ("NOTIFY_STATES", " failed , SUPERSEDED"),
+        ]);
+        assert_eq!(
+            NotifierConfig::from_env(&env).unwrap().notify_states,
+            [PipelineState::Failed, PipelineState::Superseded]
+        );
+        for (name, value) in [
+            ("TOPIC_ARN", "on-call"),
+            ("TOPIC_ARN", "arn:aws:sqs:us-east-1:123456789012:q"),
+            ("TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:"),
+            ("NOTIFY_STATES", "SUCCEEDED,EXPLODED"),
+            ("NOTIFY_STATES", "FAILED,,SUCCEEDED"),
+            ("NOTIFY_STATES", "FAILED,FAILED"),
+        ] {
+            let mut pairs = vec![("TABLE_NAME", "t"), ("TOPIC_ARN", arn)];
+            pairs.retain(|(k, _)| *k != name);
+            pairs.push((name, value));
+            let err = NotifierConfig::from_env(&Env::from_pairs(pairs)).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Malformed { name: n, .. } if n == name),
+                "{name}={value}: {err}"
+            );
+        }
+        assert_eq!(
+            NotifierConfig::from_env(&Env::from_pairs([("TABLE_NAME", "t")])).unwrap_err(),
+            ConfigError::Missing { name: "TOPIC_ARN" }
+        );
+        assert_eq!(
+            variables_of(Function::Notifier),
+            [
+                "TABLE_NAME",
+                "TOPIC_ARN",
+                "NOTIFY_STATES",
                 "LEDGER_RETENTION"
             ]
         );

@@ -1,7 +1,13 @@
-//! The CodePipeline adapter: starting an execution, with its failure classified.
+//! The CodePipeline adapter: starting an execution, with its failure
+//! classified (worker), and finding out why an execution failed (notifier).
 
+use crate::aws::describe;
+use crate::email::{FailedAction, FailureDetails};
 use crate::retry::{classify_service_error, short_code, Failure, FailureKind};
 use aws_sdk_codepipeline::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_codepipeline::types::{
+    ActionExecutionDetail, ActionExecutionFilter, ActionExecutionStatus,
+};
 
 #[derive(Debug, Clone)]
 pub struct PipelineStarter {
@@ -38,7 +44,7 @@ where
         _ => Failure {
             kind: FailureKind::Transient,
             code: "SdkError".into(),
-            message: crate::aws::describe(err),
+            message: describe(err),
         },
     }
 }
@@ -65,5 +71,88 @@ impl PipelineStarter {
             .ok_or_else(|| {
                 Failure::transient("NoExecutionId", "CodePipeline returned no execution id")
             })
+    }
+}
+
+/// Read-only calls about past executions: why one failed.
+#[derive(Debug, Clone)]
+pub struct PipelineHistory {
+    client: aws_sdk_codepipeline::Client,
+}
+
+/// Action executions looked at per failure (one page).
+const ACTION_PAGE: i32 = 100;
+
+impl PipelineHistory {
+    pub fn new(client: aws_sdk_codepipeline::Client) -> Self {
+        Self { client }
+    }
+
+    /// The failed actions (`ListActionExecutions`) and the execution's status
+    /// summary (`GetPipelineExecution`), both asked at once. A lookup that
+    /// fails is named in [`FailureDetails::unavailable`]; it never fails the caller.
+    pub async fn failure_details(&self, pipeline: &str, execution_id: &str) -> FailureDetails {
+        let actions = self
+            .client
+            .list_action_executions()
+            .pipeline_name(pipeline)
+            .filter(
+                ActionExecutionFilter::builder()
+                    .pipeline_execution_id(execution_id)
+                    .build(),
+            )
+            .max_results(ACTION_PAGE)
+            .send();
+        let execution = self
+            .client
+            .get_pipeline_execution()
+            .pipeline_name(pipeline)
+            .pipeline_execution_id(execution_id)
+            .send();
+        let (actions, execution) = tokio::join!(actions, execution);
+        let mut details = FailureDetails::default();
+        match actions {
+            Ok(output) => {
+                details.actions = output
+                    .action_execution_details()
+                    .iter()
+                    .filter(|a| a.status() == Some(&ActionExecutionStatus::Failed))
+                    .map(failed_action)
+                    .collect();
+            }
+            Err(e) => details
+                .unavailable
+                .push(format!("ListActionExecutions: {}", describe(&e))),
+        }
+        match execution {
+            Ok(output) => {
+                details.summary = output
+                    .pipeline_execution()
+                    .and_then(|e| e.status_summary())
+                    .filter(|s| !s.trim().is_empty())
+                    .map(str::to_string);
+            }
+            Err(e) => details
+                .unavailable
+                .push(format!("GetPipelineExecution: {}", describe(&e))),
+        }
+        details
+    }
+}
+
+fn failed_action(detail: &ActionExecutionDetail) -> FailedAction {
+    let result = detail.output().and_then(|o| o.execution_result());
+    let error = result.and_then(|r| r.error_details());
+    FailedAction {
+        stage: detail.stage_name().unwrap_or("?").to_string(),
+        action: detail.action_name().unwrap_or("?").to_string(),
+        code: error.and_then(|e| e.code()).map(str::to_string),
+        message: error
+            .and_then(|e| e.message())
+            .or_else(|| result.and_then(|r| r.external_execution_summary()))
+            .map(str::to_string),
+        url: result
+            .and_then(|r| r.external_execution_url())
+            .map(str::to_string),
     }
 }

@@ -63,6 +63,20 @@ pub async fn create_table(
     Ok(())
 }
 
+/// The ARN of a queue.
+pub async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String, ProvisionError> {
+    client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| err(url, e))?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| err(url, "no queue ARN"))
+}
+
 /// URLs of a work queue and its dead-letter queue.
 #[derive(Debug, Clone)]
 pub struct Queues {
@@ -89,16 +103,7 @@ pub async fn create_queues(
         .map_err(|e| err(&dlq_name, e))?
         .queue_url
         .ok_or_else(|| err(&dlq_name, "no queue URL"))?;
-    let dlq_arn = client
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| err(&dlq_name, e))?
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .ok_or_else(|| err(&dlq_name, "no queue ARN"))?;
+    let dlq_arn = queue_arn(client, &dlq_url).await?;
     let redrive = serde_json::json!({
         "deadLetterTargetArn": dlq_arn,
         "maxReceiveCount": max_receive_count,
@@ -207,4 +212,46 @@ pub async fn create_pipeline(
         .await
         .map_err(|e| err(name, e))?;
     Ok(())
+}
+
+/// The on-call topic; returns its ARN.
+pub async fn create_topic(
+    client: &aws_sdk_sns::Client,
+    name: &str,
+) -> Result<String, ProvisionError> {
+    client
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .map_err(|e| err(name, e))?
+        .topic_arn
+        .ok_or_else(|| err(name, "no topic ARN"))
+}
+
+/// A queue subscribed to `topic_arn` that receives what on-call would get
+/// by e-mail (SNS's JSON envelope with `Subject` and `Message`); returns its URL.
+pub async fn create_inbox(
+    sns: &aws_sdk_sns::Client,
+    sqs: &aws_sdk_sqs::Client,
+    topic_arn: &str,
+    name: &str,
+) -> Result<String, ProvisionError> {
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| err(name, e))?
+        .queue_url
+        .ok_or_else(|| err(name, "no queue URL"))?;
+    let arn = queue_arn(sqs, &url).await?;
+    sns.subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(arn)
+        .send()
+        .await
+        .map_err(|e| err(name, e))?;
+    Ok(url)
 }

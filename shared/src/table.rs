@@ -5,7 +5,11 @@
 //! - `client#<client key>`: `w` (the token of the last write), `t0..t{limit-1}`
 //!   (acceptance times, epoch ms, newest first, 0 = free), `expires_at`.
 //! - `global#<window start ms>`: `n` acceptances in that fixed window.
-//! - `trigger#<trigger id>`: the trigger record.
+//! - `trigger#<trigger id>`: the trigger record (`outcome_at`: epoch ms of the
+//!   state change the notifier recorded last).
+//! - `execution#<execution id>`: `trigger_id` of the trigger that started it.
+//! - `event#<EventBridge event id>`: the notifier's claim on an event
+//!   (see [`crate::event_claim`]).
 //!
 //! Admission is one `TransactWriteItems`: the client's quota update, the new
 //! trigger record and (when on) the global counter, each conditional. The
@@ -21,14 +25,17 @@ use crate::quota::{Decision, GlobalPolicy, QuotaPolicy, QuotaStatus};
 use crate::time_format::{parse_rfc3339, rfc3339};
 use crate::trigger::{TriggerRecord, TriggerStatus};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::collections::HashMap;
 use std::time::Duration;
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -77,12 +84,30 @@ pub struct Table {
 /// Rounds of optimistic retries before giving up with [`StoreError::Contention`].
 const MAX_ROUNDS: usize = 24;
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
+}
+
+/// `Ok(true)` when a conditional write applied, `Ok(false)` when its
+/// condition did not hold, an error when the table could not say.
+pub(crate) fn applied<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(service))
+            if service.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(StoreError::Unavailable(describe(&e))),
+    }
 }
 
 pub fn client_pk(key: &ClientKey) -> String {
@@ -101,11 +126,11 @@ fn slot_name(i: usize) -> String {
     format!("t{i}")
 }
 
-fn get_n(item: &Item, name: &str) -> Option<u64> {
+pub(crate) fn get_n(item: &Item, name: &str) -> Option<u64> {
     item.get(name)?.as_n().ok()?.parse().ok()
 }
 
-fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.as_s().ok().map(String::as_str)
 }
 
@@ -454,7 +479,8 @@ impl Table {
             .table_name(&self.name)
             .key("pk", s(trigger_pk(trigger_id)))
             .update_expression("SET #status = :started, execution_id = :e, updated_at = :now")
-            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(execution_id) OR execution_id = :e)")
+            // Never regress an outcome the notifier already recorded.
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(execution_id) OR (execution_id = :e AND attribute_not_exists(outcome_at)))")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":started", s(TriggerStatus::Started.as_str()))
             .expression_attribute_values(":e", s(execution_id))
@@ -483,6 +509,10 @@ impl Table {
         }
         Ok(match reasons[0].item() {
             None => StartRecord::MissingRecord,
+            // The notifier got there first: this start is already recorded, and more.
+            Some(item) if get_s(item, "execution_id") == Some(execution_id) => {
+                StartRecord::Recorded
+            }
             Some(item) => {
                 StartRecord::OtherExecution(get_s(item, "execution_id").unwrap_or("?").to_string())
             }
@@ -512,15 +542,88 @@ impl Table {
             .expression_attribute_values(":now", s(rfc3339(now)))
             .send()
             .await;
+        applied(result)
+    }
+}
+
+/// How recording an execution's outcome ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutcomeRecord {
+    /// The record now shows the outcome.
+    Recorded(TriggerRecord),
+    /// A later (or the same) state change was recorded already; unchanged.
+    Stale(TriggerRecord),
+    /// No record, or it names another execution: nothing to update.
+    NotFound,
+}
+
+impl Table {
+    /// The trigger a public trigger's execution belongs to (the worker's
+    /// `execution#<id>` index), or `None` for a run nobody triggered here.
+    pub async fn trigger_of_execution(
+        &self,
+        execution_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(execution_pk(execution_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        Ok(output
+            .item()
+            .and_then(|item| get_s(item, "trigger_id"))
+            .map(str::to_string))
+    }
+
+    /// Moves a started trigger to `status` for the state change at
+    /// `changed_at`, unless a later change was recorded (events can arrive
+    /// out of order or twice).
+    pub async fn record_outcome(
+        &self,
+        trigger_id: &str,
+        execution_id: &str,
+        status: TriggerStatus,
+        changed_at: EpochMillis,
+        now: EpochMillis,
+    ) -> Result<OutcomeRecord, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(trigger_pk(trigger_id)))
+            .update_expression("SET #status = :status, outcome_at = :t, updated_at = :now")
+            .condition_expression(
+                "attribute_exists(pk) AND execution_id = :e AND (attribute_not_exists(outcome_at) OR outcome_at < :t)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":t", n(changed_at))
+            .expression_attribute_values(":e", s(execution_id))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::Unavailable(describe(&e))),
+            Ok(output) => match output.attributes() {
+                Some(item) => Ok(OutcomeRecord::Recorded(item_to_record(item)?)),
+                None => Err(StoreError::Corrupt(trigger_pk(trigger_id))),
+            },
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    match failed.item() {
+                        Some(item) if get_s(item, "execution_id") == Some(execution_id) => {
+                            Ok(OutcomeRecord::Stale(item_to_record(item)?))
+                        }
+                        _ => Ok(OutcomeRecord::NotFound),
+                    }
+                }
+                _ => Err(StoreError::Unavailable(describe(&e))),
+            },
         }
     }
 }

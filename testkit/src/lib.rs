@@ -148,6 +148,7 @@ pub struct Stack {
     pub sqs: aws_sdk_sqs::Client,
     pub codepipeline: aws_sdk_codepipeline::Client,
     pub iam: aws_sdk_iam::Client,
+    pub sns: aws_sdk_sns::Client,
     pub table_name: String,
     pub queues: shared::provision::Queues,
 }
@@ -160,6 +161,7 @@ impl Stack {
         let sqs = shared::aws::sqs(&sdk, &calls);
         let codepipeline = shared::aws::codepipeline(&sdk, &calls);
         let iam = shared::aws::iam(&sdk, &calls);
+        let sns = shared::aws::sns(&sdk, &calls);
         let table_name = unique("table");
         shared::provision::create_table(&dynamodb, &table_name)
             .await
@@ -174,6 +176,7 @@ impl Stack {
             sqs,
             codepipeline,
             iam,
+            sns,
             table_name,
             queues,
         }
@@ -202,18 +205,8 @@ impl Stack {
 
     /// The ARN of a queue.
     pub async fn queue_arn(&self, queue_url: &str) -> String {
-        self.sqs
-            .get_queue_attributes()
-            .queue_url(queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
+        shared::provision::queue_arn(&self.sqs, queue_url)
             .await
-            .expect("queue attributes")
-            .attributes
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                    .cloned()
-            })
             .expect("queue ARN")
     }
 
@@ -307,6 +300,32 @@ impl Stack {
                 None => return items,
             }
         }
+    }
+
+    /// A fresh on-call topic and a queue subscribed to it; returns the
+    /// topic ARN and the inbox URL (read it with [`Stack::emails`]).
+    pub async fn topic_with_inbox(&self) -> (String, String) {
+        let topic = shared::provision::create_topic(&self.sns, &unique("on-call"))
+            .await
+            .expect("create topic");
+        let inbox = shared::provision::create_inbox(&self.sns, &self.sqs, &topic, &unique("inbox"))
+            .await
+            .expect("create inbox");
+        (topic, inbox)
+    }
+
+    /// The e-mails that reached an inbox since the last call, as (subject, body).
+    pub async fn emails(&self, inbox_url: &str) -> Vec<(String, String)> {
+        self.drain(inbox_url)
+            .await
+            .iter()
+            .map(|m| {
+                let envelope: serde_json::Value =
+                    serde_json::from_str(m.body().unwrap_or_default()).expect("an SNS envelope");
+                let field = |name: &str| envelope[name].as_str().unwrap_or_default().to_string();
+                (field("Subject"), field("Message"))
+            })
+            .collect()
     }
 
     /// Receives (and consumes) every message currently on a queue.

@@ -1,0 +1,272 @@
+//! The notifier handler: a CodePipeline state change in, at most one e-mail
+//! per EventBridge event id out, and the public trigger's record moved to
+//! the outcome.
+//!
+//! Per event: parse (not ours, unknown or malformed: logged, acknowledged,
+//! no e-mail) → find the trigger from the execution id and record the outcome
+//! → if the state is in `NOTIFY_STATES`: claim the event id → for `FAILED`,
+//! look up why → render → publish → mark sent. A failed publish releases the
+//! claim and fails the invocation, so the retry sends the e-mail; an
+//! unreachable table fails it before anything is sent.
+
+use serde::Serialize;
+use serde_json::Value;
+use shared::clock::Clock;
+use shared::config::NotifierConfig;
+use shared::email::render;
+use shared::event_claim::Claim;
+use shared::pipeline::PipelineHistory;
+use shared::pipeline_event::{parse_event, EventProblem, PipelineEvent, PipelineState};
+use shared::table::{OutcomeRecord, StoreError, Table};
+use shared::topic::{PublishError, Topic};
+use shared::trigger::TriggerRecord;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{error, info, warn};
+
+/// How long a claim holds off other deliveries of the same event: longer than
+/// an invocation can run, short enough that the retry after a crash sends.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
+
+/// What an invocation did (the Lambda's result, and what tests check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The e-mail was published.
+    Notified {
+        event_id: String,
+        message_id: String,
+    },
+    /// The e-mail for this event id went out before: a redelivery.
+    Duplicate { event_id: String },
+    /// The state is not in `NOTIFY_STATES`.
+    NotNotified { event_id: String, state: String },
+    /// Not an event to act on (another event, an unknown state, malformed).
+    Ignored { reason: String },
+}
+
+/// Why an invocation fails (Lambda and EventBridge then retry it).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierError {
+    #[error(transparent)]
+    Table(#[from] StoreError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("event {event_id} is claimed by another invocation until {until} ms; retry later")]
+    ClaimedElsewhere { event_id: String, until: u64 },
+}
+
+impl From<NotifierError> for lambda_runtime::Diagnostic {
+    fn from(err: NotifierError) -> Self {
+        let error_type = match err {
+            NotifierError::Table(_) => "TableUnavailable",
+            NotifierError::Publish(_) => "PublishFailed",
+            NotifierError::ClaimedElsewhere { .. } => "ClaimedElsewhere",
+        };
+        Self {
+            error_type: error_type.into(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+pub struct Notifier {
+    config: NotifierConfig,
+    table: Table,
+    topic: Topic,
+    history: PipelineHistory,
+    clock: Arc<dyn Clock>,
+}
+
+impl Notifier {
+    /// Wires the adapters over the clients `main` (or a test) built once.
+    pub fn new(
+        config: NotifierConfig,
+        dynamodb: aws_sdk_dynamodb::Client,
+        sns: aws_sdk_sns::Client,
+        codepipeline: aws_sdk_codepipeline::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            table: Table::new(dynamodb, config.table_name.clone()),
+            topic: Topic::new(sns, config.topic_arn.clone()),
+            history: PipelineHistory::new(codepipeline),
+            config,
+            clock,
+        }
+    }
+
+    fn retention_end(&self, now: u64) -> u64 {
+        (now / 1000) + self.config.ledger_retention.as_secs()
+    }
+
+    /// One invocation.
+    pub async fn handle(&self, payload: Value) -> Result<Outcome, NotifierError> {
+        let event = match parse_event(&payload) {
+            Ok(event) => event,
+            Err(problem) => {
+                match &problem {
+                    EventProblem::NotOurs(_) => {
+                        info!(decision = "ignore", reason = %problem, "not a pipeline state change")
+                    }
+                    EventProblem::UnknownState(_) => {
+                        warn!(decision = "ignore", reason = %problem, "unknown pipeline state: no e-mail")
+                    }
+                    EventProblem::Malformed(_) => {
+                        error!(decision = "drop", reason = %problem, "malformed event acknowledged without an e-mail")
+                    }
+                }
+                return Ok(Outcome::Ignored {
+                    reason: problem.to_string(),
+                });
+            }
+        };
+        let now = self.clock.now_ms();
+        let trigger = self.record_outcome(&event, now).await?;
+        let trigger_id = trigger.as_ref().map(|t| t.trigger_id.as_str());
+        if !self.config.notify_states.contains(&event.state) {
+            info!(
+                decision = "no_email", event_id = %event.event_id, execution_id = %event.execution_id,
+                pipeline = %event.pipeline, state = event.state.as_str(), trigger_id,
+                "state not in NOTIFY_STATES"
+            );
+            return Ok(Outcome::NotNotified {
+                event_id: event.event_id,
+                state: event.state.as_str().into(),
+            });
+        }
+        let token = ulid::Ulid::new().to_string();
+        let claim = self
+            .table
+            .claim_event(
+                &event.event_id,
+                &token,
+                now,
+                CLAIM_LEASE,
+                self.retention_end(now),
+            )
+            .await?;
+        match claim {
+            Claim::Claimed => {}
+            Claim::AlreadySent { message_id } => {
+                info!(
+                    decision = "duplicate", event_id = %event.event_id, execution_id = %event.execution_id,
+                    message_id = %message_id, trigger_id, "e-mail already sent for this event"
+                );
+                return Ok(Outcome::Duplicate {
+                    event_id: event.event_id,
+                });
+            }
+            Claim::HeldElsewhere { until } => {
+                warn!(
+                    decision = "retry_later", event_id = %event.event_id, until,
+                    "another invocation holds this event"
+                );
+                return Err(NotifierError::ClaimedElsewhere {
+                    event_id: event.event_id,
+                    until,
+                });
+            }
+        }
+        self.publish(&event, &token, trigger.as_ref(), now).await
+    }
+
+    /// Finds the public trigger behind the execution and moves its record to
+    /// the outcome. `None`: nobody triggered this run through the API.
+    async fn record_outcome(
+        &self,
+        event: &PipelineEvent,
+        now: u64,
+    ) -> Result<Option<TriggerRecord>, StoreError> {
+        let Some(trigger_id) = self.table.trigger_of_execution(&event.execution_id).await? else {
+            return Ok(None);
+        };
+        let Some(status) = event.state.trigger_status() else {
+            return self.table.get_trigger(&trigger_id, now).await;
+        };
+        let changed_at = event.time.unwrap_or(now);
+        let record = self
+            .table
+            .record_outcome(&trigger_id, &event.execution_id, status, changed_at, now)
+            .await?;
+        Ok(match record {
+            OutcomeRecord::Recorded(record) => {
+                info!(
+                    decision = "record_outcome", trigger_id = %trigger_id, execution_id = %event.execution_id,
+                    status = status.as_str(), client_key = record.client_key.prefix(), "trigger record updated"
+                );
+                Some(record)
+            }
+            OutcomeRecord::Stale(record) => {
+                info!(
+                    decision = "keep_outcome", trigger_id = %trigger_id, execution_id = %event.execution_id,
+                    status = record.status.as_str(), "a later state change is recorded already"
+                );
+                Some(record)
+            }
+            OutcomeRecord::NotFound => {
+                warn!(
+                    decision = "no_record", trigger_id = %trigger_id, execution_id = %event.execution_id,
+                    "the execution's trigger record is gone or names another execution"
+                );
+                None
+            }
+        })
+    }
+
+    async fn publish(
+        &self,
+        event: &PipelineEvent,
+        token: &str,
+        trigger: Option<&TriggerRecord>,
+        now: u64,
+    ) -> Result<Outcome, NotifierError> {
+        let failure = match event.state {
+            PipelineState::Failed => Some(
+                self.history
+                    .failure_details(&event.pipeline, &event.execution_id)
+                    .await,
+            ),
+            _ => None,
+        };
+        if let Some(problems) = failure.as_ref().map(|f| &f.unavailable) {
+            if !problems.is_empty() {
+                warn!(event_id = %event.event_id, execution_id = %event.execution_id, problems = ?problems,
+                      "failure details unavailable; the e-mail says so");
+            }
+        }
+        let email = render(event, trigger, failure.as_ref());
+        let trigger_id = trigger.map(|t| t.trigger_id.as_str());
+        match self.topic.publish(&email).await {
+            Ok(message_id) => {
+                if let Err(e) = self
+                    .table
+                    .mark_event_sent(&event.event_id, token, &message_id, self.retention_end(now))
+                    .await
+                {
+                    // The e-mail is out; the claim lapses after the lease.
+                    error!(event_id = %event.event_id, error = %e,
+                           "could not mark the event sent; a redelivery after the lease would e-mail again");
+                }
+                info!(
+                    decision = "notify", event_id = %event.event_id, execution_id = %event.execution_id,
+                    pipeline = %event.pipeline, state = event.state.as_str(), trigger_id,
+                    message_id = %message_id, "e-mail published"
+                );
+                Ok(Outcome::Notified {
+                    event_id: event.event_id.clone(),
+                    message_id,
+                })
+            }
+            Err(e) => {
+                let released = self.table.release_event(&event.event_id, token).await;
+                error!(
+                    decision = "fail_invocation", event_id = %event.event_id, execution_id = %event.execution_id,
+                    error = %e, claim_released = ?released,
+                    "publish failed; the retry of this invocation sends the e-mail"
+                );
+                Err(NotifierError::Publish(e))
+            }
+        }
+    }
+}

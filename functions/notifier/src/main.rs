@@ -1,0 +1,34 @@
+//! `notifier`: the Lambda target of the EventBridge rule on CodePipeline
+//! state changes. Builds its clients once, then serves events through the
+//! Lambda Runtime API.
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use notifier::Notifier;
+use serde_json::Value;
+use shared::aws::{self, CallCounter};
+use shared::clock::SystemClock;
+use shared::config::{Env, NotifierConfig};
+use std::sync::Arc;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::logging::init();
+    let config = match NotifierConfig::from_env(&Env::from_process()) {
+        Ok(config) => config,
+        Err(e) => shared::lambda::fail_init("notifier", &e).await,
+    };
+    let sdk = aws::config_loader().load().await;
+    let calls = CallCounter::default();
+    let notifier = Notifier::new(
+        config,
+        aws::dynamodb(&sdk, &calls),
+        aws::sns(&sdk, &calls),
+        aws::codepipeline(&sdk, &calls),
+        Arc::new(SystemClock),
+    );
+    let notifier = &notifier;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        notifier.handle(event.payload).await
+    }))
+    .await
+}

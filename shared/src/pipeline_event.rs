@@ -1,0 +1,343 @@
+//! The EventBridge event the notifier takes: `CodePipeline Pipeline Execution
+//! State Change` from `aws.codepipeline`. Parsing is strict about the fields it
+//! uses, because they end up in an e-mail subject, a URL and table keys.
+
+use crate::clock::EpochMillis;
+use crate::config::is_valid_pipeline_name;
+use crate::time_format::parse_rfc3339;
+use crate::trigger::TriggerStatus;
+use serde_json::Value;
+
+pub const EVENT_SOURCE: &str = "aws.codepipeline";
+pub const EVENT_DETAIL_TYPE: &str = "CodePipeline Pipeline Execution State Change";
+
+/// A pipeline execution's state, as CodePipeline names it in events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PipelineState {
+    Started,
+    Resumed,
+    Stopping,
+    Stopped,
+    Succeeded,
+    Failed,
+    Superseded,
+    Canceled,
+}
+
+impl PipelineState {
+    pub const ALL: [PipelineState; 8] = [
+        Self::Started,
+        Self::Resumed,
+        Self::Stopping,
+        Self::Stopped,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Superseded,
+        Self::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "STARTED",
+            Self::Resumed => "RESUMED",
+            Self::Stopping => "STOPPING",
+            Self::Stopped => "STOPPED",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Superseded => "SUPERSEDED",
+            Self::Canceled => "CANCELED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// What a public trigger's status becomes. `None`: the execution is
+    /// still running (the worker already recorded `started`).
+    pub fn trigger_status(self) -> Option<TriggerStatus> {
+        match self {
+            Self::Succeeded => Some(TriggerStatus::Succeeded),
+            Self::Failed => Some(TriggerStatus::Failed),
+            // A canceled execution was stopped before it ran to its end.
+            Self::Stopped | Self::Canceled => Some(TriggerStatus::Stopped),
+            Self::Superseded => Some(TriggerStatus::Superseded),
+            // A failed execution can be retried: it runs again.
+            Self::Resumed => Some(TriggerStatus::Started),
+            Self::Started | Self::Stopping => None,
+        }
+    }
+}
+
+/// One state change, with every field checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineEvent {
+    /// EventBridge's event id: the same on a redelivery.
+    pub event_id: String,
+    pub region: String,
+    pub pipeline: String,
+    pub execution_id: String,
+    pub state: PipelineState,
+    /// When the state changed (the event's `time`).
+    pub time: Option<EpochMillis>,
+    /// When the execution started (`detail.start-time`, where CodePipeline sends it).
+    pub start_time: Option<EpochMillis>,
+}
+
+/// Why an invocation is not a state change to act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventProblem {
+    /// Some other event (other source or detail type): not for this function.
+    #[error("not a CodePipeline execution state change: {0}")]
+    NotOurs(String),
+    /// A state change this code does not know (a state added later).
+    #[error("unknown pipeline state {0:?}")]
+    UnknownState(String),
+    /// Claims to be ours but a field is missing or unsafe.
+    #[error("malformed event: {0}")]
+    Malformed(String),
+}
+
+/// The longest event id accepted (EventBridge ids are UUIDs).
+const MAX_EVENT_ID: usize = 128;
+/// The longest execution id accepted (CodePipeline's are UUIDs).
+const MAX_EXECUTION_ID: usize = 128;
+
+fn field<'a>(value: &'a Value, name: &str) -> Option<&'a str> {
+    value.get(name).and_then(Value::as_str)
+}
+
+fn is_token(text: &str, max: usize) -> bool {
+    !text.is_empty()
+        && text.len() <= max
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`.
+pub fn is_region(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    parts.len() >= 3
+        && text.len() <= 32
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+/// Parses an invocation's payload.
+pub fn parse_event(event: &Value) -> Result<PipelineEvent, EventProblem> {
+    if !event.is_object() {
+        return Err(EventProblem::Malformed(
+            "the event is not a JSON object".into(),
+        ));
+    }
+    let source = field(event, "source").unwrap_or_default();
+    let detail_type = field(event, "detail-type").unwrap_or_default();
+    if source != EVENT_SOURCE || detail_type != EVENT_DETAIL_TYPE {
+        let shown: String = format!("{source} / {detail_type}")
+            .chars()
+            .take(120)
+            .collect();
+        return Err(EventProblem::NotOurs(shown));
+    }
+    let malformed = |what: &str| EventProblem::Malformed(what.to_string());
+    let event_id = field(event, "id")
+        .filter(|id| is_token(id, MAX_EVENT_ID))
+        .ok_or_else(|| malformed("\"id\" is missing or not an event id"))?;
+    let region = field(event, "region")
+        .filter(|r| is_region(r))
+        .ok_or_else(|| malformed("\"region\" is missing or not a region"))?;
+    let detail = event
+        .get("detail")
+        .filter(|d| d.is_object())
+        .ok_or_else(|| malformed("\"detail\" is missing or not an object"))?;
+    let pipeline = field(detail, "pipeline")
+        .filter(|p| is_valid_pipeline_name(p))
+        .ok_or_else(|| malformed("\"detail.pipeline\" is missing or not a pipeline name"))?;
+    let execution_id = field(detail, "execution-id")
+        .filter(|e| is_token(e, MAX_EXECUTION_ID))
+        .ok_or_else(|| malformed("\"detail.execution-id\" is missing or not an execution id"))?;
+    let state_text =
+        field(detail, "state").ok_or_else(|| malformed("\"detail.state\" is missing"))?;
+    let state = PipelineState::parse(state_text).ok_or_else(|| {
+        EventProblem::UnknownState(state_text.chars().take(40).collect::<String>())
+    })?;
+    Ok(PipelineEvent {
+        event_id: event_id.to_string(),
+        region: region.to_string(),
+        pipeline: pipeline.to_string(),
+        execution_id: execution_id.to_string(),
+        state,
+        time: field(event, "time").and_then(parse_rfc3339),
+        start_time: field(detail, "start-time").and_then(parse_rfc3339),
+    })
+}
+
+/// The event EventBridge delivers for a state change (what CodePipeline emits;
+/// the local stack publishes it and tests build it).
+pub fn state_change_event(
+    event_id: &str,
+    region: &str,
+    account: &str,
+    pipeline: &str,
+    execution_id: &str,
+    state: PipelineState,
+    time: &str,
+) -> Value {
+    serde_json::json!({
+        "version": "0",
+        "id": event_id,
+        "detail-type": EVENT_DETAIL_TYPE,
+        "source": EVENT_SOURCE,
+        "account": account,
+        "time": time,
+        "region": region,
+        "resources": [format!("arn:aws:codepipeline:{region}:{account}:{pipeline}")],
+        "detail": {
+            "pipeline": pipeline,
+            "execution-id": execution_id,
+            "state": state.as_str(),
+            "version": 1.0,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(state: &str) -> Value {
+        let mut e = state_change_event(
+            "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "eu-west-1",
+            "123456789012",
+            "enterprise-app-pipeline",
+            "1a2b3c4d-1111-2222-3333-444455556666",
+            PipelineState::Failed,
+            "2026-11-21T10:04:12Z",
+        );
+        e["detail"]["state"] = state.into();
+        e["detail"]["start-time"] = "2026-11-21T10:00:00.000Z".into();
+        e
+    }
+
+    #[test]
+    fn parses_a_state_change() {
+        let parsed = parse_event(&event("FAILED")).unwrap();
+        assert_eq!(parsed.pipeline, "enterprise-app-pipeline");
+        assert_eq!(parsed.region, "eu-west-1");
+        assert_eq!(parsed.state, PipelineState::Failed);
+        assert_eq!(parsed.execution_id, "1a2b3c4d-1111-2222-3333-444455556666");
+        assert_eq!(parsed.time, parse_rfc3339("2026-11-21T10:04:12Z"));
+        assert_eq!(parsed.start_time.unwrap() + 252_000, parsed.time.unwrap());
+    }
+
+    #[test]
+    fn every_state_round_trips_and_maps_to_a_trigger_status() {
+        for state in PipelineState::ALL {
+            assert_eq!(PipelineState::parse(state.as_str()), Some(state));
+            assert_eq!(parse_event(&event(state.as_str())).unwrap().state, state);
+        }
+        assert_eq!(PipelineState::Started.trigger_status(), None);
+        assert_eq!(
+            PipelineState::Superseded.trigger_status(),
+            Some(TriggerStatus::Superseded)
+        );
+        assert_eq!(
+            PipelineState::Failed.trigger_status(),
+            Some(TriggerStatus::Failed)
+        );
+    }
+
+    #[test]
+    fn other_events_are_not_ours() {
+        let mut e = event("FAILED");
+        e["detail-type"] = "CodePipeline Stage Execution State Change".into();
+        assert!(matches!(parse_event(&e), Err(EventProblem::NotOurs(_))));
+        let mut e = event("FAILED");
+        e["source"] = "aws.s3".into();
+        assert!(matches!(parse_event(&e), Err(EventProblem::NotOurs(_))));
+        assert!(matches!(
+            parse_event(&serde_json::json!({"Records": []})),
+            Err(EventProblem::NotOurs(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_states_are_told_apart() {
+        assert_eq!(
+            parse_event(&event("PAUSED")),
+            Err(EventProblem::UnknownState("PAUSED".into()))
+        );
+        // Case matters: CodePipeline sends upper case.
+        assert!(parse_event(&event("failed")).is_err());
+    }
+
+    #[test]
+    fn malformed_and_hostile_fields_are_refused() {
+        let cases: Vec<(&str, Value)> = vec![
+            ("/id", Value::Null),
+            ("/id", "x".repeat(129).into()),
+            ("/id", "a\r\nBcc: someone".into()),
+            ("/region", "eu-west-1/../../evil".into()),
+            ("/region", "EU-WEST-1".into()),
+            ("/region", "".into()),
+            ("/detail", "not an object".into()),
+            ("/detail/pipeline", "a b".into()),
+            ("/detail/pipeline", "name\nSubject: spoof".into()),
+            ("/detail/pipeline", "p".repeat(101).into()),
+            ("/detail/pipeline", 7.into()),
+            ("/detail/execution-id", "../x".into()),
+            ("/detail/execution-id", "e".repeat(129).into()),
+            ("/detail/state", Value::Null),
+        ];
+        for (pointer, value) in cases {
+            let mut e = event("FAILED");
+            *e.pointer_mut(pointer).unwrap() = value.clone();
+            assert!(
+                matches!(parse_event(&e), Err(EventProblem::Malformed(_))),
+                "{pointer} = {value}"
+            );
+        }
+        for not_object in [Value::Null, "text".into(), serde_json::json!([1, 2])] {
+            assert!(matches!(
+                parse_event(&not_object),
+                Err(EventProblem::Malformed(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn unparseable_times_are_unknown_not_fatal() {
+        let mut e = event("SUCCEEDED");
+        e["time"] = "yesterday".into();
+        e["detail"]["start-time"] = 5.into();
+        let parsed = parse_event(&e).unwrap();
+        assert_eq!((parsed.time, parsed.start_time), (None, None));
+    }
+
+    #[test]
+    fn regions_are_recognised() {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "ap-southeast-4",
+        ] {
+            assert!(is_region(ok), "{ok}");
+        }
+        for bad in [
+            "us-east",
+            "us--1",
+            "us-east-1a",
+            "x",
+            "us-east-1 ",
+            "us-east-",
+        ] {
+            assert!(!is_region(bad), "{bad}");
+        }
+    }
+}
