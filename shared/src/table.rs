@@ -546,6 +546,33 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Puts a `dead_lettered` trigger back to `queued` (an operator replayed
+    /// its message), dropping the reason. Returns whether a record changed.
+    pub async fn record_requeued(
+        &self,
+        trigger_id: &str,
+        now: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", s(trigger_pk(trigger_id)))
+            .update_expression(
+                "SET #status = :queued, updated_at = :now REMOVE error_code, error_message",
+            )
+            .condition_expression("#status = :dead AND attribute_not_exists(execution_id)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", s(TriggerStatus::Queued.as_str()))
+            .expression_attribute_values(":dead", s(TriggerStatus::DeadLettered.as_str()))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .send()
+            .await;
+        applied(result)
+    }
+}
+
 /// How recording an execution's outcome ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutcomeRecord {

@@ -1,0 +1,177 @@
+//! The command line, as CONTRACT.md "Operators' tool" names it.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trigger-ops",
+    version,
+    about = "Operate pipeline-trigger: inspect and replay the dead-letter queue",
+    after_help = "\
+Queue URLs and the table come from the flags, else QUEUE_URL / DLQ_URL / TABLE_NAME,
+else --terraform-outputs (the JSON of `terraform output -json`).
+AWS credentials and region come from the usual AWS settings; AWS_ENDPOINT_URL
+points the tool at an emulator.
+
+Examples:
+  trigger-ops dlq stats
+  trigger-ops --terraform-outputs outputs.json dlq peek --max 20
+  trigger-ops dlq replay --dry-run --error-code PipelineNotFound
+  trigger-ops dlq replay --max 50 --rate 2
+  trigger-ops dlq purge --yes --older-than 7d"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Machine-readable JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct TargetArgs {
+    /// The work queue's URL [default: $QUEUE_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    pub queue_url: Option<String>,
+    /// The dead-letter queue's URL [default: $DLQ_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    pub dlq_url: Option<String>,
+    /// The DynamoDB table [default: $TABLE_NAME].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub table_name: Option<String>,
+    /// Read the names above from `terraform output -json` saved to FILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub terraform_outputs: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The dead-letter queue of the work queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Visible, in-flight and delayed counts of both queues, and the oldest DLQ message's age.
+    #[command(after_help = "Example:\n  trigger-ops dlq stats --json")]
+    Stats,
+    /// Show the DLQ's messages without consuming them.
+    #[command(after_help = "\
+Each message is received with a short visibility timeout and released at once,
+so it stays on the DLQ (its receive count goes up by one).
+
+Example:
+  trigger-ops dlq peek --max 20")]
+    Peek {
+        /// How many messages to show.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        max: u32,
+    },
+    /// Move messages back to the work queue: sent first, deleted from the DLQ only once the work queue has them.
+    #[command(after_help = "\
+Bodies and attributes are unchanged; each trigger record goes back to `queued`.
+Ctrl-C finishes the batch in flight and stops. Exits non-zero if any message failed.
+
+Examples:
+  trigger-ops dlq replay --dry-run
+  trigger-ops dlq replay --max 100 --rate 5 --error-code Throttling
+  trigger-ops dlq replay --pipeline enterprise-app-pipeline")]
+    Replay(ReplayArgs),
+    /// Delete messages from the DLQ for good (only with --yes).
+    #[command(after_help = "\
+Examples:
+  trigger-ops dlq purge --yes
+  trigger-ops dlq purge --yes --older-than 14d")]
+    Purge {
+        /// Really delete.
+        #[arg(long)]
+        yes: bool,
+        /// Only messages first sent longer ago than this (7d, 36h, 90m).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        older_than: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Move at most this many messages.
+    #[arg(long)]
+    pub max: Option<u64>,
+    /// Messages per second, at most.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 10.0, value_parser = parse_rate)]
+    pub rate: f64,
+    /// List what would move; move nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only messages whose error_code is CODE.
+    #[arg(long, value_name = "CODE")]
+    pub error_code: Option<String>,
+    /// Only messages for this CodePipeline name.
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (expected a duration like 7d, 36h or 90m)"))
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1000.0 => Ok(rate),
+        _ => Err("expected a number of messages per second above 0 and at most 1000".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_parse_and_bad_values_are_refused() {
+        let cli = Cli::try_parse_from([
+            "trigger-ops",
+            "dlq",
+            "replay",
+            "--max",
+            "5",
+            "--rate",
+            "0.5",
+            "--dry-run",
+            "--json",
+            "--dlq-url",
+            "http://x/q",
+        ])
+        .unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.targets.dlq_url.as_deref(), Some("http://x/q"));
+        match cli.command {
+            Command::Dlq(DlqCommand::Replay(args)) => {
+                assert_eq!((args.max, args.rate, args.dry_run), (Some(5), 0.5, true))
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            vec!["dlq", "replay", "--rate", "0"],
+            vec!["dlq", "replay", "--rate", "fast"],
+            vec!["dlq", "replay", "--max", "-1"],
+            vec!["dlq", "peek", "--max", "0"],
+            vec!["dlq", "purge", "--older-than", "a while"],
+            vec!["dlq", "explode"],
+        ] {
+            let args = std::iter::once("trigger-ops").chain(bad.iter().copied());
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,617 @@
+//! The dead-letter queue operations over SQS: counting, looking without
+//! consuming, moving back to the work queue, deleting.
+//!
+//! Looking means receiving: every message looked at is held invisible while
+//! the command runs (so it is seen once) and released at the end, whatever
+//! the command did with the others. A crash leaves it invisible only until
+//! its hold lapses.
+
+use crate::OpsError;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use serde::Serialize;
+use shared::aws::describe;
+use shared::message::WorkMessage;
+use shared::time_format::rfc3339;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// SQS's batch limit.
+const BATCH: usize = 10;
+/// How long `peek` and `stats` hold what they look at.
+const LOOK_HOLD_S: i32 = 30;
+/// How long `replay` and `purge` hold messages they pass over.
+const WORK_HOLD_S: i32 = 900;
+/// At most this many messages are scanned for the oldest age by `stats`.
+pub const STATS_SCAN: usize = 1000;
+
+/// Counts SQS keeps for a queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    pub url: String,
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+}
+
+/// One DLQ message, as operators read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DlqMessage {
+    pub message_id: String,
+    pub trigger_id: Option<String>,
+    pub pipeline: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// SQS's receive count, this look included.
+    pub receive_count: u64,
+    pub first_sent_at: Option<String>,
+    pub age_seconds: Option<u64>,
+    #[serde(skip)]
+    pub sent_ms: Option<u64>,
+}
+
+impl DlqMessage {
+    /// Reads what an operator needs from a received message (pure).
+    pub fn from_sqs(message: &Message, now_ms: u64) -> Self {
+        let attribute = |name: MessageSystemAttributeName| {
+            message
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let text_attribute = |name: &str| {
+            message
+                .message_attributes()
+                .and_then(|a| a.get(name))
+                .and_then(|v| v.string_value())
+                .map(str::to_string)
+        };
+        let work = WorkMessage::parse(message.body().unwrap_or_default()).ok();
+        let sent_ms = attribute(MessageSystemAttributeName::SentTimestamp);
+        Self {
+            message_id: message.message_id().unwrap_or_default().to_string(),
+            trigger_id: work.as_ref().map(|w| w.trigger_id.clone()),
+            pipeline: work.as_ref().map(|w| w.pipeline.clone()),
+            error_code: text_attribute("error_code"),
+            error_message: text_attribute("error_message"),
+            receive_count: attribute(MessageSystemAttributeName::ApproximateReceiveCount)
+                .unwrap_or(0),
+            first_sent_at: sent_ms.map(rfc3339),
+            age_seconds: sent_ms.map(|sent| now_ms.saturating_sub(sent) / 1000),
+            sent_ms,
+        }
+    }
+}
+
+/// Which messages a replay moves.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub error_code: Option<String>,
+    pub pipeline: Option<String>,
+}
+
+impl Filter {
+    pub fn matches(&self, message: &DlqMessage) -> bool {
+        let code_ok = self
+            .error_code
+            .as_ref()
+            .is_none_or(|code| message.error_code.as_ref() == Some(code));
+        let pipeline_ok = self
+            .pipeline
+            .as_ref()
+            .is_none_or(|p| message.pipeline.as_ref() == Some(p));
+        code_ok && pipeline_ok
+    }
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReplaySummary {
+    pub dry_run: bool,
+    pub moved: u64,
+    pub skipped_by_filter: u64,
+    pub failed: u64,
+    /// Moved messages whose trigger record could not be put back to `queued`.
+    pub records_not_updated: u64,
+    pub stopped_early: bool,
+    /// Dry run: what would move. Otherwise: what moved.
+    pub messages: Vec<DlqMessage>,
+    pub failures: Vec<String>,
+}
+
+/// The two queues, over one SQS client.
+pub struct Queues {
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+/// Paces a replay at `rate` messages per second.
+struct Pace {
+    rate: f64,
+    started: Instant,
+}
+
+impl Pace {
+    async fn wait(&self, done: u64) {
+        let due = Duration::from_secs_f64(done as f64 / self.rate);
+        if let Some(rest) = due.checked_sub(self.started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+    }
+}
+
+impl Queues {
+    /// Fails clearly when the queue does not exist or cannot be reached.
+    pub async fn check(&self, which: &'static str, url: &str) -> Result<(), OpsError> {
+        self.sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| OpsError::Queue {
+                which,
+                url: url.to_string(),
+                reason: describe(&e),
+            })?;
+        Ok(())
+    }
+
+    pub async fn counts(&self, which: &'static str, url: &str) -> Result<QueueCounts, OpsError> {
+        let output = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| OpsError::Queue {
+                which,
+                url: url.to_string(),
+                reason: describe(&e),
+            })?;
+        let count = |name: QueueAttributeName| {
+            output
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(QueueCounts {
+            url: url.to_string(),
+            visible: count(QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+        })
+    }
+
+    /// Up to `max` (≤ 10) messages, held for `hold` seconds. Long-polls one
+    /// second so an empty answer means an empty queue, not a sampled one.
+    async fn receive(&self, url: &str, max: usize, hold: i32) -> Result<Vec<Message>, OpsError> {
+        let output = self
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(max.clamp(1, BATCH) as i32)
+            .visibility_timeout(hold)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| OpsError::Queue {
+                which: "DLQ",
+                url: url.to_string(),
+                reason: describe(&e),
+            })?;
+        Ok(output.messages().to_vec())
+    }
+
+    /// Makes held messages visible again at once (best effort: if this fails
+    /// they come back when their hold lapses). Returns how many failed.
+    async fn release(&self, url: &str, messages: &[Message]) -> usize {
+        let mut failed = 0;
+        for chunk in messages.chunks(BATCH) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(m.receipt_handle().unwrap_or_default())
+                        .visibility_timeout(0)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            match self
+                .sqs
+                .change_message_visibility_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(output) => failed += output.failed().len(),
+                Err(_) => failed += chunk.len(),
+            }
+        }
+        failed
+    }
+
+    /// Deletes received messages; returns the message ids SQS confirmed.
+    async fn delete(&self, url: &str, messages: &[&Message]) -> Result<Vec<String>, String> {
+        let entries: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let output = self
+            .sqs
+            .delete_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(output
+            .successful()
+            .iter()
+            .filter_map(|ok| ok.id().parse::<usize>().ok())
+            .filter_map(|i| messages.get(i))
+            .map(|m| m.message_id().unwrap_or_default().to_string())
+            .collect())
+    }
+
+    /// Receives until `max` distinct messages are seen or the queue has no
+    /// more, holding each for `hold` seconds; the caller releases them.
+    async fn scan(&self, url: &str, max: usize, hold: i32) -> Result<Vec<Message>, OpsError> {
+        let mut seen = HashSet::new();
+        let mut all = Vec::new();
+        while all.len() < max {
+            let batch = self.receive(url, max - all.len(), hold).await?;
+            let fresh: Vec<Message> = batch
+                .into_iter()
+                .filter(|m| seen.insert(m.message_id().unwrap_or_default().to_string()))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            all.extend(fresh);
+        }
+        Ok(all)
+    }
+
+    /// The DLQ's messages, oldest first, none consumed.
+    pub async fn peek(
+        &self,
+        dlq_url: &str,
+        max: usize,
+        now_ms: u64,
+    ) -> Result<Vec<DlqMessage>, OpsError> {
+        let messages = self.scan(dlq_url, max, LOOK_HOLD_S).await?;
+        self.release(dlq_url, &messages).await;
+        let mut shown: Vec<DlqMessage> = messages
+            .iter()
+            .map(|m| DlqMessage::from_sqs(m, now_ms))
+            .collect();
+        shown.sort_by_key(|m| m.sent_ms.unwrap_or(u64::MAX));
+        Ok(shown)
+    }
+
+    /// Age in seconds of the oldest of the first [`STATS_SCAN`] DLQ messages
+    /// (SQS keeps no such figure; CloudWatch's metric lags by minutes).
+    pub async fn oldest_age(&self, dlq_url: &str, now_ms: u64) -> Result<Option<u64>, OpsError> {
+        let messages = self.peek(dlq_url, STATS_SCAN, now_ms).await?;
+        Ok(messages.iter().filter_map(|m| m.age_seconds).max())
+    }
+
+    /// Moves matching DLQ messages to the work queue, `rate` per second, at
+    /// most `max`; stops after the batch in flight when `stop` is set.
+    /// `on_batch` is told how many moved (or would move) after each batch.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn replay(
+        &self,
+        dlq_url: &str,
+        queue_url: &str,
+        table: Option<&shared::table::Table>,
+        filter: &Filter,
+        max: Option<u64>,
+        rate: f64,
+        dry_run: bool,
+        stop: &AtomicBool,
+        now_ms: impl Fn() -> u64,
+        on_batch: &dyn Fn(u64),
+    ) -> Result<ReplaySummary, OpsError> {
+        let mut summary = ReplaySummary {
+            dry_run,
+            ..ReplaySummary::default()
+        };
+        let limit = max.unwrap_or(u64::MAX);
+        let pace = Pace {
+            rate,
+            started: Instant::now(),
+        };
+        let mut seen = HashSet::new();
+        let mut held: Vec<Message> = Vec::new();
+        let per_batch = (rate.ceil() as usize).clamp(1, BATCH);
+        loop {
+            let done = summary.moved + summary.messages.len() as u64 * u64::from(dry_run);
+            if stop.load(Ordering::SeqCst) {
+                summary.stopped_early = true;
+                break;
+            }
+            if done >= limit {
+                break;
+            }
+            pace.wait(done).await;
+            let want = per_batch.min(usize::try_from(limit - done).unwrap_or(BATCH));
+            let batch = self.receive(dlq_url, want, WORK_HOLD_S).await?;
+            let fresh: Vec<Message> = batch
+                .into_iter()
+                .filter(|m| {
+                    let new = seen.insert(m.message_id().unwrap_or_default().to_string());
+                    if !new {
+                        // Came back after its hold lapsed: hold it again, count it once.
+                        held.push(m.clone());
+                    }
+                    new
+                })
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            let mut matching = Vec::new();
+            for message in fresh {
+                let shown = DlqMessage::from_sqs(&message, now_ms());
+                if filter.matches(&shown) {
+                    matching.push((message, shown));
+                } else {
+                    summary.skipped_by_filter += 1;
+                    held.push(message);
+                }
+            }
+            if dry_run {
+                for (message, shown) in matching {
+                    summary.messages.push(shown);
+                    held.push(message);
+                }
+                on_batch(summary.messages.len() as u64);
+                continue;
+            }
+            if matching.is_empty() {
+                continue;
+            }
+            let moved = self
+                .move_batch(dlq_url, queue_url, &matching, &mut summary, &mut held)
+                .await;
+            for shown in moved {
+                if let (Some(table), Some(trigger_id)) = (table, shown.trigger_id.as_deref()) {
+                    if table.record_requeued(trigger_id, now_ms()).await.is_err() {
+                        summary.records_not_updated += 1;
+                    }
+                }
+                summary.moved += 1;
+                summary.messages.push(shown);
+            }
+            on_batch(summary.moved);
+        }
+        let unreleased = self.release(dlq_url, &held).await;
+        if unreleased > 0 {
+            summary.failures.push(format!(
+                "{unreleased} skipped messages stay invisible for up to {WORK_HOLD_S} s"
+            ));
+        }
+        Ok(summary)
+    }
+
+    /// Sends a batch to the work queue and deletes from the DLQ exactly the
+    /// messages the work queue accepted. Returns those.
+    async fn move_batch(
+        &self,
+        dlq_url: &str,
+        queue_url: &str,
+        batch: &[(Message, DlqMessage)],
+        summary: &mut ReplaySummary,
+        held: &mut Vec<Message>,
+    ) -> Vec<DlqMessage> {
+        let entries: Vec<_> = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (m, _))| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(m.body().unwrap_or_default())
+                    .set_message_attributes(m.message_attributes().cloned())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let sent = self
+            .sqs
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        let accepted: Vec<usize> = match sent {
+            Ok(output) => {
+                for failed in output.failed() {
+                    summary.failures.push(format!(
+                        "work queue refused message {}: {} {}",
+                        failed
+                            .id()
+                            .parse::<usize>()
+                            .ok()
+                            .and_then(|i| batch.get(i))
+                            .map(|(_, s)| s.message_id.as_str())
+                            .unwrap_or("?"),
+                        failed.code(),
+                        failed.message().unwrap_or_default()
+                    ));
+                }
+                output
+                    .successful()
+                    .iter()
+                    .filter_map(|ok| ok.id().parse().ok())
+                    .collect()
+            }
+            Err(e) => {
+                summary.failures.push(format!(
+                    "sending to the work queue failed: {}",
+                    describe(&e)
+                ));
+                Vec::new()
+            }
+        };
+        let (to_delete, not_sent): (Vec<_>, Vec<_>) =
+            (0..batch.len()).partition(|i| accepted.contains(i));
+        summary.failed += not_sent.len() as u64;
+        held.extend(not_sent.iter().map(|&i| batch[i].0.clone()));
+        if to_delete.is_empty() {
+            return Vec::new();
+        }
+        let messages: Vec<&Message> = to_delete.iter().map(|&i| &batch[i].0).collect();
+        let deleted = match self.delete(dlq_url, &messages).await {
+            Ok(ids) => ids,
+            Err(reason) => {
+                summary.failures.push(format!(
+                    "copied to the work queue but not deleted from the DLQ ({reason}): the worker's ledger makes the duplicate harmless"
+                ));
+                Vec::new()
+            }
+        };
+        to_delete
+            .iter()
+            .map(|&i| &batch[i].1)
+            .filter(|shown| deleted.contains(&shown.message_id))
+            .cloned()
+            .collect()
+    }
+
+    /// Deletes DLQ messages (first sent before `cutoff_ms`, when given).
+    /// Returns (deleted, kept).
+    pub async fn purge(
+        &self,
+        dlq_url: &str,
+        cutoff_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<(u64, u64), OpsError> {
+        let mut seen = HashSet::new();
+        let mut held = Vec::new();
+        let (mut deleted, mut kept) = (0u64, 0u64);
+        loop {
+            let batch = self.receive(dlq_url, BATCH, WORK_HOLD_S).await?;
+            let fresh: Vec<Message> = batch
+                .into_iter()
+                .filter(|m| seen.insert(m.message_id().unwrap_or_default().to_string()))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            let (old, young): (Vec<Message>, Vec<Message>) = fresh.into_iter().partition(|m| {
+                let sent = DlqMessage::from_sqs(m, now_ms).sent_ms;
+                match cutoff_ms {
+                    None => true,
+                    Some(cutoff) => sent.is_some_and(|s| s < cutoff),
+                }
+            });
+            kept += young.len() as u64;
+            held.extend(young);
+            if !old.is_empty() {
+                let refs: Vec<&Message> = old.iter().collect();
+                let ids = self
+                    .delete(dlq_url, &refs)
+                    .await
+                    .map_err(|reason| OpsError::Queue {
+                        which: "DLQ",
+                        url: dlq_url.to_string(),
+                        reason,
+                    })?;
+                deleted += ids.len() as u64;
+            }
+        }
+        self.release(dlq_url, &held).await;
+        Ok((deleted, kept))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sqs::types::MessageAttributeValue;
+
+    fn message(body: &str, code: Option<&str>) -> Message {
+        let mut m = Message::builder()
+            .message_id("m-1")
+            .body(body)
+            .attributes(MessageSystemAttributeName::SentTimestamp, "1795000000000")
+            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "3");
+        if let Some(code) = code {
+            m = m.message_attributes(
+                "error_code",
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(code)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        m.build()
+    }
+
+    const BODY: &str = r#"{"version":1,"trigger_id":"01KAKXR9VJ4N6P8Q2R3S4T5V6W","pipeline":"app-pipeline","requested_at":"2026-11-21T10:00:00.000Z","client_key":"ab"}"#;
+
+    #[test]
+    fn reads_a_dead_lettered_message() {
+        let shown = DlqMessage::from_sqs(&message(BODY, Some("Throttling")), 1_795_000_090_500);
+        assert_eq!(
+            shown.trigger_id.as_deref(),
+            Some("01KAKXR9VJ4N6P8Q2R3S4T5V6W")
+        );
+        assert_eq!(shown.pipeline.as_deref(), Some("app-pipeline"));
+        assert_eq!(shown.error_code.as_deref(), Some("Throttling"));
+        assert_eq!(shown.receive_count, 3);
+        assert_eq!(shown.age_seconds, Some(90));
+        assert_eq!(
+            shown.first_sent_at.as_deref(),
+            Some("2026-11-18T11:06:40.000Z")
+        );
+    }
+
+    #[test]
+    fn garbage_bodies_are_shown_not_fatal() {
+        let shown = DlqMessage::from_sqs(&message("\u{0}not json", None), 0);
+        assert_eq!(
+            (shown.trigger_id, shown.pipeline, shown.error_code),
+            (None, None, None)
+        );
+        assert_eq!(shown.message_id, "m-1");
+    }
+
+    #[test]
+    fn filters_match_code_and_pipeline() {
+        let shown = DlqMessage::from_sqs(&message(BODY, Some("Throttling")), 0);
+        let filter = |code: Option<&str>, pipeline: Option<&str>| Filter {
+            error_code: code.map(str::to_string),
+            pipeline: pipeline.map(str::to_string),
+        };
+        assert!(filter(None, None).matches(&shown));
+        assert!(filter(Some("Throttling"), Some("app-pipeline")).matches(&shown));
+        assert!(!filter(Some("PipelineNotFound"), None).matches(&shown));
+        assert!(!filter(None, Some("other")).matches(&shown));
+        let garbage = DlqMessage::from_sqs(&message("x", None), 0);
+        assert!(!filter(None, Some("app-pipeline")).matches(&garbage));
+        assert!(filter(None, None).matches(&garbage));
+    }
+}

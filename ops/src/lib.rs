@@ -1,0 +1,180 @@
+//! `trigger-ops`: the operators' tool. Commands: `dlq stats | peek | replay |
+//! purge`. The queue work is in [`dlq`], target resolution in [`targets`],
+//! printing in [`report`]; [`run`] wires them for one command line.
+
+pub mod cli;
+pub mod dlq;
+pub mod report;
+pub mod targets;
+
+use aws_config::SdkConfig;
+use cli::{Cli, Command, DlqCommand};
+use dlq::{Filter, Queues};
+use shared::aws::CallCounter;
+use shared::clock::{Clock, SystemClock};
+use shared::config::{ConfigError, Env};
+use shared::table::Table;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use targets::Need;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("missing {0}")]
+    MissingSetting(&'static str),
+    #[error("{what}: {reason}")]
+    BadSetting { what: &'static str, reason: String },
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot read terraform outputs {path}: {reason}")]
+    TerraformOutputs { path: String, reason: String },
+    #[error("the {which} at {url} cannot be used: {reason}")]
+    Queue {
+        which: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl OpsError {
+    /// 2 for a wrong command line or settings (nothing was touched), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::MissingSetting(_)
+            | Self::BadSetting { .. }
+            | Self::Config(_)
+            | Self::TerraformOutputs { .. }
+            | Self::Refused(_) => 2,
+            Self::Queue { .. } => 1,
+        }
+    }
+}
+
+/// What a command printed and whether it fully succeeded.
+#[derive(Debug)]
+pub struct Ran {
+    pub output: String,
+    pub success: bool,
+}
+
+/// What the process provides: SDK settings, the environment, the Ctrl-C flag.
+pub struct Context<'a> {
+    pub sdk: &'a SdkConfig,
+    pub env: &'a Env,
+    pub stop: Arc<AtomicBool>,
+}
+
+pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
+    let outputs = match &cli.targets.terraform_outputs {
+        Some(path) => Some(targets::read_outputs(path)?),
+        None => None,
+    };
+    let targets = targets::resolve(&cli.targets, ctx.env, outputs.as_ref())?;
+    let calls = CallCounter::default();
+    let queues = Queues {
+        sqs: shared::aws::sqs(ctx.sdk, &calls),
+    };
+    let now = || SystemClock.now_ms();
+    let Command::Dlq(command) = &cli.command;
+    let ok = |output: String| {
+        Ok(Ran {
+            output,
+            success: true,
+        })
+    };
+    match command {
+        DlqCommand::Stats => {
+            let (work_url, dlq_url) = (targets.need(Need::Queue)?, targets.need(Need::Dlq)?);
+            let work = queues.counts("work queue", work_url).await?;
+            let dlq = queues.counts("DLQ", dlq_url).await?;
+            let oldest = queues.oldest_age(dlq_url, now()).await?;
+            ok(if cli.json {
+                report::stats_json(&work, &dlq, oldest)
+            } else {
+                report::stats_text(&work, &dlq, oldest)
+            })
+        }
+        DlqCommand::Peek { max } => {
+            let dlq_url = targets.need(Need::Dlq)?;
+            queues.check("DLQ", dlq_url).await?;
+            let messages = queues.peek(dlq_url, *max as usize, now()).await?;
+            ok(if cli.json {
+                report::messages_json(&messages)
+            } else {
+                report::messages_text(&messages)
+            })
+        }
+        DlqCommand::Replay(args) => {
+            let (work_url, dlq_url) = (targets.need(Need::Queue)?, targets.need(Need::Dlq)?);
+            let table = if args.dry_run {
+                None
+            } else {
+                Some(Table::new(
+                    shared::aws::dynamodb(ctx.sdk, &calls),
+                    targets.need(Need::Table)?,
+                ))
+            };
+            queues.check("DLQ", dlq_url).await?;
+            if !args.dry_run {
+                // A wrong work queue fails here, before anything is received.
+                queues.check("work queue", work_url).await?;
+            }
+            let length = match args.max {
+                Some(max) => max,
+                None => queues.counts("DLQ", dlq_url).await?.visible,
+            };
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(length),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            let filter = Filter {
+                error_code: args.error_code.clone(),
+                pipeline: args.pipeline.clone(),
+            };
+            let summary = queues
+                .replay(
+                    dlq_url,
+                    work_url,
+                    table.as_ref(),
+                    &filter,
+                    args.max,
+                    args.rate,
+                    args.dry_run,
+                    &ctx.stop,
+                    now,
+                    &|done| bar.set_position(done),
+                )
+                .await?;
+            bar.finish_and_clear();
+            let success = summary.failed == 0 && summary.failures.is_empty();
+            Ok(Ran {
+                output: if cli.json {
+                    report::replay_json(&summary)
+                } else {
+                    report::replay_text(&summary)
+                },
+                success,
+            })
+        }
+        DlqCommand::Purge { yes, older_than } => {
+            let dlq_url = targets.need(Need::Dlq)?;
+            if !yes {
+                return Err(OpsError::Refused(
+                    "purge deletes DLQ messages for good: add --yes to do it (nothing was deleted)"
+                        .into(),
+                ));
+            }
+            queues.check("DLQ", dlq_url).await?;
+            let now = now();
+            let cutoff = older_than.map(|d| now.saturating_sub(d.as_millis() as u64));
+            let (deleted, kept) = queues.purge(dlq_url, cutoff, now).await?;
+            ok(if cli.json {
+                serde_json::json!({"deleted": deleted, "kept": kept}).to_string()
+            } else {
+                format!("deleted {deleted}, kept {kept}\n")
+            })
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `trigger-ops`: see `trigger-ops --help`.
+
+use clap::Parser;
+use ops::cli::Cli;
+use ops::{run, Context};
+use shared::config::Env;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if flag.swap(true, Ordering::SeqCst) {
+                eprintln!("second Ctrl-C: stopping now");
+                std::process::exit(130);
+            }
+            eprintln!("Ctrl-C: finishing the batch in flight, then stopping (again to stop now)");
+        }
+    });
+    let sdk = shared::aws::config_loader().load().await;
+    let env = Env::from_process();
+    let ctx = Context {
+        sdk: &sdk,
+        env: &env,
+        stop,
+    };
+    match run(&cli, &ctx).await {
+        Ok(ran) => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(ran.output.as_bytes());
+            if !ran.output.ends_with('\n') {
+                let _ = stdout.write_all(b"\n");
+            }
+            if ran.success {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

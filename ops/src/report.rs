@@ -1,0 +1,222 @@
+//! What the tool prints: aligned tables for people, JSON for scripts (pure).
+
+use crate::dlq::{DlqMessage, QueueCounts, ReplaySummary};
+use std::time::Duration;
+
+/// Longest error message shown in a table cell (JSON has it whole).
+const MAX_CELL: usize = 60;
+
+fn cell(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let mut cut: String = flat.chars().take(max - 3).collect();
+        cut.push_str("...");
+        cut
+    }
+}
+
+/// Columns padded to their widest cell; the last column is not padded.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, value) in row.iter().enumerate() {
+            widths[i] = widths[i].max(value.chars().count());
+        }
+    }
+    let line = |values: Vec<String>| {
+        let last = values.len() - 1;
+        let mut out = String::new();
+        for (i, value) in values.into_iter().enumerate() {
+            if i == last {
+                out.push_str(&value);
+            } else {
+                let pad = widths[i] - value.chars().count();
+                out.push_str(&value);
+                out.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.trim_end().to_string() + "\n"
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push_str(&line(row.clone()));
+    }
+    out
+}
+
+pub fn age(seconds: Option<u64>) -> String {
+    match seconds {
+        Some(s) => humantime::format_duration(Duration::from_secs(s)).to_string(),
+        None => "-".into(),
+    }
+}
+
+pub fn stats_text(work: &QueueCounts, dlq: &QueueCounts, oldest_age: Option<u64>) -> String {
+    let row = |name: &str, c: &QueueCounts| {
+        vec![
+            name.to_string(),
+            c.visible.to_string(),
+            c.in_flight.to_string(),
+            c.delayed.to_string(),
+        ]
+    };
+    let mut out = table(
+        &["QUEUE", "VISIBLE", "IN FLIGHT", "DELAYED"],
+        &[row("work", work), row("dlq", dlq)],
+    );
+    out.push_str(&format!("oldest DLQ message: {}\n", age(oldest_age)));
+    out
+}
+
+pub fn stats_json(work: &QueueCounts, dlq: &QueueCounts, oldest_age: Option<u64>) -> String {
+    serde_json::json!({
+        "work_queue": work,
+        "dlq": dlq,
+        "dlq_oldest_age_seconds": oldest_age,
+    })
+    .to_string()
+}
+
+fn or_dash(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".into())
+}
+
+pub fn messages_text(messages: &[DlqMessage]) -> String {
+    if messages.is_empty() {
+        return "no messages\n".into();
+    }
+    let rows: Vec<Vec<String>> = messages
+        .iter()
+        .map(|m| {
+            vec![
+                or_dash(&m.trigger_id),
+                cell(&or_dash(&m.pipeline), 40),
+                cell(&or_dash(&m.error_code), 30),
+                m.receive_count.to_string(),
+                or_dash(&m.first_sent_at),
+                age(m.age_seconds),
+                cell(&or_dash(&m.error_message), MAX_CELL),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "TRIGGER",
+            "PIPELINE",
+            "ERROR CODE",
+            "RECEIVES",
+            "FIRST SENT",
+            "AGE",
+            "ERROR MESSAGE",
+        ],
+        &rows,
+    )
+}
+
+pub fn messages_json(messages: &[DlqMessage]) -> String {
+    serde_json::json!({ "messages": messages }).to_string()
+}
+
+pub fn replay_text(summary: &ReplaySummary) -> String {
+    let mut out = String::new();
+    if summary.dry_run {
+        out.push_str("dry run: nothing moved; these would move:\n");
+        out.push_str(&messages_text(&summary.messages));
+        out.push_str(&format!(
+            "would move {}, skipped by filter {}\n",
+            summary.messages.len(),
+            summary.skipped_by_filter
+        ));
+        return out;
+    }
+    if summary.stopped_early {
+        out.push_str("stopped by Ctrl-C after the batch in flight\n");
+    }
+    for failure in &summary.failures {
+        out.push_str(&format!("failure: {failure}\n"));
+    }
+    out.push_str(&format!(
+        "moved {}, skipped by filter {}, failed {}",
+        summary.moved, summary.skipped_by_filter, summary.failed
+    ));
+    if summary.records_not_updated > 0 {
+        out.push_str(&format!(
+            " ({} trigger records not set back to queued)",
+            summary.records_not_updated
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+pub fn replay_json(summary: &ReplaySummary) -> String {
+    serde_json::to_string(summary).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> DlqMessage {
+        DlqMessage {
+            message_id: "m-1".into(),
+            trigger_id: Some("01KAKXR9VJ4N6P8Q2R3S4T5V6W".into()),
+            pipeline: Some("app-pipeline".into()),
+            error_code: Some("Throttling".into()),
+            error_message: Some(format!("Rate exceeded\n{}", "x".repeat(200))),
+            receive_count: 2,
+            first_sent_at: Some("2026-11-21T10:00:00.000Z".into()),
+            age_seconds: Some(3_725),
+            sent_ms: Some(0),
+        }
+    }
+
+    #[test]
+    fn peek_table_snapshot() {
+        let text = messages_text(&[message()]);
+        let expected = format!(
+            "TRIGGER                     PIPELINE      ERROR CODE  RECEIVES  FIRST SENT                AGE       ERROR MESSAGE\n\
+             01KAKXR9VJ4N6P8Q2R3S4T5V6W  app-pipeline  Throttling  2         2026-11-21T10:00:00.000Z  1h 2m 5s  Rate exceeded {}...\n",
+            "x".repeat(43)
+        );
+        assert_eq!(text, expected);
+        assert_eq!(messages_text(&[]), "no messages\n");
+    }
+
+    #[test]
+    fn json_keeps_everything_but_internals() {
+        let value: serde_json::Value = serde_json::from_str(&messages_json(&[message()])).unwrap();
+        let m = &value["messages"][0];
+        assert_eq!(m["error_message"].as_str().unwrap().len(), 214);
+        assert_eq!(m["age_seconds"], 3_725);
+        assert!(m.get("sent_ms").is_none());
+    }
+
+    #[test]
+    fn summaries_say_what_happened() {
+        let summary = ReplaySummary {
+            moved: 3,
+            skipped_by_filter: 2,
+            failed: 1,
+            failures: vec!["sending to the work queue failed: QueueDoesNotExist".into()],
+            ..ReplaySummary::default()
+        };
+        assert_eq!(
+            replay_text(&summary),
+            "failure: sending to the work queue failed: QueueDoesNotExist\nmoved 3, skipped by filter 2, failed 1\n"
+        );
+        let dry = ReplaySummary {
+            dry_run: true,
+            messages: vec![message()],
+            ..ReplaySummary::default()
+        };
+        let text = replay_text(&dry);
+        assert!(text.starts_with("dry run: nothing moved"));
+        assert!(text.ends_with("would move 1, skipped by filter 0\n"));
+    }
+}

@@ -1,0 +1,235 @@
+//! Which queues and table the tool works on: flags first, then the
+//! environment (`QUEUE_URL`, `DLQ_URL`, `TABLE_NAME`), then the JSON of
+//! `terraform output -json`.
+
+use crate::cli::TargetArgs;
+use crate::OpsError;
+use shared::config::{ConfigError, Env};
+
+/// The names Terraform's outputs use.
+pub const OUTPUT_QUEUE_URL: &str = "queue_url";
+pub const OUTPUT_DLQ_URL: &str = "dlq_url";
+pub const OUTPUT_TABLE_NAME: &str = "table_name";
+
+/// A `terraform output -json` file larger than this is not one.
+const MAX_OUTPUTS_BYTES: u64 = 4 << 20;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    pub queue_url: Option<String>,
+    pub dlq_url: Option<String>,
+    pub table_name: Option<String>,
+}
+
+fn is_url(text: &str) -> bool {
+    (text.starts_with("https://") || text.starts_with("http://"))
+        && text.len() > "http://".len()
+        && !text.chars().any(char::is_whitespace)
+}
+
+/// One setting from the environment; unset is `None`, a bad value an error.
+fn from_env(env: &Env, name: &'static str, url: bool) -> Result<Option<String>, ConfigError> {
+    let value = if url { env.url(name) } else { env.string(name) };
+    match value {
+        Ok(value) => Ok(Some(value)),
+        Err(ConfigError::Missing { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The string `value` of output `name`, if the outputs have it.
+fn output(outputs: &serde_json::Value, name: &str) -> Option<String> {
+    outputs
+        .get(name)?
+        .get("value")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Reads a `terraform output -json` file.
+pub fn read_outputs(path: &std::path::Path) -> Result<serde_json::Value, OpsError> {
+    let bad = |reason: String| OpsError::TerraformOutputs {
+        path: path.display().to_string(),
+        reason,
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| bad(e.to_string()))?
+        .len();
+    if size > MAX_OUTPUTS_BYTES {
+        return Err(bad(format!(
+            "{size} bytes is too large for terraform outputs"
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(bad(
+            "expected the JSON object of `terraform output -json`".into()
+        ));
+    }
+    Ok(value)
+}
+
+/// Resolves every target; what a command needs is checked by [`Targets::need`].
+pub fn resolve(
+    args: &TargetArgs,
+    env: &Env,
+    outputs: Option<&serde_json::Value>,
+) -> Result<Targets, OpsError> {
+    let pick = |flag: &Option<String>,
+                flag_name: &'static str,
+                name: &'static str,
+                output_name: &str,
+                url: bool|
+     -> Result<Option<String>, OpsError> {
+        let value = match flag {
+            Some(value) => Some(value.trim().to_string()),
+            None => match from_env(env, name, url)? {
+                Some(value) => Some(value),
+                None => outputs.and_then(|o| output(o, output_name)),
+            },
+        };
+        match value {
+            Some(value) if url && !is_url(&value) => Err(OpsError::BadSetting {
+                what: flag_name,
+                reason: format!("{value:?} is not an http(s) queue URL"),
+            }),
+            Some(value) if value.is_empty() => Err(OpsError::BadSetting {
+                what: flag_name,
+                reason: "is empty".into(),
+            }),
+            other => Ok(other),
+        }
+    };
+    Ok(Targets {
+        queue_url: pick(
+            &args.queue_url,
+            "--queue-url",
+            "QUEUE_URL",
+            OUTPUT_QUEUE_URL,
+            true,
+        )?,
+        dlq_url: pick(&args.dlq_url, "--dlq-url", "DLQ_URL", OUTPUT_DLQ_URL, true)?,
+        table_name: pick(
+            &args.table_name,
+            "--table-name",
+            "TABLE_NAME",
+            OUTPUT_TABLE_NAME,
+            false,
+        )?,
+    })
+}
+
+/// Which target a command needs.
+#[derive(Debug, Clone, Copy)]
+pub enum Need {
+    Queue,
+    Dlq,
+    Table,
+}
+
+impl Targets {
+    pub fn need(&self, need: Need) -> Result<&str, OpsError> {
+        let (value, what) = match need {
+            Need::Queue => (
+                &self.queue_url,
+                "the work queue URL: --queue-url, QUEUE_URL or the terraform output queue_url",
+            ),
+            Need::Dlq => (
+                &self.dlq_url,
+                "the DLQ URL: --dlq-url, DLQ_URL or the terraform output dlq_url",
+            ),
+            Need::Table => (
+                &self.table_name,
+                "the table: --table-name, TABLE_NAME or the terraform output table_name",
+            ),
+        };
+        value.as_deref().ok_or(OpsError::MissingSetting(what))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn outputs() -> serde_json::Value {
+        json!({
+            "queue_url": {"value": "https://sqs.eu-west-1.amazonaws.com/1/work", "type": "string", "sensitive": false},
+            "dlq_url": {"value": "https://sqs.eu-west-1.amazonaws.com/1/work-dlq", "type": "string", "sensitive": false},
+            "table_name": {"value": "pipeline-trigger", "type": "string", "sensitive": false},
+        })
+    }
+
+    #[test]
+    fn flags_win_over_environment_over_outputs() {
+        let args = TargetArgs {
+            dlq_url: Some("http://flag/dlq".into()),
+            ..TargetArgs::default()
+        };
+        let env = Env::from_pairs([("DLQ_URL", "http://env/dlq"), ("QUEUE_URL", "http://env/q")]);
+        let targets = resolve(&args, &env, Some(&outputs())).unwrap();
+        assert_eq!(targets.dlq_url.as_deref(), Some("http://flag/dlq"));
+        assert_eq!(targets.queue_url.as_deref(), Some("http://env/q"));
+        assert_eq!(targets.table_name.as_deref(), Some("pipeline-trigger"));
+    }
+
+    #[test]
+    fn missing_and_wrong_urls_are_named() {
+        let targets = resolve(&TargetArgs::default(), &Env::from_pairs([]), None).unwrap();
+        let err = targets.need(Need::Dlq).unwrap_err().to_string();
+        assert!(
+            err.contains("--dlq-url") && err.contains("DLQ_URL"),
+            "{err}"
+        );
+        let args = TargetArgs {
+            queue_url: Some("work-queue".into()),
+            ..TargetArgs::default()
+        };
+        let err = resolve(&args, &Env::from_pairs([]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--queue-url") && err.contains("work-queue"),
+            "{err}"
+        );
+        let err = resolve(
+            &TargetArgs::default(),
+            &Env::from_pairs([("DLQ_URL", "sqs:dlq")]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("DLQ_URL"), "{err}");
+    }
+
+    #[test]
+    fn bad_outputs_files_are_refused_clearly() {
+        let dir = std::env::temp_dir().join(format!("ops-targets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.json");
+        assert!(read_outputs(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("missing.json"));
+        let garbage = dir.join("garbage.json");
+        std::fs::write(&garbage, "queue_url = x").unwrap();
+        assert!(read_outputs(&garbage)
+            .unwrap_err()
+            .to_string()
+            .contains("not JSON"));
+        let list = dir.join("list.json");
+        std::fs::write(&list, "[1]").unwrap();
+        assert!(read_outputs(&list).is_err());
+        let good = dir.join("good.json");
+        std::fs::write(&good, outputs().to_string()).unwrap();
+        let read = read_outputs(&good).unwrap();
+        let targets = resolve(&TargetArgs::default(), &Env::from_pairs([]), Some(&read)).unwrap();
+        assert_eq!(
+            targets.need(Need::Queue).unwrap(),
+            "https://sqs.eu-west-1.amazonaws.com/1/work"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,490 @@
+//! `trigger-ops dlq …` against moto: the real binary, real queues filled by
+//! the real worker giving messages up, the real table.
+
+use ops::dlq::{Filter, Queues};
+use serde_json::Value;
+use shared::aws;
+use shared::clock::{Clock, SystemClock};
+use shared::config::{Env, WorkerConfig};
+use shared::table::Table;
+use shared::trigger::TriggerStatus;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use testkit::{dead_endpoint, moto_endpoint, sdk_config_at, unique, Stack};
+use worker::Worker;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {} / {}", self.stdout, self.stderr))
+    }
+}
+
+/// Runs the binary the way an operator does, configured by environment.
+fn ops_with(stack: &Stack, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_trigger-ops"))
+        .env_clear()
+        .env("AWS_ENDPOINT_URL", moto_endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", testkit::REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("QUEUE_URL", &stack.queues.queue_url)
+        .env("DLQ_URL", &stack.queues.dlq_url)
+        .env("TABLE_NAME", &stack.table_name)
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .expect("run trigger-ops");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn ops(stack: &Stack, args: &[&str]) -> Run {
+    ops_with(stack, &[], args)
+}
+
+/// `n` triggers for `pipeline` that the worker gave up on: `PipelineNotFound`
+/// when the pipeline does not exist, `ConnectionError` when `dead` (its
+/// CodePipeline endpoint refuses connections, one attempt allowed).
+async fn seed(stack: &Stack, pipeline: &str, n: usize, dead: bool) -> Vec<String> {
+    let config = WorkerConfig::from_env(&Env::from_pairs([
+        ("TABLE_NAME", stack.table_name.as_str()),
+        ("DLQ_URL", stack.queues.dlq_url.as_str()),
+        ("PIPELINES", pipeline),
+        ("MAX_ATTEMPTS", "1"),
+    ]))
+    .unwrap();
+    let codepipeline = if dead {
+        aws::codepipeline(&sdk_config_at(&dead_endpoint()).await, &stack.calls)
+    } else {
+        stack.codepipeline.clone()
+    };
+    let worker = Arc::new(Worker::new(
+        config,
+        stack.dynamodb.clone(),
+        stack.sqs.clone(),
+        codepipeline,
+        Arc::new(SystemClock),
+    ));
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(stack.enqueue_trigger(pipeline).await);
+    }
+    loop {
+        let event = stack.receive_event(60).await;
+        if event["Records"].as_array().unwrap().is_empty() {
+            break;
+        }
+        let response = worker.handle(event).await.unwrap();
+        assert!(response.batch_item_failures.is_empty());
+    }
+    ids
+}
+
+fn stats(stack: &Stack) -> Value {
+    let run = ops(stack, &["dlq", "stats", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.json()
+}
+
+async fn status(stack: &Stack, trigger_id: &str) -> TriggerStatus {
+    Table::new(stack.dynamodb.clone(), &stack.table_name)
+        .get_trigger(trigger_id, SystemClock.now_ms())
+        .await
+        .unwrap()
+        .expect("record")
+        .status
+}
+
+#[tokio::test]
+async fn stats_counts_both_queues_and_the_oldest_age() {
+    let stack = Stack::new().await;
+    seed(&stack, &unique("ghost"), 3, false).await;
+    stack.enqueue_trigger("app").await;
+    stack.enqueue_trigger("app").await;
+    stack.enqueue_trigger("app").await;
+    // One work message in flight (a worker holds it).
+    stack
+        .sqs
+        .receive_message()
+        .queue_url(&stack.queues.queue_url)
+        .max_number_of_messages(1)
+        .visibility_timeout(300)
+        .send()
+        .await
+        .unwrap();
+    let value = stats(&stack);
+    assert_eq!(value["work_queue"]["visible"], 2);
+    assert_eq!(value["work_queue"]["in_flight"], 1);
+    assert_eq!(value["dlq"]["visible"], 3);
+    assert_eq!(value["dlq"]["in_flight"], 0);
+    assert!(value["dlq_oldest_age_seconds"].as_u64().is_some());
+    // Looking consumed nothing.
+    assert_eq!(stats(&stack)["dlq"]["visible"], 3);
+    let text = ops(&stack, &["dlq", "stats"]);
+    assert!(
+        text.stdout
+            .starts_with("QUEUE  VISIBLE  IN FLIGHT  DELAYED\n"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("oldest DLQ message: "));
+}
+
+#[tokio::test]
+async fn peek_shows_why_and_leaves_every_message_visible() {
+    let stack = Stack::new().await;
+    let ghost = unique("ghost");
+    let ids = seed(&stack, &ghost, 12, false).await;
+    let run = ops(&stack, &["dlq", "peek", "--max", "20", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let messages = run.json()["messages"].as_array().unwrap().clone();
+    assert_eq!(messages.len(), 12);
+    let mut seen: Vec<String> = messages
+        .iter()
+        .map(|m| m["trigger_id"].as_str().unwrap().to_string())
+        .collect();
+    seen.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(seen, expected);
+    for m in &messages {
+        assert_eq!(m["pipeline"], ghost.as_str());
+        assert_eq!(m["error_code"], "PipelineNotFound");
+        assert!(!m["error_message"].as_str().unwrap().is_empty());
+        assert!(m["receive_count"].as_u64().unwrap() >= 1);
+        assert!(m["first_sent_at"].as_str().unwrap().ends_with('Z'));
+    }
+    assert_eq!(stats(&stack)["dlq"]["visible"], 12);
+    let limited = ops(&stack, &["dlq", "peek", "--max", "5"]);
+    assert_eq!(limited.stdout.lines().count(), 1 + 5, "{}", limited.stdout);
+    assert!(limited.stdout.starts_with("TRIGGER "));
+    assert_eq!(stats(&stack)["dlq"]["visible"], 12);
+}
+
+#[tokio::test]
+async fn a_dry_run_moves_nothing() {
+    let stack = Stack::new().await;
+    seed(&stack, &unique("ghost"), 4, false).await;
+    let run = ops(&stack, &["dlq", "replay", "--dry-run", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary = run.json();
+    assert_eq!(summary["moved"], 0);
+    assert_eq!(summary["messages"].as_array().unwrap().len(), 4);
+    let counts = stats(&stack);
+    assert_eq!(counts["dlq"]["visible"], 4);
+    assert_eq!(counts["work_queue"]["visible"], 0);
+}
+
+#[tokio::test]
+async fn max_moves_exactly_that_many_and_their_records_go_back_to_queued() {
+    let stack = Stack::new().await;
+    let ids = seed(&stack, &unique("ghost"), 5, false).await;
+    let run = ops(&stack, &["dlq", "replay", "--max", "3", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary = run.json();
+    assert_eq!(summary["moved"], 3);
+    assert_eq!(summary["failed"], 0);
+    let counts = stats(&stack);
+    assert_eq!(counts["dlq"]["visible"], 2);
+    assert_eq!(counts["work_queue"]["visible"], 3);
+    let moved: Vec<String> = summary["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["trigger_id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &ids {
+        let expected = if moved.contains(id) {
+            TriggerStatus::Queued
+        } else {
+            TriggerStatus::DeadLettered
+        };
+        assert_eq!(status(&stack, id).await, expected, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn filters_move_only_matching_messages() {
+    let stack = Stack::new().await;
+    let ghost = unique("ghost");
+    let unreachable = unique("unreachable");
+    seed(&stack, &ghost, 3, false).await;
+    seed(&stack, &unreachable, 2, true).await;
+    let run = ops(
+        &stack,
+        &["dlq", "replay", "--error-code", "ConnectionError", "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary = run.json();
+    assert_eq!(
+        (
+            summary["moved"].as_u64(),
+            summary["skipped_by_filter"].as_u64()
+        ),
+        (Some(2), Some(3))
+    );
+    for m in summary["messages"].as_array().unwrap() {
+        assert_eq!(m["pipeline"], unreachable.as_str());
+    }
+    // The skipped ones were released at once, not left invisible.
+    assert_eq!(stats(&stack)["dlq"]["visible"], 3);
+    let run = ops(&stack, &["dlq", "replay", "--pipeline", &ghost]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout.trim_end(),
+        "moved 3, skipped by filter 0, failed 0"
+    );
+    let counts = stats(&stack);
+    assert_eq!(counts["dlq"]["visible"], 0);
+    assert_eq!(counts["work_queue"]["visible"], 5);
+}
+
+/// (body, String attributes) of every message on a queue, sorted.
+async fn contents(stack: &Stack, url: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let mut all: Vec<_> = stack
+        .drain(url)
+        .await
+        .iter()
+        .map(|m| {
+            let mut attributes: Vec<(String, String)> = m
+                .message_attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            attributes.sort();
+            (m.body().unwrap_or_default().to_string(), attributes)
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[tokio::test]
+async fn bodies_and_attributes_arrive_unchanged() {
+    let stack = Stack::new().await;
+    seed(&stack, &unique("ghost"), 3, false).await;
+    let dlq_copy = contents(&stack, &stack.queues.dlq_url).await;
+    assert_eq!(dlq_copy.len(), 3);
+    // Put them back exactly (reading consumed them), then replay.
+    for (body, attributes) in &dlq_copy {
+        let mut send = stack
+            .sqs
+            .send_message()
+            .queue_url(&stack.queues.dlq_url)
+            .message_body(body);
+        for (k, v) in attributes {
+            send = send.message_attributes(
+                k,
+                aws_sdk_sqs::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(v)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        send.send().await.unwrap();
+    }
+    let run = ops(&stack, &["dlq", "replay"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let moved = contents(&stack, &stack.queues.queue_url).await;
+    assert_eq!(moved, dlq_copy);
+    assert!(moved.iter().all(|(_, a)| a
+        .iter()
+        .any(|(k, v)| k == "error_code" && v == "PipelineNotFound")));
+}
+
+#[tokio::test]
+async fn replay_towards_a_missing_queue_deletes_nothing_and_fails() {
+    let stack = Stack::new().await;
+    seed(&stack, &unique("ghost"), 3, false).await;
+    let missing = format!("{}/123456789012/{}", moto_endpoint(), unique("missing"));
+    let run = ops(&stack, &["dlq", "replay", "--queue-url", &missing]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("work queue") && run.stderr.contains(&missing),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(stats(&stack)["dlq"]["visible"], 3);
+
+    // Past the up-front check (the queue vanished mid-run): every send fails,
+    // so nothing is deleted, and the summary says so.
+    let queues = Queues {
+        sqs: stack.sqs.clone(),
+    };
+    let summary = queues
+        .replay(
+            &stack.queues.dlq_url,
+            &missing,
+            None,
+            &Filter::default(),
+            None,
+            100.0,
+            false,
+            &AtomicBool::new(false),
+            || SystemClock.now_ms(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!((summary.moved, summary.failed), (0, 3));
+    assert!(!summary.failures.is_empty());
+    assert_eq!(stats(&stack)["dlq"]["visible"], 3);
+}
+
+#[tokio::test]
+async fn ctrl_c_finishes_the_batch_in_flight_and_stops() {
+    let stack = Stack::new().await;
+    seed(&stack, &unique("ghost"), 15, false).await;
+    let queues = Queues {
+        sqs: stack.sqs.clone(),
+    };
+    let stop = AtomicBool::new(false);
+    let summary = queues
+        .replay(
+            &stack.queues.dlq_url,
+            &stack.queues.queue_url,
+            None,
+            &Filter::default(),
+            None,
+            10.0,
+            false,
+            &stop,
+            || SystemClock.now_ms(),
+            // Ctrl-C arrives while the first batch is in flight.
+            &|_| stop.store(true, Ordering::SeqCst),
+        )
+        .await
+        .unwrap();
+    assert!(summary.stopped_early);
+    assert_eq!(summary.moved, 10);
+    let counts = stats(&stack);
+    assert_eq!(counts["work_queue"]["visible"], 10);
+    assert_eq!(counts["dlq"]["visible"], 5);
+}
+
+#[tokio::test]
+async fn purge_deletes_only_with_yes_and_honours_older_than() {
+    let stack = Stack::new().await;
+    seed(&stack, &unique("ghost"), 4, false).await;
+    let refused = ops(&stack, &["dlq", "purge"]);
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert_eq!(stats(&stack)["dlq"]["visible"], 4);
+    let young = ops(
+        &stack,
+        &["dlq", "purge", "--yes", "--older-than", "1h", "--json"],
+    );
+    assert_eq!(young.code, 0, "{}", young.stderr);
+    assert_eq!(young.json(), serde_json::json!({"deleted": 0, "kept": 4}));
+    assert_eq!(stats(&stack)["dlq"]["visible"], 4);
+    let all = ops(&stack, &["dlq", "purge", "--yes"]);
+    assert_eq!(all.stdout, "deleted 4, kept 0\n");
+    assert_eq!(stats(&stack)["dlq"]["visible"], 0);
+}
+
+#[tokio::test]
+async fn a_replayed_trigger_is_started_by_the_worker() {
+    let stack = Stack::new().await;
+    let name = unique("late");
+    // The pipeline did not exist yet: the worker gave the trigger up.
+    let ids = seed(&stack, &name, 1, false).await;
+    assert_eq!(status(&stack, &ids[0]).await, TriggerStatus::DeadLettered);
+    // Ops create it, then replay.
+    shared::provision::create_pipeline(&stack.iam, &stack.codepipeline, &name)
+        .await
+        .unwrap();
+    let run = ops(&stack, &["dlq", "replay"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(status(&stack, &ids[0]).await, TriggerStatus::Queued);
+    let worker = Worker::new(
+        WorkerConfig::from_env(&Env::from_pairs([
+            ("TABLE_NAME", stack.table_name.as_str()),
+            ("DLQ_URL", stack.queues.dlq_url.as_str()),
+            ("PIPELINES", name.as_str()),
+        ]))
+        .unwrap(),
+        stack.dynamodb.clone(),
+        stack.sqs.clone(),
+        stack.codepipeline.clone(),
+        Arc::new(SystemClock),
+    );
+    let response = Arc::new(worker)
+        .handle(stack.receive_event(60).await)
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(status(&stack, &ids[0]).await, TriggerStatus::Started);
+    assert_eq!(stack.executions(&name).await, 1);
+}
+
+#[tokio::test]
+async fn missing_or_wrong_urls_and_help_are_clear() {
+    let stack = Stack::new().await;
+    let run = ops_with(&stack, &[("DLQ_URL", "")], &["dlq", "peek"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("DLQ_URL") && run.stderr.contains("--dlq-url"),
+        "{}",
+        run.stderr
+    );
+    let run = ops(&stack, &["dlq", "peek", "--dlq-url", "not-a-url"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("not-a-url"), "{}", run.stderr);
+    let missing = format!("{}/123456789012/{}", moto_endpoint(), unique("nope"));
+    let run = ops(&stack, &["dlq", "peek", "--dlq-url", &missing]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("DLQ") && run.stderr.contains(&missing),
+        "{}",
+        run.stderr
+    );
+    let run = ops_with(&stack, &[("TABLE_NAME", "")], &["dlq", "replay"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("TABLE_NAME"), "{}", run.stderr);
+    // Terraform outputs as the source of the URLs.
+    let outputs = std::env::temp_dir().join(format!("{}.json", unique("outputs")));
+    std::fs::write(
+        &outputs,
+        serde_json::json!({
+            "queue_url": {"value": stack.queues.queue_url, "type": "string", "sensitive": false},
+            "dlq_url": {"value": stack.queues.dlq_url, "type": "string", "sensitive": false},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let run = ops_with(
+        &stack,
+        &[("QUEUE_URL", ""), ("DLQ_URL", "")],
+        &[
+            "--terraform-outputs",
+            outputs.to_str().unwrap(),
+            "dlq",
+            "stats",
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["dlq"]["url"], stack.queues.dlq_url.as_str());
+    std::fs::remove_file(&outputs).unwrap();
+    for command in ["stats", "peek", "replay", "purge"] {
+        let run = ops(&stack, &["dlq", command, "--help"]);
+        assert_eq!(run.code, 0);
+        assert!(run.stdout.contains("Example"), "{command}: {}", run.stdout);
+    }
+}
