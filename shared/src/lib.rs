@@ -16,6 +16,7 @@ pub mod http;
 pub mod lambda;
 pub mod logging;
 pub mod message;
+pub mod permissions;
 pub mod pipeline;
 pub mod pipeline_event;
 #[cfg(feature = "provision")]

@@ -1,0 +1,212 @@
+//! What each function's IAM role allows: the SDK calls its code makes, mapped
+//! to IAM actions on the resource they touch, plus what Lambda itself does
+//! with the role. `tests/permissions.rs` checks the calls against what the
+//! handlers really make; `tests/terraform.rs` checks `terraform/iam.tf`
+//! against this list. One list, so the role can be neither short nor wide.
+
+use crate::config::Function::{self, Ingress, Notifier, Worker};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a grant is on; the name is the policy statement's `sid` in Terraform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resource {
+    Table,
+    WorkQueue,
+    WorkDlq,
+    EventsDlq,
+    Topic,
+    Pipelines,
+}
+
+impl Resource {
+    pub fn sid(self) -> &'static str {
+        match self {
+            Self::Table => "Table",
+            Self::WorkQueue => "WorkQueue",
+            Self::WorkDlq => "WorkDlq",
+            Self::EventsDlq => "EventsDlq",
+            Self::Topic => "Topic",
+            Self::Pipelines => "Pipelines",
+        }
+    }
+}
+
+pub struct Grant {
+    pub function: Function,
+    /// The SDK call (`Service.Operation`, as [`crate::aws::CallCounter`]
+    /// names it), or `None` for what Lambda does with the role.
+    pub call: Option<&'static str>,
+    pub actions: &'static [&'static str],
+    pub resource: Resource,
+}
+
+const fn call(
+    function: Function,
+    call: &'static str,
+    actions: &'static [&'static str],
+    resource: Resource,
+) -> Grant {
+    Grant {
+        function,
+        call: Some(call),
+        actions,
+        resource,
+    }
+}
+
+const fn platform(
+    function: Function,
+    actions: &'static [&'static str],
+    resource: Resource,
+) -> Grant {
+    Grant {
+        function,
+        call: None,
+        actions,
+        resource,
+    }
+}
+
+use Resource::{EventsDlq, Pipelines, Table, Topic, WorkDlq, WorkQueue};
+
+/// A transaction is authorized per item action: admission and refund update,
+/// put and delete.
+const TRANSACT_INGRESS: &[&str] = &[
+    "dynamodb:UpdateItem",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+];
+/// `record_started`: update the trigger, put the execution index.
+const TRANSACT_WORKER: &[&str] = &["dynamodb:UpdateItem", "dynamodb:PutItem"];
+
+pub const GRANTS: &[Grant] = &[
+    call(
+        Ingress,
+        "DynamoDB.TransactWriteItems",
+        TRANSACT_INGRESS,
+        Table,
+    ),
+    call(Ingress, "DynamoDB.GetItem", &["dynamodb:GetItem"], Table),
+    call(Ingress, "SQS.SendMessage", &["sqs:SendMessage"], WorkQueue),
+    call(Worker, "DynamoDB.GetItem", &["dynamodb:GetItem"], Table),
+    call(
+        Worker,
+        "DynamoDB.TransactWriteItems",
+        TRANSACT_WORKER,
+        Table,
+    ),
+    call(
+        Worker,
+        "DynamoDB.UpdateItem",
+        &["dynamodb:UpdateItem"],
+        Table,
+    ),
+    call(
+        Worker,
+        "SQS.ChangeMessageVisibility",
+        &["sqs:ChangeMessageVisibility"],
+        WorkQueue,
+    ),
+    call(
+        Worker,
+        "SQS.DeleteMessage",
+        &["sqs:DeleteMessage"],
+        WorkQueue,
+    ),
+    call(Worker, "SQS.SendMessage", &["sqs:SendMessage"], WorkDlq),
+    call(
+        Worker,
+        "CodePipeline.StartPipelineExecution",
+        &["codepipeline:StartPipelineExecution"],
+        Pipelines,
+    ),
+    // The event source mapping polls the work queue with the worker's role.
+    platform(
+        Worker,
+        &[
+            "sqs:ReceiveMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:DeleteMessage",
+        ],
+        WorkQueue,
+    ),
+    call(Notifier, "DynamoDB.GetItem", &["dynamodb:GetItem"], Table),
+    call(
+        Notifier,
+        "DynamoDB.UpdateItem",
+        &["dynamodb:UpdateItem"],
+        Table,
+    ),
+    call(Notifier, "DynamoDB.PutItem", &["dynamodb:PutItem"], Table),
+    call(
+        Notifier,
+        "DynamoDB.DeleteItem",
+        &["dynamodb:DeleteItem"],
+        Table,
+    ),
+    call(Notifier, "SNS.Publish", &["sns:Publish"], Topic),
+    call(
+        Notifier,
+        "CodePipeline.ListActionExecutions",
+        &["codepipeline:ListActionExecutions"],
+        Pipelines,
+    ),
+    call(
+        Notifier,
+        "CodePipeline.GetPipelineExecution",
+        &["codepipeline:GetPipelineExecution"],
+        Pipelines,
+    ),
+    // Lambda sends a failed asynchronous invocation to the events DLQ with the notifier's role.
+    platform(Notifier, &["sqs:SendMessage"], EventsDlq),
+];
+
+/// The IAM actions a function's role allows, per resource.
+pub fn allowed(function: Function) -> BTreeMap<Resource, BTreeSet<&'static str>> {
+    let mut allowed: BTreeMap<Resource, BTreeSet<&'static str>> = BTreeMap::new();
+    for grant in GRANTS.iter().filter(|g| g.function == function) {
+        allowed
+            .entry(grant.resource)
+            .or_default()
+            .extend(grant.actions.iter().copied());
+    }
+    allowed
+}
+
+/// The SDK calls a function's code makes.
+pub fn calls_of(function: Function) -> BTreeSet<&'static str> {
+    GRANTS
+        .iter()
+        .filter(|g| g.function == function)
+        .filter_map(|g| g.call)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_is_an_iam_action_of_the_calls_service() {
+        for grant in GRANTS {
+            for action in grant.actions {
+                let (service, name) = action.split_once(':').expect("service:Action");
+                assert!(!name.is_empty() && name.chars().next().unwrap().is_ascii_uppercase());
+                if let Some(call) = grant.call {
+                    let call_service = call.split_once('.').unwrap().0.to_ascii_lowercase();
+                    assert_eq!(service, call_service, "{call} -> {action}");
+                }
+            }
+        }
+        assert_eq!(
+            allowed(Function::Ingress)[&Resource::Table],
+            BTreeSet::from([
+                "dynamodb:DeleteItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem"
+            ])
+        );
+        assert!(calls_of(Function::Ops).is_empty());
+    }
+}

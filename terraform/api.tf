@@ -1,0 +1,172 @@
+# The public REST API: POST /trigger and GET /triggers/{id}, both Lambda
+# proxy integrations of the ingress, on a throttled stage with JSON access logs.
+
+resource "aws_api_gateway_rest_api" "api" {
+  name        = var.name
+  description = "pipeline-trigger: public, quota-limited pipeline triggers"
+
+  endpoint_configuration {
+    types = ["REGIONAL"]
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_api_gateway_resource" "trigger" {
+  rest_api_id = aws_api_gateway_rest_api.api.id
+  parent_id   = aws_api_gateway_rest_api.api.root_resource_id
+  path_part   = "trigger"
+}
+
+resource "aws_api_gateway_resource" "triggers" {
+  rest_api_id = aws_api_gateway_rest_api.api.id
+  parent_id   = aws_api_gateway_rest_api.api.root_resource_id
+  path_part   = "triggers"
+}
+
+resource "aws_api_gateway_resource" "trigger_id" {
+  rest_api_id = aws_api_gateway_rest_api.api.id
+  parent_id   = aws_api_gateway_resource.triggers.id
+  path_part   = "{id}"
+}
+
+resource "aws_api_gateway_method" "post_trigger" {
+  #checkov:skip=CKV_AWS_59:Public by design: anyone may trigger; the per-client quota, stage throttling and the optional WAF are the guard.
+  #checkov:skip=CKV2_AWS_53:The ingress validates the body itself (JSON object, known fields, 1 KiB) and answers problem+json; a gateway validator would answer differently.
+  rest_api_id   = aws_api_gateway_rest_api.api.id
+  resource_id   = aws_api_gateway_resource.trigger.id
+  http_method   = "POST"
+  authorization = "NONE"
+}
+
+resource "aws_api_gateway_method" "get_trigger" {
+  #checkov:skip=CKV_AWS_59:Public by design: a trigger id (a ULID) is the capability to read its status.
+  #checkov:skip=CKV2_AWS_53:The ingress validates the id itself and answers problem+json.
+  rest_api_id   = aws_api_gateway_rest_api.api.id
+  resource_id   = aws_api_gateway_resource.trigger_id.id
+  http_method   = "GET"
+  authorization = "NONE"
+
+  request_parameters = {
+    "method.request.path.id" = true
+  }
+}
+
+resource "aws_api_gateway_integration" "post_trigger" {
+  rest_api_id             = aws_api_gateway_rest_api.api.id
+  resource_id             = aws_api_gateway_resource.trigger.id
+  http_method             = aws_api_gateway_method.post_trigger.http_method
+  type                    = "AWS_PROXY"
+  integration_http_method = "POST"
+  uri                     = aws_lambda_function.function["ingress"].invoke_arn
+}
+
+resource "aws_api_gateway_integration" "get_trigger" {
+  rest_api_id             = aws_api_gateway_rest_api.api.id
+  resource_id             = aws_api_gateway_resource.trigger_id.id
+  http_method             = aws_api_gateway_method.get_trigger.http_method
+  type                    = "AWS_PROXY"
+  integration_http_method = "POST"
+  uri                     = aws_lambda_function.function["ingress"].invoke_arn
+}
+
+resource "aws_api_gateway_deployment" "api" {
+  rest_api_id = aws_api_gateway_rest_api.api.id
+
+  triggers = {
+    redeployment = sha1(jsonencode([
+      aws_api_gateway_resource.trigger.id,
+      aws_api_gateway_resource.trigger_id.id,
+      aws_api_gateway_method.post_trigger.id,
+      aws_api_gateway_method.get_trigger.id,
+      aws_api_gateway_integration.post_trigger.id,
+      aws_api_gateway_integration.get_trigger.id,
+    ]))
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_cloudwatch_log_group" "api_access" {
+  name              = "/aws/apigateway/${var.name}/access"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.main.arn
+}
+
+resource "aws_api_gateway_stage" "api" {
+  #checkov:skip=CKV_AWS_73:Requests are traced by the ingress's JSON log line (request id, trigger id, client key); X-Ray adds cost without insight here.
+  #checkov:skip=CKV_AWS_120:Responses are per-client and must not be cached (quota headers, 202/429).
+  #checkov:skip=CKV2_AWS_29:The WAF is optional (enable_waf, waf.tf); throttling and the per-client quota protect the API without it.
+  #checkov:skip=CKV2_AWS_51:A public API cannot require client certificates.
+  #checkov:skip=CKV2_AWS_77:The WAF is optional; when enabled (waf.tf) it includes AWSManagedRulesKnownBadInputsRuleSet, the Log4j rules.
+  rest_api_id   = aws_api_gateway_rest_api.api.id
+  deployment_id = aws_api_gateway_deployment.api.id
+  stage_name    = var.stage_name
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.api_access.arn
+    format = jsonencode({
+      requestId          = "$context.requestId"
+      extendedRequestId  = "$context.extendedRequestId"
+      requestTime        = "$context.requestTime"
+      httpMethod         = "$context.httpMethod"
+      resourcePath       = "$context.resourcePath"
+      status             = "$context.status"
+      responseLength     = "$context.responseLength"
+      integrationLatency = "$context.integrationLatency"
+      responseLatency    = "$context.responseLatency"
+      integrationError   = "$context.integration.error"
+      wafStatus          = "$context.waf.status"
+    })
+  }
+
+  depends_on = [aws_api_gateway_account.api]
+}
+
+resource "aws_api_gateway_method_settings" "all" {
+  #checkov:skip=CKV_AWS_225:Responses are per-client (quota headers, 202/429) and must never be cached.
+  rest_api_id = aws_api_gateway_rest_api.api.id
+  stage_name  = aws_api_gateway_stage.api.stage_name
+  method_path = "*/*"
+
+  settings {
+    throttling_rate_limit  = var.api_throttle_rate_limit
+    throttling_burst_limit = var.api_throttle_burst_limit
+    metrics_enabled        = true
+    logging_level          = "ERROR"
+    data_trace_enabled     = false
+    caching_enabled        = false
+  }
+}
+
+# API Gateway writes logs through one role per account and region.
+data "aws_iam_policy_document" "api_gateway_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["apigateway.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "api_gateway_logs" {
+  count              = var.manage_api_gateway_account ? 1 : 0
+  name               = "${var.name}-api-gateway-logs"
+  assume_role_policy = data.aws_iam_policy_document.api_gateway_trust.json
+}
+
+resource "aws_iam_role_policy_attachment" "api_gateway_logs" {
+  count      = var.manage_api_gateway_account ? 1 : 0
+  role       = aws_iam_role.api_gateway_logs[0].name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+}
+
+resource "aws_api_gateway_account" "api" {
+  count               = var.manage_api_gateway_account ? 1 : 0
+  cloudwatch_role_arn = aws_iam_role.api_gateway_logs[0].arn
+}

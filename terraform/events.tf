@@ -1,0 +1,38 @@
+# CodePipeline state changes of the allowlisted pipelines, in the notify
+# states, to the notifier; EventBridge retries for a day, then dead-letters.
+
+resource "aws_cloudwatch_event_rule" "pipeline_state" {
+  name        = "${var.name}-pipeline-state"
+  description = "Execution state changes of the pipelines pipeline-trigger starts"
+
+  event_pattern = jsonencode({
+    source        = ["aws.codepipeline"]
+    "detail-type" = ["CodePipeline Pipeline Execution State Change"]
+    detail = {
+      pipeline = distinct(values(local.pipelines))
+      state    = var.notify_states
+    }
+  })
+}
+
+resource "aws_cloudwatch_event_target" "notifier" {
+  rule = aws_cloudwatch_event_rule.pipeline_state.name
+  arn  = aws_lambda_function.function["notifier"].arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = 86400
+    maximum_retry_attempts       = 185
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.events_dlq.arn
+  }
+}
+
+resource "aws_lambda_permission" "events" {
+  statement_id  = "eventbridge-pipeline-state"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.function["notifier"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.pipeline_state.arn
+}

@@ -1,0 +1,116 @@
+# One role per function allowing only the actions its code calls, on only its
+# resources (shared/src/permissions.rs is the list; tests/terraform.rs checks
+# these documents against it). Statement ids name the resource.
+
+data "aws_iam_policy_document" "lambda_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "ingress" {
+  statement {
+    sid       = "Table"
+    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.main.arn]
+  }
+  statement {
+    sid       = "WorkQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.work.arn]
+  }
+}
+
+data "aws_iam_policy_document" "worker" {
+  statement {
+    sid       = "Table"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.main.arn]
+  }
+  statement {
+    sid = "WorkQueue"
+    # ReceiveMessage and GetQueueAttributes: the event source mapping polls with this role.
+    actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    resources = [aws_sqs_queue.work.arn]
+  }
+  statement {
+    sid       = "WorkDlq"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.work_dlq.arn]
+  }
+  statement {
+    sid       = "Pipelines"
+    actions   = ["codepipeline:StartPipelineExecution"]
+    resources = local.pipeline_arns
+  }
+}
+
+data "aws_iam_policy_document" "notifier" {
+  statement {
+    sid       = "Table"
+    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.main.arn]
+  }
+  statement {
+    sid       = "Topic"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+  }
+  statement {
+    sid       = "Pipelines"
+    actions   = ["codepipeline:GetPipelineExecution", "codepipeline:ListActionExecutions"]
+    resources = local.pipeline_arns
+  }
+  statement {
+    sid = "EventsDlq"
+    # Lambda sends a failed asynchronous invocation here with this role.
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.events_dlq.arn]
+  }
+}
+
+locals {
+  function_policies = {
+    ingress  = data.aws_iam_policy_document.ingress.json
+    worker   = data.aws_iam_policy_document.worker.json
+    notifier = data.aws_iam_policy_document.notifier.json
+  }
+}
+
+data "aws_iam_policy_document" "logs" {
+  for_each = local.functions
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function[each.key].arn}:*"]
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each           = local.functions
+  name               = "${var.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.lambda_trust.json
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.functions
+  name     = "${each.key}-calls"
+  role     = aws_iam_role.function[each.key].id
+  policy   = local.function_policies[each.key]
+}
+
+resource "aws_iam_role_policy" "logs" {
+  for_each = local.functions
+  name     = "${each.key}-logs"
+  role     = aws_iam_role.function[each.key].id
+  policy   = data.aws_iam_policy_document.logs[each.key].json
+}

@@ -1,0 +1,9 @@
+output "pipeline_name" {
+  description = "The CodePipeline's name (for the root module's allowlist)."
+  value       = aws_codepipeline.example.name
+}
+
+output "source_bucket" {
+  description = "Upload the source zip here."
+  value       = aws_s3_bucket.bucket["source"].bucket
+}

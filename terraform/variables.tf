@@ -1,0 +1,288 @@
+variable "region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must look like us-east-1."
+  }
+}
+
+variable "name" {
+  description = "Prefix of every resource name."
+  type        = string
+  default     = "pipeline-trigger"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,38}[a-z0-9]$", var.name))
+    error_message = "name must be 3-40 lowercase letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags on every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "pipelines" {
+  description = "Allowlist of pipelines the public may trigger: public name => CodePipeline name. Leave empty only with create_example_pipeline."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for public, pipeline in var.pipelines :
+      can(regex("^[A-Za-z0-9.@_-]{1,100}$", public)) && can(regex("^[A-Za-z0-9.@_-]{1,100}$", pipeline))
+    ])
+    error_message = "public names and pipeline names must be 1-100 characters of A-Z a-z 0-9 . @ _ -."
+  }
+}
+
+variable "default_pipeline" {
+  description = "Public name triggered when a request names none; null means the first public name in sort order."
+  type        = string
+  default     = null
+}
+
+variable "create_example_pipeline" {
+  description = "Create a demo CodePipeline (S3 source, CodeBuild) and allow it as public name \"example\"."
+  type        = bool
+  default     = false
+}
+
+variable "alert_emails" {
+  description = "E-mail addresses subscribed to the on-call topic (each must confirm)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for e in var.alert_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])
+    error_message = "alert_emails must be e-mail addresses."
+  }
+}
+
+variable "quota_limit" {
+  description = "Accepted triggers per client (IPv4 address or IPv6 /64) per quota_window."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.quota_limit >= 1 && var.quota_limit <= 100 && floor(var.quota_limit) == var.quota_limit
+    error_message = "quota_limit must be a whole number from 1 to 100."
+  }
+}
+
+variable "quota_window" {
+  description = "Rolling quota window (humantime: 7d, 36h, 90s)."
+  type        = string
+  default     = "7d"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m|h|d)$", var.quota_window))
+    error_message = "quota_window must be a number followed by s, m, h or d."
+  }
+}
+
+variable "global_quota_limit" {
+  description = "Accepted triggers for all clients together per global_quota_window; 0 turns the global budget off."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.global_quota_limit >= 0 && floor(var.global_quota_limit) == var.global_quota_limit
+    error_message = "global_quota_limit must be a whole number, 0 or more."
+  }
+}
+
+variable "global_quota_window" {
+  description = "Window of the global budget (humantime)."
+  type        = string
+  default     = "1d"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m|h|d)$", var.global_quota_window))
+    error_message = "global_quota_window must be a number followed by s, m, h or d."
+  }
+}
+
+variable "ledger_retention" {
+  description = "How long trigger records are kept (humantime)."
+  type        = string
+  default     = "30d"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m|h|d)$", var.ledger_retention))
+    error_message = "ledger_retention must be a number followed by s, m, h or d."
+  }
+}
+
+variable "max_attempts" {
+  description = "Deliveries before the worker gives a message up to the DLQ."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.max_attempts >= 1 && var.max_attempts <= 100 && floor(var.max_attempts) == var.max_attempts
+    error_message = "max_attempts must be a whole number from 1 to 100."
+  }
+}
+
+variable "notify_states" {
+  description = "Pipeline execution states that e-mail on-call (and that the EventBridge rule delivers)."
+  type        = list(string)
+  default     = ["SUCCEEDED", "FAILED", "STOPPED"]
+
+  validation {
+    condition = length(var.notify_states) > 0 && length(var.notify_states) == length(distinct(var.notify_states)) && alltrue([
+      for s in var.notify_states : contains(["STARTED", "RESUMED", "STOPPING", "STOPPED", "SUCCEEDED", "FAILED", "SUPERSEDED", "CANCELED"], s)
+    ])
+    error_message = "notify_states must be distinct CodePipeline execution states (STARTED, RESUMED, STOPPING, STOPPED, SUCCEEDED, FAILED, SUPERSEDED, CANCELED)."
+  }
+}
+
+variable "stage_name" {
+  description = "API Gateway stage name."
+  type        = string
+  default     = "prod"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_]{1,64}$", var.stage_name))
+    error_message = "stage_name must be letters, digits or underscores."
+  }
+}
+
+variable "api_throttle_rate_limit" {
+  description = "Steady-state requests per second API Gateway lets through, all clients together."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.api_throttle_rate_limit > 0 && var.api_throttle_rate_limit <= 10000
+    error_message = "api_throttle_rate_limit must be above 0 and at most 10000."
+  }
+}
+
+variable "api_throttle_burst_limit" {
+  description = "Burst of requests API Gateway lets through."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.api_throttle_burst_limit >= 1 && var.api_throttle_burst_limit <= 5000 && floor(var.api_throttle_burst_limit) == var.api_throttle_burst_limit
+    error_message = "api_throttle_burst_limit must be a whole number from 1 to 5000."
+  }
+}
+
+variable "manage_api_gateway_account" {
+  description = "Set this region's API Gateway CloudWatch role (needed for access logs). Turn off if the account already manages it."
+  type        = bool
+  default     = true
+}
+
+variable "enable_waf" {
+  description = "Put a WAFv2 web ACL with a per-IP rate rule in front of the API."
+  type        = bool
+  default     = false
+}
+
+variable "waf_rate_limit" {
+  description = "Requests per IP per 5 minutes before WAF blocks (with enable_waf)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.waf_rate_limit >= 10 && var.waf_rate_limit <= 2000000000
+    error_message = "waf_rate_limit must be at least 10."
+  }
+}
+
+variable "architecture" {
+  description = "Lambda architecture; must match what scripts/build built (LAMBDA_ARCH)."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64."
+  }
+}
+
+variable "lambda_package_dir" {
+  description = "Where scripts/build put <function>/bootstrap.zip and the architecture file."
+  type        = string
+  default     = "../target/lambda"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions', API's and WAF's log groups."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ..., 365, ...)."
+  }
+}
+
+variable "worker_timeout_seconds" {
+  description = "Worker Lambda timeout; the work queue's visibility timeout is 6 times this."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.worker_timeout_seconds >= 10 && var.worker_timeout_seconds <= 120
+    error_message = "worker_timeout_seconds must be from 10 to 120."
+  }
+}
+
+variable "worker_max_concurrency" {
+  description = "Most concurrent worker invocations (event source mapping maximum_concurrency), keeping StartPipelineExecution within CodePipeline's API limits."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.worker_max_concurrency >= 2 && var.worker_max_concurrency <= 1000
+    error_message = "worker_max_concurrency must be from 2 to 1000."
+  }
+}
+
+variable "worker_batch_size" {
+  description = "Messages per worker invocation."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.worker_batch_size >= 1 && var.worker_batch_size <= 10
+    error_message = "worker_batch_size must be from 1 to 10."
+  }
+}
+
+variable "worker_batching_window_seconds" {
+  description = "How long the event source mapping gathers a batch."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.worker_batching_window_seconds >= 0 && var.worker_batching_window_seconds <= 300
+    error_message = "worker_batching_window_seconds must be from 0 to 300."
+  }
+}
+
+variable "ingress_reserved_concurrency" {
+  description = "Reserved (and most) concurrent ingress invocations."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.ingress_reserved_concurrency >= 1
+    error_message = "ingress_reserved_concurrency must be at least 1."
+  }
+}
+
+variable "table_deletion_protection" {
+  description = "Protect the DynamoDB table from deletion."
+  type        = bool
+  default     = true
+}

@@ -1,0 +1,166 @@
+//! Each handler, run through its main paths against moto with a call counter
+//! of its own, makes exactly the SDK calls `shared::permissions` grants it:
+//! no call its role would refuse, no grant nothing uses.
+
+use serde_json::{json, Value};
+use shared::aws::{self, CallCounter};
+use shared::clock::SystemClock;
+use shared::config::{Env, Function, IngressConfig, NotifierConfig, WorkerConfig};
+use shared::permissions::calls_of;
+use shared::pipeline_event::{state_change_event, PipelineState};
+use shared::queue::WorkQueue;
+use shared::table::Table;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use testkit::{dead_endpoint, sdk_config_at, unique, Stack};
+
+fn observed(calls: &CallCounter) -> BTreeSet<String> {
+    calls.snapshot().into_keys().collect()
+}
+
+fn granted(function: Function) -> BTreeSet<String> {
+    calls_of(function).into_iter().map(str::to_string).collect()
+}
+
+fn post(path: &str, method: &str) -> Value {
+    json!({
+        "resource": path, "path": path, "httpMethod": method, "headers": {},
+        "body": null, "isBase64Encoded": false,
+        "requestContext": {"stage": "prod", "requestId": "r", "identity": {"sourceIp": "192.0.2.10"}}
+    })
+}
+
+#[tokio::test]
+async fn the_ingress_makes_exactly_its_granted_calls() {
+    let stack = Stack::new().await;
+    let calls = CallCounter::default();
+    let config = IngressConfig::from_env(&Env::from_pairs([
+        ("TABLE_NAME", stack.table_name.as_str()),
+        ("QUEUE_URL", stack.queues.queue_url.as_str()),
+        ("PIPELINES", "app"),
+        ("CLIENT_KEY_SECRET", "permissions-test-secret-0123"),
+    ]))
+    .unwrap();
+    let ingress = ingress::Ingress::new(
+        config.clone(),
+        Table::new(aws::dynamodb(&stack.sdk, &calls), &stack.table_name),
+        WorkQueue::new(aws::sqs(&stack.sdk, &calls), &stack.queues.queue_url),
+        Arc::new(SystemClock),
+        calls.clone(),
+    );
+    let accepted = ingress.handle(post("/trigger", "POST")).await.unwrap();
+    assert_eq!(accepted["statusCode"], 202);
+    let body: Value = serde_json::from_str(accepted["body"].as_str().unwrap()).unwrap();
+    let id = body["trigger_id"].as_str().unwrap();
+    let status = ingress
+        .handle(post(&format!("/triggers/{id}"), "GET"))
+        .await
+        .unwrap();
+    assert_eq!(status["statusCode"], 200);
+    // The refund path: the queue is unreachable.
+    let dead_queue = ingress::Ingress::new(
+        config,
+        Table::new(aws::dynamodb(&stack.sdk, &calls), &stack.table_name),
+        WorkQueue::new(
+            aws::sqs(&sdk_config_at(&dead_endpoint()).await, &calls),
+            &stack.queues.queue_url,
+        ),
+        Arc::new(SystemClock),
+        calls.clone(),
+    );
+    let refused = dead_queue.handle(post("/trigger", "POST")).await.unwrap();
+    assert_eq!(refused["statusCode"], 503);
+    assert_eq!(observed(&calls), granted(Function::Ingress));
+}
+
+#[tokio::test]
+async fn the_worker_makes_exactly_its_granted_calls() {
+    let stack = Stack::new().await;
+    let calls = CallCounter::default();
+    let pipeline = stack.pipeline("perm").await;
+    let ghost = unique("ghost");
+    let allowlist = format!("{pipeline},{ghost}");
+    let config = WorkerConfig::from_env(&Env::from_pairs([
+        ("TABLE_NAME", stack.table_name.as_str()),
+        ("DLQ_URL", stack.queues.dlq_url.as_str()),
+        ("PIPELINES", allowlist.as_str()),
+    ]))
+    .unwrap();
+    let worker = |codepipeline| {
+        Arc::new(worker::Worker::new(
+            config.clone(),
+            aws::dynamodb(&stack.sdk, &calls),
+            aws::sqs(&stack.sdk, &calls),
+            codepipeline,
+            Arc::new(SystemClock),
+        ))
+    };
+    // Started, and dead-lettered (the pipeline does not exist).
+    stack.enqueue_trigger(&pipeline).await;
+    stack.enqueue_trigger(&ghost).await;
+    let live = worker(aws::codepipeline(&stack.sdk, &calls));
+    let response = live.handle(stack.receive_event(60).await).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    // Retried later (CodePipeline unreachable).
+    stack.enqueue_trigger(&pipeline).await;
+    let unreachable = worker(aws::codepipeline(
+        &sdk_config_at(&dead_endpoint()).await,
+        &calls,
+    ));
+    let response = unreachable
+        .handle(stack.receive_event(60).await)
+        .await
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(observed(&calls), granted(Function::Worker));
+}
+
+#[tokio::test]
+async fn the_notifier_makes_exactly_its_granted_calls() {
+    let stack = Stack::new().await;
+    let calls = CallCounter::default();
+    let (topic, _inbox) = stack.topic_with_inbox().await;
+    let pipeline = stack.pipeline("perm").await;
+    let trigger_id = stack.enqueue_trigger(&pipeline).await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let execution = unique("exec");
+    let now = shared::clock::Clock::now_ms(&SystemClock);
+    table
+        .record_started(&trigger_id, &execution, now, now / 1000 + 600)
+        .await
+        .unwrap();
+    let notifier = |topic: &str| {
+        notifier::Notifier::new(
+            NotifierConfig::from_env(&Env::from_pairs([
+                ("TABLE_NAME", stack.table_name.as_str()),
+                ("TOPIC_ARN", topic),
+            ]))
+            .unwrap(),
+            aws::dynamodb(&stack.sdk, &calls),
+            aws::sns(&stack.sdk, &calls),
+            aws::codepipeline(&stack.sdk, &calls),
+            Arc::new(SystemClock),
+        )
+    };
+    let event = state_change_event(
+        &unique("event"),
+        testkit::REGION,
+        "123456789012",
+        &pipeline,
+        &execution,
+        PipelineState::Failed,
+        "2026-11-21T10:00:00Z",
+    );
+    // A failed publish releases its claim.
+    let missing = format!(
+        "arn:aws:sns:{}:123456789012:{}",
+        testkit::REGION,
+        unique("gone")
+    );
+    assert!(notifier(&missing).handle(event.clone()).await.is_err());
+    assert!(matches!(
+        notifier(&topic).handle(event).await.unwrap(),
+        notifier::Outcome::Notified { .. }
+    ));
+    assert_eq!(observed(&calls), granted(Function::Notifier));
+}
