@@ -18,6 +18,25 @@ ensure_venv() {
     echo "$want" > "$stamp"
 }
 
+# A tool in a virtualenv of its own, .venv/<name>/, from pinned requirements
+# (a path under the root); (re)installed only when they change.
+# Usage: ensure_tool_venv <root> <name> <requirements> <binary>
+ensure_tool_venv() {
+    local root="$1" name="$2" requirements="$1/$3" binary="$4"
+    local venv="$root/.venv/$name"
+    local stamp="$venv/.requirements.sha256"
+    local want
+    want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+    if [[ -x "$venv/bin/$binary" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        return 0
+    fi
+    echo "==> installing $binary into .venv/$name/ ($3)" >&2
+    command -v python3 >/dev/null || { echo "python3 is required (3.9 or newer)" >&2; return 1; }
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$want" > "$stamp"
+}
+
 # A free TCP port on 127.0.0.1.
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
