@@ -2,7 +2,7 @@
 //! of its own, makes exactly the SDK calls `shared::permissions` grants it:
 //! no call its role would refuse, no grant nothing uses.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use shared::aws::{self, CallCounter};
 use shared::clock::SystemClock;
 use shared::config::{Env, Function, IngressConfig, NotifierConfig, WorkerConfig};
@@ -12,7 +12,9 @@ use shared::queue::WorkQueue;
 use shared::table::Table;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use testkit::{dead_endpoint, sdk_config_at, unique, Stack};
+use testkit::{dead_endpoint, rest_event, sdk_config_at, unique, Stack};
+
+const CLIENT_IP: &str = "192.0.2.10";
 
 fn observed(calls: &CallCounter) -> BTreeSet<String> {
     calls.snapshot().into_keys().collect()
@@ -20,14 +22,6 @@ fn observed(calls: &CallCounter) -> BTreeSet<String> {
 
 fn granted(function: Function) -> BTreeSet<String> {
     calls_of(function).into_iter().map(str::to_string).collect()
-}
-
-fn post(path: &str, method: &str) -> Value {
-    json!({
-        "resource": path, "path": path, "httpMethod": method, "headers": {},
-        "body": null, "isBase64Encoded": false,
-        "requestContext": {"stage": "prod", "requestId": "r", "identity": {"sourceIp": "192.0.2.10"}}
-    })
 }
 
 #[tokio::test]
@@ -48,12 +42,20 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
         Arc::new(SystemClock),
         calls.clone(),
     );
-    let accepted = ingress.handle(post("/trigger", "POST")).await.unwrap();
+    let accepted = ingress
+        .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
+        .await
+        .unwrap();
     assert_eq!(accepted["statusCode"], 202);
     let body: Value = serde_json::from_str(accepted["body"].as_str().unwrap()).unwrap();
     let id = body["trigger_id"].as_str().unwrap();
     let status = ingress
-        .handle(post(&format!("/triggers/{id}"), "GET"))
+        .handle(rest_event(
+            "GET",
+            &format!("/triggers/{id}"),
+            None,
+            CLIENT_IP,
+        ))
         .await
         .unwrap();
     assert_eq!(status["statusCode"], 200);
@@ -68,7 +70,10 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
         Arc::new(SystemClock),
         calls.clone(),
     );
-    let refused = dead_queue.handle(post("/trigger", "POST")).await.unwrap();
+    let refused = dead_queue
+        .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
+        .await
+        .unwrap();
     assert_eq!(refused["statusCode"], 503);
     assert_eq!(observed(&calls), granted(Function::Ingress));
 }

@@ -13,10 +13,12 @@ use aws_sdk_sqs::types::{
 };
 use serde::Serialize;
 use shared::aws::describe;
+use shared::clock::Clock;
 use shared::message::WorkMessage;
 use shared::time_format::rfc3339;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// SQS's batch limit.
@@ -122,9 +124,38 @@ pub struct ReplaySummary {
     pub failures: Vec<String>,
 }
 
-/// The two queues, over one SQS client.
+fn queue_error(which: &'static str, url: &str, reason: String) -> OpsError {
+    OpsError::Queue {
+        which,
+        url: url.to_string(),
+        reason,
+    }
+}
+
+/// The messages of a batch not seen before in this run, and those seen
+/// before (back after their hold lapsed), remembering the new ones.
+fn split_new(batch: Vec<Message>, seen: &mut HashSet<String>) -> (Vec<Message>, Vec<Message>) {
+    batch
+        .into_iter()
+        .partition(|m| seen.insert(m.message_id().unwrap_or_default().to_string()))
+}
+
+/// What a replay moves, how many and how fast.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    pub filter: Filter,
+    /// At most this many; `None`: all.
+    pub max: Option<u64>,
+    /// Messages per second, at most.
+    pub rate: f64,
+    /// List what would move; move nothing.
+    pub dry_run: bool,
+}
+
+/// The two queues, over one SQS client; ages and record times from `clock`.
 pub struct Queues {
-    pub sqs: aws_sdk_sqs::Client,
+    sqs: aws_sdk_sqs::Client,
+    clock: Arc<dyn Clock>,
 }
 
 /// Paces a replay at `rate` messages per second.
@@ -143,6 +174,10 @@ impl Pace {
 }
 
 impl Queues {
+    pub fn new(sqs: aws_sdk_sqs::Client, clock: Arc<dyn Clock>) -> Self {
+        Self { sqs, clock }
+    }
+
     /// Fails clearly when the queue does not exist or cannot be reached.
     pub async fn check(&self, which: &'static str, url: &str) -> Result<(), OpsError> {
         self.sqs
@@ -151,11 +186,7 @@ impl Queues {
             .attribute_names(QueueAttributeName::QueueArn)
             .send()
             .await
-            .map_err(|e| OpsError::Queue {
-                which,
-                url: url.to_string(),
-                reason: describe(&e),
-            })?;
+            .map_err(|e| queue_error(which, url, describe(&e)))?;
         Ok(())
     }
 
@@ -169,11 +200,7 @@ impl Queues {
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
             .send()
             .await
-            .map_err(|e| OpsError::Queue {
-                which,
-                url: url.to_string(),
-                reason: describe(&e),
-            })?;
+            .map_err(|e| queue_error(which, url, describe(&e)))?;
         let count = |name: QueueAttributeName| {
             output
                 .attributes()
@@ -203,11 +230,7 @@ impl Queues {
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
-            .map_err(|e| OpsError::Queue {
-                which: "DLQ",
-                url: url.to_string(),
-                reason: describe(&e),
-            })?;
+            .map_err(|e| queue_error("DLQ", url, describe(&e)))?;
         Ok(output.messages().to_vec())
     }
 
@@ -279,11 +302,7 @@ impl Queues {
         let mut seen = HashSet::new();
         let mut all = Vec::new();
         while all.len() < max {
-            let batch = self.receive(url, max - all.len(), hold).await?;
-            let fresh: Vec<Message> = batch
-                .into_iter()
-                .filter(|m| seen.insert(m.message_id().unwrap_or_default().to_string()))
-                .collect();
+            let (fresh, _) = split_new(self.receive(url, max - all.len(), hold).await?, &mut seen);
             if fresh.is_empty() {
                 break;
             }
@@ -293,12 +312,8 @@ impl Queues {
     }
 
     /// The DLQ's messages, oldest first, none consumed.
-    pub async fn peek(
-        &self,
-        dlq_url: &str,
-        max: usize,
-        now_ms: u64,
-    ) -> Result<Vec<DlqMessage>, OpsError> {
+    pub async fn peek(&self, dlq_url: &str, max: usize) -> Result<Vec<DlqMessage>, OpsError> {
+        let now_ms = self.clock.now_ms();
         let messages = self.scan(dlq_url, max, LOOK_HOLD_S).await?;
         self.release(dlq_url, &messages).await;
         let mut shown: Vec<DlqMessage> = messages
@@ -311,42 +326,48 @@ impl Queues {
 
     /// Age in seconds of the oldest of the first [`STATS_SCAN`] DLQ messages
     /// (SQS keeps no such figure; CloudWatch's metric lags by minutes).
-    pub async fn oldest_age(&self, dlq_url: &str, now_ms: u64) -> Result<Option<u64>, OpsError> {
-        let messages = self.peek(dlq_url, STATS_SCAN, now_ms).await?;
+    pub async fn oldest_age(&self, dlq_url: &str) -> Result<Option<u64>, OpsError> {
+        let messages = self.peek(dlq_url, STATS_SCAN).await?;
         Ok(messages.iter().filter_map(|m| m.age_seconds).max())
     }
 
-    /// Moves matching DLQ messages to the work queue, `rate` per second, at
-    /// most `max`; stops after the batch in flight when `stop` is set.
-    /// `on_batch` is told how many moved (or would move) after each batch.
-    #[allow(clippy::too_many_arguments)]
+    /// Moves matching DLQ messages to the work queue as `options` say;
+    /// stops after the batch in flight when `stop` is set. `on_batch` is told
+    /// how many moved (or would move) after each batch.
     pub async fn replay(
         &self,
         dlq_url: &str,
         queue_url: &str,
         table: Option<&shared::table::Table>,
-        filter: &Filter,
-        max: Option<u64>,
-        rate: f64,
-        dry_run: bool,
+        options: &ReplayOptions,
         stop: &AtomicBool,
-        now_ms: impl Fn() -> u64,
         on_batch: &dyn Fn(u64),
     ) -> Result<ReplaySummary, OpsError> {
+        let ReplayOptions {
+            filter,
+            max,
+            rate,
+            dry_run,
+        } = options;
+        let dry_run = *dry_run;
         let mut summary = ReplaySummary {
             dry_run,
             ..ReplaySummary::default()
         };
         let limit = max.unwrap_or(u64::MAX);
         let pace = Pace {
-            rate,
+            rate: *rate,
             started: Instant::now(),
         };
         let mut seen = HashSet::new();
         let mut held: Vec<Message> = Vec::new();
         let per_batch = (rate.ceil() as usize).clamp(1, BATCH);
         loop {
-            let done = summary.moved + summary.messages.len() as u64 * u64::from(dry_run);
+            let done = if dry_run {
+                summary.messages.len() as u64
+            } else {
+                summary.moved
+            };
             if stop.load(Ordering::SeqCst) {
                 summary.stopped_early = true;
                 break;
@@ -356,24 +377,16 @@ impl Queues {
             }
             pace.wait(done).await;
             let want = per_batch.min(usize::try_from(limit - done).unwrap_or(BATCH));
-            let batch = self.receive(dlq_url, want, WORK_HOLD_S).await?;
-            let fresh: Vec<Message> = batch
-                .into_iter()
-                .filter(|m| {
-                    let new = seen.insert(m.message_id().unwrap_or_default().to_string());
-                    if !new {
-                        // Came back after its hold lapsed: hold it again, count it once.
-                        held.push(m.clone());
-                    }
-                    new
-                })
-                .collect();
+            let (fresh, back) =
+                split_new(self.receive(dlq_url, want, WORK_HOLD_S).await?, &mut seen);
+            // Back after their hold lapsed: held again, counted once.
+            held.extend(back);
             if fresh.is_empty() {
                 break;
             }
             let mut matching = Vec::new();
             for message in fresh {
-                let shown = DlqMessage::from_sqs(&message, now_ms());
+                let shown = DlqMessage::from_sqs(&message, self.clock.now_ms());
                 if filter.matches(&shown) {
                     matching.push((message, shown));
                 } else {
@@ -397,7 +410,11 @@ impl Queues {
                 .await;
             for shown in moved {
                 if let (Some(table), Some(trigger_id)) = (table, shown.trigger_id.as_deref()) {
-                    if table.record_requeued(trigger_id, now_ms()).await.is_err() {
+                    if table
+                        .record_requeued(trigger_id, self.clock.now_ms())
+                        .await
+                        .is_err()
+                    {
                         summary.records_not_updated += 1;
                     }
                 }
@@ -499,23 +516,20 @@ impl Queues {
             .collect()
     }
 
-    /// Deletes DLQ messages (first sent before `cutoff_ms`, when given).
-    /// Returns (deleted, kept).
+    /// Deletes DLQ messages (first sent longer than `older_than` ago, when
+    /// given). Returns (deleted, kept).
     pub async fn purge(
         &self,
         dlq_url: &str,
-        cutoff_ms: Option<u64>,
-        now_ms: u64,
+        older_than: Option<Duration>,
     ) -> Result<(u64, u64), OpsError> {
+        let now_ms = self.clock.now_ms();
+        let cutoff_ms = older_than.map(|d| now_ms.saturating_sub(d.as_millis() as u64));
         let mut seen = HashSet::new();
         let mut held = Vec::new();
         let (mut deleted, mut kept) = (0u64, 0u64);
         loop {
-            let batch = self.receive(dlq_url, BATCH, WORK_HOLD_S).await?;
-            let fresh: Vec<Message> = batch
-                .into_iter()
-                .filter(|m| seen.insert(m.message_id().unwrap_or_default().to_string()))
-                .collect();
+            let (fresh, _) = split_new(self.receive(dlq_url, BATCH, WORK_HOLD_S).await?, &mut seen);
             if fresh.is_empty() {
                 break;
             }

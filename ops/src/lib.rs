@@ -9,11 +9,12 @@ pub mod targets;
 
 use aws_config::SdkConfig;
 use cli::{Cli, Command, DlqCommand};
-use dlq::{Filter, Queues};
+use dlq::{Filter, Queues, ReplayOptions};
 use shared::aws::CallCounter;
-use shared::clock::{Clock, SystemClock};
+use shared::clock::SystemClock;
 use shared::config::{ConfigError, Env};
 use shared::table::Table;
+use std::io::IsTerminal;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use targets::Need;
@@ -73,10 +74,7 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
     };
     let targets = targets::resolve(&cli.targets, ctx.env, outputs.as_ref())?;
     let calls = CallCounter::default();
-    let queues = Queues {
-        sqs: shared::aws::sqs(ctx.sdk, &calls),
-    };
-    let now = || SystemClock.now_ms();
+    let queues = Queues::new(shared::aws::sqs(ctx.sdk, &calls), Arc::new(SystemClock));
     let Command::Dlq(command) = &cli.command;
     let ok = |output: String| {
         Ok(Ran {
@@ -89,7 +87,7 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
             let (work_url, dlq_url) = (targets.need(Need::Queue)?, targets.need(Need::Dlq)?);
             let work = queues.counts("work queue", work_url).await?;
             let dlq = queues.counts("DLQ", dlq_url).await?;
-            let oldest = queues.oldest_age(dlq_url, now()).await?;
+            let oldest = queues.oldest_age(dlq_url).await?;
             ok(if cli.json {
                 report::stats_json(&work, &dlq, oldest)
             } else {
@@ -99,7 +97,7 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
         DlqCommand::Peek { max } => {
             let dlq_url = targets.need(Need::Dlq)?;
             queues.check("DLQ", dlq_url).await?;
-            let messages = queues.peek(dlq_url, *max as usize, now()).await?;
+            let messages = queues.peek(dlq_url, *max as usize).await?;
             ok(if cli.json {
                 report::messages_json(&messages)
             } else {
@@ -121,29 +119,32 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
                 // A wrong work queue fails here, before anything is received.
                 queues.check("work queue", work_url).await?;
             }
-            let length = match args.max {
-                Some(max) => max,
-                None => queues.counts("DLQ", dlq_url).await?.visible,
+            // The bar's length costs a call: only when a terminal shows it.
+            let bar = if std::io::stderr().is_terminal() {
+                let length = match args.max {
+                    Some(max) => max,
+                    None => queues.counts("DLQ", dlq_url).await?.visible,
+                };
+                indicatif::ProgressBar::new(length)
+            } else {
+                indicatif::ProgressBar::hidden()
             };
-            let bar = indicatif::ProgressBar::with_draw_target(
-                Some(length),
-                indicatif::ProgressDrawTarget::stderr(),
-            );
-            let filter = Filter {
-                error_code: args.error_code.clone(),
-                pipeline: args.pipeline.clone(),
+            let options = ReplayOptions {
+                filter: Filter {
+                    error_code: args.error_code.clone(),
+                    pipeline: args.pipeline.clone(),
+                },
+                max: args.max,
+                rate: args.rate,
+                dry_run: args.dry_run,
             };
             let summary = queues
                 .replay(
                     dlq_url,
                     work_url,
                     table.as_ref(),
-                    &filter,
-                    args.max,
-                    args.rate,
-                    args.dry_run,
+                    &options,
                     &ctx.stop,
-                    now,
                     &|done| bar.set_position(done),
                 )
                 .await?;
@@ -167,9 +168,7 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
                 ));
             }
             queues.check("DLQ", dlq_url).await?;
-            let now = now();
-            let cutoff = older_than.map(|d| now.saturating_sub(d.as_millis() as u64));
-            let (deleted, kept) = queues.purge(dlq_url, cutoff, now).await?;
+            let (deleted, kept) = queues.purge(dlq_url, *older_than).await?;
             ok(if cli.json {
                 serde_json::json!({"deleted": deleted, "kept": kept}).to_string()
             } else {

@@ -1,7 +1,7 @@
 //! `trigger-ops dlq …` against moto: the real binary, real queues filled by
 //! the real worker giving messages up, the real table.
 
-use ops::dlq::{Filter, Queues};
+use ops::dlq::{Filter, Queues, ReplayOptions};
 use serde_json::Value;
 use shared::aws;
 use shared::clock::{Clock, SystemClock};
@@ -308,6 +308,16 @@ async fn bodies_and_attributes_arrive_unchanged() {
         .any(|(k, v)| k == "error_code" && v == "PipelineNotFound")));
 }
 
+/// Every message, `rate` per second.
+fn all_at(rate: f64) -> ReplayOptions {
+    ReplayOptions {
+        filter: Filter::default(),
+        max: None,
+        rate,
+        dry_run: false,
+    }
+}
+
 #[tokio::test]
 async fn replay_towards_a_missing_queue_deletes_nothing_and_fails() {
     let stack = Stack::new().await;
@@ -324,20 +334,14 @@ async fn replay_towards_a_missing_queue_deletes_nothing_and_fails() {
 
     // Past the up-front check (the queue vanished mid-run): every send fails,
     // so nothing is deleted, and the summary says so.
-    let queues = Queues {
-        sqs: stack.sqs.clone(),
-    };
+    let queues = Queues::new(stack.sqs.clone(), Arc::new(SystemClock));
     let summary = queues
         .replay(
             &stack.queues.dlq_url,
             &missing,
             None,
-            &Filter::default(),
-            None,
-            100.0,
-            false,
+            &all_at(100.0),
             &AtomicBool::new(false),
-            || SystemClock.now_ms(),
             &|_| {},
         )
         .await
@@ -351,21 +355,15 @@ async fn replay_towards_a_missing_queue_deletes_nothing_and_fails() {
 async fn ctrl_c_finishes_the_batch_in_flight_and_stops() {
     let stack = Stack::new().await;
     seed(&stack, &unique("ghost"), 15, false).await;
-    let queues = Queues {
-        sqs: stack.sqs.clone(),
-    };
+    let queues = Queues::new(stack.sqs.clone(), Arc::new(SystemClock));
     let stop = AtomicBool::new(false);
     let summary = queues
         .replay(
             &stack.queues.dlq_url,
             &stack.queues.queue_url,
             None,
-            &Filter::default(),
-            None,
-            10.0,
-            false,
+            &all_at(10.0),
             &stop,
-            || SystemClock.now_ms(),
             // Ctrl-C arrives while the first batch is in flight.
             &|_| stop.store(true, Ordering::SeqCst),
         )

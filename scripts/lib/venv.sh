@@ -1,36 +1,24 @@
-# Sourced by scripts/*: the Python virtualenv in .venv/ with the pinned
-# emulator, (re)installed only when scripts/requirements.txt changes.
+# Sourced by scripts/*: the pinned Python virtualenvs under .venv/ (the
+# emulator, checkov, the Lambda build tools) and the emulator's start and stop.
 
 ensure_venv() {
-    local root="$1"
-    local venv="$root/.venv"
-    local requirements="$root/scripts/requirements.txt"
-    local stamp="$venv/.requirements.sha256"
-    local want
-    want="$(sha256sum "$requirements" | cut -d' ' -f1)"
-    if [[ -x "$venv/bin/moto_server" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-        return 0
-    fi
-    echo "==> installing the pinned emulator into .venv/ (scripts/requirements.txt)" >&2
-    command -v python3 >/dev/null || { echo "python3 is required (3.9 or newer)" >&2; return 1; }
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    echo "$want" > "$stamp"
+    ensure_tool_venv "$1" "" scripts/requirements.txt moto_server
 }
 
-# A tool in a virtualenv of its own, .venv/<name>/, from pinned requirements
-# (a path under the root); (re)installed only when they change.
+# A tool in a virtualenv of its own, .venv/<name>/ (.venv/ itself for an empty
+# name), from pinned requirements (a path under the root); (re)installed only
+# when they change.
 # Usage: ensure_tool_venv <root> <name> <requirements> <binary>
 ensure_tool_venv() {
     local root="$1" name="$2" requirements="$1/$3" binary="$4"
-    local venv="$root/.venv/$name"
+    local venv="$root/.venv${name:+/$name}"
     local stamp="$venv/.requirements.sha256"
     local want
     want="$(sha256sum "$requirements" | cut -d' ' -f1)"
     if [[ -x "$venv/bin/$binary" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
         return 0
     fi
-    echo "==> installing $binary into .venv/$name/ ($3)" >&2
+    echo "==> installing $binary into ${venv#"$root"/}/ ($3)" >&2
     command -v python3 >/dev/null || { echo "python3 is required (3.9 or newer)" >&2; return 1; }
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"

@@ -46,6 +46,13 @@ impl TriggerStatus {
     }
 }
 
+/// The TTL (`expires_at`, epoch seconds, rounded up) of a ledger item
+/// written at `now` and kept for `retention` (`LEDGER_RETENTION`).
+pub fn ledger_expires_at(now: EpochMillis, retention: std::time::Duration) -> u64 {
+    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+    now.saturating_add(retention_ms).div_ceil(1000)
+}
+
 /// A new trigger id: a ULID (26 characters, sortable by time).
 pub fn new_trigger_id() -> String {
     ulid::Ulid::new().to_string()
@@ -120,6 +127,17 @@ mod tests {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
         assert_eq!(TriggerStatus::parse("QUEUED"), None);
+    }
+
+    #[test]
+    fn ledger_expiry_rounds_up_and_saturates() {
+        let day = std::time::Duration::from_secs(86_400);
+        assert_eq!(ledger_expires_at(1_000, day), 86_401);
+        assert_eq!(ledger_expires_at(1_001, day), 86_402);
+        assert_eq!(
+            ledger_expires_at(1, std::time::Duration::MAX),
+            u64::MAX.div_ceil(1000)
+        );
     }
 
     #[test]

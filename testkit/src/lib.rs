@@ -398,6 +398,19 @@ pub fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
     (logs, guard)
 }
 
+/// An API Gateway REST (v1 proxy) event, as API Gateway hands it to the
+/// ingress; it carries an `X-Forwarded-For` the ingress must ignore.
+pub fn rest_event(method: &str, path: &str, body: Option<&str>, ip: &str) -> serde_json::Value {
+    serde_json::json!({
+        "resource": path, "path": path, "httpMethod": method,
+        "headers": {"Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-For": "198.51.100.99"},
+        "multiValueHeaders": {}, "queryStringParameters": null, "pathParameters": null,
+        "body": body, "isBase64Encoded": false,
+        "requestContext": {"stage": "prod", "requestId": "r-1", "path": format!("/prod{path}"),
+                           "identity": {"sourceIp": ip, "userAgent": "curl/8"}}
+    })
+}
+
 /// The SQS event Lambda's event source mapping builds from received messages.
 pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> serde_json::Value {
     let records: Vec<serde_json::Value> = messages

@@ -15,7 +15,9 @@ use shared::message::{WorkMessage, MESSAGE_VERSION};
 use shared::queue::WorkQueue;
 use shared::table::{Admission, Refund, StoreError, Table};
 use shared::time_format::{ceil_seconds, rfc3339};
-use shared::trigger::{canonical_trigger_id, new_trigger_id, TriggerRecord, TriggerStatus};
+use shared::trigger::{
+    canonical_trigger_id, ledger_expires_at, new_trigger_id, TriggerRecord, TriggerStatus,
+};
 use std::sync::Arc;
 use tracing::{error, info, warn};
 
@@ -104,7 +106,6 @@ impl Ingress {
         )
         .map_err(|_| ApiError::NoClientAddress)?;
         let now = self.clock.now_ms();
-        let retention_ms = u64::try_from(config.ledger_retention.as_millis()).unwrap_or(u64::MAX);
         let record = TriggerRecord {
             trigger_id: new_trigger_id(),
             pipeline: pipeline.public.clone(),
@@ -116,7 +117,7 @@ impl Ingress {
             execution_id: None,
             error_code: None,
             error_message: None,
-            expires_at: now.saturating_add(retention_ms).div_ceil(1000),
+            expires_at: ledger_expires_at(now, config.ledger_retention),
         };
         let calls_before = self.calls.total();
         let admission = self

@@ -19,7 +19,7 @@ use shared::pipeline::PipelineHistory;
 use shared::pipeline_event::{parse_event, EventProblem, PipelineEvent, PipelineState};
 use shared::table::{OutcomeRecord, StoreError, Table};
 use shared::topic::{PublishError, Topic};
-use shared::trigger::TriggerRecord;
+use shared::trigger::{ledger_expires_at, TriggerRecord};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{error, info, warn};
@@ -97,7 +97,7 @@ impl Notifier {
     }
 
     fn retention_end(&self, now: u64) -> u64 {
-        (now / 1000) + self.config.ledger_retention.as_secs()
+        ledger_expires_at(now, self.config.ledger_retention)
     }
 
     /// One invocation.

@@ -22,8 +22,9 @@ use shared::time_format::rfc3339;
 use shared::trigger::TriggerStatus;
 use std::sync::Arc;
 use std::time::Duration;
-use testkit::{unique, Stack, REGION};
+use testkit::{rest_event, unique, Stack, REGION};
 
+const CLIENT_IP: &str = "203.0.113.9";
 const EXECUTION: &str = "1a2b3c4d-1111-2222-3333-444455556666";
 
 struct Harness {
@@ -316,17 +317,6 @@ async fn a_live_claim_elsewhere_defers_and_a_lapsed_one_is_taken_over() {
         .is_err());
 }
 
-/// POST /trigger through the ingress handler, as API Gateway calls it.
-fn rest_event(method: &str, path: &str) -> Value {
-    json!({
-        "resource": path, "path": path, "httpMethod": method, "headers": {},
-        "multiValueHeaders": {}, "queryStringParameters": null, "pathParameters": null,
-        "body": null, "isBase64Encoded": false,
-        "requestContext": {"stage": "prod", "requestId": "r-1", "path": path,
-                           "identity": {"sourceIp": "203.0.113.9"}}
-    })
-}
-
 #[tokio::test]
 async fn a_trigger_through_ingress_worker_and_notifier_is_named_and_reads_succeeded() {
     let h = harness().await;
@@ -347,7 +337,7 @@ async fn a_trigger_through_ingress_worker_and_notifier_is_named_and_reads_succee
         h.stack.calls.clone(),
     );
     let response = ingress
-        .handle(rest_event("POST", "/trigger"))
+        .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
         .await
         .unwrap();
     assert_eq!(response["statusCode"], 202);
@@ -409,10 +399,15 @@ async fn a_trigger_through_ingress_worker_and_notifier_is_named_and_reads_succee
         "\nClient key     {}...\n",
         started.client_key.prefix()
     )));
-    assert!(!body.contains("203.0.113.9"));
+    assert!(!body.contains(CLIENT_IP));
 
     let status = ingress
-        .handle(rest_event("GET", &format!("/triggers/{trigger_id}")))
+        .handle(rest_event(
+            "GET",
+            &format!("/triggers/{trigger_id}"),
+            None,
+            CLIENT_IP,
+        ))
         .await
         .unwrap();
     assert_eq!(status["statusCode"], 200);

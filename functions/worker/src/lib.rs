@@ -17,7 +17,7 @@ use shared::pipeline::PipelineStarter;
 use shared::queue::{queue_url_from_arn, DeadLetterQueue, Deliveries};
 use shared::retry::{retry_delay, Failure, FailureKind};
 use shared::table::{StartRecord, Table};
-use shared::trigger::canonical_trigger_id;
+use shared::trigger::{canonical_trigger_id, ledger_expires_at};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -197,8 +197,7 @@ impl Worker {
             return Ok(Handled::AlreadyStarted { execution_id });
         }
         let execution_id = self.starter.start(&work.pipeline, trigger_id).await?;
-        let retention = u64::try_from(self.config.ledger_retention.as_millis()).unwrap_or(u64::MAX);
-        let expires_at = now.saturating_add(retention).div_ceil(1000);
+        let expires_at = ledger_expires_at(now, self.config.ledger_retention);
         match self
             .table
             .record_started(trigger_id, &execution_id, now, expires_at)

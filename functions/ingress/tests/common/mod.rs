@@ -10,6 +10,7 @@ use shared::message::WorkMessage;
 use shared::queue::WorkQueue;
 use shared::table::Table;
 use std::sync::Arc;
+pub use testkit::rest_event;
 use testkit::{dead_endpoint, sdk_config_at, Stack};
 
 pub const START_MS: u64 = 1_795_000_000_000;
@@ -66,17 +67,6 @@ pub async fn harness_with(extra: &[(&str, &str)], faults: Faults) -> Harness {
 
 pub async fn harness(extra: &[(&str, &str)]) -> Harness {
     harness_with(extra, Faults::default()).await
-}
-
-pub fn rest_event(method: &str, path: &str, body: Option<&str>, ip: &str) -> Value {
-    json!({
-        "resource": path, "path": path, "httpMethod": method,
-        "headers": {"Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-For": "198.51.100.99"},
-        "multiValueHeaders": {}, "queryStringParameters": null, "pathParameters": null,
-        "body": body, "isBase64Encoded": false,
-        "requestContext": {"stage": "prod", "requestId": "r-1", "path": format!("/prod{path}"),
-                           "identity": {"sourceIp": ip, "userAgent": "curl/8"}}
-    })
 }
 
 pub fn http_api_event(method: &str, path: &str, body: Option<&str>, ip: &str) -> Value {
