@@ -8,7 +8,7 @@ use std::time::Duration;
 #[command(
     name = "trigger-ops",
     version,
-    about = "Operate pipeline-trigger: inspect and replay the dead-letter queue",
+    about = "Operate pipeline-trigger: inspect and replay the dead-letter queue; run the whole system locally",
     after_help = "\
 Queue URLs and the table come from the flags, else QUEUE_URL / DLQ_URL / TABLE_NAME,
 else --terraform-outputs (the JSON of `terraform output -json`).
@@ -20,7 +20,8 @@ Examples:
   trigger-ops --terraform-outputs outputs.json dlq peek --max 20
   trigger-ops dlq replay --dry-run --error-code PipelineNotFound
   trigger-ops dlq replay --max 50 --rate 2
-  trigger-ops dlq purge --yes --older-than 7d"
+  trigger-ops dlq purge --yes --older-than 7d
+  trigger-ops local --port 3000"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -53,6 +54,42 @@ pub enum Command {
     /// The dead-letter queue of the work queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Run the whole system on this machine against an AWS emulator (scripts/dev starts one).
+    #[command(after_help = "\
+Needs AWS_ENDPOINT_URL pointing at an emulator on loopback (moto); it refuses
+anything else. Creates the table, queues, topic, rule and demo pipelines named
+from --prefix (a restart finds them again), serves the HTTP API, runs the
+worker and the notifier as the Lambdas run, and plays CodePipeline's state
+changes. The functions' settings come from the environment as in CONTRACT.md
+(QUOTA_LIMIT, MAX_ATTEMPTS, NOTIFY_STATES, PIPELINES, ...).
+
+Examples:
+  scripts/dev
+  trigger-ops local --port 3000 --outputs target/local/outputs.json
+  trigger-ops local --fault codepipeline-unreachable   # rehearse the DLQ")]
+    Local(LocalArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LocalArgs {
+    /// Loopback port of the HTTP API.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// Prefix of every resource's name.
+    #[arg(long, default_value = "pipeline-trigger-local")]
+    pub prefix: String,
+    /// CodePipeline names whose runs fail, comma separated [default: demo-broken when PIPELINES is not set].
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub failing: Option<Vec<String>>,
+    /// How long a run takes from STARTED to its outcome.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub run_time: Duration,
+    /// Inject a fault to rehearse with.
+    #[arg(long, value_enum)]
+    pub fault: Option<crate::local::Fault>,
+    /// Write the resources as `terraform output -json` does, for `--terraform-outputs`.
+    #[arg(long, value_name = "FILE")]
+    pub outputs: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +176,35 @@ mod tests {
     }
 
     #[test]
+    fn local_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "trigger-ops",
+            "local",
+            "--port",
+            "3001",
+            "--failing",
+            "a,b",
+            "--run-time",
+            "500ms",
+            "--fault",
+            "codepipeline-unreachable",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Local(args) => {
+                assert_eq!(args.port, 3001);
+                assert_eq!(args.failing, Some(vec!["a".to_string(), "b".to_string()]));
+                assert_eq!(args.run_time, Duration::from_millis(500));
+                assert_eq!(
+                    args.fault,
+                    Some(crate::local::Fault::CodepipelineUnreachable)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn flags_parse_and_bad_values_are_refused() {
         let cli = Cli::try_parse_from([
             "trigger-ops",
@@ -169,6 +235,9 @@ mod tests {
             vec!["dlq", "peek", "--max", "0"],
             vec!["dlq", "purge", "--older-than", "a while"],
             vec!["dlq", "explode"],
+            vec!["local", "--port", "70000"],
+            vec!["local", "--run-time", "soon"],
+            vec!["local", "--fault", "meteor"],
         ] {
             let args = std::iter::once("trigger-ops").chain(bad.iter().copied());
             assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");

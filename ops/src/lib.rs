@@ -4,11 +4,12 @@
 
 pub mod cli;
 pub mod dlq;
+pub mod local;
 pub mod report;
 pub mod targets;
 
 use aws_config::SdkConfig;
-use cli::{Cli, Command, DlqCommand};
+use cli::{Cli, Command, DlqCommand, LocalArgs};
 use dlq::{Filter, Queues, ReplayOptions};
 use shared::aws::CallCounter;
 use shared::clock::SystemClock;
@@ -37,6 +38,8 @@ pub enum OpsError {
     },
     #[error("{0}")]
     Refused(String),
+    #[error("{0}")]
+    Local(String),
 }
 
 impl OpsError {
@@ -48,7 +51,7 @@ impl OpsError {
             | Self::Config(_)
             | Self::TerraformOutputs { .. }
             | Self::Refused(_) => 2,
-            Self::Queue { .. } => 1,
+            Self::Queue { .. } | Self::Local(_) => 1,
         }
     }
 }
@@ -75,7 +78,10 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
     let targets = targets::resolve(&cli.targets, ctx.env, outputs.as_ref())?;
     let calls = CallCounter::default();
     let queues = Queues::new(shared::aws::sqs(ctx.sdk, &calls), Arc::new(SystemClock));
-    let Command::Dlq(command) = &cli.command;
+    let command = match &cli.command {
+        Command::Dlq(command) => command,
+        Command::Local(args) => return run_local(args, ctx).await,
+    };
     let ok = |output: String| {
         Ok(Ran {
             output,
@@ -176,4 +182,36 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
             })
         }
     }
+}
+
+/// `trigger-ops local`: runs until Ctrl-C.
+async fn run_local(args: &LocalArgs, ctx: &Context<'_>) -> Result<Ran, OpsError> {
+    let failing = match &args.failing {
+        Some(failing) => failing.clone(),
+        None if ctx.env.get("PIPELINES").is_some() => Vec::new(),
+        None => vec![local::DEFAULT_FAILING.to_string()],
+    };
+    let options = local::LocalOptions {
+        port: args.port,
+        prefix: args.prefix.clone(),
+        failing,
+        run_time: args.run_time,
+        fault: args.fault,
+        outputs: args.outputs.clone(),
+    };
+    let stack = local::start(
+        ctx.sdk,
+        ctx.env,
+        &options,
+        local::console::Console::stdout(),
+    )
+    .await?;
+    while !ctx.stop.load(std::sync::atomic::Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stack.stop().await;
+    Ok(Ran {
+        output: "local stack stopped\n".into(),
+        success: true,
+    })
 }

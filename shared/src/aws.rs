@@ -116,10 +116,22 @@ pub fn sqs(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_sqs::Client {
 }
 
 pub fn codepipeline(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_codepipeline::Client {
-    let config = aws_sdk_codepipeline::config::Builder::from(sdk)
-        .interceptor(calls.clone())
-        .build();
-    aws_sdk_codepipeline::Client::from_conf(config)
+    codepipeline_at(sdk, calls, None)
+}
+
+/// A CodePipeline client sending its calls to `endpoint` instead of where
+/// the settings say (`AWS_ENDPOINT_URL` included): the local stack's
+/// stand-ins and fault injection.
+pub fn codepipeline_at(
+    sdk: &SdkConfig,
+    calls: &CallCounter,
+    endpoint: Option<&str>,
+) -> aws_sdk_codepipeline::Client {
+    let mut config = aws_sdk_codepipeline::config::Builder::from(sdk).interceptor(calls.clone());
+    if let Some(endpoint) = endpoint {
+        config = config.endpoint_url(endpoint);
+    }
+    aws_sdk_codepipeline::Client::from_conf(config.build())
 }
 
 pub fn sns(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_sns::Client {
@@ -135,6 +147,14 @@ pub fn iam(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_iam::Client {
         .interceptor(calls.clone())
         .build();
     aws_sdk_iam::Client::from_conf(config)
+}
+
+#[cfg(feature = "provision")]
+pub fn eventbridge(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_eventbridge::Client {
+    let config = aws_sdk_eventbridge::config::Builder::from(sdk)
+        .interceptor(calls.clone())
+        .build();
+    aws_sdk_eventbridge::Client::from_conf(config)
 }
 
 /// A short, log-safe description of an SDK error: its code and message, or

@@ -116,6 +116,7 @@ pub fn variables_of(function: Function) -> Vec<&'static str> {
 }
 
 /// Where values come from: the process environment, or a map in tests.
+#[derive(Debug, Clone)]
 pub struct Env {
     values: HashMap<String, String>,
 }
@@ -135,6 +136,18 @@ impl Env {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         }
+    }
+
+    /// The same values with `name` set to `value` (the local stack sets the
+    /// names of the resources it made).
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.values.insert(name.to_string(), value.into());
+        self
+    }
+
+    /// The value set for `name`, if any (no default).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
     }
 
     fn default_of(name: &'static str) -> Option<&'static str> {
@@ -190,6 +203,11 @@ impl Env {
             return Err(malformed(name, format!("must be between {min} and {max}")));
         }
         Ok(parsed)
+    }
+
+    /// Pipeline states, as `NOTIFY_STATES` lists them.
+    pub fn states(&self, name: &'static str) -> Result<Vec<PipelineState>, ConfigError> {
+        parse_states(&self.raw(name)?).map_err(|reason| malformed(name, reason))
     }
 
     pub fn pipelines(&self) -> Result<Pipelines, ConfigError> {
@@ -322,6 +340,9 @@ impl IngressConfig {
     }
 }
 
+/// The most `MAX_ATTEMPTS` may be.
+pub const MAX_ATTEMPTS_LIMIT: u64 = 100;
+
 /// What the worker reads.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -338,7 +359,7 @@ impl WorkerConfig {
             table_name: env.string("TABLE_NAME")?,
             dlq_url: env.url("DLQ_URL")?,
             pipelines: env.pipelines()?,
-            max_attempts: env.number("MAX_ATTEMPTS", 1, 100)? as u32,
+            max_attempts: env.number("MAX_ATTEMPTS", 1, MAX_ATTEMPTS_LIMIT)? as u32,
             ledger_retention: env.duration("LEDGER_RETENTION")?,
         })
     }
@@ -366,8 +387,7 @@ impl NotifierConfig {
         Ok(Self {
             table_name: env.string("TABLE_NAME")?,
             topic_arn,
-            notify_states: parse_states(&env.raw("NOTIFY_STATES")?)
-                .map_err(|reason| malformed("NOTIFY_STATES", reason))?,
+            notify_states: env.states("NOTIFY_STATES")?,
             ledger_retention: env.duration("LEDGER_RETENTION")?,
         })
     }

@@ -14,6 +14,7 @@ pub mod email;
 pub mod event_claim;
 pub mod http;
 pub mod lambda;
+pub mod lambda_events;
 pub mod logging;
 pub mod message;
 pub mod permissions;

@@ -195,13 +195,45 @@ pub fn state_change_event(
         "account": account,
         "time": time,
         "region": region,
-        "resources": [format!("arn:aws:codepipeline:{region}:{account}:{pipeline}")],
+        "resources": [pipeline_arn(region, account, pipeline)],
+        "detail": state_change_detail(pipeline, execution_id, state, None),
+    })
+}
+
+pub fn pipeline_arn(region: &str, account: &str, pipeline: &str) -> String {
+    format!("arn:aws:codepipeline:{region}:{account}:{pipeline}")
+}
+
+/// The `detail` of a state change event.
+pub fn state_change_detail(
+    pipeline: &str,
+    execution_id: &str,
+    state: PipelineState,
+    start_time: Option<&str>,
+) -> Value {
+    let mut detail = serde_json::json!({
+        "pipeline": pipeline,
+        "execution-id": execution_id,
+        "state": state.as_str(),
+        "version": 1.0,
+    });
+    if let Some(start_time) = start_time {
+        detail["start-time"] = start_time.into();
+    }
+    detail
+}
+
+/// The EventBridge rule's pattern: this source and detail type, the
+/// allowlisted pipelines, `states` only (Terraform's
+/// `aws_cloudwatch_event_rule.pipeline_state`, the local stack's rule).
+pub fn rule_pattern(pipelines: &[&str], states: &[PipelineState]) -> Value {
+    serde_json::json!({
+        "source": [EVENT_SOURCE],
+        "detail-type": [EVENT_DETAIL_TYPE],
         "detail": {
-            "pipeline": pipeline,
-            "execution-id": execution_id,
-            "state": state.as_str(),
-            "version": 1.0,
-        }
+            "pipeline": pipelines,
+            "state": states.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        },
     })
 }
 
@@ -222,6 +254,19 @@ mod tests {
         e["detail"]["state"] = state.into();
         e["detail"]["start-time"] = "2026-11-21T10:00:00.000Z".into();
         e
+    }
+
+    #[test]
+    fn the_rule_pattern_names_source_type_and_states() {
+        let pattern = rule_pattern(&["app"], &[PipelineState::Succeeded, PipelineState::Failed]);
+        assert_eq!(
+            pattern,
+            serde_json::json!({
+                "source": ["aws.codepipeline"],
+                "detail-type": ["CodePipeline Pipeline Execution State Change"],
+                "detail": {"pipeline": ["app"], "state": ["SUCCEEDED", "FAILED"]},
+            })
+        );
     }
 
     #[test]

@@ -21,11 +21,22 @@ fn err(what: &str, detail: impl std::fmt::Debug) -> ProvisionError {
     }
 }
 
-/// The one table: `pk` string key, on demand, TTL on `expires_at`.
+/// The one table: `pk` string key, on demand, TTL on `expires_at`. A table
+/// of that name that exists already is kept as it is (the local stack
+/// restarted on the same emulator).
 pub async fn create_table(
     client: &aws_sdk_dynamodb::Client,
     name: &str,
 ) -> Result<(), ProvisionError> {
+    if client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
     client
         .create_table()
         .table_name(name)
@@ -127,13 +138,17 @@ pub async fn create_queues(
 /// The trust policy CodePipeline needs to assume its service role.
 const PIPELINE_TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"codepipeline.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
-/// A minimal two-stage pipeline (S3 source, CodeBuild build) named `name`,
-/// with a service role of its own: the demo pipeline of the local stack.
+/// A minimal two-stage pipeline (`Source` from S3, `Build` on CodeBuild)
+/// named `name`, with a service role of its own: the demo pipeline of the
+/// local stack. A pipeline of that name that exists already is kept.
 pub async fn create_pipeline(
     iam: &aws_sdk_iam::Client,
     codepipeline: &aws_sdk_codepipeline::Client,
     name: &str,
 ) -> Result<(), ProvisionError> {
+    if codepipeline.get_pipeline().name(name).send().await.is_ok() {
+        return Ok(());
+    }
     use aws_sdk_codepipeline::types::{
         ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore,
         ArtifactStoreType, InputArtifact, OutputArtifact, PipelineDeclaration, StageDeclaration,
@@ -254,4 +269,38 @@ pub async fn create_inbox(
         .await
         .map_err(|e| err(name, e))?;
     Ok(url)
+}
+
+/// The rule on the default bus with `pattern`, delivering matched events to
+/// the queue `target_queue_arn` (the local stand-in for the notifier's
+/// Lambda target, which the emulator cannot invoke). Idempotent.
+pub async fn create_event_rule(
+    events: &aws_sdk_eventbridge::Client,
+    name: &str,
+    pattern: &serde_json::Value,
+    target_queue_arn: &str,
+) -> Result<(), ProvisionError> {
+    events
+        .put_rule()
+        .name(name)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .map_err(|e| err(name, e))?;
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("notifier")
+        .arn(target_queue_arn)
+        .build()
+        .map_err(|e| err(name, e))?;
+    let output = events
+        .put_targets()
+        .rule(name)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|e| err(name, e))?;
+    if output.failed_entry_count > 0 {
+        return Err(err(name, output.failed_entries()));
+    }
+    Ok(())
 }

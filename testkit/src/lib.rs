@@ -193,14 +193,7 @@ impl Stack {
 
     /// How many executions a pipeline has.
     pub async fn executions(&self, pipeline: &str) -> usize {
-        self.codepipeline
-            .list_pipeline_executions()
-            .pipeline_name(pipeline)
-            .send()
-            .await
-            .expect("list executions")
-            .pipeline_execution_summaries()
-            .len()
+        executions(&self.codepipeline, pipeline).await
     }
 
     /// The ARN of a queue.
@@ -316,39 +309,61 @@ impl Stack {
 
     /// The e-mails that reached an inbox since the last call, as (subject, body).
     pub async fn emails(&self, inbox_url: &str) -> Vec<(String, String)> {
-        self.drain(inbox_url)
-            .await
-            .iter()
-            .map(|m| {
-                let envelope: serde_json::Value =
-                    serde_json::from_str(m.body().unwrap_or_default()).expect("an SNS envelope");
-                let field = |name: &str| envelope[name].as_str().unwrap_or_default().to_string();
-                (field("Subject"), field("Message"))
-            })
-            .collect()
+        emails(&self.sqs, inbox_url).await
     }
 
     /// Receives (and consumes) every message currently on a queue.
     pub async fn drain(&self, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-        let mut all = Vec::new();
-        loop {
-            let batch = self
-                .sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .message_attribute_names("All")
-                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-                .visibility_timeout(300)
-                .send()
-                .await
-                .expect("receive messages");
-            let messages = batch.messages().to_vec();
-            if messages.is_empty() {
-                return all;
-            }
-            all.extend(messages);
+        drain(&self.sqs, queue_url).await
+    }
+}
+
+/// How many executions a pipeline has.
+pub async fn executions(codepipeline: &aws_sdk_codepipeline::Client, pipeline: &str) -> usize {
+    codepipeline
+        .list_pipeline_executions()
+        .pipeline_name(pipeline)
+        .send()
+        .await
+        .expect("list executions")
+        .pipeline_execution_summaries()
+        .len()
+}
+
+/// The e-mails that reached an inbox (a queue subscribed to the topic)
+/// since the last call, as (subject, body); consumed.
+pub async fn emails(sqs: &aws_sdk_sqs::Client, inbox_url: &str) -> Vec<(String, String)> {
+    drain(sqs, inbox_url)
+        .await
+        .iter()
+        .map(|m| {
+            let envelope: serde_json::Value =
+                serde_json::from_str(m.body().unwrap_or_default()).expect("an SNS envelope");
+            let field = |name: &str| envelope[name].as_str().unwrap_or_default().to_string();
+            (field("Subject"), field("Message"))
+        })
+        .collect()
+}
+
+/// Receives (and consumes) every message currently on a queue.
+pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut all = Vec::new();
+    loop {
+        let batch = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .visibility_timeout(300)
+            .send()
+            .await
+            .expect("receive messages");
+        let messages = batch.messages().to_vec();
+        if messages.is_empty() {
+            return all;
         }
+        all.extend(messages);
     }
 }
 
@@ -401,48 +416,24 @@ pub fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
 /// An API Gateway REST (v1 proxy) event, as API Gateway hands it to the
 /// ingress; it carries an `X-Forwarded-For` the ingress must ignore.
 pub fn rest_event(method: &str, path: &str, body: Option<&str>, ip: &str) -> serde_json::Value {
-    serde_json::json!({
-        "resource": path, "path": path, "httpMethod": method,
-        "headers": {"Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-For": "198.51.100.99"},
-        "multiValueHeaders": {}, "queryStringParameters": null, "pathParameters": null,
-        "body": body, "isBase64Encoded": false,
-        "requestContext": {"stage": "prod", "requestId": "r-1", "path": format!("/prod{path}"),
-                           "identity": {"sourceIp": ip, "userAgent": "curl/8"}}
+    shared::lambda_events::api_gateway_event(&shared::lambda_events::GatewayRequest {
+        method,
+        path,
+        query: None,
+        headers: vec![
+            (
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("X-Forwarded-For".into(), "198.51.100.99".into()),
+        ],
+        body: body.unwrap_or_default().as_bytes(),
+        source_ip: ip,
+        request_id: "r-1",
     })
 }
 
 /// The SQS event Lambda's event source mapping builds from received messages.
 pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> serde_json::Value {
-    let records: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|m| {
-            let attributes: serde_json::Map<String, serde_json::Value> = m
-                .attributes()
-                .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), serde_json::Value::from(v.as_str()))).collect())
-                .unwrap_or_default();
-            let message_attributes: serde_json::Map<String, serde_json::Value> = m
-                .message_attributes()
-                .map(|a| {
-                    a.iter()
-                        .map(|(k, v)| {
-                            (k.clone(), serde_json::json!({"stringValue": v.string_value(), "dataType": v.data_type(),
-                                                           "stringListValues": [], "binaryListValues": []}))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            serde_json::json!({
-                "messageId": m.message_id(),
-                "receiptHandle": m.receipt_handle(),
-                "body": m.body(),
-                "attributes": attributes,
-                "messageAttributes": message_attributes,
-                "md5OfBody": m.md5_of_body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": REGION,
-            })
-        })
-        .collect();
-    serde_json::json!({ "Records": records })
+    shared::lambda_events::sqs_event(messages, queue_arn, REGION)
 }

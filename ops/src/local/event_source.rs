@@ -1,0 +1,129 @@
+//! The event source mapping's part: long-poll the work queue, hand each batch
+//! to the worker as the SQS event Lambda builds, delete the messages the
+//! worker did not name as failures, and leave the failures on the queue for
+//! SQS to deliver again once their visibility timeout (set by the worker to
+//! its retry delay) runs out. Redrive to the DLQ is the queue's own.
+
+use super::console::Console;
+use super::{receive, Stopping};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use shared::clock::Clock;
+use shared::lambda_events::sqs_event;
+use shared::message::WorkMessage;
+use shared::table::Table;
+use shared::trigger::TriggerStatus;
+use std::collections::HashSet;
+use std::sync::Arc;
+use tracing::warn;
+use worker::Worker;
+
+pub struct EventSource {
+    pub worker: Arc<Worker>,
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub region: String,
+    /// Reads each trigger's record after the batch, for the hop lines.
+    pub table: Table,
+    pub max_attempts: u64,
+    pub console: Console,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl EventSource {
+    /// Polls until `stopping` fires; a batch in flight is finished first.
+    /// Messages are received with the queue's own visibility timeout.
+    pub async fn run(self, stopping: Stopping) {
+        while let Some(messages) = receive(&self.sqs, &self.queue_url, None, &stopping).await {
+            if !messages.is_empty() {
+                self.deliver(&messages).await;
+            }
+        }
+    }
+
+    /// One invocation of the worker for one batch.
+    async fn deliver(&self, messages: &[aws_sdk_sqs::types::Message]) {
+        let event = sqs_event(messages, &self.queue_arn, &self.region);
+        let failed: HashSet<String> = match self.worker.handle(event).await {
+            Ok(response) => response
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect(),
+            Err(e) => {
+                // A failed invocation: the whole batch comes back.
+                warn!(error = %e, "the worker failed the invocation; the batch will be delivered again");
+                messages
+                    .iter()
+                    .filter_map(|m| m.message_id().map(str::to_string))
+                    .collect()
+            }
+        };
+        let done: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .filter(|m| !failed.contains(m.message_id().unwrap_or_default()))
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(m.receipt_handle().map(str::to_string))
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if !done.is_empty() {
+            if let Err(e) = self
+                .sqs
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(done))
+                .send()
+                .await
+            {
+                warn!(error = %shared::aws::describe(&e), "could not delete a finished batch; the worker will see those messages again and acknowledge them");
+            }
+        }
+        for message in messages {
+            let retried = failed.contains(message.message_id().unwrap_or_default());
+            self.report(message, retried).await;
+        }
+    }
+
+    /// The hop line of one message: what the worker made of it.
+    async fn report(&self, message: &aws_sdk_sqs::types::Message, retried: bool) {
+        let receive_count: u64 = message
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
+        let trigger_id = WorkMessage::parse(message.body().unwrap_or_default())
+            .ok()
+            .map(|m| m.trigger_id);
+        let now = self.clock.now_ms();
+        let record = match &trigger_id {
+            Some(id) => self.table.get_trigger(id, now).await.ok().flatten(),
+            None => None,
+        };
+        let attempt = format!("attempt {receive_count} of {}", self.max_attempts);
+        let what = match (&record, retried) {
+            (_, true) => format!(
+                "{attempt} failed; back on the queue after its retry delay (reason in the worker's log)"
+            ),
+            (Some(r), false) if r.status == TriggerStatus::DeadLettered => format!(
+                "dead-lettered on {attempt}: {}: {}",
+                r.error_code.as_deref().unwrap_or("?"),
+                r.error_message.as_deref().unwrap_or("?")
+            ),
+            (Some(r), false) => match &r.execution_id {
+                Some(execution) => format!("started {} execution {execution}", r.target),
+                None => format!("done ({})", r.status.as_str()),
+            },
+            (None, false) if trigger_id.is_some() => {
+                "done: no trigger record (expired or refunded)".to_string()
+            }
+            (None, false) => "dead-lettered: not a work message".to_string(),
+        };
+        self.console
+            .hop(now, trigger_id.as_deref(), "worker", &what);
+    }
+}

@@ -1,0 +1,520 @@
+//! `trigger-ops local`: the whole system on this machine, against an AWS
+//! emulator on loopback. The three functions run as libraries, the same
+//! handler code as the Lambdas; this module plays the parts AWS plays around
+//! them:
+//!
+//! - [`gateway`]: API Gateway (HTTP → REST API event → ingress);
+//! - [`event_source`]: the event source mapping (work queue → worker);
+//! - [`pipeline_runs`]: CodePipeline's state changes and history;
+//! - [`rule_target`]: the EventBridge rule's target (→ notifier);
+//! - [`inbox`]: on-call reading the e-mails.
+//!
+//! [`resources`] creates what Terraform creates; [`console`] prints.
+
+pub mod console;
+pub mod event_source;
+pub mod gateway;
+pub mod http_server;
+pub mod inbox;
+pub mod pipeline_runs;
+pub mod resources;
+pub mod rule_target;
+
+use crate::OpsError;
+use aws_config::SdkConfig;
+use console::Console;
+use shared::aws::{self, CallCounter};
+use shared::clock::{Clock, SystemClock};
+use shared::config::{Env, IngressConfig, NotifierConfig, WorkerConfig, MAX_ATTEMPTS_LIMIT};
+use shared::queue::WorkQueue;
+use shared::table::Table;
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::warn;
+
+/// The allowlist when `PIPELINES` is not set: a pipeline that succeeds (the
+/// default target) and one whose runs fail.
+pub const DEFAULT_PIPELINES: &str = "app=demo-app,broken=demo-broken";
+/// The pipelines whose runs fail when `--failing` is not given.
+pub const DEFAULT_FAILING: &str = "demo-broken";
+
+/// A fault to rehearse with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fault {
+    /// The worker's CodePipeline endpoint refuses connections: triggers are
+    /// retried, then dead-lettered with their reason.
+    CodepipelineUnreachable,
+}
+
+/// How to run the local stack.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Loopback port of the HTTP API; 0 picks a free one.
+    pub port: u16,
+    /// Names every resource, so a restart finds them again.
+    pub prefix: String,
+    /// CodePipeline names whose runs fail.
+    pub failing: Vec<String>,
+    /// How long a played run takes from `STARTED` to its outcome.
+    pub run_time: Duration,
+    pub fault: Option<Fault>,
+    /// Where to write the resources as `terraform output -json` does.
+    pub outputs: Option<PathBuf>,
+}
+
+/// A stop signal the loops wait on.
+#[derive(Clone)]
+pub struct Stopping(watch::Receiver<bool>);
+
+impl Stopping {
+    /// A new signal: send `true` on the sender to stop.
+    pub fn channel() -> (watch::Sender<bool>, Stopping) {
+        let (stop, stopping) = watch::channel(false);
+        (stop, Stopping(stopping))
+    }
+
+    /// Returns once the stack is stopping.
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+/// Long-poll wait per receive (SQS allows up to 20 s).
+const WAIT_S: i32 = 2;
+
+/// One long-poll receive of up to 10 messages with every attribute; `None`
+/// once the stack is stopping. A receive in flight is never abandoned (the
+/// queue would hide what it returns for the visibility timeout): it is
+/// awaited (at most [`WAIT_S`]), and if the stack stopped meanwhile its
+/// messages are made visible again. A failed receive is logged and retried.
+pub(crate) async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    visibility_s: Option<i32>,
+    stopping: &Stopping,
+) -> Option<Vec<aws_sdk_sqs::types::Message>> {
+    if stopping.is_set() {
+        return None;
+    }
+    let received = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(WAIT_S)
+        .set_visibility_timeout(visibility_s)
+        .message_attribute_names("All")
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await;
+    let messages = match received {
+        Ok(output) => output.messages.unwrap_or_default(),
+        Err(e) => {
+            warn!(queue_url = %queue_url, error = %aws::describe(&e), "could not receive; trying again");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return Some(Vec::new());
+        }
+    };
+    if stopping.is_set() {
+        release(sqs, queue_url, &messages).await;
+        return None;
+    }
+    Some(messages)
+}
+
+/// Deletes a message that was handled; if that fails, it comes back and is
+/// handled again (each handler is idempotent), so a warning is enough.
+pub(crate) async fn delete(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    message: &aws_sdk_sqs::types::Message,
+) {
+    let Some(receipt) = message.receipt_handle() else {
+        return;
+    };
+    if let Err(e) = sqs
+        .delete_message()
+        .queue_url(queue_url)
+        .receipt_handle(receipt)
+        .send()
+        .await
+    {
+        warn!(queue_url = %queue_url, error = %aws::describe(&e), "could not delete a handled message; it will be handled again");
+    }
+}
+
+/// Makes received messages visible again at once.
+async fn release(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    messages: &[aws_sdk_sqs::types::Message],
+) {
+    use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry as Entry;
+    let entries: Vec<Entry> = messages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            Entry::builder()
+                .id(i.to_string())
+                .set_receipt_handle(m.receipt_handle().map(str::to_string))
+                .visibility_timeout(0)
+                .build()
+                .ok()
+        })
+        .collect();
+    if entries.is_empty() {
+        return;
+    }
+    if let Err(e) = sqs
+        .change_message_visibility_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
+        warn!(queue_url = %queue_url, error = %aws::describe(&e), "could not release messages received while stopping; they come back after their visibility timeout");
+    }
+}
+
+/// The local stack, running.
+pub struct LocalStack {
+    /// `http://127.0.0.1:<port>`
+    pub base_url: String,
+    pub resources: resources::Resources,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl LocalStack {
+    /// Stops every part and waits for them; work in flight is finished.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Is `endpoint` an emulator on this machine?
+fn is_loopback_endpoint(endpoint: &str) -> bool {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .unwrap_or("");
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => rest.split([':', '/']).next().unwrap_or(""),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An endpoint that refuses connections: a port just bound and released.
+fn unreachable_endpoint() -> Result<String, OpsError> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| OpsError::Local(format!("cannot bind a loopback port: {e}")))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| OpsError::Local(e.to_string()))?
+        .port();
+    Ok(format!("http://127.0.0.1:{port}"))
+}
+
+async fn bind(port: u16) -> Result<TcpListener, OpsError> {
+    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .await
+        .map_err(|e| {
+            OpsError::Local(format!(
+                "cannot listen on 127.0.0.1:{port}: {e} (set PORT to another port)"
+            ))
+        })
+}
+
+/// Provisions the stack on the emulator `sdk` points at and starts every
+/// part. `env` supplies the functions' settings (`QUOTA_LIMIT`,
+/// `MAX_ATTEMPTS`, `NOTIFY_STATES`, …); the resource names are the stack's own.
+pub async fn start(
+    sdk: &SdkConfig,
+    env: &Env,
+    options: &LocalOptions,
+    console: Console,
+) -> Result<LocalStack, OpsError> {
+    let endpoint = sdk.endpoint_url().unwrap_or_default();
+    if !is_loopback_endpoint(endpoint) {
+        return Err(OpsError::Refused(format!(
+            "trigger-ops local creates resources, so it runs only against an emulator on this machine: \
+             set AWS_ENDPOINT_URL to a loopback address such as http://127.0.0.1:5000 (it is {:?}); \
+             scripts/dev does this for you",
+            endpoint
+        )));
+    }
+    let mut env = env.clone();
+    if env.get("PIPELINES").is_none() {
+        env = env.with("PIPELINES", DEFAULT_PIPELINES);
+    }
+    if env.get("CLIENT_KEY_SECRET").is_none() {
+        let secret = format!("local-{}{}", ulid::Ulid::new(), ulid::Ulid::new());
+        env = env.with("CLIENT_KEY_SECRET", secret);
+    }
+    let pipelines = env.pipelines()?;
+    let max_attempts = env.number("MAX_ATTEMPTS", 1, MAX_ATTEMPTS_LIMIT)?;
+    let notify_states = env.states("NOTIFY_STATES")?;
+    let mut names: Vec<String> = Vec::new();
+    for pipeline in pipelines.iter() {
+        if !names.contains(&pipeline.name) {
+            names.push(pipeline.name.clone());
+        }
+    }
+    for failing in &options.failing {
+        if !names.contains(failing) {
+            return Err(OpsError::BadSetting {
+                what: "--failing",
+                reason: format!(
+                    "{failing:?} is not a pipeline in PIPELINES ({})",
+                    names.join(", ")
+                ),
+            });
+        }
+    }
+    let listener = bind(options.port).await?;
+    let history_listener = bind(0).await?;
+    let base_url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| OpsError::Local(e.to_string()))?
+    );
+    let history_url = format!(
+        "http://{}",
+        history_listener
+            .local_addr()
+            .map_err(|e| OpsError::Local(e.to_string()))?
+    );
+
+    let calls = CallCounter::default();
+    let dynamodb = aws::dynamodb(sdk, &calls);
+    let sqs = aws::sqs(sdk, &calls);
+    let sns = aws::sns(sdk, &calls);
+    let codepipeline = aws::codepipeline(sdk, &calls);
+    let events = aws::eventbridge(sdk, &calls);
+    let iam = aws::iam(sdk, &calls);
+    let resources = resources::provision(
+        &resources::Clients {
+            dynamodb: &dynamodb,
+            sqs: &sqs,
+            sns: &sns,
+            iam: &iam,
+            codepipeline: &codepipeline,
+            events: &events,
+        },
+        &options.prefix,
+        &names,
+        &notify_states,
+        max_attempts,
+    )
+    .await?;
+    let env = env
+        .with("TABLE_NAME", resources.table_name.clone())
+        .with("QUEUE_URL", resources.queue_url.clone())
+        .with("DLQ_URL", resources.dlq_url.clone())
+        .with("TOPIC_ARN", resources.topic_arn.clone());
+    let ingress_config = IngressConfig::from_env(&env)?;
+    let worker_config = WorkerConfig::from_env(&env)?;
+    let notifier_config = NotifierConfig::from_env(&env)?;
+    if let Some(path) = &options.outputs {
+        resources.write_outputs(path, &base_url)?;
+    }
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let table = Table::new(dynamodb.clone(), resources.table_name.clone());
+    let ingress = ingress::Ingress::new(
+        ingress_config,
+        table.clone(),
+        WorkQueue::new(sqs.clone(), resources.queue_url.clone()),
+        clock.clone(),
+        calls.clone(),
+    );
+    let worker_pipelines = match options.fault {
+        Some(Fault::CodepipelineUnreachable) => {
+            aws::codepipeline_at(sdk, &calls, Some(&unreachable_endpoint()?))
+        }
+        None => codepipeline.clone(),
+    };
+    let worker = Arc::new(worker::Worker::new(
+        worker_config,
+        dynamodb.clone(),
+        sqs.clone(),
+        worker_pipelines,
+        clock.clone(),
+    ));
+    let notifier = notifier::Notifier::new(
+        notifier_config,
+        dynamodb.clone(),
+        sns.clone(),
+        aws::codepipeline_at(sdk, &calls, Some(&history_url)),
+        clock.clone(),
+    );
+    let queue_arn = shared::provision::queue_arn(&sqs, &resources.queue_url)
+        .await
+        .map_err(|e| OpsError::Local(e.to_string()))?;
+    let region = sdk
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into());
+
+    let (stop, stopping) = Stopping::channel();
+    let book = pipeline_runs::RunBook::default();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(
+        gateway::Gateway {
+            ingress: Arc::new(ingress),
+            console: console.clone(),
+            clock: clock.clone(),
+        }
+        .serve(listener, stopping.clone()),
+    );
+    tasks.spawn(
+        event_source::EventSource {
+            worker,
+            sqs: sqs.clone(),
+            queue_url: resources.queue_url.clone(),
+            queue_arn,
+            region,
+            table: table.clone(),
+            max_attempts,
+            console: console.clone(),
+            clock: clock.clone(),
+        }
+        .run(stopping.clone()),
+    );
+    tasks.spawn(
+        Arc::new(pipeline_runs::PipelineRuns {
+            codepipeline: codepipeline.clone(),
+            events,
+            pipelines: names.clone(),
+            failing: options.failing.iter().cloned().collect::<HashSet<_>>(),
+            run_time: options.run_time,
+            book: book.clone(),
+            table: table.clone(),
+            console: console.clone(),
+            clock: clock.clone(),
+        })
+        .run(stopping.clone()),
+    );
+    tasks.spawn(pipeline_runs::serve_history(
+        history_listener,
+        stopping.clone(),
+        book,
+    ));
+    tasks.spawn(
+        rule_target::RuleTarget {
+            notifier,
+            sqs: sqs.clone(),
+            queue_url: resources.events_queue_url.clone(),
+            table,
+            console: console.clone(),
+            clock,
+        }
+        .run(stopping.clone()),
+    );
+    tasks.spawn(
+        inbox::Inbox {
+            sqs,
+            queue_url: resources.inbox_url.clone(),
+            console: console.clone(),
+        }
+        .run(stopping),
+    );
+    console.say(&banner(&base_url, &resources, options, &pipelines));
+    Ok(LocalStack {
+        base_url,
+        resources,
+        stop,
+        tasks,
+    })
+}
+
+/// What is running and how to use it.
+fn banner(
+    base_url: &str,
+    resources: &resources::Resources,
+    options: &LocalOptions,
+    pipelines: &shared::config::Pipelines,
+) -> String {
+    let allowlist: Vec<String> = pipelines
+        .iter()
+        .map(|p| {
+            let fails = if options.failing.contains(&p.name) {
+                " (its runs fail)"
+            } else {
+                ""
+            };
+            format!("{} -> {}{fails}", p.public, p.name)
+        })
+        .collect();
+    let mut text = format!(
+        "pipeline-trigger local stack\n\
+         \n  HTTP API      {base_url}  (POST /trigger, GET /triggers/{{id}})\n\
+         \x20 pipelines     {}\n\
+         \x20 table         {}\n\
+         \x20 work queue    {}\n\
+         \x20 DLQ           {}\n\
+         \x20 on-call topic {}\n",
+        allowlist.join(", "),
+        resources.table_name,
+        resources.queue_url,
+        resources.dlq_url,
+        resources.topic_arn,
+    );
+    if let Some(fault) = options.fault {
+        text.push_str(&format!("  fault         {fault:?}\n"));
+    }
+    if let Some(path) = &options.outputs {
+        text.push_str(&format!(
+            "\n  trigger-ops --terraform-outputs {} dlq stats\n",
+            path.display()
+        ));
+    }
+    text.push_str(&format!(
+        "\nTry:\n  curl -i -X POST {base_url}/trigger\n  curl -i -X POST {base_url}/trigger -d '{{\"pipeline\":\"{}\"}}'\n\
+         \nOne line per hop of each trigger, and each e-mail on-call gets, follow. Ctrl-C stops.\n",
+        pipelines.iter().last().map(|p| p.public.as_str()).unwrap_or("app")
+    ));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_endpoints_are_emulators() {
+        for ok in [
+            "http://127.0.0.1:5000",
+            "http://localhost:4566/",
+            "http://[::1]:5000",
+            "http://127.0.0.2",
+        ] {
+            assert!(is_loopback_endpoint(ok), "{ok}");
+        }
+        for refused in [
+            "",
+            "https://dynamodb.us-east-1.amazonaws.com",
+            "http://10.0.0.1:5000",
+            "http://localhost.evil.example:5000",
+            "http://127.0.0.1.nip.io",
+            "127.0.0.1:5000",
+        ] {
+            assert!(!is_loopback_endpoint(refused), "{refused}");
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The rule target's part: events the rule matched arrive on a queue (the
+//! emulator cannot invoke a Lambda), and each is handed to the notifier as
+//! EventBridge hands it to the Lambda. An event the notifier fails stays on
+//! the queue and comes back after [`EVENT_VISIBILITY_S`]; after
+//! [`super::resources::EVENT_DELIVERIES`] deliveries the queue moves it to the
+//! events DLQ, as Lambda's async retries and its failure destination do.
+
+use super::console::Console;
+use super::resources::EVENT_VISIBILITY_S;
+use super::{delete, receive, Stopping};
+use notifier::{Notifier, Outcome};
+use serde_json::Value;
+use shared::clock::Clock;
+use shared::pipeline_event::parse_event;
+use shared::table::Table;
+use std::sync::Arc;
+
+pub struct RuleTarget {
+    pub notifier: Notifier,
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    /// Finds the trigger of an execution, for the hop lines.
+    pub table: Table,
+    pub console: Console,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl RuleTarget {
+    pub async fn run(self, stopping: Stopping) {
+        while let Some(messages) = receive(
+            &self.sqs,
+            &self.queue_url,
+            Some(EVENT_VISIBILITY_S),
+            &stopping,
+        )
+        .await
+        {
+            for message in &messages {
+                self.deliver(message).await;
+            }
+        }
+    }
+
+    async fn deliver(&self, message: &aws_sdk_sqs::types::Message) {
+        let event: Value =
+            serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null);
+        let parsed = parse_event(&event).ok();
+        let trigger_id = match &parsed {
+            Some(p) => self
+                .table
+                .trigger_of_execution(&p.execution_id)
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        let state = parsed.as_ref().map(|p| p.state.as_str()).unwrap_or("?");
+        let result = self.notifier.handle(event).await;
+        let what = match &result {
+            Ok(Outcome::Notified { .. }) => format!("{state}: e-mail sent to on-call"),
+            Ok(Outcome::Duplicate { .. }) => {
+                format!("{state}: delivered again; the e-mail went out before")
+            }
+            Ok(Outcome::NotNotified { state, .. }) => {
+                format!("{state}: recorded; no e-mail (not in NOTIFY_STATES)")
+            }
+            Ok(Outcome::Ignored { reason }) => format!("ignored: {reason}"),
+            Err(e) => format!("{state}: failed ({e}); the event will be delivered again"),
+        };
+        self.console.hop(
+            self.clock.now_ms(),
+            trigger_id.as_deref(),
+            "notifier",
+            &what,
+        );
+        if result.is_ok() {
+            delete(&self.sqs, &self.queue_url, message).await;
+        }
+    }
+}

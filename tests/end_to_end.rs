@@ -1,0 +1,555 @@
+//! End to end: the local stack (`trigger-ops local`) on the emulator, driven
+//! over HTTP like a user drives it. Each trigger is followed through every
+//! hop: POST → queue → worker → pipeline → EventBridge rule → notifier → e-mail.
+//!
+//! Each test runs its own stack with its own resource prefix and pipelines,
+//! and sends from its own loopback address, so tests share one emulator
+//! without seeing each other's triggers.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use ops::local::pipeline_runs::{FAILED_MESSAGE, FAILED_STAGE};
+use ops::local::{console::Console, LocalOptions, LocalStack};
+use serde_json::Value;
+use shared::config::Env;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use testkit::{unique, CapturedLogs};
+
+/// Longest wait for any hop; waits end as soon as the condition holds.
+const PATIENCE: Duration = Duration::from_secs(150);
+
+/// Polls `check` until it returns `Some`, or fails the test naming `what`.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+struct Response {
+    status: u16,
+    headers: hyper::HeaderMap,
+    body: Value,
+}
+
+/// An HTTP client whose connections come from `source` (a loopback
+/// address): the gateway names it as the client's address.
+fn client_from(source: Ipv4Addr) -> Client<HttpConnector, Full<Bytes>> {
+    let mut connector = HttpConnector::new();
+    connector.set_local_address(Some(IpAddr::V4(source)));
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    method: &str,
+    url: &str,
+    body: &str,
+) -> Response {
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a request");
+    let response = client.request(request).await.expect("the gateway answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A running stack and what a test needs around it.
+struct Harness {
+    stack: LocalStack,
+    printed: CapturedLogs,
+    sqs: aws_sdk_sqs::Client,
+    codepipeline: aws_sdk_codepipeline::Client,
+    sdk: aws_config::SdkConfig,
+    app: String,
+    broken: String,
+    prefix: String,
+    outputs: PathBuf,
+}
+
+fn outputs_path(prefix: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{prefix}-outputs.json"))
+}
+
+impl Harness {
+    /// A stack with pipelines `<prefix>-app` (default, succeeds) and
+    /// `<prefix>-broken` (fails); `settings` are the functions' environment.
+    async fn start(settings: &[(&str, &str)], fault: Option<ops::local::Fault>) -> Self {
+        let prefix = unique("e2e");
+        Self::start_named(&prefix, settings, fault).await
+    }
+
+    async fn start_named(
+        prefix: &str,
+        settings: &[(&str, &str)],
+        fault: Option<ops::local::Fault>,
+    ) -> Self {
+        let app = format!("{prefix}-app");
+        let broken = format!("{prefix}-broken");
+        let pipelines = format!("app={app},broken={broken}");
+        let mut pairs: Vec<(&str, &str)> = vec![("PIPELINES", &pipelines)];
+        pairs.extend_from_slice(settings);
+        let env = Env::from_pairs(pairs);
+        let sdk = testkit::sdk_config().await;
+        let printed = CapturedLogs::default();
+        let options = LocalOptions {
+            port: 0,
+            prefix: prefix.to_string(),
+            failing: vec![broken.clone()],
+            run_time: Duration::from_secs(1),
+            fault,
+            outputs: Some(outputs_path(prefix)),
+        };
+        let stack = ops::local::start(
+            &sdk,
+            &env,
+            &options,
+            Console::new(Box::new(printed.clone())),
+        )
+        .await
+        .expect("the local stack starts");
+        let calls = shared::aws::CallCounter::default();
+        Self {
+            stack,
+            printed,
+            sqs: shared::aws::sqs(&sdk, &calls),
+            codepipeline: shared::aws::codepipeline(&sdk, &calls),
+            sdk,
+            app,
+            broken,
+            prefix: prefix.to_string(),
+            outputs: outputs_path(prefix),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.stack.base_url)
+    }
+
+    /// A queue subscribed to the on-call topic, for counting e-mails.
+    async fn inbox(&self) -> String {
+        let sns = shared::aws::sns(&self.sdk, &shared::aws::CallCounter::default());
+        shared::provision::create_inbox(
+            &sns,
+            &self.sqs,
+            &self.stack.resources.topic_arn,
+            &unique("e2e-inbox"),
+        )
+        .await
+        .expect("subscribe an inbox")
+    }
+
+    /// Every e-mail that reached `inbox` so far (consumed), as (subject, body).
+    async fn emails(&self, inbox: &str) -> Vec<(String, String)> {
+        testkit::emails(&self.sqs, inbox).await
+    }
+
+    /// Visible plus in-flight messages of a queue.
+    async fn depth(&self, url: &str) -> u64 {
+        let queues = ops::dlq::Queues::new(self.sqs.clone(), Arc::new(shared::clock::SystemClock));
+        let counts = queues.counts("queue", url).await.expect("queue counts");
+        counts.visible + counts.in_flight
+    }
+
+    async fn executions(&self, pipeline: &str) -> usize {
+        testkit::executions(&self.codepipeline, pipeline).await
+    }
+
+    /// Waits for the trigger's status to become `want`; returns its body.
+    async fn status_becomes(
+        &self,
+        client: &Client<HttpConnector, Full<Bytes>>,
+        id: &str,
+        want: &str,
+    ) -> Value {
+        let url = self.url(&format!("/triggers/{id}"));
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let response = send(client, "GET", &url, "").await;
+            assert_eq!(response.status, 200, "{:?}", response.body);
+            if response.body["status"] == want {
+                return response.body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "trigger {id} is {} and not {want}; the stack printed:\n{}",
+                response.body,
+                self.printed()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits until no event or e-mail of this stack is in flight.
+    async fn settled(&self) {
+        let events = self.stack.resources.events_queue_url.clone();
+        let work = self.stack.resources.queue_url.clone();
+        eventually("the stack to settle", || async {
+            (self.depth(&events).await == 0 && self.depth(&work).await == 0).then_some(())
+        })
+        .await;
+    }
+
+    fn printed(&self) -> String {
+        self.printed.text()
+    }
+}
+
+async fn post(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    harness: &Harness,
+    body: &str,
+) -> Response {
+    send(client, "POST", &harness.url("/trigger"), body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_goes_through_every_hop_and_ends_succeeded_with_one_email() {
+    let harness = Harness::start(&[], None).await;
+    let inbox = harness.inbox().await;
+    let client = client_from(Ipv4Addr::new(127, 0, 0, 11));
+
+    let accepted = post(&client, &harness, "").await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    let id = accepted.body["trigger_id"]
+        .as_str()
+        .expect("a trigger id")
+        .to_string();
+    assert_eq!(accepted.body["pipeline"], "app");
+    assert_eq!(
+        accepted
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
+        Some(format!("/triggers/{id}").as_str())
+    );
+
+    let status = harness.status_becomes(&client, &id, "succeeded").await;
+    let execution = status["execution_id"]
+        .as_str()
+        .expect("an execution id")
+        .to_string();
+    assert_eq!(harness.executions(&harness.app).await, 1);
+
+    let email = eventually("the success e-mail", || async {
+        let emails = harness.emails(&inbox).await;
+        (!emails.is_empty()).then_some(emails)
+    })
+    .await;
+    harness.settled().await;
+    let mut emails = email;
+    emails.extend(harness.emails(&inbox).await);
+    let naming: Vec<&(String, String)> = emails
+        .iter()
+        .filter(|(_, body)| body.contains(&id))
+        .collect();
+    assert_eq!(
+        naming.len(),
+        1,
+        "exactly one e-mail names the trigger: {emails:#?}"
+    );
+    let (subject, body) = naming[0];
+    assert!(
+        subject.contains("SUCCEEDED") && subject.contains(&harness.app),
+        "{subject}"
+    );
+    assert!(body.contains(&execution), "{body}");
+
+    // One line per hop, each naming the trigger; the e-mail printed as on-call reads it.
+    let printed = harness.printed();
+    for hop in ["gateway", "worker", "pipeline", "notifier"] {
+        assert!(
+            printed.lines().any(|l| l.contains(&id) && l.contains(hop)),
+            "no {hop} line for {id}:\n{printed}"
+        );
+    }
+    assert!(
+        printed.contains(&format!("| Subject: {subject}")),
+        "{printed}"
+    );
+    harness.stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_pipeline_ends_failed_and_the_email_leads_with_stage_and_reason() {
+    let harness = Harness::start(&[], None).await;
+    let inbox = harness.inbox().await;
+    let client = client_from(Ipv4Addr::new(127, 0, 0, 12));
+
+    let accepted = post(&client, &harness, r#"{"pipeline":"broken"}"#).await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    let id = accepted.body["trigger_id"]
+        .as_str()
+        .expect("a trigger id")
+        .to_string();
+    harness.status_becomes(&client, &id, "failed").await;
+
+    let emails = eventually("the failure e-mail", || async {
+        let emails = harness.emails(&inbox).await;
+        (!emails.is_empty()).then_some(emails)
+    })
+    .await;
+    assert_eq!(emails.len(), 1, "{emails:#?}");
+    let (subject, body) = &emails[0];
+    assert!(
+        subject.contains("FAILED") && subject.contains(&harness.broken),
+        "{subject}"
+    );
+    let lines: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).collect();
+    // The headline, then the failed stage and the reason, before the rest.
+    assert!(
+        lines[1].starts_with("Failed stage") && lines[1].contains(FAILED_STAGE),
+        "{body}"
+    );
+    let reason = lines
+        .iter()
+        .position(|l| l.contains(FAILED_MESSAGE))
+        .expect("the reason");
+    let details = lines
+        .iter()
+        .position(|l| l.starts_with("State "))
+        .expect("the state line");
+    assert!(
+        reason < details,
+        "the reason comes before the details:\n{body}"
+    );
+    assert!(body.contains(&id), "{body}");
+    harness.stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_holds_across_the_whole_system() {
+    let harness = Harness::start(&[], None).await;
+    let client = client_from(Ipv4Addr::new(127, 0, 0, 13));
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let accepted = post(&client, &harness, "").await;
+        assert_eq!(accepted.status, 202, "trigger {n}: {:?}", accepted.body);
+        assert_eq!(accepted.body["quota"]["remaining"], 3 - n);
+        ids.push(accepted.body["trigger_id"].as_str().unwrap().to_string());
+    }
+    let refused = post(&client, &harness, "").await;
+    assert_eq!(refused.status, 429, "{:?}", refused.body);
+    let retry_after: u64 = refused
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!(
+        retry_after > 0 && retry_after <= 7 * 86_400,
+        "{retry_after}"
+    );
+
+    // Another client is not affected by the first one's quota.
+    let other = post(&client_from(Ipv4Addr::new(127, 0, 0, 14)), &harness, "").await;
+    assert_eq!(other.status, 202, "{:?}", other.body);
+    ids.push(other.body["trigger_id"].as_str().unwrap().to_string());
+
+    for id in &ids {
+        harness.status_becomes(&client, id, "succeeded").await;
+    }
+    harness.settled().await;
+    assert_eq!(
+        harness.executions(&harness.app).await,
+        4,
+        "3 + 1 accepted, the refused one never ran"
+    );
+    harness.stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_lost_when_codepipeline_is_unreachable_and_replay_recovers_all() {
+    const N: usize = 4;
+    let settings = [("MAX_ATTEMPTS", "2"), ("QUOTA_LIMIT", "10")];
+    let harness = Harness::start(&settings, Some(ops::local::Fault::CodepipelineUnreachable)).await;
+    let client = client_from(Ipv4Addr::new(127, 0, 0, 15));
+    let mut ids = Vec::new();
+    for _ in 0..N {
+        let accepted = post(&client, &harness, "").await;
+        assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+        ids.push(accepted.body["trigger_id"].as_str().unwrap().to_string());
+    }
+    // Each is tried twice (the second time after the worker's retry delay),
+    // then given up to the DLQ with its reason.
+    for id in &ids {
+        harness.status_becomes(&client, id, "dead_lettered").await;
+    }
+    let dlq = harness.stack.resources.dlq_url.clone();
+    let dead = harness.depth(&dlq).await;
+    let started = harness.executions(&harness.app).await;
+    assert_eq!(
+        dead as usize + started,
+        N,
+        "every accepted trigger is an execution or a DLQ entry"
+    );
+    assert_eq!((dead as usize, started), (N, 0));
+    assert_eq!(harness.depth(&harness.stack.resources.queue_url).await, 0);
+    let printed = harness.printed();
+    assert!(printed.contains("attempt 1 of 2 failed"), "{printed}");
+    assert!(
+        printed.contains("dead-lettered on attempt 2 of 2: ConnectionError"),
+        "{printed}"
+    );
+
+    // Recovery: the same stack without the fault, then the operator's replay.
+    let Harness { stack, prefix, .. } = harness;
+    stack.stop().await;
+    let harness = Harness::start_named(&prefix, &settings, None).await;
+    let inbox = harness.inbox().await;
+    let cli = <ops::cli::Cli as clap::Parser>::try_parse_from([
+        "trigger-ops",
+        "--terraform-outputs",
+        harness.outputs.to_str().expect("a UTF-8 path"),
+        "dlq",
+        "replay",
+        "--rate",
+        "100",
+        "--json",
+    ])
+    .expect("a replay command line");
+    let env = Env::from_pairs([]);
+    let ran = ops::run(
+        &cli,
+        &ops::Context {
+            sdk: &harness.sdk,
+            env: &env,
+            stop: Arc::new(AtomicBool::new(false)),
+        },
+    )
+    .await
+    .expect("the replay runs");
+    assert!(ran.success, "{}", ran.output);
+    let summary: Value = serde_json::from_str(&ran.output).expect("JSON");
+    assert_eq!(summary["moved"], N as u64, "{summary}");
+
+    for id in &ids {
+        harness.status_becomes(&client, id, "succeeded").await;
+    }
+    harness.settled().await;
+    assert_eq!(harness.executions(&harness.app).await, N);
+    assert_eq!(harness.depth(&dlq).await, 0);
+    let emails = eventually("an e-mail per recovered trigger", || async {
+        let emails = harness.emails(&inbox).await;
+        (!emails.is_empty()).then_some(emails)
+    })
+    .await;
+    let mut emails = emails;
+    harness.settled().await;
+    emails.extend(harness.emails(&inbox).await);
+    for id in &ids {
+        let naming = emails
+            .iter()
+            .filter(|(_, body)| body.contains(id.as_str()))
+            .count();
+        assert_eq!(naming, 1, "one e-mail for {id}: {emails:#?}");
+    }
+    harness.stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_refuses_hostile_requests_clearly() {
+    let harness = Harness::start(&[], None).await;
+    let client = client_from(Ipv4Addr::new(127, 0, 0, 16));
+    // Over the gateway's payload limit: refused before the function.
+    let huge = "x".repeat(ops::local::gateway::MAX_REQUEST_BYTES + 1);
+    let response = post(&client, &harness, &huge).await;
+    assert_eq!(response.status, 413, "{:?}", response.body);
+    assert_eq!(response.body["message"], "Request Entity Too Large");
+    // Over the function's own limit: its problem+json 413.
+    let response = post(&client, &harness, &"x".repeat(5000)).await;
+    assert_eq!(response.status, 413);
+    assert_eq!(
+        response
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    // Malformed JSON, unknown pipelines, unknown paths and ids: clear 4xx.
+    assert_eq!(post(&client, &harness, "{not json").await.status, 400);
+    let unknown = post(&client, &harness, r#"{"pipeline":"../../etc"}"#).await;
+    assert_eq!(unknown.status, 400, "{:?}", unknown.body);
+    assert_eq!(
+        send(&client, "GET", &harness.url("/nowhere"), "")
+            .await
+            .status,
+        404
+    );
+    let missing = send(
+        &client,
+        "GET",
+        &harness.url("/triggers/01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+        "",
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        send(&client, "DELETE", &harness.url("/trigger"), "")
+            .await
+            .status,
+        405
+    );
+    // None of it reached the queue or used the quota.
+    let accepted = post(&client, &harness, "").await;
+    assert_eq!(accepted.status, 202);
+    assert_eq!(accepted.body["quota"]["remaining"], 2);
+    harness.stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_local_stack_refuses_anything_but_a_loopback_emulator() {
+    let sdk = testkit::sdk_config_at("https://dynamodb.us-east-1.amazonaws.com").await;
+    let options = LocalOptions {
+        port: 0,
+        prefix: unique("refused"),
+        failing: vec![],
+        run_time: Duration::from_secs(1),
+        fault: None,
+        outputs: None,
+    };
+    let printed = CapturedLogs::default();
+    let result = ops::local::start(
+        &sdk,
+        &Env::from_pairs([]),
+        &options,
+        Console::new(Box::new(printed)),
+    )
+    .await;
+    let err = result.err().expect("refused");
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("AWS_ENDPOINT_URL"), "{err}");
+}
