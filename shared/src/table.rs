@@ -316,6 +316,19 @@ impl Table {
             let client_failed = failed(reasons.first());
             let global_failed = global.is_some() && failed(reasons.get(2));
             if failed(reasons.get(1)) {
+                // The record exists. If the client's item names this trigger
+                // as its last writer, an earlier attempt of this transaction
+                // committed and its answer was lost (the SDK retried): the
+                // admission stands, exactly once.
+                let state = ClientState::from_item(reasons[0].item(), policy.limit);
+                if client_failed && state.token.as_deref() == Some(record.trigger_id.as_str()) {
+                    return Ok(Admission::Accepted {
+                        status: policy.status(&state.slots, now),
+                        previous: policy
+                            .refund(&state.slots, now)
+                            .unwrap_or_else(|| policy.normalize(&state.slots)),
+                    });
+                }
                 return Err(StoreError::Corrupt(format!(
                     "trigger id {} already exists",
                     record.trigger_id

@@ -47,6 +47,58 @@ fn accepted(admission: Admission) -> Vec<u64> {
 }
 
 #[tokio::test]
+async fn an_admission_whose_answer_was_lost_stands_once_when_retried() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let p = policy(3);
+    let earlier = record("192.0.2.20", NOW - 1000);
+    accepted(table.admit(&p, None, &earlier).await.unwrap());
+    let trigger = record("192.0.2.20", NOW);
+    let first = table.admit(&p, None, &trigger).await.unwrap();
+    // The same transaction again, as the SDK sends it when the first answer
+    // never arrived: accepted, with the same quota and the same state before.
+    let again = table.admit(&p, None, &trigger).await.unwrap();
+    match (&first, &again) {
+        (
+            Admission::Accepted {
+                status: s1,
+                previous: p1,
+            },
+            Admission::Accepted {
+                status: s2,
+                previous: p2,
+            },
+        ) => {
+            assert_eq!(s1.remaining, 1);
+            assert_eq!(s2.remaining, 1, "the retry took no second slot");
+            assert_eq!(p1, p2);
+        }
+        other => panic!("expected two acceptances, got {other:?}"),
+    }
+    // A third trigger still fits, a fourth does not: one slot per trigger.
+    accepted(
+        table
+            .admit(&p, None, &record("192.0.2.20", NOW + 1000))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(
+        table
+            .admit(&p, None, &record("192.0.2.20", NOW + 2000))
+            .await
+            .unwrap(),
+        Admission::ClientExhausted(_)
+    ));
+    // A record of the same id written by someone else is still refused.
+    let mut stranger = record("192.0.2.21", NOW);
+    stranger.trigger_id = trigger.trigger_id.clone();
+    assert!(matches!(
+        table.admit(&p, None, &stranger).await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[tokio::test]
 async fn a_refund_after_later_acceptances_removes_only_its_own_slot() {
     let stack = Stack::new().await;
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
