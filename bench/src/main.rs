@@ -1,0 +1,571 @@
+//! `lambda-bench`: each Lambda binary run as Lambda runs it — started with
+//! `AWS_LAMBDA_RUNTIME_API` pointing at [`runtime_api`], its AWS calls going
+//! through [`aws_proxy`] to the emulator — and measured: init (process start
+//! to its first `/runtime/invocation/next`), peak RSS after the invocations,
+//! warm p50/p99 per invocation, AWS calls per invocation; for the worker also
+//! a batch of 10 against a batch of 1 with CodePipeline latency added.
+//! Each run is a fresh process; the report gives medians over runs and their
+//! min–max. `scripts/bench` builds the packages and runs this.
+
+mod aws_proxy;
+mod runtime_api;
+
+use aws_proxy::{since, AwsProxy};
+use clap::Parser;
+use runtime_api::{Outcome, RuntimeApi};
+use serde_json::{json, Value};
+use shared::lambda_events::sqs_event;
+use shared::pipeline_event::{state_change_event, PipelineState};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use testkit::Stack;
+
+#[derive(Parser)]
+#[command(about = "Measure the Lambda binaries as Lambda runs them, against the emulator")]
+struct Args {
+    /// Directory holding `ingress`, `worker` and `notifier` executables (or `<fn>/bootstrap`).
+    #[arg(long, default_value = "target/release")]
+    binaries: PathBuf,
+    /// Fresh processes per function.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Invocations per process.
+    #[arg(long, default_value_t = 200)]
+    invocations: usize,
+    /// Latency of `StartPipelineExecution` (answered by the proxy) in the batch comparison.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    codepipeline_latency: Duration,
+    /// Batches of 1 and of 10 per run for the batch comparison.
+    #[arg(long, default_value_t = 10)]
+    batches: usize,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// One process's figures.
+#[derive(Debug, Default, Clone)]
+struct Run {
+    init_ms: f64,
+    rss_kb: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Typical AWS calls per invocation, by kind of invocation.
+    calls: BTreeMap<String, String>,
+    batch1_ms: Option<f64>,
+    batch10_ms: Option<f64>,
+    batch_failures: usize,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// "DynamoDB.PutItem 1 + SQS.SendMessage 1"
+fn calls_text(calls: &BTreeMap<String, u64>) -> String {
+    if calls.is_empty() {
+        return "none".into();
+    }
+    calls
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// The most frequent call set of each kind of invocation.
+fn typical(samples: &[(String, String)]) -> BTreeMap<String, String> {
+    let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for sample in samples {
+        *counts.entry(sample.clone()).or_insert(0) += 1;
+    }
+    let mut best: BTreeMap<String, (String, usize, usize)> = BTreeMap::new();
+    for ((kind, calls), n) in counts {
+        let entry = best.entry(kind).or_insert((calls.clone(), 0, 0));
+        entry.2 += n;
+        if n > entry.1 {
+            (entry.0, entry.1) = (calls, n);
+        }
+    }
+    best.into_iter()
+        .map(|(kind, (calls, n, total))| (kind, format!("{calls} ({n} of {total})")))
+        .collect()
+}
+
+/// A function's process under the Runtime API.
+struct Process {
+    child: tokio::process::Child,
+    api: RuntimeApi,
+    init: Duration,
+}
+
+impl Process {
+    async fn start(binary: &PathBuf, name: &str, env: &[(&str, String)], aws: &str) -> Process {
+        let api = RuntimeApi::start().await.expect("a runtime API");
+        let mut command = tokio::process::Command::new(binary);
+        command
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", api.address.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+            .env("AWS_REGION", testkit::REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_ENDPOINT_URL", aws)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(if std::env::var_os("BENCH_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let started = Instant::now();
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let first_poll = loop {
+            if let Some(at) = api.first_poll() {
+                break at;
+            }
+            if let Some(error) = api.init_error() {
+                panic!("{name} failed its init: {error}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{name} never polled for an event"
+            );
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        Process {
+            child,
+            api,
+            init: first_poll.duration_since(started),
+        }
+    }
+
+    async fn invoke(&self, event: Value) -> (Value, Duration) {
+        let started = Instant::now();
+        match self.api.invoke(event).await {
+            Some(Outcome::Response(response)) => (response, started.elapsed()),
+            Some(Outcome::Error(error)) => panic!("the invocation failed: {error}"),
+            None => panic!("the function went away"),
+        }
+    }
+
+    /// Peak resident memory so far (`VmHWM`), then the process ends.
+    async fn finish(mut self) -> u64 {
+        let pid = self.child.id().unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0);
+        let _ = self.child.kill().await;
+        rss
+    }
+}
+
+fn binary(dir: &std::path::Path, name: &str) -> PathBuf {
+    let nested = dir.join(name).join("bootstrap");
+    if nested.is_file() {
+        nested
+    } else {
+        dir.join(name)
+    }
+}
+
+/// Fresh resources per run: the emulator slows down as items and
+/// executions pile up, which would bias later runs.
+struct Setup {
+    stack: Stack,
+    pipeline: String,
+    topic: String,
+    /// Where the ingress enqueues: kept apart from the worker's queue.
+    ingress_queue: String,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let stack = Stack::new().await;
+        let pipeline = stack.pipeline("bench").await;
+        let (topic, _inbox) = stack.topic_with_inbox().await;
+        let ingress_queue = stack
+            .sqs
+            .create_queue()
+            .queue_name(testkit::unique("bench-ingress"))
+            .send()
+            .await
+            .expect("a queue for the ingress")
+            .queue_url
+            .expect("a queue URL");
+        Self {
+            stack,
+            pipeline,
+            topic,
+            ingress_queue,
+        }
+    }
+}
+
+struct Bench {
+    args: Args,
+    proxy: AwsProxy,
+    setup: Setup,
+}
+
+impl Bench {
+    fn common_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("TABLE_NAME", self.setup.stack.table_name.clone()),
+            ("QUEUE_URL", self.setup.ingress_queue.clone()),
+            ("DLQ_URL", self.setup.stack.queues.dlq_url.clone()),
+            ("PIPELINES", format!("app={}", self.setup.pipeline)),
+            ("CLIENT_KEY_SECRET", "bench-client-key-secret".into()),
+            ("TOPIC_ARN", self.setup.topic.clone()),
+        ]
+    }
+
+    async fn start(&self, name: &str) -> Process {
+        let path = binary(&self.args.binaries, name);
+        Process::start(&path, name, &self.common_env(), &self.proxy.endpoint()).await
+    }
+
+    /// Invokes `event` and records latency and the calls it made under `kind`.
+    async fn measure(
+        &self,
+        process: &Process,
+        event: Value,
+        latencies: &mut Vec<f64>,
+        calls: &mut Vec<(String, String)>,
+        kind: impl Fn(&Value) -> String,
+    ) -> Value {
+        let before = self.proxy.calls();
+        let (response, took) = process.invoke(event).await;
+        latencies.push(ms(took));
+        calls.push((
+            kind(&response),
+            calls_text(&since(&before, &self.proxy.calls())),
+        ));
+        response
+    }
+
+    async fn ingress(&self, run: usize) -> Run {
+        let process = self.start("ingress").await;
+        let (mut latencies, mut calls) = (Vec::new(), Vec::new());
+        for i in 0..self.args.invocations {
+            // Four requests per client: three accepted, the fourth refused.
+            let client = i / 4;
+            let ip = format!("10.{}.{}.{}", run % 250, (client >> 8) & 255, client & 255);
+            let event = testkit::rest_event("POST", "/trigger", None, &ip);
+            self.measure(&process, event, &mut latencies, &mut calls, |r| {
+                format!("ingress {}", r["statusCode"])
+            })
+            .await;
+        }
+        finish(process, latencies, calls).await
+    }
+
+    /// Receives exactly `n` messages of the work queue as one SQS event.
+    async fn batch_of(&self, n: usize) -> (Value, Vec<String>) {
+        let arn = self
+            .setup
+            .stack
+            .queue_arn(&self.setup.stack.queues.queue_url)
+            .await;
+        let mut messages = Vec::new();
+        while messages.len() < n {
+            let received = self
+                .setup
+                .stack
+                .sqs
+                .receive_message()
+                .queue_url(&self.setup.stack.queues.queue_url)
+                .max_number_of_messages((n - messages.len()).min(10) as i32)
+                .visibility_timeout(60)
+                .message_attribute_names("All")
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+                .send()
+                .await
+                .expect("receive");
+            messages.extend(received.messages().iter().cloned());
+        }
+        let receipts = messages
+            .iter()
+            .filter_map(|m| m.receipt_handle().map(str::to_string))
+            .collect();
+        (sqs_event(&messages, &arn, testkit::REGION), receipts)
+    }
+
+    /// What the event source mapping does after a successful batch.
+    async fn delete(&self, receipts: Vec<String>) {
+        for receipt in receipts {
+            let _ = self
+                .setup
+                .stack
+                .sqs
+                .delete_message()
+                .queue_url(&self.setup.stack.queues.queue_url)
+                .receipt_handle(receipt)
+                .send()
+                .await;
+        }
+    }
+
+    /// Returns the run and the trigger ids it started.
+    async fn worker(&self) -> (Run, Vec<String>) {
+        let process = self.start("worker").await;
+        let pipeline = &self.setup.pipeline;
+        let mut triggers = Vec::new();
+        // First, while the table is small (the emulator slows as it grows): a
+        // batch of 10 against a batch of 1, with starts answered by the
+        // proxy after a fixed latency, as CodePipeline would.
+        self.proxy
+            .stand_in_for_starts(Some(self.args.codepipeline_latency));
+        let mut sizes: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        let mut failed = 0;
+        for _ in 0..self.args.batches {
+            for n in [1, 10] {
+                for _ in 0..n {
+                    triggers.push(self.setup.stack.enqueue_trigger(pipeline).await);
+                }
+                let (event, receipts) = self.batch_of(n).await;
+                let (response, took) = process.invoke(event).await;
+                // A failure (a transient conflict in the emulator) is counted, not retried.
+                failed += response["batchItemFailures"].as_array().map_or(0, Vec::len);
+                sizes.entry(n).or_default().push(ms(took));
+                self.delete(receipts).await;
+            }
+        }
+        self.proxy.stand_in_for_starts(None);
+        let (mut latencies, mut calls) = (Vec::new(), Vec::new());
+        for _ in 0..self.args.invocations {
+            triggers.push(self.setup.stack.enqueue_trigger(pipeline).await);
+            let (event, receipts) = self.batch_of(1).await;
+            self.measure(&process, event, &mut latencies, &mut calls, |r| {
+                let failures = r["batchItemFailures"].as_array().map_or(0, Vec::len);
+                format!("worker, batch of 1, {failures} failed")
+            })
+            .await;
+            self.delete(receipts).await;
+        }
+        let mut run = finish(process, latencies, calls).await;
+        let median = |n: usize| {
+            let values = sorted(sizes.get(&n).cloned().unwrap_or_default());
+            percentile(&values, 50.0)
+        };
+        run.batch1_ms = Some(median(1));
+        run.batch10_ms = Some(median(10));
+        run.batch_failures = failed;
+        (run, triggers)
+    }
+
+    async fn notifier(&self, triggers: &[String]) -> Run {
+        let table = shared::table::Table::new(
+            self.setup.stack.dynamodb.clone(),
+            &self.setup.stack.table_name,
+        );
+        let mut executions = Vec::new();
+        for trigger in triggers.iter().rev().take(self.args.invocations) {
+            let record = table
+                .get_trigger(
+                    trigger,
+                    shared::clock::Clock::now_ms(&shared::clock::SystemClock),
+                )
+                .await
+                .expect("read a trigger")
+                .expect("the trigger exists");
+            executions.push(record.execution_id.expect("the worker started it"));
+        }
+        let process = self.start("notifier").await;
+        let (mut latencies, mut calls) = (Vec::new(), Vec::new());
+        for execution in &executions {
+            let event = state_change_event(
+                &ulid::Ulid::new().to_string(),
+                testkit::REGION,
+                "123456789012",
+                &self.setup.pipeline,
+                execution,
+                PipelineState::Succeeded,
+                &shared::time_format::rfc3339(shared::clock::Clock::now_ms(
+                    &shared::clock::SystemClock,
+                )),
+            );
+            self.measure(&process, event, &mut latencies, &mut calls, |r| {
+                format!("notifier, {}", r["outcome"].as_str().unwrap_or("?"))
+            })
+            .await;
+        }
+        finish(process, latencies, calls).await
+    }
+}
+
+async fn finish(process: Process, latencies: Vec<f64>, calls: Vec<(String, String)>) -> Run {
+    let init_ms = ms(process.init);
+    let rss_kb = process.finish().await;
+    let latencies = sorted(latencies);
+    Run {
+        init_ms,
+        rss_kb,
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+        calls: typical(&calls),
+        ..Run::default()
+    }
+}
+
+/// "median (min–max)" of a figure over runs.
+fn spread(values: Vec<f64>, digits: usize) -> String {
+    let values = sorted(values);
+    format!(
+        "{:.digits$} ({:.digits$}–{:.digits$})",
+        percentile(&values, 50.0),
+        values.first().copied().unwrap_or(f64::NAN),
+        values.last().copied().unwrap_or(f64::NAN),
+    )
+}
+
+fn report(results: &BTreeMap<&str, Vec<Run>>, args: &Args) -> (String, Value) {
+    let mut text = format!(
+        "{} fresh processes per function, {} invocations each; median (min–max) over processes\n\n\
+         | function | init ms | peak RSS MB | p50 ms | p99 ms |\n|---|---|---|---|---|\n",
+        args.runs, args.invocations
+    );
+    let mut out = json!({});
+    for (name, runs) in results {
+        let field = |f: fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+        text.push_str(&format!(
+            "| {name} | {} | {} | {} | {} |\n",
+            spread(field(|r| r.init_ms), 2),
+            spread(field(|r| r.rss_kb as f64 / 1024.0), 1),
+            spread(field(|r| r.p50_ms), 2),
+            spread(field(|r| r.p99_ms), 2),
+        ));
+        out[*name] = json!({
+            "init_ms": field(|r| r.init_ms),
+            "peak_rss_kb": runs.iter().map(|r| r.rss_kb).collect::<Vec<_>>(),
+            "p50_ms": field(|r| r.p50_ms),
+            "p99_ms": field(|r| r.p99_ms),
+            "calls": runs.first().map(|r| r.calls.clone()).unwrap_or_default(),
+        });
+    }
+    text.push_str("\nAWS calls per invocation (as the proxy saw them; most frequent set):\n");
+    for runs in results.values() {
+        if let Some(run) = runs.first() {
+            for (kind, calls) in &run.calls {
+                text.push_str(&format!("  {kind}: {calls}\n"));
+            }
+        }
+    }
+    if let Some(worker) = results.get("worker") {
+        let b1: Vec<f64> = worker.iter().filter_map(|r| r.batch1_ms).collect();
+        let b10: Vec<f64> = worker.iter().filter_map(|r| r.batch10_ms).collect();
+        text.push_str(&format!(
+            "\nworker, StartPipelineExecution answered in {}: batch of 1 {} ms, batch of 10 {} ms\n",
+            humantime::format_duration(args.codepipeline_latency),
+            spread(b1.clone(), 1),
+            spread(b10.clone(), 1)
+        ));
+        let failures: usize = worker.iter().map(|r| r.batch_failures).sum();
+        text.push_str(&format!(
+            "  (messages reported failed in those batches: {failures})\n"
+        ));
+        out["worker"]["batch_of_1_ms"] = json!(b1);
+        out["worker"]["batch_of_10_ms"] = json!(b10);
+    }
+    (text, out)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = Args::parse();
+    for name in ["ingress", "worker", "notifier"] {
+        let path = binary(&args.binaries, name);
+        assert!(path.is_file(), "no {name} binary at {}", path.display());
+    }
+    let proxy = AwsProxy::start(testkit::moto_endpoint())
+        .await
+        .expect("a proxy");
+    let mut bench = Bench {
+        args,
+        proxy,
+        setup: Setup::new().await,
+    };
+    let mut results: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
+    for run in 0..bench.args.runs {
+        eprintln!("run {} of {}", run + 1, bench.args.runs);
+        if run > 0 {
+            bench.setup = Setup::new().await;
+        }
+        let (worker, triggers) = bench.worker().await;
+        results.entry("worker").or_default().push(worker);
+        results
+            .entry("notifier")
+            .or_default()
+            .push(bench.notifier(&triggers).await);
+        // Last: its writes would slow the emulator for the others.
+        results
+            .entry("ingress")
+            .or_default()
+            .push(bench.ingress(run).await);
+    }
+    let (text, json) = report(&results, &bench.args);
+    println!("{text}");
+    if let Some(path) = &bench.args.json {
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json).unwrap_or_default(),
+        )
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_take_the_nearest_rank() {
+        let values: Vec<f64> = (1..=200).map(f64::from).collect();
+        assert_eq!(percentile(&values, 50.0), 100.0);
+        assert_eq!(percentile(&values, 99.0), 198.0);
+        assert_eq!(percentile(&[7.0], 99.0), 7.0);
+        assert!(percentile(&[], 50.0).is_nan());
+    }
+
+    #[test]
+    fn the_typical_call_set_is_the_most_frequent_per_kind() {
+        let samples = vec![
+            ("a".to_string(), "x 1".to_string()),
+            ("a".to_string(), "x 1".to_string()),
+            ("a".to_string(), "x 2".to_string()),
+            ("b".to_string(), "y 1".to_string()),
+        ];
+        let typical = typical(&samples);
+        assert_eq!(typical["a"], "x 1 (2 of 3)");
+        assert_eq!(typical["b"], "y 1 (1 of 1)");
+    }
+}

@@ -1,0 +1,96 @@
+//! The pure hot paths, per call: reading an API Gateway event, the client
+//! key, deciding the quota, shaping the 202, and rendering a failure e-mail.
+//! `cargo bench -p shared --bench hot_paths` (scripts/bench runs it).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use shared::client_key::client_key;
+use shared::email::{render, FailedAction, FailureDetails};
+use shared::http::{accepted_response, parse_event, parse_trigger_body};
+use shared::lambda_events::{api_gateway_event, GatewayRequest};
+use shared::pipeline_event::{
+    parse_event as parse_state_change, state_change_event, PipelineState,
+};
+use shared::quota::QuotaPolicy;
+use std::hint::black_box;
+use std::time::Duration;
+
+const NOW: u64 = 1_795_000_000_000;
+
+fn hot_paths(c: &mut Criterion) {
+    let event = api_gateway_event(&GatewayRequest {
+        method: "POST",
+        path: "/trigger",
+        query: None,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("user-agent".into(), "curl/8.5.0".into()),
+        ],
+        body: br#"{"pipeline":"app"}"#,
+        source_ip: "203.0.113.7",
+        request_id: "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+    });
+    c.bench_function("parse API Gateway event + body", |b| {
+        b.iter(|| {
+            let request = parse_event(black_box(&event)).expect("an event");
+            let body = request.body_bytes().expect("a body");
+            parse_trigger_body(&body).expect("a body")
+        })
+    });
+    c.bench_function("client key (HMAC-SHA256 of the address)", |b| {
+        b.iter(|| client_key(black_box(b"0123456789abcdef"), black_box("2001:db8::1")))
+    });
+    let policy = QuotaPolicy {
+        limit: 3,
+        window: Duration::from_secs(7 * 86_400),
+    };
+    let slots = [NOW - 3_600_000, NOW - 60_000, 0];
+    c.bench_function("decide the quota (3 per 7 days)", |b| {
+        b.iter(|| policy.decide(black_box(&slots), black_box(NOW)))
+    });
+    let status = policy.status(&slots, NOW);
+    c.bench_function("shape the 202 response", |b| {
+        b.iter(|| {
+            accepted_response(
+                black_box("01M7YF4J7YB11KS24RQ2ZCHF1Q"),
+                "app",
+                &policy,
+                &status,
+                NOW,
+            )
+            .to_apigw()
+        })
+    });
+    let state_change = state_change_event(
+        "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "eu-west-1",
+        "123456789012",
+        "enterprise-app-pipeline",
+        "1a2b3c4d-1111-2222-3333-444455556666",
+        PipelineState::Failed,
+        "2026-11-21T10:04:12Z",
+    );
+    let parsed = parse_state_change(&state_change).expect("an event");
+    let failure = FailureDetails {
+        actions: vec![FailedAction {
+            stage: "Build".into(),
+            action: "Build".into(),
+            code: Some("JobFailed".into()),
+            message: Some("Build failed: exit status 2".into()),
+            url: Some("https://console.aws.amazon.com/codebuild/".into()),
+        }],
+        summary: Some("Stage Build failed".into()),
+        unavailable: vec![],
+    };
+    c.bench_function("parse a state change + render the failure e-mail", |b| {
+        b.iter(|| {
+            let event = parse_state_change(black_box(&state_change)).expect("an event");
+            render(&event, None, Some(black_box(&failure)))
+        })
+    });
+    c.bench_function("render the failure e-mail", |b| {
+        b.iter(|| render(black_box(&parsed), None, Some(&failure)))
+    });
+}
+
+criterion_group!(benches, hot_paths);
+criterion_main!(benches);
