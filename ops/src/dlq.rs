@@ -158,6 +158,13 @@ pub struct Queues {
     clock: Arc<dyn Clock>,
 }
 
+impl Queues {
+    /// The SQS client the queues are read through.
+    pub(crate) fn sqs(&self) -> &aws_sdk_sqs::Client {
+        &self.sqs
+    }
+}
+
 /// Paces a replay at `rate` messages per second.
 struct Pace {
     rate: f64,
@@ -236,7 +243,7 @@ impl Queues {
 
     /// Makes held messages visible again at once (best effort: if this fails
     /// they come back when their hold lapses). Returns how many failed.
-    async fn release(&self, url: &str, messages: &[Message]) -> usize {
+    pub(crate) async fn release(&self, url: &str, messages: &[Message]) -> usize {
         let mut failed = 0;
         for chunk in messages.chunks(BATCH) {
             let entries: Vec<_> = chunk
@@ -267,7 +274,11 @@ impl Queues {
     }
 
     /// Deletes received messages; returns the message ids SQS confirmed.
-    async fn delete(&self, url: &str, messages: &[&Message]) -> Result<Vec<String>, String> {
+    pub(crate) async fn delete(
+        &self,
+        url: &str,
+        messages: &[&Message],
+    ) -> Result<Vec<String>, String> {
         let entries: Vec<_> = messages
             .iter()
             .enumerate()

@@ -31,12 +31,14 @@ free_port() {
 }
 
 # Starts moto on 127.0.0.1:$1 in the background, logging to $2; sets MOTO_PID.
-# It runs in a session of its own (setsid), so a Ctrl-C in the terminal does
+# It runs in a session of its own (setsid, where present), so a Ctrl-C in the terminal does
 # not kill it under the processes still using it; stop_moto ends it.
 # Fails if it does not answer within 60 s.
 start_moto() {
     local root="$1" port="$2" log="$3"
-    setsid "$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+    local detach=()
+    command -v setsid >/dev/null && detach=(setsid)
+    "${detach[@]}" "$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
     MOTO_PID=$!
     for _ in $(seq 1 600); do
         if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then

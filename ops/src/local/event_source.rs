@@ -5,8 +5,9 @@
 //! its retry delay) runs out. Redrive to the DLQ is the queue's own.
 
 use super::console::Console;
-use super::{receive, Stopping};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use super::{acknowledge, receive, Stopping};
+use crate::dlq::Queues;
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use shared::clock::Clock;
 use shared::lambda_events::sqs_event;
 use shared::message::WorkMessage;
@@ -19,7 +20,7 @@ use worker::Worker;
 
 pub struct EventSource {
     pub worker: Arc<Worker>,
-    pub sqs: aws_sdk_sqs::Client,
+    pub queues: Arc<Queues>,
     pub queue_url: String,
     pub queue_arn: String,
     pub region: String,
@@ -34,7 +35,7 @@ impl EventSource {
     /// Polls until `stopping` fires; a batch in flight is finished first.
     /// Messages are received with the queue's own visibility timeout.
     pub async fn run(self, stopping: Stopping) {
-        while let Some(messages) = receive(&self.sqs, &self.queue_url, None, &stopping).await {
+        while let Some(messages) = receive(&self.queues, &self.queue_url, None, &stopping).await {
             if !messages.is_empty() {
                 self.deliver(&messages).await;
             }
@@ -59,30 +60,11 @@ impl EventSource {
                     .collect()
             }
         };
-        let done: Vec<DeleteMessageBatchRequestEntry> = messages
+        let done: Vec<&aws_sdk_sqs::types::Message> = messages
             .iter()
             .filter(|m| !failed.contains(m.message_id().unwrap_or_default()))
-            .enumerate()
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .set_receipt_handle(m.receipt_handle().map(str::to_string))
-                    .build()
-                    .ok()
-            })
             .collect();
-        if !done.is_empty() {
-            if let Err(e) = self
-                .sqs
-                .delete_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(done))
-                .send()
-                .await
-            {
-                warn!(error = %shared::aws::describe(&e), "could not delete a finished batch; the worker will see those messages again and acknowledge them");
-            }
-        }
+        acknowledge(&self.queues, &self.queue_url, &done).await;
         for message in messages {
             let retried = failed.contains(message.message_id().unwrap_or_default());
             self.report(message, retried).await;

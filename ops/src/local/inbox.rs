@@ -2,26 +2,33 @@
 //! envelope of one e-mail, printed as the e-mail reads.
 
 use super::console::Console;
-use super::{delete, receive, Stopping};
+use super::{acknowledge, receive, Stopping};
+use crate::dlq::Queues;
 use serde_json::Value;
+use std::sync::Arc;
 
 pub struct Inbox {
-    pub sqs: aws_sdk_sqs::Client,
+    pub queues: Arc<Queues>,
     pub queue_url: String,
     pub console: Console,
 }
 
 impl Inbox {
     pub async fn run(self, stopping: Stopping) {
-        while let Some(messages) = receive(&self.sqs, &self.queue_url, None, &stopping).await {
+        while let Some(messages) = receive(&self.queues, &self.queue_url, None, &stopping).await {
             for message in &messages {
                 let envelope: Value =
                     serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null);
                 let subject = envelope["Subject"].as_str().unwrap_or("(no subject)");
                 let body = envelope["Message"].as_str().unwrap_or_default();
                 self.console.email(subject, body);
-                delete(&self.sqs, &self.queue_url, message).await;
             }
+            acknowledge(
+                &self.queues,
+                &self.queue_url,
+                &messages.iter().collect::<Vec<_>>(),
+            )
+            .await;
         }
     }
 }

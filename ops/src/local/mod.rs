@@ -20,6 +20,7 @@ pub mod pipeline_runs;
 pub mod resources;
 pub mod rule_target;
 
+use crate::dlq::Queues;
 use crate::OpsError;
 use aws_config::SdkConfig;
 use console::Console;
@@ -98,7 +99,7 @@ const WAIT_S: i32 = 2;
 /// awaited (at most [`WAIT_S`]), and if the stack stopped meanwhile its
 /// messages are made visible again. A failed receive is logged and retried.
 pub(crate) async fn receive(
-    sqs: &aws_sdk_sqs::Client,
+    queues: &Queues,
     queue_url: &str,
     visibility_s: Option<i32>,
     stopping: &Stopping,
@@ -106,7 +107,8 @@ pub(crate) async fn receive(
     if stopping.is_set() {
         return None;
     }
-    let received = sqs
+    let received = queues
+        .sqs()
         .receive_message()
         .queue_url(queue_url)
         .max_number_of_messages(10)
@@ -125,63 +127,26 @@ pub(crate) async fn receive(
         }
     };
     if stopping.is_set() {
-        release(sqs, queue_url, &messages).await;
+        if queues.release(queue_url, &messages).await > 0 {
+            warn!(queue_url = %queue_url, "could not release messages received while stopping; they come back after their visibility timeout");
+        }
         return None;
     }
     Some(messages)
 }
 
-/// Deletes a message that was handled; if that fails, it comes back and is
-/// handled again (each handler is idempotent), so a warning is enough.
-pub(crate) async fn delete(
-    sqs: &aws_sdk_sqs::Client,
+/// Deletes handled messages; if that fails they come back and are handled
+/// again (each handler is idempotent), so a warning is enough.
+pub(crate) async fn acknowledge(
+    queues: &Queues,
     queue_url: &str,
-    message: &aws_sdk_sqs::types::Message,
+    messages: &[&aws_sdk_sqs::types::Message],
 ) {
-    let Some(receipt) = message.receipt_handle() else {
-        return;
-    };
-    if let Err(e) = sqs
-        .delete_message()
-        .queue_url(queue_url)
-        .receipt_handle(receipt)
-        .send()
-        .await
-    {
-        warn!(queue_url = %queue_url, error = %aws::describe(&e), "could not delete a handled message; it will be handled again");
-    }
-}
-
-/// Makes received messages visible again at once.
-async fn release(
-    sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
-    messages: &[aws_sdk_sqs::types::Message],
-) {
-    use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry as Entry;
-    let entries: Vec<Entry> = messages
-        .iter()
-        .enumerate()
-        .filter_map(|(i, m)| {
-            Entry::builder()
-                .id(i.to_string())
-                .set_receipt_handle(m.receipt_handle().map(str::to_string))
-                .visibility_timeout(0)
-                .build()
-                .ok()
-        })
-        .collect();
-    if entries.is_empty() {
+    if messages.is_empty() {
         return;
     }
-    if let Err(e) = sqs
-        .change_message_visibility_batch()
-        .queue_url(queue_url)
-        .set_entries(Some(entries))
-        .send()
-        .await
-    {
-        warn!(queue_url = %queue_url, error = %aws::describe(&e), "could not release messages received while stopping; they come back after their visibility timeout");
+    if let Err(e) = queues.delete(queue_url, messages).await {
+        warn!(queue_url = %queue_url, error = %e, "could not delete handled messages; they will be handled again");
     }
 }
 
@@ -371,6 +336,7 @@ pub async fn start(
         .map(|r| r.to_string())
         .unwrap_or_else(|| "us-east-1".into());
 
+    let queues = Arc::new(Queues::new(sqs.clone(), clock.clone()));
     let (stop, stopping) = Stopping::channel();
     let book = pipeline_runs::RunBook::default();
     let mut tasks = JoinSet::new();
@@ -385,7 +351,7 @@ pub async fn start(
     tasks.spawn(
         event_source::EventSource {
             worker,
-            sqs: sqs.clone(),
+            queues: queues.clone(),
             queue_url: resources.queue_url.clone(),
             queue_arn,
             region,
@@ -418,7 +384,7 @@ pub async fn start(
     tasks.spawn(
         rule_target::RuleTarget {
             notifier,
-            sqs: sqs.clone(),
+            queues: queues.clone(),
             queue_url: resources.events_queue_url.clone(),
             table,
             console: console.clone(),
@@ -428,7 +394,7 @@ pub async fn start(
     );
     tasks.spawn(
         inbox::Inbox {
-            sqs,
+            queues,
             queue_url: resources.inbox_url.clone(),
             console: console.clone(),
         }

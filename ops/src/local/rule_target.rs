@@ -7,7 +7,8 @@
 
 use super::console::Console;
 use super::resources::EVENT_VISIBILITY_S;
-use super::{delete, receive, Stopping};
+use super::{acknowledge, receive, Stopping};
+use crate::dlq::Queues;
 use notifier::{Notifier, Outcome};
 use serde_json::Value;
 use shared::clock::Clock;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 pub struct RuleTarget {
     pub notifier: Notifier,
-    pub sqs: aws_sdk_sqs::Client,
+    pub queues: Arc<Queues>,
     pub queue_url: String,
     /// Finds the trigger of an execution, for the hop lines.
     pub table: Table,
@@ -28,7 +29,7 @@ pub struct RuleTarget {
 impl RuleTarget {
     pub async fn run(self, stopping: Stopping) {
         while let Some(messages) = receive(
-            &self.sqs,
+            &self.queues,
             &self.queue_url,
             Some(EVENT_VISIBILITY_S),
             &stopping,
@@ -74,7 +75,7 @@ impl RuleTarget {
             &what,
         );
         if result.is_ok() {
-            delete(&self.sqs, &self.queue_url, message).await;
+            acknowledge(&self.queues, &self.queue_url, &[message]).await;
         }
     }
 }
