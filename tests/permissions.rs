@@ -1,15 +1,16 @@
 //! Each handler, run through its main paths against moto with a call counter
-//! of its own, makes exactly the SDK calls `shared::permissions` grants it:
+//! of its own, makes exactly the SDK calls `shared::aws::permissions` grants it:
 //! no call its role would refuse, no grant nothing uses.
 
 use serde_json::Value;
+use shared::aws::permissions::calls_of;
+use shared::aws::queue::WorkQueue;
+use shared::aws::table::Table;
 use shared::aws::{self, CallCounter};
 use shared::clock::SystemClock;
 use shared::config::{Env, Function, IngressConfig, NotifierConfig, WorkerConfig};
-use shared::permissions::calls_of;
-use shared::pipeline_event::{state_change_event, PipelineState};
-use shared::queue::WorkQueue;
-use shared::table::Table;
+use shared::rules::pipeline_event::state_change_event;
+use shared::rules::pipelines::PipelineState;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use testkit::{dead_endpoint, rest_event, sdk_config_at, unique, Stack};

@@ -4,8 +4,8 @@
 
 use hcl::eval::{Context, Evaluate};
 use hcl::{Block, Body, Expression};
+use shared::aws::permissions::{allowed, Resource};
 use shared::config::{variables_of, Function, VARIABLES};
-use shared::permissions::{allowed, Resource};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -359,11 +359,11 @@ fn the_rule_delivers_the_notify_states_of_the_allowlisted_pipelines() {
     };
     assert_eq!(
         strings(pattern["source"]),
-        BTreeSet::from([shared::pipeline_event::EVENT_SOURCE.to_string()])
+        BTreeSet::from([shared::rules::pipeline_event::EVENT_SOURCE.to_string()])
     );
     assert_eq!(
         strings(pattern["detail-type"]),
-        BTreeSet::from([shared::pipeline_event::EVENT_DETAIL_TYPE.to_string()])
+        BTreeSet::from([shared::rules::pipeline_event::EVENT_DETAIL_TYPE.to_string()])
     );
     let detail = entries(pattern["detail"]);
     assert_eq!(text(detail["state"]), "var.notify_states");

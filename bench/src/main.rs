@@ -14,8 +14,9 @@ use aws_proxy::{since, AwsProxy};
 use clap::Parser;
 use runtime_api::{Outcome, RuntimeApi};
 use serde_json::{json, Value};
-use shared::lambda_events::sqs_event;
-use shared::pipeline_event::{state_change_event, PipelineState};
+use shared::lambda::events::sqs_event;
+use shared::rules::pipeline_event::state_change_event;
+use shared::rules::pipelines::PipelineState;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -384,7 +385,7 @@ impl Bench {
     }
 
     async fn notifier(&self, triggers: &[String]) -> Run {
-        let table = shared::table::Table::new(
+        let table = shared::aws::table::Table::new(
             self.setup.stack.dynamodb.clone(),
             &self.setup.stack.table_name,
         );
@@ -410,7 +411,7 @@ impl Bench {
                 &self.setup.pipeline,
                 execution,
                 PipelineState::Succeeded,
-                &shared::time_format::rfc3339(shared::clock::Clock::now_ms(
+                &shared::rules::time_format::rfc3339(shared::clock::Clock::now_ms(
                     &shared::clock::SystemClock,
                 )),
             );

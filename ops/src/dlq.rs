@@ -14,8 +14,8 @@ use aws_sdk_sqs::types::{
 use serde::Serialize;
 use shared::aws::describe;
 use shared::clock::Clock;
-use shared::message::WorkMessage;
-use shared::time_format::rfc3339;
+use shared::rules::message::WorkMessage;
+use shared::rules::time_format::rfc3339;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -349,7 +349,7 @@ impl Queues {
         &self,
         dlq_url: &str,
         queue_url: &str,
-        table: Option<&shared::table::Table>,
+        table: Option<&shared::aws::table::Table>,
         options: &ReplayOptions,
         stop: &AtomicBool,
         on_batch: &dyn Fn(u64),

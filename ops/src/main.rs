@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, ops::cli::Command::Local(_)) {
         // The functions' decision logs, on stderr (RUST_LOG filters them).
-        let _ = tracing::subscriber::set_global_default(shared::logging::json_subscriber(
+        let _ = tracing::subscriber::set_global_default(shared::lambda::logging::json_subscriber(
             std::io::stderr,
         ));
     }

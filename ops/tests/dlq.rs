@@ -4,10 +4,10 @@
 use ops::dlq::{Filter, Queues, ReplayOptions};
 use serde_json::Value;
 use shared::aws;
+use shared::aws::table::Table;
 use shared::clock::{Clock, SystemClock};
 use shared::config::{Env, WorkerConfig};
-use shared::table::Table;
-use shared::trigger::TriggerStatus;
+use shared::rules::trigger::TriggerStatus;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -404,7 +404,7 @@ async fn a_replayed_trigger_is_started_by_the_worker() {
     let ids = seed(&stack, &name, 1, false).await;
     assert_eq!(status(&stack, &ids[0]).await, TriggerStatus::DeadLettered);
     // Ops create it, then replay.
-    shared::provision::create_pipeline(&stack.iam, &stack.codepipeline, &name)
+    shared::aws::provision::create_pipeline(&stack.iam, &stack.codepipeline, &name)
         .await
         .unwrap();
     let run = ops(&stack, &["dlq", "replay"]);

@@ -8,7 +8,7 @@ use ops::local::pipeline_runs::{
     serve_history, Run, RunBook, FAILED_CODE, FAILED_MESSAGE, FAILED_STAGE,
 };
 use ops::local::Stopping;
-use shared::pipeline_event::PipelineState;
+use shared::rules::pipelines::PipelineState;
 
 async fn history(
     book: &RunBook,

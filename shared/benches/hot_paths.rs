@@ -3,14 +3,13 @@
 //! `cargo bench -p shared --bench hot_paths` (scripts/bench runs it).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use shared::client_key::client_key;
-use shared::email::{render, FailedAction, FailureDetails};
-use shared::http::{accepted_response, parse_event, parse_trigger_body};
-use shared::lambda_events::{api_gateway_event, GatewayRequest};
-use shared::pipeline_event::{
-    parse_event as parse_state_change, state_change_event, PipelineState,
-};
-use shared::quota::QuotaPolicy;
+use shared::lambda::events::{api_gateway_event, GatewayRequest};
+use shared::rules::client_key::client_key;
+use shared::rules::email::{render, FailedAction, FailureDetails};
+use shared::rules::http::{accepted_response, parse_event, parse_trigger_body};
+use shared::rules::pipeline_event::{parse_event as parse_state_change, state_change_event};
+use shared::rules::pipelines::PipelineState;
+use shared::rules::quota::QuotaPolicy;
 use std::hint::black_box;
 use std::time::Duration;
 

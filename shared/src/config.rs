@@ -4,8 +4,8 @@
 //! [`VARIABLES`] is the one list of what each function reads; Terraform is
 //! checked against it.
 
-use crate::pipeline_event::PipelineState;
-use crate::quota::{GlobalPolicy, QuotaPolicy};
+use crate::rules::pipelines::{PipelineState, Pipelines};
+use crate::rules::quota::{GlobalPolicy, QuotaPolicy};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -222,79 +222,6 @@ fn malformed(name: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// One allowlisted pipeline: the name the public uses and the CodePipeline name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pipeline {
-    pub public: String,
-    pub name: String,
-}
-
-/// The `PIPELINES` allowlist; never empty, the first entry is the default.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pipelines(Vec<Pipeline>);
-
-/// CodePipeline's own rule for names: `[A-Za-z0-9.@_-]{1,100}`.
-pub fn is_valid_pipeline_name(name: &str) -> bool {
-    (1..=100).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'@' | b'_' | b'-'))
-}
-
-impl Pipelines {
-    /// `name` or `public=pipeline`, comma separated.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut entries: Vec<Pipeline> = Vec::new();
-        for item in text.split(',').map(str::trim) {
-            if item.is_empty() {
-                return Err(
-                    "empty entry (expected name or public=pipeline, comma separated)".into(),
-                );
-            }
-            let (public, name) = match item.split_once('=') {
-                Some((public, name)) => (public.trim(), name.trim()),
-                None => (item, item),
-            };
-            for part in [public, name] {
-                if !is_valid_pipeline_name(part) {
-                    return Err(format!(
-                        "{part:?} is not a valid name (1-100 of A-Z a-z 0-9 . @ _ -)"
-                    ));
-                }
-            }
-            if entries.iter().any(|p| p.public == public) {
-                return Err(format!("public name {public:?} appears twice"));
-            }
-            entries.push(Pipeline {
-                public: public.to_string(),
-                name: name.to_string(),
-            });
-        }
-        Ok(Self(entries))
-    }
-
-    pub fn default_pipeline(&self) -> &Pipeline {
-        &self.0[0]
-    }
-
-    pub fn by_public(&self, public: &str) -> Option<&Pipeline> {
-        self.0.iter().find(|p| p.public == public)
-    }
-
-    /// Is this CodePipeline name allowlisted?
-    pub fn by_name(&self, name: &str) -> Option<&Pipeline> {
-        self.0.iter().find(|p| p.name == name)
-    }
-
-    pub fn public_names(&self) -> Vec<&str> {
-        self.0.iter().map(|p| p.public.as_str()).collect()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &Pipeline> {
-        self.0.iter()
-    }
-}
-
 /// What the ingress reads.
 #[derive(Debug, Clone)]
 pub struct IngressConfig {
@@ -489,27 +416,6 @@ mod tests {
         let global = IngressConfig::from_env(&env).unwrap().global_quota.unwrap();
         assert_eq!(global.limit, 100);
         assert_eq!(global.window, Duration::from_secs(3600));
-    }
-
-    #[test]
-    fn pipelines_map_public_names_and_keep_order() {
-        let p = Pipelines::parse("app, docs=docs-pipeline-v2").unwrap();
-        assert_eq!(p.default_pipeline().public, "app");
-        assert_eq!(p.default_pipeline().name, "app");
-        assert_eq!(p.by_public("docs").unwrap().name, "docs-pipeline-v2");
-        assert!(p.by_public("docs-pipeline-v2").is_none());
-        assert_eq!(p.by_name("docs-pipeline-v2").unwrap().public, "docs");
-        assert_eq!(p.public_names(), ["app", "docs"]);
-    }
-
-    #[test]
-    fn pipeline_names_follow_codepipeline_rules() {
-        assert!(is_valid_pipeline_name("my.pipe@1_x-y"));
-        assert!(is_valid_pipeline_name(&"a".repeat(100)));
-        assert!(!is_valid_pipeline_name(&"a".repeat(101)));
-        assert!(!is_valid_pipeline_name(""));
-        assert!(!is_valid_pipeline_name("a/b"));
-        assert!(!is_valid_pipeline_name("ünicode"));
     }
 
     #[test]

@@ -5,12 +5,12 @@
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, RuleMode};
-use shared::client_key::client_key;
-use shared::message::WorkMessage;
-use shared::queue::{QueueError, WorkQueue};
-use shared::quota::{GlobalPolicy, QuotaPolicy};
-use shared::table::{trigger_pk, Admission, Refund, StoreError, Table};
-use shared::trigger::{new_trigger_id, TriggerRecord, TriggerStatus};
+use shared::aws::queue::{QueueError, WorkQueue};
+use shared::aws::table::{trigger_pk, Admission, Refund, StoreError, Table};
+use shared::rules::client_key::client_key;
+use shared::rules::message::WorkMessage;
+use shared::rules::quota::{GlobalPolicy, QuotaPolicy};
+use shared::rules::trigger::{new_trigger_id, TriggerRecord, TriggerStatus};
 use std::time::Duration;
 use testkit::Stack;
 

@@ -8,14 +8,14 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use shared::aws::queue::WorkQueue;
+use shared::aws::table::{Admission, Table};
 use shared::aws::CallCounter;
 use shared::clock::{Clock, SystemClock};
-use shared::message::{WorkMessage, MESSAGE_VERSION};
-use shared::queue::WorkQueue;
-use shared::quota::QuotaPolicy;
-use shared::table::{Admission, Table};
-use shared::time_format::rfc3339;
-use shared::trigger::{new_trigger_id, TriggerRecord, TriggerStatus};
+use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
+use shared::rules::quota::QuotaPolicy;
+use shared::rules::time_format::rfc3339;
+use shared::rules::trigger::{new_trigger_id, TriggerRecord, TriggerStatus};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -150,7 +150,7 @@ pub struct Stack {
     pub iam: aws_sdk_iam::Client,
     pub sns: aws_sdk_sns::Client,
     pub table_name: String,
-    pub queues: shared::provision::Queues,
+    pub queues: shared::aws::provision::Queues,
 }
 
 impl Stack {
@@ -163,10 +163,10 @@ impl Stack {
         let iam = shared::aws::iam(&sdk, &calls);
         let sns = shared::aws::sns(&sdk, &calls);
         let table_name = unique("table");
-        shared::provision::create_table(&dynamodb, &table_name)
+        shared::aws::provision::create_table(&dynamodb, &table_name)
             .await
             .expect("create table");
-        let queues = shared::provision::create_queues(&sqs, &unique("work"), 5)
+        let queues = shared::aws::provision::create_queues(&sqs, &unique("work"), 5)
             .await
             .expect("create queues");
         Self {
@@ -185,7 +185,7 @@ impl Stack {
     /// Creates a pipeline with a fresh name; returns the name.
     pub async fn pipeline(&self, prefix: &str) -> String {
         let name = unique(prefix);
-        shared::provision::create_pipeline(&self.iam, &self.codepipeline, &name)
+        shared::aws::provision::create_pipeline(&self.iam, &self.codepipeline, &name)
             .await
             .expect("create pipeline");
         name
@@ -198,7 +198,7 @@ impl Stack {
 
     /// The ARN of a queue.
     pub async fn queue_arn(&self, queue_url: &str) -> String {
-        shared::provision::queue_arn(&self.sqs, queue_url)
+        shared::aws::provision::queue_arn(&self.sqs, queue_url)
             .await
             .expect("queue ARN")
     }
@@ -230,9 +230,11 @@ impl Stack {
         let address =
             std::net::Ipv4Addr::from(0x0A00_0000 | NEXT_CLIENT.fetch_add(1, Ordering::SeqCst));
         let now = SystemClock.now_ms();
-        let client_key =
-            shared::client_key::client_key(b"testkit-client-key-secret", &address.to_string())
-                .expect("a valid address");
+        let client_key = shared::rules::client_key::client_key(
+            b"testkit-client-key-secret",
+            &address.to_string(),
+        )
+        .expect("a valid address");
         let record = TriggerRecord {
             trigger_id: new_trigger_id(),
             pipeline: "app".into(),
@@ -298,12 +300,13 @@ impl Stack {
     /// A fresh on-call topic and a queue subscribed to it; returns the
     /// topic ARN and the inbox URL (read it with [`Stack::emails`]).
     pub async fn topic_with_inbox(&self) -> (String, String) {
-        let topic = shared::provision::create_topic(&self.sns, &unique("on-call"))
+        let topic = shared::aws::provision::create_topic(&self.sns, &unique("on-call"))
             .await
             .expect("create topic");
-        let inbox = shared::provision::create_inbox(&self.sns, &self.sqs, &topic, &unique("inbox"))
-            .await
-            .expect("create inbox");
+        let inbox =
+            shared::aws::provision::create_inbox(&self.sns, &self.sqs, &topic, &unique("inbox"))
+                .await
+                .expect("create inbox");
         (topic, inbox)
     }
 
@@ -409,14 +412,15 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
 /// the guard drops. Use with a current-thread runtime.
 pub fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
     let logs = CapturedLogs::default();
-    let guard = tracing::subscriber::set_default(shared::logging::json_subscriber(logs.clone()));
+    let guard =
+        tracing::subscriber::set_default(shared::lambda::logging::json_subscriber(logs.clone()));
     (logs, guard)
 }
 
 /// An API Gateway REST (v1 proxy) event, as API Gateway hands it to the
 /// ingress; it carries an `X-Forwarded-For` the ingress must ignore.
 pub fn rest_event(method: &str, path: &str, body: Option<&str>, ip: &str) -> serde_json::Value {
-    shared::lambda_events::api_gateway_event(&shared::lambda_events::GatewayRequest {
+    shared::lambda::events::api_gateway_event(&shared::lambda::events::GatewayRequest {
         method,
         path,
         query: None,
@@ -435,5 +439,5 @@ pub fn rest_event(method: &str, path: &str, body: Option<&str>, ip: &str) -> ser
 
 /// The SQS event Lambda's event source mapping builds from received messages.
 pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> serde_json::Value {
-    shared::lambda_events::sqs_event(messages, queue_arn, REGION)
+    shared::lambda::events::sqs_event(messages, queue_arn, REGION)
 }

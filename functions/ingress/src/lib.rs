@@ -3,19 +3,19 @@
 //! the queue.
 
 use serde_json::Value;
+use shared::aws::queue::WorkQueue;
+use shared::aws::table::{Admission, Refund, StoreError, Table};
 use shared::aws::CallCounter;
-use shared::client_key::client_key;
 use shared::clock::Clock;
 use shared::config::IngressConfig;
-use shared::http::{
+use shared::rules::client_key::client_key;
+use shared::rules::http::{
     accepted_response, parse_event, parse_trigger_body, route, ApiError, EventError, HttpRequest,
     HttpResponse, QuotaScope, Route, UNAVAILABLE_RETRY_AFTER_S,
 };
-use shared::message::{WorkMessage, MESSAGE_VERSION};
-use shared::queue::WorkQueue;
-use shared::table::{Admission, Refund, StoreError, Table};
-use shared::time_format::{ceil_seconds, rfc3339};
-use shared::trigger::{
+use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
+use shared::rules::time_format::{ceil_seconds, rfc3339};
+use shared::rules::trigger::{
     canonical_trigger_id, ledger_expires_at, new_trigger_id, TriggerRecord, TriggerStatus,
 };
 use std::sync::Arc;

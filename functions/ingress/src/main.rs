@@ -4,16 +4,16 @@
 use ingress::Ingress;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
+use shared::aws::queue::WorkQueue;
+use shared::aws::table::Table;
 use shared::aws::{self, CallCounter};
 use shared::clock::SystemClock;
 use shared::config::{Env, IngressConfig};
-use shared::queue::WorkQueue;
-use shared::table::Table;
 use std::sync::Arc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init();
+    shared::lambda::logging::init();
     let config = match IngressConfig::from_env(&Env::from_process()) {
         Ok(config) => config,
         Err(e) => shared::lambda::fail_init("ingress", &e).await,

@@ -6,10 +6,10 @@ mod common;
 use common::*;
 use ingress::Ingress;
 use serde_json::{json, Value};
+use shared::aws::queue::WorkQueue;
+use shared::aws::table::Table;
 use shared::aws::CallCounter;
 use shared::config::{Env, IngressConfig};
-use shared::queue::WorkQueue;
-use shared::table::Table;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -11,15 +11,16 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use shared::aws::event_claim::Claim;
+use shared::aws::pipeline::PipelineHistory;
+use shared::aws::table::{OutcomeRecord, StoreError, Table};
+use shared::aws::topic::{PublishError, Topic};
 use shared::clock::Clock;
 use shared::config::NotifierConfig;
-use shared::email::render;
-use shared::event_claim::Claim;
-use shared::pipeline::PipelineHistory;
-use shared::pipeline_event::{parse_event, EventProblem, PipelineEvent, PipelineState};
-use shared::table::{OutcomeRecord, StoreError, Table};
-use shared::topic::{PublishError, Topic};
-use shared::trigger::{ledger_expires_at, TriggerRecord};
+use shared::rules::email::render;
+use shared::rules::pipeline_event::{parse_event, EventProblem, PipelineEvent};
+use shared::rules::pipelines::PipelineState;
+use shared::rules::trigger::{ledger_expires_at, TriggerRecord};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{error, info, warn};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init();
+    shared::lambda::logging::init();
     let config = match NotifierConfig::from_env(&Env::from_process()) {
         Ok(config) => config,
         Err(e) => shared::lambda::fail_init("notifier", &e).await,

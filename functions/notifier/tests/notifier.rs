@@ -13,13 +13,14 @@ use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use notifier::{Notifier, NotifierError, Outcome};
 use serde_json::{json, Value};
 use shared::aws;
+use shared::aws::event_claim::Claim;
+use shared::aws::table::{OutcomeRecord, StartRecord, Table};
 use shared::clock::{Clock, ManualClock, SystemClock};
 use shared::config::{Env, NotifierConfig};
-use shared::event_claim::Claim;
-use shared::pipeline_event::{state_change_event, PipelineState};
-use shared::table::{OutcomeRecord, StartRecord, Table};
-use shared::time_format::rfc3339;
-use shared::trigger::TriggerStatus;
+use shared::rules::pipeline_event::state_change_event;
+use shared::rules::pipelines::PipelineState;
+use shared::rules::time_format::rfc3339;
+use shared::rules::trigger::TriggerStatus;
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::{rest_event, unique, Stack, REGION};
@@ -332,7 +333,7 @@ async fn a_trigger_through_ingress_worker_and_notifier_is_named_and_reads_succee
     let ingress = ingress::Ingress::new(
         ingress_config,
         h.table.clone(),
-        shared::queue::WorkQueue::new(h.stack.sqs.clone(), &h.stack.queues.queue_url),
+        shared::aws::queue::WorkQueue::new(h.stack.sqs.clone(), &h.stack.queues.queue_url),
         Arc::new(SystemClock),
         h.stack.calls.clone(),
     );

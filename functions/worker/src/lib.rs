@@ -10,14 +10,14 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
+use shared::aws::pipeline::PipelineStarter;
+use shared::aws::queue::{queue_url_from_arn, DeadLetterQueue, Deliveries};
+use shared::aws::table::{StartRecord, Table};
 use shared::clock::Clock;
 use shared::config::WorkerConfig;
-use shared::message::{MessageError, WorkMessage};
-use shared::pipeline::PipelineStarter;
-use shared::queue::{queue_url_from_arn, DeadLetterQueue, Deliveries};
-use shared::retry::{retry_delay, Failure, FailureKind};
-use shared::table::{StartRecord, Table};
-use shared::trigger::{canonical_trigger_id, ledger_expires_at};
+use shared::rules::message::{MessageError, WorkMessage};
+use shared::rules::retry::{retry_delay, Failure, FailureKind};
+use shared::rules::trigger::{canonical_trigger_id, ledger_expires_at};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -183,8 +183,9 @@ impl Worker {
             ));
         }
         let now = self.clock.now_ms();
-        let unavailable =
-            |e: shared::table::StoreError| Failure::transient("TableUnavailable", e.to_string());
+        let unavailable = |e: shared::aws::table::StoreError| {
+            Failure::transient("TableUnavailable", e.to_string())
+        };
         let Some(record) = self
             .table
             .get_trigger(trigger_id, now)

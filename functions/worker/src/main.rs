@@ -11,7 +11,7 @@ use worker::Worker;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init();
+    shared::lambda::logging::init();
     let config = match WorkerConfig::from_env(&Env::from_process()) {
         Ok(config) => config,
         Err(e) => shared::lambda::fail_init("worker", &e).await,

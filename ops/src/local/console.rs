@@ -1,7 +1,7 @@
 //! What the local stack shows a person: one line per hop of each trigger,
 //! and each e-mail on-call would get, framed so it reads like one.
 
-use shared::time_format::rfc3339;
+use shared::rules::time_format::rfc3339;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 

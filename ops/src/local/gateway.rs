@@ -13,7 +13,7 @@ use hyper::{Request, Response, StatusCode};
 use ingress::Ingress;
 use serde_json::Value;
 use shared::clock::Clock;
-use shared::lambda_events::{api_gateway_event, GatewayRequest};
+use shared::lambda::events::{api_gateway_event, GatewayRequest};
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;

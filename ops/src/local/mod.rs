@@ -24,11 +24,11 @@ use crate::dlq::Queues;
 use crate::OpsError;
 use aws_config::SdkConfig;
 use console::Console;
+use shared::aws::queue::WorkQueue;
+use shared::aws::table::Table;
 use shared::aws::{self, CallCounter};
 use shared::clock::{Clock, SystemClock};
 use shared::config::{Env, IngressConfig, NotifierConfig, WorkerConfig, MAX_ATTEMPTS_LIMIT};
-use shared::queue::WorkQueue;
-use shared::table::Table;
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -328,7 +328,7 @@ pub async fn start(
         aws::codepipeline_at(sdk, &calls, Some(&history_url)),
         clock.clone(),
     );
-    let queue_arn = shared::provision::queue_arn(&sqs, &resources.queue_url)
+    let queue_arn = shared::aws::provision::queue_arn(&sqs, &resources.queue_url)
         .await
         .map_err(|e| OpsError::Local(e.to_string()))?;
     let region = sdk
@@ -414,7 +414,7 @@ fn banner(
     base_url: &str,
     resources: &resources::Resources,
     options: &LocalOptions,
-    pipelines: &shared::config::Pipelines,
+    pipelines: &shared::rules::pipelines::Pipelines,
 ) -> String {
     let allowlist: Vec<String> = pipelines
         .iter()

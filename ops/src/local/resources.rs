@@ -3,8 +3,9 @@
 //! on the same emulator finds them again.
 
 use crate::OpsError;
-use shared::pipeline_event::{rule_pattern, PipelineState};
-use shared::provision;
+use shared::aws::provision;
+use shared::rules::pipeline_event::rule_pattern;
+use shared::rules::pipelines::PipelineState;
 use std::path::Path;
 
 /// How many times the rule target's queue delivers an event before it moves

@@ -11,9 +11,9 @@ use super::{acknowledge, receive, Stopping};
 use crate::dlq::Queues;
 use notifier::{Notifier, Outcome};
 use serde_json::Value;
+use shared::aws::table::Table;
 use shared::clock::Clock;
-use shared::pipeline_event::parse_event;
-use shared::table::Table;
+use shared::rules::pipeline_event::parse_event;
 use std::sync::Arc;
 
 pub struct RuleTarget {

@@ -7,8 +7,8 @@
 //! holder crashed lapses then), `message_id` once sent, `expires_at` (TTL).
 
 use crate::aws::describe;
+use crate::aws::table::{applied, get_n, get_s, n, s, StoreError, Table};
 use crate::clock::EpochMillis;
-use crate::table::{applied, get_n, get_s, n, s, StoreError, Table};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use std::time::Duration;

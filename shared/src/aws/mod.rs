@@ -1,7 +1,30 @@
-//! The one way to build AWS clients: SDK settings from the environment
-//! (`AWS_ENDPOINT_URL` and friends point at an emulator), tight timeouts so a
-//! dead dependency becomes a fast 503, standard retries, and a [`CallCounter`]
-//! on every client so each invocation can say how many AWS calls it made.
+//! The AWS adapters, one per service or concern, each a thin layer over an
+//! official SDK client and tested against the real engines (DynamoDB Local
+//! for DynamoDB, moto for the rest; faults replayed with aws-smithy-mocks):
+//!
+//! - [`table`]: DynamoDB: quota, global budget, trigger ledger;
+//!   [`event_claim`]: the notifier's once-only claim on an event.
+//! - [`queue`]: SQS: the work queue and its dead-letter queue.
+//! - [`topic`]: SNS: on-call e-mail.
+//! - [`pipeline`]: CodePipeline: starting runs, reading their history.
+//! - [`permissions`]: which SDK calls each function makes, and the IAM
+//!   actions they need (checked against the calls and the Terraform).
+//! - `provision` (feature `provision`): creating resources on an emulator.
+//!
+//! This module itself is the one way to build clients: SDK settings from the
+//! environment (`AWS_ENDPOINT_URL` and friends point at an emulator), tight
+//! timeouts so a dead dependency becomes a fast 503, standard retries, and a
+//! [`CallCounter`] on every client so each invocation can say how many AWS
+//! calls it made.
+
+pub mod event_claim;
+pub mod permissions;
+pub mod pipeline;
+#[cfg(feature = "provision")]
+pub mod provision;
+pub mod queue;
+pub mod table;
+pub mod topic;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;

@@ -2,8 +2,8 @@
 //! classified (worker), and finding out why an execution failed (notifier).
 
 use crate::aws::describe;
-use crate::email::{FailedAction, FailureDetails};
-use crate::retry::{classify_service_error, short_code, Failure, FailureKind};
+use crate::rules::email::{FailedAction, FailureDetails};
+use crate::rules::retry::{classify_service_error, short_code, Failure, FailureKind};
 use aws_sdk_codepipeline::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_codepipeline::types::{
     ActionExecutionDetail, ActionExecutionFilter, ActionExecutionStatus,

@@ -1,7 +1,7 @@
 //! The SQS adapter for the work queue (ingress side).
 
 use crate::aws::describe;
-use crate::message::WorkMessage;
+use crate::rules::message::WorkMessage;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {

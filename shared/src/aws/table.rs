@@ -9,7 +9,7 @@
 //!   state change the notifier recorded last).
 //! - `execution#<execution id>`: `trigger_id` of the trigger that started it.
 //! - `event#<EventBridge event id>`: the notifier's claim on an event
-//!   (see [`crate::event_claim`]).
+//!   (see [`crate::aws::event_claim`]).
 //!
 //! Admission is one `TransactWriteItems`: the client's quota update, the new
 //! trigger record and (when on) the global counter, each conditional. The
@@ -19,11 +19,11 @@
 //! client costs one call, a rejection one call, a race never over-admits.
 
 use crate::aws::describe;
-use crate::client_key::ClientKey;
 use crate::clock::EpochMillis;
-use crate::quota::{Decision, GlobalPolicy, QuotaPolicy, QuotaStatus};
-use crate::time_format::{parse_rfc3339, rfc3339};
-use crate::trigger::{TriggerRecord, TriggerStatus};
+use crate::rules::client_key::ClientKey;
+use crate::rules::quota::{Decision, GlobalPolicy, QuotaPolicy, QuotaStatus};
+use crate::rules::time_format::{parse_rfc3339, rfc3339};
+use crate::rules::trigger::{TriggerRecord, TriggerStatus};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{

@@ -1,7 +1,7 @@
 //! The SNS adapter: publishing an e-mail to the on-call topic.
 
 use crate::aws::describe;
-use crate::email::Email;
+use crate::rules::email::Email;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("publishing to {topic_arn} failed: {reason}")]

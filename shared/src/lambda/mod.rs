@@ -1,5 +1,9 @@
-//! Running a handler under the Lambda Runtime API, and failing the start
-//! cleanly when configuration is wrong.
+//! The Lambda Runtime API plumbing: failing the start cleanly when
+//! configuration is wrong (here), JSON logs ([`logging`]), and the event
+//! shapes AWS sends, built for tests and the local stack ([`events`]).
+
+pub mod events;
+pub mod logging;
 
 use std::fmt::Display;
 
@@ -40,8 +44,8 @@ async fn report_init_error(message: &str) {
     }
 }
 
-impl From<crate::http::EventError> for lambda_runtime::Diagnostic {
-    fn from(err: crate::http::EventError) -> Self {
+impl From<crate::rules::http::EventError> for lambda_runtime::Diagnostic {
+    fn from(err: crate::rules::http::EventError) -> Self {
         Self {
             error_type: "NotAnHttpEvent".to_string(),
             error_message: err.to_string(),

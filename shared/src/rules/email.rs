@@ -2,9 +2,10 @@
 //! rules whatever the input, and a short, aligned plain-text body with the
 //! reason for a failure first.
 
-use crate::pipeline_event::{PipelineEvent, PipelineState};
-use crate::time_format::rfc3339;
-use crate::trigger::TriggerRecord;
+use crate::rules::pipeline_event::PipelineEvent;
+use crate::rules::pipelines::PipelineState;
+use crate::rules::time_format::rfc3339;
+use crate::rules::trigger::TriggerRecord;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -220,9 +221,9 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client_key::ClientKey;
-    use crate::time_format::parse_rfc3339;
-    use crate::trigger::TriggerStatus;
+    use crate::rules::client_key::ClientKey;
+    use crate::rules::time_format::parse_rfc3339;
+    use crate::rules::trigger::TriggerStatus;
 
     fn event(state: PipelineState) -> PipelineEvent {
         PipelineEvent {

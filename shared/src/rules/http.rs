@@ -2,8 +2,8 @@
 //! proxy payloads), routes, the trigger body, and every response shape out,
 //! errors as RFC 9457 problem+json through the one mapping [`ApiError::to_response`].
 
-use crate::quota::{QuotaPolicy, QuotaStatus};
-use crate::time_format::ceil_seconds;
+use crate::rules::quota::{QuotaPolicy, QuotaStatus};
+use crate::rules::time_format::ceil_seconds;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -435,7 +435,7 @@ pub fn accepted_response(
         quota: QuotaBody {
             limit: status.limit,
             remaining: status.remaining,
-            resets_at: crate::time_format::rfc3339(now_ms + status.reset_after_ms),
+            resets_at: crate::rules::time_format::rfc3339(now_ms + status.reset_after_ms),
         },
     };
     let mut response = HttpResponse::json(202, &body);

@@ -2,72 +2,13 @@
 //! State Change` from `aws.codepipeline`. Parsing is strict about the fields it
 //! uses, because they end up in an e-mail subject, a URL and table keys.
 
+use super::pipelines::{is_valid_pipeline_name, PipelineState};
+use super::time_format::parse_rfc3339;
 use crate::clock::EpochMillis;
-use crate::config::is_valid_pipeline_name;
-use crate::time_format::parse_rfc3339;
-use crate::trigger::TriggerStatus;
 use serde_json::Value;
 
 pub const EVENT_SOURCE: &str = "aws.codepipeline";
 pub const EVENT_DETAIL_TYPE: &str = "CodePipeline Pipeline Execution State Change";
-
-/// A pipeline execution's state, as CodePipeline names it in events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PipelineState {
-    Started,
-    Resumed,
-    Stopping,
-    Stopped,
-    Succeeded,
-    Failed,
-    Superseded,
-    Canceled,
-}
-
-impl PipelineState {
-    pub const ALL: [PipelineState; 8] = [
-        Self::Started,
-        Self::Resumed,
-        Self::Stopping,
-        Self::Stopped,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Superseded,
-        Self::Canceled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Started => "STARTED",
-            Self::Resumed => "RESUMED",
-            Self::Stopping => "STOPPING",
-            Self::Stopped => "STOPPED",
-            Self::Succeeded => "SUCCEEDED",
-            Self::Failed => "FAILED",
-            Self::Superseded => "SUPERSEDED",
-            Self::Canceled => "CANCELED",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// What a public trigger's status becomes. `None`: the execution is
-    /// still running (the worker already recorded `started`).
-    pub fn trigger_status(self) -> Option<TriggerStatus> {
-        match self {
-            Self::Succeeded => Some(TriggerStatus::Succeeded),
-            Self::Failed => Some(TriggerStatus::Failed),
-            // A canceled execution was stopped before it ran to its end.
-            Self::Stopped | Self::Canceled => Some(TriggerStatus::Stopped),
-            Self::Superseded => Some(TriggerStatus::Superseded),
-            // A failed execution can be retried: it runs again.
-            Self::Resumed => Some(TriggerStatus::Started),
-            Self::Started | Self::Stopping => None,
-        }
-    }
-}
 
 /// One state change, with every field checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,6 +181,7 @@ pub fn rule_pattern(pipelines: &[&str], states: &[PipelineState]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::trigger::TriggerStatus;
 
     fn event(state: &str) -> Value {
         let mut e = state_change_event(

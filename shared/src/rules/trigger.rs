@@ -1,8 +1,8 @@
 //! A trigger and its record in the ledger: what `GET /triggers/{id}` shows.
 
-use crate::client_key::ClientKey;
 use crate::clock::EpochMillis;
-use crate::time_format::rfc3339;
+use crate::rules::client_key::ClientKey;
+use crate::rules::time_format::rfc3339;
 use serde::Serialize;
 
 /// Where a trigger is in its life.

@@ -4,11 +4,11 @@
 use ingress::Ingress;
 use serde_json::{json, Value};
 use shared::aws;
+use shared::aws::queue::WorkQueue;
+use shared::aws::table::Table;
 use shared::clock::ManualClock;
 use shared::config::{Env, IngressConfig};
-use shared::message::WorkMessage;
-use shared::queue::WorkQueue;
-use shared::table::Table;
+use shared::rules::message::WorkMessage;
 use std::sync::Arc;
 pub use testkit::rest_event;
 use testkit::{dead_endpoint, sdk_config_at, Stack};

@@ -1,0 +1,27 @@
+//! The decisions, pure: no I/O, no SDK types, no async. Each is a plain
+//! function of its inputs with unit and property tests beside it; the
+//! adapters (`aws/`) and the handlers call them.
+//!
+//! - [`client_key`]: a client address to its keyed, non-reversible key.
+//! - [`quota`]: the rolling-window quota and the global budget.
+//! - [`http`]: API Gateway events in, routes, bodies, every response out.
+//! - [`trigger`]: the trigger record and its ids; [`message`]: the work queue message.
+//! - [`pipelines`]: the allowlist, pipeline names, execution states.
+//! - [`pipeline_event`]: the EventBridge state change the notifier reads.
+//! - [`retry`]: transient or permanent, and how long to wait.
+//! - [`email`]: the on-call e-mail; [`time_format`]: RFC 3339 and seconds.
+//!
+//! `shared/tests/layout.rs` (run by `scripts/test`) keeps these files pure:
+//! no SDK, async runtime or Runtime API item, no import from the adapters,
+//! the plumbing or the configuration.
+
+pub mod client_key;
+pub mod email;
+pub mod http;
+pub mod message;
+pub mod pipeline_event;
+pub mod pipelines;
+pub mod quota;
+pub mod retry;
+pub mod time_format;
+pub mod trigger;
