@@ -1,4 +1,5 @@
-//! A loopback proxy in front of the emulator that counts every AWS call by
+//! A loopback proxy in front of the engines (DynamoDB Local for DynamoDB,
+//! moto for the rest) that counts every AWS call by
 //! service and operation (what the function really sent, not what it says
 //! it sent). It can also stand in for `StartPipelineExecution` with a fixed
 //! latency and no work: the emulator handles one call at a time and gets
@@ -10,6 +11,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use shared::aws::Endpoints;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -52,7 +54,7 @@ pub fn operation(target: Option<&str>, body: &[u8]) -> String {
 }
 
 impl AwsProxy {
-    pub async fn start(emulator: &str) -> std::io::Result<Self> {
+    pub async fn start(engines: Endpoints) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
@@ -62,17 +64,17 @@ impl AwsProxy {
         };
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
-        let emulator = emulator.trim_end_matches('/').to_string();
+        let engines = Arc::new(engines);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (state, client, emulator) = (state.clone(), client.clone(), emulator.clone());
+                let (state, client, engines) = (state.clone(), client.clone(), engines.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
-                        let (state, client, emulator) =
-                            (state.clone(), client.clone(), emulator.clone());
+                        let (state, client, engines) =
+                            (state.clone(), client.clone(), engines.clone());
                         async move {
                             Ok::<_, std::convert::Infallible>(
-                                forward(request, &state, &client, &emulator).await,
+                                forward(request, &state, &client, &engines).await,
                             )
                         }
                     });
@@ -120,11 +122,21 @@ pub fn since(
         .collect()
 }
 
+/// The engine a call goes to: DynamoDB Local for DynamoDB, moto for the rest.
+fn upstream_of<'a>(engines: &'a Endpoints, op: &str) -> &'a str {
+    let upstream = if op.starts_with("DynamoDB.") {
+        &engines.dynamodb
+    } else {
+        &engines.others
+    };
+    upstream.trim_end_matches('/')
+}
+
 async fn forward(
     request: Request<Incoming>,
     state: &Mutex<State>,
     client: &Client<HttpConnector, Full<Bytes>>,
-    emulator: &str,
+    engines: &Endpoints,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = body
@@ -159,7 +171,7 @@ async fn forward(
         .unwrap_or("/");
     let mut upstream = Request::builder()
         .method(parts.method.clone())
-        .uri(format!("{emulator}{path}"));
+        .uri(format!("{}{path}", upstream_of(engines, &op)));
     for (name, value) in &parts.headers {
         if name != hyper::header::HOST {
             upstream = upstream.header(name, value);

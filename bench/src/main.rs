@@ -507,9 +507,7 @@ async fn main() {
         let path = binary(&args.binaries, name);
         assert!(path.is_file(), "no {name} binary at {}", path.display());
     }
-    let proxy = AwsProxy::start(testkit::moto_endpoint())
-        .await
-        .expect("a proxy");
+    let proxy = AwsProxy::start(testkit::engines()).await.expect("a proxy");
     let mut bench = Bench {
         args,
         proxy,

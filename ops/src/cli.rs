@@ -13,7 +13,7 @@ use std::time::Duration;
 Queue URLs and the table come from the flags, else QUEUE_URL / DLQ_URL / TABLE_NAME,
 else --terraform-outputs (the JSON of `terraform output -json`).
 AWS credentials and region come from the usual AWS settings; AWS_ENDPOINT_URL
-points the tool at an emulator.
+(and AWS_ENDPOINT_URL_DYNAMODB) point the tool at local engines.
 
 Examples:
   trigger-ops dlq stats
@@ -56,8 +56,8 @@ pub enum Command {
     Dlq(DlqCommand),
     /// Run the whole system on this machine against an AWS emulator (scripts/dev starts one).
     #[command(after_help = "\
-Needs AWS_ENDPOINT_URL pointing at an emulator on loopback (moto); it refuses
-anything else. Creates the table, queues, topic, rule and demo pipelines named
+Needs AWS_ENDPOINT_URL (moto) and AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local;
+moto when unset) pointing at engines on loopback; it refuses anything else. Creates the table, queues, topic, rule and demo pipelines named
 from --prefix (a restart finds them again), serves the HTTP API, runs the
 worker and the notifier as the Lambdas run, and plays CodePipeline's state
 changes. The functions' settings come from the environment as in CONTRACT.md

@@ -31,7 +31,7 @@ impl Run {
 fn ops_with(stack: &Stack, env: &[(&str, &str)], args: &[&str]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_trigger-ops"))
         .env_clear()
-        .env("AWS_ENDPOINT_URL", moto_endpoint())
+        .envs(testkit::engine_env())
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", testkit::REGION)

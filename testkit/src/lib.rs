@@ -1,16 +1,18 @@
-//! Test support: the moto emulator, SDK clients pointed at it, fresh
-//! resources per test, captured logs.
+//! Test support: the real engines (DynamoDB Local for DynamoDB, moto's
+//! server for SQS, SNS, CodePipeline, IAM and EventBridge), SDK clients
+//! pointed at them, fresh resources per test, captured logs.
 //!
-//! `MOTO_ENDPOINT` (set by `scripts/test`) names a running emulator; without
-//! it the first test of a binary starts `.venv/bin/moto_server` on a free
-//! loopback port, and a watcher stops it when the test process ends. If no
-//! emulator can be had, tests fail loudly: they never skip.
+//! `DYNAMODB_ENDPOINT` and `MOTO_ENDPOINT` (set by `scripts/test`) name
+//! running engines; without them the first test of a binary starts its own
+//! on a free loopback port (`scripts/lib/dynamodb-local`,
+//! `.venv/bin/moto_server`), and a watcher stops it when the test process
+//! ends. If an engine cannot be had, tests fail loudly: they never skip.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use shared::aws::queue::WorkQueue;
 use shared::aws::table::{Admission, Table};
-use shared::aws::CallCounter;
+use shared::aws::{CallCounter, Endpoints};
 use shared::clock::{Clock, SystemClock};
 use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
 use shared::rules::quota::QuotaPolicy;
@@ -56,74 +58,136 @@ fn wait_for(endpoint: &str, timeout: Duration) -> bool {
     false
 }
 
-fn start_moto() -> String {
-    let server = std::env::var("MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| workspace_root().join(".venv/bin/moto_server"));
+/// Starts `server args…` on a free loopback port (the port is appended as
+/// `{port}` in `args`); a watcher ends it when this test process is gone,
+/// however it ends. Returns its endpoint.
+fn start_engine(what: &str, server: &std::path::Path, args: &str, hint: &str) -> String {
     assert!(
         server.exists(),
-        "no AWS emulator: {} is missing. Run scripts/test (it installs moto into .venv/) \
-         or set MOTO_ENDPOINT to a running moto server.",
+        "no {what}: {} is missing. {hint}",
         server.display()
     );
     let port = free_port();
-    // The watcher ends moto when this test process is gone, however it ends.
+    let args = args.replace("{port}", &port.to_string());
     let script = format!(
-        "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+        "\"$0\" {args} >/dev/null 2>&1 & m=$!; \
          while kill -0 {pid} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null",
         pid = std::process::id()
     );
     let mut watcher = Command::new("sh")
         .arg("-c")
         .arg(script)
-        .arg(&server)
+        .arg(server)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start moto_server");
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
     // Reap the watcher when it ends.
     std::thread::spawn(move || watcher.wait());
     let endpoint = format!("http://127.0.0.1:{port}");
     assert!(
         wait_for(&endpoint, Duration::from_secs(60)),
-        "moto_server did not start listening on {endpoint}"
+        "{what} did not start listening on {endpoint}"
     );
     endpoint
 }
 
-/// The emulator's endpoint, starting one if needed.
-pub fn moto_endpoint() -> &'static str {
-    static ENDPOINT: OnceLock<String> = OnceLock::new();
-    ENDPOINT.get_or_init(|| match std::env::var("MOTO_ENDPOINT") {
+/// A running engine's endpoint from `variable`, or one started for this
+/// test process.
+fn engine_endpoint(variable: &str, start: impl FnOnce() -> String) -> String {
+    match std::env::var(variable) {
         Ok(endpoint) if !endpoint.is_empty() => {
             assert!(
                 wait_for(&endpoint, Duration::from_secs(30)),
-                "MOTO_ENDPOINT={endpoint} does not answer"
+                "{variable}={endpoint} does not answer"
             );
             endpoint
         }
-        _ => start_moto(),
+        _ => start(),
+    }
+}
+
+/// moto's endpoint (SQS, SNS, CodePipeline, IAM, EventBridge), starting one if needed.
+pub fn moto_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        engine_endpoint("MOTO_ENDPOINT", || {
+            let server = std::env::var("MOTO_SERVER")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| workspace_root().join(".venv/bin/moto_server"));
+            start_engine(
+                "AWS emulator (moto)",
+                &server,
+                "-H 127.0.0.1 -p {port}",
+                "Run scripts/test (it installs moto into .venv/) or set MOTO_ENDPOINT to a running moto server.",
+            )
+        })
     })
 }
 
-/// SDK settings pointing every service at `endpoint`, through the project's
-/// one client builder.
-pub async fn sdk_config_at(endpoint: &str) -> SdkConfig {
-    shared::aws::config_loader()
+/// DynamoDB Local's endpoint, starting one if needed. Every DynamoDB call of
+/// the tests goes here: moto's transactions are not isolated, so a quota
+/// test on moto would prove nothing.
+pub fn dynamodb_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        engine_endpoint("DYNAMODB_ENDPOINT", || {
+            start_engine(
+                "DynamoDB Local",
+                &workspace_root().join("scripts/lib/dynamodb-local"),
+                "{port}",
+                "Run scripts/test (it installs DynamoDB Local into tools/) or set DYNAMODB_ENDPOINT to a running DynamoDB Local.",
+            )
+        })
+    })
+}
+
+/// Where the tests' calls go: DynamoDB to DynamoDB Local, the rest to moto.
+pub fn engines() -> Endpoints {
+    Endpoints {
+        dynamodb: dynamodb_endpoint().to_string(),
+        others: moto_endpoint().to_string(),
+    }
+}
+
+/// The environment that points a child process (a function's binary,
+/// trigger-ops) at the engines, as the SDK reads it.
+pub fn engine_env() -> [(&'static str, String); 2] {
+    let engines = engines();
+    [
+        ("AWS_ENDPOINT_URL", engines.others),
+        ("AWS_ENDPOINT_URL_DYNAMODB", engines.dynamodb),
+    ]
+}
+
+/// SDK settings with each service's endpoint from `endpoints`, through
+/// the project's one client builder.
+pub async fn sdk_config_with(endpoints: Endpoints) -> SdkConfig {
+    let sdk = shared::aws::config_loader()
         .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new(
             "testing", "testing", None, None, "testkit",
         ))
         .load()
-        .await
+        .await;
+    shared::aws::with_endpoints(&sdk, endpoints)
 }
 
-/// SDK settings pointing at the emulator.
+/// SDK settings pointing every service at `endpoint` (a dead endpoint, a
+/// stand-in).
+pub async fn sdk_config_at(endpoint: &str) -> SdkConfig {
+    sdk_config_with(Endpoints {
+        dynamodb: endpoint.to_string(),
+        others: endpoint.to_string(),
+    })
+    .await
+}
+
+/// SDK settings pointing at the engines.
 pub async fn sdk_config() -> SdkConfig {
-    sdk_config_at(moto_endpoint()).await
+    sdk_config_with(engines()).await
 }
 
 /// A name no other test uses.

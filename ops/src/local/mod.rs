@@ -213,14 +213,18 @@ pub async fn start(
     options: &LocalOptions,
     console: Console,
 ) -> Result<LocalStack, OpsError> {
-    let endpoint = sdk.endpoint_url().unwrap_or_default();
-    if !is_loopback_endpoint(endpoint) {
-        return Err(OpsError::Refused(format!(
-            "trigger-ops local creates resources, so it runs only against an emulator on this machine: \
-             set AWS_ENDPOINT_URL to a loopback address such as http://127.0.0.1:5000 (it is {:?}); \
-             scripts/dev does this for you",
-            endpoint
-        )));
+    for (service, setting) in [
+        (aws::DYNAMODB_SERVICE_ID, "AWS_ENDPOINT_URL_DYNAMODB"),
+        ("SQS", "AWS_ENDPOINT_URL"),
+    ] {
+        let endpoint = aws::endpoint_of(sdk, service).unwrap_or_default();
+        if !is_loopback_endpoint(&endpoint) {
+            return Err(OpsError::Refused(format!(
+                "trigger-ops local creates resources, so it runs only against engines on this machine: \
+                 set {setting} to a loopback address such as http://127.0.0.1:5000 ({service} calls go to {endpoint:?}); \
+                 scripts/dev does this for you"
+            )));
+        }
     }
     let mut env = env.clone();
     if env.get("PIPELINES").is_none() {

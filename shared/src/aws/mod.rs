@@ -37,6 +37,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,6 +56,57 @@ pub fn config_loader() -> ConfigLoader {
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_SDK_ATTEMPTS))
+}
+
+/// Where the calls go when not to AWS itself: DynamoDB to one engine
+/// (DynamoDB Local), every other service to another (moto). The same as
+/// setting `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL`, for SDK
+/// settings built in code (tests, the local stack).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub dynamodb: String,
+    pub others: String,
+}
+
+impl LoadServiceConfig for Endpoints {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        if key.env() != ENDPOINT_SETTING {
+            return None;
+        }
+        Some(if key.service_id() == DYNAMODB_SERVICE_ID {
+            self.dynamodb.clone()
+        } else {
+            self.others.clone()
+        })
+    }
+}
+
+const ENDPOINT_SETTING: &str = "AWS_ENDPOINT_URL";
+/// DynamoDB's service id, as the SDK names it in per-service settings.
+pub const DYNAMODB_SERVICE_ID: &str = "DynamoDB";
+
+/// `sdk` with every service's endpoint taken from `endpoints`.
+pub fn with_endpoints(sdk: &SdkConfig, endpoints: Endpoints) -> SdkConfig {
+    sdk.to_builder().service_config(endpoints).build()
+}
+
+/// The endpoint a client of `service_id` (`"DynamoDB"`, `"SQS"`, …) built
+/// from `sdk` calls, resolved as the SDK's own client builders resolve it:
+/// an endpoint set in code wins, then the service's own setting
+/// (`AWS_ENDPOINT_URL_<SERVICE>`), then the global one. `None`: AWS itself.
+pub fn endpoint_of(sdk: &SdkConfig, service_id: &str) -> Option<String> {
+    if sdk.get_origin("endpoint_url").is_client_config() {
+        return sdk.endpoint_url().map(str::to_string);
+    }
+    let key = ServiceConfigKey::builder()
+        .service_id(service_id)
+        .env(ENDPOINT_SETTING)
+        .profile("endpoint_url")
+        .build()
+        .ok()?;
+    sdk.service_config()
+        .and_then(|config| config.load_config(key))
+        .or_else(|| sdk.endpoint_url().map(str::to_string))
 }
 
 /// Counts the AWS operations made through the clients it is attached to
