@@ -50,6 +50,7 @@ fn hot_paths(c: &mut Criterion) {
     c.bench_function("shape the 202 response", |b| {
         b.iter(|| {
             accepted_response(
+                "/prod",
                 black_box("01M7YF4J7YB11KS24RQ2ZCHF1Q"),
                 "app",
                 &policy,

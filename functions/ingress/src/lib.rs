@@ -172,6 +172,7 @@ impl Ingress {
         };
         let accepted = || {
             accepted_response(
+                &request.base_path,
                 &record.trigger_id,
                 &record.pipeline,
                 &config.quota,

@@ -415,3 +415,77 @@ async fn aws_calls_per_request_meet_the_budget() {
     assert_eq!(h.post(Some("nonsense"), CLIENT_IP).await.status, 400);
     assert!(calls.since(&before).is_empty(), "a 4xx makes no AWS call");
 }
+
+/// A REST API event for a request the client addressed as `addressed`
+/// (stage or base path, then the route), as API Gateway builds it.
+fn addressed_event(method: &str, route: &str, addressed: &str, stage: &str) -> Value {
+    let mut event = rest_event(method, route, None, CLIENT_IP);
+    event["requestContext"]["stage"] = json!(stage);
+    event["requestContext"]["path"] = json!(addressed);
+    event
+}
+
+#[tokio::test]
+async fn status_urls_resolve_behind_a_stage_or_a_base_path() {
+    let h = harness(&[]).await;
+    for (prefix, stage) in [("/prod", "prod"), ("/api/v1", "live"), ("", "prod")] {
+        let r = h
+            .send(addressed_event(
+                "POST",
+                "/trigger",
+                &format!("{prefix}/trigger"),
+                stage,
+            ))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let id = r.body["trigger_id"].as_str().unwrap();
+        let location = r.headers["Location"].as_str().unwrap().to_string();
+        assert_eq!(location, format!("{prefix}/triggers/{id}"));
+        assert_eq!(r.body["status_url"], location.as_str());
+        // Following it, as the client does, reaches the trigger.
+        let route = location.strip_prefix(prefix).unwrap();
+        let status = h
+            .send(addressed_event("GET", route, &location, stage))
+            .await;
+        assert_eq!(status.status, 200, "{}", status.body);
+        assert_eq!(status.body["trigger_id"], id);
+    }
+    // HTTP API: $default has no prefix, a named stage keeps its own.
+    for (raw, expected_prefix) in [("/trigger", ""), ("/staging/trigger", "/staging")] {
+        let mut event = http_api_event("POST", raw, None, "203.0.113.90");
+        if !expected_prefix.is_empty() {
+            event["requestContext"]["stage"] = json!("staging");
+        }
+        let r = h.send(event).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let id = r.body["trigger_id"].as_str().unwrap();
+        assert_eq!(
+            r.headers["Location"],
+            format!("{expected_prefix}/triggers/{id}")
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_console_test_event_gets_a_clean_4xx_and_costs_nothing() {
+    let h = harness(&[]).await;
+    let event = json!({
+        "resource": "/trigger", "path": "/trigger", "httpMethod": "POST",
+        "headers": null, "multiValueHeaders": null, "queryStringParameters": null,
+        "multiValueQueryStringParameters": null, "pathParameters": null,
+        "stageVariables": null, "body": null, "isBase64Encoded": false,
+        "requestContext": {"stage": "test-invoke-stage", "path": "/trigger",
+            "resourcePath": "/trigger", "httpMethod": "POST", "requestId": "t-1",
+            "identity": {"sourceIp": "test-invoke-source-ip", "userAgent": null}}
+    });
+    let before = h.stack.calls.snapshot();
+    let r = h.send(event).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.headers["Content-Type"], "application/problem+json");
+    assert!(r.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("client address"));
+    assert!(h.stack.calls.since(&before).is_empty());
+    assert!(h.queued().await.is_empty());
+}

@@ -34,6 +34,11 @@ pub struct HttpRequest {
     pub method: String,
     /// Path without the stage prefix, e.g. `/trigger`.
     pub path: String,
+    /// What stands before [`Self::path`] in the path the client addressed:
+    /// the REST API stage (`/prod`), a custom domain's base path (`/api`),
+    /// an HTTP API named stage, or nothing. Links back into the API start
+    /// with it, so they resolve where the client is.
+    pub base_path: String,
     /// The address API Gateway saw; never a client-supplied header.
     pub source_ip: Option<String>,
     body: Option<String>,
@@ -58,6 +63,9 @@ struct RawEvent {
 #[derive(Deserialize)]
 struct RawContext {
     stage: Option<String>,
+    /// REST API: the path as the client addressed it (stage or base path
+    /// included).
+    path: Option<String>,
     identity: Option<RawIdentity>,
     http: Option<RawHttp>,
 }
@@ -107,10 +115,19 @@ pub fn parse_event(event: &Value) -> Result<HttpRequest, EventError> {
             (PayloadVersion::V1, method, path, ip)
         }
     };
+    let (base_path, path) = match version {
+        PayloadVersion::V1 => (rest_base_path(context.path.as_deref(), &path), path),
+        PayloadVersion::V2 => {
+            let routed = strip_stage(&path, context.stage.as_deref());
+            let base = path[..path.len() - routed.len().min(path.len())].to_string();
+            (safe_base_path(&base), routed)
+        }
+    };
     Ok(HttpRequest {
         version,
         method: method.to_ascii_uppercase(),
-        path: strip_stage(&path, context.stage.as_deref()),
+        path,
+        base_path,
         source_ip,
         body: raw.body,
         body_is_base64: raw.is_base64_encoded,
@@ -132,6 +149,34 @@ fn strip_stage(path: &str, stage: Option<&str>) -> String {
         }
     }
     path.to_string()
+}
+
+/// REST API: the prefix the client's path (`requestContext.path`) has before
+/// the resource path (`path`): `/prod` for `/prod/trigger`, `/api` behind a
+/// custom domain's base path, empty when they are the same or do not match.
+fn rest_base_path(addressed: Option<&str>, path: &str) -> String {
+    let base = addressed
+        .and_then(|addressed| addressed.strip_suffix(path))
+        .unwrap_or("");
+    safe_base_path(base)
+}
+
+/// A base path fit to start a link: `/` and then path characters, never two
+/// slashes at the start (a link to another host) nor anything that could
+/// break a header; anything else becomes empty (links from the root).
+fn safe_base_path(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let safe = base.len() <= 256
+        && base.starts_with('/')
+        && !base.starts_with("//")
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:@".contains(&b));
+    if safe {
+        base.to_string()
+    } else {
+        String::new()
+    }
 }
 
 impl HttpRequest {
@@ -414,13 +459,15 @@ pub struct AcceptedBody {
     pub quota: QuotaBody,
 }
 
-/// The path of a trigger's status.
-pub fn status_url(trigger_id: &str) -> String {
-    format!("/triggers/{trigger_id}")
+/// The path of a trigger's status, as the client addresses the API
+/// (`base_path`: [`HttpRequest::base_path`]).
+pub fn status_url(base_path: &str, trigger_id: &str) -> String {
+    format!("{base_path}/triggers/{trigger_id}")
 }
 
 /// `202 Accepted` for a queued trigger.
 pub fn accepted_response(
+    base_path: &str,
     trigger_id: &str,
     pipeline: &str,
     policy: &QuotaPolicy,
@@ -431,7 +478,7 @@ pub fn accepted_response(
         trigger_id: trigger_id.to_string(),
         status: "queued",
         pipeline: pipeline.to_string(),
-        status_url: status_url(trigger_id),
+        status_url: status_url(base_path, trigger_id),
         quota: QuotaBody {
             limit: status.limit,
             remaining: status.remaining,
@@ -439,7 +486,7 @@ pub fn accepted_response(
         },
     };
     let mut response = HttpResponse::json(202, &body);
-    response.header("Location", &status_url(trigger_id));
+    response.header("Location", &status_url(base_path, trigger_id));
     response.rate_limit(policy, status, QuotaScope::Client, 0);
     response
 }
@@ -488,6 +535,72 @@ mod tests {
         // A stage name that is only a prefix of the first segment stays.
         let r = parse_event(&v2("POST", "/production/trigger", "prod")).unwrap();
         assert_eq!(r.path, "/production/trigger");
+    }
+
+    #[test]
+    fn the_base_path_is_what_the_client_addressed_before_the_route() {
+        // REST API through its stage URL: /prod/trigger.
+        let r = parse_event(&v1("POST", "/trigger", None, false)).unwrap();
+        assert_eq!(
+            (r.base_path.as_str(), r.path.as_str()),
+            ("/prod", "/trigger")
+        );
+        // Behind a custom domain's base path, and behind one mapped to the root.
+        for (addressed, base) in [("/api/v1/trigger", "/api/v1"), ("/trigger", "")] {
+            let mut event = v1("POST", "/trigger", None, false);
+            event["requestContext"]["path"] = json!(addressed);
+            assert_eq!(parse_event(&event).unwrap().base_path, base, "{addressed}");
+        }
+        // HTTP API: the $default stage has no prefix, a named stage has one.
+        let r = parse_event(&v2("POST", "/trigger", "$default")).unwrap();
+        assert_eq!((r.base_path.as_str(), r.path.as_str()), ("", "/trigger"));
+        let r = parse_event(&v2("GET", "/prod/triggers/abc", "prod")).unwrap();
+        assert_eq!(
+            (r.base_path.as_str(), r.path.as_str()),
+            ("/prod", "/triggers/abc")
+        );
+    }
+
+    #[test]
+    fn a_base_path_that_could_lead_elsewhere_is_dropped() {
+        for addressed in [
+            "//evil.example/trigger",
+            "/prod\r\nSet-Cookie: x/trigger",
+            "/prod\"><script>/trigger",
+            "https://evil.example/trigger",
+            "prod/trigger",
+            "/wrong/route",
+        ] {
+            let mut event = v1("POST", "/trigger", None, false);
+            event["requestContext"]["path"] = json!(addressed);
+            assert_eq!(parse_event(&event).unwrap().base_path, "", "{addressed:?}");
+        }
+        let mut event = v1("POST", "/trigger", None, false);
+        event["requestContext"]["path"] = json!(format!("/{}/trigger", "a".repeat(300)));
+        assert_eq!(parse_event(&event).unwrap().base_path, "");
+        // No requestContext.path at all: links from the root.
+        let mut event = v1("POST", "/trigger", None, false);
+        event["requestContext"]
+            .as_object_mut()
+            .unwrap()
+            .remove("path");
+        assert_eq!(parse_event(&event).unwrap().base_path, "");
+    }
+
+    #[test]
+    fn the_console_test_event_is_read() {
+        // What the API Gateway console's "Test" button sends.
+        let event = json!({
+            "resource": "/trigger", "path": "/trigger", "httpMethod": "POST",
+            "headers": null, "multiValueHeaders": null, "queryStringParameters": null,
+            "pathParameters": null, "stageVariables": null, "body": null, "isBase64Encoded": false,
+            "requestContext": {"stage": "test-invoke-stage", "path": "/trigger",
+                "resourcePath": "/trigger", "httpMethod": "POST",
+                "identity": {"sourceIp": "test-invoke-source-ip", "userAgent": null}}
+        });
+        let r = parse_event(&event).unwrap();
+        assert_eq!(r.base_path, "");
+        assert_eq!(r.source_ip.as_deref(), Some("test-invoke-source-ip"));
     }
 
     #[test]
@@ -744,15 +857,15 @@ mod tests {
             remaining: 2,
             reset_after_ms: 604_800_000,
         };
-        let response = accepted_response("01ABC", "app", &policy, &status, 1_000);
+        let response = accepted_response("/prod", "01ABC", "app", &policy, &status, 1_000);
         assert_eq!(response.status, 202);
-        assert_eq!(response.headers["Location"], "/triggers/01ABC");
+        assert_eq!(response.headers["Location"], "/prod/triggers/01ABC");
         assert_eq!(response.headers["RateLimit"], "\"client\";r=2;t=604800");
         let body: Value = serde_json::from_str(&response.body).unwrap();
         assert_eq!(
             body,
             json!({"trigger_id": "01ABC", "status": "queued", "pipeline": "app",
-                   "status_url": "/triggers/01ABC",
+                   "status_url": "/prod/triggers/01ABC",
                    "quota": {"limit": 3, "remaining": 2, "resets_at": "1970-01-08T00:00:01.000Z"}})
         );
         let apigw = response.to_apigw();
