@@ -489,3 +489,78 @@ async fn the_console_test_event_gets_a_clean_4xx_and_costs_nothing() {
     assert!(h.stack.calls.since(&before).is_empty());
     assert!(h.queued().await.is_empty());
 }
+
+/// Another ingress on the same table and queue with SDK clients of its own
+/// (its own connections): a second Lambda process, as far as DynamoDB can tell.
+async fn another_instance(h: &Harness) -> Ingress {
+    let sdk = testkit::sdk_config().await;
+    let calls = CallCounter::default();
+    let env = Env::from_pairs([
+        ("TABLE_NAME", h.stack.table_name.as_str()),
+        ("QUEUE_URL", h.stack.queues.queue_url.as_str()),
+        ("PIPELINES", "app=app-pipeline,docs=docs-pipeline"),
+        ("CLIENT_KEY_SECRET", "test-secret-of-sufficient-length"),
+    ]);
+    let config = IngressConfig::from_env(&env).expect("valid config");
+    Ingress::new(
+        config.clone(),
+        Table::new(
+            shared::aws::dynamodb(&sdk, &calls),
+            config.table_name.clone(),
+        ),
+        WorkQueue::new(shared::aws::sqs(&sdk, &calls), config.queue_url.clone()),
+        h.clock.clone(),
+        calls,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bursts_through_many_instances_admit_exactly_the_limit_every_round() {
+    const INSTANCES: usize = 8;
+    const CLIENTS: usize = 3;
+    const REQUESTS_PER_CLIENT: usize = 40;
+    const ROUNDS: usize = 8;
+    let h = harness(&[]).await;
+    let mut instances = Vec::new();
+    for _ in 0..INSTANCES {
+        instances.push(Arc::new(another_instance(&h).await));
+    }
+    for round in 0..ROUNDS {
+        // Every request of the round in flight at once, each client's spread
+        // over every instance.
+        let mut requests = Vec::new();
+        for client in 0..CLIENTS {
+            let ip = format!("198.51.100.{}", round * CLIENTS + client + 1);
+            for n in 0..REQUESTS_PER_CLIENT {
+                let ingress = instances[(n + client) % INSTANCES].clone();
+                let event = rest_event("POST", "/trigger", None, &ip);
+                requests.push(tokio::spawn(async move {
+                    let out = ingress.handle(event).await.expect("an HTTP response");
+                    (client, out["statusCode"].as_u64().unwrap_or(0))
+                }));
+            }
+        }
+        let mut statuses = vec![Vec::new(); CLIENTS];
+        for request in futures::future::join_all(requests).await {
+            let (client, status) = request.expect("request task");
+            statuses[client].push(status);
+        }
+        for (client, statuses) in statuses.iter().enumerate() {
+            let accepted = statuses.iter().filter(|&&s| s == 202).count();
+            let refused = statuses.iter().filter(|&&s| s == 429).count();
+            assert_eq!(
+                (accepted, refused),
+                (3, REQUESTS_PER_CLIENT - 3),
+                "round {round}, client {client}: {statuses:?}"
+            );
+        }
+        // Exactly what was accepted reached the queue: 3 per client.
+        let messages = h.queued().await;
+        assert_eq!(messages.len(), 3 * CLIENTS, "round {round}");
+        let mut per_client = std::collections::HashMap::new();
+        for message in &messages {
+            *per_client.entry(message.client_key.clone()).or_insert(0) += 1;
+        }
+        assert!(per_client.values().all(|&n| n == 3), "{per_client:?}");
+    }
+}

@@ -8,7 +8,7 @@ use serde_json::json;
 use shared::aws;
 use shared::aws::pipeline::PipelineStarter;
 use shared::aws::table::Table;
-use shared::clock::SystemClock;
+use shared::clock::{Clock, EpochMillis, SystemClock};
 use shared::config::{Env, WorkerConfig};
 use shared::rules::message::WorkMessage;
 use shared::rules::retry::FailureKind;
@@ -33,6 +33,23 @@ async fn harness(
     max_attempts: &str,
     dead_codepipeline: bool,
 ) -> Harness {
+    harness_with_clock(
+        stack,
+        pipelines,
+        max_attempts,
+        dead_codepipeline,
+        Arc::new(SystemClock),
+    )
+    .await
+}
+
+async fn harness_with_clock(
+    stack: Stack,
+    pipelines: &str,
+    max_attempts: &str,
+    dead_codepipeline: bool,
+    clock: Arc<dyn Clock>,
+) -> Harness {
     let config = WorkerConfig::from_env(&Env::from_pairs([
         ("TABLE_NAME", stack.table_name.as_str()),
         ("DLQ_URL", stack.queues.dlq_url.as_str()),
@@ -50,7 +67,7 @@ async fn harness(
         stack.dynamodb.clone(),
         stack.sqs.clone(),
         codepipeline,
-        Arc::new(SystemClock),
+        clock,
     ));
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     Harness {
@@ -169,6 +186,67 @@ async fn a_mixed_batch_starts_the_good_and_dead_letters_the_rest_with_reasons() 
     assert!(dead[2].2.contains(&deleted_id));
     // Nothing is left on the work queue: the worker deleted what it dead-lettered.
     assert!(h.stack.drain(&h.stack.queues.queue_url).await.is_empty());
+}
+
+/// The wall clock, except that the first reading panics: a fault injected
+/// into exactly one message of a batch (every message reads the clock once
+/// before it starts anything).
+#[derive(Default)]
+struct PanicsOnce(std::sync::atomic::AtomicBool);
+
+impl Clock for PanicsOnce {
+    fn now_ms(&self) -> EpochMillis {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("injected fault: the clock panicked");
+        }
+        SystemClock.now_ms()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_one_message_fails_only_that_message() {
+    let stack = Stack::new().await;
+    let pipeline = stack.pipeline("panic").await;
+    let h = harness_with_clock(
+        stack,
+        &pipeline,
+        "5",
+        false,
+        Arc::new(PanicsOnce::default()),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(h.enqueue(&pipeline).await);
+    }
+    let (count, response) = h.run_batch(0).await;
+    assert_eq!(count, 5);
+    // Exactly the panicked message is reported failed (SQS redelivers it);
+    // the other four started.
+    assert_eq!(response.batch_item_failures.len(), 1, "{response:?}");
+    assert_eq!(h.stack.executions(&pipeline).await, 4);
+    let mut queued = Vec::new();
+    for id in &ids {
+        match h.status(id).await.status {
+            TriggerStatus::Started => {}
+            TriggerStatus::Queued => queued.push(id.clone()),
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        queued.len(),
+        1,
+        "the panicked trigger stays queued, nothing lost"
+    );
+    // Its redelivery starts it, and only it.
+    let (count, response) = h.run_batch(30).await;
+    assert_eq!(
+        count, 5,
+        "every message is still on the queue until deleted"
+    );
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(h.stack.executions(&pipeline).await, 5);
+    assert_eq!(h.status(&queued[0]).await.status, TriggerStatus::Started);
 }
 
 #[tokio::test]
