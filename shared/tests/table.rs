@@ -99,6 +99,45 @@ async fn an_admission_whose_answer_was_lost_stands_once_when_retried() {
 }
 
 #[tokio::test]
+async fn an_admission_whose_answer_was_lost_stands_once_even_after_another_acceptance() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let p = policy(3);
+    let lost = record("192.0.2.30", NOW);
+    accepted(table.admit(&p, None, &lost).await.unwrap());
+    // Another request of the same client is accepted before the SDK retries
+    // the first one, whose answer was lost: the client's last writer is now
+    // the other trigger.
+    accepted(
+        table
+            .admit(&p, None, &record("192.0.2.30", NOW + 10))
+            .await
+            .unwrap(),
+    );
+    match table.admit(&p, None, &lost).await.unwrap() {
+        Admission::Accepted { status, previous } => {
+            assert_eq!(status.remaining, 1, "the retry took no third slot");
+            assert!(!previous.contains(&NOW), "{previous:?}");
+        }
+        other => panic!("expected the lost admission to stand, got {other:?}"),
+    }
+    // One slot per trigger: a third fits, a fourth does not.
+    accepted(
+        table
+            .admit(&p, None, &record("192.0.2.30", NOW + 20))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(
+        table
+            .admit(&p, None, &record("192.0.2.30", NOW + 30))
+            .await
+            .unwrap(),
+        Admission::ClientExhausted(_)
+    ));
+}
+
+#[tokio::test]
 async fn a_refund_after_later_acceptances_removes_only_its_own_slot() {
     let stack = Stack::new().await;
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);

@@ -8,6 +8,10 @@
 //! `.venv/bin/moto_server`), and a watcher stops it when the test process
 //! ends. If an engine cannot be had, tests fail loudly: they never skip.
 
+mod lossy_proxy;
+
+pub use lossy_proxy::LossyProxy;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use shared::aws::queue::WorkQueue;

@@ -564,3 +564,73 @@ async fn bursts_through_many_instances_admit_exactly_the_limit_every_round() {
         assert!(per_client.values().all(|&n| n == 3), "{per_client:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lost_answers_during_a_burst_never_over_admit_nor_lose_a_trigger() {
+    let h = harness(&[]).await;
+    // Every DynamoDB call of this ingress loses its first answer after the
+    // engine acted on it; the SDK retries it.
+    let proxy = testkit::LossyProxy::start(testkit::dynamodb_endpoint()).await;
+    let sdk = testkit::sdk_config_with(shared::aws::Endpoints {
+        dynamodb: proxy.endpoint.clone(),
+        others: testkit::moto_endpoint().to_string(),
+    })
+    .await;
+    let calls = CallCounter::default();
+    let config = IngressConfig::from_env(&Env::from_pairs([
+        ("TABLE_NAME", h.stack.table_name.as_str()),
+        ("QUEUE_URL", h.stack.queues.queue_url.as_str()),
+        ("PIPELINES", "app=app-pipeline"),
+        ("CLIENT_KEY_SECRET", "test-secret-of-sufficient-length"),
+    ]))
+    .expect("valid config");
+    let ingress = Arc::new(Ingress::new(
+        config.clone(),
+        Table::new(
+            shared::aws::dynamodb(&sdk, &calls),
+            config.table_name.clone(),
+        ),
+        WorkQueue::new(h.stack.sqs.clone(), config.queue_url.clone()),
+        h.clock.clone(),
+        calls,
+    ));
+    let requests = (0..30).map(|_| {
+        let ingress = ingress.clone();
+        tokio::spawn(async move {
+            let out = ingress
+                .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
+                .await
+                .expect("an HTTP response");
+            let body: Value =
+                serde_json::from_str(out["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+            (out["statusCode"].as_u64().unwrap_or(0), body)
+        })
+    });
+    let replies: Vec<(u64, Value)> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(|r| r.expect("request task"))
+        .collect();
+    assert!(proxy.lost() >= 30, "only {} answers lost", proxy.lost());
+    let statuses: Vec<u64> = replies.iter().map(|(s, _)| *s).collect();
+    let accepted: Vec<&str> = replies
+        .iter()
+        .filter(|(s, _)| *s == 202)
+        .map(|(_, body)| body["trigger_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(accepted.len(), 3, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 429).count(),
+        27,
+        "{statuses:?}"
+    );
+    // Every acceptance, and only they, reached the queue with its record.
+    let mut queued: Vec<String> = h.queued().await.into_iter().map(|m| m.trigger_id).collect();
+    queued.sort();
+    let mut expected: Vec<String> = accepted.iter().map(|id| id.to_string()).collect();
+    expected.sort();
+    assert_eq!(queued, expected);
+    for id in &expected {
+        assert_eq!(h.get(id).await.body["status"], "queued", "{id}");
+    }
+}

@@ -164,6 +164,14 @@ enum Expect {
     Token(Option<String>),
 }
 
+/// Is `stored` (an existing trigger item) the item `record` writes?
+fn is_this_record(stored: Option<&Item>, record: &TriggerRecord) -> bool {
+    stored.is_some_and(|item| {
+        get_s(item, "client_key") == Some(record.client_key.as_str())
+            && get_s(item, "requested_at") == Some(rfc3339(record.requested_at).as_str())
+    })
+}
+
 fn failed(reason: Option<&CancellationReason>) -> bool {
     reason
         .and_then(CancellationReason::code)
@@ -260,6 +268,9 @@ impl Table {
             .table_name(&self.name)
             .set_item(Some(record_to_item(record)))
             .condition_expression("attribute_not_exists(pk)")
+            // An existing record comes back, to tell our own lost commit
+            // from someone else's trigger.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(TransactWriteItem::builder().put(put).build())
@@ -316,12 +327,12 @@ impl Table {
             let client_failed = failed(reasons.first());
             let global_failed = global.is_some() && failed(reasons.get(2));
             if failed(reasons.get(1)) {
-                // The record exists. If the client's item names this trigger
-                // as its last writer, an earlier attempt of this transaction
-                // committed and its answer was lost (the SDK retried): the
-                // admission stands, exactly once.
+                // The record exists. If it is this very record (same client,
+                // same request time), an earlier attempt of this transaction
+                // committed and its answer was lost (the SDK retried), whatever
+                // was accepted since: the admission stands, exactly once.
                 let state = ClientState::from_item(reasons[0].item(), policy.limit);
-                if client_failed && state.token.as_deref() == Some(record.trigger_id.as_str()) {
+                if client_failed && is_this_record(reasons[1].item(), record) {
                     return Ok(Admission::Accepted {
                         status: policy.status(&state.slots, now),
                         previous: policy

@@ -1,0 +1,119 @@
+//! A loopback HTTP proxy in front of an engine that loses answers: the first
+//! time it sees a request body, it forwards the request (so the engine acts
+//! on it: a transaction commits) and then drops the connection instead of
+//! answering. The SDK sees a broken connection and retries the same request,
+//! which goes through. Every operation thus runs with one lost answer, which
+//! no engine can be asked to produce.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+/// Why a connection was dropped (hyper closes it when the service fails).
+#[derive(Debug)]
+struct AnswerLost;
+
+impl std::fmt::Display for AnswerLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("answer lost on purpose")
+    }
+}
+
+impl std::error::Error for AnswerLost {}
+
+#[derive(Default)]
+struct State {
+    seen: Mutex<HashSet<[u8; 32]>>,
+    lost: AtomicU64,
+}
+
+/// A running proxy; it stops with the test's runtime.
+#[derive(Clone)]
+pub struct LossyProxy {
+    pub endpoint: String,
+    state: Arc<State>,
+}
+
+impl LossyProxy {
+    /// Starts a proxy in front of `upstream` (`http://127.0.0.1:port`).
+    pub async fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
+        let state = Arc::new(State::default());
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (state, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let (state, client, upstream) =
+                            (state.clone(), client.clone(), upstream.clone());
+                        async move { forward(request, &state, &client, &upstream).await }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { endpoint, state }
+    }
+
+    /// How many answers were lost so far.
+    pub fn lost(&self) -> u64 {
+        self.state.lost.load(Ordering::SeqCst)
+    }
+}
+
+async fn forward(
+    request: Request<Incoming>,
+    state: &State,
+    client: &Client<HttpConnector, Full<Bytes>>,
+    upstream: &str,
+) -> Result<Response<Full<Bytes>>, AnswerLost> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map_err(|_| AnswerLost)?.to_bytes();
+    let first_time = state
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(Sha256::digest(&body).into());
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut upstream_request = Request::builder()
+        .method(parts.method)
+        .uri(format!("{upstream}{path}"));
+    for (name, value) in &parts.headers {
+        upstream_request = upstream_request.header(name, value);
+    }
+    let upstream_request = upstream_request
+        .body(Full::new(body))
+        .map_err(|_| AnswerLost)?;
+    let response = client
+        .request(upstream_request)
+        .await
+        .map_err(|_| AnswerLost)?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(|_| AnswerLost)?.to_bytes();
+    if first_time {
+        // The engine has acted; its answer never reaches the caller.
+        state.lost.fetch_add(1, Ordering::SeqCst);
+        return Err(AnswerLost);
+    }
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
