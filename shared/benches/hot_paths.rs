@@ -2,11 +2,12 @@
 //! key, deciding the quota, shaping the 202, and rendering a failure e-mail.
 //! `cargo bench -p shared --bench hot_paths` (scripts/bench runs it).
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use shared::lambda::events::{api_gateway_event, GatewayRequest};
 use shared::rules::client_key::client_key;
 use shared::rules::email::{render, FailedAction, FailureDetails};
 use shared::rules::http::{accepted_response, parse_event, parse_trigger_body};
+use shared::rules::message::WorkMessage;
 use shared::rules::pipeline_event::{parse_event as parse_state_change, state_change_event};
 use shared::rules::pipelines::PipelineState;
 use shared::rules::quota::QuotaPolicy;
@@ -92,5 +93,59 @@ fn hot_paths(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, hot_paths);
+/// Parse time against input size: each parser of outside input at 1, 8 and
+/// 64 KiB. Linear parsing shows as a flat time per byte across the sizes.
+fn parse_scaling(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse scaling");
+    for kib in [1usize, 8, 64] {
+        let size = kib * 1024;
+        group.throughput(Throughput::Bytes(size as u64));
+        let body = format!("{{\"pipeline\": \"{}\"}}", "a".repeat(size));
+        let event = api_gateway_event(&GatewayRequest {
+            method: "POST",
+            path: "/trigger",
+            body: body.as_bytes(),
+            source_ip: "203.0.113.9",
+            request_id: "r-1",
+            ..GatewayRequest::default()
+        });
+        group.bench_with_input(
+            BenchmarkId::new("API Gateway event + body", kib),
+            &event,
+            |b, event| {
+                b.iter(|| {
+                    let request = parse_event(black_box(event)).expect("an event");
+                    // The body limit refuses the larger ones; reading them is what counts.
+                    let _ = request.body_bytes().map(|bytes| parse_trigger_body(&bytes));
+                })
+            },
+        );
+        let message = format!(
+            "{{\"version\": 1, \"trigger_id\": \"{}\", \"pipeline\": \"p\", \"requested_at\": \"x\", \"client_key\": \"k\"}}",
+            "0".repeat(size)
+        );
+        group.bench_with_input(
+            BenchmarkId::new("work message", kib),
+            &message,
+            |b, message| b.iter(|| WorkMessage::parse(black_box(message))),
+        );
+        let state_change = state_change_event(
+            &"e".repeat(size),
+            "eu-west-1",
+            "123456789012",
+            "app",
+            "x",
+            PipelineState::Failed,
+            "2026-11-21T10:04:12Z",
+        );
+        group.bench_with_input(
+            BenchmarkId::new("state change", kib),
+            &state_change,
+            |b, event| b.iter(|| parse_state_change(black_box(event))),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, hot_paths, parse_scaling);
 criterion_main!(benches);

@@ -1,0 +1,258 @@
+//! Property tests of every parser of outside input: the API Gateway event
+//! and its body, the work-queue message, the EventBridge state change, the
+//! client address and the configuration variables. Arbitrary bytes,
+//! arbitrary JSON and near-valid shapes with hostile fields never panic, and
+//! what is accepted keeps the invariants the rest of the system relies on.
+//!
+//! `scripts/test` runs 256 cases per property (`PROPTEST_CASES`); a longer
+//! run: `PROPTEST_CASES=100000 cargo test -p shared --test parsers`.
+//! That parsing stays linear in the input is measured, not asserted: see the
+//! "parse scaling" group of `shared/benches/hot_paths.rs`.
+
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+use shared::config::{Env, IngressConfig, NotifierConfig, WorkerConfig, VARIABLES};
+use shared::rules::client_key::client_key;
+use shared::rules::http::{parse_event, parse_trigger_body, route, MAX_BODY_BYTES};
+use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
+use shared::rules::pipeline_event::{self, state_change_event};
+use shared::rules::pipelines::{is_valid_pipeline_name, PipelineState};
+use shared::rules::trigger::canonical_trigger_id;
+
+/// Any JSON value, nested a few levels.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        any::<String>().prop_map(Value::from),
+        hostile_text().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::from),
+            prop::collection::btree_map(field_name(), inner, 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// Field names the parsers look for, and others.
+fn field_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "version",
+            "httpMethod",
+            "path",
+            "rawPath",
+            "body",
+            "isBase64Encoded",
+            "requestContext",
+            "identity",
+            "sourceIp",
+            "http",
+            "method",
+            "stage",
+            "id",
+            "source",
+            "detail-type",
+            "detail",
+            "pipeline",
+            "execution-id",
+            "state",
+            "region",
+            "time",
+            "trigger_id",
+            "client_key",
+            "requested_at",
+        ])
+        .prop_map(str::to_string),
+        "[a-z]{1,8}",
+    ]
+}
+
+/// Text built to hurt: control characters, separators, path tricks,
+/// Unicode, very long runs.
+fn hostile_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[/.%\\\\:@?#&=\r\n\t\u{0}\u{202e}a-z0-9{}\"'<> -]{0,64}",
+        (0usize..5000).prop_map(|n| "a".repeat(n)),
+        Just("//evil.example".to_string()),
+        Just("../../etc/passwd".to_string()),
+        Just("test-invoke-source-ip".to_string()),
+        Just("::ffff:203.0.113.9".to_string()),
+    ]
+}
+
+/// A REST (v1) or HTTP API (v2) event whose fields are arbitrary.
+fn gateway_event() -> impl Strategy<Value = Value> {
+    let fields = (
+        prop_oneof![
+            hostile_text(),
+            prop::sample::select(vec!["POST".to_string(), "GET".into(), "get".into()])
+        ],
+        prop_oneof![hostile_text(), "/(prod/)?trigger(s/[0-9A-Za-z]{0,30})?/?"],
+        prop::option::of(prop_oneof![
+            hostile_text(),
+            "\\{\"pipeline\": \"[a-z]{0,8}\"\\}"
+        ]),
+        any::<bool>(),
+        hostile_text(),
+        hostile_text(),
+        hostile_text(),
+    );
+    (any::<bool>(), fields).prop_map(
+        |(v2, (method, path, body, base64, ip, stage, addressed))| {
+            if v2 {
+                json!({"version": "2.0", "rawPath": path, "body": body, "isBase64Encoded": base64,
+                       "requestContext": {"stage": stage, "http": {"method": method, "sourceIp": ip}}})
+            } else {
+                json!({"httpMethod": method, "path": path, "body": body, "isBase64Encoded": base64,
+                       "headers": null,
+                       "requestContext": {"stage": stage, "path": addressed, "identity": {"sourceIp": ip}}})
+            }
+        },
+    )
+}
+
+/// Everything the ingress does with an event before any I/O.
+fn read_request(event: &Value) {
+    let Ok(request) = parse_event(event) else {
+        return;
+    };
+    let base = &request.base_path;
+    assert!(
+        base.is_empty() || (base.starts_with('/') && !base.starts_with("//")),
+        "{base:?}"
+    );
+    assert!(!base.bytes().any(|b| b.is_ascii_control()), "{base:?}");
+    let _ = route(&request.method, &request.path);
+    match request.body_bytes() {
+        Ok(bytes) => {
+            assert!(bytes.len() <= MAX_BODY_BYTES);
+            if let Ok(Some(name)) = parse_trigger_body(&bytes) {
+                assert!(!name.is_empty());
+            }
+        }
+        Err(e) => assert!((400..500).contains(&e.status()), "{e:?}"),
+    }
+    if let Some(ip) = &request.source_ip {
+        let _ = client_key(b"a-secret-of-sixteen-bytes", ip);
+    }
+}
+
+proptest! {
+    #[test]
+    fn any_json_is_an_event_or_refused(event in any_json()) {
+        read_request(&event);
+    }
+
+    #[test]
+    fn gateway_events_with_hostile_fields_never_panic(event in gateway_event()) {
+        read_request(&event);
+    }
+
+    #[test]
+    fn any_body_bytes_are_read_or_refused(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        if let Ok(Some(name)) = parse_trigger_body(&bytes) {
+            prop_assert!(!name.is_empty());
+        }
+    }
+
+    #[test]
+    fn any_json_body_is_read_or_refused(body in any_json()) {
+        let _ = parse_trigger_body(body.to_string().as_bytes());
+    }
+
+    #[test]
+    fn any_client_address_is_keyed_or_refused(ip in hostile_text()) {
+        if let Ok(key) = client_key(b"a-secret-of-sixteen-bytes", &ip) {
+            prop_assert_eq!(key.as_str().len(), 64);
+            prop_assert!(key.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+    }
+
+    #[test]
+    fn any_text_is_a_work_message_or_refused(body in any::<String>()) {
+        let _ = WorkMessage::parse(&body);
+    }
+
+    #[test]
+    fn any_json_is_a_work_message_or_refused(body in any_json()) {
+        if let Ok(message) = WorkMessage::parse(&body.to_string()) {
+            prop_assert!(!message.trigger_id.is_empty() && !message.pipeline.is_empty());
+        }
+    }
+
+    #[test]
+    fn messages_with_hostile_fields_round_trip_or_are_refused(
+        trigger_id in hostile_text(),
+        pipeline in hostile_text(),
+        requested_at in hostile_text(),
+        client_key in hostile_text(),
+    ) {
+        let message = WorkMessage {
+            version: MESSAGE_VERSION,
+            trigger_id,
+            pipeline,
+            requested_at,
+            client_key,
+        };
+        match WorkMessage::parse(&message.to_json()) {
+            Ok(parsed) => prop_assert_eq!(&parsed, &message),
+            Err(_) => prop_assert!(message.trigger_id.is_empty() || message.pipeline.is_empty()),
+        }
+        if let Some(id) = canonical_trigger_id(&message.trigger_id) {
+            prop_assert_eq!(id.len(), 26);
+        }
+    }
+
+    #[test]
+    fn any_json_is_a_state_change_or_refused(event in any_json()) {
+        let _ = pipeline_event::parse_event(&event);
+    }
+
+    #[test]
+    fn state_changes_with_hostile_fields_are_safe_when_accepted(
+        id in prop_oneof![hostile_text(), "[a-f0-9-]{36}"],
+        region in prop_oneof![hostile_text(), "[a-z]{2}-[a-z]{4,7}-[0-9]"],
+        pipeline in prop_oneof![hostile_text(), "[A-Za-z0-9.@_-]{1,100}"],
+        execution in prop_oneof![hostile_text(), "[a-f0-9-]{36}"],
+        state in prop::sample::select(PipelineState::ALL.to_vec()),
+        time in prop_oneof![hostile_text(), Just("2026-11-21T10:04:12Z".to_string())],
+    ) {
+        let event = state_change_event(&id, &region, "123456789012", &pipeline, &execution, state, &time);
+        if let Ok(parsed) = pipeline_event::parse_event(&event) {
+            // What ends up in a subject, a URL and table keys is plain.
+            prop_assert!(is_valid_pipeline_name(&parsed.pipeline));
+            for field in [&parsed.event_id, &parsed.execution_id, &parsed.region] {
+                prop_assert!(field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{:?}", field);
+            }
+            prop_assert_eq!(parsed.state, state);
+        }
+    }
+
+    #[test]
+    fn any_configuration_loads_or_names_its_variable(
+        values in prop::collection::vec(prop::option::of(hostile_text()), VARIABLES.len()),
+    ) {
+        let pairs: Vec<(&str, &str)> = VARIABLES
+            .iter()
+            .zip(&values)
+            .filter_map(|(variable, value)| value.as_deref().map(|v| (variable.name, v)))
+            .collect();
+        let env = Env::from_pairs(pairs);
+        let names: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+        let errors = [
+            IngressConfig::from_env(&env).err(),
+            WorkerConfig::from_env(&env).err(),
+            NotifierConfig::from_env(&env).err(),
+        ];
+        for error in errors.into_iter().flatten() {
+            let text = error.to_string();
+            prop_assert!(names.iter().any(|name| text.contains(name)), "{}", text);
+        }
+    }
+}
