@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use shared::aws::Endpoints;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -65,23 +65,10 @@ impl AwsProxy {
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
         let engines = Arc::new(engines);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (state, client, engines) = (state.clone(), client.clone(), engines.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let (state, client, engines) =
-                            (state.clone(), client.clone(), engines.clone());
-                        async move {
-                            Ok::<_, std::convert::Infallible>(
-                                forward(request, &state, &client, &engines).await,
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        testkit::serve_http(listener, move |request| {
+            let (state, client, engines) = (state.clone(), client.clone(), engines.clone());
+            async move {
+                Ok::<_, std::convert::Infallible>(forward(request, &state, &client, &engines).await)
             }
         });
         Ok(proxy)

@@ -8,8 +8,10 @@
 //! `.venv/bin/moto_server`), and a watcher stops it when the test process
 //! ends. If an engine cannot be had, tests fail loudly: they never skip.
 
+mod http_server;
 mod lossy_proxy;
 
+pub use http_server::serve_http;
 pub use lossy_proxy::LossyProxy;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};

@@ -5,11 +5,12 @@
 //! which goes through. Every operation thus runs with one lost answer, which
 //! no engine can be asked to produce.
 
+use crate::serve_http;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,22 +52,11 @@ impl LossyProxy {
         let state = Arc::new(State::default());
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
-        let upstream = upstream.trim_end_matches('/').to_string();
+        let upstream = Arc::new(upstream.trim_end_matches('/').to_string());
         let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (state, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let (state, client, upstream) =
-                            (state.clone(), client.clone(), upstream.clone());
-                        async move { forward(request, &state, &client, &upstream).await }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        serve_http(listener, move |request| {
+            let (state, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
+            async move { forward(request, &state, &client, &upstream).await }
         });
         Self { endpoint, state }
     }
