@@ -7,6 +7,7 @@
 //! - [`http`]: API Gateway events in, routes, bodies, every response out.
 //! - [`trigger`]: the trigger record and its ids; [`message`]: the work queue message.
 //! - [`pipelines`]: the allowlist, pipeline names, execution states.
+//! - [`inputs`]: each pipeline's settings and typed inputs; request values checked.
 //! - [`pipeline_event`]: the EventBridge state change the notifier reads.
 //! - [`retry`]: transient or permanent, and how long to wait.
 //! - [`email`]: the on-call e-mail; [`time_format`]: RFC 3339 and seconds.
@@ -18,6 +19,7 @@
 pub mod client_key;
 pub mod email;
 pub mod http;
+pub mod inputs;
 pub mod message;
 pub mod pipeline_event;
 pub mod pipelines;
