@@ -13,6 +13,13 @@ locals {
     for public in concat([local.default_pipeline], [for p in sort(keys(local.pipelines)) : p if p != local.default_pipeline]) :
     public == local.pipelines[public] ? public : "${public}=${local.pipelines[public]}"
   ]
+  # PIPELINE_SETTINGS: the example pipeline declares its inputs; the
+  # functions check every setting again when they start.
+  pipeline_settings_by_public = merge(
+    var.create_example_pipeline ? { example = module.example_pipeline[0].pipeline_settings } : {},
+    var.pipeline_settings,
+  )
+  pipeline_settings = jsonencode(local.pipeline_settings_by_public)
   pipeline_arns = [
     for name in distinct(values(local.pipelines)) :
     "arn:${data.aws_partition.current.partition}:codepipeline:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:${name}"
@@ -31,13 +38,15 @@ locals {
       GLOBAL_QUOTA_WINDOW = var.global_quota_window
       CLIENT_KEY_SECRET   = random_password.client_key_secret.result
       LEDGER_RETENTION    = var.ledger_retention
+      PIPELINE_SETTINGS   = local.pipeline_settings
     }
     worker = {
-      TABLE_NAME       = aws_dynamodb_table.main.name
-      DLQ_URL          = aws_sqs_queue.work_dlq.url
-      PIPELINES        = join(",", local.pipeline_entries)
-      MAX_ATTEMPTS     = tostring(var.max_attempts)
-      LEDGER_RETENTION = var.ledger_retention
+      TABLE_NAME        = aws_dynamodb_table.main.name
+      DLQ_URL           = aws_sqs_queue.work_dlq.url
+      PIPELINES         = join(",", local.pipeline_entries)
+      MAX_ATTEMPTS      = tostring(var.max_attempts)
+      LEDGER_RETENTION  = var.ledger_retention
+      PIPELINE_SETTINGS = local.pipeline_settings
     }
     notifier = {
       TABLE_NAME       = aws_dynamodb_table.main.name
@@ -119,6 +128,10 @@ resource "aws_lambda_function" "function" {
     precondition {
       condition     = length(local.pipelines) > 0 && contains(keys(local.pipelines), local.default_pipeline)
       error_message = "Set pipelines (public name => CodePipeline name) or create_example_pipeline; default_pipeline must be one of the public names."
+    }
+    precondition {
+      condition     = alltrue([for public in keys(local.pipeline_settings_by_public) : contains(keys(local.pipelines), public)])
+      error_message = "Every key of pipeline_settings must be a public name of pipelines."
     }
   }
 

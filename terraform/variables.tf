@@ -40,6 +40,37 @@ variable "pipelines" {
   }
 }
 
+variable "pipeline_settings" {
+  description = "Per public pipeline (a key of pipelines): description, coalesce (default true) and typed inputs, as CONTRACT.md \"Inputs\" says; rendered with jsonencode into PIPELINE_SETTINGS. The functions check it fully when they start; Terraform checks what it can here. Example: { app = { description = \"The app\", inputs = { env = { type = \"choice\", options = [\"staging\", \"production\"], default = \"staging\" } } } }"
+  type        = any
+  default     = {}
+
+  validation {
+    condition     = can(keys(var.pipeline_settings))
+    error_message = "pipeline_settings must be a map keyed by public pipeline name."
+  }
+  validation {
+    condition = alltrue([
+      for public, setting in var.pipeline_settings :
+      can(regex("^[A-Za-z0-9.@_-]{1,100}$", public)) && length(setdiff(keys(setting), ["description", "coalesce", "inputs"])) == 0
+    ])
+    error_message = "Each pipeline's settings may have only description, coalesce and inputs."
+  }
+  validation {
+    condition = alltrue([
+      for public, setting in var.pipeline_settings :
+      length(try(setting.inputs, {})) <= 50 && alltrue([
+        for name, input in try(setting.inputs, {}) :
+        can(regex("^[A-Za-z0-9@_-]{1,128}$", name))
+        && contains(["choice", "boolean", "number", "string"], try(input.type, ""))
+        && (try(input.type, "") != "string" || can(regex(input.pattern, "")) || try(length(input.pattern) > 0, false))
+        && (try(input.type, "") != "choice" || try(length(input.options) > 0, false))
+      ])
+    ])
+    error_message = "Inputs: at most 50 per pipeline, names of 1-128 of A-Z a-z 0-9 @ - _, type choice, boolean, number or string; a string input needs a pattern, a choice input options."
+  }
+}
+
 variable "default_pipeline" {
   description = "Public name triggered when a request names none; null means the first public name in sort order."
   type        = string

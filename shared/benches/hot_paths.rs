@@ -54,6 +54,7 @@ fn hot_paths(c: &mut Criterion) {
                 "/prod",
                 black_box("01M7YF4J7YB11KS24RQ2ZCHF1Q"),
                 "app",
+                serde_json::json!({}),
                 &policy,
                 &status,
                 NOW,

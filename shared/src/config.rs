@@ -4,6 +4,7 @@
 //! [`VARIABLES`] is the one list of what each function reads; Terraform is
 //! checked against it.
 
+use crate::rules::inputs::PipelineSettings;
 use crate::rules::pipelines::{PipelineState, Pipelines};
 use crate::rules::quota::{GlobalPolicy, QuotaPolicy};
 use std::collections::HashMap;
@@ -103,6 +104,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "LEDGER_RETENTION",
         used_by: &[Ingress, Worker, Notifier],
         default: Some("30d"),
+    },
+    Variable {
+        name: "PIPELINE_SETTINGS",
+        used_by: &[Ingress, Worker],
+        default: Some("{}"),
     },
 ];
 
@@ -213,6 +219,15 @@ impl Env {
     pub fn pipelines(&self) -> Result<Pipelines, ConfigError> {
         Pipelines::parse(&self.raw("PIPELINES")?).map_err(|reason| malformed("PIPELINES", reason))
     }
+
+    /// `PIPELINE_SETTINGS`, each key one of `pipelines`' public names.
+    pub fn pipeline_settings(
+        &self,
+        pipelines: &Pipelines,
+    ) -> Result<PipelineSettings, ConfigError> {
+        PipelineSettings::parse(&self.raw("PIPELINE_SETTINGS")?, pipelines)
+            .map_err(|reason| malformed("PIPELINE_SETTINGS", reason))
+    }
 }
 
 fn malformed(name: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -228,6 +243,7 @@ pub struct IngressConfig {
     pub table_name: String,
     pub queue_url: String,
     pub pipelines: Pipelines,
+    pub settings: PipelineSettings,
     pub quota: QuotaPolicy,
     pub global_quota: Option<GlobalPolicy>,
     pub client_key_secret: Vec<u8>,
@@ -249,10 +265,12 @@ impl IngressConfig {
         }
         let global_limit = env.number("GLOBAL_QUOTA_LIMIT", 0, 1_000_000_000)?;
         let global_window = env.duration("GLOBAL_QUOTA_WINDOW")?;
+        let pipelines = env.pipelines()?;
         Ok(Self {
             table_name: env.string("TABLE_NAME")?,
             queue_url: env.url("QUEUE_URL")?,
-            pipelines: env.pipelines()?,
+            settings: env.pipeline_settings(&pipelines)?,
+            pipelines,
             quota: QuotaPolicy {
                 limit: env.number("QUOTA_LIMIT", 1, MAX_QUOTA_LIMIT)? as usize,
                 window: env.duration("QUOTA_WINDOW")?,
@@ -276,16 +294,19 @@ pub struct WorkerConfig {
     pub table_name: String,
     pub dlq_url: String,
     pub pipelines: Pipelines,
+    pub settings: PipelineSettings,
     pub max_attempts: u32,
     pub ledger_retention: Duration,
 }
 
 impl WorkerConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let pipelines = env.pipelines()?;
         Ok(Self {
             table_name: env.string("TABLE_NAME")?,
             dlq_url: env.url("DLQ_URL")?,
-            pipelines: env.pipelines()?,
+            settings: env.pipeline_settings(&pipelines)?,
+            pipelines,
             max_attempts: env.number("MAX_ATTEMPTS", 1, MAX_ATTEMPTS_LIMIT)? as u32,
             ledger_retention: env.duration("LEDGER_RETENTION")?,
         })
@@ -461,7 +482,8 @@ mod tests {
                 "GLOBAL_QUOTA_LIMIT",
                 "GLOBAL_QUOTA_WINDOW",
                 "CLIENT_KEY_SECRET",
-                "LEDGER_RETENTION"
+                "LEDGER_RETENTION",
+                "PIPELINE_SETTINGS"
             ]
         );
         assert_eq!(
@@ -471,7 +493,8 @@ mod tests {
                 "DLQ_URL",
                 "PIPELINES",
                 "MAX_ATTEMPTS",
-                "LEDGER_RETENTION"
+                "LEDGER_RETENTION",
+                "PIPELINE_SETTINGS"
             ]
         );
     }

@@ -13,7 +13,8 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use shared::config::{Env, IngressConfig, NotifierConfig, WorkerConfig, VARIABLES};
 use shared::rules::client_key::client_key;
-use shared::rules::http::{parse_event, parse_trigger_body, route, MAX_BODY_BYTES};
+use shared::rules::http::{parse_event, parse_trigger_body, route, ApiError, MAX_BODY_BYTES};
+use shared::rules::inputs::{InputValue, Inputs};
 use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
 use shared::rules::pipeline_event::{self, state_change_event};
 use shared::rules::pipelines::{is_valid_pipeline_name, PipelineState};
@@ -132,8 +133,8 @@ fn read_request(event: &Value) {
     match request.body_bytes() {
         Ok(bytes) => {
             assert!(bytes.len() <= MAX_BODY_BYTES);
-            if let Ok(Some(name)) = parse_trigger_body(&bytes) {
-                assert!(!name.is_empty());
+            if let Ok(request) = parse_trigger_body(&bytes) {
+                assert!(request.pipeline.is_none_or(|name| !name.is_empty()));
             }
         }
         Err(e) => assert!((400..500).contains(&e.status()), "{e:?}"),
@@ -143,7 +144,78 @@ fn read_request(event: &Value) {
     }
 }
 
+/// The inputs of a pipeline with one of each type.
+fn declared_inputs() -> Inputs {
+    Inputs::parse(&json!({
+        "env": {"type": "choice", "options": ["staging", "production"], "default": "staging"},
+        "dry_run": {"type": "boolean"},
+        "replicas": {"type": "number", "min": 1, "max": 10, "integer": true, "default": 1},
+        "branch": {"type": "string", "pattern": "[a-z0-9/-]{1,63}", "max_length": 63},
+    }))
+    .expect("valid declarations")
+}
+
+/// Values near what the inputs take, and far from it.
+fn input_values() -> impl Strategy<Value = Value> {
+    let value = prop_oneof![
+        any_json(),
+        prop::sample::select(vec![
+            json!("staging"),
+            json!("production"),
+            json!(true),
+            json!(false),
+            json!(3),
+            json!(3.5),
+            json!(0),
+            json!(11),
+            json!("main"),
+            json!("feature/x")
+        ]),
+    ];
+    prop::collection::btree_map(
+        prop_oneof![
+            prop::sample::select(vec!["env", "dry_run", "replicas", "branch"])
+                .prop_map(str::to_string),
+            "[a-z_]{1,8}",
+        ],
+        value,
+        0..6,
+    )
+    .prop_map(|m| Value::Object(m.into_iter().collect()))
+}
+
 proptest! {
+    /// Any `inputs` gives every declared value, each of its type and within
+    /// its bounds, or a 400 that lists errors, each naming an input.
+    #[test]
+    fn any_inputs_resolve_fully_or_list_their_errors(given in prop_oneof![input_values(), any_json()]) {
+        let inputs = declared_inputs();
+        match inputs.resolve(Some(&given)) {
+            Ok(values) => {
+                let names: Vec<&str> = values.keys().map(String::as_str).collect();
+                prop_assert_eq!(names, ["branch", "dry_run", "env", "replicas"]);
+                prop_assert!(matches!(&values["env"], InputValue::Text(t) if t == "staging" || t == "production"));
+                prop_assert!(matches!(values["dry_run"], InputValue::Bool(_)));
+                let replicas = values["replicas"].variable_value();
+                prop_assert!(replicas.parse::<u8>().is_ok_and(|n| (1..=10).contains(&n)), "{}", replicas);
+                let branch = values["branch"].variable_value();
+                prop_assert!(!branch.is_empty() && branch.len() <= 63);
+                prop_assert!(branch.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'/' || b == b'-'));
+            }
+            Err(errors) => {
+                prop_assert!(!errors.is_empty());
+                let response = ApiError::InvalidInputs(errors.clone()).to_response();
+                prop_assert_eq!(response.status, 400);
+                let body: Value = serde_json::from_str(&response.body).expect("problem+json");
+                prop_assert_eq!(body["errors"].as_array().map(Vec::len), Some(errors.len()));
+                for error in &errors {
+                    prop_assert!(error.input.chars().count() <= 128);
+                    prop_assert!(!error.detail.is_empty());
+                }
+            }
+        }
+    }
+
     #[test]
     fn any_json_is_an_event_or_refused(event in any_json()) {
         read_request(&event);
@@ -156,8 +228,8 @@ proptest! {
 
     #[test]
     fn any_body_bytes_are_read_or_refused(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
-        if let Ok(Some(name)) = parse_trigger_body(&bytes) {
-            prop_assert!(!name.is_empty());
+        if let Ok(request) = parse_trigger_body(&bytes) {
+            prop_assert!(request.pipeline.is_none_or(|name| !name.is_empty()));
         }
     }
 
@@ -199,6 +271,7 @@ proptest! {
             pipeline,
             requested_at,
             client_key,
+            inputs: None,
         };
         match WorkMessage::parse(&message.to_json()) {
             Ok(parsed) => prop_assert_eq!(&parsed, &message),

@@ -32,6 +32,7 @@ fn record(ip: &str, at: u64) -> TriggerRecord {
         requested_at: at,
         updated_at: at,
         client_key: client_key(b"0123456789abcdef", ip).unwrap(),
+        inputs: Default::default(),
         execution_id: None,
         error_code: None,
         error_message: None,
@@ -368,6 +369,7 @@ async fn an_sqs_500_is_a_queue_error() {
         pipeline: "app".into(),
         requested_at: "2026-11-21T00:00:00.000Z".into(),
         client_key: "ab".repeat(32),
+        inputs: None,
     };
     assert!(matches!(
         queue.send(&message).await,

@@ -296,6 +296,18 @@ impl Stack {
     /// and record written through the table adapter, message sent through the
     /// queue adapter. Each call is a new client. Returns the trigger id.
     pub async fn enqueue_trigger(&self, pipeline: &str) -> String {
+        self.enqueue_trigger_with_inputs(pipeline, serde_json::json!({}))
+            .await
+    }
+
+    /// [`Stack::enqueue_trigger`] for the public pipeline `app` with input
+    /// values (a JSON object, as the ingress resolved them), recorded and
+    /// queued as they are.
+    pub async fn enqueue_trigger_with_inputs(
+        &self,
+        pipeline: &str,
+        inputs: serde_json::Value,
+    ) -> String {
         static NEXT_CLIENT: AtomicU32 = AtomicU32::new(1);
         let address =
             std::net::Ipv4Addr::from(0x0A00_0000 | NEXT_CLIENT.fetch_add(1, Ordering::SeqCst));
@@ -313,6 +325,7 @@ impl Stack {
             requested_at: now,
             updated_at: now,
             client_key,
+            inputs: shared::rules::inputs::values_from_json(&inputs).expect("input values"),
             execution_id: None,
             error_code: None,
             error_message: None,
@@ -336,6 +349,10 @@ impl Stack {
             pipeline: pipeline.into(),
             requested_at: rfc3339(now),
             client_key: record.client_key.to_string(),
+            inputs: match inputs {
+                serde_json::Value::Object(values) if !values.is_empty() => Some(values),
+                _ => None,
+            },
         };
         WorkQueue::new(self.sqs.clone(), &self.queues.queue_url)
             .send(&message)
@@ -401,6 +418,36 @@ pub async fn executions(codepipeline: &aws_sdk_codepipeline::Client, pipeline: &
         .expect("list executions")
         .pipeline_execution_summaries()
         .len()
+}
+
+/// The pipeline variables an execution was started with, as CodePipeline
+/// keeps them: (name, value), sorted by name.
+pub async fn execution_variables(
+    codepipeline: &aws_sdk_codepipeline::Client,
+    pipeline: &str,
+    execution_id: &str,
+) -> Vec<(String, String)> {
+    let output = codepipeline
+        .get_pipeline_execution()
+        .pipeline_name(pipeline)
+        .pipeline_execution_id(execution_id)
+        .send()
+        .await
+        .expect("get the execution");
+    let mut variables: Vec<(String, String)> = output
+        .pipeline_execution()
+        .map(|e| e.variables())
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            (
+                v.name().unwrap_or_default().to_string(),
+                v.resolved_value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    variables.sort();
+    variables
 }
 
 /// The e-mails that reached an inbox (a queue subscribed to the topic)

@@ -1,4 +1,4 @@
-//! The ingress handler: `POST /trigger` and `GET /triggers/{id}` from API
+//! The ingress handler: `POST /trigger`, `GET /triggers/{id}` and `GET /pipelines` from API
 //! Gateway events. Rules live in `shared`; this wires them to the table and
 //! the queue.
 
@@ -10,9 +10,10 @@ use shared::clock::Clock;
 use shared::config::IngressConfig;
 use shared::rules::client_key::client_key;
 use shared::rules::http::{
-    accepted_response, parse_event, parse_trigger_body, route, ApiError, EventError, HttpRequest,
-    HttpResponse, QuotaScope, Route, UNAVAILABLE_RETRY_AFTER_S,
+    accepted_response, catalog_response, parse_event, parse_trigger_body, route, ApiError,
+    EventError, HttpRequest, HttpResponse, QuotaScope, Route, UNAVAILABLE_RETRY_AFTER_S,
 };
+use shared::rules::inputs::values_to_json;
 use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
 use shared::rules::time_format::{ceil_seconds, rfc3339};
 use shared::rules::trigger::{
@@ -76,6 +77,10 @@ impl Ingress {
     async fn respond(&self, request: &HttpRequest) -> Result<HttpResponse, ApiError> {
         match route(&request.method, &request.path)? {
             Route::PostTrigger => self.post_trigger(request).await,
+            Route::GetPipelines => Ok(catalog_response(
+                &self.config.pipelines,
+                &self.config.settings,
+            )),
             Route::GetTrigger(id) => self.get_trigger(&id).await,
         }
     }
@@ -83,7 +88,7 @@ impl Ingress {
     async fn post_trigger(&self, request: &HttpRequest) -> Result<HttpResponse, ApiError> {
         let config = &self.config;
         let asked = parse_trigger_body(&request.body_bytes()?)?;
-        let pipeline = match asked {
+        let pipeline = match asked.pipeline {
             None => config.pipelines.default_pipeline(),
             Some(name) => {
                 config
@@ -100,6 +105,10 @@ impl Ingress {
                     })?
             }
         };
+        let declared = config.settings.of(&pipeline.public).inputs;
+        let inputs = declared
+            .resolve(asked.inputs.as_ref())
+            .map_err(ApiError::InvalidInputs)?;
         let client_key = client_key(
             &config.client_key_secret,
             request.source_ip.as_deref().unwrap_or(""),
@@ -114,6 +123,7 @@ impl Ingress {
             requested_at: now,
             updated_at: now,
             client_key: client_key.clone(),
+            inputs,
             execution_id: None,
             error_code: None,
             error_message: None,
@@ -169,12 +179,17 @@ impl Ingress {
             pipeline: record.target.clone(),
             requested_at: rfc3339(now),
             client_key: client_key.to_string(),
+            inputs: match values_to_json(&record.inputs) {
+                serde_json::Value::Object(values) if !declared.is_empty() => Some(values),
+                _ => None,
+            },
         };
         let accepted = || {
             accepted_response(
                 &request.base_path,
                 &record.trigger_id,
                 &record.pipeline,
+                values_to_json(&record.inputs),
                 &config.quota,
                 &status,
                 now,

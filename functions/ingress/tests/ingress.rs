@@ -224,7 +224,7 @@ async fn table_unreachable_is_503_and_nothing_is_enqueued() {
 #[tokio::test]
 async fn malformed_requests_get_their_4xx_and_consume_nothing() {
     let h = harness(&[("QUOTA_LIMIT", "1")]).await;
-    let big = format!("{{\"pipeline\": \"{}\"}}", "x".repeat(2000));
+    let big = format!("{{\"pipeline\": \"{}\"}}", "x".repeat(9000));
     let cases: Vec<(Value, u16)> = vec![
         (
             rest_event("POST", "/trigger", Some("pipeline=app"), CLIENT_IP),

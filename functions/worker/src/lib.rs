@@ -172,6 +172,34 @@ impl Worker {
         }
     }
 
+    /// The message's input values checked again against what the public
+    /// pipeline declares (whoever wrote the message), as CodePipeline
+    /// variables; a message that does not pass goes to the DLQ.
+    fn variables(
+        &self,
+        work: &WorkMessage,
+        public: &str,
+    ) -> Result<Vec<(String, String)>, Failure> {
+        let given = work.inputs.clone().map(serde_json::Value::Object);
+        let values = self
+            .config
+            .settings
+            .of(public)
+            .inputs
+            .resolve(given.as_ref())
+            .map_err(|errors| {
+                let details: Vec<String> = errors
+                    .iter()
+                    .map(|e| format!("{} {}", e.input, e.detail))
+                    .collect();
+                Failure::permanent("InvalidInputs", truncate(&details.join("; "), 500))
+            })?;
+        Ok(values
+            .iter()
+            .map(|(name, value)| (name.clone(), value.variable_value()))
+            .collect())
+    }
+
     async fn start(&self, work: &WorkMessage, trigger_id: &str) -> Result<Handled, Failure> {
         if self.config.pipelines.by_name(&work.pipeline).is_none() {
             return Err(Failure::permanent(
@@ -197,7 +225,11 @@ impl Worker {
         if let Some(execution_id) = record.execution_id {
             return Ok(Handled::AlreadyStarted { execution_id });
         }
-        let execution_id = self.starter.start(&work.pipeline, trigger_id).await?;
+        let variables = self.variables(work, &record.pipeline)?;
+        let execution_id = self
+            .starter
+            .start(&work.pipeline, trigger_id, &variables)
+            .await?;
         let expires_at = ledger_expires_at(now, self.config.ledger_retention);
         match self
             .table

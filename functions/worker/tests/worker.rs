@@ -50,11 +50,31 @@ async fn harness_with_clock(
     dead_codepipeline: bool,
     clock: Arc<dyn Clock>,
 ) -> Harness {
+    harness_with_settings(
+        stack,
+        pipelines,
+        max_attempts,
+        dead_codepipeline,
+        clock,
+        "{}",
+    )
+    .await
+}
+
+async fn harness_with_settings(
+    stack: Stack,
+    pipelines: &str,
+    max_attempts: &str,
+    dead_codepipeline: bool,
+    clock: Arc<dyn Clock>,
+    settings: &str,
+) -> Harness {
     let config = WorkerConfig::from_env(&Env::from_pairs([
         ("TABLE_NAME", stack.table_name.as_str()),
         ("DLQ_URL", stack.queues.dlq_url.as_str()),
         ("PIPELINES", pipelines),
         ("MAX_ATTEMPTS", max_attempts),
+        ("PIPELINE_SETTINGS", settings),
     ]))
     .expect("valid config");
     let codepipeline = if dead_codepipeline {
@@ -249,6 +269,93 @@ async fn a_panic_in_one_message_fails_only_that_message() {
     assert_eq!(h.status(&queued[0]).await.status, TriggerStatus::Started);
 }
 
+/// The variables the one execution of `pipeline` was started with.
+async fn variables_of(stack: &Stack, pipeline: &str) -> Vec<(String, String)> {
+    let executions = stack
+        .codepipeline
+        .list_pipeline_executions()
+        .pipeline_name(pipeline)
+        .send()
+        .await
+        .expect("list executions");
+    let id = executions.pipeline_execution_summaries()[0]
+        .pipeline_execution_id()
+        .expect("an execution id");
+    testkit::execution_variables(&stack.codepipeline, pipeline, id).await
+}
+
+/// A worker whose public pipeline `app` (a fresh CodePipeline) declares
+/// [`INPUT_SETTINGS`]; returns it and the CodePipeline name.
+async fn input_harness(prefix: &str) -> (Harness, String) {
+    let stack = Stack::new().await;
+    let pipeline = stack.pipeline(prefix).await;
+    let h = harness_with_settings(
+        stack,
+        &format!("app={pipeline}"),
+        "5",
+        false,
+        Arc::new(SystemClock),
+        INPUT_SETTINGS,
+    )
+    .await;
+    (h, pipeline)
+}
+
+const INPUT_SETTINGS: &str = r#"{"app": {"inputs": {
+    "env": {"type": "choice", "options": ["staging", "production"], "default": "staging"},
+    "dry_run": {"type": "boolean", "default": false},
+    "ratio": {"type": "number"},
+    "branch": {"type": "string", "pattern": "[a-z0-9/-]{1,63}"}
+}}}"#;
+
+#[tokio::test]
+async fn inputs_reach_codepipeline_as_variables_in_their_shortest_form() {
+    let (h, pipeline) = input_harness("vars").await;
+    h.stack
+        .enqueue_trigger_with_inputs(
+            &pipeline,
+            json!({"env": "production", "dry_run": true, "ratio": 10.0, "branch": "feature/x"}),
+        )
+        .await;
+    let (_, response) = h.run_batch(30).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(
+        variables_of(&h.stack, &pipeline).await,
+        [
+            ("branch".to_string(), "feature/x".to_string()),
+            ("dry_run".into(), "true".into()),
+            ("env".into(), "production".into()),
+            ("ratio".into(), "10".into()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_message_whose_inputs_do_not_pass_goes_to_the_dlq_saying_why() {
+    let (h, pipeline) = input_harness("badvars").await;
+    // Whoever wrote this message, its values are not what the pipeline declares.
+    let id = h
+        .stack
+        .enqueue_trigger_with_inputs(
+            &pipeline,
+            json!({"env": "moon", "ratio": 1, "branch": "$(reboot)"}),
+        )
+        .await;
+    let (_, response) = h.run_batch(30).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(h.stack.executions(&pipeline).await, 0);
+    let dead = h.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0, "InvalidInputs");
+    assert!(
+        dead[0].1.contains("branch must match") && dead[0].1.contains("env must be one of"),
+        "{}",
+        dead[0].1
+    );
+    assert!(!dead[0].1.contains("reboot"), "{}", dead[0].1);
+    assert_eq!(h.status(&id).await.status, TriggerStatus::DeadLettered);
+}
+
 #[tokio::test]
 async fn a_redelivered_message_starts_one_execution() {
     let stack = Stack::new().await;
@@ -327,6 +434,7 @@ async fn a_refunded_trigger_is_not_started() {
         pipeline: pipeline.clone(),
         requested_at: rfc3339(0),
         client_key: "ab".repeat(32),
+        inputs: None,
     };
     h.send_raw(&message.to_json()).await;
     let (_, response) = h.run_batch(60).await;
@@ -391,7 +499,10 @@ async fn throttling_and_500s_are_transient_missing_pipelines_and_validation_perm
     ];
     for (status, body, kind, code) in cases {
         let (starter, rule) = starter_failing_with(status, body);
-        let failure = starter.start("p", &new_trigger_id()).await.unwrap_err();
+        let failure = starter
+            .start("p", &new_trigger_id(), &[])
+            .await
+            .unwrap_err();
         assert_eq!(failure.kind, kind, "{status} {body:?}");
         if !code.is_empty() {
             assert_eq!(failure.code, code);

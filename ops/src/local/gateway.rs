@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tracing::warn;
 
 /// Largest request body passed on (API Gateway's own limit is 10 MB; the
-/// ingress refuses anything over 1 KiB with its own 413).
+/// ingress refuses anything over 8 KiB with its own 413).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// What the gateway hands each request to.

@@ -42,6 +42,22 @@ use tracing::warn;
 /// The allowlist when `PIPELINES` is not set: a pipeline that succeeds (the
 /// default target) and one whose runs fail.
 pub const DEFAULT_PIPELINES: &str = "app=demo-app,broken=demo-broken";
+/// `PIPELINE_SETTINGS` with the default pipelines: the app declares a few
+/// typed inputs, to try them from the command line or the page.
+pub const DEFAULT_PIPELINE_SETTINGS: &str = r#"{
+  "app": {
+    "description": "Demo app: its runs succeed",
+    "inputs": {
+      "environment": {"type": "choice", "options": ["staging", "production"], "default": "staging",
+                      "description": "Where to deploy"},
+      "dry_run": {"type": "boolean", "default": false, "description": "Build without deploying"},
+      "branch": {"type": "string", "pattern": "[a-z0-9][a-z0-9._/-]{0,62}", "max_length": 63,
+                 "default": "main", "description": "The branch to build"}
+    }
+  },
+  "broken": {"description": "Demo pipeline whose runs fail"}
+}"#;
+
 /// The pipelines whose runs fail when `--failing` is not given.
 pub const DEFAULT_FAILING: &str = "demo-broken";
 
@@ -229,6 +245,9 @@ pub async fn start(
     let mut env = env.clone();
     if env.get("PIPELINES").is_none() {
         env = env.with("PIPELINES", DEFAULT_PIPELINES);
+        if env.get("PIPELINE_SETTINGS").is_none() {
+            env = env.with("PIPELINE_SETTINGS", DEFAULT_PIPELINE_SETTINGS);
+        }
     }
     if env.get("CLIENT_KEY_SECRET").is_none() {
         let secret = format!("local-{}{}", ulid::Ulid::new(), ulid::Ulid::new());

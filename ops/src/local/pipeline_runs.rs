@@ -148,6 +148,7 @@ impl PipelineRuns {
         };
         self.book.set(execution_id, run.clone());
         self.publish(&run, execution_id).await;
+        self.show_variables(pipeline, execution_id).await;
         tokio::select! {
             _ = tokio::time::sleep(self.run_time) => {}
             _ = stopping.wait() => {}
@@ -160,6 +161,55 @@ impl PipelineRuns {
         run.ended_ms = Some(self.clock.now_ms());
         self.book.set(execution_id, run.clone());
         self.publish(&run, execution_id).await;
+    }
+
+    /// The trigger that started an execution, for the hop lines.
+    async fn trigger_of(&self, execution_id: &str) -> Option<String> {
+        self.table
+            .trigger_of_execution(execution_id)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Prints the pipeline variables the execution was started with.
+    async fn show_variables(&self, pipeline: &str, execution_id: &str) {
+        let execution = self
+            .codepipeline
+            .get_pipeline_execution()
+            .pipeline_name(pipeline)
+            .pipeline_execution_id(execution_id)
+            .send()
+            .await;
+        let variables: Vec<String> = match &execution {
+            Ok(output) => output
+                .pipeline_execution()
+                .map(|e| e.variables())
+                .unwrap_or_default()
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{}={}",
+                        v.name().unwrap_or("?"),
+                        v.resolved_value().unwrap_or("")
+                    )
+                })
+                .collect(),
+            Err(e) => vec![format!("(unreadable: {})", shared::aws::describe(e))],
+        };
+        if variables.is_empty() {
+            return;
+        }
+        let trigger_id = self.trigger_of(execution_id).await;
+        self.console.hop(
+            self.clock.now_ms(),
+            trigger_id.as_deref(),
+            "pipeline",
+            &format!(
+                "{pipeline} execution {execution_id} variables: {}",
+                variables.join(", ")
+            ),
+        );
     }
 
     /// Puts the state change on the default bus, as CodePipeline does.
@@ -178,12 +228,7 @@ impl PipelineRuns {
             .time(DateTime::from_millis(now as i64))
             .build();
         let result = self.events.put_events().entries(entry).send().await;
-        let trigger_id = self
-            .table
-            .trigger_of_execution(execution_id)
-            .await
-            .ok()
-            .flatten();
+        let trigger_id = self.trigger_of(execution_id).await;
         let what = match result {
             Ok(output) if output.failed_entry_count() == 0 => format!(
                 "{} {} execution {execution_id}: event published",

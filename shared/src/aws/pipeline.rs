@@ -6,7 +6,7 @@ use crate::rules::email::{FailedAction, FailureDetails};
 use crate::rules::retry::{classify_service_error, short_code, Failure, FailureKind};
 use aws_sdk_codepipeline::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_codepipeline::types::{
-    ActionExecutionDetail, ActionExecutionFilter, ActionExecutionStatus,
+    ActionExecutionDetail, ActionExecutionFilter, ActionExecutionStatus, PipelineVariable,
 };
 
 #[derive(Debug, Clone)]
@@ -54,14 +54,31 @@ impl PipelineStarter {
         Self { client }
     }
 
-    /// Starts `pipeline`; `token` (the trigger id) makes repeated starts of
-    /// the same trigger one execution. Returns the execution id.
-    pub async fn start(&self, pipeline: &str, token: &str) -> Result<String, Failure> {
+    /// Starts `pipeline` with `variables` (name, value) as its pipeline
+    /// variables; `token` (the trigger id) makes repeated starts of the same
+    /// trigger one execution. Returns the execution id.
+    pub async fn start(
+        &self,
+        pipeline: &str,
+        token: &str,
+        variables: &[(String, String)],
+    ) -> Result<String, Failure> {
+        let variables = variables
+            .iter()
+            .map(|(name, value)| {
+                PipelineVariable::builder()
+                    .name(name)
+                    .value(value)
+                    .build()
+                    .map_err(|e| Failure::permanent("InvalidInputs", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let output = self
             .client
             .start_pipeline_execution()
             .name(pipeline)
             .client_request_token(token)
+            .set_variables((!variables.is_empty()).then_some(variables))
             .send()
             .await
             .map_err(|e| classify(&e))?;

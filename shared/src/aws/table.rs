@@ -21,6 +21,7 @@
 use crate::aws::describe;
 use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
+use crate::rules::inputs::{values_from_json, values_to_json, InputValues};
 use crate::rules::quota::{Decision, GlobalPolicy, QuotaPolicy, QuotaStatus};
 use crate::rules::time_format::{parse_rfc3339, rfc3339};
 use crate::rules::trigger::{TriggerRecord, TriggerStatus};
@@ -691,6 +692,13 @@ pub fn record_to_item(record: &TriggerRecord) -> Item {
         ("client_key".to_string(), s(record.client_key.as_str())),
         ("expires_at".to_string(), n(record.expires_at)),
     ]);
+    if !record.inputs.is_empty() {
+        // One JSON object: the values keep their JSON types.
+        item.insert(
+            "inputs".to_string(),
+            s(values_to_json(&record.inputs).to_string()),
+        );
+    }
     for (name, value) in [
         ("execution_id", &record.execution_id),
         ("error_code", &record.error_code),
@@ -728,6 +736,14 @@ pub fn item_to_record(item: &Item) -> Result<TriggerRecord, StoreError> {
         client_key: get_s(item, "client_key")
             .and_then(ClientKey::from_stored)
             .ok_or_else(|| corrupt("client_key"))?,
+        inputs: match get_s(item, "inputs") {
+            None => InputValues::new(),
+            Some(text) => serde_json::from_str(text)
+                .ok()
+                .as_ref()
+                .and_then(values_from_json)
+                .ok_or_else(|| corrupt("inputs"))?,
+        },
         execution_id: get_s(item, "execution_id").map(str::to_string),
         error_code: get_s(item, "error_code").map(str::to_string),
         error_message: get_s(item, "error_message").map(str::to_string),

@@ -209,6 +209,17 @@ pub fn render(
             body.line("Requested at", &rfc3339(trigger.requested_at));
             body.line("Client key", &format!("{}...", trigger.client_key.prefix()));
             body.line("Public name", &trigger.pipeline);
+            if !trigger.inputs.is_empty() {
+                body.blank();
+                // One line each, control characters and line breaks removed:
+                // a value can never add a line or a header of its own.
+                for (name, value) in &trigger.inputs {
+                    body.line(
+                        &format!("Input {}", one_line(name, 40)),
+                        &one_line(&value.variable_value(), MAX_TEXT),
+                    );
+                }
+            }
         }
         None => body.line("Started by", "not a public trigger"),
     }
@@ -222,6 +233,7 @@ pub fn render(
 mod tests {
     use super::*;
     use crate::rules::client_key::ClientKey;
+    use crate::rules::inputs::InputValue;
     use crate::rules::time_format::parse_rfc3339;
     use crate::rules::trigger::TriggerStatus;
 
@@ -246,6 +258,7 @@ mod tests {
             requested_at: parse_rfc3339("2026-11-21T09:59:58.250Z").unwrap(),
             updated_at: parse_rfc3339("2026-11-21T09:59:59Z").unwrap(),
             client_key: ClientKey::from_stored(&"ab12".repeat(16)).unwrap(),
+            inputs: Default::default(),
             execution_id: Some("1a2b3c4d-1111-2222-3333-444455556666".into()),
             error_code: None,
             error_message: None,
@@ -254,6 +267,36 @@ mod tests {
     }
 
     const CONSOLE: &str = "https://eu-west-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/enterprise-app-pipeline/executions/1a2b3c4d-1111-2222-3333-444455556666/timeline?region=eu-west-1";
+
+    #[test]
+    fn inputs_are_listed_one_line_each_without_control_characters() {
+        let mut trigger = trigger();
+        trigger.inputs.insert(
+            "branch".into(),
+            InputValue::Text("main\r\nBcc: attacker@example.com\u{7}".into()),
+        );
+        trigger
+            .inputs
+            .insert("dry_run".into(), InputValue::Bool(true));
+        trigger
+            .inputs
+            .insert("replicas".into(), InputValue::Number(3.into()));
+        let email = render(&event(PipelineState::Succeeded), Some(&trigger), None);
+        let lines: Vec<&str> = email
+            .body
+            .lines()
+            .filter(|l| l.starts_with("Input "))
+            .collect();
+        assert_eq!(lines.len(), 3, "{}", email.body);
+        assert!(lines[0].starts_with("Input branch"), "{lines:?}");
+        assert!(
+            lines[0].ends_with("main Bcc: attacker@example.com"),
+            "{lines:?}"
+        );
+        assert!(lines[1].starts_with("Input dry_run") && lines[1].ends_with(" true"));
+        assert!(lines[2].starts_with("Input replicas") && lines[2].ends_with(" 3"));
+        assert!(!email.body.contains('\r') && !email.body.contains('\u{7}'));
+    }
 
     #[test]
     fn succeeded_snapshot() {

@@ -2,6 +2,8 @@
 //! proxy payloads), routes, the trigger body, and every response shape out,
 //! errors as RFC 9457 problem+json through the one mapping [`ApiError::to_response`].
 
+use crate::rules::inputs::{InputError, PipelineSettings};
+use crate::rules::pipelines::Pipelines;
 use crate::rules::quota::{QuotaPolicy, QuotaStatus};
 use crate::rules::time_format::ceil_seconds;
 use base64::Engine;
@@ -10,7 +12,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// The largest body `POST /trigger` takes, in bytes (after base64 decoding).
-pub const MAX_BODY_BYTES: usize = 1024;
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
 /// An invocation that is not an API Gateway HTTP event at all.
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +211,8 @@ impl HttpRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     PostTrigger,
+    /// The public catalog.
+    GetPipelines,
     /// The id exactly as it appeared in the path (validated later).
     GetTrigger(String),
 }
@@ -223,6 +227,12 @@ pub fn route(method: &str, path: &str) -> Result<Route, ApiError> {
         return match method {
             "POST" => Ok(Route::PostTrigger),
             _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        };
+    }
+    if path == "/pipelines" {
+        return match method {
+            "GET" => Ok(Route::GetPipelines),
+            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         };
     }
     if let Some(id) = path.strip_prefix("/triggers/") {
@@ -240,31 +250,67 @@ pub fn route(method: &str, path: &str) -> Result<Route, ApiError> {
 #[serde(deny_unknown_fields)]
 struct TriggerBody {
     pipeline: Option<String>,
+    inputs: Option<Value>,
 }
 
-/// The public pipeline name asked for in a `POST /trigger` body, if any.
+/// What a `POST /trigger` body asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TriggerRequest {
+    /// The public pipeline name; `None`: the default target.
+    pub pipeline: Option<String>,
+    /// The input values as sent (checked against the pipeline's inputs later).
+    pub inputs: Option<Value>,
+}
+
+/// A `POST /trigger` body: empty, or `{"pipeline": …, "inputs": {…}}`.
 /// Read as JSON whatever the Content-Type says.
-pub fn parse_trigger_body(bytes: &[u8]) -> Result<Option<String>, ApiError> {
+pub fn parse_trigger_body(bytes: &[u8]) -> Result<TriggerRequest, ApiError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| ApiError::MalformedBody("the body is not UTF-8 text".into()))?;
     let text = text.trim();
     if text.is_empty() {
-        return Ok(None);
+        return Ok(TriggerRequest::default());
     }
     if !text.starts_with('{') {
         return Err(ApiError::MalformedBody(
-            "the body must be empty or a JSON object like {\"pipeline\": \"name\"}".into(),
+            "the body must be empty or a JSON object like {\"pipeline\": \"name\", \"inputs\": {}}"
+                .into(),
         ));
     }
     let body: TriggerBody = serde_json::from_str(text).map_err(|e| {
         ApiError::MalformedBody(format!("the body is not a valid trigger request: {e}"))
     })?;
-    match body.pipeline {
+    match &body.pipeline {
         Some(name) if name.is_empty() => Err(ApiError::MalformedBody(
             "\"pipeline\" must not be empty".into(),
         )),
-        other => Ok(other),
+        _ => Ok(TriggerRequest {
+            pipeline: body.pipeline,
+            inputs: body.inputs,
+        }),
     }
+}
+
+/// `GET /pipelines`: the public catalog, in `PIPELINES` order; public names
+/// only, never a CodePipeline name.
+pub fn catalog_response(pipelines: &Pipelines, settings: &PipelineSettings) -> HttpResponse {
+    let default = &pipelines.default_pipeline().public;
+    let entries: Vec<Value> = pipelines
+        .iter()
+        .map(|pipeline| {
+            let setting = settings.of(&pipeline.public);
+            let mut entry = json!({
+                "name": pipeline.public,
+                "default": &pipeline.public == default,
+                "inputs": setting.inputs.to_json(),
+            });
+            if let Some(description) = &setting.description {
+                entry["description"] = json!(description);
+            }
+            entry
+        })
+        .collect();
+    HttpResponse::json(200, &json!({ "pipelines": entries }))
 }
 
 /// Which budget a 429 came from.
@@ -287,6 +333,8 @@ pub enum ApiError {
     MalformedBody(String),
     #[error("unknown pipeline {given:?}; valid pipelines: {}", valid.join(", "))]
     UnknownPipeline { given: String, valid: Vec<String> },
+    #[error("invalid inputs: {}", input_errors_text(.0))]
+    InvalidInputs(Vec<InputError>),
     #[error("the request has no usable client address")]
     NoClientAddress,
     #[error("no trigger with this id (it may have expired)")]
@@ -302,6 +350,21 @@ pub enum ApiError {
     Unavailable { retry_after_s: u64 },
 }
 
+/// `env must be one of: a, b; replicas is required`.
+fn input_errors_text(errors: &[InputError]) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            if e.input.is_empty() {
+                e.detail.clone()
+            } else {
+                format!("{} {}", e.input, e.detail)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// How long a client should wait after a 503.
 pub const UNAVAILABLE_RETRY_AFTER_S: u64 = 5;
 
@@ -311,7 +374,10 @@ impl ApiError {
             Self::NotFound | Self::TriggerNotFound => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::PayloadTooLarge => 413,
-            Self::MalformedBody(_) | Self::UnknownPipeline { .. } | Self::NoClientAddress => 400,
+            Self::MalformedBody(_)
+            | Self::UnknownPipeline { .. }
+            | Self::InvalidInputs(_)
+            | Self::NoClientAddress => 400,
             Self::QuotaExceeded { .. } => 429,
             Self::Unavailable { .. } => 503,
         }
@@ -325,6 +391,7 @@ impl ApiError {
             Self::PayloadTooLarge => ("payload-too-large", "Payload Too Large"),
             Self::MalformedBody(_) => ("malformed-body", "Malformed Request Body"),
             Self::UnknownPipeline { .. } => ("unknown-pipeline", "Unknown Pipeline"),
+            Self::InvalidInputs(_) => ("invalid-inputs", "Invalid Inputs"),
             Self::NoClientAddress => ("no-client-address", "No Client Address"),
             Self::QuotaExceeded {
                 scope: QuotaScope::Client,
@@ -352,6 +419,12 @@ impl ApiError {
             Self::MethodNotAllowed { allow } => response.header("Allow", allow),
             Self::UnknownPipeline { valid, .. } => {
                 problem["valid_pipelines"] = json!(valid);
+            }
+            Self::InvalidInputs(errors) => {
+                problem["errors"] = errors
+                    .iter()
+                    .map(|e| json!({"input": e.input, "detail": e.detail}))
+                    .collect();
             }
             Self::QuotaExceeded {
                 scope,
@@ -455,6 +528,8 @@ pub struct AcceptedBody {
     pub trigger_id: String,
     pub status: &'static str,
     pub pipeline: String,
+    /// Every input of the pipeline, defaults filled in.
+    pub inputs: Value,
     pub status_url: String,
     pub quota: QuotaBody,
 }
@@ -470,6 +545,7 @@ pub fn accepted_response(
     base_path: &str,
     trigger_id: &str,
     pipeline: &str,
+    inputs: Value,
     policy: &QuotaPolicy,
     status: &QuotaStatus,
     now_ms: u64,
@@ -478,6 +554,7 @@ pub fn accepted_response(
         trigger_id: trigger_id.to_string(),
         status: "queued",
         pipeline: pipeline.to_string(),
+        inputs,
         status_url: status_url(base_path, trigger_id),
         quota: QuotaBody {
             limit: status.limit,
@@ -634,13 +711,13 @@ mod tests {
 
     #[test]
     fn oversized_bodies_are_413_plain_or_encoded() {
-        let big = format!("{{\"pipeline\":\"{}\"}}", "a".repeat(1100));
+        let big = format!("{{\"pipeline\":\"{}\"}}", "a".repeat(MAX_BODY_BYTES));
         let r = parse_event(&v1("POST", "/trigger", Some(&big), false)).unwrap();
         assert_eq!(r.body_bytes().unwrap_err(), ApiError::PayloadTooLarge);
         let exact = "x".repeat(MAX_BODY_BYTES);
         let r = parse_event(&v1("POST", "/trigger", Some(&exact), false)).unwrap();
         assert_eq!(r.body_bytes().unwrap().len(), MAX_BODY_BYTES);
-        let b64 = base64::engine::general_purpose::STANDARD.encode(vec![b' '; 1025]);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(vec![b' '; MAX_BODY_BYTES + 1]);
         let r = parse_event(&v1("POST", "/trigger", Some(&b64), true)).unwrap();
         assert_eq!(r.body_bytes().unwrap_err(), ApiError::PayloadTooLarge);
         let huge = "A".repeat(10_000_000);
@@ -664,6 +741,11 @@ mod tests {
             route("DELETE", "/triggers/x"),
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         );
+        assert_eq!(route("GET", "/pipelines"), Ok(Route::GetPipelines));
+        assert_eq!(
+            route("POST", "/pipelines"),
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
+        );
         for path in [
             "/",
             "",
@@ -679,13 +761,22 @@ mod tests {
 
     #[test]
     fn trigger_bodies() {
-        assert_eq!(parse_trigger_body(b""), Ok(None));
-        assert_eq!(parse_trigger_body(b" \n"), Ok(None));
-        assert_eq!(parse_trigger_body(b"{}"), Ok(None));
-        assert_eq!(parse_trigger_body(br#"{"pipeline": null}"#), Ok(None));
+        let none = TriggerRequest::default();
+        assert_eq!(parse_trigger_body(b""), Ok(none.clone()));
+        assert_eq!(parse_trigger_body(b" \n"), Ok(none.clone()));
+        assert_eq!(parse_trigger_body(b"{}"), Ok(none.clone()));
+        assert_eq!(parse_trigger_body(br#"{"pipeline": null}"#), Ok(none));
         assert_eq!(
-            parse_trigger_body(br#"{"pipeline":"docs"}"#),
-            Ok(Some("docs".into()))
+            parse_trigger_body(br#"{"pipeline":"docs"}"#)
+                .unwrap()
+                .pipeline,
+            Some("docs".into())
+        );
+        assert_eq!(
+            parse_trigger_body(br#"{"pipeline":"docs", "inputs": {"env": "a", "n": 1}}"#)
+                .unwrap()
+                .inputs,
+            Some(json!({"env": "a", "n": 1}))
         );
         for bad in [
             &b"pipeline=docs"[..],
@@ -857,7 +948,15 @@ mod tests {
             remaining: 2,
             reset_after_ms: 604_800_000,
         };
-        let response = accepted_response("/prod", "01ABC", "app", &policy, &status, 1_000);
+        let response = accepted_response(
+            "/prod",
+            "01ABC",
+            "app",
+            json!({"env": "staging"}),
+            &policy,
+            &status,
+            1_000,
+        );
         assert_eq!(response.status, 202);
         assert_eq!(response.headers["Location"], "/prod/triggers/01ABC");
         assert_eq!(response.headers["RateLimit"], "\"client\";r=2;t=604800");
@@ -865,6 +964,7 @@ mod tests {
         assert_eq!(
             body,
             json!({"trigger_id": "01ABC", "status": "queued", "pipeline": "app",
+                   "inputs": {"env": "staging"},
                    "status_url": "/prod/triggers/01ABC",
                    "quota": {"limit": 3, "remaining": 2, "resets_at": "1970-01-08T00:00:01.000Z"}})
         );

@@ -15,6 +15,9 @@ pub struct WorkMessage {
     pub requested_at: String,
     /// Hex client key, never an address.
     pub client_key: String,
+    /// The pipeline's input values (defaults filled in), when it has inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +68,7 @@ mod tests {
             pipeline: "app-pipeline".into(),
             requested_at: "2026-11-21T05:00:00.000Z".into(),
             client_key: "ab".repeat(32),
+            inputs: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! A trigger and its record in the ledger: what `GET /triggers/{id}` shows.
 
+use super::inputs::{values_to_json, InputValues};
 use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
 use crate::rules::time_format::rfc3339;
@@ -80,6 +81,8 @@ pub struct TriggerRecord {
     pub requested_at: EpochMillis,
     pub updated_at: EpochMillis,
     pub client_key: ClientKey,
+    /// The pipeline's input values, defaults filled in (empty: none declared).
+    pub inputs: InputValues,
     pub execution_id: Option<String>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
@@ -99,6 +102,7 @@ impl TriggerRecord {
             status: self.status,
             requested_at: rfc3339(self.requested_at),
             updated_at: rfc3339(self.updated_at),
+            inputs: values_to_json(&self.inputs),
             execution_id: self.execution_id.clone(),
         }
     }
@@ -112,6 +116,7 @@ pub struct TriggerView {
     pub status: TriggerStatus,
     pub requested_at: String,
     pub updated_at: String,
+    pub inputs: serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution_id: Option<String>,
 }

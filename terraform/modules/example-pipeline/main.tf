@@ -231,13 +231,18 @@ resource "aws_codebuild_project" "build" {
   }
 
   source {
-    type      = "CODEPIPELINE"
+    type = "CODEPIPELINE"
+    # The pipeline's variables arrive as environment variables (set by the
+    # pipeline's Build action) and are only ever quoted expansions here:
+    # never interpolated into the buildspec's text, where a value could
+    # become a command.
     buildspec = <<-YAML
       version: 0.2
       phases:
         build:
           commands:
             - echo "Built $CODEBUILD_RESOLVED_SOURCE_VERSION"
+            - echo "Target environment: $DEPLOY_ENVIRONMENT, dry run: $DRY_RUN, replicas: $REPLICAS"
     YAML
   }
 }
@@ -286,11 +291,30 @@ resource "aws_iam_role_policy" "codepipeline" {
   policy = data.aws_iam_policy_document.codepipeline.json
 }
 
+locals {
+  # The pipeline's variables, declared once: as CodePipeline variables here,
+  # and as typed inputs for pipeline-trigger (output pipeline_settings).
+  inputs = {
+    environment = { type = "choice", options = ["staging", "production"], default = "staging", description = "Where to deploy" }
+    dry_run     = { type = "boolean", default = true, description = "Build without deploying" }
+    replicas    = { type = "number", min = 1, max = 5, integer = true, default = 1, description = "How many instances" }
+  }
+}
+
 resource "aws_codepipeline" "example" {
   name           = var.name
   pipeline_type  = "V2"
   execution_mode = "QUEUED"
   role_arn       = aws_iam_role.codepipeline.arn
+
+  dynamic "variable" {
+    for_each = local.inputs
+    content {
+      name          = variable.key
+      default_value = tostring(variable.value.default)
+      description   = variable.value.description
+    }
+  }
 
   artifact_store {
     type     = "S3"
@@ -330,6 +354,12 @@ resource "aws_codepipeline" "example" {
       input_artifacts = ["source"]
       configuration = {
         ProjectName = aws_codebuild_project.build.name
+        # Pipeline variables become the build's environment variables.
+        EnvironmentVariables = jsonencode([
+          { name = "DEPLOY_ENVIRONMENT", value = "#{variables.environment}", type = "PLAINTEXT" },
+          { name = "DRY_RUN", value = "#{variables.dry_run}", type = "PLAINTEXT" },
+          { name = "REPLICAS", value = "#{variables.replicas}", type = "PLAINTEXT" },
+        ])
       }
     }
   }
