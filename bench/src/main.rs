@@ -108,6 +108,9 @@ fn typical(samples: &[(String, String)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// How long the engines are left alone before a process starts.
+const ENGINES_SETTLE: Duration = Duration::from_secs(2);
+
 /// A function's process under the Runtime API.
 struct Process {
     child: tokio::process::Child,
@@ -251,6 +254,10 @@ impl Bench {
     }
 
     async fn start(&self, name: &str) -> Process {
+        // DynamoDB Local's JVM compiles and collects for a while after a
+        // burst of calls (the set-up, the previous function's run); on 2
+        // cores that would be counted as this process's init.
+        tokio::time::sleep(ENGINES_SETTLE).await;
         let path = binary(&self.args.binaries, name);
         Process::start(&path, name, &self.common_env(), &self.proxy.endpoint()).await
     }
