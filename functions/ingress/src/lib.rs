@@ -105,7 +105,7 @@ impl Ingress {
                     })?
             }
         };
-        let declared = config.settings.of(&pipeline.public).inputs;
+        let declared = &config.settings.of(&pipeline.public).inputs;
         let inputs = declared
             .resolve(asked.inputs.as_ref())
             .map_err(ApiError::InvalidInputs)?;

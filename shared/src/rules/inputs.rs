@@ -562,13 +562,10 @@ impl PipelineSettings {
     }
 
     /// The settings of a public pipeline (the defaults if it has none).
-    pub fn of(&self, public: &str) -> PipelineSetting {
-        self.0.get(public).cloned().unwrap_or_default()
-    }
-
-    /// The settings of a public pipeline, if it has any.
-    pub fn get(&self, public: &str) -> Option<&PipelineSetting> {
-        self.0.get(public)
+    pub fn of(&self, public: &str) -> &PipelineSetting {
+        static DEFAULT: std::sync::LazyLock<PipelineSetting> =
+            std::sync::LazyLock::new(PipelineSetting::default);
+        self.0.get(public).unwrap_or(&DEFAULT)
     }
 }
 
