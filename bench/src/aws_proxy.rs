@@ -151,34 +151,9 @@ async fn forward(
         );
         return response;
     }
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let mut upstream = Request::builder()
-        .method(parts.method.clone())
-        .uri(format!("{}{path}", upstream_of(engines, &op)));
-    for (name, value) in &parts.headers {
-        if name != hyper::header::HOST {
-            upstream = upstream.header(name, value);
-        }
-    }
-    let Ok(upstream) = upstream.body(Full::new(body)) else {
-        return error(502);
-    };
-    match client.request(upstream).await {
-        Ok(response) => {
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            Response::from_parts(parts, Full::new(body))
-        }
-        Err(_) => error(502),
-    }
+    testkit::relay(client, upstream_of(engines, &op), &parts, body)
+        .await
+        .unwrap_or_else(|| error(502))
 }
 
 fn error(status: u16) -> Response<Full<Bytes>> {

@@ -11,7 +11,7 @@
 mod http_server;
 mod lossy_proxy;
 
-pub use http_server::serve_http;
+pub use http_server::{relay, serve_http};
 pub use lossy_proxy::LossyProxy;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};

@@ -5,7 +5,7 @@
 //! which goes through. Every operation thus runs with one lost answer, which
 //! no engine can be asked to produce.
 
-use crate::serve_http;
+use crate::{relay, serve_http};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -80,30 +80,13 @@ async fn forward(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(Sha256::digest(&body).into());
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let mut upstream_request = Request::builder()
-        .method(parts.method)
-        .uri(format!("{upstream}{path}"));
-    for (name, value) in &parts.headers {
-        upstream_request = upstream_request.header(name, value);
-    }
-    let upstream_request = upstream_request
-        .body(Full::new(body))
-        .map_err(|_| AnswerLost)?;
-    let response = client
-        .request(upstream_request)
+    let response = relay(client, upstream, &parts, body)
         .await
-        .map_err(|_| AnswerLost)?;
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.map_err(|_| AnswerLost)?.to_bytes();
+        .ok_or(AnswerLost)?;
     if first_time {
         // The engine has acted; its answer never reaches the caller.
         state.lost.fetch_add(1, Ordering::SeqCst);
         return Err(AnswerLost);
     }
-    Ok(Response::from_parts(parts, Full::new(body)))
+    Ok(response)
 }

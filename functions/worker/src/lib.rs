@@ -15,6 +15,7 @@ use shared::aws::queue::{queue_url_from_arn, DeadLetterQueue, Deliveries};
 use shared::aws::table::{StartRecord, Table};
 use shared::clock::Clock;
 use shared::config::WorkerConfig;
+use shared::rules::inputs::errors_text;
 use shared::rules::message::{MessageError, WorkMessage};
 use shared::rules::retry::{retry_delay, Failure, FailureKind};
 use shared::rules::trigger::{canonical_trigger_id, ledger_expires_at};
@@ -188,11 +189,7 @@ impl Worker {
             .inputs
             .resolve(given.as_ref())
             .map_err(|errors| {
-                let details: Vec<String> = errors
-                    .iter()
-                    .map(|e| format!("{} {}", e.input, e.detail))
-                    .collect();
-                Failure::permanent("InvalidInputs", truncate(&details.join("; "), 500))
+                Failure::permanent("InvalidInputs", truncate(&errors_text(&errors), 500))
             })?;
         Ok(values
             .iter()

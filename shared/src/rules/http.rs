@@ -2,7 +2,7 @@
 //! proxy payloads), routes, the trigger body, and every response shape out,
 //! errors as RFC 9457 problem+json through the one mapping [`ApiError::to_response`].
 
-use crate::rules::inputs::{InputError, PipelineSettings};
+use crate::rules::inputs::{errors_text, InputError, PipelineSettings};
 use crate::rules::pipelines::Pipelines;
 use crate::rules::quota::{QuotaPolicy, QuotaStatus};
 use crate::rules::time_format::ceil_seconds;
@@ -333,7 +333,7 @@ pub enum ApiError {
     MalformedBody(String),
     #[error("unknown pipeline {given:?}; valid pipelines: {}", valid.join(", "))]
     UnknownPipeline { given: String, valid: Vec<String> },
-    #[error("invalid inputs: {}", input_errors_text(.0))]
+    #[error("invalid inputs: {}", errors_text(.0))]
     InvalidInputs(Vec<InputError>),
     #[error("the request has no usable client address")]
     NoClientAddress,
@@ -348,21 +348,6 @@ pub enum ApiError {
     },
     #[error("the service is temporarily unavailable; retry in {retry_after_s} s")]
     Unavailable { retry_after_s: u64 },
-}
-
-/// `env must be one of: a, b; replicas is required`.
-fn input_errors_text(errors: &[InputError]) -> String {
-    errors
-        .iter()
-        .map(|e| {
-            if e.input.is_empty() {
-                e.detail.clone()
-            } else {
-                format!("{} {}", e.input, e.detail)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// How long a client should wait after a 503.

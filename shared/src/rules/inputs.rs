@@ -151,6 +151,26 @@ pub struct InputError {
     pub detail: String,
 }
 
+impl std::fmt::Display for InputError {
+    /// `env must be one of: a, b`; the detail alone for the request as a whole.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.input.is_empty() {
+            f.write_str(&self.detail)
+        } else {
+            write!(f, "{} {}", self.input, self.detail)
+        }
+    }
+}
+
+/// Every error as one line: `env must be one of: a, b; replicas is required`.
+pub fn errors_text(errors: &[InputError]) -> String {
+    errors
+        .iter()
+        .map(InputError::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl Input {
     /// `value` if it is of this input's type and within its bounds.
     fn check(&self, value: &Value) -> Result<InputValue, String> {
