@@ -45,6 +45,8 @@ locals {
       DLQ_URL           = aws_sqs_queue.work_dlq.url
       PIPELINES         = join(",", local.pipeline_entries)
       MAX_ATTEMPTS      = tostring(var.max_attempts)
+      RUN_POLL_INTERVAL = var.run_poll_interval
+      RUN_CHECK_AFTER   = var.run_check_after
       LEDGER_RETENTION  = var.ledger_retention
       PIPELINE_SETTINGS = local.pipeline_settings
     }

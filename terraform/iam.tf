@@ -39,7 +39,8 @@ data "aws_iam_policy_document" "worker" {
   statement {
     sid = "WorkQueue"
     # ReceiveMessage and GetQueueAttributes: the event source mapping polls with this role.
-    actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    # SendMessage: a run waiting for its pipeline sends its message again, delayed.
+    actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"]
     resources = [aws_sqs_queue.work.arn]
   }
   statement {
@@ -48,8 +49,9 @@ data "aws_iam_policy_document" "worker" {
     resources = [aws_sqs_queue.work_dlq.arn]
   }
   statement {
-    sid       = "Pipelines"
-    actions   = ["codepipeline:StartPipelineExecution"]
+    sid = "Pipelines"
+    # GetPipelineExecution: is a run not heard of for RUN_CHECK_AFTER still going?
+    actions   = ["codepipeline:GetPipelineExecution", "codepipeline:StartPipelineExecution"]
     resources = local.pipeline_arns
   }
 }

@@ -149,6 +149,31 @@ variable "ledger_retention" {
   }
 }
 
+variable "run_poll_interval" {
+  description = "How often a pending run (coalesced triggers) looks whether its pipeline is free again (humantime, at most 15m: its message is sent again with this delay)."
+  type        = string
+  default     = "20s"
+
+  validation {
+    condition = can(regex("^[1-9][0-9]*(s|m)$", var.run_poll_interval)) && try(
+      endswith(var.run_poll_interval, "s") ? tonumber(trimsuffix(var.run_poll_interval, "s")) <= 900 : tonumber(trimsuffix(var.run_poll_interval, "m")) <= 15,
+      false
+    )
+    error_message = "run_poll_interval must be between 1s and 15m (SQS's longest message delay), written like 20s or 2m."
+  }
+}
+
+variable "run_check_after" {
+  description = "How long a run in progress may go without a state change before the worker asks CodePipeline whether it still runs (a lost or late EventBridge event never holds the pipeline longer). Longer than a stage usually takes without news; humantime."
+  type        = string
+  default     = "15m"
+
+  validation {
+    condition     = can(regex("^[1-9][0-9]*(s|m|h)$", var.run_check_after))
+    error_message = "run_check_after must be a positive number followed by s, m or h."
+  }
+}
+
 variable "max_attempts" {
   description = "Deliveries before the worker gives a message up to the DLQ."
   type        = number

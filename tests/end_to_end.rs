@@ -22,6 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use testkit::{unique, CapturedLogs};
 
+/// Settings that turn coalescing off for `app`: one execution per trigger.
+const ALONE: &str = r#"{"app": {"coalesce": false}}"#;
+
 /// Longest wait for any hop; waits end as soon as the condition holds.
 const PATIENCE: Duration = Duration::from_secs(150);
 
@@ -109,13 +112,14 @@ impl Harness {
     /// `<prefix>-broken` (fails); `settings` are the functions' environment.
     async fn start(settings: &[(&str, &str)], fault: Option<ops::local::Fault>) -> Self {
         let prefix = unique("e2e");
-        Self::start_named(&prefix, settings, fault).await
+        Self::start_named(&prefix, settings, fault, Duration::from_secs(1)).await
     }
 
     async fn start_named(
         prefix: &str,
         settings: &[(&str, &str)],
         fault: Option<ops::local::Fault>,
+        run_time: Duration,
     ) -> Self {
         let app = format!("{prefix}-app");
         let broken = format!("{prefix}-broken");
@@ -129,7 +133,7 @@ impl Harness {
             port: 0,
             prefix: prefix.to_string(),
             failing: vec![broken.clone()],
-            run_time: Duration::from_secs(1),
+            run_time,
             fault,
             outputs: Some(outputs_path(prefix)),
         };
@@ -352,7 +356,8 @@ async fn a_failing_pipeline_ends_failed_and_the_email_leads_with_stage_and_reaso
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quota_holds_across_the_whole_system() {
-    let harness = Harness::start(&[], None).await;
+    // Without coalescing, so that every accepted trigger is one execution.
+    let harness = Harness::start(&[("PIPELINE_SETTINGS", ALONE)], None).await;
     let client = client_from(Ipv4Addr::new(127, 0, 0, 13));
     let mut ids = Vec::new();
     for n in 1..=3 {
@@ -394,7 +399,12 @@ async fn the_quota_holds_across_the_whole_system() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_lost_when_codepipeline_is_unreachable_and_replay_recovers_all() {
     const N: usize = 4;
-    let settings = [("MAX_ATTEMPTS", "2"), ("QUOTA_LIMIT", "10")];
+    // Without coalescing: one DLQ entry, and then one e-mail, per trigger.
+    let settings = [
+        ("MAX_ATTEMPTS", "2"),
+        ("QUOTA_LIMIT", "10"),
+        ("PIPELINE_SETTINGS", ALONE),
+    ];
     let harness = Harness::start(&settings, Some(ops::local::Fault::CodepipelineUnreachable)).await;
     let client = client_from(Ipv4Addr::new(127, 0, 0, 15));
     let mut ids = Vec::new();
@@ -428,7 +438,7 @@ async fn nothing_is_lost_when_codepipeline_is_unreachable_and_replay_recovers_al
     // Recovery: the same stack without the fault, then the operator's replay.
     let Harness { stack, prefix, .. } = harness;
     stack.stop().await;
-    let harness = Harness::start_named(&prefix, &settings, None).await;
+    let harness = Harness::start_named(&prefix, &settings, None, Duration::from_secs(1)).await;
     let inbox = harness.inbox().await;
     let cli = <ops::cli::Cli as clap::Parser>::try_parse_from([
         "trigger-ops",
@@ -640,6 +650,84 @@ async fn triggers_with_inputs_start_runs_with_those_variables() {
     let printed = harness.printed();
     assert!(
         printed.contains("variables: branch=feature/x, environment=production"),
+        "{printed}"
+    );
+    harness.stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_clients_at_once_cost_at_most_two_runs_and_every_trigger_succeeds() {
+    const CLIENTS: u8 = 40;
+    // Each run takes several seconds: the 40 triggers arrive while the first runs.
+    let harness = Harness::start_named(&unique("e2e"), &[], None, Duration::from_secs(4)).await;
+    let inbox = harness.inbox().await;
+    let posts = (0..CLIENTS).map(|n| {
+        let client = client_from(Ipv4Addr::new(127, 0, 1, 10 + n));
+        let url = harness.url("/trigger");
+        async move {
+            let response = send(&client, "POST", &url, "").await;
+            (client, response)
+        }
+    });
+    let answers = futures::future::join_all(posts).await;
+    let mut triggers = Vec::new();
+    for (client, response) in answers {
+        assert_eq!(response.status, 202, "{:?}", response.body);
+        // Each client is charged once for its trigger, coalesced or not.
+        assert_eq!(
+            response.body["quota"]["remaining"], 2,
+            "{:?}",
+            response.body
+        );
+        triggers.push((
+            client,
+            response.body["trigger_id"].as_str().unwrap().to_string(),
+        ));
+    }
+    let mut executions = std::collections::BTreeSet::new();
+    let mut coalesced = 0;
+    for (client, id) in &triggers {
+        let status = harness.status_becomes(client, id, "succeeded").await;
+        executions.insert(
+            status["execution_id"]
+                .as_str()
+                .expect("an execution")
+                .to_string(),
+        );
+        coalesced += usize::from(status["coalesced"] == true);
+    }
+    harness.settled().await;
+    let started = harness.executions(&harness.app).await;
+    assert!(started <= 2, "{started} executions for 40 triggers");
+    assert_eq!(executions.len(), started, "every trigger names one of them");
+    assert_eq!(
+        coalesced,
+        triggers.len() - started,
+        "all but each run's opener joined"
+    );
+    // One e-mail per run, each saying how many triggers it served.
+    let emails = eventually("an e-mail per run", || async {
+        let emails = harness.emails(&inbox).await;
+        (emails.len() >= started).then_some(emails)
+    })
+    .await;
+    let served: usize = emails
+        .iter()
+        .map(|(_, body)| {
+            body.lines()
+                .find_map(|l| l.strip_prefix("Triggers"))
+                .and_then(|rest| rest.trim().split(',').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(1)
+        })
+        .sum();
+    assert_eq!(served, triggers.len(), "{emails:#?}");
+    // A charge stays a charge: the next trigger of a client has 1 left.
+    let again = send(&triggers[0].0, "POST", &harness.url("/trigger"), "").await;
+    assert_eq!(again.body["quota"]["remaining"], 1, "{:?}", again.body);
+    let printed = harness.printed();
+    assert!(
+        printed.contains("joined the pending run of trigger"),
         "{printed}"
     );
     harness.stack.stop().await;

@@ -7,12 +7,13 @@ use shared::aws::permissions::calls_of;
 use shared::aws::queue::WorkQueue;
 use shared::aws::table::Table;
 use shared::aws::{self, CallCounter};
-use shared::clock::SystemClock;
+use shared::clock::{Clock, ManualClock, SystemClock};
 use shared::config::{Env, Function, IngressConfig, NotifierConfig, WorkerConfig};
 use shared::rules::pipeline_event::state_change_event;
 use shared::rules::pipelines::PipelineState;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 use testkit::{dead_endpoint, rest_event, sdk_config_at, unique, Stack};
 
 const CLIENT_IP: &str = "192.0.2.10";
@@ -90,15 +91,17 @@ async fn the_worker_makes_exactly_its_granted_calls() {
         ("TABLE_NAME", stack.table_name.as_str()),
         ("DLQ_URL", stack.queues.dlq_url.as_str()),
         ("PIPELINES", allowlist.as_str()),
+        ("RUN_POLL_INTERVAL", "1s"),
     ]))
     .unwrap();
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
     let worker = |codepipeline| {
         Arc::new(worker::Worker::new(
             config.clone(),
             aws::dynamodb(&stack.sdk, &calls),
             aws::sqs(&stack.sdk, &calls),
             codepipeline,
-            Arc::new(SystemClock),
+            clock.clone(),
         ))
     };
     // Started, and dead-lettered (the pipeline does not exist).
@@ -107,8 +110,18 @@ async fn the_worker_makes_exactly_its_granted_calls() {
     let live = worker(aws::codepipeline(&stack.sdk, &calls));
     let response = live.handle(stack.receive_event(60).await).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
-    // Retried later (CodePipeline unreachable).
+    // A run waits while the first holds the pipeline (its message is sent
+    // again, delayed), then, past RUN_CHECK_AFTER, CodePipeline is asked.
     stack.enqueue_trigger(&pipeline).await;
+    let response = live.handle(stack.receive_event(60).await).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    clock.advance(Duration::from_secs(2 * 3600));
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let response = live.handle(stack.receive_event(60).await).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    // Retried later (CodePipeline unreachable when asked about the holder).
+    stack.enqueue_trigger(&pipeline).await;
+    clock.advance(Duration::from_secs(2 * 3600));
     let unreachable = worker(aws::codepipeline(
         &sdk_config_at(&dead_endpoint()).await,
         &calls,

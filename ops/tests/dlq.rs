@@ -56,13 +56,16 @@ fn ops(stack: &Stack, args: &[&str]) -> Run {
 
 /// `n` triggers for `pipeline` that the worker gave up on: `PipelineNotFound`
 /// when the pipeline does not exist, `ConnectionError` when `dead` (its
-/// CodePipeline endpoint refuses connections, one attempt allowed).
+/// CodePipeline endpoint refuses connections, one attempt allowed). Not
+/// coalesced: one DLQ message per trigger.
 async fn seed(stack: &Stack, pipeline: &str, n: usize, dead: bool) -> Vec<String> {
+    let allowlist = format!("app={pipeline}");
     let config = WorkerConfig::from_env(&Env::from_pairs([
         ("TABLE_NAME", stack.table_name.as_str()),
         ("DLQ_URL", stack.queues.dlq_url.as_str()),
-        ("PIPELINES", pipeline),
+        ("PIPELINES", allowlist.as_str()),
         ("MAX_ATTEMPTS", "1"),
+        ("PIPELINE_SETTINGS", r#"{"app": {"coalesce": false}}"#),
     ]))
     .unwrap();
     let codepipeline = if dead {

@@ -91,6 +91,16 @@ pub const VARIABLES: &[Variable] = &[
         default: Some("5"),
     },
     Variable {
+        name: "RUN_POLL_INTERVAL",
+        used_by: &[Worker],
+        default: Some("20s"),
+    },
+    Variable {
+        name: "RUN_CHECK_AFTER",
+        used_by: &[Worker],
+        default: Some("15m"),
+    },
+    Variable {
         name: "TOPIC_ARN",
         used_by: &[Notifier],
         default: None,
@@ -297,7 +307,16 @@ pub struct WorkerConfig {
     pub settings: PipelineSettings,
     pub max_attempts: u32,
     pub ledger_retention: Duration,
+    /// How often a pending run looks whether its pipeline's lane is free
+    /// (at most SQS's 15-minute message delay).
+    pub run_poll_interval: Duration,
+    /// How long a run may hold its lane without news before the worker asks
+    /// CodePipeline whether its execution still runs.
+    pub run_check_after: Duration,
 }
+
+/// The longest message delay SQS allows.
+pub const MAX_RUN_POLL_INTERVAL: Duration = Duration::from_secs(900);
 
 impl WorkerConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -309,6 +328,16 @@ impl WorkerConfig {
             pipelines,
             max_attempts: env.number("MAX_ATTEMPTS", 1, MAX_ATTEMPTS_LIMIT)? as u32,
             ledger_retention: env.duration("LEDGER_RETENTION")?,
+            run_poll_interval: match env.duration("RUN_POLL_INTERVAL")? {
+                d if d > MAX_RUN_POLL_INTERVAL => {
+                    return Err(malformed(
+                        "RUN_POLL_INTERVAL",
+                        "must be at most 15m (the longest SQS message delay)",
+                    ))
+                }
+                d => d,
+            },
+            run_check_after: env.duration("RUN_CHECK_AFTER")?,
         })
     }
 }
@@ -449,6 +478,24 @@ mod tests {
         let config = WorkerConfig::from_env(&env).unwrap();
         assert_eq!(config.max_attempts, 5);
         assert_eq!(config.pipelines.by_name("b").unwrap().public, "a");
+        assert_eq!(config.run_poll_interval, Duration::from_secs(20));
+        assert_eq!(config.run_check_after, Duration::from_secs(900));
+        for (name, value) in [
+            ("RUN_POLL_INTERVAL", "16m"),
+            ("RUN_POLL_INTERVAL", "0s"),
+            ("RUN_CHECK_AFTER", "soon"),
+        ] {
+            let env = Env::from_pairs([
+                ("TABLE_NAME", "t"),
+                ("DLQ_URL", "http://x"),
+                ("PIPELINES", "a"),
+                (name, value),
+            ]);
+            match WorkerConfig::from_env(&env) {
+                Err(ConfigError::Malformed { name: named, .. }) => assert_eq!(named, name),
+                other => panic!("{name}={value}: {other:?}"),
+            }
+        }
         let env = Env::from_pairs([
             ("TABLE_NAME", "t"),
             ("DLQ_URL", "http://x"),
@@ -493,6 +540,8 @@ mod tests {
                 "DLQ_URL",
                 "PIPELINES",
                 "MAX_ATTEMPTS",
+                "RUN_POLL_INTERVAL",
+                "RUN_CHECK_AFTER",
                 "LEDGER_RETENTION",
                 "PIPELINE_SETTINGS"
             ]

@@ -33,6 +33,7 @@ fn record(ip: &str, at: u64) -> TriggerRecord {
         updated_at: at,
         client_key: client_key(b"0123456789abcdef", ip).unwrap(),
         inputs: Default::default(),
+        run_id: None,
         execution_id: None,
         error_code: None,
         error_message: None,

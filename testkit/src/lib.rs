@@ -326,6 +326,7 @@ impl Stack {
             updated_at: now,
             client_key,
             inputs: shared::rules::inputs::values_from_json(&inputs).expect("input values"),
+            run_id: None,
             execution_id: None,
             error_code: None,
             error_message: None,

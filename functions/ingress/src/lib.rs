@@ -124,6 +124,7 @@ impl Ingress {
             updated_at: now,
             client_key: client_key.clone(),
             inputs,
+            run_id: None,
             execution_id: None,
             error_code: None,
             error_message: None,
@@ -252,15 +253,16 @@ impl Ingress {
         let Some(id) = canonical_trigger_id(id) else {
             return Err(ApiError::TriggerNotFound);
         };
-        let record = self
+        let failed = |e: StoreError| {
+            error!(decision = "unavailable", stage = "get", trigger_id = %id, error = %e);
+            unavailable()
+        };
+        let view = self
             .table
-            .get_trigger(&id, self.clock.now_ms())
+            .trigger_view(&id, self.clock.now_ms())
             .await
-            .map_err(|e: StoreError| {
-                error!(decision = "unavailable", stage = "get", trigger_id = %id, error = %e);
-                unavailable()
-            })?
+            .map_err(failed)?
             .ok_or(ApiError::TriggerNotFound)?;
-        Ok(HttpResponse::json(200, &record.view()))
+        Ok(HttpResponse::json(200, &view))
     }
 }

@@ -3,7 +3,8 @@
 //! the outcome.
 //!
 //! Per event: parse (not ours, unknown or malformed: logged, acknowledged,
-//! no e-mail) → find the trigger from the execution id and record the outcome
+//! no e-mail) → find the run (or trigger) from the execution id and record
+//! the state, freeing the pipeline's lane when the run ended
 //! → if the state is in `NOTIFY_STATES`: claim the event id → for `FAILED`,
 //! look up why → render → publish → mark sent. A failed publish releases the
 //! claim and fails the invocation, so the retry sends the e-mail; an
@@ -17,10 +18,11 @@ use shared::aws::table::{OutcomeRecord, StoreError, Table};
 use shared::aws::topic::{PublishError, Topic};
 use shared::clock::Clock;
 use shared::config::NotifierConfig;
-use shared::rules::email::render;
+use shared::rules::email::{render, Origin};
 use shared::rules::pipeline_event::{parse_event, EventProblem, PipelineEvent};
 use shared::rules::pipelines::PipelineState;
-use shared::rules::trigger::{ledger_expires_at, TriggerRecord};
+use shared::rules::runs::run_status_of;
+use shared::rules::trigger::ledger_expires_at;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{error, info, warn};
@@ -123,8 +125,8 @@ impl Notifier {
             }
         };
         let now = self.clock.now_ms();
-        let trigger = self.record_outcome(&event, now).await?;
-        let trigger_id = trigger.as_ref().map(|t| t.trigger_id.as_str());
+        let origin = self.record_outcome(&event, now).await?;
+        let trigger_id = origin.as_ref().map(|o| o.first.trigger_id.as_str());
         if !self.config.notify_states.contains(&event.state) {
             info!(
                 decision = "no_email", event_id = %event.event_id, execution_id = %event.execution_id,
@@ -169,23 +171,32 @@ impl Notifier {
                 });
             }
         }
-        self.publish(&event, &token, trigger.as_ref(), now).await
+        self.publish(&event, &token, origin.as_ref(), now).await
     }
 
-    /// Finds the public trigger behind the execution and moves its record to
-    /// the outcome. `None`: nobody triggered this run through the API.
+    /// Finds the public triggers behind the execution and moves their run
+    /// (or, without coalescing, the trigger's own record) to the state; a
+    /// run that ended frees its pipeline's lane. `None`: nobody triggered
+    /// this execution through the API.
     async fn record_outcome(
         &self,
         event: &PipelineEvent,
         now: u64,
-    ) -> Result<Option<TriggerRecord>, StoreError> {
-        let Some(trigger_id) = self.table.trigger_of_execution(&event.execution_id).await? else {
+    ) -> Result<Option<Origin>, StoreError> {
+        let Some(owner) = self.table.execution_owner(&event.execution_id).await? else {
             return Ok(None);
         };
-        let Some(status) = event.state.trigger_status() else {
-            return self.table.get_trigger(&trigger_id, now).await;
-        };
         let changed_at = event.time.unwrap_or(now);
+        if let Some(run_id) = owner.run_id {
+            return self
+                .record_run_outcome(event, &run_id, changed_at, now)
+                .await;
+        }
+        let trigger_id = owner.trigger_id;
+        let Some(status) = event.state.trigger_status() else {
+            let trigger = self.table.get_trigger(&trigger_id, now).await?;
+            return Ok(trigger.map(Origin::single));
+        };
         let record = self
             .table
             .record_outcome(&trigger_id, &event.execution_id, status, changed_at, now)
@@ -196,14 +207,14 @@ impl Notifier {
                     decision = "record_outcome", trigger_id = %trigger_id, execution_id = %event.execution_id,
                     status = status.as_str(), client_key = record.client_key.prefix(), "trigger record updated"
                 );
-                Some(record)
+                Some(Origin::single(record))
             }
             OutcomeRecord::Stale(record) => {
                 info!(
                     decision = "keep_outcome", trigger_id = %trigger_id, execution_id = %event.execution_id,
                     status = record.status.as_str(), "a later state change is recorded already"
                 );
-                Some(record)
+                Some(Origin::single(record))
             }
             OutcomeRecord::NotFound => {
                 warn!(
@@ -215,11 +226,60 @@ impl Notifier {
         })
     }
 
+    async fn record_run_outcome(
+        &self,
+        event: &PipelineEvent,
+        run_id: &str,
+        changed_at: u64,
+        now: u64,
+    ) -> Result<Option<Origin>, StoreError> {
+        let run = match run_status_of(event.state) {
+            Some(status) => {
+                let recorded = self
+                    .table
+                    .record_run_outcome(run_id, &event.execution_id, status, changed_at, now)
+                    .await?;
+                if status.is_ended() {
+                    // Whatever the record says, this execution no longer runs.
+                    let freed = self.table.free_lane(&event.pipeline, run_id, now).await?;
+                    info!(decision = "lane_freed", run_id = %run_id, execution_id = %event.execution_id,
+                          freed, "the run ended; its pipeline is free for the next");
+                }
+                match recorded {
+                    Some((run, true)) => {
+                        info!(decision = "record_outcome", run_id = %run_id, execution_id = %event.execution_id,
+                              status = status.as_str(), triggers = run.triggers, "run updated");
+                        Some(run)
+                    }
+                    Some((run, false)) => {
+                        info!(decision = "keep_outcome", run_id = %run_id, execution_id = %event.execution_id,
+                              status = run.status.as_str(), "a later state change is recorded already");
+                        Some(run)
+                    }
+                    None => {
+                        warn!(decision = "no_record", run_id = %run_id, execution_id = %event.execution_id,
+                              "the execution's run is gone or names another execution");
+                        None
+                    }
+                }
+            }
+            None => self.table.get_run(run_id).await?,
+        };
+        let Some(run) = run else {
+            return Ok(None);
+        };
+        let first = self.table.get_trigger(run_id, now).await?;
+        Ok(first.map(|first| Origin {
+            first,
+            triggers: run.triggers,
+        }))
+    }
+
     async fn publish(
         &self,
         event: &PipelineEvent,
         token: &str,
-        trigger: Option<&TriggerRecord>,
+        origin: Option<&Origin>,
         now: u64,
     ) -> Result<Outcome, NotifierError> {
         let failure = match event.state {
@@ -236,8 +296,8 @@ impl Notifier {
                       "failure details unavailable; the e-mail says so");
             }
         }
-        let email = render(event, trigger, failure.as_ref());
-        let trigger_id = trigger.map(|t| t.trigger_id.as_str());
+        let email = render(event, origin, failure.as_ref());
+        let trigger_id = origin.map(|o| o.first.trigger_id.as_str());
         match self.topic.publish(&email).await {
             Ok(message_id) => {
                 if let Err(e) = self

@@ -14,11 +14,13 @@ use notifier::{Notifier, NotifierError, Outcome};
 use serde_json::{json, Value};
 use shared::aws;
 use shared::aws::event_claim::Claim;
+use shared::aws::runs::Take;
 use shared::aws::table::{OutcomeRecord, StartRecord, Table};
 use shared::clock::{Clock, ManualClock, SystemClock};
 use shared::config::{Env, NotifierConfig};
 use shared::rules::pipeline_event::state_change_event;
 use shared::rules::pipelines::PipelineState;
+use shared::rules::runs::input_set_key;
 use shared::rules::time_format::rfc3339;
 use shared::rules::trigger::TriggerStatus;
 use std::sync::Arc;
@@ -369,8 +371,19 @@ async fn a_trigger_through_ingress_worker_and_notifier_is_named_and_reads_succee
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(started.status, TriggerStatus::Started);
-    let execution_id = started.execution_id.unwrap();
+    let view = h
+        .table
+        .trigger_view(&trigger_id, SystemClock.now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.status, TriggerStatus::Started);
+    let execution_id = view.execution_id.unwrap();
+    assert_eq!(
+        h.table.get_lane(&pipeline).await.unwrap().run_id.as_deref(),
+        Some(trigger_id.as_str()),
+        "the run holds its pipeline"
+    );
 
     // CodePipeline's state change, as EventBridge delivers it.
     let notifier = Notifier::new(
@@ -415,6 +428,12 @@ async fn a_trigger_through_ingress_worker_and_notifier_is_named_and_reads_succee
     let view: Value = serde_json::from_str(status["body"].as_str().unwrap()).unwrap();
     assert_eq!(view["status"], "succeeded");
     assert_eq!(view["execution_id"], execution_id.as_str());
+    assert_eq!(view["coalesced"], false);
+    assert_eq!(
+        h.table.get_lane(&pipeline).await.unwrap().run_id,
+        None,
+        "the terminal event freed the pipeline"
+    );
 }
 
 /// A started trigger, as the worker leaves it; returns its id.
@@ -639,4 +658,92 @@ async fn a_throttled_failure_lookup_still_sends_the_email_saying_so() {
         "Reason         unavailable (ListActionExecutions: ThrottlingException: Rate exceeded)"
     ));
     assert!(body.contains("Summary        An action in this pipeline failed"));
+}
+
+/// A run of `count` triggers of `pipeline`, started as `execution`: returns
+/// the trigger ids, the opener first.
+async fn started_run(h: &Harness, pipeline: &str, execution: &str, count: usize) -> Vec<String> {
+    let now = SystemClock.now_ms();
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let id = h.stack.enqueue_trigger(pipeline).await;
+        let record = h.table.get_trigger(&id, now).await.unwrap().unwrap();
+        h.table
+            .join_or_open(
+                &record,
+                &input_set_key(&record.inputs),
+                now,
+                now / 1000 + 600,
+            )
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let run = h
+        .table
+        .get_run(&ids[0])
+        .await
+        .unwrap()
+        .expect("the opener's run");
+    assert_eq!(run.triggers, count as u64);
+    assert_eq!(h.table.take_lane(&run, now).await.unwrap(), Take::Taken);
+    assert!(h
+        .table
+        .record_run_started(&run, execution, now, now / 1000 + 600)
+        .await
+        .unwrap());
+    ids
+}
+
+#[tokio::test]
+async fn a_coalesced_run_moves_every_trigger_frees_its_pipeline_and_says_how_many_it_served() {
+    let h = harness().await;
+    let pipeline = unique("coalesced");
+    let execution = unique("exec");
+    let ids = started_run(&h, &pipeline, &execution, 3).await;
+    let notifier = h.notifier();
+    let at = |time: &str, state| {
+        let mut e = event(&pipeline, &execution, state).1;
+        e["time"] = time.into();
+        e
+    };
+    let outcome = notifier
+        .handle(at("2026-11-21T10:04:12Z", PipelineState::Succeeded))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Notified { .. }), "{outcome:?}");
+    for id in &ids {
+        let view = h.table.trigger_view(id, 0).await.unwrap().unwrap();
+        assert_eq!(view.status, TriggerStatus::Succeeded, "{id}");
+        assert_eq!(view.execution_id.as_deref(), Some(execution.as_str()));
+        assert_eq!(view.coalesced, *id != ids[0]);
+    }
+    assert_eq!(h.table.get_lane(&pipeline).await.unwrap().run_id, None);
+    let emails = h.emails().await;
+    assert_eq!(emails.len(), 1);
+    let body = &emails[0].1;
+    assert!(
+        body.contains("\nTriggers       3, coalesced into this run\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("\nFirst trigger  {}\n", ids[0])),
+        "{body}"
+    );
+
+    // The next run holds the pipeline now; a late STARTED and a repeated
+    // SUCCEEDED (a new delivery) of the first run change nothing of it.
+    let next_execution = unique("exec");
+    let next = started_run(&h, &pipeline, &next_execution, 1).await;
+    for late in [
+        at("2026-11-21T10:00:01Z", PipelineState::Started),
+        at("2026-11-21T10:04:12Z", PipelineState::Succeeded),
+    ] {
+        notifier.handle(late).await.unwrap();
+    }
+    let lane = h.table.get_lane(&pipeline).await.unwrap();
+    assert_eq!(lane.run_id.as_deref(), Some(next[0].as_str()));
+    assert_eq!(lane.execution_id.as_deref(), Some(next_execution.as_str()));
+    let first = h.table.trigger_view(&ids[1], 0).await.unwrap().unwrap();
+    assert_eq!(first.status, TriggerStatus::Succeeded);
 }

@@ -2,23 +2,39 @@
 //! partial batch response naming only the messages that must come back.
 //!
 //! Per message: parse → allowlist → ledger (an execution already recorded means
-//! a redelivery: acknowledge) → `StartPipelineExecution` with the trigger id as
-//! `clientRequestToken` → record `started`. Transient failures come back later
-//! (visibility doubled per delivery); permanent ones, and the last attempt, go
-//! to the DLQ with their reason — sent before the delete, so a crash in between
-//! can duplicate a DLQ entry, never lose one.
+//! a redelivery: acknowledge) → inputs checked again → then, with `coalesce`
+//! on (see `shared::rules::runs`):
+//!
+//! - join the pending run of the pipeline and input set (acknowledged: the
+//!   run's opener starts it), or open one;
+//! - the opener takes its CodePipeline's lane when it is free (asking
+//!   CodePipeline about a holder not heard of for `RUN_CHECK_AFTER`), else
+//!   its message is sent again to come back after `RUN_POLL_INTERVAL`;
+//! - `StartPipelineExecution` with the run id as `clientRequestToken` →
+//!   record the run `started`.
+//!
+//! With `coalesce` off the trigger starts at once, its own id the token.
+//! Transient failures come back later (visibility doubled per delivery);
+//! permanent ones, and the last attempt, go to the DLQ with their reason —
+//! sent before the delete, so a crash in between can duplicate a DLQ entry,
+//! never lose one. A run whose opener is dead-lettered is dead-lettered with
+//! it (and frees its lane); replaying the opener revives it.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
 use shared::aws::pipeline::PipelineStarter;
 use shared::aws::queue::{queue_url_from_arn, DeadLetterQueue, Deliveries};
-use shared::aws::table::{StartRecord, Table};
+use shared::aws::runs::{Joined, Take};
+use shared::aws::table::{StartRecord, StoreError, Table};
 use shared::clock::Clock;
 use shared::config::WorkerConfig;
-use shared::rules::inputs::errors_text;
+use shared::rules::inputs::{errors_text, InputValues};
 use shared::rules::message::{MessageError, WorkMessage};
 use shared::rules::retry::{retry_delay, Failure, FailureKind};
-use shared::rules::trigger::{canonical_trigger_id, ledger_expires_at};
+use shared::rules::runs::{
+    holder_state, input_set_key, lane_verdict, HolderState, LaneVerdict, RunRecord, RunStatus,
+};
+use shared::rules::trigger::{canonical_trigger_id, ledger_expires_at, TriggerRecord};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -57,9 +73,25 @@ pub enum Outcome {
 
 /// How a valid message was handled.
 enum Handled {
-    Started { execution_id: String },
-    AlreadyStarted { execution_id: String },
+    Started {
+        execution_id: String,
+    },
+    AlreadyStarted {
+        execution_id: String,
+    },
     NoRecord,
+    /// It joined a pending run another trigger opened.
+    Joined {
+        run_id: String,
+    },
+    /// Its run waits for the pipeline's lane (held by `holder`).
+    Waiting {
+        holder: String,
+    },
+}
+
+fn unavailable(e: StoreError) -> Failure {
+    Failure::transient("TableUnavailable", e.to_string())
 }
 
 /// The message and its canonical trigger id, or why the body is unusable.
@@ -154,6 +186,12 @@ impl Worker {
                       "no trigger record (quota given back, or expired); not started");
                 Outcome::Done
             }
+            Ok(Handled::Joined { run_id }) => {
+                info!(decision = "joined", message_id = %message_id, trigger_id = %trigger, run_id = %run_id,
+                      "coalesced into a pending run; its opener starts it");
+                Outcome::Done
+            }
+            Ok(Handled::Waiting { holder }) => self.wait(&message, trigger, &holder).await,
             Err(failure) if failure.kind == FailureKind::Permanent => {
                 self.dead_letter(&message, trigger_id.as_deref(), &failure)
                     .await
@@ -174,27 +212,18 @@ impl Worker {
     }
 
     /// The message's input values checked again against what the public
-    /// pipeline declares (whoever wrote the message), as CodePipeline
-    /// variables; a message that does not pass goes to the DLQ.
-    fn variables(
-        &self,
-        work: &WorkMessage,
-        public: &str,
-    ) -> Result<Vec<(String, String)>, Failure> {
+    /// pipeline declares (whoever wrote the message), defaults filled in; a
+    /// message that does not pass goes to the DLQ.
+    fn inputs(&self, work: &WorkMessage, public: &str) -> Result<InputValues, Failure> {
         let given = work.inputs.clone().map(serde_json::Value::Object);
-        let values = self
-            .config
+        self.config
             .settings
             .of(public)
             .inputs
             .resolve(given.as_ref())
             .map_err(|errors| {
                 Failure::permanent("InvalidInputs", truncate(&errors_text(&errors), 500))
-            })?;
-        Ok(values
-            .iter()
-            .map(|(name, value)| (name.clone(), value.variable_value()))
-            .collect())
+            })
     }
 
     async fn start(&self, work: &WorkMessage, trigger_id: &str) -> Result<Handled, Failure> {
@@ -208,9 +237,6 @@ impl Worker {
             ));
         }
         let now = self.clock.now_ms();
-        let unavailable = |e: shared::aws::table::StoreError| {
-            Failure::transient("TableUnavailable", e.to_string())
-        };
         let Some(record) = self
             .table
             .get_trigger(trigger_id, now)
@@ -222,11 +248,46 @@ impl Worker {
         if let Some(execution_id) = record.execution_id {
             return Ok(Handled::AlreadyStarted { execution_id });
         }
-        let variables = self.variables(work, &record.pipeline)?;
+        let inputs = self.inputs(work, &record.pipeline)?;
+        let variables: Vec<(String, String)> = inputs
+            .iter()
+            .map(|(name, value)| (name.clone(), value.variable_value()))
+            .collect();
+        if !self.config.settings.of(&record.pipeline).coalesce && record.run_id.is_none() {
+            return self.start_alone(work, trigger_id, &variables).await;
+        }
+        let expires_at = ledger_expires_at(now, self.config.ledger_retention);
+        let run_id = match &record.run_id {
+            Some(run_id) => run_id.clone(),
+            None => match self
+                .table
+                .join_or_open(&record, &input_set_key(&inputs), now, expires_at)
+                .await
+                .map_err(unavailable)?
+            {
+                Joined::NoRecord => return Ok(Handled::NoRecord),
+                Joined::Joined(run_id) => return Ok(Handled::Joined { run_id }),
+                Joined::Opened(run_id) => run_id,
+            },
+        };
+        if run_id != record.trigger_id {
+            return Ok(Handled::Joined { run_id });
+        }
+        self.start_run(&record, &variables).await
+    }
+
+    /// Coalescing off: the trigger's own execution, at once.
+    async fn start_alone(
+        &self,
+        work: &WorkMessage,
+        trigger_id: &str,
+        variables: &[(String, String)],
+    ) -> Result<Handled, Failure> {
         let execution_id = self
             .starter
-            .start(&work.pipeline, trigger_id, &variables)
+            .start(&work.pipeline, trigger_id, variables)
             .await?;
+        let now = self.clock.now_ms();
         let expires_at = ledger_expires_at(now, self.config.ledger_retention);
         match self
             .table
@@ -240,6 +301,183 @@ impl Worker {
                 execution_id: existing,
             }),
         }
+    }
+
+    /// The opener's part: the run starts once its CodePipeline's lane is free.
+    async fn start_run(
+        &self,
+        opener: &TriggerRecord,
+        variables: &[(String, String)],
+    ) -> Result<Handled, Failure> {
+        let now = self.clock.now_ms();
+        let Some(run) = self
+            .table
+            .get_run(&opener.trigger_id)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(Handled::NoRecord);
+        };
+        match run.status {
+            RunStatus::Pending | RunStatus::Starting => {}
+            RunStatus::DeadLettered => {
+                // The opener was replayed from the DLQ: the run, with every
+                // trigger it serves, gets its chance again.
+                self.table
+                    .revive_run(&run.run_id, now)
+                    .await
+                    .map_err(unavailable)?;
+                info!(decision = "revived", run_id = %run.run_id, triggers = run.triggers,
+                      "dead-lettered run pending again after a replay");
+            }
+            RunStatus::Execution(_) => {
+                return Ok(Handled::AlreadyStarted {
+                    execution_id: run.execution_id.unwrap_or_default(),
+                })
+            }
+        }
+        let lane = self
+            .table
+            .get_lane(&run.target)
+            .await
+            .map_err(unavailable)?;
+        match lane_verdict(&lane, &run.run_id, now, self.config.run_check_after) {
+            LaneVerdict::Go => {}
+            LaneVerdict::Wait => {
+                return Ok(Handled::Waiting {
+                    holder: lane.run_id.unwrap_or_default(),
+                })
+            }
+            LaneVerdict::Stale => {
+                let holder = lane.run_id.clone().unwrap_or_default();
+                if !self
+                    .settle_stale_holder(&run.target, &holder, lane.execution_id.as_deref(), now)
+                    .await?
+                {
+                    return Ok(Handled::Waiting { holder });
+                }
+            }
+        }
+        match self.table.take_lane(&run, now).await.map_err(unavailable)? {
+            Take::Taken => {}
+            Take::Busy(lane) => {
+                return Ok(Handled::Waiting {
+                    holder: lane.run_id.unwrap_or_default(),
+                })
+            }
+            Take::RunMoved(Some(RunRecord {
+                execution_id: Some(execution_id),
+                ..
+            })) => return Ok(Handled::AlreadyStarted { execution_id }),
+            // Dead-lettered or gone meanwhile (another delivery of this
+            // message got there first).
+            Take::RunMoved(_) => return Ok(Handled::NoRecord),
+        }
+        let execution_id = self
+            .starter
+            .start(&run.target, &run.run_id, variables)
+            .await?;
+        let now = self.clock.now_ms();
+        let expires_at = ledger_expires_at(now, self.config.ledger_retention);
+        let kept_lane = self
+            .table
+            .record_run_started(&run, &execution_id, now, expires_at)
+            .await
+            .map_err(unavailable)?;
+        if !kept_lane {
+            warn!(run_id = %run.run_id, execution_id = %execution_id,
+                  "run started without its lane (taken over meanwhile, or already recorded)");
+        }
+        Ok(Handled::Started { execution_id })
+    }
+
+    /// A lane holder nobody has heard of for `RUN_CHECK_AFTER`: CodePipeline
+    /// says whether its execution still runs. Returns whether the lane was
+    /// freed (the holder's run then gets the status CodePipeline reported).
+    async fn settle_stale_holder(
+        &self,
+        target: &str,
+        holder: &str,
+        execution_id: Option<&str>,
+        now: u64,
+    ) -> Result<bool, Failure> {
+        let state = match execution_id {
+            // Taken, never recorded a start: its opener crashed or was
+            // dead-lettered long ago. A live opener takes it back (same token).
+            None => HolderState::Ended(RunStatus::Pending),
+            Some(execution_id) => holder_state(
+                self.starter
+                    .execution_status(target, execution_id)
+                    .await?
+                    .as_deref(),
+            ),
+        };
+        match state {
+            HolderState::Running => {
+                self.table
+                    .mark_lane_checked(target, holder, now)
+                    .await
+                    .map_err(unavailable)?;
+                info!(decision = "lane_checked", run_id = %holder, execution_id = execution_id.unwrap_or("-"),
+                      "CodePipeline says the lane holder still runs");
+                Ok(false)
+            }
+            HolderState::Ended(status) => {
+                if let (Some(execution_id), RunStatus::Execution(_)) = (execution_id, status) {
+                    self.table
+                        .record_run_outcome(holder, execution_id, status, now, now)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                let freed = self
+                    .table
+                    .free_lane(target, holder, now)
+                    .await
+                    .map_err(unavailable)?;
+                warn!(decision = "lane_freed", run_id = %holder, execution_id = execution_id.unwrap_or("-"),
+                      status = status.as_str(), freed, "no terminal event came for the lane holder; CodePipeline says it ended");
+                Ok(true)
+            }
+        }
+    }
+
+    /// The run waits: the message comes back after `RUN_POLL_INTERVAL` as a
+    /// new message (its receive count afresh), and this delivery is done.
+    async fn wait(&self, message: &SqsMessage, trigger_id: &str, holder: &str) -> Outcome {
+        let message_id = message.message_id.as_deref().unwrap_or_default();
+        let delay = self.config.run_poll_interval;
+        let (Some(url), Some(receipt)) = (
+            self.source_queue(message),
+            message.receipt_handle.as_deref(),
+        ) else {
+            warn!(decision = "wait", message_id = %message_id, trigger_id = %trigger_id,
+                  "no source queue to wait on; redelivered after the visibility timeout");
+            return Outcome::Retry;
+        };
+        if let Err(e) = self
+            .deliveries
+            .send_later(
+                &url,
+                message.body.as_deref().unwrap_or_default(),
+                &string_attributes(message),
+                delay.as_secs(),
+            )
+            .await
+        {
+            warn!(decision = "wait", message_id = %message_id, trigger_id = %trigger_id, error = %e,
+                  "could not send the waiting message again; this delivery comes back instead");
+            if let Err(e) = self.deliveries.delay(&url, receipt, delay.as_secs()).await {
+                warn!(message_id = %message_id, error = %e, "could not set the delay either");
+            }
+            return Outcome::Retry;
+        }
+        if let Err(e) = self.deliveries.delete(&url, receipt).await {
+            // Two copies wait now; the run still starts once (its token).
+            warn!(message_id = %message_id, error = %e, "waiting copy sent, this delivery not deleted");
+        }
+        info!(decision = "wait", message_id = %message_id, trigger_id = %trigger_id, lane_holder = %holder,
+              retry_in_s = delay.as_secs(), "the pipeline runs another run; this run waits");
+        Outcome::Done
     }
 
     async fn retry_later(
@@ -273,11 +511,7 @@ impl Worker {
     ) -> Outcome {
         let message_id = message.message_id.as_deref().unwrap_or_default();
         let body = message.body.as_deref().unwrap_or_default();
-        let attributes: Vec<(String, String)> = message
-            .message_attributes
-            .iter()
-            .filter_map(|(name, value)| value.string_value.clone().map(|v| (name.clone(), v)))
-            .collect();
+        let attributes = string_attributes(message);
         if let Err(e) = self
             .dlq
             .send(body, &attributes, &failure.code, &failure.message)
@@ -304,10 +538,37 @@ impl Worker {
             {
                 warn!(message_id = %message_id, trigger_id = %trigger_id, error = %e, "dead-lettered; the ledger still says queued");
             }
+            self.dead_letter_run(trigger_id, &failure.code, &failure.message, now)
+                .await;
         }
         warn!(decision = "dead_lettered", message_id = %message_id, trigger_id = trigger_id.unwrap_or("-"),
               error_code = %failure.code, error = %failure.message);
         Outcome::Done
+    }
+
+    /// When the trigger opened a run that has not started, the run (and
+    /// every trigger that joined it) is dead-lettered with it, and its lane
+    /// freed. Replaying the opener revives it.
+    async fn dead_letter_run(&self, run_id: &str, code: &str, reason: &str, now: u64) {
+        match self
+            .table
+            .record_run_dead_lettered(run_id, code, reason, now)
+            .await
+        {
+            Ok(false) => {}
+            Ok(true) => {
+                let freed = match self.table.get_run(run_id).await {
+                    Ok(Some(run)) => self.table.free_lane(&run.target, run_id, now).await,
+                    Ok(None) => Ok(false),
+                    Err(e) => Err(e),
+                };
+                warn!(decision = "run_dead_lettered", run_id = %run_id, lane_freed = ?freed,
+                      "the run is dead-lettered with its opener");
+            }
+            Err(e) => {
+                warn!(run_id = %run_id, error = %e, "could not mark the run dead-lettered; it stays pending")
+            }
+        }
     }
 
     fn source_queue(&self, message: &SqsMessage) -> Option<String> {
@@ -316,6 +577,15 @@ impl Worker {
             .as_deref()
             .and_then(queue_url_from_arn)
     }
+}
+
+/// The message's String attributes, kept when it is sent on.
+fn string_attributes(message: &SqsMessage) -> Vec<(String, String)> {
+    message
+        .message_attributes
+        .iter()
+        .filter_map(|(name, value)| value.string_value.clone().map(|v| (name.clone(), v)))
+        .collect()
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -2,160 +2,24 @@
 //! real CodePipeline executions, the DLQ and the ledger; faults moto cannot
 //! make are replayed through the real client with aws-smithy-mocks.
 
-use aws_lambda_events::sqs::SqsBatchResponse;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use serde_json::json;
-use shared::aws;
 use shared::aws::pipeline::PipelineStarter;
-use shared::aws::table::Table;
 use shared::clock::{Clock, EpochMillis, SystemClock};
-use shared::config::{Env, WorkerConfig};
 use shared::rules::message::WorkMessage;
 use shared::rules::retry::FailureKind;
 use shared::rules::time_format::rfc3339;
-use shared::rules::trigger::{new_trigger_id, TriggerRecord, TriggerStatus};
+use shared::rules::trigger::{new_trigger_id, TriggerStatus};
 use std::sync::Arc;
 use std::time::Duration;
-use testkit::{dead_endpoint, sdk_config_at, Stack};
-use worker::Worker;
+use testkit::Stack;
 
-struct Harness {
-    stack: Stack,
-    worker: Arc<Worker>,
-    table: Table,
-}
+mod common;
+use common::{harness, harness_with_settings, Harness};
 
-/// A worker on `stack` with the allowlist `pipelines`; its CodePipeline
-/// client refuses connections when `dead_codepipeline`.
-async fn harness(
-    stack: Stack,
-    pipelines: &str,
-    max_attempts: &str,
-    dead_codepipeline: bool,
-) -> Harness {
-    harness_with_clock(
-        stack,
-        pipelines,
-        max_attempts,
-        dead_codepipeline,
-        Arc::new(SystemClock),
-    )
-    .await
-}
-
-async fn harness_with_clock(
-    stack: Stack,
-    pipelines: &str,
-    max_attempts: &str,
-    dead_codepipeline: bool,
-    clock: Arc<dyn Clock>,
-) -> Harness {
-    harness_with_settings(
-        stack,
-        pipelines,
-        max_attempts,
-        dead_codepipeline,
-        clock,
-        "{}",
-    )
-    .await
-}
-
-async fn harness_with_settings(
-    stack: Stack,
-    pipelines: &str,
-    max_attempts: &str,
-    dead_codepipeline: bool,
-    clock: Arc<dyn Clock>,
-    settings: &str,
-) -> Harness {
-    let config = WorkerConfig::from_env(&Env::from_pairs([
-        ("TABLE_NAME", stack.table_name.as_str()),
-        ("DLQ_URL", stack.queues.dlq_url.as_str()),
-        ("PIPELINES", pipelines),
-        ("MAX_ATTEMPTS", max_attempts),
-        ("PIPELINE_SETTINGS", settings),
-    ]))
-    .expect("valid config");
-    let codepipeline = if dead_codepipeline {
-        aws::codepipeline(&sdk_config_at(&dead_endpoint()).await, &stack.calls)
-    } else {
-        stack.codepipeline.clone()
-    };
-    let worker = Arc::new(Worker::new(
-        config,
-        stack.dynamodb.clone(),
-        stack.sqs.clone(),
-        codepipeline,
-        clock,
-    ));
-    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
-    Harness {
-        stack,
-        worker,
-        table,
-    }
-}
-
-impl Harness {
-    async fn enqueue(&self, pipeline: &str) -> String {
-        self.stack.enqueue_trigger(pipeline).await
-    }
-
-    async fn send_raw(&self, body: &str) {
-        self.stack
-            .sqs
-            .send_message()
-            .queue_url(&self.stack.queues.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
-    }
-
-    async fn run_batch(&self, visibility: i32) -> (usize, SqsBatchResponse) {
-        let event = self.stack.receive_event(visibility).await;
-        let count = event["Records"].as_array().unwrap().len();
-        (
-            count,
-            self.worker.handle(event).await.expect("an SQS event"),
-        )
-    }
-
-    async fn status(&self, trigger_id: &str) -> TriggerRecord {
-        self.table
-            .get_trigger(trigger_id, 0)
-            .await
-            .unwrap()
-            .expect("record")
-    }
-
-    /// The DLQ's messages: (error_code, error_message, body).
-    async fn dead_letters(&self) -> Vec<(String, String, String)> {
-        let mut out: Vec<(String, String, String)> = self
-            .stack
-            .drain(&self.stack.queues.dlq_url)
-            .await
-            .iter()
-            .map(|m| {
-                let attr = |name: &str| {
-                    m.message_attributes()
-                        .and_then(|a| a.get(name))
-                        .and_then(|v| v.string_value())
-                        .unwrap_or("")
-                        .to_string()
-                };
-                (
-                    attr("error_code"),
-                    attr("error_message"),
-                    m.body().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
-        out.sort();
-        out
-    }
-}
+/// Settings that turn coalescing off for the public pipeline `app`: one
+/// execution per trigger, as before runs existed.
+const ALONE: &str = r#"{"app": {"coalesce": false}}"#;
 
 #[tokio::test]
 async fn a_mixed_batch_starts_the_good_and_dead_letters_the_rest_with_reasons() {
@@ -184,13 +48,12 @@ async fn a_mixed_batch_starts_the_good_and_dead_letters_the_rest_with_reasons() 
     );
     assert_eq!(h.stack.executions(&good).await, 1);
 
-    let good_record = h.status(&good_id).await;
-    assert_eq!(good_record.status, TriggerStatus::Started);
-    assert!(good_record.execution_id.is_some());
+    let good_view = h.view(&good_id).await;
+    assert_eq!(good_view.status, TriggerStatus::Started);
+    assert!(good_view.execution_id.is_some() && !good_view.coalesced);
     for id in [&not_allowed_id, &deleted_id] {
-        let record = h.status(id).await;
-        assert_eq!(record.status, TriggerStatus::DeadLettered, "{id}");
-        assert!(record.error_code.is_some());
+        assert_eq!(h.view(id).await.status, TriggerStatus::DeadLettered, "{id}");
+        assert!(h.record(id).await.error_code.is_some());
     }
     let dead = h.dead_letters().await;
     let codes: Vec<&str> = dead.iter().map(|(c, _, _)| c.as_str()).collect();
@@ -227,12 +90,13 @@ impl Clock for PanicsOnce {
 async fn a_panic_in_one_message_fails_only_that_message() {
     let stack = Stack::new().await;
     let pipeline = stack.pipeline("panic").await;
-    let h = harness_with_clock(
+    let h = harness_with_settings(
         stack,
-        &pipeline,
+        &format!("app={pipeline}"),
         "5",
         false,
         Arc::new(PanicsOnce::default()),
+        ALONE,
     )
     .await;
     let mut ids = Vec::new();
@@ -247,7 +111,7 @@ async fn a_panic_in_one_message_fails_only_that_message() {
     assert_eq!(h.stack.executions(&pipeline).await, 4);
     let mut queued = Vec::new();
     for id in &ids {
-        match h.status(id).await.status {
+        match h.view(id).await.status {
             TriggerStatus::Started => {}
             TriggerStatus::Queued => queued.push(id.clone()),
             other => panic!("{id}: {other:?}"),
@@ -266,7 +130,7 @@ async fn a_panic_in_one_message_fails_only_that_message() {
     );
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(h.stack.executions(&pipeline).await, 5);
-    assert_eq!(h.status(&queued[0]).await.status, TriggerStatus::Started);
+    assert_eq!(h.view(&queued[0]).await.status, TriggerStatus::Started);
 }
 
 /// The variables the one execution of `pipeline` was started with.
@@ -353,7 +217,7 @@ async fn a_message_whose_inputs_do_not_pass_goes_to_the_dlq_saying_why() {
         dead[0].1
     );
     assert!(!dead[0].1.contains("reboot"), "{}", dead[0].1);
-    assert_eq!(h.status(&id).await.status, TriggerStatus::DeadLettered);
+    assert_eq!(h.view(&id).await.status, TriggerStatus::DeadLettered);
 }
 
 #[tokio::test]
@@ -368,14 +232,22 @@ async fn a_redelivered_message_starts_one_execution() {
     let second = h.worker.handle(event).await.unwrap();
     assert!(first.batch_item_failures.is_empty() && second.batch_item_failures.is_empty());
     assert_eq!(h.stack.executions(&pipeline).await, 1);
-    assert_eq!(h.status(&id).await.status, TriggerStatus::Started);
+    assert_eq!(h.view(&id).await.status, TriggerStatus::Started);
 }
 
 #[tokio::test]
 async fn codepipeline_unreachable_retries_every_message_later_and_dead_letters_none() {
     let stack = Stack::new().await;
     let pipeline = stack.pipeline("down").await;
-    let h = harness(stack, &format!("app={pipeline}"), "5", true).await;
+    let h = harness_with_settings(
+        stack,
+        &format!("app={pipeline}"),
+        "5",
+        true,
+        Arc::new(SystemClock),
+        ALONE,
+    )
+    .await;
     let ids = [
         h.enqueue(&pipeline).await,
         h.enqueue(&pipeline).await,
@@ -394,7 +266,7 @@ async fn codepipeline_unreachable_retries_every_message_later_and_dead_letters_n
     );
     assert!(h.dead_letters().await.is_empty());
     for id in &ids {
-        assert_eq!(h.status(id).await.status, TriggerStatus::Queued);
+        assert_eq!(h.view(id).await.status, TriggerStatus::Queued);
     }
     assert_eq!(h.stack.executions(&pipeline).await, 0);
 }
@@ -416,8 +288,8 @@ async fn the_last_attempt_moves_the_message_to_the_dlq_with_its_reason() {
         dead[0].1
     );
     assert!(dead[0].2.contains(&id));
-    let record = h.status(&id).await;
-    assert_eq!(record.status, TriggerStatus::DeadLettered);
+    assert_eq!(h.view(&id).await.status, TriggerStatus::DeadLettered);
+    let record = h.record(&id).await;
     assert_eq!(record.error_code.as_deref(), Some("ConnectionError"));
     assert!(h.stack.drain(&h.stack.queues.queue_url).await.is_empty());
 }

@@ -12,6 +12,7 @@ use shared::aws::table::Table;
 use shared::clock::Clock;
 use shared::lambda::events::sqs_event;
 use shared::rules::message::WorkMessage;
+use shared::rules::runs::RunStatus;
 use shared::rules::trigger::TriggerStatus;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -86,6 +87,10 @@ impl EventSource {
             Some(id) => self.table.get_trigger(id, now).await.ok().flatten(),
             None => None,
         };
+        let run = match record.as_ref().and_then(|r| r.run_id.as_deref()) {
+            Some(run_id) => self.table.get_run(run_id).await.ok().flatten(),
+            None => None,
+        };
         let attempt = format!("attempt {receive_count} of {}", self.max_attempts);
         let what = match (&record, retried) {
             (_, true) => format!(
@@ -96,9 +101,24 @@ impl EventSource {
                 r.error_code.as_deref().unwrap_or("?"),
                 r.error_message.as_deref().unwrap_or("?")
             ),
-            (Some(r), false) => match &r.execution_id {
-                Some(execution) => format!("started {} execution {execution}", r.target),
-                None => format!("done ({})", r.status.as_str()),
+            (Some(r), false) => match (&run, &r.execution_id) {
+                (Some(run), _) if run.run_id != r.trigger_id => format!(
+                    "joined the pending run of trigger {} ({} triggers so far): no execution of its own",
+                    run.run_id, run.triggers
+                ),
+                (Some(run), _) => match (&run.execution_id, run.status) {
+                    (Some(execution), _) => format!(
+                        "started {} execution {execution} for a run of {} trigger(s)",
+                        run.target, run.triggers
+                    ),
+                    (None, RunStatus::DeadLettered) => "dead-lettered with its run".to_string(),
+                    (None, _) => format!(
+                        "opened a run ({} trigger(s)); it waits while {} runs another run, and looks again shortly",
+                        run.triggers, run.target
+                    ),
+                },
+                (None, Some(execution)) => format!("started {} execution {execution}", r.target),
+                (None, None) => format!("done ({})", r.status.as_str()),
             },
             (None, false) if trigger_id.is_some() => {
                 "done: no trigger record (expired or refunded)".to_string()

@@ -249,6 +249,10 @@ pub async fn start(
             env = env.with("PIPELINE_SETTINGS", DEFAULT_PIPELINE_SETTINGS);
         }
     }
+    if env.get("RUN_POLL_INTERVAL").is_none() {
+        // Runs here take seconds: a waiting run looks again every second.
+        env = env.with("RUN_POLL_INTERVAL", "1s");
+    }
     if env.get("CLIENT_KEY_SECRET").is_none() {
         let secret = format!("local-{}{}", ulid::Ulid::new(), ulid::Ulid::new());
         env = env.with("CLIENT_KEY_SECRET", secret);

@@ -166,10 +166,11 @@ impl PipelineRuns {
     /// The trigger that started an execution, for the hop lines.
     async fn trigger_of(&self, execution_id: &str) -> Option<String> {
         self.table
-            .trigger_of_execution(execution_id)
+            .execution_owner(execution_id)
             .await
             .ok()
             .flatten()
+            .map(|o| o.trigger_id)
     }
 
     /// Prints the pipeline variables the execution was started with.

@@ -49,10 +49,11 @@ impl RuleTarget {
         let trigger_id = match &parsed {
             Some(p) => self
                 .table
-                .trigger_of_execution(&p.execution_id)
+                .execution_owner(&p.execution_id)
                 .await
                 .ok()
-                .flatten(),
+                .flatten()
+                .map(|o| o.trigger_id),
             None => None,
         };
         let state = parsed.as_ref().map(|p| p.state.as_str()).unwrap_or("?");

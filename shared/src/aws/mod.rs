@@ -23,6 +23,7 @@ pub mod pipeline;
 #[cfg(feature = "provision")]
 pub mod provision;
 pub mod queue;
+pub mod runs;
 pub mod table;
 pub mod topic;
 

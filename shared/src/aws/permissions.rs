@@ -76,7 +76,8 @@ const TRANSACT_INGRESS: &[&str] = &[
     "dynamodb:PutItem",
     "dynamodb:DeleteItem",
 ];
-/// `record_started`: update the trigger, put the execution index.
+/// `record_started` and the runs (join, open, take the lane, record the
+/// start): update and put.
 const TRANSACT_WORKER: &[&str] = &["dynamodb:UpdateItem", "dynamodb:PutItem"];
 
 pub const GRANTS: &[Grant] = &[
@@ -114,10 +115,19 @@ pub const GRANTS: &[Grant] = &[
         WorkQueue,
     ),
     call(Worker, "SQS.SendMessage", &["sqs:SendMessage"], WorkDlq),
+    // A run waiting for its pipeline's lane sends its message again, delayed.
+    call(Worker, "SQS.SendMessage", &["sqs:SendMessage"], WorkQueue),
     call(
         Worker,
         "CodePipeline.StartPipelineExecution",
         &["codepipeline:StartPipelineExecution"],
+        Pipelines,
+    ),
+    // Is a lane holder not heard of for `RUN_CHECK_AFTER` still running?
+    call(
+        Worker,
+        "CodePipeline.GetPipelineExecution",
+        &["codepipeline:GetPipelineExecution"],
         Pipelines,
     ),
     // The event source mapping polls the work queue with the worker's role.

@@ -91,6 +91,43 @@ impl PipelineStarter {
     }
 }
 
+impl PipelineStarter {
+    /// The execution's status as CodePipeline reports it (`InProgress`,
+    /// `Succeeded`, ...), or `None` when it does not exist (the worker asks
+    /// this about a lane holder nobody has heard of for a while).
+    pub async fn execution_status(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> Result<Option<String>, Failure> {
+        match self
+            .client
+            .get_pipeline_execution()
+            .pipeline_name(pipeline)
+            .pipeline_execution_id(execution_id)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(
+                output
+                    .pipeline_execution()
+                    .and_then(|e| e.status())
+                    .map_or("Unknown", |s| s.as_str())
+                    .to_string(),
+            )),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_pipeline_execution_not_found_exception()
+                        || s.is_pipeline_not_found_exception()
+                }) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
 /// Read-only calls about past executions: why one failed.
 #[derive(Debug, Clone)]
 pub struct PipelineHistory {

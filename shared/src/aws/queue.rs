@@ -2,6 +2,8 @@
 
 use crate::aws::describe;
 use crate::rules::message::WorkMessage;
+use aws_sdk_sqs::operation::send_message::builders::SendMessageFluentBuilder;
+use aws_sdk_sqs::types::MessageAttributeValue;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
@@ -89,6 +91,30 @@ impl Deliveries {
         Ok(())
     }
 
+    /// Sends the message again, unchanged, to come back after `seconds`
+    /// (at most SQS's 900): a run waiting for its pipeline. A new message
+    /// starts its receive count afresh, so waiting never spends attempts.
+    pub async fn send_later(
+        &self,
+        queue_url: &str,
+        body: &str,
+        attributes: &[(String, String)],
+        seconds: u64,
+    ) -> Result<(), QueueError> {
+        with_attributes(
+            self.client
+                .send_message()
+                .queue_url(queue_url)
+                .message_body(body)
+                .delay_seconds(seconds.min(900) as i32),
+            attributes,
+        )?
+        .send()
+        .await
+        .map_err(|e| QueueError::Unavailable(describe(&e)))?;
+        Ok(())
+    }
+
     pub async fn delete(&self, queue_url: &str, receipt_handle: &str) -> Result<(), QueueError> {
         self.client
             .delete_message()
@@ -134,38 +160,22 @@ impl DeadLetterQueue {
         error_code: &str,
         error_message: &str,
     ) -> Result<String, QueueError> {
-        let string_attribute = |value: &str| {
-            aws_sdk_sqs::types::MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-        };
-        let mut request = self
-            .client
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(body);
-        let kept = attributes
-            .iter()
-            .filter(|(name, value)| {
-                name != "error_code" && name != "error_message" && !value.is_empty()
-            })
-            .take(MAX_KEPT_ATTRIBUTES);
-        for (name, value) in kept {
-            let value =
-                string_attribute(value).map_err(|e| QueueError::Unavailable(e.to_string()))?;
-            request = request.message_attributes(name, value);
-        }
         let message: String = error_message
             .chars()
             .take(MAX_ERROR_MESSAGE_CHARS)
             .collect();
+        let mut request = with_attributes(
+            self.client
+                .send_message()
+                .queue_url(&self.url)
+                .message_body(body),
+            attributes,
+        )?;
         for (name, value) in [
             ("error_code", error_code),
             ("error_message", message.as_str()),
         ] {
-            let value = string_attribute(if value.is_empty() { "-" } else { value })
-                .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+            let value = string_attribute(if value.is_empty() { "-" } else { value })?;
             request = request.message_attributes(name, value);
         }
         let output = request
@@ -174,6 +184,32 @@ impl DeadLetterQueue {
             .map_err(|e| QueueError::Unavailable(describe(&e)))?;
         Ok(output.message_id().unwrap_or_default().to_string())
     }
+}
+
+fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| QueueError::Unavailable(e.to_string()))
+}
+
+/// The message's own String attributes (not a reason a DLQ added), as many
+/// as leave room for a reason.
+fn with_attributes(
+    mut request: SendMessageFluentBuilder,
+    attributes: &[(String, String)],
+) -> Result<SendMessageFluentBuilder, QueueError> {
+    let kept = attributes
+        .iter()
+        .filter(|(name, value)| {
+            name != "error_code" && name != "error_message" && !value.is_empty()
+        })
+        .take(MAX_KEPT_ATTRIBUTES);
+    for (name, value) in kept {
+        request = request.message_attributes(name, string_attribute(value)?);
+    }
+    Ok(request)
 }
 
 #[cfg(test)]

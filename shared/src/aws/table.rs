@@ -7,7 +7,9 @@
 //! - `global#<window start ms>`: `n` acceptances in that fixed window.
 //! - `trigger#<trigger id>`: the trigger record (`outcome_at`: epoch ms of the
 //!   state change the notifier recorded last).
-//! - `execution#<execution id>`: `trigger_id` of the trigger that started it.
+//! - `execution#<execution id>`: `trigger_id` of the trigger that started it
+//!   (and `run_id`, see [`crate::aws::runs`]).
+//! - `run#…`, `pending#…`, `lane#…`: runs, see [`crate::aws::runs`].
 //! - `event#<EventBridge event id>`: the notifier's claim on an event
 //!   (see [`crate::aws::event_claim`]).
 //!
@@ -173,13 +175,15 @@ fn is_this_record(stored: Option<&Item>, record: &TriggerRecord) -> bool {
     })
 }
 
-fn failed(reason: Option<&CancellationReason>) -> bool {
+/// Did this item of a cancelled transaction fail its condition (or conflict)?
+pub(crate) fn failed(reason: Option<&CancellationReason>) -> bool {
     reason
         .and_then(CancellationReason::code)
         .is_some_and(|c| c != "None")
 }
 
-fn conflicted(reasons: &[CancellationReason]) -> bool {
+/// Was a transaction cancelled by a concurrent one (or throttled): worth a retry.
+pub(crate) fn conflicted(reasons: &[CancellationReason]) -> bool {
     reasons.iter().any(|r| {
         matches!(
             r.code(),
@@ -277,7 +281,9 @@ impl Table {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    async fn transact(
+    /// One `TransactWriteItems`: `None` when it committed, the cancellation
+    /// reasons (one per item) when a condition failed.
+    pub(crate) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<Option<Vec<CancellationReason>>, StoreError> {
@@ -598,6 +604,16 @@ impl Table {
     }
 }
 
+/// Who started an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionOwner {
+    /// The trigger that started it (with coalescing: the run's opener).
+    pub trigger_id: String,
+    /// The run it belongs to; `None` without coalescing (the trigger's own
+    /// record holds the execution), and for executions recorded before runs.
+    pub run_id: Option<String>,
+}
+
 /// How recording an execution's outcome ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutcomeRecord {
@@ -610,12 +626,12 @@ pub enum OutcomeRecord {
 }
 
 impl Table {
-    /// The trigger a public trigger's execution belongs to (the worker's
-    /// `execution#<id>` index), or `None` for a run nobody triggered here.
-    pub async fn trigger_of_execution(
+    /// Who started an execution (the worker's `execution#<id>` index), or
+    /// `None` for a run nobody triggered here.
+    pub async fn execution_owner(
         &self,
         execution_id: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<ExecutionOwner>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -625,10 +641,12 @@ impl Table {
             .send()
             .await
             .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-        Ok(output
-            .item()
-            .and_then(|item| get_s(item, "trigger_id"))
-            .map(str::to_string))
+        Ok(output.item().and_then(|item| {
+            Some(ExecutionOwner {
+                trigger_id: get_s(item, "trigger_id")?.to_string(),
+                run_id: get_s(item, "run_id").map(str::to_string),
+            })
+        }))
     }
 
     /// Moves a started trigger to `status` for the state change at
@@ -700,6 +718,7 @@ pub fn record_to_item(record: &TriggerRecord) -> Item {
         );
     }
     for (name, value) in [
+        ("run_id", &record.run_id),
         ("execution_id", &record.execution_id),
         ("error_code", &record.error_code),
         ("error_message", &record.error_message),
@@ -711,19 +730,51 @@ pub fn record_to_item(record: &TriggerRecord) -> Item {
     item
 }
 
-pub fn item_to_record(item: &Item) -> Result<TriggerRecord, StoreError> {
-    let pk = get_s(item, "pk").unwrap_or("?").to_string();
-    let corrupt = |field: &str| StoreError::Corrupt(format!("{pk}: {field}"));
-    let text = |field: &str| {
-        get_s(item, field)
+/// Reads the attributes of a stored item; a missing or malformed required
+/// one is [`StoreError::Corrupt`], naming the item and the attribute.
+pub(crate) struct Fields<'a> {
+    item: &'a Item,
+    pk: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    pub(crate) fn of(item: &'a Item) -> Self {
+        Self {
+            item,
+            pk: get_s(item, "pk").unwrap_or("?"),
+        }
+    }
+
+    pub(crate) fn corrupt(&self, field: &str) -> StoreError {
+        StoreError::Corrupt(format!("{}: {field}", self.pk))
+    }
+
+    pub(crate) fn text(&self, field: &str) -> Result<String, StoreError> {
+        get_s(self.item, field)
             .map(str::to_string)
-            .ok_or_else(|| corrupt(field))
-    };
-    let time = |field: &str| {
-        get_s(item, field)
+            .ok_or_else(|| self.corrupt(field))
+    }
+
+    pub(crate) fn time(&self, field: &str) -> Result<EpochMillis, StoreError> {
+        get_s(self.item, field)
             .and_then(parse_rfc3339)
-            .ok_or_else(|| corrupt(field))
-    };
+            .ok_or_else(|| self.corrupt(field))
+    }
+
+    pub(crate) fn number(&self, field: &str) -> Result<u64, StoreError> {
+        get_n(self.item, field).ok_or_else(|| self.corrupt(field))
+    }
+
+    pub(crate) fn optional(&self, field: &str) -> Option<String> {
+        get_s(self.item, field).map(str::to_string)
+    }
+}
+
+pub fn item_to_record(item: &Item) -> Result<TriggerRecord, StoreError> {
+    let fields = Fields::of(item);
+    let corrupt = |field: &str| fields.corrupt(field);
+    let text = |field: &str| fields.text(field);
+    let time = |field: &str| fields.time(field);
     Ok(TriggerRecord {
         trigger_id: text("trigger_id")?,
         pipeline: text("pipeline")?,
@@ -744,9 +795,10 @@ pub fn item_to_record(item: &Item) -> Result<TriggerRecord, StoreError> {
                 .and_then(values_from_json)
                 .ok_or_else(|| corrupt("inputs"))?,
         },
-        execution_id: get_s(item, "execution_id").map(str::to_string),
-        error_code: get_s(item, "error_code").map(str::to_string),
-        error_message: get_s(item, "error_message").map(str::to_string),
-        expires_at: get_n(item, "expires_at").ok_or_else(|| corrupt("expires_at"))?,
+        run_id: fields.optional("run_id"),
+        execution_id: fields.optional("execution_id"),
+        error_code: fields.optional("error_code"),
+        error_message: fields.optional("error_message"),
+        expires_at: fields.number("expires_at")?,
     })
 }

@@ -165,11 +165,29 @@ fn is_https_url(text: &str) -> bool {
     text.starts_with("https://") && text.len() <= 2048 && text.chars().all(|c| c.is_ascii_graphic())
 }
 
-/// The e-mail for one state change; `trigger` when a public trigger started
+/// Who asked for an execution: the public trigger that started it (with
+/// coalescing, the first of its run) and how many triggers it served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub first: TriggerRecord,
+    pub triggers: u64,
+}
+
+impl Origin {
+    /// An execution one trigger asked for.
+    pub fn single(trigger: TriggerRecord) -> Self {
+        Self {
+            first: trigger,
+            triggers: 1,
+        }
+    }
+}
+
+/// The e-mail for one state change; `origin` when public triggers started
 /// the execution, `failure` for `FAILED`.
 pub fn render(
     event: &PipelineEvent,
-    trigger: Option<&TriggerRecord>,
+    origin: Option<&Origin>,
     failure: Option<&FailureDetails>,
 ) -> Email {
     let mut body = Body(String::new());
@@ -203,9 +221,17 @@ pub fn render(
         &console_url(&event.region, &event.pipeline, &event.execution_id),
     );
     body.blank();
-    match trigger {
-        Some(trigger) => {
-            body.line("Trigger", &trigger.trigger_id);
+    match origin {
+        Some(Origin {
+            first: trigger,
+            triggers,
+        }) => {
+            if *triggers > 1 {
+                body.line("Triggers", &format!("{triggers}, coalesced into this run"));
+                body.line("First trigger", &trigger.trigger_id);
+            } else {
+                body.line("Trigger", &trigger.trigger_id);
+            }
             body.line("Requested at", &rfc3339(trigger.requested_at));
             body.line("Client key", &format!("{}...", trigger.client_key.prefix()));
             body.line("Public name", &trigger.pipeline);
@@ -262,6 +288,7 @@ mod tests {
             execution_id: Some("1a2b3c4d-1111-2222-3333-444455556666".into()),
             error_code: None,
             error_message: None,
+            run_id: None,
             expires_at: 1_800_000_000,
         }
     }
@@ -281,7 +308,11 @@ mod tests {
         trigger
             .inputs
             .insert("replicas".into(), InputValue::Number(3.into()));
-        let email = render(&event(PipelineState::Succeeded), Some(&trigger), None);
+        let email = render(
+            &event(PipelineState::Succeeded),
+            Some(&Origin::single(trigger)),
+            None,
+        );
         let lines: Vec<&str> = email
             .body
             .lines()
@@ -300,7 +331,11 @@ mod tests {
 
     #[test]
     fn succeeded_snapshot() {
-        let email = render(&event(PipelineState::Succeeded), Some(&trigger()), None);
+        let email = render(
+            &event(PipelineState::Succeeded),
+            Some(&Origin::single(trigger())),
+            None,
+        );
         assert_eq!(
             email.subject,
             "[SUCCEEDED] enterprise-app-pipeline - execution 1a2b3c4d"
@@ -329,6 +364,28 @@ Public name    app
     }
 
     #[test]
+    fn a_coalesced_run_says_how_many_triggers_it_served_and_names_the_first() {
+        let origin = Origin {
+            first: trigger(),
+            triggers: 40,
+        };
+        let email = render(&event(PipelineState::Succeeded), Some(&origin), None);
+        let tail = email.body.split(CONSOLE).nth(1).unwrap();
+        assert!(
+            tail.starts_with(
+                "\n\nTriggers       40, coalesced into this run\nFirst trigger  01KAKXR9VJ4N6P8Q2R3S4T5V6W\nRequested at   2026-11-21T09:59:58.250Z\n"
+            ),
+            "{tail}"
+        );
+        let single = render(
+            &event(PipelineState::Succeeded),
+            Some(&Origin::single(trigger())),
+            None,
+        );
+        assert!(!single.body.contains("coalesced"));
+    }
+
+    #[test]
     fn failed_snapshot_leads_with_the_reason() {
         let failure = FailureDetails {
             summary: Some("An action in this pipeline failed".into()),
@@ -343,7 +400,7 @@ Public name    app
         };
         let email = render(
             &event(PipelineState::Failed),
-            Some(&trigger()),
+            Some(&Origin::single(trigger())),
             Some(&failure),
         );
         assert_eq!(

@@ -9,6 +9,7 @@
 //! - [`pipelines`]: the allowlist, pipeline names, execution states.
 //! - [`inputs`]: each pipeline's settings and typed inputs; request values checked.
 //! - [`pipeline_event`]: the EventBridge state change the notifier reads.
+//! - [`runs`]: triggers coalesced into runs; a CodePipeline's lane.
 //! - [`retry`]: transient or permanent, and how long to wait.
 //! - [`email`]: the on-call e-mail; [`time_format`]: RFC 3339 and seconds.
 //!
@@ -25,5 +26,6 @@ pub mod pipeline_event;
 pub mod pipelines;
 pub mod quota;
 pub mod retry;
+pub mod runs;
 pub mod time_format;
 pub mod trigger;

@@ -1,6 +1,7 @@
 //! A trigger and its record in the ledger: what `GET /triggers/{id}` shows.
 
 use super::inputs::{values_to_json, InputValues};
+use super::runs::RunRecord;
 use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
 use crate::rules::time_format::rfc3339;
@@ -83,6 +84,9 @@ pub struct TriggerRecord {
     pub client_key: ClientKey,
     /// The pipeline's input values, defaults filled in (empty: none declared).
     pub inputs: InputValues,
+    /// The run it joined or opened (with coalescing on).
+    pub run_id: Option<String>,
+    /// Its execution, without coalescing (a run holds its own).
     pub execution_id: Option<String>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
@@ -95,15 +99,19 @@ impl TriggerRecord {
         self.expires_at.saturating_mul(1000) <= now
     }
 
-    pub fn view(&self) -> TriggerView {
+    /// What `GET /triggers/{id}` shows: with a run, the run's status and
+    /// execution (every trigger of a run follows it).
+    pub fn view(&self, run: Option<&RunRecord>) -> TriggerView {
+        let run = run.filter(|r| Some(&r.run_id) == self.run_id.as_ref());
         TriggerView {
             trigger_id: self.trigger_id.clone(),
             pipeline: self.pipeline.clone(),
-            status: self.status,
+            status: run.map_or(self.status, |r| r.status.trigger_status()),
             requested_at: rfc3339(self.requested_at),
-            updated_at: rfc3339(self.updated_at),
+            updated_at: rfc3339(run.map_or(self.updated_at, |r| r.updated_at.max(self.updated_at))),
             inputs: values_to_json(&self.inputs),
-            execution_id: self.execution_id.clone(),
+            execution_id: run.map_or(self.execution_id.clone(), |r| r.execution_id.clone()),
+            coalesced: self.run_id.as_ref().is_some_and(|r| *r != self.trigger_id),
         }
     }
 }
@@ -119,6 +127,8 @@ pub struct TriggerView {
     pub inputs: serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution_id: Option<String>,
+    /// It joined a run another trigger opened.
+    pub coalesced: bool,
 }
 
 #[cfg(test)]

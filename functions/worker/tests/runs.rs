@@ -1,0 +1,509 @@
+//! Coalescing (CONTRACT "Runs") through the worker, on DynamoDB Local and
+//! moto: triggers join a pending run, a run waits while its pipeline runs
+//! another, starts after the terminal event (or, when that event is lost,
+//! after CodePipeline is asked), and nothing is doubled or lost on the way.
+//!
+//! moto ends every execution at once and does not play the notifier, so the
+//! terminal event is applied the way the notifier applies it
+//! ([`end_as_the_notifier_does`]); the notifier's own tests and the
+//! end-to-end tests cover the event itself.
+
+use aws_sdk_codepipeline::operation::get_pipeline_execution::GetPipelineExecutionOutput;
+use aws_sdk_codepipeline::operation::start_pipeline_execution::StartPipelineExecutionOutput;
+use aws_sdk_codepipeline::types::{PipelineExecution, PipelineExecutionStatus};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use serde_json::json;
+use shared::aws::runs::{lane_pk, Joined, Take};
+use shared::clock::{Clock, ManualClock, SystemClock};
+use shared::config::{Env, WorkerConfig};
+use shared::rules::runs::{input_set_key, RunStatus};
+use shared::rules::trigger::TriggerStatus;
+use std::sync::Arc;
+use std::time::Duration;
+use testkit::Stack;
+use worker::Worker;
+
+mod common;
+use common::{harness_from, Harness};
+
+/// Waits out `RUN_POLL_INTERVAL` (1 s in these tests) so a waiting message
+/// is visible again.
+async fn poll_interval_passes() {
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+}
+
+/// Runs batches until the queue gives nothing (waiting messages come back
+/// after their delay, so this only drains what is visible now).
+async fn drain_batches(h: &Harness) -> usize {
+    let mut handled = 0;
+    loop {
+        let (count, response) = h.run_batch(30).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "{:?}",
+            response.batch_item_failures
+        );
+        if count == 0 {
+            return handled;
+        }
+        handled += count;
+    }
+}
+
+/// What the notifier does with a run's terminal event: the run gets its
+/// outcome and its lane is freed.
+async fn end_as_the_notifier_does(h: &Harness, run_id: &str, status: TriggerStatus) {
+    let run = h.table.get_run(run_id).await.unwrap().expect("run");
+    let execution_id = run.execution_id.expect("a started run");
+    let now = SystemClock.now_ms();
+    let recorded = h
+        .table
+        .record_run_outcome(
+            run_id,
+            &execution_id,
+            RunStatus::Execution(status),
+            now,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(recorded, Some((_, true))));
+    assert!(h.table.free_lane(&run.target, run_id, now).await.unwrap());
+}
+
+async fn coalescing_harness(prefix: &str, extra: &[(&str, &str)]) -> (Harness, String) {
+    coalescing_harness_at(prefix, extra, Arc::new(SystemClock)).await
+}
+
+async fn coalescing_harness_at(
+    prefix: &str,
+    extra: &[(&str, &str)],
+    clock: Arc<dyn Clock>,
+) -> (Harness, String) {
+    let stack = Stack::new().await;
+    let pipeline = stack.pipeline(prefix).await;
+    let allowlist = format!("app={pipeline}");
+    let mut env = vec![("PIPELINES", allowlist.as_str())];
+    env.extend_from_slice(extra);
+    (harness_from(stack, &env, None, clock).await, pipeline)
+}
+
+/// A worker clock that starts now and moves only when told: the bound
+/// (`RUN_CHECK_AFTER`, 1 h here) passes without waiting for it.
+fn manual_clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(SystemClock.now_ms()))
+}
+
+const PAST_THE_BOUND: Duration = Duration::from_secs(2 * 3600);
+
+#[tokio::test]
+async fn triggers_join_the_pending_run_which_waits_and_starts_after_the_terminal_event() {
+    let (h, pipeline) = coalescing_harness("join", &[]).await;
+    // A first trigger starts at once: the pipeline is free.
+    let first = h.enqueue(&pipeline).await;
+    assert_eq!(drain_batches(&h).await, 1);
+    assert_eq!(h.stack.executions(&pipeline).await, 1);
+    let first_view = h.view(&first).await;
+    assert_eq!(first_view.status, TriggerStatus::Started);
+    assert!(!first_view.coalesced);
+
+    // Three more while it runs: one opens a pending run, two join it.
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        later.push(h.enqueue(&pipeline).await);
+    }
+    assert_eq!(drain_batches(&h).await, 3);
+    assert_eq!(h.stack.executions(&pipeline).await, 1, "nothing started");
+    let views = futures::future::join_all(later.iter().map(|id| h.view(id))).await;
+    assert!(views.iter().all(|v| v.status == TriggerStatus::Queued));
+    let openers: Vec<_> = views.iter().filter(|v| !v.coalesced).collect();
+    assert_eq!(openers.len(), 1, "{views:?}");
+    let run_id = openers[0].trigger_id.clone();
+    assert_eq!(h.table.get_run(&run_id).await.unwrap().unwrap().triggers, 3);
+
+    // While the first run is in progress the pending run keeps waiting, and
+    // keeps collecting triggers.
+    later.push(h.enqueue(&pipeline).await);
+    poll_interval_passes().await;
+    assert_eq!(
+        drain_batches(&h).await,
+        2,
+        "the waiting opener and the new trigger"
+    );
+    assert_eq!(h.stack.executions(&pipeline).await, 1);
+    assert_eq!(h.table.get_run(&run_id).await.unwrap().unwrap().triggers, 4);
+    assert!(h.view(later.last().unwrap()).await.coalesced);
+
+    // The first run ends: the next poll starts the pending run, once.
+    end_as_the_notifier_does(&h, &first, TriggerStatus::Succeeded).await;
+    assert_eq!(h.view(&first).await.status, TriggerStatus::Succeeded);
+    poll_interval_passes().await;
+    assert_eq!(drain_batches(&h).await, 1);
+    assert_eq!(h.stack.executions(&pipeline).await, 2);
+    let execution = h
+        .table
+        .get_run(&run_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .execution_id
+        .expect("started");
+    for id in &later {
+        let view = h.view(id).await;
+        assert_eq!(view.status, TriggerStatus::Started, "{id}");
+        assert_eq!(view.execution_id.as_deref(), Some(execution.as_str()));
+    }
+    // Nothing is left waiting, and the lane is the new run's.
+    poll_interval_passes().await;
+    assert_eq!(drain_batches(&h).await, 0);
+    let lane = h.table.get_lane(&pipeline).await.unwrap();
+    assert_eq!(lane.run_id.as_deref(), Some(run_id.as_str()));
+    assert_eq!(lane.execution_id.as_deref(), Some(execution.as_str()));
+    assert!(h.dead_letters().await.is_empty());
+}
+
+const INPUTS: &str = r#"{"app": {"inputs": {
+    "env": {"type": "choice", "options": ["staging", "production"], "default": "staging"}
+}}}"#;
+
+#[tokio::test]
+async fn different_input_sets_are_never_merged_and_still_run_one_at_a_time() {
+    let (h, pipeline) = coalescing_harness("sets", &[("PIPELINE_SETTINGS", INPUTS)]).await;
+    let busy = h.enqueue(&pipeline).await;
+    drain_batches(&h).await;
+    // `{}` is the default set {"env": "staging"}: the same set as explicit staging.
+    let staging = [
+        h.stack
+            .enqueue_trigger_with_inputs(&pipeline, json!({"env": "staging"}))
+            .await,
+        h.stack
+            .enqueue_trigger_with_inputs(&pipeline, json!({}))
+            .await,
+    ];
+    let production = h
+        .stack
+        .enqueue_trigger_with_inputs(&pipeline, json!({"env": "production"}))
+        .await;
+    assert_eq!(drain_batches(&h).await, 3);
+    let staging_views = [h.view(&staging[0]).await, h.view(&staging[1]).await];
+    assert_eq!(
+        staging_views.iter().filter(|v| v.coalesced).count(),
+        1,
+        "the two staging triggers share a run"
+    );
+    assert!(
+        !h.view(&production).await.coalesced,
+        "production has its own"
+    );
+
+    // The pipeline frees: exactly one of the two pending runs starts; the
+    // other waits for that one to end.
+    end_as_the_notifier_does(&h, &busy, TriggerStatus::Succeeded).await;
+    poll_interval_passes().await;
+    drain_batches(&h).await;
+    assert_eq!(h.stack.executions(&pipeline).await, 2);
+    let lane = h.table.get_lane(&pipeline).await.unwrap();
+    let running = lane.run_id.expect("a run holds the lane");
+    end_as_the_notifier_does(&h, &running, TriggerStatus::Succeeded).await;
+    poll_interval_passes().await;
+    drain_batches(&h).await;
+    assert_eq!(h.stack.executions(&pipeline).await, 3);
+    for id in staging.iter().chain([&production]) {
+        assert!(h.view(id).await.execution_id.is_some(), "{id}");
+    }
+    let staging_run = h.view(&staging[0]).await.execution_id;
+    assert_eq!(staging_run, h.view(&staging[1]).await.execution_id);
+    assert_ne!(staging_run, h.view(&production).await.execution_id);
+    // Each execution got its own input set.
+    let mut envs = Vec::new();
+    for execution in [
+        staging_run.unwrap(),
+        h.view(&production).await.execution_id.unwrap(),
+    ] {
+        envs.push(testkit::execution_variables(&h.stack.codepipeline, &pipeline, &execution).await);
+    }
+    assert_eq!(
+        envs,
+        [
+            vec![("env".to_string(), "staging".to_string())],
+            vec![("env".to_string(), "production".to_string())]
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_lost_terminal_event_frees_the_pipeline_once_codepipeline_says_it_ended() {
+    // moto reports every execution `Succeeded`: the first run ended, but its
+    // terminal event never comes.
+    let clock = manual_clock();
+    let (h, pipeline) = coalescing_harness_at("lost", &[], clock.clone()).await;
+    let first = h.enqueue(&pipeline).await;
+    drain_batches(&h).await;
+    let second = h.enqueue(&pipeline).await;
+    drain_batches(&h).await;
+    assert_eq!(
+        h.stack.executions(&pipeline).await,
+        1,
+        "within the bound: waits"
+    );
+    assert_eq!(h.view(&second).await.status, TriggerStatus::Queued);
+    clock.advance(PAST_THE_BOUND);
+    poll_interval_passes().await;
+    drain_batches(&h).await;
+    assert_eq!(
+        h.stack.executions(&pipeline).await,
+        2,
+        "past the bound: asked, freed, started"
+    );
+    assert_eq!(h.view(&first).await.status, TriggerStatus::Succeeded);
+    assert_eq!(h.view(&second).await.status, TriggerStatus::Started);
+}
+
+#[tokio::test]
+async fn a_lane_holder_whose_execution_does_not_exist_frees_the_pipeline() {
+    let clock = manual_clock();
+    let (h, pipeline) = coalescing_harness_at("ghost", &[], clock.clone()).await;
+    let first = h.enqueue(&pipeline).await;
+    drain_batches(&h).await;
+    // The lane names an execution CodePipeline has never heard of.
+    h.stack
+        .dynamodb
+        .update_item()
+        .table_name(&h.stack.table_name)
+        .key("pk", AttributeValue::S(lane_pk(&pipeline)))
+        .update_expression("SET execution_id = :e")
+        .expression_attribute_values(
+            ":e",
+            AttributeValue::S("00000000-dead-beef-0000-000000000000".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let second = h.enqueue(&pipeline).await;
+    clock.advance(PAST_THE_BOUND);
+    drain_batches(&h).await;
+    assert_eq!(h.stack.executions(&pipeline).await, 2);
+    assert_eq!(h.view(&second).await.status, TriggerStatus::Started);
+    let lane = h.table.get_lane(&pipeline).await.unwrap();
+    assert_eq!(lane.run_id.as_deref(), Some(second.as_str()));
+    // The first run's record names its real execution, which was not asked
+    // about: it keeps what it had.
+    assert_eq!(h.view(&first).await.status, TriggerStatus::Started);
+}
+
+/// A CodePipeline that says every execution is still in progress, and
+/// counts starts (none expected).
+fn codepipeline_in_progress() -> (
+    aws_sdk_codepipeline::Client,
+    aws_smithy_mocks::Rule,
+    aws_smithy_mocks::Rule,
+) {
+    let status = mock!(aws_sdk_codepipeline::Client::get_pipeline_execution).then_output(|| {
+        GetPipelineExecutionOutput::builder()
+            .pipeline_execution(
+                PipelineExecution::builder()
+                    .status(PipelineExecutionStatus::InProgress)
+                    .build(),
+            )
+            .build()
+    });
+    let start = mock!(aws_sdk_codepipeline::Client::start_pipeline_execution).then_output(|| {
+        StartPipelineExecutionOutput::builder()
+            .pipeline_execution_id("should-not-start")
+            .build()
+    });
+    let client = mock_client!(aws_sdk_codepipeline, RuleMode::MatchAny, &[&status, &start]);
+    (client, status, start)
+}
+
+#[tokio::test]
+async fn a_holder_codepipeline_says_still_runs_keeps_the_pipeline_and_is_asked_again_later() {
+    let (h, pipeline) = coalescing_harness("slow", &[]).await;
+    let first = h.enqueue(&pipeline).await;
+    drain_batches(&h).await;
+    let lane_before = h.table.get_lane(&pipeline).await.unwrap();
+    // A second worker, past the bound on its clock, whose CodePipeline says
+    // the first run is still going.
+    let (codepipeline, status_rule, start_rule) = codepipeline_in_progress();
+    let config = WorkerConfig::from_env(&Env::from_pairs([
+        ("TABLE_NAME", h.stack.table_name.as_str()),
+        ("DLQ_URL", h.stack.queues.dlq_url.as_str()),
+        ("PIPELINES", format!("app={pipeline}").as_str()),
+        ("RUN_POLL_INTERVAL", "1s"),
+    ]))
+    .unwrap();
+    let clock = manual_clock();
+    let slow = Arc::new(Worker::new(
+        config,
+        h.stack.dynamodb.clone(),
+        h.stack.sqs.clone(),
+        codepipeline,
+        clock.clone(),
+    ));
+    let second = h.enqueue(&pipeline).await;
+    clock.advance(PAST_THE_BOUND);
+    let response = slow.handle(h.stack.receive_event(30).await).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(status_rule.num_calls(), 1, "asked once");
+    assert_eq!(start_rule.num_calls(), 0, "nothing started");
+    let lane = h.table.get_lane(&pipeline).await.unwrap();
+    assert_eq!(lane.run_id.as_deref(), Some(first.as_str()));
+    assert!(
+        lane.checked_at > lane_before.checked_at,
+        "the check is noted"
+    );
+    // Within the bound again, the next poll does not ask.
+    clock.advance(Duration::from_secs(60));
+    poll_interval_passes().await;
+    let response = slow.handle(h.stack.receive_event(30).await).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(status_rule.num_calls(), 1);
+    assert_eq!(h.view(&second).await.status, TriggerStatus::Queued);
+}
+
+#[tokio::test]
+async fn an_opener_redelivered_after_a_crash_between_start_and_record_starts_nothing_twice() {
+    let stack = Stack::new().await;
+    let pipeline = stack.pipeline("crash").await;
+    let id = stack.enqueue_trigger(&pipeline).await;
+    // The crashed attempt got as far as the start: run opened, lane taken,
+    // CodePipeline asked with the run id as token. Nothing was recorded.
+    let table = shared::aws::table::Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let now = SystemClock.now_ms();
+    let record = table.get_trigger(&id, now).await.unwrap().unwrap();
+    let opened = table
+        .join_or_open(
+            &record,
+            &input_set_key(&record.inputs),
+            now,
+            now / 1000 + 3600,
+        )
+        .await
+        .unwrap();
+    assert_eq!(opened, Joined::Opened(id.clone()));
+    let run = table.get_run(&id).await.unwrap().unwrap();
+    assert_eq!(table.take_lane(&run, now).await.unwrap(), Take::Taken);
+    // CodePipeline answers a start with this token with the execution it
+    // started the first time (clientRequestToken is its idempotency key).
+    let (token, name) = (id.clone(), pipeline.clone());
+    let start = mock!(aws_sdk_codepipeline::Client::start_pipeline_execution)
+        .match_requests(move |r| {
+            r.client_request_token() == Some(token.as_str()) && r.name() == Some(name.as_str())
+        })
+        .then_output(|| {
+            StartPipelineExecutionOutput::builder()
+                .pipeline_execution_id("exec-1")
+                .build()
+        });
+    let codepipeline = mock_client!(aws_sdk_codepipeline, RuleMode::MatchAny, &[&start]);
+    let allowlist = format!("app={pipeline}");
+    let h = harness_from(
+        stack,
+        &[("PIPELINES", allowlist.as_str())],
+        Some(codepipeline),
+        Arc::new(SystemClock),
+    )
+    .await;
+    // The redelivery, twice (SQS may deliver it again after this one too).
+    let event = h.stack.receive_event(0).await;
+    for _ in 0..2 {
+        let response = h.worker.handle(event.clone()).await.unwrap();
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert_eq!(start.num_calls(), 1, "one start, with the run's own token");
+    let view = h.view(&id).await;
+    assert_eq!(view.status, TriggerStatus::Started);
+    assert_eq!(view.execution_id.as_deref(), Some("exec-1"));
+    let lane = h.table.get_lane(&pipeline).await.unwrap();
+    assert_eq!(lane.execution_id.as_deref(), Some("exec-1"));
+}
+
+#[tokio::test]
+async fn with_coalesce_off_every_trigger_starts_its_own_execution_at_once() {
+    let (h, pipeline) = coalescing_harness(
+        "alone",
+        &[("PIPELINE_SETTINGS", r#"{"app": {"coalesce": false}}"#)],
+    )
+    .await;
+    let ids = [
+        h.enqueue(&pipeline).await,
+        h.enqueue(&pipeline).await,
+        h.enqueue(&pipeline).await,
+    ];
+    assert_eq!(drain_batches(&h).await, 3);
+    assert_eq!(h.stack.executions(&pipeline).await, 3);
+    let mut executions = std::collections::BTreeSet::new();
+    for id in &ids {
+        let view = h.view(id).await;
+        assert_eq!(view.status, TriggerStatus::Started);
+        assert!(!view.coalesced);
+        executions.insert(view.execution_id.unwrap());
+    }
+    assert_eq!(executions.len(), 3);
+    assert_eq!(h.table.get_lane(&pipeline).await.unwrap().run_id, None);
+}
+
+#[tokio::test]
+async fn a_dead_lettered_run_takes_its_triggers_along_and_replaying_its_opener_revives_them() {
+    let (h, pipeline) = coalescing_harness("dead", &[]).await;
+    let busy = h.enqueue(&pipeline).await;
+    drain_batches(&h).await;
+    let opener = h.enqueue(&pipeline).await;
+    drain_batches(&h).await;
+    let joiner = h.enqueue(&pipeline).await;
+    drain_batches(&h).await;
+    assert!(h.view(&joiner).await.coalesced);
+    // The pipeline is deleted before the run can start.
+    let declaration = h
+        .stack
+        .codepipeline
+        .get_pipeline()
+        .name(&pipeline)
+        .send()
+        .await
+        .unwrap()
+        .pipeline
+        .expect("a declaration");
+    h.stack
+        .codepipeline
+        .delete_pipeline()
+        .name(&pipeline)
+        .send()
+        .await
+        .unwrap();
+    end_as_the_notifier_does(&h, &busy, TriggerStatus::Succeeded).await;
+    poll_interval_passes().await;
+    drain_batches(&h).await;
+    for id in [&opener, &joiner] {
+        assert_eq!(h.view(id).await.status, TriggerStatus::DeadLettered, "{id}");
+    }
+    assert_eq!(
+        h.table.get_lane(&pipeline).await.unwrap().run_id,
+        None,
+        "lane freed"
+    );
+    let dead = h.dead_letters().await;
+    assert_eq!(dead.len(), 1, "only the opener's message");
+    assert_eq!(dead[0].0, "PipelineNotFound");
+    // An operator brings the pipeline back and replays the message, as
+    // `trigger-ops dlq replay` does.
+    h.stack
+        .codepipeline
+        .create_pipeline()
+        .pipeline(declaration)
+        .send()
+        .await
+        .unwrap();
+    assert!(h
+        .table
+        .record_requeued(&opener, SystemClock.now_ms())
+        .await
+        .unwrap());
+    h.send_raw(&dead[0].2).await;
+    drain_batches(&h).await;
+    assert_eq!(h.stack.executions(&pipeline).await, 1);
+    let opener_view = h.view(&opener).await;
+    assert_eq!(opener_view.status, TriggerStatus::Started);
+    assert_eq!(h.view(&joiner).await.execution_id, opener_view.execution_id);
+}

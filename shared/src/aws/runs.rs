@@ -1,0 +1,591 @@
+//! Runs in the table: triggers coalesced into one run, the pending run of
+//! each public pipeline and input set, and each CodePipeline's lane (see
+//! [`crate::rules::runs`] for the rules).
+//!
+//! Items:
+//! - `run#<run id>`: the run ([`RunRecord`]); `outcome_at` (epoch ms of the
+//!   last state change recorded), `error_code`/`error_message` when dead-lettered.
+//! - `pending#<public name>#<CodePipeline name>#<input set key>`: `run_id` of the pending run
+//!   that triggers of that set join. It may point at a run that has moved
+//!   on; the next trigger then replaces it.
+//! - `lane#<CodePipeline name>`: `run_id` and `execution_id` of the run in
+//!   progress, `checked_at` (epoch ms); no `run_id`: free.
+//! - `trigger#<id>` gets `run_id`; `execution#<id>` gets `run_id`.
+//!
+//! Joining writes the run and the trigger in one transaction conditioned on
+//! the run being pending, and taking the lane does the same with the run's
+//! move to `starting`: so a trigger either joins before the run leaves
+//! `pending` (and is served by its execution) or opens a new run.
+
+use crate::aws::describe;
+use crate::aws::table::{
+    applied, conflicted, execution_pk, failed, get_n, get_s, n, s, trigger_pk, Fields, Item,
+    StoreError, Table,
+};
+use crate::clock::EpochMillis;
+use crate::rules::runs::{Lane, RunRecord, RunStatus};
+use crate::rules::time_format::rfc3339;
+use crate::rules::trigger::{TriggerRecord, TriggerStatus, TriggerView};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use std::time::Duration;
+
+pub fn run_pk(run_id: &str) -> String {
+    format!("run#{run_id}")
+}
+
+/// The pending run of a public pipeline and input set (on its CodePipeline:
+/// a changed mapping never merges triggers across CodePipelines).
+pub fn pending_pk(public: &str, target: &str, set_key: &str) -> String {
+    format!("pending#{public}#{target}#{set_key}")
+}
+
+pub fn lane_pk(target: &str) -> String {
+    format!("lane#{target}")
+}
+
+/// Optimistic rounds before [`StoreError::Contention`].
+const ROUNDS: usize = 40;
+
+/// How a trigger found its run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// It opened this run (its own id): its message starts it.
+    Opened(String),
+    /// It joined this run, opened by another trigger.
+    Joined(String),
+    /// The trigger record is gone (refunded or expired).
+    NoRecord,
+}
+
+/// How taking the lane ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Take {
+    /// The lane is this run's, the run is `starting`: start it.
+    Taken,
+    /// Another run holds the lane.
+    Busy(Lane),
+    /// The run is no longer pending or starting (or is gone).
+    RunMoved(Option<RunRecord>),
+}
+
+fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, StoreError> {
+    result.map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+pub fn run_to_item(run: &RunRecord) -> Item {
+    let mut item = Item::from([
+        ("pk".to_string(), s(run_pk(&run.run_id))),
+        ("run_id".to_string(), s(&run.run_id)),
+        ("pipeline".to_string(), s(&run.pipeline)),
+        ("target".to_string(), s(&run.target)),
+        ("status".to_string(), s(run.status.as_str())),
+        ("triggers".to_string(), n(run.triggers)),
+        ("requested_at".to_string(), s(rfc3339(run.requested_at))),
+        ("updated_at".to_string(), s(rfc3339(run.updated_at))),
+        ("expires_at".to_string(), n(run.expires_at)),
+    ]);
+    if let Some(execution_id) = &run.execution_id {
+        item.insert("execution_id".to_string(), s(execution_id));
+    }
+    item
+}
+
+pub fn item_to_run(item: &Item) -> Result<RunRecord, StoreError> {
+    let fields = Fields::of(item);
+    Ok(RunRecord {
+        run_id: fields.text("run_id")?,
+        pipeline: fields.text("pipeline")?,
+        target: fields.text("target")?,
+        status: get_s(item, "status")
+            .and_then(RunStatus::parse)
+            .ok_or_else(|| fields.corrupt("status"))?,
+        triggers: fields.number("triggers")?,
+        requested_at: fields.time("requested_at")?,
+        updated_at: fields.time("updated_at")?,
+        execution_id: fields.optional("execution_id"),
+        expires_at: fields.number("expires_at")?,
+    })
+}
+
+fn item_to_lane(item: Option<&Item>) -> Lane {
+    match item {
+        None => Lane::default(),
+        Some(item) => Lane {
+            run_id: get_s(item, "run_id").map(str::to_string),
+            execution_id: get_s(item, "execution_id").map(str::to_string),
+            checked_at: get_n(item, "checked_at").unwrap_or(0),
+        },
+    }
+}
+
+/// What a trigger update that failed its condition says: the run the
+/// trigger already belongs to, or no record.
+fn already_joined(item: Option<&Item>, trigger_id: &str) -> Joined {
+    match item.and_then(|item| get_s(item, "run_id")) {
+        None => Joined::NoRecord,
+        Some(run_id) if run_id == trigger_id => Joined::Opened(run_id.to_string()),
+        Some(run_id) => Joined::Joined(run_id.to_string()),
+    }
+}
+
+impl Table {
+    async fn get(&self, pk: String) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(self.name())
+            .key("pk", s(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        Ok(output.item().cloned())
+    }
+
+    /// The trigger's update that ties it to `run_id`, once.
+    fn bind_trigger(
+        &self,
+        trigger_id: &str,
+        run_id: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = built(
+            Update::builder()
+                .table_name(self.name())
+                .key("pk", s(trigger_pk(trigger_id)))
+                .update_expression("SET run_id = :r")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(run_id)")
+                .expression_attribute_values(":r", s(run_id))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Joins `trigger` to the pending run of its public pipeline and input
+    /// set (`set_key`), or opens one with the trigger's id.
+    pub async fn join_or_open(
+        &self,
+        trigger: &TriggerRecord,
+        set_key: &str,
+        now: EpochMillis,
+        expires_at: u64,
+    ) -> Result<Joined, StoreError> {
+        let slot = pending_pk(&trigger.pipeline, &trigger.target, set_key);
+        // A run the slot points at that is no longer pending.
+        let mut moved_on: Option<String> = None;
+        for round in 0..ROUNDS {
+            let pending = self
+                .get(slot.clone())
+                .await?
+                .and_then(|item| get_s(&item, "run_id").map(str::to_string));
+            let reasons = match &pending {
+                Some(run_id)
+                    if *run_id != trigger.trigger_id && moved_on.as_ref() != Some(run_id) =>
+                {
+                    let join = built(
+                        Update::builder()
+                            .table_name(self.name())
+                            .key("pk", s(run_pk(run_id)))
+                            .update_expression("ADD triggers :one SET updated_at = :now")
+                            .condition_expression("#status = :pending")
+                            .expression_attribute_names("#status", "status")
+                            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+                            .expression_attribute_values(":one", n(1))
+                            .expression_attribute_values(":now", s(rfc3339(now)))
+                            .build(),
+                    )?;
+                    let items = vec![
+                        self.bind_trigger(&trigger.trigger_id, run_id)?,
+                        TransactWriteItem::builder().update(join).build(),
+                    ];
+                    match self.transact(items).await? {
+                        None => return Ok(Joined::Joined(run_id.clone())),
+                        Some(reasons) => {
+                            if failed(reasons.get(1)) {
+                                moved_on = Some(run_id.clone());
+                            }
+                            reasons
+                        }
+                    }
+                }
+                _ => {
+                    let mut claim = Put::builder()
+                        .table_name(self.name())
+                        .item("pk", s(&slot))
+                        .item("run_id", s(&trigger.trigger_id))
+                        .item("expires_at", n(expires_at));
+                    claim = match &pending {
+                        // A slot left by a run that moved on is replaced.
+                        Some(stale) => claim
+                            .condition_expression("run_id = :stale")
+                            .expression_attribute_values(":stale", s(stale)),
+                        None => claim.condition_expression("attribute_not_exists(pk)"),
+                    };
+                    let run = RunRecord {
+                        run_id: trigger.trigger_id.clone(),
+                        pipeline: trigger.pipeline.clone(),
+                        target: trigger.target.clone(),
+                        status: RunStatus::Pending,
+                        triggers: 1,
+                        requested_at: trigger.requested_at,
+                        updated_at: now,
+                        execution_id: None,
+                        expires_at,
+                    };
+                    let open = built(
+                        Put::builder()
+                            .table_name(self.name())
+                            .set_item(Some(run_to_item(&run)))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build(),
+                    )?;
+                    let items = vec![
+                        self.bind_trigger(&trigger.trigger_id, &trigger.trigger_id)?,
+                        TransactWriteItem::builder()
+                            .put(built(claim.build())?)
+                            .build(),
+                        TransactWriteItem::builder().put(open).build(),
+                    ];
+                    match self.transact(items).await? {
+                        None => return Ok(Joined::Opened(trigger.trigger_id.clone())),
+                        Some(reasons) => reasons,
+                    }
+                }
+            };
+            if failed(reasons.first()) {
+                return Ok(already_joined(reasons[0].item(), &trigger.trigger_id));
+            }
+            if conflicted(&reasons) {
+                tokio::time::sleep(Duration::from_millis(3 * (round as u64 + 1))).await;
+            }
+            // Otherwise the slot or its run changed under us: look again.
+        }
+        Err(StoreError::Contention(slot))
+    }
+
+    /// What `GET /triggers/{id}` shows: the trigger record, followed by its
+    /// run once it has one (a second read).
+    pub async fn trigger_view(
+        &self,
+        trigger_id: &str,
+        now: EpochMillis,
+    ) -> Result<Option<TriggerView>, StoreError> {
+        let Some(record) = self.get_trigger(trigger_id, now).await? else {
+            return Ok(None);
+        };
+        let run = match &record.run_id {
+            Some(run_id) => self.get_run(run_id).await?,
+            None => None,
+        };
+        Ok(Some(record.view(run.as_ref())))
+    }
+
+    /// The run, if it exists.
+    pub async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.get(run_pk(run_id))
+            .await?
+            .as_ref()
+            .map(item_to_run)
+            .transpose()
+    }
+
+    /// The lane of a CodePipeline (free when there is no item).
+    pub async fn get_lane(&self, target: &str) -> Result<Lane, StoreError> {
+        Ok(item_to_lane(self.get(lane_pk(target)).await?.as_ref()))
+    }
+
+    /// Takes the lane for `run` (free, or already its own) and moves the run
+    /// to `starting`, in one transaction.
+    pub async fn take_lane(&self, run: &RunRecord, now: EpochMillis) -> Result<Take, StoreError> {
+        let lane = built(
+            Update::builder()
+                .table_name(self.name())
+                .key("pk", s(lane_pk(&run.target)))
+                .update_expression("SET run_id = :r, checked_at = :now")
+                .condition_expression("attribute_not_exists(run_id) OR run_id = :r")
+                .expression_attribute_values(":r", s(&run.run_id))
+                .expression_attribute_values(":now", n(now))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build(),
+        )?;
+        let starting = built(
+            Update::builder()
+                .table_name(self.name())
+                .key("pk", s(run_pk(&run.run_id)))
+                .update_expression("SET #status = :starting, updated_at = :at")
+                .condition_expression("#status IN (:pending, :starting)")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+                .expression_attribute_values(":starting", s(RunStatus::Starting.as_str()))
+                .expression_attribute_values(":at", s(rfc3339(now)))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build(),
+        )?;
+        for round in 0..ROUNDS {
+            let items = vec![
+                TransactWriteItem::builder().update(lane.clone()).build(),
+                TransactWriteItem::builder()
+                    .update(starting.clone())
+                    .build(),
+            ];
+            let Some(reasons) = self.transact(items).await? else {
+                return Ok(Take::Taken);
+            };
+            if failed(reasons.get(1)) {
+                let run = reasons[1].item().map(item_to_run).transpose()?;
+                return Ok(Take::RunMoved(run));
+            }
+            if failed(reasons.first()) {
+                return Ok(Take::Busy(item_to_lane(reasons[0].item())));
+            }
+            if !conflicted(&reasons) {
+                return Err(StoreError::Unavailable(format!(
+                    "transaction cancelled: {reasons:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(3 * (round as u64 + 1))).await;
+        }
+        Err(StoreError::Contention(lane_pk(&run.target)))
+    }
+
+    /// Records the run's execution: the run `started` (unless the notifier
+    /// recorded more already), the lane's execution id (while the lane is
+    /// still the run's) and the `execution#` index the notifier reads.
+    /// Returns whether the lane was still the run's.
+    pub async fn record_run_started(
+        &self,
+        run: &RunRecord,
+        execution_id: &str,
+        now: EpochMillis,
+        expires_at: u64,
+    ) -> Result<bool, StoreError> {
+        let started = built(
+            Update::builder()
+                .table_name(self.name())
+                .key("pk", s(run_pk(&run.run_id)))
+                .update_expression("SET #status = :started, execution_id = :e, updated_at = :at")
+                .condition_expression("#status = :starting OR (execution_id = :e AND attribute_not_exists(outcome_at))")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":started", s(TriggerStatus::Started.as_str()))
+                .expression_attribute_values(":starting", s(RunStatus::Starting.as_str()))
+                .expression_attribute_values(":e", s(execution_id))
+                .expression_attribute_values(":at", s(rfc3339(now)))
+                .build(),
+        )?;
+        let index = built(
+            Put::builder()
+                .table_name(self.name())
+                .item("pk", s(execution_pk(execution_id)))
+                .item("trigger_id", s(&run.run_id))
+                .item("run_id", s(&run.run_id))
+                .item("expires_at", n(expires_at))
+                .build(),
+        )?;
+        let lane = built(
+            Update::builder()
+                .table_name(self.name())
+                .key("pk", s(lane_pk(&run.target)))
+                .update_expression("SET execution_id = :e, checked_at = :now")
+                .condition_expression("run_id = :r")
+                .expression_attribute_values(":r", s(&run.run_id))
+                .expression_attribute_values(":e", s(execution_id))
+                .expression_attribute_values(":now", n(now))
+                .build(),
+        )?;
+        let mut with_lane = true;
+        for round in 0..ROUNDS {
+            let mut items = vec![
+                TransactWriteItem::builder().put(index.clone()).build(),
+                TransactWriteItem::builder().update(started.clone()).build(),
+            ];
+            if with_lane {
+                items.push(TransactWriteItem::builder().update(lane.clone()).build());
+            }
+            let Some(reasons) = self.transact(items).await? else {
+                return Ok(with_lane);
+            };
+            if failed(reasons.get(2)) {
+                // The lane was taken from the run (it looked dead): record
+                // the execution all the same, it runs.
+                with_lane = false;
+                continue;
+            }
+            if failed(reasons.get(1)) {
+                // Already started (a redelivery), or an outcome is recorded:
+                // only the index may be missing.
+                self.client()
+                    .put_item()
+                    .table_name(self.name())
+                    .set_item(Some(index.item().clone()))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+                return Ok(false);
+            }
+            if !conflicted(&reasons) {
+                return Err(StoreError::Unavailable(format!(
+                    "transaction cancelled: {reasons:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(3 * (round as u64 + 1))).await;
+        }
+        Err(StoreError::Contention(run_pk(&run.run_id)))
+    }
+
+    /// Frees `target`'s lane if `run_id` still holds it. Returns whether it did.
+    pub async fn free_lane(
+        &self,
+        target: &str,
+        run_id: &str,
+        now: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        self.update_held_lane(
+            target,
+            run_id,
+            now,
+            "SET checked_at = :now REMOVE run_id, execution_id",
+        )
+        .await
+    }
+
+    /// Notes that CodePipeline said the holder still runs: the next check
+    /// is a bound away. Returns whether `run_id` still held the lane.
+    pub async fn mark_lane_checked(
+        &self,
+        target: &str,
+        run_id: &str,
+        now: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        self.update_held_lane(target, run_id, now, "SET checked_at = :now")
+            .await
+    }
+
+    async fn update_held_lane(
+        &self,
+        target: &str,
+        run_id: &str,
+        now: EpochMillis,
+        expression: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .key("pk", s(lane_pk(target)))
+            .update_expression(expression)
+            .condition_expression("run_id = :r")
+            .expression_attribute_values(":r", s(run_id))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        applied(result)
+    }
+
+    /// Moves the run of `execution_id` to `status` for the state change at
+    /// `changed_at`, unless a later one was recorded. `None`: no such run,
+    /// or it names another execution.
+    pub async fn record_run_outcome(
+        &self,
+        run_id: &str,
+        execution_id: &str,
+        status: RunStatus,
+        changed_at: EpochMillis,
+        now: EpochMillis,
+    ) -> Result<Option<(RunRecord, bool)>, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .key("pk", s(run_pk(run_id)))
+            .update_expression("SET #status = :status, outcome_at = :t, updated_at = :at")
+            .condition_expression(
+                "execution_id = :e AND (attribute_not_exists(outcome_at) OR outcome_at < :t)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":t", n(changed_at))
+            .expression_attribute_values(":e", s(execution_id))
+            .expression_attribute_values(":at", s(rfc3339(now)))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => match output.attributes() {
+                Some(item) => Ok(Some((item_to_run(item)?, true))),
+                None => Err(StoreError::Corrupt(run_pk(run_id))),
+            },
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    match failed.item() {
+                        Some(item) if get_s(item, "execution_id") == Some(execution_id) => {
+                            Ok(Some((item_to_run(item)?, false)))
+                        }
+                        _ => Ok(None),
+                    }
+                }
+                _ => Err(StoreError::Unavailable(describe(&e))),
+            },
+        }
+    }
+
+    /// Marks the run `dead_lettered` (its opener's message went to the DLQ)
+    /// unless it has started. Returns whether it did.
+    pub async fn record_run_dead_lettered(
+        &self,
+        run_id: &str,
+        error_code: &str,
+        error_message: &str,
+        now: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .key("pk", s(run_pk(run_id)))
+            .update_expression(
+                "SET #status = :dead, error_code = :code, error_message = :message, updated_at = :at",
+            )
+            .condition_expression("#status IN (:pending, :starting)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":dead", s(RunStatus::DeadLettered.as_str()))
+            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+            .expression_attribute_values(":starting", s(RunStatus::Starting.as_str()))
+            .expression_attribute_values(":code", s(error_code))
+            .expression_attribute_values(":message", s(error_message))
+            .expression_attribute_values(":at", s(rfc3339(now)))
+            .send()
+            .await;
+        applied(result)
+    }
+
+    /// A dead-lettered run whose opener was replayed from the DLQ goes back
+    /// to `pending`, with every trigger it served. Returns whether it did.
+    pub async fn revive_run(&self, run_id: &str, now: EpochMillis) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .key("pk", s(run_pk(run_id)))
+            .update_expression(
+                "SET #status = :pending, updated_at = :at REMOVE error_code, error_message",
+            )
+            .condition_expression("#status = :dead")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":dead", s(RunStatus::DeadLettered.as_str()))
+            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+            .expression_attribute_values(":at", s(rfc3339(now)))
+            .send()
+            .await;
+        applied(result)
+    }
+}

@@ -1,0 +1,286 @@
+//! The runs adapter on DynamoDB Local (whose transactions are isolated, as
+//! DynamoDB's are): concurrent joins make one pending run that counts every
+//! trigger, a join racing the run's start either joins before it or opens
+//! the next run, one run at a time holds a pipeline's lane, and state
+//! changes only move a run forward.
+
+use shared::aws::runs::{Joined, Take};
+use shared::aws::table::{Admission, Table};
+use shared::rules::client_key::client_key;
+use shared::rules::inputs::{InputValue, InputValues};
+use shared::rules::quota::QuotaPolicy;
+use shared::rules::runs::{input_set_key, RunStatus};
+use shared::rules::trigger::{new_trigger_id, TriggerRecord, TriggerStatus};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use testkit::{unique, Stack};
+
+const NOW: u64 = 1_795_000_000_000;
+const EXPIRES: u64 = NOW / 1000 + 86_400;
+
+/// `count` accepted triggers of one public pipeline (each its own client),
+/// written through admission as the ingress writes them.
+async fn admitted(
+    table: &Table,
+    target: &str,
+    inputs: &InputValues,
+    count: usize,
+) -> Vec<TriggerRecord> {
+    let policy = QuotaPolicy {
+        limit: 3,
+        window: Duration::from_secs(3600),
+    };
+    static NEXT_CLIENT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let mut records = Vec::new();
+    for i in 0..count {
+        let client = NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let record = TriggerRecord {
+            trigger_id: new_trigger_id(),
+            pipeline: "app".into(),
+            target: target.into(),
+            status: TriggerStatus::Queued,
+            requested_at: NOW + i as u64,
+            updated_at: NOW + i as u64,
+            client_key: client_key(
+                b"0123456789abcdef",
+                &std::net::Ipv4Addr::from(0x0A09_0000 | client).to_string(),
+            )
+            .unwrap(),
+            inputs: inputs.clone(),
+            run_id: None,
+            execution_id: None,
+            error_code: None,
+            error_message: None,
+            expires_at: EXPIRES,
+        };
+        let admission = table.admit(&policy, None, &record).await.unwrap();
+        assert!(matches!(admission, Admission::Accepted { .. }));
+        records.push(record);
+    }
+    records
+}
+
+async fn join_all(table: &Table, records: &[TriggerRecord]) -> Vec<Joined> {
+    let tasks: Vec<_> = records
+        .iter()
+        .cloned()
+        .map(|record| {
+            let table = table.clone();
+            tokio::spawn(async move {
+                table
+                    .join_or_open(&record, &input_set_key(&record.inputs), NOW, EXPIRES)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut joined = Vec::new();
+    for task in tasks {
+        joined.push(task.await.unwrap());
+    }
+    joined
+}
+
+/// The run each trigger's record names.
+async fn runs_of(table: &Table, records: &[TriggerRecord]) -> BTreeMap<String, usize> {
+    let mut runs = BTreeMap::new();
+    for record in records {
+        let stored = table
+            .get_trigger(&record.trigger_id, NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        *runs
+            .entry(stored.run_id.expect("every trigger has a run"))
+            .or_default() += 1;
+    }
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forty_concurrent_triggers_of_one_set_make_one_pending_run_that_counts_them_all() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let records = admitted(&table, &unique("p"), &InputValues::new(), 40).await;
+    let joined = join_all(&table, &records).await;
+    let opened: Vec<&Joined> = joined
+        .iter()
+        .filter(|j| matches!(j, Joined::Opened(_)))
+        .collect();
+    assert_eq!(opened.len(), 1, "{joined:?}");
+    let Joined::Opened(run_id) = opened[0] else {
+        unreachable!()
+    };
+    assert!(joined
+        .iter()
+        .all(|j| matches!(j, Joined::Opened(r) | Joined::Joined(r) if r == run_id)));
+    let run = table.get_run(run_id).await.unwrap().unwrap();
+    assert_eq!(run.triggers, 40);
+    assert_eq!(run.status, RunStatus::Pending);
+    assert_eq!(
+        runs_of(&table, &records).await,
+        BTreeMap::from([(run_id.clone(), 40)])
+    );
+    // Joining again (a redelivery) changes nothing.
+    let again = join_all(&table, &records[..5]).await;
+    assert!(again
+        .iter()
+        .all(|j| matches!(j, Joined::Opened(r) | Joined::Joined(r) if r == run_id)));
+    assert_eq!(table.get_run(run_id).await.unwrap().unwrap().triggers, 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_join_racing_the_start_joins_before_it_or_opens_the_next_run() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let target = unique("p");
+    let records = admitted(&table, &target, &InputValues::new(), 31).await;
+    let first = join_all(&table, &records[..1]).await;
+    let Joined::Opened(run_id) = &first[0] else {
+        panic!("{first:?}")
+    };
+    let run = table.get_run(run_id).await.unwrap().unwrap();
+    // The run takes its lane (leaves `pending`) while 30 triggers join.
+    let taking = {
+        let table = table.clone();
+        let run = run.clone();
+        tokio::spawn(async move { table.take_lane(&run, NOW).await.unwrap() })
+    };
+    let joined = join_all(&table, &records[1..]).await;
+    assert_eq!(taking.await.unwrap(), Take::Taken);
+    // Every trigger is in exactly one run, and each run counts exactly its
+    // members: none joined the first run after it left `pending`.
+    let runs = runs_of(&table, &records).await;
+    assert!(runs.len() <= 2, "{runs:?}");
+    assert_eq!(runs.values().sum::<usize>(), 31);
+    for (id, members) in &runs {
+        let stored = table.get_run(id).await.unwrap().unwrap();
+        assert_eq!(stored.triggers as usize, *members, "{id}");
+        let expected = if id == run_id {
+            RunStatus::Starting
+        } else {
+            RunStatus::Pending
+        };
+        assert_eq!(stored.status, expected);
+    }
+    assert_eq!(joined.len(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_run_at_a_time_holds_a_pipeline_and_only_the_holder_frees_it() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let target = unique("p");
+    let set = |env: &str| InputValues::from([("env".to_string(), InputValue::Text(env.into()))]);
+    let mut runs = Vec::new();
+    for env in ["a", "b", "c", "d"] {
+        let records = admitted(&table, &target, &set(env), 1).await;
+        let Joined::Opened(id) = join_all(&table, &records).await.remove(0) else {
+            panic!()
+        };
+        runs.push(table.get_run(&id).await.unwrap().unwrap());
+    }
+    let tasks: Vec<_> = runs
+        .iter()
+        .cloned()
+        .map(|run| {
+            let table = table.clone();
+            tokio::spawn(async move { table.take_lane(&run, NOW).await.unwrap() })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    let winners: Vec<usize> = (0..4).filter(|i| outcomes[*i] == Take::Taken).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    let holder = &runs[winners[0]];
+    let other = &runs[(winners[0] + 1) % 4];
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i != winners[0] {
+            assert!(
+                matches!(outcome, Take::Busy(lane) if lane.run_id.as_deref() == Some(holder.run_id.as_str()))
+            );
+        }
+    }
+    // Taking it again is the holder's right (a retried start), not another's.
+    assert_eq!(table.take_lane(holder, NOW + 1).await.unwrap(), Take::Taken);
+    assert!(!table.free_lane(&target, &other.run_id, NOW).await.unwrap());
+    assert_eq!(
+        table.get_lane(&target).await.unwrap().run_id.as_deref(),
+        Some(holder.run_id.as_str())
+    );
+    assert!(table.free_lane(&target, &holder.run_id, NOW).await.unwrap());
+    assert_eq!(table.take_lane(other, NOW).await.unwrap(), Take::Taken);
+}
+
+#[tokio::test]
+async fn state_changes_only_move_a_run_forward() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let target = unique("p");
+    let records = admitted(&table, &target, &InputValues::new(), 1).await;
+    let Joined::Opened(id) = join_all(&table, &records).await.remove(0) else {
+        panic!()
+    };
+    let run = table.get_run(&id).await.unwrap().unwrap();
+    assert_eq!(table.take_lane(&run, NOW).await.unwrap(), Take::Taken);
+    assert!(table
+        .record_run_started(&run, "exec-1", NOW, EXPIRES)
+        .await
+        .unwrap());
+    let status = |s| RunStatus::Execution(s);
+    let succeeded = table
+        .record_run_outcome(
+            &id,
+            "exec-1",
+            status(TriggerStatus::Succeeded),
+            NOW + 20,
+            NOW + 21,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(succeeded, Some((ref r, true)) if r.status == status(TriggerStatus::Succeeded))
+    );
+    // A late STARTED, and the same SUCCEEDED again: kept as it is.
+    for (state, at) in [
+        (TriggerStatus::Started, NOW + 10),
+        (TriggerStatus::Succeeded, NOW + 20),
+    ] {
+        let late = table
+            .record_run_outcome(&id, "exec-1", status(state), at, NOW + 30)
+            .await
+            .unwrap();
+        assert!(
+            matches!(late, Some((ref r, false)) if r.status == status(TriggerStatus::Succeeded))
+        );
+    }
+    // Another execution's event does not touch this run.
+    let other = table
+        .record_run_outcome(
+            &id,
+            "exec-2",
+            status(TriggerStatus::Failed),
+            NOW + 40,
+            NOW + 41,
+        )
+        .await
+        .unwrap();
+    assert_eq!(other, None);
+    // A redelivered start after the outcome does not regress it either.
+    assert!(!table
+        .record_run_started(&run, "exec-1", NOW + 50, EXPIRES)
+        .await
+        .unwrap());
+    let stored = table.get_run(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, status(TriggerStatus::Succeeded));
+    assert_eq!(stored.execution_id.as_deref(), Some("exec-1"));
+    // The execution index names the run (the notifier's way in).
+    let owner = table.execution_owner("exec-1").await.unwrap().unwrap();
+    assert_eq!(owner.run_id.as_deref(), Some(id.as_str()));
+    assert_eq!(owner.trigger_id, id);
+    let view = table.trigger_view(&id, NOW).await.unwrap().unwrap();
+    assert_eq!(view.status, TriggerStatus::Succeeded);
+    assert!(!view.coalesced);
+}
