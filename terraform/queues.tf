@@ -23,6 +23,11 @@ resource "aws_sqs_queue" "work" {
 
   # The worker dead-letters after MAX_ATTEMPTS deliveries, with the reason;
   # SQS's redrive is the safety net beyond that (a worker that keeps crashing).
+  # A run waiting for its pipeline does not hold its message invisible: the
+  # worker sends it again with a delay of run_poll_interval (at most 15 min)
+  # and deletes the delivery, so waiting never counts towards either limit,
+  # never outlives the retention, and the visibility timeout only has to
+  # cover one worker invocation.
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.work_dlq.arn
     maxReceiveCount     = var.max_attempts + 2

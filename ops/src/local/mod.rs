@@ -171,8 +171,18 @@ pub struct LocalStack {
     /// `http://127.0.0.1:<port>`
     pub base_url: String,
     pub resources: resources::Resources,
+    /// The AWS calls each function made (its own clients, as in Lambda).
+    pub calls: FunctionCalls,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+}
+
+/// The AWS calls of each function of the stack.
+#[derive(Debug, Clone, Default)]
+pub struct FunctionCalls {
+    pub ingress: CallCounter,
+    pub worker: CallCounter,
+    pub notifier: CallCounter,
 }
 
 impl LocalStack {
@@ -328,31 +338,40 @@ pub async fn start(
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let table = Table::new(dynamodb.clone(), resources.table_name.clone());
+    // Each function builds its own clients, as it does in Lambda, so its
+    // calls are counted apart.
+    let function_calls = FunctionCalls::default();
+    let ingress_calls = &function_calls.ingress;
     let ingress = ingress::Ingress::new(
         ingress_config,
-        table.clone(),
-        WorkQueue::new(sqs.clone(), resources.queue_url.clone()),
+        Table::new(
+            aws::dynamodb(sdk, ingress_calls),
+            resources.table_name.clone(),
+        ),
+        WorkQueue::new(aws::sqs(sdk, ingress_calls), resources.queue_url.clone()),
         clock.clone(),
-        calls.clone(),
+        ingress_calls.clone(),
     );
+    let worker_calls = &function_calls.worker;
     let worker_pipelines = match options.fault {
         Some(Fault::CodepipelineUnreachable) => {
-            aws::codepipeline_at(sdk, &calls, Some(&unreachable_endpoint()?))
+            aws::codepipeline_at(sdk, worker_calls, Some(&unreachable_endpoint()?))
         }
-        None => codepipeline.clone(),
+        None => aws::codepipeline(sdk, worker_calls),
     };
     let worker = Arc::new(worker::Worker::new(
         worker_config,
-        dynamodb.clone(),
-        sqs.clone(),
+        aws::dynamodb(sdk, worker_calls),
+        aws::sqs(sdk, worker_calls),
         worker_pipelines,
         clock.clone(),
     ));
+    let notifier_calls = &function_calls.notifier;
     let notifier = notifier::Notifier::new(
         notifier_config,
-        dynamodb.clone(),
-        sns.clone(),
-        aws::codepipeline_at(sdk, &calls, Some(&history_url)),
+        aws::dynamodb(sdk, notifier_calls),
+        aws::sns(sdk, notifier_calls),
+        aws::codepipeline_at(sdk, notifier_calls, Some(&history_url)),
         clock.clone(),
     );
     let queue_arn = shared::aws::provision::queue_arn(&sqs, &resources.queue_url)
@@ -431,6 +450,7 @@ pub async fn start(
     Ok(LocalStack {
         base_url,
         resources,
+        calls: function_calls,
         stop,
         tasks,
     })
