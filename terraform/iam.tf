@@ -19,8 +19,9 @@ data "aws_iam_policy_document" "lambda_trust" {
 
 data "aws_iam_policy_document" "ingress" {
   statement {
-    sid       = "Table"
-    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    sid = "Table"
+    # ConditionCheckItem: admission checks the operators' blocks in its transaction.
+    actions   = ["dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.main.arn]
   }
   statement {

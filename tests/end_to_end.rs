@@ -732,3 +732,164 @@ async fn forty_clients_at_once_cost_at_most_two_runs_and_every_trigger_succeeds(
     );
     harness.stack.stop().await;
 }
+
+/// Runs `trigger-ops` against the harness's stack; returns its JSON output.
+async fn ops_json(harness: &Harness, secret: &str, args: &[&str]) -> Result<Value, ops::OpsError> {
+    let table = harness.stack.resources.table_name.clone();
+    let mut line = vec!["trigger-ops", "--table-name", &table, "--json"];
+    line.extend_from_slice(args);
+    let cli = <ops::cli::Cli as clap::Parser>::try_parse_from(line).expect("a command line");
+    let env = Env::from_pairs([("CLIENT_KEY_SECRET", secret)]);
+    let ran = ops::run(
+        &cli,
+        &ops::Context {
+            sdk: &harness.sdk,
+            env: &env,
+            stop: Arc::new(AtomicBool::new(false)),
+        },
+    )
+    .await?;
+    assert!(ran.success, "{}", ran.output);
+    Ok(serde_json::from_str(&ran.output).expect("JSON"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_blocks_a_network_then_it_expires_and_a_reset_frees_one_client() {
+    const SECRET: &str = "e2e-client-key-secret-0123456789";
+    let harness = Harness::start(&[("CLIENT_KEY_SECRET", SECRET)], None).await;
+    let inside = client_from(Ipv4Addr::new(127, 0, 3, 21));
+    let neighbour = client_from(Ipv4Addr::new(127, 0, 3, 22));
+    let outside = client_from(Ipv4Addr::new(127, 0, 4, 21));
+    assert_eq!(post(&inside, &harness, "").await.status, 202);
+    assert_eq!(post(&outside, &harness, "").await.status, 202);
+    let shown = ops_json(&harness, SECRET, &["clients", "show", "127.0.3.21"])
+        .await
+        .unwrap();
+    assert_eq!(
+        (shown["used"].as_u64(), shown["remaining"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(shown["blocks"], Value::Array(vec![]));
+
+    // The /24 is blocked for a few seconds: both of its clients get 403
+    // with Retry-After, the reason stays with the operators, nothing is charged.
+    let blocked = ops_json(
+        &harness,
+        SECRET,
+        &[
+            "clients",
+            "block",
+            "127.0.3.0/24",
+            "--for",
+            "4s",
+            "--reason",
+            "scripted flood, ticket 4711",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(blocked["blocked"], true);
+    for client in [&inside, &neighbour] {
+        let refused = post(client, &harness, "").await;
+        assert_eq!(refused.status, 403, "{:?}", refused.body);
+        assert_eq!(refused.body["type"], "urn:pipeline-trigger:problem:blocked");
+        assert!(
+            !refused.body.to_string().contains("4711"),
+            "{:?}",
+            refused.body
+        );
+        let retry: u64 = refused.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=4).contains(&retry), "{retry}");
+    }
+    assert_eq!(
+        post(&outside, &harness, "").await.status,
+        202,
+        "another network is not blocked"
+    );
+    let shown = ops_json(&harness, SECRET, &["clients", "show", "127.0.3.21"])
+        .await
+        .unwrap();
+    assert_eq!(shown["used"], 1, "a 403 costs nothing");
+    assert_eq!(shown["blocks"][0]["scope"], "network");
+    assert_eq!(shown["blocks"][0]["reason"], "scripted flood, ticket 4711");
+
+    // The block ends by itself.
+    eventually("the block to end", || async {
+        let answer = post(&inside, &harness, "").await;
+        (answer.status != 403).then_some(answer.status)
+    })
+    .await;
+    let shown = ops_json(&harness, SECRET, &["clients", "show", "127.0.3.21"])
+        .await
+        .unwrap();
+    assert_eq!(shown["used"], 2);
+
+    // Reset frees exactly that client.
+    let reset = ops_json(
+        &harness,
+        SECRET,
+        &["clients", "reset", "127.0.3.21", "--yes"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(reset["had_slots"], true);
+    let shown = ops_json(&harness, SECRET, &["clients", "show", "127.0.3.21"])
+        .await
+        .unwrap();
+    assert_eq!(shown["used"], 0);
+    let other = ops_json(&harness, SECRET, &["clients", "show", "127.0.4.21"])
+        .await
+        .unwrap();
+    assert_eq!(other["used"], 2, "the other client keeps its charges");
+
+    // An address block, lifted by hand.
+    ops_json(
+        &harness,
+        SECRET,
+        &[
+            "clients",
+            "block",
+            "127.0.4.21",
+            "--for",
+            "1h",
+            "--reason",
+            "x",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(post(&outside, &harness, "").await.status, 403);
+    assert_eq!(
+        post(&neighbour, &harness, "").await.status,
+        202,
+        "only that address"
+    );
+    let lifted = ops_json(&harness, SECRET, &["clients", "unblock", "127.0.4.21"])
+        .await
+        .unwrap();
+    assert_eq!(lifted["unblocked"], true);
+    assert_eq!(post(&outside, &harness, "").await.status, 202);
+
+    // Bad targets are refused before anything is touched (exit 2).
+    for args in [
+        vec![
+            "clients",
+            "block",
+            "127.0.3.0/16",
+            "--for",
+            "1h",
+            "--reason",
+            "x",
+        ],
+        vec!["clients", "show", "127.0.3.0/24"],
+        vec!["clients", "reset", "127.0.3.21"],
+    ] {
+        let err = ops_json(&harness, SECRET, &args).await.unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+    }
+    harness.stack.stop().await;
+}

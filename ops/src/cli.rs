@@ -54,6 +54,20 @@ pub enum Command {
     /// The dead-letter queue of the work queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// A client's quota and blocks: look up, free, block, unblock (keyed as the ingress keys it).
+    #[command(
+        subcommand,
+        after_help = "\
+ADDRESS is keyed with CLIENT_KEY_SECRET (from the environment, as the ingress
+has it); QUOTA_LIMIT and QUOTA_WINDOW default as the ingress's do.
+
+Examples:
+  trigger-ops clients show 203.0.113.7
+  trigger-ops clients reset 203.0.113.7 --yes
+  trigger-ops clients block 203.0.113.0/24 --for 7d --reason \"scripted flood, ticket 4711\"
+  trigger-ops clients unblock 203.0.113.0/24"
+    )]
+    Clients(ClientsCommand),
     /// Run the whole system on this machine against an AWS emulator (scripts/dev starts one).
     #[command(after_help = "\
 Needs AWS_ENDPOINT_URL (moto) and AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local;
@@ -90,6 +104,35 @@ pub struct LocalArgs {
     /// Write the resources as `terraform output -json` does, for `--terraform-outputs`.
     #[arg(long, value_name = "FILE")]
     pub outputs: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// The client's quota (slots taken, what is left, when the next frees) and any block.
+    Show {
+        /// An IPv4 or IPv6 address.
+        address: String,
+    },
+    /// Free the client's whole quota (only with --yes).
+    Reset {
+        address: String,
+        /// Really free it.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Block an address, an IPv4 /24 or an IPv6 /48 or /64 for a while: 403 `blocked`, no quota taken.
+    Block {
+        /// An address, or a prefix like 203.0.113.0/24 or 2001:db8:1::/48.
+        target: String,
+        /// How long (1h, 7d; at most 365d); the block ends by itself.
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: Duration,
+        /// Why, for the other operators (never shown to the client).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a block before it ends.
+    Unblock { target: String },
 }
 
 #[derive(Debug, Subcommand)]

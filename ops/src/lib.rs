@@ -3,13 +3,14 @@
 //! printing in [`report`]; [`run`] wires them for one command line.
 
 pub mod cli;
+pub mod clients;
 pub mod dlq;
 pub mod local;
 pub mod report;
 pub mod targets;
 
 use aws_config::SdkConfig;
-use cli::{Cli, Command, DlqCommand, LocalArgs};
+use cli::{Cli, ClientsCommand, Command, DlqCommand, LocalArgs};
 use dlq::{Filter, Queues, ReplayOptions};
 use shared::aws::table::Table;
 use shared::aws::CallCounter;
@@ -40,6 +41,8 @@ pub enum OpsError {
     Refused(String),
     #[error("{0}")]
     Local(String),
+    #[error("{0}")]
+    Store(String),
 }
 
 impl OpsError {
@@ -51,7 +54,7 @@ impl OpsError {
             | Self::Config(_)
             | Self::TerraformOutputs { .. }
             | Self::Refused(_) => 2,
-            Self::Queue { .. } | Self::Local(_) => 1,
+            Self::Queue { .. } | Self::Local(_) | Self::Store(_) => 1,
         }
     }
 }
@@ -81,6 +84,13 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
     let command = match &cli.command {
         Command::Dlq(command) => command,
         Command::Local(args) => return run_local(args, ctx).await,
+        Command::Clients(command) => {
+            let table = Table::new(
+                shared::aws::dynamodb(ctx.sdk, &calls),
+                targets.need(Need::Table)?,
+            );
+            return run_clients(command, cli.json, &table, ctx).await;
+        }
     };
     let ok = |output: String| {
         Ok(Ran {
@@ -182,6 +192,69 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
             })
         }
     }
+}
+
+async fn run_clients(
+    command: &ClientsCommand,
+    json: bool,
+    table: &Table,
+    ctx: &Context<'_>,
+) -> Result<Ran, OpsError> {
+    let secret = ctx.env.client_key_secret()?;
+    let now = shared::clock::Clock::now_ms(&SystemClock);
+    let output = match command {
+        ClientsCommand::Show { address } => {
+            let view = clients::show(table, &secret, &ctx.env.quota()?, address, now).await?;
+            if json {
+                serde_json::to_string(&view).unwrap_or_default()
+            } else {
+                report::client_text(&view)
+            }
+        }
+        ClientsCommand::Reset { address, yes } => {
+            if !yes {
+                return Err(OpsError::Refused(
+                    "reset frees the client's whole quota: add --yes to do it (nothing was changed)"
+                        .into(),
+                ));
+            }
+            let had = clients::reset(table, &secret, address).await?;
+            if json {
+                serde_json::json!({"reset": true, "had_slots": had}).to_string()
+            } else if had {
+                "the client's quota is free again\n".into()
+            } else {
+                "the client had no quota taken; nothing to free\n".into()
+            }
+        }
+        ClientsCommand::Block {
+            target,
+            duration,
+            reason,
+        } => {
+            let until = clients::block(table, &secret, target, *duration, reason, now).await?;
+            let until = shared::rules::time_format::rfc3339(until);
+            if json {
+                serde_json::json!({"blocked": true, "until": until}).to_string()
+            } else {
+                format!("blocked until {until}: 403 blocked, no quota taken\n")
+            }
+        }
+        ClientsCommand::Unblock { target } => {
+            let lifted = clients::unblock(table, &secret, target, now).await?;
+            if json {
+                serde_json::json!({"unblocked": lifted}).to_string()
+            } else if lifted {
+                "block lifted\n".into()
+            } else {
+                "no block was in force\n".into()
+            }
+        }
+    };
+    Ok(Ran {
+        output,
+        success: true,
+    })
 }
 
 /// `trigger-ops local`: runs until Ctrl-C.

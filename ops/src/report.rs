@@ -1,5 +1,6 @@
 //! What the tool prints: aligned tables for people, JSON for scripts (pure).
 
+use crate::clients::ClientView;
 use crate::dlq::{DlqMessage, QueueCounts, ReplaySummary};
 use std::time::Duration;
 
@@ -156,6 +157,50 @@ pub fn replay_text(summary: &ReplaySummary) -> String {
 
 pub fn replay_json(summary: &ReplaySummary) -> String {
     serde_json::to_string(summary).unwrap_or_default()
+}
+
+/// `clients show` for people.
+pub fn client_text(view: &ClientView) -> String {
+    let window = humantime::format_duration(Duration::from_secs(view.window_seconds));
+    let mut rows = vec![
+        vec![
+            "client".to_string(),
+            format!("{} (key {})", view.client, view.client_key),
+        ],
+        vec![
+            "quota".to_string(),
+            format!(
+                "{} of {} used in {window}, {} left",
+                view.used, view.limit, view.remaining
+            ),
+        ],
+    ];
+    if !view.taken_at.is_empty() {
+        rows.push(vec!["taken at".into(), view.taken_at.join(", ")]);
+    }
+    if let Some(at) = &view.next_frees_at {
+        rows.push(vec!["next frees".into(), at.clone()]);
+    }
+    if view.blocks.is_empty() {
+        rows.push(vec!["blocked".into(), "no".into()]);
+    }
+    for block in &view.blocks {
+        rows.push(vec![
+            "blocked".into(),
+            format!(
+                "{} until {} (since {}): {}",
+                block.scope,
+                block.until,
+                block.blocked_at,
+                cell(&block.reason, MAX_CELL)
+            ),
+        ]);
+    }
+    let mut out = String::new();
+    for row in rows {
+        out.push_str(&format!("{:<11} {}\n", row[0], row[1]));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -101,9 +101,10 @@ fn stats(stack: &Stack) -> Value {
     run.json()
 }
 
+/// The trigger's status as `GET /triggers/{id}` shows it (following its run).
 async fn status(stack: &Stack, trigger_id: &str) -> TriggerStatus {
     Table::new(stack.dynamodb.clone(), &stack.table_name)
-        .get_trigger(trigger_id, SystemClock.now_ms())
+        .trigger_view(trigger_id, SystemClock.now_ms())
         .await
         .unwrap()
         .expect("record")

@@ -62,12 +62,12 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "QUOTA_LIMIT",
-        used_by: &[Ingress],
+        used_by: &[Ingress, Ops],
         default: Some("3"),
     },
     Variable {
         name: "QUOTA_WINDOW",
-        used_by: &[Ingress],
+        used_by: &[Ingress, Ops],
         default: Some("7d"),
     },
     Variable {
@@ -82,7 +82,7 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "CLIENT_KEY_SECRET",
-        used_by: &[Ingress],
+        used_by: &[Ingress, Ops],
         default: None,
     },
     Variable {
@@ -264,15 +264,31 @@ pub struct IngressConfig {
 /// of the client's item.
 pub const MAX_QUOTA_LIMIT: u64 = 100;
 
-impl IngressConfig {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let secret = env.string("CLIENT_KEY_SECRET")?;
+impl Env {
+    /// `CLIENT_KEY_SECRET`: at least 16 bytes.
+    pub fn client_key_secret(&self) -> Result<Vec<u8>, ConfigError> {
+        let secret = self.string("CLIENT_KEY_SECRET")?;
         if secret.len() < 16 {
             return Err(malformed(
                 "CLIENT_KEY_SECRET",
                 format!("must be at least 16 bytes, got {}", secret.len()),
             ));
         }
+        Ok(secret.into_bytes())
+    }
+
+    /// `QUOTA_LIMIT` per `QUOTA_WINDOW`.
+    pub fn quota(&self) -> Result<QuotaPolicy, ConfigError> {
+        Ok(QuotaPolicy {
+            limit: self.number("QUOTA_LIMIT", 1, MAX_QUOTA_LIMIT)? as usize,
+            window: self.duration("QUOTA_WINDOW")?,
+        })
+    }
+}
+
+impl IngressConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let secret = env.client_key_secret()?;
         let global_limit = env.number("GLOBAL_QUOTA_LIMIT", 0, 1_000_000_000)?;
         let global_window = env.duration("GLOBAL_QUOTA_WINDOW")?;
         let pipelines = env.pipelines()?;
@@ -281,15 +297,12 @@ impl IngressConfig {
             queue_url: env.url("QUEUE_URL")?,
             settings: env.pipeline_settings(&pipelines)?,
             pipelines,
-            quota: QuotaPolicy {
-                limit: env.number("QUOTA_LIMIT", 1, MAX_QUOTA_LIMIT)? as usize,
-                window: env.duration("QUOTA_WINDOW")?,
-            },
+            quota: env.quota()?,
             global_quota: (global_limit > 0).then_some(GlobalPolicy {
                 limit: global_limit,
                 window: global_window,
             }),
-            client_key_secret: secret.into_bytes(),
+            client_key_secret: secret,
             ledger_retention: env.duration("LEDGER_RETENTION")?,
         })
     }

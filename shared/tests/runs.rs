@@ -53,7 +53,7 @@ async fn admitted(
             error_message: None,
             expires_at: EXPIRES,
         };
-        let admission = table.admit(&policy, None, &record).await.unwrap();
+        let admission = table.admit(&policy, None, &record, &[]).await.unwrap();
         assert!(matches!(admission, Admission::Accepted { .. }));
         records.push(record);
     }

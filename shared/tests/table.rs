@@ -54,12 +54,12 @@ async fn an_admission_whose_answer_was_lost_stands_once_when_retried() {
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let p = policy(3);
     let earlier = record("192.0.2.20", NOW - 1000);
-    accepted(table.admit(&p, None, &earlier).await.unwrap());
+    accepted(table.admit(&p, None, &earlier, &[]).await.unwrap());
     let trigger = record("192.0.2.20", NOW);
-    let first = table.admit(&p, None, &trigger).await.unwrap();
+    let first = table.admit(&p, None, &trigger, &[]).await.unwrap();
     // The same transaction again, as the SDK sends it when the first answer
     // never arrived: accepted, with the same quota and the same state before.
-    let again = table.admit(&p, None, &trigger).await.unwrap();
+    let again = table.admit(&p, None, &trigger, &[]).await.unwrap();
     match (&first, &again) {
         (
             Admission::Accepted {
@@ -80,13 +80,13 @@ async fn an_admission_whose_answer_was_lost_stands_once_when_retried() {
     // A third trigger still fits, a fourth does not: one slot per trigger.
     accepted(
         table
-            .admit(&p, None, &record("192.0.2.20", NOW + 1000))
+            .admit(&p, None, &record("192.0.2.20", NOW + 1000), &[])
             .await
             .unwrap(),
     );
     assert!(matches!(
         table
-            .admit(&p, None, &record("192.0.2.20", NOW + 2000))
+            .admit(&p, None, &record("192.0.2.20", NOW + 2000), &[])
             .await
             .unwrap(),
         Admission::ClientExhausted(_)
@@ -95,7 +95,7 @@ async fn an_admission_whose_answer_was_lost_stands_once_when_retried() {
     let mut stranger = record("192.0.2.21", NOW);
     stranger.trigger_id = trigger.trigger_id.clone();
     assert!(matches!(
-        table.admit(&p, None, &stranger).await,
+        table.admit(&p, None, &stranger, &[]).await,
         Err(StoreError::Corrupt(_))
     ));
 }
@@ -106,17 +106,17 @@ async fn an_admission_whose_answer_was_lost_stands_once_even_after_another_accep
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let p = policy(3);
     let lost = record("192.0.2.30", NOW);
-    accepted(table.admit(&p, None, &lost).await.unwrap());
+    accepted(table.admit(&p, None, &lost, &[]).await.unwrap());
     // Another request of the same client is accepted before the SDK retries
     // the first one, whose answer was lost: the client's last writer is now
     // the other trigger.
     accepted(
         table
-            .admit(&p, None, &record("192.0.2.30", NOW + 10))
+            .admit(&p, None, &record("192.0.2.30", NOW + 10), &[])
             .await
             .unwrap(),
     );
-    match table.admit(&p, None, &lost).await.unwrap() {
+    match table.admit(&p, None, &lost, &[]).await.unwrap() {
         Admission::Accepted { status, previous } => {
             assert_eq!(status.remaining, 1, "the retry took no third slot");
             assert!(!previous.contains(&NOW), "{previous:?}");
@@ -126,13 +126,13 @@ async fn an_admission_whose_answer_was_lost_stands_once_even_after_another_accep
     // One slot per trigger: a third fits, a fourth does not.
     accepted(
         table
-            .admit(&p, None, &record("192.0.2.30", NOW + 20))
+            .admit(&p, None, &record("192.0.2.30", NOW + 20), &[])
             .await
             .unwrap(),
     );
     assert!(matches!(
         table
-            .admit(&p, None, &record("192.0.2.30", NOW + 30))
+            .admit(&p, None, &record("192.0.2.30", NOW + 30), &[])
             .await
             .unwrap(),
         Admission::ClientExhausted(_)
@@ -146,11 +146,11 @@ async fn a_refund_after_later_acceptances_removes_only_its_own_slot() {
     let p = policy(2);
     let first = record("192.0.2.10", NOW);
     let second = record("192.0.2.10", NOW + 1000);
-    let previous = accepted(table.admit(&p, None, &first).await.unwrap());
-    accepted(table.admit(&p, None, &second).await.unwrap());
+    let previous = accepted(table.admit(&p, None, &first, &[]).await.unwrap());
+    accepted(table.admit(&p, None, &second, &[]).await.unwrap());
     assert!(matches!(
         table
-            .admit(&p, None, &record("192.0.2.10", NOW + 2000))
+            .admit(&p, None, &record("192.0.2.10", NOW + 2000), &[])
             .await
             .unwrap(),
         Admission::ClientExhausted(_)
@@ -173,13 +173,13 @@ async fn a_refund_after_later_acceptances_removes_only_its_own_slot() {
     // Exactly one slot came back.
     accepted(
         table
-            .admit(&p, None, &record("192.0.2.10", NOW + 3000))
+            .admit(&p, None, &record("192.0.2.10", NOW + 3000), &[])
             .await
             .unwrap(),
     );
     assert!(matches!(
         table
-            .admit(&p, None, &record("192.0.2.10", NOW + 4000))
+            .admit(&p, None, &record("192.0.2.10", NOW + 4000), &[])
             .await
             .unwrap(),
         Admission::ClientExhausted(_)
@@ -192,7 +192,7 @@ async fn no_refund_once_a_worker_took_the_trigger() {
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let p = policy(1);
     let r = record("192.0.2.11", NOW);
-    let previous = accepted(table.admit(&p, None, &r).await.unwrap());
+    let previous = accepted(table.admit(&p, None, &r, &[]).await.unwrap());
     stack
         .dynamodb
         .update_item()
@@ -216,7 +216,7 @@ async fn no_refund_once_a_worker_took_the_trigger() {
     assert_eq!(kept.status, TriggerStatus::Started);
     assert!(matches!(
         table
-            .admit(&p, None, &record("192.0.2.11", NOW + 1))
+            .admit(&p, None, &record("192.0.2.11", NOW + 1), &[])
             .await
             .unwrap(),
         Admission::ClientExhausted(_)
@@ -233,10 +233,10 @@ async fn a_global_refund_gives_the_budget_back() {
         window: Duration::from_secs(3600),
     };
     let r = record("192.0.2.12", NOW);
-    let previous = accepted(table.admit(&p, Some(&g), &r).await.unwrap());
+    let previous = accepted(table.admit(&p, Some(&g), &r, &[]).await.unwrap());
     assert!(matches!(
         table
-            .admit(&p, Some(&g), &record("192.0.2.13", NOW + 1))
+            .admit(&p, Some(&g), &record("192.0.2.13", NOW + 1), &[])
             .await
             .unwrap(),
         Admission::GlobalExhausted { .. }
@@ -247,7 +247,7 @@ async fn a_global_refund_gives_the_budget_back() {
     );
     accepted(
         table
-            .admit(&p, Some(&g), &record("192.0.2.13", NOW + 2))
+            .admit(&p, Some(&g), &record("192.0.2.13", NOW + 2), &[])
             .await
             .unwrap(),
     );
@@ -302,7 +302,7 @@ async fn throttling_is_retried_then_reported_unavailable() {
         .build();
     let table = Table::new(mocked_dynamodb(&[&throttled]), "t");
     let err = table
-        .admit(&policy(3), None, &record("192.0.2.20", NOW))
+        .admit(&policy(3), None, &record("192.0.2.20", NOW), &[])
         .await
         .unwrap_err();
     assert_eq!(
@@ -327,7 +327,7 @@ async fn a_throttle_that_clears_admits() {
         .build();
     let table = Table::new(mocked_dynamodb(&[&flaky]), "t");
     let admission = table
-        .admit(&policy(3), None, &record("192.0.2.21", NOW))
+        .admit(&policy(3), None, &record("192.0.2.21", NOW), &[])
         .await
         .unwrap();
     assert!(matches!(admission, Admission::Accepted { .. }));
@@ -343,7 +343,7 @@ async fn a_500_is_unavailable() {
         .build();
     let table = Table::new(mocked_dynamodb(&[&broken]), "t");
     let err = table
-        .admit(&policy(3), None, &record("192.0.2.22", NOW))
+        .admit(&policy(3), None, &record("192.0.2.22", NOW), &[])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
@@ -377,4 +377,163 @@ async fn an_sqs_500_is_a_queue_error() {
         Err(QueueError::Unavailable(_))
     ));
     assert_eq!(broken.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_takes_nothing() {
+    use shared::rules::client_key::{block_keys, keyed};
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let secret = b"0123456789abcdef";
+    let p = policy(3);
+    let blocks = |ip: &str| block_keys(secret, ip).unwrap();
+    // The network 192.0.2.0/24 is blocked until NOW + 60 s.
+    table
+        .block_client(
+            &keyed(secret, "ipv4:192.0.2.0/24"),
+            NOW + 60_000,
+            "flood",
+            NOW,
+        )
+        .await
+        .unwrap();
+    for ip in ["192.0.2.40", "192.0.2.41"] {
+        let refused = table
+            .admit(&p, None, &record(ip, NOW + 10), &blocks(ip))
+            .await
+            .unwrap();
+        assert_eq!(
+            refused,
+            Admission::Blocked {
+                until: NOW + 60_000
+            }
+        );
+        let key = client_key(secret, ip).unwrap();
+        assert!(
+            table.client_slots(&key).await.unwrap().is_empty(),
+            "nothing taken"
+        );
+    }
+    // A neighbour network is not blocked.
+    accepted(
+        table
+            .admit(
+                &p,
+                None,
+                &record("192.0.3.40", NOW + 10),
+                &blocks("192.0.3.40"),
+            )
+            .await
+            .unwrap(),
+    );
+    // A block on one address stops that address only.
+    table
+        .block_client(
+            &client_key(secret, "192.0.3.41").unwrap(),
+            NOW + 30_000,
+            "x",
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        table
+            .admit(
+                &p,
+                None,
+                &record("192.0.3.41", NOW + 10),
+                &blocks("192.0.3.41")
+            )
+            .await
+            .unwrap(),
+        Admission::Blocked {
+            until: NOW + 30_000
+        }
+    );
+    // Blocks end by themselves: past `until` the same request is admitted.
+    accepted(
+        table
+            .admit(
+                &p,
+                None,
+                &record("192.0.2.40", NOW + 60_000),
+                &blocks("192.0.2.40"),
+            )
+            .await
+            .unwrap(),
+    );
+    // Lifting a block ends it at once; a lifted or expired one cannot be lifted again.
+    assert!(table
+        .unblock_client(&client_key(secret, "192.0.3.41").unwrap(), NOW + 20)
+        .await
+        .unwrap());
+    assert!(!table
+        .unblock_client(&client_key(secret, "192.0.3.41").unwrap(), NOW + 20)
+        .await
+        .unwrap());
+    assert!(!table
+        .unblock_client(&keyed(secret, "ipv4:192.0.2.0/24"), NOW + 70_000)
+        .await
+        .unwrap());
+    accepted(
+        table
+            .admit(
+                &p,
+                None,
+                &record("192.0.3.41", NOW + 30),
+                &blocks("192.0.3.41"),
+            )
+            .await
+            .unwrap(),
+    );
+}
+
+#[tokio::test]
+async fn reset_frees_exactly_that_client() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let p = policy(1);
+    for ip in ["192.0.2.50", "192.0.2.51"] {
+        accepted(table.admit(&p, None, &record(ip, NOW), &[]).await.unwrap());
+    }
+    let key = |ip: &str| client_key(b"0123456789abcdef", ip).unwrap();
+    assert!(table.reset_client(&key("192.0.2.50")).await.unwrap());
+    assert!(
+        !table.reset_client(&key("192.0.2.50")).await.unwrap(),
+        "nothing left to free"
+    );
+    accepted(
+        table
+            .admit(&p, None, &record("192.0.2.50", NOW + 1), &[])
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(
+        table
+            .admit(&p, None, &record("192.0.2.51", NOW + 1), &[])
+            .await
+            .unwrap(),
+        Admission::ClientExhausted(_)
+    ));
+    assert_eq!(
+        table.client_slots(&key("192.0.2.51")).await.unwrap(),
+        vec![NOW]
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_still_in_progress_is_asked_again_not_reported_unavailable() {
+    // DynamoDB's answer to an SDK retry whose first attempt has not finished.
+    let in_progress = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .http_status(400, Some(r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionInProgressException","message":"in progress"}"#.into()))
+        .output(|| TransactWriteItemsOutput::builder().build())
+        .build();
+    let table = Table::new(mocked_dynamodb(&[&in_progress]), "t");
+    let admission = table
+        .admit(&policy(3), None, &record("192.0.2.23", NOW), &[])
+        .await
+        .unwrap();
+    assert!(matches!(admission, Admission::Accepted { .. }));
+    assert_eq!(in_progress.num_calls(), 2);
 }

@@ -337,7 +337,7 @@ impl Stack {
             window: Duration::from_secs(60),
         };
         let admission = Table::new(self.dynamodb.clone(), &self.table_name)
-            .admit(&policy, None, &record)
+            .admit(&policy, None, &record, &[])
             .await
             .expect("admit");
         assert!(

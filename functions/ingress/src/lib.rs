@@ -8,7 +8,7 @@ use shared::aws::table::{Admission, Refund, StoreError, Table};
 use shared::aws::CallCounter;
 use shared::clock::Clock;
 use shared::config::IngressConfig;
-use shared::rules::client_key::client_key;
+use shared::rules::client_key::block_keys;
 use shared::rules::http::{
     accepted_response, catalog_response, parse_event, parse_trigger_body, route, ApiError,
     EventError, HttpRequest, HttpResponse, QuotaScope, Route, UNAVAILABLE_RETRY_AFTER_S,
@@ -109,11 +109,14 @@ impl Ingress {
         let inputs = declared
             .resolve(asked.inputs.as_ref())
             .map_err(ApiError::InvalidInputs)?;
-        let client_key = client_key(
+        // The client's own key (its quota) and its network's: a block on
+        // either stops it.
+        let blocks = block_keys(
             &config.client_key_secret,
             request.source_ip.as_deref().unwrap_or(""),
         )
         .map_err(|_| ApiError::NoClientAddress)?;
+        let client_key = blocks[0].clone();
         let now = self.clock.now_ms();
         let record = TriggerRecord {
             trigger_id: new_trigger_id(),
@@ -133,7 +136,7 @@ impl Ingress {
         let calls_before = self.calls.total();
         let admission = self
             .table
-            .admit(&config.quota, config.global_quota.as_ref(), &record)
+            .admit(&config.quota, config.global_quota.as_ref(), &record, &blocks)
             .await
             .map_err(|e| {
                 error!(decision = "unavailable", stage = "admit", client_key = %client_key, error = %e,
@@ -142,6 +145,12 @@ impl Ingress {
             })?;
         let (status, previous) = match admission {
             Admission::Accepted { status, previous } => (status, previous),
+            Admission::Blocked { until } => {
+                let retry_after_s = ceil_seconds(until.saturating_sub(now)).max(1);
+                info!(decision = "rejected", scope = "blocked", client_key = %client_key,
+                      retry_after_s, aws_calls = self.calls.total() - calls_before);
+                return Err(ApiError::Blocked { retry_after_s });
+            }
             Admission::ClientExhausted(status) => {
                 let retry_after_s = ceil_seconds(status.reset_after_ms).max(1);
                 info!(decision = "rejected", scope = "client", client_key = %client_key,

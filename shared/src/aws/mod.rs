@@ -17,6 +17,7 @@
 //! [`CallCounter`] on every client so each invocation can say how many AWS
 //! calls it made.
 
+pub mod clients;
 pub mod event_claim;
 pub mod permissions;
 pub mod pipeline;

@@ -70,11 +70,12 @@ const fn platform(
 use Resource::{EventsDlq, Pipelines, Table, Topic, WorkDlq, WorkQueue};
 
 /// A transaction is authorized per item action: admission and refund update,
-/// put and delete.
+/// put and delete, and admission checks the operators' blocks.
 const TRANSACT_INGRESS: &[&str] = &[
     "dynamodb:UpdateItem",
     "dynamodb:PutItem",
     "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
 ];
 /// `record_started` and the runs (join, open, take the lane, record the
 /// start): update and put.
@@ -211,6 +212,7 @@ mod tests {
         assert_eq!(
             allowed(Function::Ingress)[&Resource::Table],
             BTreeSet::from([
+                "dynamodb:ConditionCheckItem",
                 "dynamodb:DeleteItem",
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",

@@ -10,6 +10,9 @@
 //! - `execution#<execution id>`: `trigger_id` of the trigger that started it
 //!   (and `run_id`, see [`crate::aws::runs`]).
 //! - `run#…`, `pending#…`, `lane#…`: runs, see [`crate::aws::runs`].
+//! - `block#<key>`: an operator's block of a client or network key,
+//!   `blocked_until` (epoch ms), `reason`, `blocked_at`; checked inside the
+//!   admission transaction (see [`crate::aws::blocks`]).
 //! - `event#<EventBridge event id>`: the notifier's claim on an event
 //!   (see [`crate::aws::event_claim`]).
 //!
@@ -30,8 +33,8 @@ use crate::rules::trigger::{TriggerRecord, TriggerStatus};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ConditionCheck, Delete, Put,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -66,6 +69,10 @@ pub enum Admission {
     GlobalExhausted {
         client: QuotaStatus,
         retry_after_ms: u64,
+    },
+    /// An operator blocked the client or its network until then: nothing taken.
+    Blocked {
+        until: EpochMillis,
     },
 }
 
@@ -115,6 +122,11 @@ where
 
 pub fn client_pk(key: &ClientKey) -> String {
     format!("client#{key}")
+}
+
+/// An operator's block of a client or network (its keyed hash).
+pub fn block_pk(key: &ClientKey) -> String {
+    format!("block#{key}")
 }
 
 pub fn trigger_pk(trigger_id: &str) -> String {
@@ -268,6 +280,23 @@ impl Table {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// The admission's check that no operator's block on `key` is in force.
+    fn not_blocked(
+        &self,
+        key: &ClientKey,
+        now: EpochMillis,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.name)
+            .key("pk", s(block_pk(key)))
+            .condition_expression("attribute_not_exists(pk) OR blocked_until <= :now")
+            .expression_attribute_values(":now", n(now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
     fn record_put(&self, record: &TriggerRecord) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.name)
@@ -283,24 +312,39 @@ impl Table {
 
     /// One `TransactWriteItems`: `None` when it committed, the cancellation
     /// reasons (one per item) when a condition failed.
+    ///
+    /// An SDK retry after a timed-out attempt carries the same request token;
+    /// when DynamoDB answers that the first attempt is still in progress, the
+    /// call is made again after a pause, as a new request: its conditions
+    /// then see what the first attempt did (the callers recognise their own
+    /// commit), so the outcome is never a 503 for work that happened.
     pub(crate) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<Option<Vec<CancellationReason>>, StoreError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(None),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
-                    Ok(Some(e.cancellation_reasons().to_vec()))
-                }
-                _ => Err(StoreError::Unavailable(describe(&err))),
-            },
+        let mut in_progress = 0;
+        loop {
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(None),
+                Err(err) => match err.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+                        return Ok(Some(e.cancellation_reasons().to_vec()))
+                    }
+                    Some(TransactWriteItemsError::TransactionInProgressException(_))
+                        if in_progress < 5 =>
+                    {
+                        in_progress += 1;
+                        tokio::time::sleep(Duration::from_millis(200 * in_progress)).await;
+                    }
+                    _ => return Err(StoreError::Unavailable(describe(&err))),
+                },
+            }
         }
     }
 
@@ -311,12 +355,18 @@ impl Table {
         policy: &QuotaPolicy,
         global: Option<&GlobalPolicy>,
         record: &TriggerRecord,
+        blocks: &[ClientKey],
     ) -> Result<Admission, StoreError> {
         let now = record.requested_at;
         let key = &record.client_key;
         let mut expect = Expect::WholeBudgetFree;
         let mut previous: Vec<EpochMillis> = vec![0; policy.limit];
         let mut next = policy.first_acceptance(now);
+        let block_checks = blocks
+            .iter()
+            .map(|block| self.not_blocked(block, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first_check = 2 + usize::from(global.is_some());
         for round in 0..MAX_ROUNDS {
             let mut items = vec![
                 self.client_update(key, policy, &expect, &record.trigger_id, &next, now)?,
@@ -325,12 +375,22 @@ impl Table {
             if let Some(global) = global {
                 items.push(self.global_update(global, now, 1)?);
             }
+            items.extend(block_checks.iter().cloned());
             let Some(reasons) = self.transact(items).await? else {
                 return Ok(Admission::Accepted {
                     status: policy.status(&next, now),
                     previous,
                 });
             };
+            let blocked_until = reasons
+                .iter()
+                .skip(first_check)
+                .filter(|r| failed(Some(r)))
+                .filter_map(|r| r.item().and_then(|item| get_n(item, "blocked_until")))
+                .max();
+            if let Some(until) = blocked_until {
+                return Ok(Admission::Blocked { until });
+            }
             let client_failed = failed(reasons.first());
             let global_failed = global.is_some() && failed(reasons.get(2));
             if failed(reasons.get(1)) {

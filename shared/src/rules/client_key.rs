@@ -72,10 +72,92 @@ pub fn parse_source_ip(text: &str) -> Result<IpAddr, ClientKeyError> {
 /// The key for a source address.
 pub fn client_key(secret: &[u8], source_ip: &str) -> Result<ClientKey, ClientKeyError> {
     let address = parse_source_ip(source_ip)?;
+    Ok(keyed(secret, &canonical_client(address)))
+}
+
+/// The keyed hash of a canonical client or network.
+pub fn keyed(secret: &[u8], canonical: &str) -> ClientKey {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret).expect("HMAC-SHA256 accepts keys of any length");
-    mac.update(canonical_client(address).as_bytes());
-    Ok(ClientKey(hex::encode(mac.finalize().into_bytes())))
+    mac.update(canonical.as_bytes());
+    ClientKey(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The network around a client that an operator can block as a whole: the
+/// IPv4 /24 of an IPv4 client, the IPv6 /48 of an IPv6 one.
+pub fn canonical_network(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => network_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => network_v4(v4),
+            None => {
+                let s = v6.segments();
+                let prefix = Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0);
+                format!("ipv6:{prefix}/48")
+            }
+        },
+    }
+}
+
+fn network_v4(v4: std::net::Ipv4Addr) -> String {
+    let [a, b, c, _] = v4.octets();
+    format!("ipv4:{a}.{b}.{c}.0/24")
+}
+
+/// The keys whose block stops a source address: its own (its IPv4 address or
+/// IPv6 /64, the client key) and its network's (/24 or /48), in that order.
+pub fn block_keys(secret: &[u8], source_ip: &str) -> Result<[ClientKey; 2], ClientKeyError> {
+    let address = parse_source_ip(source_ip)?;
+    Ok([
+        keyed(secret, &canonical_client(address)),
+        keyed(secret, &canonical_network(address)),
+    ])
+}
+
+/// What an operator names to block: an address (IPv4, or IPv6 meaning its
+/// /64) or a prefix (IPv4 /24, IPv6 /48 or /64), as the canonical text the
+/// ingress keys. Host bits of a prefix must be zero.
+pub fn parse_block_target(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let Some((address, length)) = text.split_once('/') else {
+        let address = parse_source_ip(text).map_err(|_| {
+            format!(
+                "{text:?} is not an IP address or a prefix like 203.0.113.0/24 or 2001:db8::/48"
+            )
+        })?;
+        return Ok(canonical_client(address));
+    };
+    let address: IpAddr = address
+        .parse()
+        .map_err(|_| format!("{address:?} is not an IP address"))?;
+    let length: u8 = length
+        .parse()
+        .map_err(|_| format!("{length:?} is not a prefix length"))?;
+    let canonical = match (address, length) {
+        (IpAddr::V4(_), 24) => canonical_network(address),
+        (IpAddr::V6(v6), 48) if v6.to_ipv4_mapped().is_none() => canonical_network(address),
+        (IpAddr::V6(v6), 64) if v6.to_ipv4_mapped().is_none() => canonical_client(address),
+        (IpAddr::V4(_), _) => return Err(format!("an IPv4 prefix must be a /24, not /{length}")),
+        (IpAddr::V6(_), _) => {
+            return Err(format!(
+                "an IPv6 prefix must be a /48 or a /64, not /{length}"
+            ))
+        }
+    };
+    let network = canonical
+        .rsplit_once('/')
+        .map_or(canonical.as_str(), |(n, _)| n);
+    let given = match address {
+        IpAddr::V4(v4) => format!("ipv4:{v4}"),
+        IpAddr::V6(v6) => format!("ipv6:{v6}"),
+    };
+    if network != given {
+        return Err(format!(
+            "{text} has host bits set; did you mean {}?",
+            canonical.split_once(':').map_or("", |(_, rest)| rest)
+        ));
+    }
+    Ok(canonical)
 }
 
 #[cfg(test)]
@@ -110,6 +192,69 @@ mod tests {
         assert_eq!(key("::ffff:203.0.113.7"), key("203.0.113.7"));
         assert_eq!(key("::ffff:cb00:7107"), key("203.0.113.7"));
         assert_ne!(key("::ffff:203.0.113.8"), key("203.0.113.7"));
+    }
+
+    #[test]
+    fn block_keys_are_the_client_key_and_its_network_key() {
+        let [own, network] = block_keys(SECRET, "203.0.113.7").unwrap();
+        assert_eq!(own, key("203.0.113.7"));
+        assert_eq!(network, keyed(SECRET, "ipv4:203.0.113.0/24"));
+        assert_eq!(block_keys(SECRET, "203.0.113.200").unwrap()[1], network);
+        assert_ne!(block_keys(SECRET, "203.0.114.7").unwrap()[1], network);
+        let [own6, network6] = block_keys(SECRET, "2001:db8:1:2::1").unwrap();
+        assert_eq!(own6, key("2001:db8:1:2::9"));
+        assert_eq!(network6, keyed(SECRET, "ipv6:2001:db8:1::/48"));
+        assert_eq!(
+            block_keys(SECRET, "2001:db8:1:ffff::1").unwrap()[1],
+            network6
+        );
+        // Mapped addresses are their IPv4 address, network included.
+        assert_eq!(
+            block_keys(SECRET, "::ffff:203.0.113.9").unwrap()[1],
+            network
+        );
+        assert!(block_keys(SECRET, "nope").is_err());
+    }
+
+    #[test]
+    fn block_targets_name_addresses_and_the_allowed_prefixes() {
+        for (given, canonical) in [
+            ("203.0.113.7", "ipv4:203.0.113.7"),
+            ("203.0.113.0/24", "ipv4:203.0.113.0/24"),
+            ("2001:db8:1:2::1", "ipv6:2001:db8:1:2::/64"),
+            ("2001:db8:1:2::/64", "ipv6:2001:db8:1:2::/64"),
+            ("2001:db8:1::/48", "ipv6:2001:db8:1::/48"),
+            ("::ffff:203.0.113.7", "ipv4:203.0.113.7"),
+        ] {
+            assert_eq!(
+                parse_block_target(given).as_deref(),
+                Ok(canonical),
+                "{given}"
+            );
+        }
+        for bad in [
+            "",
+            "example.com",
+            "203.0.113.0/16",
+            "203.0.113.5/24",
+            "2001:db8::/32",
+            "2001:db8:1:2::1/64",
+            "203.0.113.0/x",
+            "::ffff:203.0.113.0/24",
+        ] {
+            assert!(parse_block_target(bad).is_err(), "{bad}");
+        }
+        // A prefix block is keyed as the ingress keys the network of an address in it.
+        let target = parse_block_target("203.0.113.0/24").unwrap();
+        assert_eq!(
+            keyed(SECRET, &target),
+            block_keys(SECRET, "203.0.113.99").unwrap()[1]
+        );
+        let target = parse_block_target("2001:db8:1:2::/64").unwrap();
+        assert_eq!(
+            keyed(SECRET, &target),
+            block_keys(SECRET, "2001:db8:1:2::77").unwrap()[0]
+        );
     }
 
     #[test]

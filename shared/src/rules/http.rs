@@ -348,6 +348,9 @@ pub enum ApiError {
     },
     #[error("the service is temporarily unavailable; retry in {retry_after_s} s")]
     Unavailable { retry_after_s: u64 },
+    /// The reason the operators gave is theirs: it is never shown.
+    #[error("this client is blocked by the operators; retry in {retry_after_s} s")]
+    Blocked { retry_after_s: u64 },
 }
 
 /// How long a client should wait after a 503.
@@ -363,6 +366,7 @@ impl ApiError {
             | Self::UnknownPipeline { .. }
             | Self::InvalidInputs(_)
             | Self::NoClientAddress => 400,
+            Self::Blocked { .. } => 403,
             Self::QuotaExceeded { .. } => 429,
             Self::Unavailable { .. } => 503,
         }
@@ -387,6 +391,7 @@ impl ApiError {
                 ..
             } => ("global-quota-exceeded", "Global Trigger Budget Exhausted"),
             Self::Unavailable { .. } => ("unavailable", "Service Unavailable"),
+            Self::Blocked { .. } => ("blocked", "Client Blocked"),
         }
     }
 
@@ -421,7 +426,7 @@ impl ApiError {
                 response.header("Retry-After", &retry_after_s.to_string());
                 response.rate_limit(policy, client, *scope, *retry_after_s);
             }
-            Self::Unavailable { retry_after_s } => {
+            Self::Unavailable { retry_after_s } | Self::Blocked { retry_after_s } => {
                 response.header("Retry-After", &retry_after_s.to_string());
             }
             _ => {}
@@ -827,7 +832,11 @@ mod tests {
                 429,
             ),
             (ApiError::Unavailable { retry_after_s: 5 }, 503),
+            (ApiError::Blocked { retry_after_s: 60 }, 403),
         ];
+        let (blocked, body) = problem(&ApiError::Blocked { retry_after_s: 60 });
+        assert_eq!(body["type"], "urn:pipeline-trigger:problem:blocked");
+        assert_eq!(blocked.headers["Retry-After"], "60");
         for (err, status) in errors {
             let (response, body) = problem(&err);
             assert_eq!(response.status, status);
