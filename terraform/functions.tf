@@ -38,6 +38,7 @@ locals {
       GLOBAL_QUOTA_WINDOW = var.global_quota_window
       CLIENT_KEY_SECRET   = random_password.client_key_secret.result
       LEDGER_RETENTION    = var.ledger_retention
+      METRICS_NAMESPACE   = var.metrics_namespace
       PIPELINE_SETTINGS   = local.pipeline_settings
     }
     worker = {
@@ -48,13 +49,15 @@ locals {
       RUN_POLL_INTERVAL = var.run_poll_interval
       RUN_CHECK_AFTER   = var.run_check_after
       LEDGER_RETENTION  = var.ledger_retention
+      METRICS_NAMESPACE = var.metrics_namespace
       PIPELINE_SETTINGS = local.pipeline_settings
     }
     notifier = {
-      TABLE_NAME       = aws_dynamodb_table.main.name
-      TOPIC_ARN        = aws_sns_topic.alerts.arn
-      NOTIFY_STATES    = join(",", var.notify_states)
-      LEDGER_RETENTION = var.ledger_retention
+      TABLE_NAME        = aws_dynamodb_table.main.name
+      TOPIC_ARN         = aws_sns_topic.alerts.arn
+      NOTIFY_STATES     = join(",", var.notify_states)
+      LEDGER_RETENTION  = var.ledger_retention
+      METRICS_NAMESPACE = var.metrics_namespace
     }
   }
 

@@ -37,3 +37,8 @@ output "pipelines" {
   description = "Public name => CodePipeline name, as deployed."
   value       = local.pipelines
 }
+
+output "dashboard_url" {
+  description = "The CloudWatch dashboard: decisions, runs, queue depths, errors, e-mails."
+  value       = "https://${data.aws_region.current.name}.console.aws.amazon.com/cloudwatch/home?region=${data.aws_region.current.name}#dashboards:name=${aws_cloudwatch_dashboard.main.dashboard_name}"
+}

@@ -149,6 +149,17 @@ variable "ledger_retention" {
   }
 }
 
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the functions' metrics (Embedded Metric Format lines in their logs, METRICS_NAMESPACE); the dashboard reads it."
+  type        = string
+  default     = "PipelineTrigger"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9.\\-_/#:]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/") && !startswith(var.metrics_namespace, ":")
+    error_message = "metrics_namespace must be 1 to 255 of A-Z a-z 0-9 . - _ / # :, not starting with AWS/ or :."
+  }
+}
+
 variable "run_poll_interval" {
   description = "How often a pending run (coalesced triggers) looks whether its pipeline is free again (humantime, at most 15m: its message is sent again with this delay)."
   type        = string

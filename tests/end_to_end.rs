@@ -230,6 +230,21 @@ impl Harness {
     fn printed(&self) -> String {
         self.printed.text()
     }
+
+    /// The metric lines the functions published so far, each checked
+    /// against the EMF specification's required fields.
+    fn metrics(&self) -> Vec<Value> {
+        let lines = self
+            .stack
+            .metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        lines
+            .iter()
+            .map(|line| testkit::check_emf(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
 }
 
 async fn post(
@@ -304,6 +319,20 @@ async fn a_trigger_goes_through_every_hop_and_ends_succeeded_with_one_email() {
         printed.contains(&format!("| Subject: {subject}")),
         "{printed}"
     );
+    // Each hop published its metric as an EMF line (no API call).
+    let metrics = harness.metrics();
+    for (function, metric, dimension) in [
+        ("ingress", "Accepted", None),
+        ("worker", "RunsStarted", None),
+        ("notifier", "Emails", Some(("State", "SUCCEEDED"))),
+    ] {
+        assert!(
+            metrics.iter().any(|m| m["Function"] == function
+                && m[metric] == 1
+                && dimension.is_none_or(|(name, value)| m[name] == value)),
+            "no {metric} from the {function}: {metrics:#?}"
+        );
+    }
     harness.stack.stop().await;
 }
 
@@ -818,8 +847,12 @@ async fn an_operator_blocks_a_network_then_it_expires_and_a_reset_frees_one_clie
     assert_eq!(shown["blocks"][0]["reason"], "scripted flood, ticket 4711");
 
     // The block ends by itself.
+    let refusals = std::sync::atomic::AtomicUsize::new(2);
     eventually("the block to end", || async {
         let answer = post(&inside, &harness, "").await;
+        if answer.status == 403 {
+            refusals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         (answer.status != 403).then_some(answer.status)
     })
     .await;
@@ -873,6 +906,16 @@ async fn an_operator_blocks_a_network_then_it_expires_and_a_reset_frees_one_clie
         .unwrap();
     assert_eq!(lifted["unblocked"], true);
     assert_eq!(post(&outside, &harness, "").await.status, 202);
+    let blocked_lines = harness
+        .metrics()
+        .into_iter()
+        .filter(|m| m["Rejected"] == 1 && m["Scope"] == "blocked")
+        .count();
+    assert_eq!(
+        blocked_lines,
+        refusals.into_inner() + 1,
+        "one Rejected{{Scope=blocked}} per 403"
+    );
 
     // Bad targets are refused before anything is touched (exit 2).
     for args in [

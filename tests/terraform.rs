@@ -522,3 +522,31 @@ fn every_checkov_skip_carries_a_reason() {
     }
     assert!(skips > 0);
 }
+
+#[test]
+fn the_dashboard_draws_every_metric_the_functions_publish() {
+    use shared::rules::metrics::*;
+    let dashboard = std::fs::read_to_string(terraform_dir().join("dashboard.tf")).unwrap();
+    for metric in [
+        ACCEPTED,
+        REJECTED,
+        INVALID,
+        UNAVAILABLE,
+        RUNS_STARTED,
+        TRIGGERS_COALESCED,
+        RUNS_WAITING,
+        RETRIED,
+        DEAD_LETTERED,
+        EMAILS,
+    ] {
+        assert!(
+            dashboard.contains(&format!("\"{metric}\"")),
+            "{metric} is not on the dashboard"
+        );
+    }
+    for scope in ["client", "global", "blocked"] {
+        assert!(dashboard.contains(&format!("\"{scope}\"")), "{scope}");
+    }
+    let outputs = std::fs::read_to_string(terraform_dir().join("outputs.tf")).unwrap();
+    assert!(outputs.contains("output \"dashboard_url\""));
+}

@@ -80,7 +80,8 @@ changes. The functions' settings come from the environment as in CONTRACT.md
 Examples:
   scripts/dev
   trigger-ops local --port 3000 --outputs target/local/outputs.json
-  trigger-ops local --fault codepipeline-unreachable   # rehearse the DLQ")]
+  trigger-ops local --fault codepipeline-unreachable   # rehearse the DLQ
+  trigger-ops local --metrics                          # the EMF lines, live")]
     Local(LocalArgs),
 }
 
@@ -104,6 +105,10 @@ pub struct LocalArgs {
     /// Write the resources as `terraform output -json` does, for `--terraform-outputs`.
     #[arg(long, value_name = "FILE")]
     pub outputs: Option<PathBuf>,
+    /// Print each metric line (Embedded Metric Format) the functions would
+    /// publish, as it happens; a summary is printed on Ctrl-C either way.
+    #[arg(long)]
+    pub metrics: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -51,8 +51,38 @@ pub struct DlqMessage {
     pub receive_count: u64,
     pub first_sent_at: Option<String>,
     pub age_seconds: Option<u64>,
+    /// For a body that is not a work message: its start, escaped (only
+    /// printable ASCII stays as it is), at most [`PREVIEW_CHARS`] characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_preview: Option<String>,
     #[serde(skip)]
     pub sent_ms: Option<u64>,
+}
+
+/// Characters of an unreadable body shown by `peek`.
+pub const PREVIEW_CHARS: usize = 120;
+
+/// A bounded, escaped preview of a body: safe to print on any terminal and
+/// in any table, whatever the body holds.
+pub fn body_preview(body: &str) -> String {
+    let mut preview: String = body
+        .chars()
+        .take(PREVIEW_CHARS)
+        .flat_map(|c| {
+            let printable = c.is_ascii_graphic() || c == ' ';
+            let escaped: Vec<char> = if printable && c != '\\' {
+                vec![c]
+            } else {
+                c.escape_default().collect()
+            };
+            escaped
+        })
+        .collect();
+    let total = body.chars().count();
+    if total > PREVIEW_CHARS {
+        preview.push_str(&format!("... ({total} characters)"));
+    }
+    preview
 }
 
 impl DlqMessage {
@@ -71,7 +101,8 @@ impl DlqMessage {
                 .and_then(|v| v.string_value())
                 .map(str::to_string)
         };
-        let work = WorkMessage::parse(message.body().unwrap_or_default()).ok();
+        let body = message.body().unwrap_or_default();
+        let work = WorkMessage::parse(body).ok();
         let sent_ms = attribute(MessageSystemAttributeName::SentTimestamp);
         Self {
             message_id: message.message_id().unwrap_or_default().to_string(),
@@ -83,6 +114,7 @@ impl DlqMessage {
                 .unwrap_or(0),
             first_sent_at: sent_ms.map(rfc3339),
             age_seconds: sent_ms.map(|sent| now_ms.saturating_sub(sent) / 1000),
+            body_preview: work.is_none().then(|| body_preview(body)),
             sent_ms,
         }
     }

@@ -279,12 +279,28 @@ async fn run_local(args: &LocalArgs, ctx: &Context<'_>) -> Result<Ran, OpsError>
         local::console::Console::stdout(),
     )
     .await?;
+    let mut shown = 0;
     while !ctx.stop.load(std::sync::atomic::Ordering::SeqCst) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if args.metrics {
+            let lines = stack.metrics.lock().unwrap_or_else(|p| p.into_inner());
+            for line in &lines[shown..] {
+                println!("metric    {line}");
+            }
+            shown = lines.len();
+        }
     }
+    let lines = stack
+        .metrics
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     stack.stop().await;
     Ok(Ran {
-        output: "local stack stopped\n".into(),
+        output: format!(
+            "local stack stopped; the metrics it would have published:\n{}",
+            report::metrics_summary(&lines)
+        ),
         success: true,
     })
 }

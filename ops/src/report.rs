@@ -105,7 +105,7 @@ pub fn messages_text(messages: &[DlqMessage]) -> String {
             ]
         })
         .collect();
-    table(
+    let mut out = table(
         &[
             "TRIGGER",
             "PIPELINE",
@@ -116,7 +116,22 @@ pub fn messages_text(messages: &[DlqMessage]) -> String {
             "ERROR MESSAGE",
         ],
         &rows,
-    )
+    );
+    let unreadable: Vec<&DlqMessage> = messages
+        .iter()
+        .filter(|m| m.body_preview.is_some())
+        .collect();
+    if !unreadable.is_empty() {
+        out.push_str("\nbodies that are not work messages (escaped):\n");
+        for m in unreadable {
+            out.push_str(&format!(
+                "  {}  {}\n",
+                m.message_id,
+                m.body_preview.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    out
 }
 
 pub fn messages_json(messages: &[DlqMessage]) -> String {
@@ -203,6 +218,52 @@ pub fn client_text(view: &ClientView) -> String {
     out
 }
 
+/// How many of each metric (and dimension value) a run of the local stack
+/// published: the summary `trigger-ops local` prints when it stops.
+pub fn metrics_summary(lines: &[String]) -> String {
+    let mut counts: std::collections::BTreeMap<(String, String, String), u64> =
+        std::collections::BTreeMap::new();
+    for line in lines {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let directive = &value["_aws"]["CloudWatchMetrics"][0];
+        let dimensions: Vec<String> = directive["Dimensions"][0]
+            .as_array()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.as_str())
+                    .filter(|n| *n != "Function")
+                    .map(|n| format!("{n}={}", value[n].as_str().unwrap_or("?")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for metric in directive["Metrics"].as_array().into_iter().flatten() {
+            let name = metric["Name"].as_str().unwrap_or("?").to_string();
+            let function = value["Function"].as_str().unwrap_or("?").to_string();
+            *counts
+                .entry((function, name.clone(), dimensions.join(",")))
+                .or_default() += value[&name].as_u64().unwrap_or(0);
+        }
+    }
+    if counts.is_empty() {
+        return "no metrics published\n".into();
+    }
+    let rows: Vec<Vec<String>> = counts
+        .into_iter()
+        .map(|((function, name, dims), n)| {
+            vec![
+                function,
+                name,
+                or_dash(&Some(dims).filter(|d| !d.is_empty())),
+                n.to_string(),
+            ]
+        })
+        .collect();
+    table(&["FUNCTION", "METRIC", "DIMENSION", "COUNT"], &rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,8 +278,53 @@ mod tests {
             receive_count: 2,
             first_sent_at: Some("2026-11-21T10:00:00.000Z".into()),
             age_seconds: Some(3_725),
+            body_preview: None,
             sent_ms: Some(0),
         }
+    }
+
+    #[test]
+    fn the_metrics_summary_counts_each_metric_and_dimension() {
+        use shared::rules::metrics::{emf_count, ACCEPTED, REJECTED};
+        let lines = vec![
+            emf_count("ns", "ingress", ACCEPTED, None, 1),
+            emf_count("ns", "ingress", ACCEPTED, None, 2),
+            emf_count("ns", "ingress", REJECTED, Some(("Scope", "client")), 3),
+            "not a metric line".to_string(),
+        ];
+        assert_eq!(
+            metrics_summary(&lines),
+            "FUNCTION  METRIC    DIMENSION     COUNT\n\
+             ingress   Accepted  -             2\n\
+             ingress   Rejected  Scope=client  1\n"
+        );
+        assert_eq!(metrics_summary(&[]), "no metrics published\n");
+    }
+
+    #[test]
+    fn an_unreadable_body_is_previewed_escaped_and_bounded() {
+        let hostile = format!("{{\"x\": \"\u{1b}[2J\r\nBcc: x\\y\u{e9}{}", "z".repeat(500));
+        let preview = crate::dlq::body_preview(&hostile);
+        assert!(
+            preview.starts_with(r#"{"x": "\u{1b}[2J\r\nBcc: x\\y\u{e9}zz"#),
+            "{preview}"
+        );
+        let total = hostile.chars().count();
+        assert!(
+            preview.ends_with(&format!("... ({total} characters)")),
+            "{preview}"
+        );
+        assert!(preview.chars().all(|c| c.is_ascii_graphic() || c == ' '));
+        let mut m = message();
+        m.trigger_id = None;
+        m.body_preview = Some(preview.clone());
+        let text = messages_text(&[m.clone()]);
+        assert!(text.contains(&format!("\n  m-1  {preview}\n")), "{text}");
+        let value: serde_json::Value = serde_json::from_str(&messages_json(&[m])).unwrap();
+        assert_eq!(value["messages"][0]["body_preview"], preview.as_str());
+        let readable: serde_json::Value =
+            serde_json::from_str(&messages_json(&[message()])).unwrap();
+        assert!(readable["messages"][0].get("body_preview").is_none());
     }
 
     #[test]

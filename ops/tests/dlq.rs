@@ -490,3 +490,37 @@ async fn missing_or_wrong_urls_and_help_are_clear() {
         assert!(run.stdout.contains("Example"), "{command}: {}", run.stdout);
     }
 }
+
+#[tokio::test]
+async fn peek_previews_a_body_that_is_not_a_work_message_escaped() {
+    let stack = Stack::new().await;
+    let body = format!("not json \u{1b}[31m\r\n{}", "A".repeat(400));
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.queues.dlq_url)
+        .message_body(&body)
+        .send()
+        .await
+        .unwrap();
+    let run = ops(&stack, &["dlq", "peek", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let message = run.json()["messages"][0].clone();
+    assert_eq!(message["trigger_id"], Value::Null);
+    let preview = message["body_preview"].as_str().unwrap();
+    assert!(
+        preview.starts_with(r"not json \u{1b}[31m\r\nAAA"),
+        "{preview}"
+    );
+    assert!(preview.len() < 200, "bounded: {preview}");
+    let text = ops(&stack, &["dlq", "peek"]);
+    assert!(
+        text.stdout.contains("bodies that are not work messages"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        !text.stdout.contains('\u{1b}'),
+        "nothing reaches the terminal raw"
+    );
+}

@@ -116,6 +116,11 @@ pub const VARIABLES: &[Variable] = &[
         default: Some("30d"),
     },
     Variable {
+        name: "METRICS_NAMESPACE",
+        used_by: &[Ingress, Worker, Notifier],
+        default: Some("PipelineTrigger"),
+    },
+    Variable {
         name: "PIPELINE_SETTINGS",
         used_by: &[Ingress, Worker],
         default: Some("{}"),
@@ -258,6 +263,7 @@ pub struct IngressConfig {
     pub global_quota: Option<GlobalPolicy>,
     pub client_key_secret: Vec<u8>,
     pub ledger_retention: Duration,
+    pub metrics_namespace: String,
 }
 
 /// The largest `QUOTA_LIMIT`: each acceptance in the window is one attribute
@@ -265,6 +271,18 @@ pub struct IngressConfig {
 pub const MAX_QUOTA_LIMIT: u64 = 100;
 
 impl Env {
+    /// `METRICS_NAMESPACE`: a CloudWatch namespace.
+    pub fn metrics_namespace(&self) -> Result<String, ConfigError> {
+        let namespace = self.string("METRICS_NAMESPACE")?;
+        if !crate::rules::metrics::is_valid_namespace(&namespace) {
+            return Err(malformed(
+                "METRICS_NAMESPACE",
+                "must be 1 to 255 of A-Z a-z 0-9 . - _ / # :, not starting with AWS/ or :",
+            ));
+        }
+        Ok(namespace)
+    }
+
     /// `CLIENT_KEY_SECRET`: at least 16 bytes.
     pub fn client_key_secret(&self) -> Result<Vec<u8>, ConfigError> {
         let secret = self.string("CLIENT_KEY_SECRET")?;
@@ -304,6 +322,7 @@ impl IngressConfig {
             }),
             client_key_secret: secret,
             ledger_retention: env.duration("LEDGER_RETENTION")?,
+            metrics_namespace: env.metrics_namespace()?,
         })
     }
 }
@@ -326,6 +345,7 @@ pub struct WorkerConfig {
     /// How long a run may hold its lane without news before the worker asks
     /// CodePipeline whether its execution still runs.
     pub run_check_after: Duration,
+    pub metrics_namespace: String,
 }
 
 /// The longest message delay SQS allows.
@@ -351,6 +371,7 @@ impl WorkerConfig {
                 d => d,
             },
             run_check_after: env.duration("RUN_CHECK_AFTER")?,
+            metrics_namespace: env.metrics_namespace()?,
         })
     }
 }
@@ -362,6 +383,7 @@ pub struct NotifierConfig {
     pub topic_arn: String,
     pub notify_states: Vec<PipelineState>,
     pub ledger_retention: Duration,
+    pub metrics_namespace: String,
 }
 
 impl NotifierConfig {
@@ -379,6 +401,7 @@ impl NotifierConfig {
             topic_arn,
             notify_states: env.states("NOTIFY_STATES")?,
             ledger_retention: env.duration("LEDGER_RETENTION")?,
+            metrics_namespace: env.metrics_namespace()?,
         })
     }
 }
@@ -543,6 +566,7 @@ mod tests {
                 "GLOBAL_QUOTA_WINDOW",
                 "CLIENT_KEY_SECRET",
                 "LEDGER_RETENTION",
+                "METRICS_NAMESPACE",
                 "PIPELINE_SETTINGS"
             ]
         );
@@ -556,6 +580,7 @@ mod tests {
                 "RUN_POLL_INTERVAL",
                 "RUN_CHECK_AFTER",
                 "LEDGER_RETENTION",
+                "METRICS_NAMESPACE",
                 "PIPELINE_SETTINGS"
             ]
         );
@@ -611,7 +636,8 @@ mod tests {
                 "TABLE_NAME",
                 "TOPIC_ARN",
                 "NOTIFY_STATES",
-                "LEDGER_RETENTION"
+                "LEDGER_RETENTION",
+                "METRICS_NAMESPACE"
             ]
         );
     }

@@ -559,3 +559,53 @@ pub fn rest_event(method: &str, path: &str, body: Option<&str>, ip: &str) -> ser
 pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> serde_json::Value {
     shared::lambda::events::sqs_event(messages, queue_arn, REGION)
 }
+
+/// Checks an Embedded Metric Format line against the specification's
+/// required fields: an `_aws` object with a millisecond `Timestamp` and
+/// `CloudWatchMetrics` directives, each with a valid `Namespace`,
+/// `Dimensions` (arrays of at most 30 names of root string members) and
+/// `Metrics` (1 to 100, each named after a root number member, `Unit`
+/// `Count`). Returns the parsed line.
+pub fn check_emf(line: &str) -> Result<serde_json::Value, String> {
+    let root: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let aws = root.get("_aws").ok_or("no _aws")?;
+    aws["Timestamp"].as_u64().ok_or("Timestamp is not ms")?;
+    let directives = aws["CloudWatchMetrics"]
+        .as_array()
+        .ok_or("no CloudWatchMetrics")?;
+    if directives.is_empty() {
+        return Err("no directive".into());
+    }
+    for directive in directives {
+        let namespace = directive["Namespace"].as_str().ok_or("no Namespace")?;
+        if !shared::rules::metrics::is_valid_namespace(namespace) {
+            return Err(format!("bad namespace {namespace}"));
+        }
+        for set in directive["Dimensions"].as_array().ok_or("no Dimensions")? {
+            let set = set.as_array().ok_or("a dimension set is not an array")?;
+            if set.is_empty() || set.len() > 30 {
+                return Err("a dimension set needs 1 to 30 names".into());
+            }
+            for name in set {
+                let name = name.as_str().ok_or("a dimension name is not a string")?;
+                root[name]
+                    .as_str()
+                    .ok_or(format!("dimension {name} has no string value"))?;
+            }
+        }
+        let metrics = directive["Metrics"].as_array().ok_or("no Metrics")?;
+        if metrics.is_empty() || metrics.len() > 100 {
+            return Err("0 or more than 100 metrics".into());
+        }
+        for metric in metrics {
+            let name = metric["Name"].as_str().ok_or("a metric has no Name")?;
+            root[name]
+                .as_f64()
+                .ok_or(format!("metric {name} has no number value"))?;
+            if metric["Unit"] != "Count" {
+                return Err(format!("unit of {name}"));
+            }
+        }
+    }
+    Ok(root)
+}

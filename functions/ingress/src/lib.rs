@@ -8,6 +8,7 @@ use shared::aws::table::{Admission, Refund, StoreError, Table};
 use shared::aws::CallCounter;
 use shared::clock::Clock;
 use shared::config::IngressConfig;
+use shared::lambda::metrics::{Metrics, MetricsSink};
 use shared::rules::client_key::block_keys;
 use shared::rules::http::{
     accepted_response, catalog_response, parse_event, parse_trigger_body, route, ApiError,
@@ -15,6 +16,7 @@ use shared::rules::http::{
 };
 use shared::rules::inputs::values_to_json;
 use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
+use shared::rules::metrics;
 use shared::rules::time_format::{ceil_seconds, rfc3339};
 use shared::rules::trigger::{
     canonical_trigger_id, ledger_expires_at, new_trigger_id, TriggerRecord, TriggerStatus,
@@ -28,6 +30,7 @@ pub struct Ingress {
     queue: WorkQueue,
     clock: Arc<dyn Clock>,
     calls: CallCounter,
+    metrics: Metrics,
 }
 
 fn unavailable() -> ApiError {
@@ -47,11 +50,38 @@ impl Ingress {
         calls: CallCounter,
     ) -> Self {
         Self {
+            metrics: Metrics::new(&config.metrics_namespace, "ingress"),
             config,
             table,
             queue,
             clock,
             calls,
+        }
+    }
+
+    /// Sends the metric lines to `sink` instead of stdout.
+    pub fn with_metrics(mut self, sink: MetricsSink) -> Self {
+        self.metrics = self.metrics.with_sink(sink);
+        self
+    }
+
+    /// One metric line per `POST /trigger` decision.
+    fn count(&self, result: &Result<HttpResponse, ApiError>) {
+        match result {
+            Ok(_) => self.metrics.count(metrics::ACCEPTED, None),
+            Err(ApiError::QuotaExceeded { scope, .. }) => {
+                let scope = match scope {
+                    QuotaScope::Client => "client",
+                    QuotaScope::Global { .. } => "global",
+                };
+                self.metrics
+                    .count(metrics::REJECTED, Some(("Scope", scope)))
+            }
+            Err(ApiError::Blocked { .. }) => self
+                .metrics
+                .count(metrics::REJECTED, Some(("Scope", "blocked"))),
+            Err(ApiError::Unavailable { .. }) => self.metrics.count(metrics::UNAVAILABLE, None),
+            Err(_) => self.metrics.count(metrics::INVALID, None),
         }
     }
 
@@ -76,7 +106,11 @@ impl Ingress {
 
     async fn respond(&self, request: &HttpRequest) -> Result<HttpResponse, ApiError> {
         match route(&request.method, &request.path)? {
-            Route::PostTrigger => self.post_trigger(request).await,
+            Route::PostTrigger => {
+                let result = self.post_trigger(request).await;
+                self.count(&result);
+                result
+            }
             Route::GetPipelines => Ok(catalog_response(
                 &self.config.pipelines,
                 &self.config.settings,

@@ -18,7 +18,9 @@ use shared::aws::table::{OutcomeRecord, StoreError, Table};
 use shared::aws::topic::{PublishError, Topic};
 use shared::clock::Clock;
 use shared::config::NotifierConfig;
+use shared::lambda::metrics::{Metrics, MetricsSink};
 use shared::rules::email::{render, Origin};
+use shared::rules::metrics;
 use shared::rules::pipeline_event::{parse_event, EventProblem, PipelineEvent};
 use shared::rules::pipelines::PipelineState;
 use shared::rules::runs::run_status_of;
@@ -74,6 +76,7 @@ impl From<NotifierError> for lambda_runtime::Diagnostic {
 }
 
 pub struct Notifier {
+    metrics: Metrics,
     config: NotifierConfig,
     table: Table,
     topic: Topic,
@@ -91,12 +94,19 @@ impl Notifier {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            metrics: Metrics::new(&config.metrics_namespace, "notifier"),
             table: Table::new(dynamodb, config.table_name.clone()),
             topic: Topic::new(sns, config.topic_arn.clone()),
             history: PipelineHistory::new(codepipeline),
             config,
             clock,
         }
+    }
+
+    /// Sends the metric lines to `sink` instead of stdout.
+    pub fn with_metrics(mut self, sink: MetricsSink) -> Self {
+        self.metrics = self.metrics.with_sink(sink);
+        self
     }
 
     fn retention_end(&self, now: u64) -> u64 {
@@ -309,6 +319,8 @@ impl Notifier {
                     error!(event_id = %event.event_id, error = %e,
                            "could not mark the event sent; a redelivery after the lease would e-mail again");
                 }
+                self.metrics
+                    .count(metrics::EMAILS, Some(("State", event.state.as_str())));
                 info!(
                     decision = "notify", event_id = %event.event_id, execution_id = %event.execution_id,
                     pipeline = %event.pipeline, state = event.state.as_str(), trigger_id,

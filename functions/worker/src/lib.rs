@@ -28,8 +28,10 @@ use shared::aws::runs::{Joined, Take};
 use shared::aws::table::{StartRecord, StoreError, Table};
 use shared::clock::Clock;
 use shared::config::WorkerConfig;
+use shared::lambda::metrics::{Metrics, MetricsSink};
 use shared::rules::inputs::{errors_text, InputValues};
 use shared::rules::message::{MessageError, WorkMessage};
+use shared::rules::metrics;
 use shared::rules::retry::{retry_delay, Failure, FailureKind};
 use shared::rules::runs::{
     holder_state, input_set_key, lane_verdict, HolderState, LaneVerdict, RunRecord, RunStatus,
@@ -54,6 +56,7 @@ impl From<NotSqsEvent> for lambda_runtime::Diagnostic {
 }
 
 pub struct Worker {
+    metrics: Metrics,
     config: WorkerConfig,
     table: Table,
     starter: PipelineStarter,
@@ -115,6 +118,7 @@ impl Worker {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            metrics: Metrics::new(&config.metrics_namespace, "worker"),
             table: Table::new(dynamodb, config.table_name.clone()),
             starter: PipelineStarter::new(codepipeline),
             deliveries: Deliveries::new(sqs.clone()),
@@ -122,6 +126,12 @@ impl Worker {
             config,
             clock,
         }
+    }
+
+    /// Sends the metric lines to `sink` instead of stdout.
+    pub fn with_metrics(mut self, sink: MetricsSink) -> Self {
+        self.metrics = self.metrics.with_sink(sink);
+        self
     }
 
     /// One invocation: every message of the batch concurrently; a panic in one
@@ -173,6 +183,7 @@ impl Worker {
         let trigger = trigger_id.as_deref().unwrap_or("-");
         match result {
             Ok(Handled::Started { execution_id }) => {
+                self.metrics.count(metrics::RUNS_STARTED, None);
                 info!(decision = "started", message_id = %message_id, trigger_id = %trigger, execution_id = %execution_id, receive_count);
                 Outcome::Done
             }
@@ -187,11 +198,15 @@ impl Worker {
                 Outcome::Done
             }
             Ok(Handled::Joined { run_id }) => {
+                self.metrics.count(metrics::TRIGGERS_COALESCED, None);
                 info!(decision = "joined", message_id = %message_id, trigger_id = %trigger, run_id = %run_id,
                       "coalesced into a pending run; its opener starts it");
                 Outcome::Done
             }
-            Ok(Handled::Waiting { holder }) => self.wait(&message, trigger, &holder).await,
+            Ok(Handled::Waiting { holder }) => {
+                self.metrics.count(metrics::RUNS_WAITING, None);
+                self.wait(&message, trigger, &holder).await
+            }
             Err(failure) if failure.kind == FailureKind::Permanent => {
                 self.dead_letter(&message, trigger_id.as_deref(), &failure)
                     .await
@@ -498,6 +513,7 @@ impl Worker {
         }
         warn!(decision = "retry", message_id = %message_id, error_code = %failure.code, error = %failure.message,
               receive_count, retry_in_s = delay.as_secs());
+        self.metrics.count(metrics::RETRIED, None);
         Outcome::Retry
     }
 
@@ -543,6 +559,7 @@ impl Worker {
         }
         warn!(decision = "dead_lettered", message_id = %message_id, trigger_id = trigger_id.unwrap_or("-"),
               error_code = %failure.code, error = %failure.message);
+        self.metrics.count(metrics::DEAD_LETTERED, None);
         Outcome::Done
     }
 

@@ -29,6 +29,7 @@ use shared::aws::table::Table;
 use shared::aws::{self, CallCounter};
 use shared::clock::{Clock, SystemClock};
 use shared::config::{Env, IngressConfig, NotifierConfig, WorkerConfig, MAX_ATTEMPTS_LIMIT};
+use shared::lambda::metrics::MetricsSink;
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -173,6 +174,9 @@ pub struct LocalStack {
     pub resources: resources::Resources,
     /// The AWS calls each function made (its own clients, as in Lambda).
     pub calls: FunctionCalls,
+    /// The metric lines (Embedded Metric Format) the functions would
+    /// publish under Lambda, in order.
+    pub metrics: Arc<std::sync::Mutex<Vec<String>>>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -341,6 +345,7 @@ pub async fn start(
     // Each function builds its own clients, as it does in Lambda, so its
     // calls are counted apart.
     let function_calls = FunctionCalls::default();
+    let (metrics_sink, metric_lines) = MetricsSink::collector();
     let ingress_calls = &function_calls.ingress;
     let ingress = ingress::Ingress::new(
         ingress_config,
@@ -351,7 +356,8 @@ pub async fn start(
         WorkQueue::new(aws::sqs(sdk, ingress_calls), resources.queue_url.clone()),
         clock.clone(),
         ingress_calls.clone(),
-    );
+    )
+    .with_metrics(metrics_sink.clone());
     let worker_calls = &function_calls.worker;
     let worker_pipelines = match options.fault {
         Some(Fault::CodepipelineUnreachable) => {
@@ -359,13 +365,16 @@ pub async fn start(
         }
         None => aws::codepipeline(sdk, worker_calls),
     };
-    let worker = Arc::new(worker::Worker::new(
-        worker_config,
-        aws::dynamodb(sdk, worker_calls),
-        aws::sqs(sdk, worker_calls),
-        worker_pipelines,
-        clock.clone(),
-    ));
+    let worker = Arc::new(
+        worker::Worker::new(
+            worker_config,
+            aws::dynamodb(sdk, worker_calls),
+            aws::sqs(sdk, worker_calls),
+            worker_pipelines,
+            clock.clone(),
+        )
+        .with_metrics(metrics_sink.clone()),
+    );
     let notifier_calls = &function_calls.notifier;
     let notifier = notifier::Notifier::new(
         notifier_config,
@@ -373,7 +382,8 @@ pub async fn start(
         aws::sns(sdk, notifier_calls),
         aws::codepipeline_at(sdk, notifier_calls, Some(&history_url)),
         clock.clone(),
-    );
+    )
+    .with_metrics(metrics_sink);
     let queue_arn = shared::aws::provision::queue_arn(&sqs, &resources.queue_url)
         .await
         .map_err(|e| OpsError::Local(e.to_string()))?;
@@ -451,6 +461,7 @@ pub async fn start(
         base_url,
         resources,
         calls: function_calls,
+        metrics: metric_lines,
         stop,
         tasks,
     })

@@ -1,9 +1,11 @@
 //! The Lambda Runtime API plumbing: failing the start cleanly when
 //! configuration is wrong (here), JSON logs ([`logging`]), and the event
-//! shapes AWS sends, built for tests and the local stack ([`events`]).
+//! shapes AWS sends, built for tests and the local stack ([`events`]), and
+//! where metric lines go ([`metrics`]).
 
 pub mod events;
 pub mod logging;
+pub mod metrics;
 
 use std::fmt::Display;
 

@@ -11,6 +11,7 @@
 //! - [`pipeline_event`]: the EventBridge state change the notifier reads.
 //! - [`runs`]: triggers coalesced into runs; a CodePipeline's lane.
 //! - [`retry`]: transient or permanent, and how long to wait.
+//! - [`metrics`]: Embedded Metric Format lines.
 //! - [`email`]: the on-call e-mail; [`time_format`]: RFC 3339 and seconds.
 //!
 //! `shared/tests/layout.rs` (run by `scripts/test`) keeps these files pure:
@@ -22,6 +23,7 @@ pub mod email;
 pub mod http;
 pub mod inputs;
 pub mod message;
+pub mod metrics;
 pub mod pipeline_event;
 pub mod pipelines;
 pub mod quota;

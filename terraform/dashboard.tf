@@ -1,0 +1,74 @@
+# One dashboard for the whole system: the decisions the functions publish as
+# Embedded Metric Format lines (namespace var.metrics_namespace, dimension
+# Function; see shared/src/rules/metrics.rs), the queue depths, the
+# functions' errors and the API's 5xx.
+
+locals {
+  dashboard_region = data.aws_region.current.name
+  # One metric line of a widget: [namespace, metric, dimension, value, ...].
+  decision = { for name in ["Accepted", "Invalid", "Unavailable"] : name => [var.metrics_namespace, name, "Function", "ingress"] }
+  rejected = [for scope in ["client", "global", "blocked"] : [var.metrics_namespace, "Rejected", "Function", "ingress", "Scope", scope, { label = "Rejected (${scope})" }]]
+  runs     = [for name in ["RunsStarted", "TriggersCoalesced", "RunsWaiting", "Retried", "DeadLettered"] : [var.metrics_namespace, name, "Function", "worker"]]
+  emails   = [for state in var.notify_states : [var.metrics_namespace, "Emails", "Function", "notifier", "State", state, { label = "E-mails ${state}" }]]
+  widget = {
+    type   = "metric"
+    width  = 12
+    height = 6
+  }
+}
+
+resource "aws_cloudwatch_dashboard" "main" {
+  dashboard_name = var.name
+  dashboard_body = jsonencode({
+    widgets = [
+      merge(local.widget, { x = 0, y = 0, properties = {
+        title   = "Triggers: accepted, refused, invalid, unavailable (per 5 min)"
+        region  = local.dashboard_region
+        stat    = "Sum"
+        period  = 300
+        view    = "timeSeries"
+        metrics = concat(values(local.decision), local.rejected)
+      } }),
+      merge(local.widget, { x = 12, y = 0, properties = {
+        title   = "Runs: started, triggers coalesced, waiting, retried, dead-lettered"
+        region  = local.dashboard_region
+        stat    = "Sum"
+        period  = 300
+        view    = "timeSeries"
+        metrics = local.runs
+      } }),
+      merge(local.widget, { x = 0, y = 6, properties = {
+        title  = "Queue depths"
+        region = local.dashboard_region
+        stat   = "Maximum"
+        period = 60
+        view   = "timeSeries"
+        metrics = [
+          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.work.name, { label = "work queue" }],
+          ["AWS/SQS", "ApproximateNumberOfMessagesDelayed", "QueueName", aws_sqs_queue.work.name, { label = "runs waiting (delayed)" }],
+          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.work_dlq.name, { label = "work DLQ" }],
+          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.events_dlq.name, { label = "events DLQ" }],
+        ]
+      } }),
+      merge(local.widget, { x = 12, y = 6, properties = {
+        title  = "Function errors and API 5xx"
+        region = local.dashboard_region
+        stat   = "Sum"
+        period = 300
+        view   = "timeSeries"
+        metrics = concat(
+          [for name, _ in local.functions : ["AWS/Lambda", "Errors", "FunctionName", aws_lambda_function.function[name].function_name, { label = "${name} errors" }]],
+          [["AWS/ApiGateway", "5XXError", "ApiName", aws_api_gateway_rest_api.api.name, "Stage", aws_api_gateway_stage.api.stage_name, { label = "API 5xx" }]],
+        )
+      } }),
+      merge(local.widget, { x = 0, y = 12, width = 24, properties = {
+        title   = "On-call e-mails by state"
+        region  = local.dashboard_region
+        stat    = "Sum"
+        period  = 3600
+        view    = "timeSeries"
+        metrics = local.emails
+      } }),
+    ]
+  })
+}
