@@ -117,3 +117,35 @@ resource "aws_iam_role_policy" "logs" {
   role     = aws_iam_role.function[each.key].id
   policy   = data.aws_iam_policy_document.logs[each.key].json
 }
+
+# What trigger-ops calls, and nothing else: attach it to the operators' group
+# or role (output operators_policy_arn). The stack's key lets account
+# principals use it through SQS and DynamoDB (kms.tf), so no KMS action here.
+data "aws_iam_policy_document" "operators" {
+  statement {
+    sid       = "Table"
+    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.main.arn]
+  }
+  statement {
+    sid       = "LedgerIndexes"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.main.arn}/index/by_day", "${aws_dynamodb_table.main.arn}/index/by_run"]
+  }
+  statement {
+    sid       = "WorkQueue"
+    actions   = ["sqs:GetQueueAttributes", "sqs:SendMessage"]
+    resources = [aws_sqs_queue.work.arn]
+  }
+  statement {
+    sid       = "WorkDlq"
+    actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    resources = [aws_sqs_queue.work_dlq.arn]
+  }
+}
+
+resource "aws_iam_policy" "operators" {
+  name        = "${var.name}-operators"
+  description = "trigger-ops: DLQ, trigger ledger and clients of ${var.name}"
+  policy      = data.aws_iam_policy_document.operators.json
+}

@@ -42,3 +42,8 @@ output "dashboard_url" {
   description = "The CloudWatch dashboard: decisions, runs, queue depths, errors, e-mails."
   value       = "https://${data.aws_region.current.name}.console.aws.amazon.com/cloudwatch/home?region=${data.aws_region.current.name}#dashboards:name=${aws_cloudwatch_dashboard.main.dashboard_name}"
 }
+
+output "operators_policy_arn" {
+  description = "Attach to the operators' group or role: exactly what trigger-ops calls."
+  value       = aws_iam_policy.operators.arn
+}

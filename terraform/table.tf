@@ -12,6 +12,38 @@ resource "aws_dynamodb_table" "main" {
     type = "S"
   }
 
+  # The ledger for operators (trigger-ops triggers list/show) without a scan:
+  # trigger records by day ("2026-11-21#<shard>": a day spread over 8 index
+  # partitions, so a flood's writes never pile onto one) and by run.
+  attribute {
+    name = "day"
+    type = "S"
+  }
+
+  attribute {
+    name = "run_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "requested_at"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "by_day"
+    hash_key        = "day"
+    range_key       = "requested_at"
+    projection_type = "ALL"
+  }
+
+  global_secondary_index {
+    name            = "by_run"
+    hash_key        = "run_id"
+    range_key       = "requested_at"
+    projection_type = "ALL"
+  }
+
   # Garbage collection only: every read compares times itself.
   ttl {
     attribute_name = "expires_at"

@@ -487,6 +487,7 @@ async fn nothing_is_lost_when_codepipeline_is_unreachable_and_replay_recovers_al
             sdk: &harness.sdk,
             env: &env,
             stop: Arc::new(AtomicBool::new(false)),
+            calls: shared::aws::CallCounter::default(),
         },
     )
     .await
@@ -751,6 +752,69 @@ async fn forty_clients_at_once_cost_at_most_two_runs_and_every_trigger_succeeds(
         })
         .sum();
     assert_eq!(served, triggers.len(), "{emails:#?}");
+    // The ledger, for operators: newest first, by status, each trigger with
+    // its run and the triggers coalesced with it.
+    let listed = ops_json(
+        &harness,
+        "-",
+        &["triggers", "list", "--since", "1h", "--limit", "1000"],
+    )
+    .await
+    .unwrap();
+    let listed = listed["triggers"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), triggers.len());
+    let times: Vec<&str> = listed
+        .iter()
+        .map(|t| t["requested_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
+    let succeeded = ops_json(
+        &harness,
+        "-",
+        &[
+            "triggers",
+            "list",
+            "--since",
+            "1h",
+            "--status",
+            "succeeded",
+            "--limit",
+            "1000",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        succeeded["triggers"].as_array().unwrap().len(),
+        triggers.len()
+    );
+    let none = ops_json(&harness, "-", &["triggers", "list", "--pipeline", "nope"])
+        .await
+        .unwrap();
+    assert_eq!(none["triggers"], Value::Array(vec![]));
+    let joined = listed
+        .iter()
+        .find(|t| t["coalesced"] == true)
+        .expect("a joined trigger");
+    let shown = ops_json(
+        &harness,
+        "-",
+        &["triggers", "show", joined["trigger_id"].as_str().unwrap()],
+    )
+    .await
+    .unwrap();
+    let run_size = shown["run"]["triggers"].as_u64().unwrap() as usize;
+    assert!(run_size > 1, "{shown}");
+    assert_eq!(
+        shown["coalesced_with"].as_array().unwrap().len(),
+        run_size - 1,
+        "{shown}"
+    );
+    assert_eq!(shown["run"]["execution_id"], joined["execution_id"]);
+
     // A charge stays a charge: the next trigger of a client has 1 left.
     let again = send(&triggers[0].0, "POST", &harness.url("/trigger"), "").await;
     assert_eq!(again.body["quota"]["remaining"], 1, "{:?}", again.body);
@@ -775,6 +839,7 @@ async fn ops_json(harness: &Harness, secret: &str, args: &[&str]) -> Result<Valu
             sdk: &harness.sdk,
             env: &env,
             stop: Arc::new(AtomicBool::new(false)),
+            calls: shared::aws::CallCounter::default(),
         },
     )
     .await?;

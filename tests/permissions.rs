@@ -183,3 +183,84 @@ async fn the_notifier_makes_exactly_its_granted_calls() {
     ));
     assert_eq!(observed(&calls), granted(Function::Notifier));
 }
+
+#[tokio::test]
+async fn the_operators_tool_makes_exactly_its_granted_calls() {
+    let stack = Stack::new().await;
+    let calls = CallCounter::default();
+    // A trigger in a run, whose message an operator finds on the DLQ.
+    let trigger_id = stack.enqueue_trigger("perm-pipeline").await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let now = shared::clock::Clock::now_ms(&SystemClock);
+    let record = table.get_trigger(&trigger_id, now).await.unwrap().unwrap();
+    table
+        .join_or_open(
+            &record,
+            &shared::rules::runs::input_set_key(&record.inputs),
+            now,
+            now / 1000 + 600,
+        )
+        .await
+        .unwrap();
+    for message in stack.drain(&stack.queues.queue_url).await {
+        stack
+            .sqs
+            .send_message()
+            .queue_url(&stack.queues.dlq_url)
+            .message_body(message.body().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    table
+        .record_dead_lettered(&trigger_id, "Test", "for the operators", now)
+        .await
+        .unwrap();
+    let env = Env::from_pairs([("CLIENT_KEY_SECRET", "permissions-test-secret-0123")]);
+    let targets = [
+        "--table-name",
+        stack.table_name.as_str(),
+        "--queue-url",
+        stack.queues.queue_url.as_str(),
+        "--dlq-url",
+        stack.queues.dlq_url.as_str(),
+    ];
+    for command in [
+        vec!["dlq", "stats"],
+        vec!["dlq", "peek"],
+        vec!["dlq", "replay"],
+        vec!["dlq", "purge", "--yes"],
+        vec!["triggers", "list"],
+        vec!["triggers", "show", trigger_id.as_str()],
+        vec!["clients", "show", "192.0.2.7"],
+        vec![
+            "clients",
+            "block",
+            "192.0.2.0/24",
+            "--for",
+            "1h",
+            "--reason",
+            "test",
+        ],
+        vec!["clients", "unblock", "192.0.2.0/24"],
+        vec!["clients", "reset", "192.0.2.7", "--yes"],
+    ] {
+        let mut line = vec!["trigger-ops"];
+        line.extend_from_slice(&targets);
+        line.extend_from_slice(&command);
+        let cli = <ops::cli::Cli as clap::Parser>::try_parse_from(&line).unwrap();
+        let ran = ops::run(
+            &cli,
+            &ops::Context {
+                sdk: &stack.sdk,
+                env: &env,
+                stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                calls: calls.clone(),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        assert!(ran.success, "{command:?}: {}", ran.output);
+    }
+    assert_eq!(observed(&calls), granted(Function::Ops));
+}

@@ -240,6 +240,9 @@ fn reference(resource: Resource) -> &'static str {
         Resource::EventsDlq => "[aws_sqs_queue.events_dlq.arn]",
         Resource::Topic => "[aws_sns_topic.alerts.arn]",
         Resource::Pipelines => "local.pipeline_arns",
+        Resource::LedgerIndexes => {
+            "[\"${aws_dynamodb_table.main.arn}/index/by_day\", \"${aws_dynamodb_table.main.arn}/index/by_run\"]"
+        }
     }
 }
 
@@ -252,27 +255,42 @@ fn each_role_allows_exactly_its_calls_on_its_resources() {
             text(policies[name]),
             format!("data.aws_iam_policy_document.{name}.json")
         );
-        let document = block(&body, "data", &["aws_iam_policy_document", name]).body();
-        let found = statements(document);
-        let expected = allowed(function);
-        assert_eq!(
-            found.keys().cloned().collect::<BTreeSet<_>>(),
-            expected.keys().map(|r| r.sid().to_string()).collect(),
-            "{name}: statements"
-        );
-        for (resource, actions) in expected {
-            let (found_actions, resources) = &found[resource.sid()];
-            let expected_actions: BTreeSet<String> =
-                actions.iter().map(|a| a.to_string()).collect();
-            assert_eq!(found_actions, &expected_actions, "{name} {resource:?}");
-            assert_eq!(resources, reference(resource), "{name} {resource:?}");
-        }
-        // No wildcard anywhere in a function's own policy.
-        for (actions, resources) in found.values() {
-            assert!(actions.iter().all(|a| !a.contains('*')));
-            assert!(!resources.contains('*'));
-        }
+        document_allows_exactly(&body, name, function);
     }
+}
+
+/// The policy document `name` has one statement per resource `function`
+/// is granted on, with exactly its actions, and no wildcard.
+fn document_allows_exactly(body: &Body, name: &str, function: Function) {
+    let document = block(body, "data", &["aws_iam_policy_document", name]).body();
+    let found = statements(document);
+    let expected = allowed(function);
+    assert_eq!(
+        found.keys().cloned().collect::<BTreeSet<_>>(),
+        expected.keys().map(|r| r.sid().to_string()).collect(),
+        "{name}: statements"
+    );
+    for (resource, actions) in expected {
+        let (found_actions, resources) = &found[resource.sid()];
+        let expected_actions: BTreeSet<String> = actions.iter().map(|a| a.to_string()).collect();
+        assert_eq!(found_actions, &expected_actions, "{name} {resource:?}");
+        assert_eq!(resources, reference(resource), "{name} {resource:?}");
+    }
+    for (actions, resources) in found.values() {
+        assert!(actions.iter().all(|a| !a.contains('*')));
+        assert!(!resources.contains('*'));
+    }
+}
+
+#[test]
+fn the_operators_policy_allows_exactly_what_trigger_ops_calls() {
+    let body = root();
+    document_allows_exactly(&body, "operators", Function::Ops);
+    let policy = block(&body, "resource", &["aws_iam_policy", "operators"]).body();
+    assert_eq!(
+        text(attr(policy, "policy")),
+        "data.aws_iam_policy_document.operators.json"
+    );
 }
 
 fn variable_default(body: &Body, name: &str) -> hcl::Value {

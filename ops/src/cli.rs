@@ -54,6 +54,16 @@ pub enum Command {
     /// The dead-letter queue of the work queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The trigger ledger: recent triggers, and one trigger with its run.
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  trigger-ops triggers list --since 6h --status failed
+  trigger-ops triggers list --pipeline app --json
+  trigger-ops triggers show 01KAKXR9VJ4N6P8Q2R3S4T5V6W"
+    )]
+    Triggers(TriggersCommand),
     /// A client's quota and blocks: look up, free, block, unblock (keyed as the ingress keys it).
     #[command(
         subcommand,
@@ -109,6 +119,30 @@ pub struct LocalArgs {
     /// publish, as it happens; a summary is printed on Ctrl-C either way.
     #[arg(long)]
     pub metrics: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TriggersCommand {
+    /// Triggers requested since a time, newest first.
+    List {
+        /// How far back (90m, 6h, 7d).
+        #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = parse_duration)]
+        since: Duration,
+        /// Only this pipeline (its public name or its CodePipeline name).
+        #[arg(long, value_name = "P")]
+        pipeline: Option<String>,
+        /// Only this status (queued, started, succeeded, failed, stopped, superseded, dead_lettered).
+        #[arg(long, value_name = "S")]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
+    /// One trigger: its record, its run, and the triggers coalesced with it.
+    Show {
+        /// The trigger id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,9 +8,10 @@ pub mod dlq;
 pub mod local;
 pub mod report;
 pub mod targets;
+pub mod triggers;
 
 use aws_config::SdkConfig;
-use cli::{Cli, ClientsCommand, Command, DlqCommand, LocalArgs};
+use cli::{Cli, ClientsCommand, Command, DlqCommand, LocalArgs, TriggersCommand};
 use dlq::{Filter, Queues, ReplayOptions};
 use shared::aws::table::Table;
 use shared::aws::CallCounter;
@@ -43,6 +44,8 @@ pub enum OpsError {
     Local(String),
     #[error("{0}")]
     Store(String),
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl OpsError {
@@ -54,7 +57,7 @@ impl OpsError {
             | Self::Config(_)
             | Self::TerraformOutputs { .. }
             | Self::Refused(_) => 2,
-            Self::Queue { .. } | Self::Local(_) | Self::Store(_) => 1,
+            Self::Queue { .. } | Self::Local(_) | Self::Store(_) | Self::NotFound(_) => 1,
         }
     }
 }
@@ -71,6 +74,8 @@ pub struct Context<'a> {
     pub sdk: &'a SdkConfig,
     pub env: &'a Env,
     pub stop: Arc<AtomicBool>,
+    /// Counts the AWS calls the command makes (what its IAM must allow).
+    pub calls: CallCounter,
 }
 
 pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
@@ -79,7 +84,7 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
         None => None,
     };
     let targets = targets::resolve(&cli.targets, ctx.env, outputs.as_ref())?;
-    let calls = CallCounter::default();
+    let calls = ctx.calls.clone();
     let queues = Queues::new(shared::aws::sqs(ctx.sdk, &calls), Arc::new(SystemClock));
     let command = match &cli.command {
         Command::Dlq(command) => command,
@@ -90,6 +95,13 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
                 targets.need(Need::Table)?,
             );
             return run_clients(command, cli.json, &table, ctx).await;
+        }
+        Command::Triggers(command) => {
+            let table = Table::new(
+                shared::aws::dynamodb(ctx.sdk, &calls),
+                targets.need(Need::Table)?,
+            );
+            return run_triggers(command, cli.json, &table).await;
         }
     };
     let ok = |output: String| {
@@ -192,6 +204,58 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
             })
         }
     }
+}
+
+async fn run_triggers(
+    command: &TriggersCommand,
+    json: bool,
+    table: &Table,
+) -> Result<Ran, OpsError> {
+    let now = shared::clock::Clock::now_ms(&SystemClock);
+    let output = match command {
+        TriggersCommand::List {
+            since,
+            pipeline,
+            status,
+            limit,
+        } => {
+            let status = match status {
+                None => None,
+                Some(s) => Some(shared::rules::trigger::TriggerStatus::parse(s).ok_or_else(
+                    || OpsError::BadSetting {
+                        what: "--status",
+                        reason: format!(
+                            "{s:?} is not one of queued, started, succeeded, failed, stopped, superseded, dead_lettered"
+                        ),
+                    },
+                )?),
+            };
+            let filter = triggers::ListFilter {
+                since: *since,
+                pipeline: pipeline.clone(),
+                status,
+                limit: *limit as usize,
+            };
+            let listed = triggers::list(table, &filter, now).await?;
+            if json {
+                serde_json::json!({ "triggers": listed }).to_string()
+            } else {
+                report::triggers_text(&listed)
+            }
+        }
+        TriggersCommand::Show { id } => {
+            let shown = triggers::show(table, id, now).await?;
+            if json {
+                serde_json::to_string(&shown).unwrap_or_default()
+            } else {
+                report::trigger_text(&shown)
+            }
+        }
+    };
+    Ok(Ran {
+        output,
+        success: true,
+    })
 }
 
 async fn run_clients(

@@ -35,6 +35,7 @@ async fn main() -> ExitCode {
         sdk: &sdk,
         env: &env,
         stop,
+        calls: shared::aws::CallCounter::default(),
     };
     match run(&cli, &ctx).await {
         Ok(ran) => {

@@ -264,6 +264,91 @@ pub fn metrics_summary(lines: &[String]) -> String {
     table(&["FUNCTION", "METRIC", "DIMENSION", "COUNT"], &rows)
 }
 
+/// `triggers list` for people.
+pub fn triggers_text(listed: &[crate::triggers::Listed]) -> String {
+    if listed.is_empty() {
+        return "no triggers\n".into();
+    }
+    let rows: Vec<Vec<String>> = listed
+        .iter()
+        .map(|l| {
+            vec![
+                l.view.trigger_id.clone(),
+                l.view.requested_at.clone(),
+                cell(&l.view.pipeline, 30),
+                l.view.status.as_str().to_string(),
+                if l.view.coalesced { "joined" } else { "" }.to_string(),
+                or_dash(&l.view.execution_id),
+                l.client_key.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "TRIGGER",
+            "REQUESTED",
+            "PIPELINE",
+            "STATUS",
+            "RUN",
+            "EXECUTION",
+            "CLIENT",
+        ],
+        &rows,
+    )
+}
+
+/// `triggers show` for people.
+pub fn trigger_text(shown: &crate::triggers::Shown) -> String {
+    let t = &shown.trigger;
+    let mut out = format!(
+        "trigger     {}\npipeline    {} ({})\nstatus      {}\nrequested   {}\nupdated     {}\nclient key  {}\n",
+        t.view.trigger_id,
+        t.view.pipeline,
+        t.target,
+        t.view.status.as_str(),
+        t.view.requested_at,
+        t.view.updated_at,
+        t.client_key
+    );
+    if let Some(inputs) = t.view.inputs.as_object().filter(|i| !i.is_empty()) {
+        for (name, value) in inputs {
+            out.push_str(&format!(
+                "input       {} = {}\n",
+                cell(name, 40),
+                cell(&value.to_string(), MAX_CELL)
+            ));
+        }
+    }
+    if let Some(code) = &shown.error_code {
+        out.push_str(&format!(
+            "error       {code}: {}\n",
+            cell(shown.error_message.as_deref().unwrap_or(""), MAX_CELL)
+        ));
+    }
+    match &shown.run {
+        None => out.push_str("run         none (not coalesced)\n"),
+        Some(run) => out.push_str(&format!(
+            "run         {} ({}, {} trigger(s), opened {}){}\nexecution   {}\n",
+            run.run_id,
+            run.status.as_str(),
+            run.triggers,
+            run.opened_at,
+            if t.view.coalesced {
+                ", joined"
+            } else {
+                ", opened by this trigger"
+            },
+            run.execution_id.as_deref().unwrap_or("-")
+        )),
+    }
+    out.push_str("stages      none recorded\n");
+    if !shown.coalesced_with.is_empty() {
+        out.push_str("\ncoalesced with:\n");
+        out.push_str(&triggers_text(&shown.coalesced_with));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -537,3 +537,48 @@ async fn a_transaction_still_in_progress_is_asked_again_not_reported_unavailable
     assert!(matches!(admission, Admission::Accepted { .. }));
     assert_eq!(in_progress.num_calls(), 2);
 }
+
+#[tokio::test]
+async fn the_ledger_lists_newest_first_across_days_and_shards_without_a_scan() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let p = policy(3);
+    let day = 86_400_000;
+    let mut all = Vec::new();
+    for i in 0..30u64 {
+        // Three days, ten triggers each, every one its own client.
+        let at = NOW - (i % 3) * day - i * 1000;
+        let mut r = record(&format!("198.51.100.{}", i + 1), at);
+        r.expires_at = (NOW + day) / 1000;
+        if i % 5 == 0 {
+            r.pipeline = "docs".into();
+        }
+        accepted(table.admit(&p, None, &r, &[]).await.unwrap());
+        all.push(r);
+    }
+    all.sort_by_key(|r| std::cmp::Reverse(r.requested_at));
+    let newest: Vec<String> = all.iter().take(12).map(|r| r.trigger_id.clone()).collect();
+    let listed = table
+        .triggers_since(NOW - 3 * day, NOW, 12, &|_| true)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|r| r.trigger_id.clone())
+            .collect::<Vec<_>>(),
+        newest
+    );
+    // Only what is asked for: a window and a filter.
+    let docs = table
+        .triggers_since(NOW - 3 * day, NOW, 100, &|r| r.pipeline == "docs")
+        .await
+        .unwrap();
+    assert_eq!(docs.len(), 6);
+    let recent = table
+        .triggers_since(NOW - day / 2, NOW, 100, &|_| true)
+        .await
+        .unwrap();
+    assert_eq!(recent.len(), 10);
+    assert!(recent.iter().all(|r| r.requested_at >= NOW - day / 2));
+}

@@ -19,6 +19,7 @@
 
 pub mod clients;
 pub mod event_claim;
+pub mod ledger;
 pub mod permissions;
 pub mod pipeline;
 #[cfg(feature = "provision")]

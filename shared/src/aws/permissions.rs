@@ -4,7 +4,7 @@
 //! handlers really make; `tests/terraform.rs` checks `terraform/iam.tf`
 //! against this list. One list, so the role can be neither short nor wide.
 
-use crate::config::Function::{self, Ingress, Notifier, Worker};
+use crate::config::Function::{self, Ingress, Notifier, Ops, Worker};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a grant is on; the name is the policy statement's `sid` in Terraform.
@@ -16,6 +16,8 @@ pub enum Resource {
     EventsDlq,
     Topic,
     Pipelines,
+    /// The table's indexes the ledger is read by (operators).
+    LedgerIndexes,
 }
 
 impl Resource {
@@ -27,6 +29,7 @@ impl Resource {
             Self::EventsDlq => "EventsDlq",
             Self::Topic => "Topic",
             Self::Pipelines => "Pipelines",
+            Self::LedgerIndexes => "LedgerIndexes",
         }
     }
 }
@@ -67,7 +70,7 @@ const fn platform(
     }
 }
 
-use Resource::{EventsDlq, Pipelines, Table, Topic, WorkDlq, WorkQueue};
+use Resource::{EventsDlq, LedgerIndexes, Pipelines, Table, Topic, WorkDlq, WorkQueue};
 
 /// A transaction is authorized per item action: admission and refund update,
 /// put and delete, and admission checks the operators' blocks.
@@ -170,6 +173,39 @@ pub const GRANTS: &[Grant] = &[
     ),
     // Lambda sends a failed asynchronous invocation to the events DLQ with the notifier's role.
     platform(Notifier, &["sqs:SendMessage"], EventsDlq),
+    // trigger-ops (the operators' policy): the DLQ commands...
+    call(
+        Ops,
+        "SQS.GetQueueAttributes",
+        &["sqs:GetQueueAttributes"],
+        WorkQueue,
+    ),
+    call(
+        Ops,
+        "SQS.GetQueueAttributes",
+        &["sqs:GetQueueAttributes"],
+        WorkDlq,
+    ),
+    call(Ops, "SQS.ReceiveMessage", &["sqs:ReceiveMessage"], WorkDlq),
+    call(
+        Ops,
+        "SQS.ChangeMessageVisibilityBatch",
+        &["sqs:ChangeMessageVisibility"],
+        WorkDlq,
+    ),
+    call(Ops, "SQS.SendMessageBatch", &["sqs:SendMessage"], WorkQueue),
+    call(
+        Ops,
+        "SQS.DeleteMessageBatch",
+        &["sqs:DeleteMessage"],
+        WorkDlq,
+    ),
+    call(Ops, "DynamoDB.UpdateItem", &["dynamodb:UpdateItem"], Table),
+    // ... clients (look up, reset, block, unblock) and triggers (show).
+    call(Ops, "DynamoDB.GetItem", &["dynamodb:GetItem"], Table),
+    call(Ops, "DynamoDB.DeleteItem", &["dynamodb:DeleteItem"], Table),
+    call(Ops, "DynamoDB.PutItem", &["dynamodb:PutItem"], Table),
+    call(Ops, "DynamoDB.Query", &["dynamodb:Query"], LedgerIndexes),
 ];
 
 /// The IAM actions a function's role allows, per resource.
@@ -219,6 +255,10 @@ mod tests {
                 "dynamodb:UpdateItem"
             ])
         );
-        assert!(calls_of(Function::Ops).is_empty());
+        assert!(calls_of(Function::Ops).contains("DynamoDB.Query"));
+        assert_eq!(
+            allowed(Function::Ops)[&Resource::LedgerIndexes],
+            BTreeSet::from(["dynamodb:Query"])
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! and the tests use these so both see the same shapes.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -48,13 +48,51 @@ pub async fn create_table(
                 .build()
                 .map_err(|e| err(name, e))?,
         )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(|e| err(name, e))?,
-        )
+        .set_attribute_definitions(Some(
+            ["pk", "day", "run_id", "requested_at"]
+                .into_iter()
+                .map(|attribute| {
+                    AttributeDefinition::builder()
+                        .attribute_name(attribute)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .map_err(|e| err(name, e))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ))
+        .set_global_secondary_indexes(Some(
+            [
+                (crate::aws::ledger::BY_DAY, "day"),
+                (crate::aws::ledger::BY_RUN, "run_id"),
+            ]
+            .into_iter()
+            .map(|(index, hash)| {
+                GlobalSecondaryIndex::builder()
+                    .index_name(index)
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name(hash)
+                            .key_type(KeyType::Hash)
+                            .build()
+                            .map_err(|e| err(name, e))?,
+                    )
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name("requested_at")
+                            .key_type(KeyType::Range)
+                            .build()
+                            .map_err(|e| err(name, e))?,
+                    )
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(|e| err(name, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        ))
         .send()
         .await
         .map_err(|e| err(name, e))?;

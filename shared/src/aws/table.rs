@@ -24,11 +24,12 @@
 //! client costs one call, a rejection one call, a race never over-admits.
 
 use crate::aws::describe;
+use crate::aws::ledger::day_key;
 use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
 use crate::rules::inputs::{values_from_json, values_to_json, InputValues};
 use crate::rules::quota::{Decision, GlobalPolicy, QuotaPolicy, QuotaStatus};
-use crate::rules::time_format::{parse_rfc3339, rfc3339};
+use crate::rules::time_format::{day_of, parse_rfc3339, rfc3339};
 use crate::rules::trigger::{TriggerRecord, TriggerStatus};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -766,6 +767,11 @@ pub fn record_to_item(record: &TriggerRecord) -> Item {
         ("target".to_string(), s(&record.target)),
         ("status".to_string(), s(record.status.as_str())),
         ("requested_at".to_string(), s(rfc3339(record.requested_at))),
+        // The day index's key: the ledger listed without a scan.
+        (
+            "day".to_string(),
+            s(day_key(&day_of(record.requested_at), &record.trigger_id)),
+        ),
         ("updated_at".to_string(), s(rfc3339(record.updated_at))),
         ("client_key".to_string(), s(record.client_key.as_str())),
         ("expires_at".to_string(), n(record.expires_at)),

@@ -15,6 +15,27 @@ pub fn parse_rfc3339(text: &str) -> Option<EpochMillis> {
     u64::try_from(since.as_millis()).ok()
 }
 
+/// The UTC day of a time, `2026-11-21`: the key the ledger is listed by.
+pub fn day_of(ms: EpochMillis) -> String {
+    rfc3339(ms)[..10].to_string()
+}
+
+/// The days from `since` to `until` (both included), newest first.
+pub fn days_back(since: EpochMillis, until: EpochMillis) -> Vec<String> {
+    const DAY: u64 = 86_400_000;
+    let first = since - since % DAY;
+    let mut days = Vec::new();
+    let mut at = until - until % DAY;
+    while at >= first {
+        days.push(day_of(at));
+        if at < DAY {
+            break;
+        }
+        at -= DAY;
+    }
+    days
+}
+
 /// Whole seconds, rounded up: what `Retry-After` and `RateLimit` carry.
 pub fn ceil_seconds(ms: u64) -> u64 {
     ms.div_ceil(1000)
@@ -29,6 +50,20 @@ mod tests {
         let ms = 1_795_000_000_123;
         assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
         assert!(rfc3339(ms).ends_with('Z'));
+    }
+
+    #[test]
+    fn days_are_utc_and_listed_newest_first() {
+        let at = parse_rfc3339("2026-11-21T23:59:59.999Z").unwrap();
+        assert_eq!(day_of(at), "2026-11-21");
+        assert_eq!(day_of(at + 1), "2026-11-22");
+        let since = parse_rfc3339("2026-11-19T12:00:00Z").unwrap();
+        assert_eq!(
+            days_back(since, at),
+            ["2026-11-21", "2026-11-20", "2026-11-19"]
+        );
+        assert_eq!(days_back(at, at), ["2026-11-21"]);
+        assert_eq!(days_back(at + 1, at), Vec::<String>::new());
     }
 
     #[test]
