@@ -142,6 +142,11 @@ data "aws_iam_policy_document" "operators" {
     actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
     resources = [aws_sqs_queue.work_dlq.arn]
   }
+  statement {
+    sid       = "IngressFunction"
+    actions   = ["lambda:GetFunctionConfiguration"]
+    resources = [aws_lambda_function.function["ingress"].arn]
+  }
 }
 
 resource "aws_iam_policy" "operators" {

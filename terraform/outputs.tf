@@ -47,3 +47,8 @@ output "operators_policy_arn" {
   description = "Attach to the operators' group or role: exactly what trigger-ops calls."
   value       = aws_iam_policy.operators.arn
 }
+
+output "ingress_function_name" {
+  description = "The ingress function: trigger-ops clients --secret-from-function reads CLIENT_KEY_SECRET from it."
+  value       = aws_lambda_function.function["ingress"].function_name
+}

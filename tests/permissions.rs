@@ -217,6 +217,16 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         .await
         .unwrap();
     let env = Env::from_pairs([("CLIENT_KEY_SECRET", "permissions-test-secret-0123")]);
+    // The deployed ingress, whose secret `--secret-from-function` reads.
+    let function = unique("ingress");
+    shared::aws::provision::create_function(
+        &stack.iam,
+        &aws::lambda(&stack.sdk, &CallCounter::default()),
+        &function,
+        &[("CLIENT_KEY_SECRET", "permissions-test-secret-0123")],
+    )
+    .await
+    .unwrap();
     let targets = [
         "--table-name",
         stack.table_name.as_str(),
@@ -244,6 +254,13 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         ],
         vec!["clients", "unblock", "192.0.2.0/24"],
         vec!["clients", "reset", "192.0.2.7", "--yes"],
+        vec![
+            "clients",
+            "--secret-from-function",
+            function.as_str(),
+            "show",
+            "192.0.2.7",
+        ],
     ] {
         let mut line = vec!["trigger-ops"];
         line.extend_from_slice(&targets);
@@ -263,4 +280,75 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         assert!(ran.success, "{command:?}: {}", ran.output);
     }
     assert_eq!(observed(&calls), granted(Function::Ops));
+}
+
+#[tokio::test]
+async fn the_secret_read_from_the_deployed_ingress_keys_addresses_as_the_environment_does() {
+    let stack = Stack::new().await;
+    let function = unique("ingress");
+    shared::aws::provision::create_function(
+        &stack.iam,
+        &aws::lambda(&stack.sdk, &CallCounter::default()),
+        &function,
+        &[("CLIENT_KEY_SECRET", "deployed-secret-0123456789")],
+    )
+    .await
+    .unwrap();
+    let show = |args: Vec<&str>, secret: &str| {
+        let mut line = vec![
+            "trigger-ops",
+            "--table-name",
+            stack.table_name.as_str(),
+            "--json",
+            "clients",
+        ];
+        line.extend(args);
+        let cli = <ops::cli::Cli as clap::Parser>::try_parse_from(&line).unwrap();
+        let env = Env::from_pairs([("CLIENT_KEY_SECRET", secret)]);
+        let sdk = stack.sdk.clone();
+        async move {
+            ops::run(
+                &cli,
+                &ops::Context {
+                    sdk: &sdk,
+                    env: &env,
+                    stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                    calls: CallCounter::default(),
+                },
+            )
+            .await
+            .map(|ran| serde_json::from_str::<Value>(&ran.output).unwrap())
+        }
+    };
+    let from_env = show(vec!["show", "192.0.2.7"], "deployed-secret-0123456789")
+        .await
+        .unwrap();
+    let deployed = show(
+        vec![
+            "--secret-from-function",
+            function.as_str(),
+            "show",
+            "192.0.2.7",
+        ],
+        "some-other-secret-0123456789",
+    )
+    .await
+    .unwrap();
+    assert_eq!(from_env["client_key"], deployed["client_key"]);
+    let missing = show(
+        vec![
+            "--secret-from-function",
+            "no-such-function",
+            "show",
+            "192.0.2.7",
+        ],
+        "x",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(missing.exit_code(), 1);
+    assert!(
+        missing.to_string().contains("no-such-function"),
+        "{missing}"
+    );
 }

@@ -240,6 +240,7 @@ fn reference(resource: Resource) -> &'static str {
         Resource::EventsDlq => "[aws_sqs_queue.events_dlq.arn]",
         Resource::Topic => "[aws_sns_topic.alerts.arn]",
         Resource::Pipelines => "local.pipeline_arns",
+        Resource::IngressFunction => "[aws_lambda_function.function[\"ingress\"].arn]",
         Resource::LedgerIndexes => {
             "[\"${aws_dynamodb_table.main.arn}/index/by_day\", \"${aws_dynamodb_table.main.arn}/index/by_run\"]"
         }

@@ -65,19 +65,18 @@ Examples:
     )]
     Triggers(TriggersCommand),
     /// A client's quota and blocks: look up, free, block, unblock (keyed as the ingress keys it).
-    #[command(
-        subcommand,
-        after_help = "\
-ADDRESS is keyed with CLIENT_KEY_SECRET (from the environment, as the ingress
-has it); QUOTA_LIMIT and QUOTA_WINDOW default as the ingress's do.
+    #[command(after_help = "\
+ADDRESS is keyed with CLIENT_KEY_SECRET: from the environment, or with
+--secret-from-function from the deployed ingress itself. QUOTA_LIMIT and
+QUOTA_WINDOW default as the ingress's do.
 
 Examples:
   trigger-ops clients show 203.0.113.7
   trigger-ops clients reset 203.0.113.7 --yes
   trigger-ops clients block 203.0.113.0/24 --for 7d --reason \"scripted flood, ticket 4711\"
-  trigger-ops clients unblock 203.0.113.0/24"
-    )]
-    Clients(ClientsCommand),
+  trigger-ops clients unblock 203.0.113.0/24
+  trigger-ops clients --secret-from-function pipeline-trigger-ingress show 203.0.113.7")]
+    Clients(ClientsArgs),
     /// Run the whole system on this machine against an AWS emulator (scripts/dev starts one).
     #[command(after_help = "\
 Needs AWS_ENDPOINT_URL (moto) and AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local;
@@ -143,6 +142,16 @@ pub enum TriggersCommand {
         /// The trigger id.
         id: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ClientsArgs {
+    /// Take CLIENT_KEY_SECRET from this deployed ingress function's
+    /// configuration (Terraform output ingress_function_name) instead of the environment.
+    #[arg(long, global = true, value_name = "FUNCTION")]
+    pub secret_from_function: Option<String>,
+    #[command(subcommand)]
+    pub command: ClientsCommand,
 }
 
 #[derive(Debug, Subcommand)]

@@ -89,12 +89,22 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
     let command = match &cli.command {
         Command::Dlq(command) => command,
         Command::Local(args) => return run_local(args, ctx).await,
-        Command::Clients(command) => {
+        Command::Clients(args) => {
             let table = Table::new(
                 shared::aws::dynamodb(ctx.sdk, &calls),
                 targets.need(Need::Table)?,
             );
-            return run_clients(command, cli.json, &table, ctx).await;
+            let secret = match &args.secret_from_function {
+                None => ctx.env.client_key_secret()?,
+                Some(function) => {
+                    let lambda = shared::aws::lambda(ctx.sdk, &calls);
+                    shared::aws::function_config::client_key_secret_of(&lambda, function)
+                        .await
+                        .map_err(OpsError::Store)?
+                        .into_bytes()
+                }
+            };
+            return run_clients(&args.command, cli.json, &table, &secret, ctx).await;
         }
         Command::Triggers(command) => {
             let table = Table::new(
@@ -262,13 +272,13 @@ async fn run_clients(
     command: &ClientsCommand,
     json: bool,
     table: &Table,
+    secret: &[u8],
     ctx: &Context<'_>,
 ) -> Result<Ran, OpsError> {
-    let secret = ctx.env.client_key_secret()?;
     let now = shared::clock::Clock::now_ms(&SystemClock);
     let output = match command {
         ClientsCommand::Show { address } => {
-            let view = clients::show(table, &secret, &ctx.env.quota()?, address, now).await?;
+            let view = clients::show(table, secret, &ctx.env.quota()?, address, now).await?;
             if json {
                 serde_json::to_string(&view).unwrap_or_default()
             } else {
@@ -282,7 +292,7 @@ async fn run_clients(
                         .into(),
                 ));
             }
-            let had = clients::reset(table, &secret, address).await?;
+            let had = clients::reset(table, secret, address).await?;
             if json {
                 serde_json::json!({"reset": true, "had_slots": had}).to_string()
             } else if had {
@@ -296,7 +306,7 @@ async fn run_clients(
             duration,
             reason,
         } => {
-            let until = clients::block(table, &secret, target, *duration, reason, now).await?;
+            let until = clients::block(table, secret, target, *duration, reason, now).await?;
             let until = shared::rules::time_format::rfc3339(until);
             if json {
                 serde_json::json!({"blocked": true, "until": until}).to_string()
@@ -305,7 +315,7 @@ async fn run_clients(
             }
         }
         ClientsCommand::Unblock { target } => {
-            let lifted = clients::unblock(table, &secret, target, now).await?;
+            let lifted = clients::unblock(table, secret, target, now).await?;
             if json {
                 serde_json::json!({"unblocked": lifted}).to_string()
             } else if lifted {

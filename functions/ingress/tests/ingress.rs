@@ -414,6 +414,22 @@ async fn aws_calls_per_request_meet_the_budget() {
     let before = calls.snapshot();
     assert_eq!(h.post(Some("nonsense"), CLIENT_IP).await.status, 400);
     assert!(calls.since(&before).is_empty(), "a 4xx makes no AWS call");
+    // A blocked client: the block is checked inside the same transaction.
+    let table = shared::aws::table::Table::new(h.stack.dynamodb.clone(), &h.stack.table_name);
+    let blocked = "198.51.100.77";
+    let key = shared::rules::client_key::client_key(b"test-secret-of-sufficient-length", blocked)
+        .unwrap();
+    table
+        .block_client(&key, u64::MAX / 2, "test", 0)
+        .await
+        .unwrap();
+    let before = calls.snapshot();
+    let refused = h.post(None, blocked).await;
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+    assert_eq!(
+        calls.since(&before).into_iter().collect::<Vec<_>>(),
+        [("DynamoDB.TransactWriteItems".to_string(), 1)]
+    );
 }
 
 /// A REST API event for a request the client addressed as `addressed`

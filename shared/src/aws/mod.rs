@@ -19,6 +19,8 @@
 
 pub mod clients;
 pub mod event_claim;
+#[cfg(feature = "provision")]
+pub mod function_config;
 pub mod ledger;
 pub mod permissions;
 pub mod pipeline;
@@ -233,6 +235,15 @@ pub fn eventbridge(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_eventbridge:
         .interceptor(calls.clone())
         .build();
     aws_sdk_eventbridge::Client::from_conf(config)
+}
+
+/// Lambda, for operators: the deployed ingress's configuration.
+#[cfg(feature = "provision")]
+pub fn lambda(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_lambda::Client {
+    let config = aws_sdk_lambda::config::Builder::from(sdk)
+        .interceptor(calls.clone())
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
 }
 
 /// A short, log-safe description of an SDK error: its code and message, or

@@ -18,6 +18,8 @@ pub enum Resource {
     Pipelines,
     /// The table's indexes the ledger is read by (operators).
     LedgerIndexes,
+    /// The deployed ingress function (operators read its CLIENT_KEY_SECRET).
+    IngressFunction,
 }
 
 impl Resource {
@@ -30,6 +32,7 @@ impl Resource {
             Self::Topic => "Topic",
             Self::Pipelines => "Pipelines",
             Self::LedgerIndexes => "LedgerIndexes",
+            Self::IngressFunction => "IngressFunction",
         }
     }
 }
@@ -70,7 +73,9 @@ const fn platform(
     }
 }
 
-use Resource::{EventsDlq, LedgerIndexes, Pipelines, Table, Topic, WorkDlq, WorkQueue};
+use Resource::{
+    EventsDlq, IngressFunction, LedgerIndexes, Pipelines, Table, Topic, WorkDlq, WorkQueue,
+};
 
 /// A transaction is authorized per item action: admission and refund update,
 /// put and delete, and admission checks the operators' blocks.
@@ -206,6 +211,13 @@ pub const GRANTS: &[Grant] = &[
     call(Ops, "DynamoDB.DeleteItem", &["dynamodb:DeleteItem"], Table),
     call(Ops, "DynamoDB.PutItem", &["dynamodb:PutItem"], Table),
     call(Ops, "DynamoDB.Query", &["dynamodb:Query"], LedgerIndexes),
+    // ... and the secret, read from the deployed ingress when asked to.
+    call(
+        Ops,
+        "Lambda.GetFunctionConfiguration",
+        &["lambda:GetFunctionConfiguration"],
+        IngressFunction,
+    ),
 ];
 
 /// The IAM actions a function's role allows, per resource.

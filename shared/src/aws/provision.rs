@@ -342,3 +342,50 @@ pub async fn create_event_rule(
     }
     Ok(())
 }
+
+/// An empty zip archive: the code of a function that is only configured
+/// (the emulator never runs it).
+const EMPTY_ZIP: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+
+/// A Lambda function named `name` with `environment`, as Terraform deploys
+/// the ingress (for tests of what operators read from it).
+pub async fn create_function(
+    iam: &aws_sdk_iam::Client,
+    lambda: &aws_sdk_lambda::Client,
+    name: &str,
+    environment: &[(&str, &str)],
+) -> Result<(), ProvisionError> {
+    let role_name = format!("{name}-role");
+    let role_arn = iam
+        .create_role()
+        .role_name(&role_name)
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .map_err(|e| err(&role_name, e))?
+        .role
+        .map(|r| r.arn)
+        .ok_or_else(|| err(&role_name, "no role"))?;
+    let mut variables = aws_sdk_lambda::types::Environment::builder();
+    for (key, value) in environment {
+        variables = variables.variables(*key, *value);
+    }
+    lambda
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role_arn)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_smithy_types::Blob::new(EMPTY_ZIP))
+                .build(),
+        )
+        .environment(variables.build())
+        .send()
+        .await
+        .map_err(|e| err(name, e))?;
+    Ok(())
+}

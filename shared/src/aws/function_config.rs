@@ -1,0 +1,29 @@
+//! Lambda, for operators: a deployed function's configuration, so
+//! `trigger-ops clients` keys addresses with the very secret the ingress uses
+//! without anyone copying it around.
+
+use crate::aws::describe;
+
+/// The `CLIENT_KEY_SECRET` of the deployed function `function` (name or ARN).
+pub async fn client_key_secret_of(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
+) -> Result<String, String> {
+    let output = client
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot read the configuration of {function}: {}",
+                describe(&e)
+            )
+        })?;
+    output
+        .environment()
+        .and_then(|e| e.variables())
+        .and_then(|v| v.get("CLIENT_KEY_SECRET"))
+        .cloned()
+        .ok_or_else(|| format!("{function} has no CLIENT_KEY_SECRET in its environment"))
+}
