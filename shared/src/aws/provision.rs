@@ -191,17 +191,7 @@ pub async fn create_pipeline(
         ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore,
         ArtifactStoreType, InputArtifact, OutputArtifact, PipelineDeclaration, StageDeclaration,
     };
-    let role_name = format!("{name}-role");
-    let role_arn = iam
-        .create_role()
-        .role_name(&role_name)
-        .assume_role_policy_document(PIPELINE_TRUST_POLICY)
-        .send()
-        .await
-        .map_err(|e| err(&role_name, e))?
-        .role
-        .map(|r| r.arn)
-        .ok_or_else(|| err(&role_name, "no role"))?;
+    let role_arn = create_role(iam, &format!("{name}-role"), PIPELINE_TRUST_POLICY).await?;
     let action = |action_name: &str, category: ActionCategory, provider: &str| {
         ActionTypeId::builder()
             .category(category)
@@ -355,19 +345,12 @@ pub async fn create_function(
     name: &str,
     environment: &[(&str, &str)],
 ) -> Result<(), ProvisionError> {
-    let role_name = format!("{name}-role");
-    let role_arn = iam
-        .create_role()
-        .role_name(&role_name)
-        .assume_role_policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
-        )
-        .send()
-        .await
-        .map_err(|e| err(&role_name, e))?
-        .role
-        .map(|r| r.arn)
-        .ok_or_else(|| err(&role_name, "no role"))?;
+    let role_arn = create_role(
+        iam,
+        &format!("{name}-role"),
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+    )
+    .await?;
     let mut variables = aws_sdk_lambda::types::Environment::builder();
     for (key, value) in environment {
         variables = variables.variables(*key, *value);
@@ -388,4 +371,21 @@ pub async fn create_function(
         .await
         .map_err(|e| err(name, e))?;
     Ok(())
+}
+
+/// A role `name` with the trust policy `trust`; returns its ARN.
+async fn create_role(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    trust: &str,
+) -> Result<String, ProvisionError> {
+    iam.create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .map_err(|e| err(name, e))?
+        .role
+        .map(|r| r.arn)
+        .ok_or_else(|| err(name, "no role"))
 }
