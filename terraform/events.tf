@@ -1,5 +1,7 @@
-# CodePipeline state changes of the allowlisted pipelines, in the notify
-# states, to the notifier; EventBridge retries for a day, then dead-letters.
+# Every execution state change of the allowlisted pipelines to the notifier:
+# each reaches the records (a superseded or cancelled run included, and the
+# lane of a run that ended is freed); NOTIFY_STATES only decides which send
+# an e-mail. EventBridge retries for a day, then dead-letters.
 
 resource "aws_cloudwatch_event_rule" "pipeline_state" {
   name        = "${var.name}-pipeline-state"
@@ -10,7 +12,6 @@ resource "aws_cloudwatch_event_rule" "pipeline_state" {
     "detail-type" = ["CodePipeline Pipeline Execution State Change"]
     detail = {
       pipeline = distinct(values(local.pipelines))
-      state    = var.notify_states
     }
   })
 }

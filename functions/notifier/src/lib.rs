@@ -33,6 +33,21 @@ use tracing::{error, info, warn};
 /// an invocation can run, short enough that the retry after a crash sends.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
 
+/// How long after its state change an event whose execution the worker has
+/// not recorded yet fails the invocation, to be delivered again (the worker
+/// records right after the start, so such an event raced it). Older than
+/// this, nobody is going to record it: a run started outside this system.
+pub const OWNER_WAIT: Duration = Duration::from_secs(120);
+
+/// What recording a state change found.
+enum Recorded {
+    /// The public triggers behind the execution (`None`: started elsewhere).
+    Origin(Option<Box<Origin>>),
+    /// No record of the execution yet, and the event is fresh: it raced the
+    /// worker's record of the start.
+    NotYet,
+}
+
 /// What an invocation did (the Lambda's result, and what tests check).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -59,6 +74,10 @@ pub enum NotifierError {
     Publish(#[from] PublishError),
     #[error("event {event_id} is claimed by another invocation until {until} ms; retry later")]
     ClaimedElsewhere { event_id: String, until: u64 },
+    #[error(
+        "execution {execution_id} is not recorded yet (the event raced the worker); retry later"
+    )]
+    NotYetRecorded { execution_id: String },
 }
 
 impl From<NotifierError> for lambda_runtime::Diagnostic {
@@ -67,6 +86,7 @@ impl From<NotifierError> for lambda_runtime::Diagnostic {
             NotifierError::Table(_) => "TableUnavailable",
             NotifierError::Publish(_) => "PublishFailed",
             NotifierError::ClaimedElsewhere { .. } => "ClaimedElsewhere",
+            NotifierError::NotYetRecorded { .. } => "NotYetRecorded",
         };
         Self {
             error_type: error_type.into(),
@@ -135,7 +155,16 @@ impl Notifier {
             }
         };
         let now = self.clock.now_ms();
-        let origin = self.record_outcome(&event, now).await?;
+        let origin = match self.record_outcome(&event, now).await? {
+            Recorded::Origin(origin) => origin.map(|o| *o),
+            Recorded::NotYet => {
+                warn!(decision = "retry_later", event_id = %event.event_id, execution_id = %event.execution_id,
+                      state = event.state.as_str(), "the worker has not recorded this execution yet");
+                return Err(NotifierError::NotYetRecorded {
+                    execution_id: event.execution_id,
+                });
+            }
+        };
         let trigger_id = origin.as_ref().map(|o| o.first.trigger_id.as_str());
         if !self.config.notify_states.contains(&event.state) {
             info!(
@@ -192,24 +221,43 @@ impl Notifier {
         &self,
         event: &PipelineEvent,
         now: u64,
-    ) -> Result<Option<Origin>, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let Some(owner) = self.table.execution_owner(&event.execution_id).await? else {
-            return Ok(None);
+            let age = now.saturating_sub(event.time.unwrap_or(0));
+            if age < OWNER_WAIT.as_millis() as u64 {
+                return Ok(Recorded::NotYet);
+            }
+            return Ok(Recorded::Origin(None));
         };
         let changed_at = event.time.unwrap_or(now);
-        if let Some(run_id) = owner.run_id {
-            return self
-                .record_run_outcome(event, &run_id, changed_at, now)
-                .await;
-        }
-        let trigger_id = owner.trigger_id;
+        let origin = match owner.run_id {
+            Some(run_id) => {
+                self.record_run_outcome(event, &run_id, changed_at, now)
+                    .await?
+            }
+            None => {
+                self.record_trigger_outcome(event, &owner.trigger_id, changed_at, now)
+                    .await?
+            }
+        };
+        Ok(Recorded::Origin(origin.map(Box::new)))
+    }
+
+    /// Without coalescing: the trigger's own record holds the execution.
+    async fn record_trigger_outcome(
+        &self,
+        event: &PipelineEvent,
+        trigger_id: &str,
+        changed_at: u64,
+        now: u64,
+    ) -> Result<Option<Origin>, StoreError> {
         let Some(status) = event.state.trigger_status() else {
-            let trigger = self.table.get_trigger(&trigger_id, now).await?;
+            let trigger = self.table.get_trigger(trigger_id, now).await?;
             return Ok(trigger.map(Origin::single));
         };
         let record = self
             .table
-            .record_outcome(&trigger_id, &event.execution_id, status, changed_at, now)
+            .record_outcome(trigger_id, &event.execution_id, status, changed_at, now)
             .await?;
         Ok(match record {
             OutcomeRecord::Recorded(record) => {

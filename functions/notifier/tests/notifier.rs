@@ -747,3 +747,62 @@ async fn a_coalesced_run_moves_every_trigger_frees_its_pipeline_and_says_how_man
     let first = h.table.trigger_view(&ids[1], 0).await.unwrap().unwrap();
     assert_eq!(first.status, TriggerStatus::Succeeded);
 }
+
+#[tokio::test]
+async fn an_event_that_races_the_workers_record_is_retried_then_recorded_never_dropped() {
+    let h = harness().await;
+    let pipeline = unique("race");
+    let execution = unique("exec");
+    let notifier = h.notifier();
+    // SUCCEEDED arrives before the worker recorded the start.
+    let (_, mut early) = event(&pipeline, &execution, PipelineState::Succeeded);
+    early["time"] = rfc3339(h.clock.now_ms()).into();
+    let err = notifier.handle(early.clone()).await.unwrap_err();
+    assert!(matches!(err, NotifierError::NotYetRecorded { .. }), "{err}");
+    assert!(
+        h.emails().await.is_empty(),
+        "nothing sent, the claim not taken"
+    );
+    // The worker records it; EventBridge delivers the event again.
+    let ids = started_run(&h, &pipeline, &execution, 2).await;
+    h.clock.advance(Duration::from_secs(60));
+    assert!(matches!(
+        notifier.handle(early).await.unwrap(),
+        Outcome::Notified { .. }
+    ));
+    for id in &ids {
+        let view = h.table.trigger_view(id, 0).await.unwrap().unwrap();
+        assert_eq!(view.status, TriggerStatus::Succeeded);
+    }
+    assert_eq!(h.table.get_lane(&pipeline).await.unwrap().run_id, None);
+    let emails = h.emails().await;
+    assert_eq!(emails.len(), 1);
+    assert!(emails[0].1.contains(&ids[0]), "{}", emails[0].1);
+}
+
+#[tokio::test]
+async fn an_old_event_of_an_execution_nobody_recorded_is_a_run_started_elsewhere() {
+    let h = harness().await;
+    let (_, mut old) = event(&unique("console"), &unique("exec"), PipelineState::Failed);
+    old["time"] = rfc3339(h.clock.now_ms() - notifier::OWNER_WAIT.as_millis() as u64 - 1).into();
+    let failure = mock!(aws_sdk_codepipeline::Client::list_action_executions)
+        .then_output(|| ListActionExecutionsOutput::builder().build());
+    let summary = mock!(aws_sdk_codepipeline::Client::get_pipeline_execution)
+        .then_output(|| GetPipelineExecutionOutput::builder().build());
+    let codepipeline = mock_client!(
+        aws_sdk_codepipeline,
+        RuleMode::MatchAny,
+        &[&failure, &summary]
+    );
+    let notifier = h.notifier_with(&h.topic, "SUCCEEDED,FAILED,STOPPED", codepipeline);
+    assert!(matches!(
+        notifier.handle(old).await.unwrap(),
+        Outcome::Notified { .. }
+    ));
+    let emails = h.emails().await;
+    assert!(
+        emails[0].1.contains("not a public trigger"),
+        "{}",
+        emails[0].1
+    );
+}

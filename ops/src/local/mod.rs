@@ -273,7 +273,6 @@ pub async fn start(
     }
     let pipelines = env.pipelines()?;
     let max_attempts = env.number("MAX_ATTEMPTS", 1, MAX_ATTEMPTS_LIMIT)?;
-    let notify_states = env.states("NOTIFY_STATES")?;
     let mut names: Vec<String> = Vec::new();
     for pipeline in pipelines.iter() {
         if !names.contains(&pipeline.name) {
@@ -324,7 +323,6 @@ pub async fn start(
         },
         &options.prefix,
         &names,
-        &notify_states,
         max_attempts,
     )
     .await?;

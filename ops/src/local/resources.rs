@@ -5,7 +5,6 @@
 use crate::OpsError;
 use shared::aws::provision;
 use shared::rules::pipeline_event::rule_pattern;
-use shared::rules::pipelines::PipelineState;
 use std::path::Path;
 
 /// How many times the rule target's queue delivers an event before it moves
@@ -51,7 +50,6 @@ pub async fn provision(
     clients: &Clients<'_>,
     prefix: &str,
     pipelines: &[String],
-    notify_states: &[PipelineState],
     max_attempts: u64,
 ) -> Result<Resources, OpsError> {
     let table_name = format!("{prefix}-triggers");
@@ -92,7 +90,7 @@ pub async fn provision(
     provision::create_event_rule(
         clients.events,
         &rule_name,
-        &rule_pattern(&names, notify_states),
+        &rule_pattern(&names),
         &events_arn,
     )
     .await

@@ -165,16 +165,14 @@ pub fn state_change_detail(
 }
 
 /// The EventBridge rule's pattern: this source and detail type, the
-/// allowlisted pipelines, `states` only (Terraform's
-/// `aws_cloudwatch_event_rule.pipeline_state`, the local stack's rule).
-pub fn rule_pattern(pipelines: &[&str], states: &[PipelineState]) -> Value {
+/// allowlisted pipelines, every state (each reaches the records;
+/// `NOTIFY_STATES` only decides e-mails). Terraform's
+/// `aws_cloudwatch_event_rule.pipeline_state`, the local stack's rule.
+pub fn rule_pattern(pipelines: &[&str]) -> Value {
     serde_json::json!({
         "source": [EVENT_SOURCE],
         "detail-type": [EVENT_DETAIL_TYPE],
-        "detail": {
-            "pipeline": pipelines,
-            "state": states.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        },
+        "detail": {"pipeline": pipelines},
     })
 }
 
@@ -199,14 +197,14 @@ mod tests {
     }
 
     #[test]
-    fn the_rule_pattern_names_source_type_and_states() {
-        let pattern = rule_pattern(&["app"], &[PipelineState::Succeeded, PipelineState::Failed]);
+    fn the_rule_pattern_names_source_type_and_pipelines_and_every_state() {
+        let pattern = rule_pattern(&["app"]);
         assert_eq!(
             pattern,
             serde_json::json!({
                 "source": ["aws.codepipeline"],
                 "detail-type": ["CodePipeline Pipeline Execution State Change"],
-                "detail": {"pipeline": ["app"], "state": ["SUCCEEDED", "FAILED"]},
+                "detail": {"pipeline": ["app"]},
             })
         );
     }
