@@ -582,3 +582,75 @@ async fn the_ledger_lists_newest_first_across_days_and_shards_without_a_scan() {
     assert_eq!(recent.len(), 10);
     assert!(recent.iter().all(|r| r.requested_at >= NOW - day / 2));
 }
+
+/// A transaction DynamoDB cancelled because a concurrent one touched the
+/// same item (reason `TransactionConflict` on the item at `conflicted`).
+fn conflict(conflicted: usize, items: usize) -> String {
+    let reasons: Vec<String> = (0..items)
+        .map(|i| {
+            if i == conflicted {
+                r#"{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}"#
+                    .to_string()
+            } else {
+                r#"{"Code":"None"}"#.to_string()
+            }
+        })
+        .collect();
+    format!(
+        r#"{{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled","CancellationReasons":[{}]}}"#,
+        reasons.join(",")
+    )
+}
+
+#[tokio::test]
+async fn a_conflict_on_the_run_is_retried_never_taken_for_a_run_that_moved_on() {
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use shared::aws::runs::{Joined, Take};
+    use shared::rules::runs::{RunRecord, RunStatus};
+    // Taking the lane while joins update the run: the conflict is retried.
+    let take = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .http_status(400, Some(conflict(1, 2)))
+        .output(|| TransactWriteItemsOutput::builder().build())
+        .build();
+    let table = Table::new(mocked_dynamodb(&[&take]), "t");
+    let run = RunRecord {
+        run_id: "R".into(),
+        pipeline: "app".into(),
+        target: "app-pipeline".into(),
+        status: RunStatus::Pending,
+        triggers: 3,
+        requested_at: NOW,
+        updated_at: NOW,
+        execution_id: None,
+        expires_at: NOW / 1000 + 60,
+    };
+    assert_eq!(table.take_lane(&run, NOW).await.unwrap(), Take::Taken);
+    assert_eq!(take.num_calls(), 2);
+    // Joining while the run is updated by another join: retried, joined,
+    // never a second pending run.
+    let slot = mock!(aws_sdk_dynamodb::Client::get_item)
+        .sequence()
+        .output(|| {
+            GetItemOutput::builder()
+                .item("pk", AttributeValue::S("pending#app#app-pipeline#k".into()))
+                .item("run_id", AttributeValue::S("R".into()))
+                .build()
+        })
+        .times(2)
+        .build();
+    let join = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .http_status(400, Some(conflict(1, 2)))
+        .output(|| TransactWriteItemsOutput::builder().build())
+        .build();
+    let client =
+        aws_smithy_mocks::mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &[&slot, &join]);
+    let table = Table::new(client, "t");
+    let joined = table
+        .join_or_open(&record("192.0.2.60", NOW), "k", NOW, NOW / 1000 + 60)
+        .await
+        .unwrap();
+    assert_eq!(joined, Joined::Joined("R".into()));
+    assert_eq!(join.num_calls(), 2, "the join again, not an open");
+}

@@ -19,8 +19,8 @@
 
 use crate::aws::describe;
 use crate::aws::table::{
-    applied, conflicted, execution_pk, failed, get_n, get_s, n, s, trigger_pk, Fields, Item,
-    StoreError, Table,
+    applied, condition_failed, conflicted, execution_pk, get_n, get_s, n, s, trigger_pk, Fields,
+    Item, StoreError, Table,
 };
 use crate::clock::EpochMillis;
 use crate::rules::runs::{Lane, RunRecord, RunStatus};
@@ -206,7 +206,7 @@ impl Table {
                     match self.transact(items).await? {
                         None => return Ok(Joined::Joined(run_id.clone())),
                         Some(reasons) => {
-                            if failed(reasons.get(1)) {
+                            if condition_failed(reasons.get(1)) {
                                 moved_on = Some(run_id.clone());
                             }
                             reasons
@@ -257,7 +257,7 @@ impl Table {
                     }
                 }
             };
-            if failed(reasons.first()) {
+            if condition_failed(reasons.first()) {
                 return Ok(already_joined(reasons[0].item(), &trigger.trigger_id));
             }
             if conflicted(&reasons) {
@@ -340,11 +340,11 @@ impl Table {
             let Some(reasons) = self.transact(items).await? else {
                 return Ok(Take::Taken);
             };
-            if failed(reasons.get(1)) {
+            if condition_failed(reasons.get(1)) {
                 let run = reasons[1].item().map(item_to_run).transpose()?;
                 return Ok(Take::RunMoved(run));
             }
-            if failed(reasons.first()) {
+            if condition_failed(reasons.first()) {
                 return Ok(Take::Busy(item_to_lane(reasons[0].item())));
             }
             if !conflicted(&reasons) {
@@ -413,13 +413,13 @@ impl Table {
             let Some(reasons) = self.transact(items).await? else {
                 return Ok(with_lane);
             };
-            if failed(reasons.get(2)) {
+            if condition_failed(reasons.get(2)) {
                 // The lane was taken from the run (it looked dead): record
                 // the execution all the same, it runs.
                 with_lane = false;
                 continue;
             }
-            if failed(reasons.get(1)) {
+            if condition_failed(reasons.get(1)) {
                 // Already started (a redelivery), or an outcome is recorded:
                 // only the index may be missing.
                 self.client()

@@ -195,12 +195,19 @@ pub(crate) fn failed(reason: Option<&CancellationReason>) -> bool {
         .is_some_and(|c| c != "None")
 }
 
+/// Did this item's own condition fail (not a conflict or a throttle)?
+pub(crate) fn condition_failed(reason: Option<&CancellationReason>) -> bool {
+    reason.and_then(CancellationReason::code) == Some("ConditionalCheckFailed")
+}
+
 /// Was a transaction cancelled by a concurrent one (or throttled): worth a retry.
 pub(crate) fn conflicted(reasons: &[CancellationReason]) -> bool {
     reasons.iter().any(|r| {
         matches!(
             r.code(),
-            Some("TransactionConflict") | Some("ThrottlingError")
+            Some("TransactionConflict")
+                | Some("ThrottlingError")
+                | Some("ProvisionedThroughputExceeded")
         )
     })
 }
