@@ -248,6 +248,13 @@ impl Bench {
             ("QUEUE_URL", self.setup.ingress_queue.clone()),
             ("DLQ_URL", self.setup.stack.queues.dlq_url.clone()),
             ("PIPELINES", format!("app={}", self.setup.pipeline)),
+            // One start per message: what the batch comparison measures
+            // (coalescing would make a batch of ten one start; `flood`
+            // measures coalescing).
+            (
+                "PIPELINE_SETTINGS",
+                r#"{"app": {"coalesce": false}}"#.into(),
+            ),
             ("CLIENT_KEY_SECRET", "bench-client-key-secret".into()),
             ("TOPIC_ARN", self.setup.topic.clone()),
         ]
