@@ -572,13 +572,9 @@ impl Worker {
             .record_run_dead_lettered(run_id, code, reason, now)
             .await
         {
-            Ok(false) => {}
-            Ok(true) => {
-                let freed = match self.table.get_run(run_id).await {
-                    Ok(Some(run)) => self.table.free_lane(&run.target, run_id, now).await,
-                    Ok(None) => Ok(false),
-                    Err(e) => Err(e),
-                };
+            Ok(None) => {}
+            Ok(Some(run)) => {
+                let freed = self.table.free_lane(&run.target, run_id, now).await;
                 warn!(decision = "run_dead_lettered", run_id = %run_id, lane_freed = ?freed,
                       "the run is dead-lettered with its opener");
             }

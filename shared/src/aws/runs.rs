@@ -539,14 +539,15 @@ impl Table {
     }
 
     /// Marks the run `dead_lettered` (its opener's message went to the DLQ)
-    /// unless it has started. Returns whether it did.
+    /// unless it has started. Returns the run as it now is, or `None` when
+    /// nothing changed (no such run, or it had started).
     pub async fn record_run_dead_lettered(
         &self,
         run_id: &str,
         error_code: &str,
         error_message: &str,
         now: EpochMillis,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<RunRecord>, StoreError> {
         let result = self
             .client()
             .update_item()
@@ -563,9 +564,19 @@ impl Table {
             .expression_attribute_values(":code", s(error_code))
             .expression_attribute_values(":message", s(error_message))
             .expression_attribute_values(":at", s(rfc3339(now)))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        applied(result)
+        match result {
+            Ok(output) => output.attributes().map(item_to_run).transpose(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::Unavailable(describe(&e))),
+        }
     }
 
     /// A dead-lettered run whose opener was replayed from the DLQ goes back
