@@ -610,9 +610,12 @@ async fn lost_answers_during_a_burst_never_over_admit_nor_lose_a_trigger() {
         h.clock.clone(),
         calls,
     ));
+    // Each request's log lines say why, should one of them not be 202/429.
+    let logs = testkit::CapturedLogs::default();
+    let dispatch = tracing::Dispatch::new(shared::lambda::logging::json_subscriber(logs.clone()));
     let requests = (0..30).map(|_| {
         let ingress = ingress.clone();
-        tokio::spawn(async move {
+        let request = async move {
             let out = ingress
                 .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
                 .await
@@ -620,7 +623,11 @@ async fn lost_answers_during_a_burst_never_over_admit_nor_lose_a_trigger() {
             let body: Value =
                 serde_json::from_str(out["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
             (out["statusCode"].as_u64().unwrap_or(0), body)
-        })
+        };
+        tokio::spawn(tracing::instrument::WithSubscriber::with_subscriber(
+            request,
+            dispatch.clone(),
+        ))
     });
     let replies: Vec<(u64, Value)> = futures::future::join_all(requests)
         .await
@@ -634,11 +641,12 @@ async fn lost_answers_during_a_burst_never_over_admit_nor_lose_a_trigger() {
         .filter(|(s, _)| *s == 202)
         .map(|(_, body)| body["trigger_id"].as_str().unwrap())
         .collect();
-    assert_eq!(accepted.len(), 3, "{statuses:?}");
+    let logs = logs.text();
+    assert_eq!(accepted.len(), 3, "{statuses:?}\n{logs}");
     assert_eq!(
         statuses.iter().filter(|&&s| s == 429).count(),
         27,
-        "{statuses:?}"
+        "{statuses:?}\n{logs}"
     );
     // Every acceptance, and only they, reached the queue with its record.
     let mut queued: Vec<String> = h.queued().await.into_iter().map(|m| m.trigger_id).collect();

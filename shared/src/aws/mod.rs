@@ -34,6 +34,7 @@ pub mod topic;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_sdk_dynamodb::config::retry::RetryPartition;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -181,9 +182,20 @@ impl Intercept for CallCounter {
     }
 }
 
+/// The client's own retry budget (the SDK's token bucket, with its default
+/// size and costs). By default the SDK shares one budget per service across
+/// the whole process. A Lambda builds one client per service, so there it
+/// is the same thing; but the tests and the local stack run many clients in
+/// one process, and one of them retrying a dead endpoint must not spend the
+/// retries another one needs.
+fn own_retry_budget(service: &'static str) -> RetryPartition {
+    RetryPartition::custom(service).build()
+}
+
 pub fn dynamodb(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::config::Builder::from(sdk)
         .interceptor(calls.clone())
+        .retry_partition(own_retry_budget("dynamodb"))
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
@@ -191,6 +203,7 @@ pub fn dynamodb(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_dynamodb::Clien
 pub fn sqs(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_sqs::Client {
     let config = aws_sdk_sqs::config::Builder::from(sdk)
         .interceptor(calls.clone())
+        .retry_partition(own_retry_budget("sqs"))
         .build();
     aws_sdk_sqs::Client::from_conf(config)
 }
@@ -207,7 +220,9 @@ pub fn codepipeline_at(
     calls: &CallCounter,
     endpoint: Option<&str>,
 ) -> aws_sdk_codepipeline::Client {
-    let mut config = aws_sdk_codepipeline::config::Builder::from(sdk).interceptor(calls.clone());
+    let mut config = aws_sdk_codepipeline::config::Builder::from(sdk)
+        .interceptor(calls.clone())
+        .retry_partition(own_retry_budget("codepipeline"));
     if let Some(endpoint) = endpoint {
         config = config.endpoint_url(endpoint);
     }
@@ -217,6 +232,7 @@ pub fn codepipeline_at(
 pub fn sns(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_sns::Client {
     let config = aws_sdk_sns::config::Builder::from(sdk)
         .interceptor(calls.clone())
+        .retry_partition(own_retry_budget("sns"))
         .build();
     aws_sdk_sns::Client::from_conf(config)
 }
@@ -225,6 +241,7 @@ pub fn sns(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_sns::Client {
 pub fn iam(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_iam::Client {
     let config = aws_sdk_iam::config::Builder::from(sdk)
         .interceptor(calls.clone())
+        .retry_partition(own_retry_budget("iam"))
         .build();
     aws_sdk_iam::Client::from_conf(config)
 }
@@ -233,6 +250,7 @@ pub fn iam(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_iam::Client {
 pub fn eventbridge(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_eventbridge::Client {
     let config = aws_sdk_eventbridge::config::Builder::from(sdk)
         .interceptor(calls.clone())
+        .retry_partition(own_retry_budget("eventbridge"))
         .build();
     aws_sdk_eventbridge::Client::from_conf(config)
 }
@@ -242,6 +260,7 @@ pub fn eventbridge(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_eventbridge:
 pub fn lambda(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_lambda::Client {
     let config = aws_sdk_lambda::config::Builder::from(sdk)
         .interceptor(calls.clone())
+        .retry_partition(own_retry_budget("lambda"))
         .build();
     aws_sdk_lambda::Client::from_conf(config)
 }
