@@ -1,15 +1,19 @@
-# Every execution state change of the allowlisted pipelines to the notifier:
-# each reaches the records (a superseded or cancelled run included, and the
-# lane of a run that ended is freed); NOTIFY_STATES only decides which send
-# an e-mail. EventBridge retries for a day, then dead-letters.
+# Every execution and stage state change of the allowlisted pipelines to the
+# notifier: each reaches the records (a superseded or cancelled run included,
+# and the lane of a run that ended is freed; stages show on GET /triggers/{id}
+# and the public page); NOTIFY_STATES only decides which send an e-mail.
+# EventBridge retries for a day, then dead-letters.
 
 resource "aws_cloudwatch_event_rule" "pipeline_state" {
   name        = "${var.name}-pipeline-state"
-  description = "Execution state changes of the pipelines pipeline-trigger starts"
+  description = "Execution and stage state changes of the pipelines pipeline-trigger starts"
 
   event_pattern = jsonencode({
-    source        = ["aws.codepipeline"]
-    "detail-type" = ["CodePipeline Pipeline Execution State Change"]
+    source = ["aws.codepipeline"]
+    "detail-type" = [
+      "CodePipeline Pipeline Execution State Change",
+      "CodePipeline Stage Execution State Change",
+    ]
     detail = {
       pipeline = distinct(values(local.pipelines))
     }

@@ -217,6 +217,36 @@ impl Harness {
         }
     }
 
+    /// Waits until the trigger shows exactly these stages (name, state), in
+    /// this order: stage events may be handled after the execution's.
+    async fn stages_become(
+        &self,
+        client: &Client<HttpConnector, Full<Bytes>>,
+        id: &str,
+        want: &[(&str, &str)],
+    ) {
+        let url = self.url(&format!("/triggers/{id}"));
+        let what = format!("trigger {id} to show the stages {want:?}");
+        eventually(&what, || async {
+            let response = send(client, "GET", &url, "").await;
+            let shown: Vec<(String, String)> = response.body["stages"]
+                .as_array()
+                .map(|stages| {
+                    stages
+                        .iter()
+                        .map(|s| (s["name"].to_string(), s["state"].to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let wanted: Vec<(String, String)> = want
+                .iter()
+                .map(|(n, s)| (format!("{n:?}"), format!("{s:?}")))
+                .collect();
+            (shown == wanted).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until no event or e-mail of this stack is in flight.
     async fn settled(&self) {
         let events = self.stack.resources.events_queue_url.clone();
@@ -282,6 +312,17 @@ async fn a_trigger_goes_through_every_hop_and_ends_succeeded_with_one_email() {
         .expect("an execution id")
         .to_string();
     assert_eq!(harness.executions(&harness.app).await, 1);
+    harness
+        .stages_become(
+            &client,
+            &id,
+            &[
+                ("Source", "SUCCEEDED"),
+                ("Build", "SUCCEEDED"),
+                ("Deploy", "SUCCEEDED"),
+            ],
+        )
+        .await;
 
     let email = eventually("the success e-mail", || async {
         let emails = harness.emails(&inbox).await;
@@ -349,6 +390,14 @@ async fn a_failing_pipeline_ends_failed_and_the_email_leads_with_stage_and_reaso
         .expect("a trigger id")
         .to_string();
     harness.status_becomes(&client, &id, "failed").await;
+    // The stages stop at the failed one.
+    harness
+        .stages_become(
+            &client,
+            &id,
+            &[("Source", "SUCCEEDED"), (FAILED_STAGE, "FAILED")],
+        )
+        .await;
 
     let emails = eventually("the failure e-mail", || async {
         let emails = harness.emails(&inbox).await;

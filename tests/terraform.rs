@@ -361,7 +361,7 @@ fn the_worker_queue_and_mapping_are_wired_for_partial_batches() {
 }
 
 #[test]
-fn the_rule_delivers_every_state_of_the_allowlisted_pipelines() {
+fn the_rule_delivers_every_state_and_stage_of_the_allowlisted_pipelines() {
     let body = root();
     let rule = block(
         &body,
@@ -380,10 +380,16 @@ fn the_rule_delivers_every_state_of_the_allowlisted_pipelines() {
         strings(pattern["source"]),
         BTreeSet::from([shared::rules::pipeline_event::EVENT_SOURCE.to_string()])
     );
-    assert_eq!(
-        strings(pattern["detail-type"]),
-        BTreeSet::from([shared::rules::pipeline_event::EVENT_DETAIL_TYPE.to_string()])
-    );
+    // The same detail types as the local stack's rule: executions and stages.
+    let local = shared::rules::pipeline_event::rule_pattern(&["p"]);
+    let local_types: BTreeSet<String> = local["detail-type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(strings(pattern["detail-type"]), local_types);
+    assert!(local_types.contains(shared::rules::pipeline_event::STAGE_DETAIL_TYPE));
     let detail = entries(pattern["detail"]);
     // Every state reaches the records; NOTIFY_STATES decides only e-mails.
     assert!(

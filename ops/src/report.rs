@@ -341,7 +341,17 @@ pub fn trigger_text(shown: &crate::triggers::Shown) -> String {
             run.execution_id.as_deref().unwrap_or("-")
         )),
     }
-    out.push_str("stages      none recorded\n");
+    if t.view.stages.is_empty() {
+        out.push_str("stages      none reported yet\n");
+    }
+    for stage in &t.view.stages {
+        out.push_str(&format!(
+            "stage       {} {} ({})\n",
+            cell(&stage.name, 40),
+            stage.state,
+            stage.updated_at
+        ));
+    }
     if !shown.coalesced_with.is_empty() {
         out.push_str("\ncoalesced with:\n");
         out.push_str(&triggers_text(&shown.coalesced_with));

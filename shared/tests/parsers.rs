@@ -285,6 +285,30 @@ proptest! {
     #[test]
     fn any_json_is_a_state_change_or_refused(event in any_json()) {
         let _ = pipeline_event::parse_event(&event);
+        let _ = pipeline_event::parse_codepipeline_event(&event);
+    }
+
+    #[test]
+    fn stage_changes_with_hostile_fields_are_safe_when_accepted(
+        stage in prop_oneof![hostile_text(), "[A-Za-z0-9.@_-]{1,100}"],
+        execution in prop_oneof![hostile_text(), "[a-f0-9-]{36}"],
+        state in prop::sample::select(PipelineState::ALL.to_vec()),
+    ) {
+        let detail = pipeline_event::stage_change_detail("app-pipeline", &execution, &stage, state);
+        let event = pipeline_event::stage_change_event(
+            "7b7e8feb-b491-4cf7-a9f1-bf3703467718", "eu-west-1", "123456789012", detail, "2026-11-21T10:04:12Z",
+        );
+        if let Ok(pipeline_event::CodePipelineEvent::Stage(parsed)) = pipeline_event::parse_codepipeline_event(&event) {
+            // What ends up in table attribute names and on a public page is plain.
+            prop_assert!(parsed.stage.bytes().all(|b| b.is_ascii_alphanumeric() || b".@_-".contains(&b)), "{:?}", parsed.stage);
+            prop_assert!(!parsed.stage.is_empty() && parsed.stage.len() <= 100);
+            prop_assert_eq!(parsed.state, state);
+        } else {
+            // Only a bad stage name or execution id is refused.
+            let execution_ok = (1..=128).contains(&execution.len())
+                && execution.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            prop_assert!(!(shared::rules::stages::is_valid_stage_name(&stage) && execution_ok));
+        }
     }
 
     #[test]

@@ -52,6 +52,7 @@ async fn admitted(
             error_code: None,
             error_message: None,
             expires_at: EXPIRES,
+            stages: Vec::new(),
         };
         let admission = table.admit(&policy, None, &record, &[]).await.unwrap();
         assert!(matches!(admission, Admission::Accepted { .. }));
@@ -283,4 +284,191 @@ async fn state_changes_only_move_a_run_forward() {
     let view = table.trigger_view(&id, NOW).await.unwrap().unwrap();
     assert_eq!(view.status, TriggerStatus::Succeeded);
     assert!(!view.coalesced);
+}
+
+/// A started run of `count` triggers (the opener and `count - 1` joiners).
+async fn started_run(table: &Table, count: usize, execution_id: &str) -> Vec<TriggerRecord> {
+    let records = admitted(table, &unique("p"), &InputValues::new(), count).await;
+    let joined = join_all(table, &records).await;
+    assert_eq!(runs_of(table, &records).await.len(), 1, "{joined:?}");
+    let id = records[0].trigger_id.clone();
+    let run_id = table
+        .get_trigger(&id, NOW)
+        .await
+        .unwrap()
+        .unwrap()
+        .run_id
+        .unwrap();
+    let run = table.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(table.take_lane(&run, NOW).await.unwrap(), Take::Taken);
+    assert!(table
+        .record_run_started(&run, execution_id, NOW, EXPIRES)
+        .await
+        .unwrap());
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stages_land_concurrently_in_start_order_and_never_regress() {
+    use shared::aws::stages::StageRecorded;
+    use shared::rules::pipelines::PipelineState::{self, *};
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let execution = unique("exec");
+    let records = started_run(&table, 3, &execution).await;
+    let run_id = table
+        .get_trigger(&records[0].trigger_id, NOW)
+        .await
+        .unwrap()
+        .unwrap()
+        .run_id
+        .unwrap();
+    let pk = shared::aws::runs::run_pk(&run_id);
+    // Every change of three stages at once, each delivered twice, in an
+    // order unlike the pipeline's: the last change of each stage wins and
+    // each stage starts at its first.
+    let changes: Vec<(&str, PipelineState, u64)> = vec![
+        ("Deploy", Succeeded, 600),
+        ("Build", Failed, 400),
+        ("Source", Started, 100),
+        ("Deploy", Started, 500),
+        ("Build", Started, 300),
+        ("Source", Succeeded, 200),
+        ("Build", Resumed, 450),
+    ];
+    let tasks: Vec<_> = changes
+        .iter()
+        .chain(changes.iter())
+        .map(|&(stage, state, at)| {
+            let (table, pk, execution) = (table.clone(), pk.clone(), execution.clone());
+            tokio::spawn(async move {
+                table
+                    .record_stage(&pk, &execution, stage, state, NOW + at, NOW + 1_000)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut recorded = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), StageRecorded::Recorded(_)) {
+            recorded += 1;
+        }
+    }
+    // At most one write per distinct change (a repeat never writes).
+    assert!((3..=changes.len()).contains(&recorded), "{recorded}");
+    for record in &records {
+        let view = table
+            .trigger_view(&record.trigger_id, NOW + 2_000)
+            .await
+            .unwrap()
+            .unwrap();
+        let stages: Vec<(&str, &str)> = view
+            .stages
+            .iter()
+            .map(|s| (s.name.as_str(), s.state))
+            .collect();
+        assert_eq!(
+            stages,
+            [
+                ("Source", "SUCCEEDED"),
+                ("Build", "RESUMED"),
+                ("Deploy", "SUCCEEDED")
+            ],
+            "{}",
+            record.trigger_id
+        );
+        assert_eq!(
+            view.stages[2].updated_at,
+            shared::rules::time_format::rfc3339(NOW + 600)
+        );
+    }
+    // A late change is kept out; another execution's change touches nothing.
+    let late = table
+        .record_stage(&pk, &execution, "Deploy", Started, NOW + 550, NOW + 3_000)
+        .await
+        .unwrap();
+    assert!(matches!(late, StageRecorded::Kept(ref s) if s.state == Succeeded));
+    for (item, execution) in [
+        (pk.as_str(), "another-exec"),
+        ("run#nope", execution.as_str()),
+    ] {
+        let stray = table
+            .record_stage(item, execution, "Deploy", Failed, NOW + 900, NOW + 3_000)
+            .await
+            .unwrap();
+        assert_eq!(stray, StageRecorded::NotFound, "{item} {execution}");
+    }
+    let run = table.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(run.stages.len(), 3);
+    assert!(run
+        .stages
+        .iter()
+        .all(|s| s.name != "Deploy" || s.state == Succeeded));
+}
+
+#[tokio::test]
+async fn within_one_second_an_end_is_newer_than_a_start() {
+    use shared::aws::table::OutcomeRecord;
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let execution = unique("exec");
+    let records = started_run(&table, 1, &execution).await;
+    let id = &records[0].trigger_id;
+    let status = |s| RunStatus::Execution(s);
+    // EventBridge times have whole seconds: STARTED and FAILED at the same one.
+    let second = NOW / 1000 * 1000;
+    let started = table
+        .record_run_outcome(id, &execution, status(TriggerStatus::Started), second, NOW)
+        .await
+        .unwrap();
+    assert!(matches!(started, Some((_, true))), "{started:?}");
+    for _ in 0..2 {
+        let failed = table
+            .record_run_outcome(id, &execution, status(TriggerStatus::Failed), second, NOW)
+            .await
+            .unwrap();
+        assert!(
+            matches!(failed, Some((ref r, _)) if r.status == status(TriggerStatus::Failed)),
+            "{failed:?}"
+        );
+    }
+    // The repeat and a late STARTED of the same second are kept out.
+    let again = table
+        .record_run_outcome(id, &execution, status(TriggerStatus::Failed), second, NOW)
+        .await
+        .unwrap();
+    assert!(matches!(again, Some((_, false))), "{again:?}");
+    let late = table
+        .record_run_outcome(id, &execution, status(TriggerStatus::Started), second, NOW)
+        .await
+        .unwrap();
+    assert!(
+        matches!(late, Some((ref r, false)) if r.status == status(TriggerStatus::Failed)),
+        "{late:?}"
+    );
+
+    // The same for a trigger without coalescing: RESUMED then FAILED.
+    let single = admitted(&table, &unique("p"), &InputValues::new(), 1).await;
+    let single = &single[0].trigger_id;
+    let single_execution = unique("exec");
+    table
+        .record_started(single, &single_execution, NOW, EXPIRES)
+        .await
+        .unwrap();
+    for (state, want) in [
+        (TriggerStatus::Started, TriggerStatus::Started),
+        (TriggerStatus::Failed, TriggerStatus::Failed),
+        (TriggerStatus::Started, TriggerStatus::Failed),
+    ] {
+        let recorded = table
+            .record_outcome(single, &single_execution, state, second, NOW)
+            .await
+            .unwrap();
+        let status = match recorded {
+            OutcomeRecord::Recorded(r) | OutcomeRecord::Stale(r) => r.status,
+            OutcomeRecord::NotFound => panic!("the trigger is there"),
+        };
+        assert_eq!(status, want, "after {state:?}");
+    }
 }

@@ -38,6 +38,7 @@ fn record(ip: &str, at: u64) -> TriggerRecord {
         error_code: None,
         error_message: None,
         expires_at: at / 1000 + 86_400,
+        stages: Vec::new(),
     }
 }
 
@@ -624,6 +625,7 @@ async fn a_conflict_on_the_run_is_retried_never_taken_for_a_run_that_moved_on() 
         updated_at: NOW,
         execution_id: None,
         expires_at: NOW / 1000 + 60,
+        stages: Vec::new(),
     };
     assert_eq!(table.take_lane(&run, NOW).await.unwrap(), Take::Taken);
     assert_eq!(take.num_calls(), 2);

@@ -331,6 +331,7 @@ impl Stack {
             error_code: None,
             error_message: None,
             expires_at: now / 1000 + 86_400,
+            stages: Vec::new(),
         };
         let policy = QuotaPolicy {
             limit: 1,

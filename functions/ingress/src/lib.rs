@@ -166,6 +166,7 @@ impl Ingress {
             error_code: None,
             error_message: None,
             expires_at: ledger_expires_at(now, config.ledger_retention),
+            stages: Vec::new(),
         };
         let calls_before = self.calls.total();
         let admission = self

@@ -9,19 +9,26 @@
 //! look up why → render → publish → mark sent. A failed publish releases the
 //! claim and fails the invocation, so the retry sends the e-mail; an
 //! unreachable table fails it before anything is sent.
+//!
+//! A stage's state change is recorded on the run (or trigger) that owns
+//! the execution, forward only; it never sends an e-mail.
 
 use serde::Serialize;
 use serde_json::Value;
 use shared::aws::event_claim::Claim;
 use shared::aws::pipeline::PipelineHistory;
-use shared::aws::table::{OutcomeRecord, StoreError, Table};
+use shared::aws::runs::run_pk;
+use shared::aws::stages::StageRecorded;
+use shared::aws::table::{trigger_pk, ExecutionOwner, OutcomeRecord, StoreError, Table};
 use shared::aws::topic::{PublishError, Topic};
 use shared::clock::Clock;
 use shared::config::NotifierConfig;
 use shared::lambda::metrics::{Metrics, MetricsSink};
 use shared::rules::email::{render, Origin};
 use shared::rules::metrics;
-use shared::rules::pipeline_event::{parse_event, EventProblem, PipelineEvent};
+use shared::rules::pipeline_event::{
+    parse_codepipeline_event, CodePipelineEvent, EventProblem, PipelineEvent, StageEvent,
+};
 use shared::rules::pipelines::PipelineState;
 use shared::rules::runs::run_status_of;
 use shared::rules::trigger::ledger_expires_at;
@@ -38,6 +45,16 @@ pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
 /// records right after the start, so such an event raced it). Older than
 /// this, nobody is going to record it: a run started outside this system.
 pub const OWNER_WAIT: Duration = Duration::from_secs(120);
+
+/// Who owns an execution, as far as the table knows.
+enum Owner {
+    Known(ExecutionOwner),
+    /// Not a public trigger's (or its records are gone).
+    Elsewhere,
+    /// No record of the execution yet, and the event is fresh: it raced the
+    /// worker's record of the start.
+    NotYet,
+}
 
 /// What recording a state change found.
 enum Recorded {
@@ -61,6 +78,14 @@ pub enum Outcome {
     Duplicate { event_id: String },
     /// The state is not in `NOTIFY_STATES`.
     NotNotified { event_id: String, state: String },
+    /// A stage's state change, recorded (`recorded: false`: what is stored
+    /// is as new, or the execution is not a public trigger's).
+    Stage {
+        event_id: String,
+        stage: String,
+        state: String,
+        recorded: bool,
+    },
     /// Not an event to act on (another event, an unknown state, malformed).
     Ignored { reason: String },
 }
@@ -135,8 +160,9 @@ impl Notifier {
 
     /// One invocation.
     pub async fn handle(&self, payload: Value) -> Result<Outcome, NotifierError> {
-        let event = match parse_event(&payload) {
-            Ok(event) => event,
+        let event = match parse_codepipeline_event(&payload) {
+            Ok(CodePipelineEvent::Execution(event)) => event,
+            Ok(CodePipelineEvent::Stage(stage)) => return self.record_stage(stage).await,
             Err(problem) => {
                 match &problem {
                     EventProblem::NotOurs(_) => {
@@ -213,6 +239,87 @@ impl Notifier {
         self.publish(&event, &token, origin.as_ref(), now).await
     }
 
+    /// The run or trigger behind an execution; an event younger than
+    /// [`OWNER_WAIT`] whose execution is not recorded yet raced the worker.
+    async fn owner(
+        &self,
+        execution_id: &str,
+        time: Option<u64>,
+        now: u64,
+    ) -> Result<Owner, StoreError> {
+        Ok(match self.table.execution_owner(execution_id).await? {
+            Some(owner) => Owner::Known(owner),
+            None if now.saturating_sub(time.unwrap_or(0)) < OWNER_WAIT.as_millis() as u64 => {
+                Owner::NotYet
+            }
+            None => Owner::Elsewhere,
+        })
+    }
+
+    /// Records a stage's change on the run (or trigger) of its execution.
+    async fn record_stage(&self, event: StageEvent) -> Result<Outcome, NotifierError> {
+        let now = self.clock.now_ms();
+        let owner = match self.owner(&event.execution_id, event.time, now).await? {
+            Owner::Known(owner) => owner,
+            Owner::NotYet => {
+                warn!(decision = "retry_later", event_id = %event.event_id, execution_id = %event.execution_id,
+                      stage = %event.stage, state = event.state.as_str(), "the worker has not recorded this execution yet");
+                return Err(NotifierError::NotYetRecorded {
+                    execution_id: event.execution_id,
+                });
+            }
+            Owner::Elsewhere => {
+                info!(decision = "ignore", event_id = %event.event_id, execution_id = %event.execution_id,
+                      stage = %event.stage, "not a public trigger's execution");
+                return Ok(Outcome::Stage {
+                    event_id: event.event_id,
+                    stage: event.stage,
+                    state: event.state.as_str().into(),
+                    recorded: false,
+                });
+            }
+        };
+        let pk = match &owner.run_id {
+            Some(run_id) => run_pk(run_id),
+            None => trigger_pk(&owner.trigger_id),
+        };
+        let recorded = self
+            .table
+            .record_stage(
+                &pk,
+                &event.execution_id,
+                &event.stage,
+                event.state,
+                event.time.unwrap_or(now),
+                now,
+            )
+            .await?;
+        let run_id = owner.run_id.as_deref().unwrap_or(&owner.trigger_id);
+        let recorded = match recorded {
+            StageRecorded::Recorded(_) => {
+                info!(decision = "record_stage", event_id = %event.event_id, execution_id = %event.execution_id,
+                      run_id, stage = %event.stage, state = event.state.as_str(), "stage recorded");
+                true
+            }
+            StageRecorded::Kept(stage) => {
+                info!(decision = "keep_stage", event_id = %event.event_id, execution_id = %event.execution_id,
+                      run_id, stage = %event.stage, kept = stage.state.as_str(), "a later change of the stage is recorded already");
+                false
+            }
+            StageRecorded::NotFound => {
+                warn!(decision = "no_record", event_id = %event.event_id, execution_id = %event.execution_id,
+                      run_id, stage = %event.stage, "the execution's run is gone or names another execution");
+                false
+            }
+        };
+        Ok(Outcome::Stage {
+            event_id: event.event_id,
+            stage: event.stage,
+            state: event.state.as_str().into(),
+            recorded,
+        })
+    }
+
     /// Finds the public triggers behind the execution and moves their run
     /// (or, without coalescing, the trigger's own record) to the state; a
     /// run that ended frees its pipeline's lane. `None`: nobody triggered
@@ -222,12 +329,10 @@ impl Notifier {
         event: &PipelineEvent,
         now: u64,
     ) -> Result<Recorded, StoreError> {
-        let Some(owner) = self.table.execution_owner(&event.execution_id).await? else {
-            let age = now.saturating_sub(event.time.unwrap_or(0));
-            if age < OWNER_WAIT.as_millis() as u64 {
-                return Ok(Recorded::NotYet);
-            }
-            return Ok(Recorded::Origin(None));
+        let owner = match self.owner(&event.execution_id, event.time, now).await? {
+            Owner::Known(owner) => owner,
+            Owner::NotYet => return Ok(Recorded::NotYet),
+            Owner::Elsewhere => return Ok(Recorded::Origin(None)),
         };
         let changed_at = event.time.unwrap_or(now);
         let origin = match owner.run_id {

@@ -1,7 +1,9 @@
 //! CodePipeline's part, which the emulator does not play: for each execution
-//! the worker starts, publish `STARTED`, then after the run time `SUCCEEDED`
-//! (or `FAILED`, for pipelines configured to fail) through the emulator's
-//! EventBridge, where the rule routes them to the notifier. The notifier's
+//! the worker starts, publish `STARTED`, then each of its stages (`Source`,
+//! `Build`, `Deploy`) `STARTED` and `SUCCEEDED` over the run time, then
+//! `SUCCEEDED` (or, for pipelines configured to fail, `Build` and the
+//! execution `FAILED`) through the emulator's EventBridge, where the rule
+//! routes them to the notifier. The notifier's
 //! read calls about a run (`ListActionExecutions`, `GetPipelineExecution`)
 //! are answered here too, from the runs played, so a failure e-mail names
 //! its stage, action and reason.
@@ -16,7 +18,9 @@ use hyper::Request;
 use serde_json::{json, Value};
 use shared::aws::table::Table;
 use shared::clock::Clock;
-use shared::rules::pipeline_event::{state_change_detail, EVENT_DETAIL_TYPE, EVENT_SOURCE};
+use shared::rules::pipeline_event::{
+    stage_change_detail, state_change_detail, EVENT_DETAIL_TYPE, EVENT_SOURCE, STAGE_DETAIL_TYPE,
+};
 use shared::rules::pipelines::PipelineState;
 use shared::rules::time_format::rfc3339;
 use std::collections::{HashMap, HashSet};
@@ -28,6 +32,9 @@ use tracing::warn;
 
 /// How often the emulator is asked for new executions.
 const POLL: Duration = Duration::from_millis(500);
+
+/// The stages every played run goes through, in order.
+pub const STAGES: [&str; 3] = ["Source", FAILED_STAGE, "Deploy"];
 
 /// The failure a failing pipeline's runs report.
 pub const FAILED_STAGE: &str = "Build";
@@ -137,7 +144,7 @@ impl PipelineRuns {
         all
     }
 
-    /// One run: `STARTED`, the run time, then its outcome.
+    /// One run: `STARTED`, its stages over the run time, then its outcome.
     async fn play(&self, pipeline: &str, execution_id: &str, mut stopping: Stopping) {
         let started_ms = self.clock.now_ms();
         let mut run = Run {
@@ -147,20 +154,50 @@ impl PipelineRuns {
             ended_ms: None,
         };
         self.book.set(execution_id, run.clone());
-        self.publish(&run, execution_id).await;
+        self.publish_execution(&run, execution_id).await;
         self.show_variables(pipeline, execution_id).await;
-        tokio::select! {
-            _ = tokio::time::sleep(self.run_time) => {}
-            _ = stopping.wait() => {}
+        let step = self.run_time / STAGES.len() as u32;
+        let mut outcome = PipelineState::Succeeded;
+        for stage in STAGES {
+            let detail = stage_change_detail(pipeline, execution_id, stage, PipelineState::Started);
+            self.publish(STAGE_DETAIL_TYPE, detail, execution_id, stage)
+                .await;
+            tokio::select! {
+                _ = tokio::time::sleep(step) => {}
+                _ = stopping.wait() => {}
+            }
+            let fails = stage == FAILED_STAGE && self.failing.contains(pipeline);
+            let state = if fails {
+                PipelineState::Failed
+            } else {
+                PipelineState::Succeeded
+            };
+            let detail = stage_change_detail(pipeline, execution_id, stage, state);
+            self.publish(STAGE_DETAIL_TYPE, detail, execution_id, stage)
+                .await;
+            if fails {
+                outcome = PipelineState::Failed;
+            }
+            if fails || stopping.is_set() {
+                break;
+            }
         }
-        run.state = if self.failing.contains(pipeline) {
-            PipelineState::Failed
-        } else {
-            PipelineState::Succeeded
-        };
+        run.state = outcome;
         run.ended_ms = Some(self.clock.now_ms());
         self.book.set(execution_id, run.clone());
-        self.publish(&run, execution_id).await;
+        self.publish_execution(&run, execution_id).await;
+    }
+
+    /// The execution's state change, as the run book has it.
+    async fn publish_execution(&self, run: &Run, execution_id: &str) {
+        let detail = state_change_detail(
+            &run.pipeline,
+            execution_id,
+            run.state,
+            Some(&rfc3339(run.started_ms)),
+        );
+        self.publish(EVENT_DETAIL_TYPE, detail, execution_id, "")
+            .await;
     }
 
     /// The trigger that started an execution, for the hop lines.
@@ -213,39 +250,34 @@ impl PipelineRuns {
         );
     }
 
-    /// Puts the state change on the default bus, as CodePipeline does.
-    async fn publish(&self, run: &Run, execution_id: &str) {
+    /// Puts a state change on the default bus, as CodePipeline does.
+    async fn publish(&self, detail_type: &str, detail: Value, execution_id: &str, stage: &str) {
         let now = self.clock.now_ms();
-        let detail = state_change_detail(
-            &run.pipeline,
-            execution_id,
-            run.state,
-            Some(&rfc3339(run.started_ms)),
+        let what = format!(
+            "{}{}{} {}",
+            detail["pipeline"].as_str().unwrap_or_default(),
+            if stage.is_empty() { "" } else { " stage " },
+            stage,
+            detail["state"].as_str().unwrap_or_default()
         );
         let entry = PutEventsRequestEntry::builder()
             .source(EVENT_SOURCE)
-            .detail_type(EVENT_DETAIL_TYPE)
+            .detail_type(detail_type)
             .detail(detail.to_string())
             .time(DateTime::from_millis(now as i64))
             .build();
         let result = self.events.put_events().entries(entry).send().await;
         let trigger_id = self.trigger_of(execution_id).await;
         let what = match result {
-            Ok(output) if output.failed_entry_count() == 0 => format!(
-                "{} {} execution {execution_id}: event published",
-                run.pipeline,
-                run.state.as_str()
-            ),
+            Ok(output) if output.failed_entry_count() == 0 => {
+                format!("{what} execution {execution_id}: event published")
+            }
             Ok(output) => format!(
-                "{} {}: EventBridge refused the event: {:?}",
-                run.pipeline,
-                run.state.as_str(),
+                "{what}: EventBridge refused the event: {:?}",
                 output.entries()
             ),
             Err(e) => format!(
-                "{} {}: could not publish the event: {}",
-                run.pipeline,
-                run.state.as_str(),
+                "{what}: could not publish the event: {}",
                 shared::aws::describe(&e)
             ),
         };

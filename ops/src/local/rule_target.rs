@@ -13,7 +13,7 @@ use notifier::{Notifier, Outcome};
 use serde_json::Value;
 use shared::aws::table::Table;
 use shared::clock::Clock;
-use shared::rules::pipeline_event::parse_event;
+use shared::rules::pipeline_event::{parse_codepipeline_event, CodePipelineEvent};
 use std::sync::Arc;
 
 pub struct RuleTarget {
@@ -45,18 +45,21 @@ impl RuleTarget {
     async fn deliver(&self, message: &aws_sdk_sqs::types::Message) {
         let event: Value =
             serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null);
-        let parsed = parse_event(&event).ok();
-        let trigger_id = match &parsed {
-            Some(p) => self
+        let (execution_id, state) = match parse_codepipeline_event(&event) {
+            Ok(CodePipelineEvent::Execution(e)) => (Some(e.execution_id), e.state.as_str()),
+            Ok(CodePipelineEvent::Stage(e)) => (Some(e.execution_id), e.state.as_str()),
+            Err(_) => (None, "?"),
+        };
+        let trigger_id = match &execution_id {
+            Some(execution_id) => self
                 .table
-                .execution_owner(&p.execution_id)
+                .execution_owner(execution_id)
                 .await
                 .ok()
                 .flatten()
                 .map(|o| o.trigger_id),
             None => None,
         };
-        let state = parsed.as_ref().map(|p| p.state.as_str()).unwrap_or("?");
         let result = self.notifier.handle(event).await;
         let what = match &result {
             Ok(Outcome::Notified { .. }) => format!("{state}: e-mail sent to on-call"),
@@ -66,6 +69,19 @@ impl RuleTarget {
             Ok(Outcome::NotNotified { state, .. }) => {
                 format!("{state}: recorded; no e-mail (not in NOTIFY_STATES)")
             }
+            Ok(Outcome::Stage {
+                stage,
+                state,
+                recorded,
+                ..
+            }) => format!(
+                "stage {stage} {state}: {}",
+                if *recorded {
+                    "recorded"
+                } else {
+                    "nothing newer to record"
+                }
+            ),
             Ok(Outcome::Ignored { reason }) => format!("ignored: {reason}"),
             Err(e) => format!("{state}: failed ({e}); the event will be delivered again"),
         };

@@ -3,7 +3,9 @@
 //! for DynamoDB, moto for the rest; faults replayed with aws-smithy-mocks):
 //!
 //! - [`table`]: DynamoDB: quota, global budget, trigger ledger;
-//!   [`event_claim`]: the notifier's once-only claim on an event.
+//!   [`event_claim`]: the notifier's once-only claim on an event;
+//!   [`runs`], [`stages`], [`ledger`], [`clients`]: runs and their stages,
+//!   listing the ledger, operators' view of clients.
 //! - [`queue`]: SQS: the work queue and its dead-letter queue.
 //! - [`topic`]: SNS: on-call e-mail.
 //! - [`pipeline`]: CodePipeline: starting runs, reading their history.
@@ -28,6 +30,7 @@ pub mod pipeline;
 pub mod provision;
 pub mod queue;
 pub mod runs;
+pub mod stages;
 pub mod table;
 pub mod topic;
 

@@ -4,7 +4,9 @@
 //!
 //! Items:
 //! - `run#<run id>`: the run ([`RunRecord`]); `outcome_at` (epoch ms of the
-//!   last state change recorded), `error_code`/`error_message` when dead-lettered.
+//!   last state change recorded) and `outcome_rank` (1: it ended; see
+//!   [`NEWER_OUTCOME`]), `error_code`/`error_message` when dead-lettered;
+//!   `stage:<name>` per stage ([`crate::aws::stages`]).
 //! - `pending#<public name>#<CodePipeline name>#<input set key>`: `run_id` of the pending run
 //!   that triggers of that set join. It may point at a run that has moved
 //!   on; the next trigger then replaces it.
@@ -20,7 +22,7 @@
 use crate::aws::describe;
 use crate::aws::table::{
     applied, condition_failed, conflicted, execution_pk, get_n, get_s, n, s, trigger_pk, Fields,
-    Item, StoreError, Table,
+    Item, StoreError, Table, NEWER_OUTCOME,
 };
 use crate::clock::EpochMillis;
 use crate::rules::runs::{Lane, RunRecord, RunStatus};
@@ -107,6 +109,7 @@ pub fn item_to_run(item: &Item) -> Result<RunRecord, StoreError> {
         updated_at: fields.time("updated_at")?,
         execution_id: fields.optional("execution_id"),
         expires_at: fields.number("expires_at")?,
+        stages: crate::aws::stages::stages_of(item),
     })
 }
 
@@ -236,6 +239,7 @@ impl Table {
                         updated_at: now,
                         execution_id: None,
                         expires_at,
+                        stages: Vec::new(),
                     };
                     let open = built(
                         Put::builder()
@@ -506,10 +510,11 @@ impl Table {
             .update_item()
             .table_name(self.name())
             .key("pk", s(run_pk(run_id)))
-            .update_expression("SET #status = :status, outcome_at = :t, updated_at = :at")
-            .condition_expression(
-                "execution_id = :e AND (attribute_not_exists(outcome_at) OR outcome_at < :t)",
+            .update_expression(
+                "SET #status = :status, outcome_at = :t, outcome_rank = :rank, updated_at = :at",
             )
+            .condition_expression(format!("execution_id = :e AND ({NEWER_OUTCOME})"))
+            .expression_attribute_values(":rank", n(u64::from(status.is_ended())))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":t", n(changed_at))

@@ -130,6 +130,14 @@ pub fn block_pk(key: &ClientKey) -> String {
     format!("block#{key}")
 }
 
+/// The condition under which an execution's state change at `:t` (epoch
+/// ms) with `:rank` (1: the execution ended, 0: it runs) is newer than the
+/// one recorded (`outcome_at`, `outcome_rank`). Event times have whole
+/// seconds, so an execution can start and end within one: at the same
+/// time, an end is newer than a start. Items written before ranks were
+/// recorded have none: any change at the same time is newer than them.
+pub(crate) const NEWER_OUTCOME: &str = "attribute_not_exists(outcome_at) OR outcome_at < :t OR (outcome_at = :t AND (attribute_not_exists(outcome_rank) OR outcome_rank < :rank))";
+
 pub fn trigger_pk(trigger_id: &str) -> String {
     format!("trigger#{trigger_id}")
 }
@@ -733,10 +741,13 @@ impl Table {
             .update_item()
             .table_name(&self.name)
             .key("pk", s(trigger_pk(trigger_id)))
-            .update_expression("SET #status = :status, outcome_at = :t, updated_at = :now")
-            .condition_expression(
-                "attribute_exists(pk) AND execution_id = :e AND (attribute_not_exists(outcome_at) OR outcome_at < :t)",
+            .update_expression(
+                "SET #status = :status, outcome_at = :t, outcome_rank = :rank, updated_at = :now",
             )
+            .condition_expression(format!(
+                "attribute_exists(pk) AND execution_id = :e AND ({NEWER_OUTCOME})"
+            ))
+            .expression_attribute_values(":rank", n(u64::from(status != TriggerStatus::Started)))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":t", n(changed_at))
@@ -873,5 +884,6 @@ pub fn item_to_record(item: &Item) -> Result<TriggerRecord, StoreError> {
         error_code: fields.optional("error_code"),
         error_message: fields.optional("error_message"),
         expires_at: fields.number("expires_at")?,
+        stages: crate::aws::stages::stages_of(item),
     })
 }

@@ -290,6 +290,7 @@ mod tests {
             error_message: None,
             run_id: None,
             expires_at: 1_800_000_000,
+            stages: Vec::new(),
         }
     }
 

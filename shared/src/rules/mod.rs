@@ -10,6 +10,7 @@
 //! - [`inputs`]: each pipeline's settings and typed inputs; request values checked.
 //! - [`pipeline_event`]: the EventBridge state change the notifier reads.
 //! - [`runs`]: triggers coalesced into runs; a CodePipeline's lane.
+//! - [`stages`]: a run's stages, forward only, in the order they started.
 //! - [`retry`]: transient or permanent, and how long to wait.
 //! - [`metrics`]: Embedded Metric Format lines.
 //! - [`email`]: the on-call e-mail; [`time_format`]: RFC 3339 and seconds.
@@ -29,5 +30,6 @@ pub mod pipelines;
 pub mod quota;
 pub mod retry;
 pub mod runs;
+pub mod stages;
 pub mod time_format;
 pub mod trigger;

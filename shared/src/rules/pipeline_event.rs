@@ -1,14 +1,18 @@
-//! The EventBridge event the notifier takes: `CodePipeline Pipeline Execution
-//! State Change` from `aws.codepipeline`. Parsing is strict about the fields it
-//! uses, because they end up in an e-mail subject, a URL and table keys.
+//! The EventBridge events the notifier takes from `aws.codepipeline`:
+//! `CodePipeline Pipeline Execution State Change` (records and e-mails) and
+//! `CodePipeline Stage Execution State Change` (a run's stages). Parsing is
+//! strict about the fields it uses, because they end up in an e-mail
+//! subject, a URL, a public page and table keys.
 
 use super::pipelines::{is_valid_pipeline_name, PipelineState};
+use super::stages::is_valid_stage_name;
 use super::time_format::parse_rfc3339;
 use crate::clock::EpochMillis;
 use serde_json::Value;
 
 pub const EVENT_SOURCE: &str = "aws.codepipeline";
 pub const EVENT_DETAIL_TYPE: &str = "CodePipeline Pipeline Execution State Change";
+pub const STAGE_DETAIL_TYPE: &str = "CodePipeline Stage Execution State Change";
 
 /// One state change, with every field checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +27,27 @@ pub struct PipelineEvent {
     pub time: Option<EpochMillis>,
     /// When the execution started (`detail.start-time`, where CodePipeline sends it).
     pub start_time: Option<EpochMillis>,
+}
+
+/// One stage's state change, with every field checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageEvent {
+    pub event_id: String,
+    pub pipeline: String,
+    pub execution_id: String,
+    /// The stage's name (CodePipeline's pattern, at most 100 characters).
+    pub stage: String,
+    /// The stage's state (CodePipeline names them as it does executions').
+    pub state: PipelineState,
+    /// When the state changed (the event's `time`).
+    pub time: Option<EpochMillis>,
+}
+
+/// Either kind of state change the rule delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodePipelineEvent {
+    Execution(PipelineEvent),
+    Stage(StageEvent),
 }
 
 /// Why an invocation is not a state change to act on.
@@ -68,8 +93,18 @@ pub fn is_region(text: &str) -> bool {
         && !parts[parts.len() - 1].is_empty()
 }
 
-/// Parses an invocation's payload.
+/// Parses an execution state change (a stage change is not one).
 pub fn parse_event(event: &Value) -> Result<PipelineEvent, EventProblem> {
+    match parse_codepipeline_event(event)? {
+        CodePipelineEvent::Execution(execution) => Ok(execution),
+        CodePipelineEvent::Stage(_) => Err(EventProblem::NotOurs(format!(
+            "{EVENT_SOURCE} / {STAGE_DETAIL_TYPE}"
+        ))),
+    }
+}
+
+/// Parses an invocation's payload: an execution or a stage state change.
+pub fn parse_codepipeline_event(event: &Value) -> Result<CodePipelineEvent, EventProblem> {
     if !event.is_object() {
         return Err(EventProblem::Malformed(
             "the event is not a JSON object".into(),
@@ -77,7 +112,8 @@ pub fn parse_event(event: &Value) -> Result<PipelineEvent, EventProblem> {
     }
     let source = field(event, "source").unwrap_or_default();
     let detail_type = field(event, "detail-type").unwrap_or_default();
-    if source != EVENT_SOURCE || detail_type != EVENT_DETAIL_TYPE {
+    let is_stage = detail_type == STAGE_DETAIL_TYPE;
+    if source != EVENT_SOURCE || !(detail_type == EVENT_DETAIL_TYPE || is_stage) {
         let shown: String = format!("{source} / {detail_type}")
             .chars()
             .take(120)
@@ -106,15 +142,29 @@ pub fn parse_event(event: &Value) -> Result<PipelineEvent, EventProblem> {
     let state = PipelineState::parse(state_text).ok_or_else(|| {
         EventProblem::UnknownState(state_text.chars().take(40).collect::<String>())
     })?;
-    Ok(PipelineEvent {
+    let time = field(event, "time").and_then(parse_rfc3339);
+    if is_stage {
+        let stage = field(detail, "stage")
+            .filter(|s| is_valid_stage_name(s))
+            .ok_or_else(|| malformed("\"detail.stage\" is missing or not a stage name"))?;
+        return Ok(CodePipelineEvent::Stage(StageEvent {
+            event_id: event_id.to_string(),
+            pipeline: pipeline.to_string(),
+            execution_id: execution_id.to_string(),
+            stage: stage.to_string(),
+            state,
+            time,
+        }));
+    }
+    Ok(CodePipelineEvent::Execution(PipelineEvent {
         event_id: event_id.to_string(),
         region: region.to_string(),
         pipeline: pipeline.to_string(),
         execution_id: execution_id.to_string(),
         state,
-        time: field(event, "time").and_then(parse_rfc3339),
+        time,
         start_time: field(detail, "start-time").and_then(parse_rfc3339),
-    })
+    }))
 }
 
 /// The event EventBridge delivers for a state change (what CodePipeline emits;
@@ -164,14 +214,52 @@ pub fn state_change_detail(
     detail
 }
 
-/// The EventBridge rule's pattern: this source and detail type, the
-/// allowlisted pipelines, every state (each reaches the records;
-/// `NOTIFY_STATES` only decides e-mails). Terraform's
+/// The event EventBridge delivers for a stage's state change.
+pub fn stage_change_event(
+    event_id: &str,
+    region: &str,
+    account: &str,
+    detail: Value,
+    time: &str,
+) -> Value {
+    let pipeline = detail["pipeline"].as_str().unwrap_or_default().to_string();
+    serde_json::json!({
+        "version": "0",
+        "id": event_id,
+        "detail-type": STAGE_DETAIL_TYPE,
+        "source": EVENT_SOURCE,
+        "account": account,
+        "time": time,
+        "region": region,
+        "resources": [pipeline_arn(region, account, &pipeline)],
+        "detail": detail,
+    })
+}
+
+/// The `detail` of a stage's state change event.
+pub fn stage_change_detail(
+    pipeline: &str,
+    execution_id: &str,
+    stage: &str,
+    state: PipelineState,
+) -> Value {
+    serde_json::json!({
+        "pipeline": pipeline,
+        "execution-id": execution_id,
+        "stage": stage,
+        "state": state.as_str(),
+        "version": 1.0,
+    })
+}
+
+/// The EventBridge rule's pattern: this source, execution and stage state
+/// changes, the allowlisted pipelines, every state (each reaches the
+/// records; `NOTIFY_STATES` only decides e-mails). Terraform's
 /// `aws_cloudwatch_event_rule.pipeline_state`, the local stack's rule.
 pub fn rule_pattern(pipelines: &[&str]) -> Value {
     serde_json::json!({
         "source": [EVENT_SOURCE],
-        "detail-type": [EVENT_DETAIL_TYPE],
+        "detail-type": [EVENT_DETAIL_TYPE, STAGE_DETAIL_TYPE],
         "detail": {"pipeline": pipelines},
     })
 }
@@ -203,7 +291,10 @@ mod tests {
             pattern,
             serde_json::json!({
                 "source": ["aws.codepipeline"],
-                "detail-type": ["CodePipeline Pipeline Execution State Change"],
+                "detail-type": [
+                    "CodePipeline Pipeline Execution State Change",
+                    "CodePipeline Stage Execution State Change"
+                ],
                 "detail": {"pipeline": ["app"]},
             })
         );
@@ -237,10 +328,78 @@ mod tests {
         );
     }
 
+    fn stage(state: &str) -> Value {
+        let mut e = stage_change_event(
+            "7b7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "eu-west-1",
+            "123456789012",
+            stage_change_detail(
+                "enterprise-app-pipeline",
+                "1a2b3c4d-1111-2222-3333-444455556666",
+                "Build",
+                PipelineState::Started,
+            ),
+            "2026-11-21T10:01:00Z",
+        );
+        e["detail"]["state"] = state.into();
+        e
+    }
+
+    #[test]
+    fn parses_a_stage_change() {
+        let parsed = parse_codepipeline_event(&stage("SUCCEEDED")).unwrap();
+        assert_eq!(
+            parsed,
+            CodePipelineEvent::Stage(StageEvent {
+                event_id: "7b7e8feb-b491-4cf7-a9f1-bf3703467718".into(),
+                pipeline: "enterprise-app-pipeline".into(),
+                execution_id: "1a2b3c4d-1111-2222-3333-444455556666".into(),
+                stage: "Build".into(),
+                state: PipelineState::Succeeded,
+                time: parse_rfc3339("2026-11-21T10:01:00Z"),
+            })
+        );
+        // An execution change is the other kind; each parser keeps to its own.
+        assert!(matches!(
+            parse_codepipeline_event(&event("FAILED")),
+            Ok(CodePipelineEvent::Execution(_))
+        ));
+        assert!(matches!(
+            parse_event(&stage("SUCCEEDED")),
+            Err(EventProblem::NotOurs(_))
+        ));
+        assert_eq!(
+            parse_codepipeline_event(&stage("PAUSED")),
+            Err(EventProblem::UnknownState("PAUSED".into()))
+        );
+    }
+
+    #[test]
+    fn hostile_stage_names_are_refused() {
+        for bad in [
+            Value::Null,
+            "".into(),
+            "<img src=x onerror=alert(1)>".into(),
+            "Build\nSubject: spoof".into(),
+            "s".repeat(101).into(),
+            7.into(),
+        ] {
+            let mut e = stage("STARTED");
+            e["detail"]["stage"] = bad.clone();
+            assert!(
+                matches!(
+                    parse_codepipeline_event(&e),
+                    Err(EventProblem::Malformed(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
     #[test]
     fn other_events_are_not_ours() {
         let mut e = event("FAILED");
-        e["detail-type"] = "CodePipeline Stage Execution State Change".into();
+        e["detail-type"] = "CodePipeline Action Execution State Change".into();
         assert!(matches!(parse_event(&e), Err(EventProblem::NotOurs(_))));
         let mut e = event("FAILED");
         e["source"] = "aws.s3".into();

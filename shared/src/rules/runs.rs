@@ -18,6 +18,7 @@
 
 use super::inputs::{values_to_json, InputValues};
 use super::pipelines::PipelineState;
+use super::stages::StageRecord;
 use super::trigger::TriggerStatus;
 use crate::clock::EpochMillis;
 use sha2::{Digest, Sha256};
@@ -96,6 +97,8 @@ pub struct RunRecord {
     pub updated_at: EpochMillis,
     pub execution_id: Option<String>,
     pub expires_at: u64,
+    /// Its stages, as the stage state changes reported them.
+    pub stages: Vec<StageRecord>,
 }
 
 /// The key of an input set: two triggers have the same input set exactly

@@ -2,6 +2,7 @@
 
 use super::inputs::{values_to_json, InputValues};
 use super::runs::RunRecord;
+use super::stages::{stage_views, StageRecord, StageView};
 use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
 use crate::rules::time_format::rfc3339;
@@ -92,6 +93,8 @@ pub struct TriggerRecord {
     pub error_message: Option<String>,
     /// TTL, epoch seconds: garbage collection only; reads compare it themselves.
     pub expires_at: u64,
+    /// Its execution's stages, without coalescing (a run holds its own).
+    pub stages: Vec<StageRecord>,
 }
 
 impl TriggerRecord {
@@ -112,6 +115,7 @@ impl TriggerRecord {
             inputs: values_to_json(&self.inputs),
             execution_id: run.map_or(self.execution_id.clone(), |r| r.execution_id.clone()),
             coalesced: self.run_id.as_ref().is_some_and(|r| *r != self.trigger_id),
+            stages: stage_views(run.map_or(&self.stages, |r| &r.stages)),
         }
     }
 }
@@ -129,6 +133,9 @@ pub struct TriggerView {
     pub execution_id: Option<String>,
     /// It joined a run another trigger opened.
     pub coalesced: bool,
+    /// Its run's stages in the order they started (none reported yet: absent).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageView>,
 }
 
 #[cfg(test)]
