@@ -1,5 +1,8 @@
-# The public REST API: POST /trigger and GET /triggers/{id}, both Lambda
-# proxy integrations of the ingress, on a throttled stage with JSON access logs.
+# The public REST API: every route the ingress answers (CONTRACT.md "HTTP
+# API", shared::rules::http::ROUTES) is a Lambda proxy integration of the
+# ingress, on a throttled stage with JSON access logs: the public page and
+# its files, the catalog, POST /trigger, GET /triggers/{id}, and OPTIONS
+# (CORS preflights) on the three API routes.
 
 resource "aws_api_gateway_rest_api" "api" {
   name        = var.name
@@ -14,62 +17,102 @@ resource "aws_api_gateway_rest_api" "api" {
   }
 }
 
-resource "aws_api_gateway_resource" "trigger" {
+# /assets, /pipelines, /trigger, /triggers, and the two path parameters
+# /assets/{file} and /triggers/{id}.
+resource "aws_api_gateway_resource" "top" {
+  for_each    = toset(["assets", "pipelines", "trigger", "triggers"])
   rest_api_id = aws_api_gateway_rest_api.api.id
   parent_id   = aws_api_gateway_rest_api.api.root_resource_id
-  path_part   = "trigger"
+  path_part   = each.key
 }
 
-resource "aws_api_gateway_resource" "triggers" {
+resource "aws_api_gateway_resource" "parameter" {
+  for_each    = { assets = "{file}", triggers = "{id}" }
   rest_api_id = aws_api_gateway_rest_api.api.id
-  parent_id   = aws_api_gateway_rest_api.api.root_resource_id
-  path_part   = "triggers"
+  parent_id   = aws_api_gateway_resource.top[each.key].id
+  path_part   = each.value
 }
 
-resource "aws_api_gateway_resource" "trigger_id" {
-  rest_api_id = aws_api_gateway_rest_api.api.id
-  parent_id   = aws_api_gateway_resource.triggers.id
-  path_part   = "{id}"
-}
+locals {
+  api_resources = {
+    "/"              = aws_api_gateway_rest_api.api.root_resource_id
+    "/assets/{file}" = aws_api_gateway_resource.parameter["assets"].id
+    "/pipelines"     = aws_api_gateway_resource.top["pipelines"].id
+    "/trigger"       = aws_api_gateway_resource.top["trigger"].id
+    "/triggers/{id}" = aws_api_gateway_resource.parameter["triggers"].id
+  }
 
-resource "aws_api_gateway_method" "post_trigger" {
-  #checkov:skip=CKV_AWS_59:Public by design: anyone may trigger; the per-client quota, stage throttling and the optional WAF are the guard.
-  #checkov:skip=CKV2_AWS_53:The ingress validates the body itself (JSON object, known fields, 1 KiB) and answers problem+json; a gateway validator would answer differently.
-  rest_api_id   = aws_api_gateway_rest_api.api.id
-  resource_id   = aws_api_gateway_resource.trigger.id
-  http_method   = "POST"
-  authorization = "NONE"
-}
-
-resource "aws_api_gateway_method" "get_trigger" {
-  #checkov:skip=CKV_AWS_59:Public by design: a trigger id (a ULID) is the capability to read its status.
-  #checkov:skip=CKV2_AWS_53:The ingress validates the id itself and answers problem+json.
-  rest_api_id   = aws_api_gateway_rest_api.api.id
-  resource_id   = aws_api_gateway_resource.trigger_id.id
-  http_method   = "GET"
-  authorization = "NONE"
-
-  request_parameters = {
-    "method.request.path.id" = true
+  # "METHOD path" => where it goes; every one to the ingress.
+  api_routes = {
+    "GET /"                  = { path = "/", method = "GET" }
+    "GET /assets/{file}"     = { path = "/assets/{file}", method = "GET" }
+    "GET /pipelines"         = { path = "/pipelines", method = "GET" }
+    "OPTIONS /pipelines"     = { path = "/pipelines", method = "OPTIONS" }
+    "POST /trigger"          = { path = "/trigger", method = "POST" }
+    "OPTIONS /trigger"       = { path = "/trigger", method = "OPTIONS" }
+    "GET /triggers/{id}"     = { path = "/triggers/{id}", method = "GET" }
+    "OPTIONS /triggers/{id}" = { path = "/triggers/{id}", method = "OPTIONS" }
   }
 }
 
-resource "aws_api_gateway_integration" "post_trigger" {
+resource "aws_api_gateway_method" "route" {
+  #checkov:skip=CKV_AWS_59:Public by design: anyone may trigger and read the page; a trigger id (a ULID) is the capability to read its status; the per-client quota, stage throttling and the optional WAF are the guard.
+  #checkov:skip=CKV2_AWS_53:The ingress validates every request itself (JSON object of known fields up to 8 KiB, typed inputs, ids, file names) and answers problem+json; a gateway validator would answer differently.
+  for_each      = local.api_routes
+  rest_api_id   = aws_api_gateway_rest_api.api.id
+  resource_id   = local.api_resources[each.value.path]
+  http_method   = each.value.method
+  authorization = "NONE"
+
+  request_parameters = {
+    for name in regexall("{([a-z]+)}", each.value.path) : "method.request.path.${name[0]}" => true
+  }
+}
+
+resource "aws_api_gateway_integration" "route" {
+  for_each                = aws_api_gateway_method.route
   rest_api_id             = aws_api_gateway_rest_api.api.id
-  resource_id             = aws_api_gateway_resource.trigger.id
-  http_method             = aws_api_gateway_method.post_trigger.http_method
+  resource_id             = each.value.resource_id
+  http_method             = each.value.http_method
   type                    = "AWS_PROXY"
   integration_http_method = "POST"
   uri                     = aws_lambda_function.function["ingress"].invoke_arn
 }
 
-resource "aws_api_gateway_integration" "get_trigger" {
-  rest_api_id             = aws_api_gateway_rest_api.api.id
-  resource_id             = aws_api_gateway_resource.trigger_id.id
-  http_method             = aws_api_gateway_method.get_trigger.http_method
-  type                    = "AWS_PROXY"
-  integration_http_method = "POST"
-  uri                     = aws_lambda_function.function["ingress"].invoke_arn
+# The resources and routes of earlier versions keep their API Gateway objects.
+moved {
+  from = aws_api_gateway_resource.trigger
+  to   = aws_api_gateway_resource.top["trigger"]
+}
+
+moved {
+  from = aws_api_gateway_resource.triggers
+  to   = aws_api_gateway_resource.top["triggers"]
+}
+
+moved {
+  from = aws_api_gateway_resource.trigger_id
+  to   = aws_api_gateway_resource.parameter["triggers"]
+}
+
+moved {
+  from = aws_api_gateway_method.post_trigger
+  to   = aws_api_gateway_method.route["POST /trigger"]
+}
+
+moved {
+  from = aws_api_gateway_method.get_trigger
+  to   = aws_api_gateway_method.route["GET /triggers/{id}"]
+}
+
+moved {
+  from = aws_api_gateway_integration.post_trigger
+  to   = aws_api_gateway_integration.route["POST /trigger"]
+}
+
+moved {
+  from = aws_api_gateway_integration.get_trigger
+  to   = aws_api_gateway_integration.route["GET /triggers/{id}"]
 }
 
 resource "aws_api_gateway_deployment" "api" {
@@ -77,12 +120,9 @@ resource "aws_api_gateway_deployment" "api" {
 
   triggers = {
     redeployment = sha1(jsonencode([
-      aws_api_gateway_resource.trigger.id,
-      aws_api_gateway_resource.trigger_id.id,
-      aws_api_gateway_method.post_trigger.id,
-      aws_api_gateway_method.get_trigger.id,
-      aws_api_gateway_integration.post_trigger.id,
-      aws_api_gateway_integration.get_trigger.id,
+      local.api_resources,
+      [for key, method in aws_api_gateway_method.route : method.id],
+      [for key, integration in aws_api_gateway_integration.route : integration.id],
     ]))
   }
 

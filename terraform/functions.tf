@@ -29,17 +29,18 @@ locals {
   # tests/terraform.rs against shared::config::VARIABLES).
   function_environment = {
     ingress = {
-      TABLE_NAME          = aws_dynamodb_table.main.name
-      QUEUE_URL           = aws_sqs_queue.work.url
-      PIPELINES           = join(",", local.pipeline_entries)
-      QUOTA_LIMIT         = tostring(var.quota_limit)
-      QUOTA_WINDOW        = var.quota_window
-      GLOBAL_QUOTA_LIMIT  = tostring(var.global_quota_limit)
-      GLOBAL_QUOTA_WINDOW = var.global_quota_window
-      CLIENT_KEY_SECRET   = random_password.client_key_secret.result
-      LEDGER_RETENTION    = var.ledger_retention
-      METRICS_NAMESPACE   = var.metrics_namespace
-      PIPELINE_SETTINGS   = local.pipeline_settings
+      TABLE_NAME           = aws_dynamodb_table.main.name
+      QUEUE_URL            = aws_sqs_queue.work.url
+      PIPELINES            = join(",", local.pipeline_entries)
+      QUOTA_LIMIT          = tostring(var.quota_limit)
+      QUOTA_WINDOW         = var.quota_window
+      GLOBAL_QUOTA_LIMIT   = tostring(var.global_quota_limit)
+      GLOBAL_QUOTA_WINDOW  = var.global_quota_window
+      CLIENT_KEY_SECRET    = random_password.client_key_secret.result
+      LEDGER_RETENTION     = var.ledger_retention
+      METRICS_NAMESPACE    = var.metrics_namespace
+      PIPELINE_SETTINGS    = local.pipeline_settings
+      CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins)
     }
     worker = {
       TABLE_NAME        = aws_dynamodb_table.main.name
@@ -143,8 +144,10 @@ resource "aws_lambda_function" "function" {
   depends_on = [aws_iam_role_policy.logs]
 }
 
+# API Gateway may invoke the ingress for each of its routes (api.tf), and
+# nothing else: METHOD/path, a path parameter as *.
 resource "aws_lambda_permission" "api" {
-  for_each      = toset(["POST/trigger", "GET/triggers/*"])
+  for_each      = toset([for route in values(local.api_routes) : "${route.method}${replace(route.path, "/\\{[a-z]+\\}/", "*")}"])
   statement_id  = "api-${replace(replace(each.key, "/", "-"), "*", "id")}"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.function["ingress"].function_name

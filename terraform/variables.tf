@@ -71,6 +71,24 @@ variable "pipeline_settings" {
   }
 }
 
+variable "cors_allowed_origins" {
+  description = "Origins whose pages may call the API from a browser (a trigger button embedded on another site), such as [\"https://docs.example.com\"], or [\"*\"] for any; empty: only the API's own page. CORS decides only what a browser lets another site read: the quota applies to every caller all the same."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = (
+      var.cors_allowed_origins == ["*"]
+      || alltrue([for origin in var.cors_allowed_origins : can(regex("^https?://[a-z0-9.-]+(:[0-9]{1,5})?$", origin))])
+    )
+    error_message = "cors_allowed_origins: [\"*\"] alone, or origins such as https://docs.example.com (scheme and host in lower case, an optional port, no path or trailing slash)."
+  }
+  validation {
+    condition     = length(var.cors_allowed_origins) <= 50
+    error_message = "cors_allowed_origins: at most 50 origins."
+  }
+}
+
 variable "default_pipeline" {
   description = "Public name triggered when a request names none; null means the first public name in sort order."
   type        = string

@@ -121,6 +121,18 @@ impl Harness {
         fault: Option<ops::local::Fault>,
         run_time: Duration,
     ) -> Self {
+        Self::start_with(prefix, settings, fault, run_time, None).await
+    }
+
+    /// As [`Harness::start_named`], the API served under `/<stage>/` when
+    /// `stage` is given (as a REST API stage).
+    async fn start_with(
+        prefix: &str,
+        settings: &[(&str, &str)],
+        fault: Option<ops::local::Fault>,
+        run_time: Duration,
+        stage: Option<&str>,
+    ) -> Self {
         let app = format!("{prefix}-app");
         let broken = format!("{prefix}-broken");
         let pipelines = format!("app={app},broken={broken}");
@@ -136,6 +148,7 @@ impl Harness {
             run_time,
             fault,
             outputs: Some(outputs_path(prefix)),
+            stage: stage.map(str::to_string),
         };
         let stack = ops::local::start(
             &sdk,
@@ -634,6 +647,7 @@ async fn the_local_stack_refuses_anything_but_a_loopback_emulator() {
         run_time: Duration::from_secs(1),
         fault: None,
         outputs: None,
+        stage: None,
     };
     let printed = CapturedLogs::default();
     let result = ops::local::start(
@@ -1047,6 +1061,65 @@ async fn an_operator_blocks_a_network_then_it_expires_and_a_reset_frees_one_clie
     ] {
         let err = ops_json(&harness, SECRET, &args).await.unwrap_err();
         assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+    }
+    harness.stack.stop().await;
+}
+
+/// The public page in headless Chromium (tests/browser/page.cjs), against
+/// the stack served under a REST API stage: trigger with inputs and see
+/// `succeeded` with the stages, a failing pipeline `failed`, the quota
+/// refusal, an invalid input at its field, the link again after a reload.
+/// Screenshots of each state land in `target/screenshots/page/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
+    let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = tests.parent().expect("the workspace").to_path_buf();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let node_modules = root.join("tools/node_modules");
+    assert!(
+        std::path::Path::new(&chromium).exists() && node_modules.join("playwright-core").exists(),
+        "the page test needs Debian's chromium ({chromium}) and playwright-core in tools/node_modules: run scripts/test, which installs both"
+    );
+    let harness = Harness::start_with(
+        &unique("page"),
+        &[
+            ("QUOTA_LIMIT", "2"),
+            ("PIPELINE_SETTINGS", ops::local::DEFAULT_PIPELINE_SETTINGS),
+        ],
+        None,
+        Duration::from_secs(1),
+        Some("prod"),
+    )
+    .await;
+    let shots = root.join("target/screenshots/page");
+    let output = tokio::process::Command::new("node")
+        .arg(tests.join("browser/page.cjs"))
+        .arg(harness.url("/prod"))
+        .arg(&shots)
+        .env("NODE_PATH", &node_modules)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .await
+        .expect("node runs (Debian package nodejs)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "{said}\nthe stack printed:\n{}",
+        harness.printed()
+    );
+    assert!(said.contains("every step passed"), "{said}");
+    for state in [
+        "invalid-input",
+        "succeeded",
+        "failed",
+        "refused",
+        "reloaded",
+    ] {
+        assert!(shots.join(format!("{state}.png")).exists(), "{state}");
     }
     harness.stack.stop().await;
 }

@@ -579,3 +579,49 @@ fn the_dashboard_draws_every_metric_the_functions_publish() {
     let outputs = std::fs::read_to_string(terraform_dir().join("outputs.tf")).unwrap();
     assert!(outputs.contains("output \"dashboard_url\""));
 }
+
+#[test]
+fn the_api_routes_exactly_what_the_ingress_answers_and_may_invoke_it_for_each() {
+    let body = root();
+    let mut routed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, route) in entries(local(&body, "api_routes")) {
+        let route = entries(route);
+        let (path, method) = (
+            text(route["path"]).trim_matches('"').to_string(),
+            text(route["method"]).trim_matches('"').to_string(),
+        );
+        assert_eq!(key, format!("{method} {path}"));
+        routed.entry(path).or_default().push(method);
+    }
+    let answered: BTreeMap<String, Vec<String>> = shared::rules::http::ROUTES
+        .iter()
+        .map(|(path, methods)| {
+            let mut methods: Vec<String> = methods.split(", ").map(str::to_string).collect();
+            methods.sort();
+            (path.to_string(), methods)
+        })
+        .collect();
+    for methods in routed.values_mut() {
+        methods.sort();
+    }
+    assert_eq!(routed, answered);
+    // Each route's path has its resource, and every route reaches the ingress.
+    let resources = entries(local(&body, "api_resources"));
+    assert_eq!(
+        resources.keys().collect::<BTreeSet<_>>(),
+        answered.keys().collect::<BTreeSet<_>>()
+    );
+    let integration = block(&body, "resource", &["aws_api_gateway_integration", "route"]).body();
+    assert_eq!(
+        text(attr(integration, "for_each")),
+        "aws_api_gateway_method.route"
+    );
+    assert_eq!(text(attr(integration, "type")), "\"AWS_PROXY\"");
+    assert_eq!(
+        text(attr(integration, "uri")),
+        "aws_lambda_function.function[\"ingress\"].invoke_arn"
+    );
+    // The invoke permissions come from the same routes.
+    let permission = block(&body, "resource", &["aws_lambda_permission", "api"]).body();
+    assert!(text(attr(permission, "for_each")).contains("values(local.api_routes)"));
+}

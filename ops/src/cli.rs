@@ -114,6 +114,9 @@ pub struct LocalArgs {
     /// Write the resources as `terraform output -json` does, for `--terraform-outputs`.
     #[arg(long, value_name = "FILE")]
     pub outputs: Option<PathBuf>,
+    /// Serve the API and the page under /NAME/, as a REST API stage does (prod).
+    #[arg(long, value_name = "NAME", value_parser = parse_stage)]
+    pub stage: Option<String>,
     /// Print each metric line (Embedded Metric Format) the functions would
     /// publish, as it happens; a summary is printed on Ctrl-C either way.
     #[arg(long)]
@@ -247,6 +250,19 @@ pub struct ReplayArgs {
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("{e} (expected a duration like 7d, 36h or 90m)"))
+}
+
+/// A stage name as API Gateway allows: 1 to 128 of A-Z a-z 0-9 - _.
+fn parse_stage(text: &str) -> Result<String, String> {
+    let ok = (1..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err("expected a stage name: 1 to 128 of A-Z a-z 0-9 - _".into())
+    }
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {

@@ -345,6 +345,7 @@ async fn run_local(args: &LocalArgs, ctx: &Context<'_>) -> Result<Ran, OpsError>
         run_time: args.run_time,
         fault: args.fault,
         outputs: args.outputs.clone(),
+        stage: args.stage.clone(),
     };
     let stack = local::start(
         ctx.sdk,

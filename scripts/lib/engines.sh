@@ -90,6 +90,19 @@ ensure_node_tools() {
     echo "$want" > "$stamp"
 }
 
+# What the page test (tests/browser/page.cjs) needs: Debian's Chromium, a
+# font for it to draw text with, Node.js and playwright-core (tools/).
+# Nothing downloads a browser of its own.
+ensure_browser() {
+    local root="$1"
+    ensure_node_tools "$root"
+    ensure_command node nodejs "the page test"
+    ensure_command chromium chromium "the page test (headless Chromium)"
+    if ! fc-list 2>/dev/null | grep -q .; then
+        apt_install fonts-dejavu-core "the page test (Chromium draws text with it)"
+    fi
+}
+
 # Everything scripts/lib/dynamodb-local needs: the jar, Java, a C compiler.
 ensure_dynamodb_local() {
     local root="$1"

@@ -19,6 +19,7 @@ const NOW: u64 = 1_795_000_000_000;
 fn hot_paths(c: &mut Criterion) {
     let event = api_gateway_event(&GatewayRequest {
         method: "POST",
+        stage: None,
         path: "/trigger",
         query: None,
         headers: vec![
@@ -104,6 +105,7 @@ fn parse_scaling(c: &mut Criterion) {
         let body = format!("{{\"pipeline\": \"{}\"}}", "a".repeat(size));
         let event = api_gateway_event(&GatewayRequest {
             method: "POST",
+            stage: None,
             path: "/trigger",
             body: body.as_bytes(),
             source_ip: "203.0.113.9",

@@ -4,6 +4,7 @@
 //! [`VARIABLES`] is the one list of what each function reads; Terraform is
 //! checked against it.
 
+use crate::rules::cors::CorsPolicy;
 use crate::rules::inputs::PipelineSettings;
 use crate::rules::pipelines::{PipelineState, Pipelines};
 use crate::rules::quota::{GlobalPolicy, QuotaPolicy};
@@ -124,6 +125,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "PIPELINE_SETTINGS",
         used_by: &[Ingress, Worker],
         default: Some("{}"),
+    },
+    Variable {
+        name: "CORS_ALLOWED_ORIGINS",
+        used_by: &[Ingress],
+        default: Some(""),
     },
 ];
 
@@ -264,6 +270,8 @@ pub struct IngressConfig {
     pub client_key_secret: Vec<u8>,
     pub ledger_retention: Duration,
     pub metrics_namespace: String,
+    /// Which other sites' pages may call the API (`CORS_ALLOWED_ORIGINS`).
+    pub cors: CorsPolicy,
 }
 
 /// The largest `QUOTA_LIMIT`: each acceptance in the window is one attribute
@@ -323,6 +331,8 @@ impl IngressConfig {
             client_key_secret: secret,
             ledger_retention: env.duration("LEDGER_RETENTION")?,
             metrics_namespace: env.metrics_namespace()?,
+            cors: CorsPolicy::parse(&env.raw("CORS_ALLOWED_ORIGINS")?)
+                .map_err(|reason| malformed("CORS_ALLOWED_ORIGINS", reason))?,
         })
     }
 }
@@ -486,6 +496,8 @@ mod tests {
             ("PIPELINES", "a b"),
             ("PIPELINES", "x=a,x=b"),
             ("LEDGER_RETENTION", "forever"),
+            ("CORS_ALLOWED_ORIGINS", "https://docs.example.com/"),
+            ("CORS_ALLOWED_ORIGINS", "*,https://docs.example.com"),
         ] {
             let err = IngressConfig::from_env(&ingress_env(&[(name, value)])).unwrap_err();
             match &err {
@@ -567,7 +579,8 @@ mod tests {
                 "CLIENT_KEY_SECRET",
                 "LEDGER_RETENTION",
                 "METRICS_NAMESPACE",
-                "PIPELINE_SETTINGS"
+                "PIPELINE_SETTINGS",
+                "CORS_ALLOWED_ORIGINS"
             ]
         );
         assert_eq!(

@@ -541,6 +541,7 @@ pub fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
 pub fn rest_event(method: &str, path: &str, body: Option<&str>, ip: &str) -> serde_json::Value {
     shared::lambda::events::api_gateway_event(&shared::lambda::events::GatewayRequest {
         method,
+        stage: None,
         path,
         query: None,
         headers: vec![

@@ -114,6 +114,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             run_time: args.run_time,
             fault: None,
             outputs: None,
+            stage: None,
         },
         Console::new(Box::new(std::io::sink())),
     )

@@ -1,6 +1,7 @@
-//! The ingress handler: `POST /trigger`, `GET /triggers/{id}` and `GET /pipelines` from API
-//! Gateway events. Rules live in `shared`; this wires them to the table and
-//! the queue.
+//! The ingress handler: `POST /trigger`, `GET /triggers/{id}`, `GET /pipelines`,
+//! the public page (`GET /` and its files) and CORS preflights (`OPTIONS`)
+//! from API Gateway events. Rules live in `shared`; this wires them to the
+//! table and the queue.
 
 use serde_json::Value;
 use shared::aws::queue::WorkQueue;
@@ -17,6 +18,7 @@ use shared::rules::http::{
 use shared::rules::inputs::values_to_json;
 use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
 use shared::rules::metrics;
+use shared::rules::page::{asset_response, page_response};
 use shared::rules::time_format::{ceil_seconds, rfc3339};
 use shared::rules::trigger::{
     canonical_trigger_id, ledger_expires_at, new_trigger_id, TriggerRecord, TriggerStatus,
@@ -95,12 +97,15 @@ impl Ingress {
                 return Err(e);
             }
         };
-        let response = self.respond(&request).await.unwrap_or_else(|e| {
+        let mut response = self.respond(&request).await.unwrap_or_else(|e| {
             if e.status() < 429 {
                 info!(decision = "refused", status = e.status(), method = %request.method, path = %request.path, reason = %e);
             }
             e.to_response()
         });
+        self.config
+            .cors
+            .decorate(&mut response, request.origin.as_deref());
         Ok(response.to_apigw())
     }
 
@@ -116,6 +121,15 @@ impl Ingress {
                 &self.config.settings,
             )),
             Route::GetTrigger(id) => self.get_trigger(&id).await,
+            Route::Page => Ok(page_response(&request.base_path)),
+            Route::Asset(name) => asset_response(&name),
+            Route::Preflight { methods } => {
+                // `preflight` adds the CORS headers; `handle` adds the same again.
+                Ok(self
+                    .config
+                    .cors
+                    .preflight(methods, request.origin.as_deref()))
+            }
         }
     }
 

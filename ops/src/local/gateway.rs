@@ -27,6 +27,8 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct Gateway {
     pub ingress: Arc<Ingress>,
+    /// Serve under `/<stage>/`, as a REST API stage does (`None`: at the root).
+    pub stage: Option<String>,
     pub console: Console,
     pub clock: Arc<dyn Clock>,
 }
@@ -64,9 +66,20 @@ impl Gateway {
             })
             .collect();
         let source = source_ip.to_string();
+        if let Some(stage) = &self.stage {
+            let path = parts.uri.path();
+            let inside = path
+                .strip_prefix(&format!("/{stage}"))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            if !inside {
+                // What API Gateway answers outside its stages.
+                return gateway_error(403, "Missing Authentication Token", &request_id);
+            }
+        }
         let event = api_gateway_event(&GatewayRequest {
             method: parts.method.as_str(),
             path: parts.uri.path(),
+            stage: self.stage.as_deref(),
             query: parts.uri.query(),
             headers,
             body: &body,

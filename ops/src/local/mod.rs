@@ -52,6 +52,8 @@ pub const DEFAULT_PIPELINE_SETTINGS: &str = r#"{
       "environment": {"type": "choice", "options": ["staging", "production"], "default": "staging",
                       "description": "Where to deploy"},
       "dry_run": {"type": "boolean", "default": false, "description": "Build without deploying"},
+      "replicas": {"type": "number", "integer": true, "min": 1, "max": 5, "default": 1,
+                   "description": "How many instances to run"},
       "branch": {"type": "string", "pattern": "[a-z0-9][a-z0-9._/-]{0,62}", "max_length": 63,
                  "default": "main", "description": "The branch to build"}
     }
@@ -84,6 +86,8 @@ pub struct LocalOptions {
     pub fault: Option<Fault>,
     /// Where to write the resources as `terraform output -json` does.
     pub outputs: Option<PathBuf>,
+    /// Serve the API under `/<stage>/`, as a REST API stage (`prod`).
+    pub stage: Option<String>,
 }
 
 /// A stop signal the loops wait on.
@@ -397,6 +401,7 @@ pub async fn start(
     tasks.spawn(
         gateway::Gateway {
             ingress: Arc::new(ingress),
+            stage: options.stage.clone(),
             console: console.clone(),
             clock: clock.clone(),
         }

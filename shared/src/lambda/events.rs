@@ -11,8 +11,11 @@ use serde_json::{json, Map, Value};
 #[derive(Debug, Clone, Default)]
 pub struct GatewayRequest<'a> {
     pub method: &'a str,
-    /// The path without its query string.
+    /// The path as the client addressed it, without its query string.
     pub path: &'a str,
+    /// The REST API stage the path starts with (`prod` for `/prod/trigger`),
+    /// or `None`: the API at the root.
+    pub stage: Option<&'a str>,
     /// The raw query string, if any (without `?`).
     pub query: Option<&'a str>,
     pub headers: Vec<(String, String)>,
@@ -56,9 +59,19 @@ pub fn api_gateway_event(request: &GatewayRequest<'_>) -> Value {
             ),
         }
     };
+    // REST API: `path` is the resource path; `requestContext.path` is
+    // the addressed one, stage included.
+    let routed = match request.stage {
+        Some(stage) => match request.path.strip_prefix(&format!("/{stage}")) {
+            Some("") => "/",
+            Some(rest) => rest,
+            None => request.path,
+        },
+        None => request.path,
+    };
     json!({
-        "resource": request.path,
-        "path": request.path,
+        "resource": routed,
+        "path": routed,
         "httpMethod": request.method,
         "headers": headers,
         "multiValueHeaders": multi_headers,
@@ -67,7 +80,7 @@ pub fn api_gateway_event(request: &GatewayRequest<'_>) -> Value {
         "body": body,
         "isBase64Encoded": is_base64,
         "requestContext": {
-            "stage": "local",
+            "stage": request.stage.unwrap_or("local"),
             "requestId": request.request_id,
             "path": request.path,
             "httpMethod": request.method,
@@ -132,6 +145,7 @@ mod tests {
         GatewayRequest {
             method: "POST",
             path: "/trigger",
+            stage: None,
             query: Some("a=1&b"),
             headers: vec![
                 ("content-type".into(), "application/json".into()),

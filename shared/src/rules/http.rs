@@ -43,6 +43,8 @@ pub struct HttpRequest {
     pub base_path: String,
     /// The address API Gateway saw; never a client-supplied header.
     pub source_ip: Option<String>,
+    /// The `Origin` header (a browser's request from another site), for CORS.
+    pub origin: Option<String>,
     body: Option<String>,
     body_is_base64: bool,
 }
@@ -58,6 +60,8 @@ struct RawEvent {
     body: Option<String>,
     #[serde(rename = "isBase64Encoded", default)]
     is_base64_encoded: bool,
+    /// Header names as sent (v1) or in lower case (v2); values may be null.
+    headers: Option<serde_json::Map<String, Value>>,
     #[serde(rename = "requestContext")]
     request_context: Option<RawContext>,
 }
@@ -125,12 +129,20 @@ pub fn parse_event(event: &Value) -> Result<HttpRequest, EventError> {
             (safe_base_path(&base), routed)
         }
     };
+    let origin = raw.headers.as_ref().and_then(|headers| {
+        headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("origin"))
+            .and_then(|(_, value)| value.as_str())
+            .map(str::to_string)
+    });
     Ok(HttpRequest {
         version,
         method: method.to_ascii_uppercase(),
         path,
         base_path,
         source_ip,
+        origin,
         body: raw.body,
         body_is_base64: raw.is_base64_encoded,
     })
@@ -158,7 +170,12 @@ fn strip_stage(path: &str, stage: Option<&str>) -> String {
 /// custom domain's base path, empty when they are the same or do not match.
 fn rest_base_path(addressed: Option<&str>, path: &str) -> String {
     let base = addressed
-        .and_then(|addressed| addressed.strip_suffix(path))
+        .and_then(|addressed| {
+            // The stage's root addressed without its slash: `/prod` for `/`.
+            addressed
+                .strip_suffix(path)
+                .or_else(|| (path == "/").then_some(addressed))
+        })
         .unwrap_or("");
     safe_base_path(base)
 }
@@ -215,35 +232,60 @@ pub enum Route {
     GetPipelines,
     /// The id exactly as it appeared in the path (validated later).
     GetTrigger(String),
+    /// The public page (`GET /`).
+    Page,
+    /// One of the page's files, by name (`GET /assets/<name>`).
+    Asset(String),
+    /// `OPTIONS` (a CORS preflight) on a route that takes `methods`.
+    Preflight {
+        methods: &'static str,
+    },
 }
+
+/// The routes as API Gateway declares them (Terraform's resources), with
+/// their methods: the ingress answers exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/", "GET"),
+    ("/assets/{file}", "GET"),
+    ("/pipelines", "GET, OPTIONS"),
+    ("/trigger", "POST, OPTIONS"),
+    ("/triggers/{id}", "GET, OPTIONS"),
+];
 
 /// Which operation a method and path name.
 pub fn route(method: &str, path: &str) -> Result<Route, ApiError> {
-    let path = match path.strip_suffix('/') {
-        Some(p) if !p.is_empty() => p,
-        _ => path,
-    };
-    if path == "/trigger" {
+    if path == "/" || path.is_empty() {
         return match method {
-            "POST" => Ok(Route::PostTrigger),
-            _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-        };
-    }
-    if path == "/pipelines" {
-        return match method {
-            "GET" => Ok(Route::GetPipelines),
+            "GET" => Ok(Route::Page),
             _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         };
     }
-    if let Some(id) = path.strip_prefix("/triggers/") {
-        if !id.is_empty() && !id.contains('/') {
-            return match method {
-                "GET" => Ok(Route::GetTrigger(id.to_string())),
-                _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
-            };
-        }
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let (only, route) = if path == "/trigger" {
+        ("POST", Route::PostTrigger)
+    } else if path == "/pipelines" {
+        ("GET", Route::GetPipelines)
+    } else if let Some(id) = path
+        .strip_prefix("/triggers/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    {
+        ("GET", Route::GetTrigger(id.to_string()))
+    } else if let Some(name) = path
+        .strip_prefix("/assets/")
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+    {
+        return match method {
+            "GET" => Ok(Route::Asset(name.to_string())),
+            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        };
+    } else {
+        return Err(ApiError::NotFound);
+    };
+    match method {
+        m if m == only => Ok(route),
+        "OPTIONS" => Ok(Route::Preflight { methods: only }),
+        _ => Err(ApiError::MethodNotAllowed { allow: only }),
     }
-    Err(ApiError::NotFound)
 }
 
 #[derive(Deserialize)]
@@ -445,15 +487,28 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
-    fn new(status: u16, content_type: &str) -> Self {
+    /// A response without a body (`204`).
+    pub fn empty(status: u16) -> Self {
         let mut response = Self {
             status,
             headers: BTreeMap::new(),
             body: String::new(),
         };
-        response.header("Content-Type", content_type);
         response.header("Cache-Control", "no-store");
         response.header("X-Content-Type-Options", "nosniff");
+        response
+    }
+
+    /// A text body of `content_type`.
+    pub fn text(status: u16, content_type: &str, body: String) -> Self {
+        let mut response = Self::new(status, content_type);
+        response.body = body;
+        response
+    }
+
+    fn new(status: u16, content_type: &str) -> Self {
+        let mut response = Self::empty(status);
+        response.header("Content-Type", content_type);
         response
     }
 
@@ -736,14 +791,37 @@ mod tests {
             route("POST", "/pipelines"),
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         );
+        for page in ["/", ""] {
+            assert_eq!(route("GET", page), Ok(Route::Page));
+        }
+        assert_eq!(
+            route("POST", "/"),
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
+        );
+        assert_eq!(
+            route("GET", "/assets/page.js"),
+            Ok(Route::Asset("page.js".into()))
+        );
+        for (path, methods) in [
+            ("/trigger", "POST"),
+            ("/pipelines", "GET"),
+            ("/triggers/X", "GET"),
+        ] {
+            assert_eq!(
+                route("OPTIONS", path),
+                Ok(Route::Preflight { methods }),
+                "{path}"
+            );
+        }
         for path in [
-            "/",
-            "",
             "/triggers",
             "/triggers/",
             "/triggers/a/b",
             "/admin",
             "/trigger/x",
+            "/assets/",
+            "/assets/a/b",
+            "//",
         ] {
             assert_eq!(route("GET", path), Err(ApiError::NotFound), "{path}");
         }

@@ -4,7 +4,8 @@
 //!
 //! - [`client_key`]: a client address to its keyed, non-reversible key.
 //! - [`quota`]: the rolling-window quota and the global budget.
-//! - [`http`]: API Gateway events in, routes, bodies, every response out.
+//! - [`http`]: API Gateway events in, routes, bodies, every response out;
+//!   [`cors`]: who may call from a browser; [`page`]: the public page.
 //! - [`trigger`]: the trigger record and its ids; [`message`]: the work queue message.
 //! - [`pipelines`]: the allowlist, pipeline names, execution states.
 //! - [`inputs`]: each pipeline's settings and typed inputs; request values checked.
@@ -20,11 +21,13 @@
 //! the plumbing or the configuration.
 
 pub mod client_key;
+pub mod cors;
 pub mod email;
 pub mod http;
 pub mod inputs;
 pub mod message;
 pub mod metrics;
+pub mod page;
 pub mod pipeline_event;
 pub mod pipelines;
 pub mod quota;
