@@ -411,6 +411,20 @@ async fn a_failing_pipeline_ends_failed_and_the_email_leads_with_stage_and_reaso
             &[("Source", "SUCCEEDED"), (FAILED_STAGE, "FAILED")],
         )
         .await;
+    // Operators see the same stages.
+    let shown = ops_output(&harness, "unused-secret-of-16+", &["triggers", "show", &id])
+        .await
+        .expect("triggers show");
+    let stage_lines: Vec<&str> = shown.lines().filter(|l| l.starts_with("stage ")).collect();
+    assert_eq!(stage_lines.len(), 2, "{shown}");
+    assert!(
+        stage_lines[0].contains("Source") && stage_lines[0].contains("SUCCEEDED"),
+        "{shown}"
+    );
+    assert!(
+        stage_lines[1].contains(FAILED_STAGE) && stage_lines[1].contains("FAILED"),
+        "{shown}"
+    );
 
     let emails = eventually("the failure e-mail", || async {
         let emails = harness.emails(&inbox).await;
@@ -891,8 +905,20 @@ async fn forty_clients_at_once_cost_at_most_two_runs_and_every_trigger_succeeds(
 
 /// Runs `trigger-ops` against the harness's stack; returns its JSON output.
 async fn ops_json(harness: &Harness, secret: &str, args: &[&str]) -> Result<Value, ops::OpsError> {
+    let mut flagged = vec!["--json"];
+    flagged.extend_from_slice(args);
+    let output = ops_output(harness, secret, &flagged).await?;
+    Ok(serde_json::from_str(&output).expect("JSON"))
+}
+
+/// What `trigger-ops <args>` prints against this stack's table.
+async fn ops_output(
+    harness: &Harness,
+    secret: &str,
+    args: &[&str],
+) -> Result<String, ops::OpsError> {
     let table = harness.stack.resources.table_name.clone();
-    let mut line = vec!["trigger-ops", "--table-name", &table, "--json"];
+    let mut line = vec!["trigger-ops", "--table-name", &table];
     line.extend_from_slice(args);
     let cli = <ops::cli::Cli as clap::Parser>::try_parse_from(line).expect("a command line");
     let env = Env::from_pairs([("CLIENT_KEY_SECRET", secret)]);
@@ -907,7 +933,7 @@ async fn ops_json(harness: &Harness, secret: &str, args: &[&str]) -> Result<Valu
     )
     .await?;
     assert!(ran.success, "{}", ran.output);
-    Ok(serde_json::from_str(&ran.output).expect("JSON"))
+    Ok(ran.output)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

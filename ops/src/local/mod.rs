@@ -488,9 +488,14 @@ fn banner(
             format!("{} -> {}{fails}", p.public, p.name)
         })
         .collect();
+    let api = match &options.stage {
+        Some(stage) => format!("{base_url}/{stage}"),
+        None => base_url.to_string(),
+    };
     let mut text = format!(
         "pipeline-trigger local stack\n\
-         \n  HTTP API      {base_url}  (POST /trigger, GET /triggers/{{id}})\n\
+         \n  page          {api}/  (open it in a browser)\n\
+         \x20 HTTP API      {api}  (POST /trigger, GET /triggers/{{id}}, GET /pipelines)\n\
          \x20 pipelines     {}\n\
          \x20 table         {}\n\
          \x20 work queue    {}\n\
@@ -512,7 +517,7 @@ fn banner(
         ));
     }
     text.push_str(&format!(
-        "\nTry:\n  curl -i -X POST {base_url}/trigger\n  curl -i -X POST {base_url}/trigger -d '{{\"pipeline\":\"{}\"}}'\n\
+        "\nTry:\n  curl -i -X POST {api}/trigger\n  curl -i -X POST {api}/trigger -d '{{\"pipeline\":\"{}\"}}'\n\
          \nOne line per hop of each trigger, and each e-mail on-call gets, follow. Ctrl-C stops.\n",
         pipelines.iter().last().map(|p| p.public.as_str()).unwrap_or("app")
     ));
