@@ -1094,7 +1094,8 @@ async fn an_operator_blocks_a_network_then_it_expires_and_a_reset_frees_one_clie
 /// The public page in headless Chromium (tests/browser/page.cjs), against
 /// the stack served under a REST API stage: trigger with inputs and see
 /// `succeeded` with the stages, a failing pipeline `failed`, the quota
-/// refusal, an invalid input at its field, the link again after a reload.
+/// refusal, an invalid input at its field, the link again after a reload;
+/// and on a second stack whose queue is down, "unavailable".
 /// Screenshots of each state land in `target/screenshots/page/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
@@ -1117,11 +1118,20 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
         Some("prod"),
     )
     .await;
+    let down = Harness::start_with(
+        &unique("page-down"),
+        &[("PIPELINE_SETTINGS", ops::local::DEFAULT_PIPELINE_SETTINGS)],
+        Some(ops::local::Fault::QueueUnreachable),
+        Duration::from_secs(1),
+        Some("prod"),
+    )
+    .await;
     let shots = root.join("target/screenshots/page");
     let output = tokio::process::Command::new("node")
         .arg(tests.join("browser/page.cjs"))
         .arg(harness.url("/prod"))
         .arg(&shots)
+        .arg(down.url("/prod"))
         .env("NODE_PATH", &node_modules)
         .env("CHROMIUM", &chromium)
         .output()
@@ -1144,8 +1154,10 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
         "failed",
         "refused",
         "reloaded",
+        "unavailable",
     ] {
         assert!(shots.join(format!("{state}.png")).exists(), "{state}");
     }
     harness.stack.stop().await;
+    down.stack.stop().await;
 }

@@ -56,12 +56,13 @@
     return { status: response.status, headers: response.headers, body: body || {} };
   }
 
-  // "in 3 days (28 Nov 2026, 10:00)" for a time `seconds` from now.
+  // "in 3 days (Nov 28, 2026, 10:00 AM)" for a time; within the hour, "in 5 seconds".
   function when(date) {
     const seconds = Math.max(0, Math.round((date.getTime() - Date.now()) / 1000));
     const units = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
     const [unit, size] = units.find(([, s]) => seconds >= s) || units[3];
     const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }).format(Math.round(seconds / size), unit);
+    if (seconds < 3600) return relative;
     const absolute = date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
     return `${relative} (${absolute})`;
   }

@@ -3,7 +3,7 @@
 // picks, fills, submits and reads what the page says, on a phone-sized
 // screen, and a screenshot is taken of each state.
 //
-// Usage: node tests/browser/page.cjs <page URL> <screenshot folder>
+// Usage: node tests/browser/page.cjs <page URL> <screenshot folder> [<page URL of a stack whose queue is down>]
 // (NODE_PATH=tools/node_modules; CHROMIUM overrides /usr/bin/chromium).
 // Exits 0 when every step passed; otherwise prints the step that failed.
 "use strict";
@@ -12,11 +12,12 @@ const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
 
-const [pageUrl, shots] = process.argv.slice(2);
+const [pageUrl, shots, unavailableUrl] = process.argv.slice(2);
 if (!pageUrl || !shots) {
   console.error("usage: node tests/browser/page.cjs <page URL> <screenshot folder>");
   process.exit(2);
 }
+const origins = new Set([pageUrl, unavailableUrl].filter(Boolean).map((u) => new URL(u).origin));
 const origin = new URL(pageUrl).origin;
 // A run takes a few seconds on the local stack; the page polls every few.
 const PATIENCE_MS = 60000;
@@ -44,11 +45,11 @@ async function main() {
     // Self-contained: nothing but this origin; no script error, no CSP violation.
     page.on("request", (request) => {
       const url = new URL(request.url());
-      if (url.origin !== origin && url.protocol !== "data:") problems.push(`request to another origin: ${request.url()}`);
+      if (!origins.has(url.origin)) problems.push(`request to another origin: ${request.url()}`);
     });
     page.on("console", (message) => {
-      // The 400 and 429 answers are steps of this test; anything else is not.
-      const expected = /Failed to load resource: .* status of (400|429)/.test(message.text());
+      // The 400, 429 and 503 answers are steps of this test; anything else is not.
+      const expected = /Failed to load resource: .* status of (400|429|503)/.test(message.text());
       if (message.type() === "error" && !expected) problems.push(`console error: ${message.text()}`);
     });
     page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
@@ -164,6 +165,18 @@ async function main() {
     await page.goto(`${pageUrl}?trigger=${"<img src=x onerror=alert(1)>"}`);
     await page.waitForFunction(() => /does not hold a trigger id/.test(document.getElementById("outcome").textContent));
     assert.equal(await page.locator("img").count(), 0);
+
+    if (unavailableUrl) {
+      step("when the service cannot queue, the page says so and that no quota was used");
+      await page.goto(unavailableUrl);
+      await page.waitForFunction(() => !document.getElementById("submit").disabled);
+      await submit.click();
+      await page.waitForFunction(() => /unavailable/.test(document.getElementById("outcome").textContent),
+        null, { timeout: PATIENCE_MS });
+      assert.match(await outcome.textContent(),
+        /^The service is unavailable right now; no quota was used\. Try again in 5 seconds\.$/);
+      await shot("unavailable");
+    }
 
     await context.close();
   } finally {

@@ -70,6 +70,9 @@ pub enum Fault {
     /// The worker's CodePipeline endpoint refuses connections: triggers are
     /// retried, then dead-lettered with their reason.
     CodepipelineUnreachable,
+    /// The ingress's queue refuses connections: `POST /trigger` answers 503
+    /// with `Retry-After`, and the client's quota is given back.
+    QueueUnreachable,
 }
 
 /// How to run the local stack.
@@ -349,13 +352,23 @@ pub async fn start(
     let function_calls = FunctionCalls::default();
     let (metrics_sink, metric_lines) = MetricsSink::collector();
     let ingress_calls = &function_calls.ingress;
+    let ingress_sqs = match options.fault {
+        Some(Fault::QueueUnreachable) => {
+            let endpoints = aws::Endpoints {
+                dynamodb: aws::endpoint_of(sdk, "DynamoDB").unwrap_or_default(),
+                others: unreachable_endpoint()?,
+            };
+            aws::sqs(&aws::with_endpoints(sdk, endpoints), ingress_calls)
+        }
+        _ => aws::sqs(sdk, ingress_calls),
+    };
     let ingress = ingress::Ingress::new(
         ingress_config,
         Table::new(
             aws::dynamodb(sdk, ingress_calls),
             resources.table_name.clone(),
         ),
-        WorkQueue::new(aws::sqs(sdk, ingress_calls), resources.queue_url.clone()),
+        WorkQueue::new(ingress_sqs, resources.queue_url.clone()),
         clock.clone(),
         ingress_calls.clone(),
     )
@@ -365,7 +378,7 @@ pub async fn start(
         Some(Fault::CodepipelineUnreachable) => {
             aws::codepipeline_at(sdk, worker_calls, Some(&unreachable_endpoint()?))
         }
-        None => aws::codepipeline(sdk, worker_calls),
+        _ => aws::codepipeline(sdk, worker_calls),
     };
     let worker = Arc::new(
         worker::Worker::new(
