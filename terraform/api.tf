@@ -8,6 +8,9 @@ resource "aws_api_gateway_rest_api" "api" {
   name        = var.name
   description = "pipeline-trigger: public, quota-limited pipeline triggers"
 
+  # The page's files and larger answers travel gzipped to browsers that ask.
+  minimum_compression_size = 1024
+
   endpoint_configuration {
     types = ["REGIONAL"]
   }

@@ -1148,6 +1148,8 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
         harness.printed()
     );
     assert!(said.contains("every step passed"), "{said}");
+    // The steps and the page's weight, for `cargo test -- --nocapture`.
+    println!("{said}");
     for state in [
         "invalid-input",
         "succeeded",

@@ -62,6 +62,9 @@ async function main() {
     const step = (text) => console.log(`step: ${text}`);
 
     step("the page loads under the stage and lists the pipelines");
+    const loaded = [];
+    const collect = (r) => loaded.push(r);
+    page.on("response", collect);
     const response = await page.goto(pageUrl);
     assert.equal(response.status(), 200);
     assert.match(response.headers()["content-security-policy"], /script-src 'self'/);
@@ -71,6 +74,19 @@ async function main() {
     assert.deepEqual(await pipeline.locator("option").allTextContents(), ["app", "broken"]);
     assert.equal(await pipeline.inputValue(), "app");
     await page.getByText("Demo app: its runs succeed").waitFor();
+    page.off("response", collect);
+    // What a first visit costs: the page and its files (the catalog apart).
+    let pageBytes = 0;
+    const files = [];
+    for (const r of loaded) {
+      const name = new URL(r.url()).pathname;
+      const bytes = (await r.body()).length;
+      if (name.endsWith("/pipelines")) continue;
+      pageBytes += bytes;
+      files.push(`${name} ${bytes} B`);
+    }
+    console.log(`first visit: ${files.length} requests, ${pageBytes} bytes (${files.join(", ")})`);
+    assert.ok(pageBytes < 30 * 1024, `the page weighs ${pageBytes} bytes`);
 
     step("each input is a labelled control of its type");
     const environment = page.getByLabel("environment");
