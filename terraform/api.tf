@@ -118,6 +118,24 @@ moved {
   to   = aws_api_gateway_integration.route["GET /triggers/{id}"]
 }
 
+# API Gateway's own answers (the stage throttle's 429, a WAF block, a 5xx)
+# carry the CORS header too when one origin (or "*") is allowed, so an
+# embedding page can tell "too many requests" from a network error. A
+# gateway answer cannot choose among several origins: with more than one,
+# their pages see API Gateway's own answers as CORS errors (the ingress's
+# answers are not affected).
+resource "aws_api_gateway_gateway_response" "cors" {
+  for_each      = length(var.cors_allowed_origins) == 1 ? toset(["DEFAULT_4XX", "DEFAULT_5XX"]) : toset([])
+  rest_api_id   = aws_api_gateway_rest_api.api.id
+  response_type = each.key
+
+  response_parameters = {
+    "gatewayresponse.header.Access-Control-Allow-Origin"   = "'${var.cors_allowed_origins[0]}'"
+    "gatewayresponse.header.Access-Control-Expose-Headers" = "'Retry-After'"
+    "gatewayresponse.header.Vary"                          = "'Origin'"
+  }
+}
+
 resource "aws_api_gateway_deployment" "api" {
   rest_api_id = aws_api_gateway_rest_api.api.id
 
@@ -126,6 +144,7 @@ resource "aws_api_gateway_deployment" "api" {
       local.api_resources,
       [for key, method in aws_api_gateway_method.route : method.id],
       [for key, integration in aws_api_gateway_integration.route : integration.id],
+      [for key, response in aws_api_gateway_gateway_response.cors : response.id],
     ]))
   }
 

@@ -624,4 +624,26 @@ fn the_api_routes_exactly_what_the_ingress_answers_and_may_invoke_it_for_each() 
     // The invoke permissions come from the same routes.
     let permission = block(&body, "resource", &["aws_lambda_permission", "api"]).body();
     assert!(text(attr(permission, "for_each")).contains("values(local.api_routes)"));
+    // API Gateway's own 4xx and 5xx carry the CORS header for one allowed
+    // origin, so an embedding page can read a throttled 429.
+    let gateway = block(
+        &body,
+        "resource",
+        &["aws_api_gateway_gateway_response", "cors"],
+    )
+    .body();
+    let each = text(attr(gateway, "for_each"));
+    assert!(
+        each.contains("length(var.cors_allowed_origins) == 1"),
+        "{each}"
+    );
+    assert!(
+        each.contains("DEFAULT_4XX") && each.contains("DEFAULT_5XX"),
+        "{each}"
+    );
+    let headers = entries(attr(gateway, "response_parameters"));
+    assert_eq!(
+        text(headers["gatewayresponse.header.Access-Control-Allow-Origin"]),
+        "\"'${var.cors_allowed_origins[0]}'\""
+    );
 }
