@@ -297,6 +297,11 @@
     let last = "";
     const check = async () => {
       if (following !== id) return;
+      if (document.hidden) {
+        // Nobody is looking: check again when the page is shown.
+        document.addEventListener("visibilitychange", check, { once: true });
+        return;
+      }
       let response = null;
       try {
         response = await api(path);
@@ -329,7 +334,8 @@
       clearErrors();
       renderInputs();
     });
-    const wanted = new URLSearchParams(window.location.search).get("trigger");
+    const params = new URLSearchParams(window.location.search);
+    const wanted = params.get("trigger");
     if (wanted !== null) {
       if (/^[0-9A-Za-z]{26}$/.test(wanted)) {
         say("Following an earlier trigger.", "wait");
@@ -350,8 +356,10 @@
       return;
     }
     catalog = response.body.pipelines;
+    // `?pipeline=<name>` (a link from another site) picks one; else the default.
+    const picked = catalog.some((p) => p.name === params.get("pipeline")) ? params.get("pipeline") : null;
     select.replaceChildren(...catalog.map((p) =>
-      node("option", { value: p.name, selected: p.default === true }, p.name)));
+      node("option", { value: p.name, selected: picked ? p.name === picked : p.default === true }, p.name)));
     select.disabled = false;
     button.disabled = false;
     renderInputs();

@@ -177,6 +177,15 @@ async function main() {
       /^app, requested .* · branch=feature\/page · dry_run=true · environment=production · replicas=2$/);
     await shot("reloaded");
 
+    step("a link can pick the pipeline");
+    await page.goto(`${pageUrl}?pipeline=broken`);
+    await page.waitForFunction(() => !document.getElementById("pipeline").disabled);
+    assert.equal(await pipeline.inputValue(), "broken");
+    await page.getByText("Demo pipeline whose runs fail").waitFor();
+    await page.goto(`${pageUrl}?pipeline=nope`);
+    await page.waitForFunction(() => !document.getElementById("pipeline").disabled);
+    assert.equal(await pipeline.inputValue(), "app", "an unknown name falls back to the default");
+
     step("strings from the API are shown as text, never run as HTML");
     await page.goto(`${pageUrl}?trigger=${"<img src=x onerror=alert(1)>"}`);
     await page.waitForFunction(() => /does not hold a trigger id/.test(document.getElementById("outcome").textContent));
