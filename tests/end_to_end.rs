@@ -242,20 +242,21 @@ impl Harness {
         let what = format!("trigger {id} to show the stages {want:?}");
         eventually(&what, || async {
             let response = send(client, "GET", &url, "").await;
-            let shown: Vec<(String, String)> = response.body["stages"]
+            let shown: Vec<(&str, &str)> = response.body["stages"]
                 .as_array()
                 .map(|stages| {
                     stages
                         .iter()
-                        .map(|s| (s["name"].to_string(), s["state"].to_string()))
+                        .map(|s| {
+                            (
+                                s["name"].as_str().unwrap_or_default(),
+                                s["state"].as_str().unwrap_or_default(),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
-            let wanted: Vec<(String, String)> = want
-                .iter()
-                .map(|(n, s)| (format!("{n:?}"), format!("{s:?}")))
-                .collect();
-            (shown == wanted).then_some(())
+            (shown == want).then_some(())
         })
         .await;
     }

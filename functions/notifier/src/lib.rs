@@ -46,25 +46,6 @@ pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
 /// this, nobody is going to record it: a run started outside this system.
 pub const OWNER_WAIT: Duration = Duration::from_secs(120);
 
-/// Who owns an execution, as far as the table knows.
-enum Owner {
-    Known(ExecutionOwner),
-    /// Not a public trigger's (or its records are gone).
-    Elsewhere,
-    /// No record of the execution yet, and the event is fresh: it raced the
-    /// worker's record of the start.
-    NotYet,
-}
-
-/// What recording a state change found.
-enum Recorded {
-    /// The public triggers behind the execution (`None`: started elsewhere).
-    Origin(Option<Box<Origin>>),
-    /// No record of the execution yet, and the event is fresh: it raced the
-    /// worker's record of the start.
-    NotYet,
-}
-
 /// What an invocation did (the Lambda's result, and what tests check).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -181,15 +162,12 @@ impl Notifier {
             }
         };
         let now = self.clock.now_ms();
-        let origin = match self.record_outcome(&event, now).await? {
-            Recorded::Origin(origin) => origin.map(|o| *o),
-            Recorded::NotYet => {
-                warn!(decision = "retry_later", event_id = %event.event_id, execution_id = %event.execution_id,
-                      state = event.state.as_str(), "the worker has not recorded this execution yet");
-                return Err(NotifierError::NotYetRecorded {
-                    execution_id: event.execution_id,
-                });
-            }
+        let origin = match self
+            .owner(&event.event_id, &event.execution_id, event.time, now)
+            .await?
+        {
+            Some(owner) => self.record_outcome(&event, &owner, now).await?,
+            None => None,
         };
         let trigger_id = origin.as_ref().map(|o| o.first.trigger_id.as_str());
         if !self.config.notify_states.contains(&event.state) {
@@ -239,36 +217,38 @@ impl Notifier {
         self.publish(&event, &token, origin.as_ref(), now).await
     }
 
-    /// The run or trigger behind an execution; an event younger than
-    /// [`OWNER_WAIT`] whose execution is not recorded yet raced the worker.
+    /// The run or trigger behind an execution (`None`: not a public
+    /// trigger's). An event younger than [`OWNER_WAIT`] whose execution is
+    /// not recorded yet raced the worker: it fails the invocation, to be
+    /// delivered again.
     async fn owner(
         &self,
+        event_id: &str,
         execution_id: &str,
         time: Option<u64>,
         now: u64,
-    ) -> Result<Owner, StoreError> {
-        Ok(match self.table.execution_owner(execution_id).await? {
-            Some(owner) => Owner::Known(owner),
-            None if now.saturating_sub(time.unwrap_or(0)) < OWNER_WAIT.as_millis() as u64 => {
-                Owner::NotYet
-            }
-            None => Owner::Elsewhere,
-        })
+    ) -> Result<Option<ExecutionOwner>, NotifierError> {
+        let owner = self.table.execution_owner(execution_id).await?;
+        if owner.is_none() && now.saturating_sub(time.unwrap_or(0)) < OWNER_WAIT.as_millis() as u64
+        {
+            warn!(decision = "retry_later", event_id = %event_id, execution_id = %execution_id,
+                  "the worker has not recorded this execution yet");
+            return Err(NotifierError::NotYetRecorded {
+                execution_id: execution_id.to_string(),
+            });
+        }
+        Ok(owner)
     }
 
     /// Records a stage's change on the run (or trigger) of its execution.
     async fn record_stage(&self, event: StageEvent) -> Result<Outcome, NotifierError> {
         let now = self.clock.now_ms();
-        let owner = match self.owner(&event.execution_id, event.time, now).await? {
-            Owner::Known(owner) => owner,
-            Owner::NotYet => {
-                warn!(decision = "retry_later", event_id = %event.event_id, execution_id = %event.execution_id,
-                      stage = %event.stage, state = event.state.as_str(), "the worker has not recorded this execution yet");
-                return Err(NotifierError::NotYetRecorded {
-                    execution_id: event.execution_id,
-                });
-            }
-            Owner::Elsewhere => {
+        let owner = match self
+            .owner(&event.event_id, &event.execution_id, event.time, now)
+            .await?
+        {
+            Some(owner) => owner,
+            None => {
                 info!(decision = "ignore", event_id = %event.event_id, execution_id = %event.execution_id,
                       stage = %event.stage, "not a public trigger's execution");
                 return Ok(Outcome::Stage {
@@ -320,32 +300,26 @@ impl Notifier {
         })
     }
 
-    /// Finds the public triggers behind the execution and moves their run
-    /// (or, without coalescing, the trigger's own record) to the state; a
-    /// run that ended frees its pipeline's lane. `None`: nobody triggered
-    /// this execution through the API.
+    /// Moves the owner's run (or, without coalescing, the trigger's own
+    /// record) to the state; a run that ended frees its pipeline's lane.
+    /// Returns the public triggers behind it (`None`: their records are gone).
     async fn record_outcome(
         &self,
         event: &PipelineEvent,
+        owner: &ExecutionOwner,
         now: u64,
-    ) -> Result<Recorded, StoreError> {
-        let owner = match self.owner(&event.execution_id, event.time, now).await? {
-            Owner::Known(owner) => owner,
-            Owner::NotYet => return Ok(Recorded::NotYet),
-            Owner::Elsewhere => return Ok(Recorded::Origin(None)),
-        };
+    ) -> Result<Option<Origin>, StoreError> {
         let changed_at = event.time.unwrap_or(now);
-        let origin = match owner.run_id {
+        match &owner.run_id {
             Some(run_id) => {
-                self.record_run_outcome(event, &run_id, changed_at, now)
-                    .await?
+                self.record_run_outcome(event, run_id, changed_at, now)
+                    .await
             }
             None => {
                 self.record_trigger_outcome(event, &owner.trigger_id, changed_at, now)
-                    .await?
+                    .await
             }
-        };
-        Ok(Recorded::Origin(origin.map(Box::new)))
+        }
     }
 
     /// Without coalescing: the trigger's own record holds the execution.

@@ -747,7 +747,7 @@ impl Table {
             .condition_expression(format!(
                 "attribute_exists(pk) AND execution_id = :e AND ({NEWER_OUTCOME})"
             ))
-            .expression_attribute_values(":rank", n(u64::from(status != TriggerStatus::Started)))
+            .expression_attribute_values(":rank", n(u64::from(status.is_ended())))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":t", n(changed_at))

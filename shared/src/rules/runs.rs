@@ -69,14 +69,7 @@ impl RunStatus {
 
     /// Has the run's execution ended (its lane is free again)?
     pub fn is_ended(self) -> bool {
-        matches!(
-            self.trigger_status(),
-            TriggerStatus::Succeeded
-                | TriggerStatus::Failed
-                | TriggerStatus::Stopped
-                | TriggerStatus::Superseded
-                | TriggerStatus::DeadLettered
-        )
+        self.trigger_status().is_ended()
     }
 }
 

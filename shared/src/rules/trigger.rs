@@ -47,6 +47,14 @@ impl TriggerStatus {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
+
+    /// Is this an end state (nothing will run for it any more)?
+    pub fn is_ended(self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Stopped | Self::Superseded | Self::DeadLettered
+        )
+    }
 }
 
 /// The TTL (`expires_at`, epoch seconds, rounded up) of a ledger item
