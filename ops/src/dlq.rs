@@ -7,12 +7,10 @@
 //! its hold lapses.
 
 use crate::OpsError;
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
-};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde::Serialize;
-use shared::aws::describe;
+use shared::aws::queue::{Deliveries, QueueError, Receive, BATCH};
+pub use shared::aws::queue::QueueCounts;
 use shared::clock::Clock;
 use shared::rules::message::WorkMessage;
 use shared::rules::time_format::rfc3339;
@@ -21,23 +19,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// SQS's batch limit.
-const BATCH: usize = 10;
 /// How long `peek` and `stats` hold what they look at.
 const LOOK_HOLD_S: i32 = 30;
 /// How long `replay` and `purge` hold messages they pass over.
 const WORK_HOLD_S: i32 = 900;
 /// At most this many messages are scanned for the oldest age by `stats`.
 pub const STATS_SCAN: usize = 1000;
-
-/// Counts SQS keeps for a queue.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct QueueCounts {
-    pub url: String,
-    pub visible: u64,
-    pub in_flight: u64,
-    pub delayed: u64,
-}
 
 /// One DLQ message, as operators read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -156,8 +143,8 @@ pub struct ReplaySummary {
     pub failures: Vec<String>,
 }
 
-fn queue_error(which: &'static str, url: &str, reason: String) -> OpsError {
-    OpsError::Queue {
+fn queue_error<'a>(which: &'static str, url: &'a str) -> impl FnOnce(QueueError) -> OpsError + 'a {
+    move |QueueError::Unavailable(reason)| OpsError::Queue {
         which,
         url: url.to_string(),
         reason,
@@ -186,15 +173,8 @@ pub struct ReplayOptions {
 
 /// The two queues, over one SQS client; ages and record times from `clock`.
 pub struct Queues {
-    sqs: aws_sdk_sqs::Client,
+    deliveries: Deliveries,
     clock: Arc<dyn Clock>,
-}
-
-impl Queues {
-    /// The SQS client the queues are read through.
-    pub(crate) fn sqs(&self) -> &aws_sdk_sqs::Client {
-        &self.sqs
-    }
 }
 
 /// Paces a replay at `rate` messages per second.
@@ -214,129 +194,39 @@ impl Pace {
 
 impl Queues {
     pub fn new(sqs: aws_sdk_sqs::Client, clock: Arc<dyn Clock>) -> Self {
-        Self { sqs, clock }
+        Self {
+            deliveries: Deliveries::new(sqs),
+            clock,
+        }
     }
 
     /// Fails clearly when the queue does not exist or cannot be reached.
     pub async fn check(&self, which: &'static str, url: &str) -> Result<(), OpsError> {
-        self.sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
+        self.deliveries
+            .check(url)
             .await
-            .map_err(|e| queue_error(which, url, describe(&e)))?;
-        Ok(())
+            .map_err(queue_error(which, url))
     }
 
     pub async fn counts(&self, which: &'static str, url: &str) -> Result<QueueCounts, OpsError> {
-        let output = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-            .send()
+        self.deliveries
+            .counts(url)
             .await
-            .map_err(|e| queue_error(which, url, describe(&e)))?;
-        let count = |name: QueueAttributeName| {
-            output
-                .attributes()
-                .and_then(|a| a.get(&name))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        Ok(QueueCounts {
-            url: url.to_string(),
-            visible: count(QueueAttributeName::ApproximateNumberOfMessages),
-            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-            delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
-        })
+            .map_err(queue_error(which, url))
     }
 
     /// Up to `max` (≤ 10) messages, held for `hold` seconds. Long-polls one
     /// second so an empty answer means an empty queue, not a sampled one.
     async fn receive(&self, url: &str, max: usize, hold: i32) -> Result<Vec<Message>, OpsError> {
-        let output = self
-            .sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(max.clamp(1, BATCH) as i32)
-            .visibility_timeout(hold)
-            .wait_time_seconds(1)
-            .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
+        let how = Receive {
+            max,
+            wait_s: 1,
+            hold_s: Some(hold),
+        };
+        self.deliveries
+            .receive(url, how)
             .await
-            .map_err(|e| queue_error("DLQ", url, describe(&e)))?;
-        Ok(output.messages().to_vec())
-    }
-
-    /// Makes held messages visible again at once (best effort: if this fails
-    /// they come back when their hold lapses). Returns how many failed.
-    pub(crate) async fn release(&self, url: &str, messages: &[Message]) -> usize {
-        let mut failed = 0;
-        for chunk in messages.chunks(BATCH) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(m.receipt_handle().unwrap_or_default())
-                        .visibility_timeout(0)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            match self
-                .sqs
-                .change_message_visibility_batch()
-                .queue_url(url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                Ok(output) => failed += output.failed().len(),
-                Err(_) => failed += chunk.len(),
-            }
-        }
-        failed
-    }
-
-    /// Deletes received messages; returns the message ids SQS confirmed.
-    pub(crate) async fn delete(
-        &self,
-        url: &str,
-        messages: &[&Message],
-    ) -> Result<Vec<String>, String> {
-        let entries: Vec<_> = messages
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .build()
-                    .ok()
-            })
-            .collect();
-        let output = self
-            .sqs
-            .delete_message_batch()
-            .queue_url(url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
-        Ok(output
-            .successful()
-            .iter()
-            .filter_map(|ok| ok.id().parse::<usize>().ok())
-            .filter_map(|i| messages.get(i))
-            .map(|m| m.message_id().unwrap_or_default().to_string())
-            .collect())
+            .map_err(queue_error("DLQ", url))
     }
 
     /// Receives until `max` distinct messages are seen or the queue has no
@@ -358,7 +248,7 @@ impl Queues {
     pub async fn peek(&self, dlq_url: &str, max: usize) -> Result<Vec<DlqMessage>, OpsError> {
         let now_ms = self.clock.now_ms();
         let messages = self.scan(dlq_url, max, LOOK_HOLD_S).await?;
-        self.release(dlq_url, &messages).await;
+        self.deliveries.release(dlq_url, &messages).await;
         let mut shown: Vec<DlqMessage> = messages
             .iter()
             .map(|m| DlqMessage::from_sqs(m, now_ms))
@@ -466,7 +356,7 @@ impl Queues {
             }
             on_batch(summary.moved);
         }
-        let unreleased = self.release(dlq_url, &held).await;
+        let unreleased = self.deliveries.release(dlq_url, &held).await;
         if unreleased > 0 {
             summary.failures.push(format!(
                 "{unreleased} skipped messages stay invisible for up to {WORK_HOLD_S} s"
@@ -485,52 +375,21 @@ impl Queues {
         summary: &mut ReplaySummary,
         held: &mut Vec<Message>,
     ) -> Vec<DlqMessage> {
-        let entries: Vec<_> = batch
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (m, _))| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(m.body().unwrap_or_default())
-                    .set_message_attributes(m.message_attributes().cloned())
-                    .build()
-                    .ok()
-            })
-            .collect();
-        let sent = self
-            .sqs
-            .send_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await;
-        let accepted: Vec<usize> = match sent {
-            Ok(output) => {
-                for failed in output.failed() {
+        let messages: Vec<&Message> = batch.iter().map(|(m, _)| m).collect();
+        let accepted: Vec<usize> = match self.deliveries.copy_batch(queue_url, &messages).await {
+            Ok((accepted, refused)) => {
+                for (i, reason) in refused {
                     summary.failures.push(format!(
-                        "work queue refused message {}: {} {}",
-                        failed
-                            .id()
-                            .parse::<usize>()
-                            .ok()
-                            .and_then(|i| batch.get(i))
-                            .map(|(_, s)| s.message_id.as_str())
-                            .unwrap_or("?"),
-                        failed.code(),
-                        failed.message().unwrap_or_default()
+                        "work queue refused message {}: {reason}",
+                        batch.get(i).map(|(_, s)| s.message_id.as_str()).unwrap_or("?"),
                     ));
                 }
-                output
-                    .successful()
-                    .iter()
-                    .filter_map(|ok| ok.id().parse().ok())
-                    .collect()
+                accepted
             }
-            Err(e) => {
-                summary.failures.push(format!(
-                    "sending to the work queue failed: {}",
-                    describe(&e)
-                ));
+            Err(QueueError::Unavailable(reason)) => {
+                summary
+                    .failures
+                    .push(format!("sending to the work queue failed: {reason}"));
                 Vec::new()
             }
         };
@@ -542,9 +401,9 @@ impl Queues {
             return Vec::new();
         }
         let messages: Vec<&Message> = to_delete.iter().map(|&i| &batch[i].0).collect();
-        let deleted = match self.delete(dlq_url, &messages).await {
+        let deleted = match self.deliveries.delete_batch(dlq_url, &messages).await {
             Ok(ids) => ids,
-            Err(reason) => {
+            Err(QueueError::Unavailable(reason)) => {
                 summary.failures.push(format!(
                     "copied to the work queue but not deleted from the DLQ ({reason}): the worker's ledger makes the duplicate harmless"
                 ));
@@ -588,17 +447,14 @@ impl Queues {
             if !old.is_empty() {
                 let refs: Vec<&Message> = old.iter().collect();
                 let ids = self
-                    .delete(dlq_url, &refs)
+                    .deliveries
+                    .delete_batch(dlq_url, &refs)
                     .await
-                    .map_err(|reason| OpsError::Queue {
-                        which: "DLQ",
-                        url: dlq_url.to_string(),
-                        reason,
-                    })?;
+                    .map_err(queue_error("DLQ", dlq_url))?;
                 deleted += ids.len() as u64;
             }
         }
-        self.release(dlq_url, &held).await;
+        self.deliveries.release(dlq_url, &held).await;
         Ok((deleted, kept))
     }
 }

@@ -6,7 +6,7 @@
 
 use super::console::Console;
 use super::{acknowledge, receive, Stopping};
-use crate::dlq::Queues;
+use shared::aws::queue::Deliveries;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use shared::aws::table::Table;
 use shared::clock::Clock;
@@ -21,7 +21,7 @@ use worker::Worker;
 
 pub struct EventSource {
     pub worker: Arc<Worker>,
-    pub queues: Arc<Queues>,
+    pub queues: Arc<Deliveries>,
     pub queue_url: String,
     pub queue_arn: String,
     pub region: String,

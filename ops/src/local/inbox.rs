@@ -3,12 +3,12 @@
 
 use super::console::Console;
 use super::{acknowledge, receive, Stopping};
-use crate::dlq::Queues;
+use shared::aws::queue::Deliveries;
 use serde_json::Value;
 use std::sync::Arc;
 
 pub struct Inbox {
-    pub queues: Arc<Queues>,
+    pub queues: Arc<Deliveries>,
     pub queue_url: String,
     pub console: Console,
 }

@@ -20,11 +20,10 @@ pub mod pipeline_runs;
 pub mod resources;
 pub mod rule_target;
 
-use crate::dlq::Queues;
 use crate::OpsError;
 use aws_config::SdkConfig;
 use console::Console;
-use shared::aws::queue::WorkQueue;
+use shared::aws::queue::{Deliveries, Receive, WorkQueue, BATCH};
 use shared::aws::table::Table;
 use shared::aws::{self, CallCounter};
 use shared::clock::{Clock, SystemClock};
@@ -123,35 +122,29 @@ const WAIT_S: i32 = 2;
 /// awaited (at most [`WAIT_S`]), and if the stack stopped meanwhile its
 /// messages are made visible again. A failed receive is logged and retried.
 pub(crate) async fn receive(
-    queues: &Queues,
+    deliveries: &Deliveries,
     queue_url: &str,
-    visibility_s: Option<i32>,
+    hold_s: Option<i32>,
     stopping: &Stopping,
 ) -> Option<Vec<aws_sdk_sqs::types::Message>> {
     if stopping.is_set() {
         return None;
     }
-    let received = queues
-        .sqs()
-        .receive_message()
-        .queue_url(queue_url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(WAIT_S)
-        .set_visibility_timeout(visibility_s)
-        .message_attribute_names("All")
-        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-        .send()
-        .await;
-    let messages = match received {
-        Ok(output) => output.messages.unwrap_or_default(),
+    let how = Receive {
+        max: BATCH,
+        wait_s: WAIT_S,
+        hold_s,
+    };
+    let messages = match deliveries.receive(queue_url, how).await {
+        Ok(messages) => messages,
         Err(e) => {
-            warn!(queue_url = %queue_url, error = %aws::describe(&e), "could not receive; trying again");
+            warn!(queue_url = %queue_url, error = %e, "could not receive; trying again");
             tokio::time::sleep(Duration::from_secs(1)).await;
             return Some(Vec::new());
         }
     };
     if stopping.is_set() {
-        if queues.release(queue_url, &messages).await > 0 {
+        if deliveries.release(queue_url, &messages).await > 0 {
             warn!(queue_url = %queue_url, "could not release messages received while stopping; they come back after their visibility timeout");
         }
         return None;
@@ -162,14 +155,11 @@ pub(crate) async fn receive(
 /// Deletes handled messages; if that fails they come back and are handled
 /// again (each handler is idempotent), so a warning is enough.
 pub(crate) async fn acknowledge(
-    queues: &Queues,
+    deliveries: &Deliveries,
     queue_url: &str,
     messages: &[&aws_sdk_sqs::types::Message],
 ) {
-    if messages.is_empty() {
-        return;
-    }
-    if let Err(e) = queues.delete(queue_url, messages).await {
+    if let Err(e) = deliveries.delete_batch(queue_url, messages).await {
         warn!(queue_url = %queue_url, error = %e, "could not delete handled messages; they will be handled again");
     }
 }
@@ -407,7 +397,7 @@ pub async fn start(
         .map(|r| r.to_string())
         .unwrap_or_else(|| "us-east-1".into());
 
-    let queues = Arc::new(Queues::new(sqs.clone(), clock.clone()));
+    let queues = Arc::new(Deliveries::new(sqs.clone()));
     let (stop, stopping) = Stopping::channel();
     let book = pipeline_runs::RunBook::default();
     let mut tasks = JoinSet::new();

@@ -8,7 +8,7 @@
 use super::console::Console;
 use super::resources::EVENT_VISIBILITY_S;
 use super::{acknowledge, receive, Stopping};
-use crate::dlq::Queues;
+use shared::aws::queue::Deliveries;
 use notifier::{Notifier, Outcome};
 use serde_json::Value;
 use shared::aws::table::Table;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 pub struct RuleTarget {
     pub notifier: Notifier,
-    pub queues: Arc<Queues>,
+    pub queues: Arc<Deliveries>,
     pub queue_url: String,
     /// Finds the trigger of an execution, for the hop lines.
     pub table: Table,

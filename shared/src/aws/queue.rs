@@ -1,14 +1,34 @@
-//! The SQS adapter for the work queue (ingress side).
+//! The SQS adapter: the work queue (the ingress sends), the dead-letter
+//! queue (the worker gives up), and [`Deliveries`], everything done to
+//! received messages on any queue (the worker, the operators' tool and the
+//! local stack share it).
 
 use crate::aws::describe;
 use crate::rules::message::WorkMessage;
 use aws_sdk_sqs::operation::send_message::builders::SendMessageFluentBuilder;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
+};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
     #[error("the queue is unavailable: {0}")]
     Unavailable(String),
+}
+
+/// Every SQS error is the queue being unavailable, described for logs.
+impl<E, R> From<SdkError<E, R>> for QueueError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    fn from(err: SdkError<E, R>) -> Self {
+        Self::Unavailable(describe(&err))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -37,8 +57,7 @@ impl WorkQueue {
             .queue_url(&self.url)
             .message_body(message.to_json())
             .send()
-            .await
-            .map_err(|e| QueueError::Unavailable(describe(&e)))?;
+            .await?;
         Ok(output.message_id().unwrap_or_default().to_string())
     }
 }
@@ -62,7 +81,33 @@ pub fn queue_url_from_arn(arn: &str) -> Option<String> {
     }
 }
 
-/// What the worker does to messages it received: delay a retry, delete.
+/// SQS's batch limit.
+pub const BATCH: usize = 10;
+
+/// How a receive asks.
+#[derive(Debug, Clone, Copy)]
+pub struct Receive {
+    /// At most this many (1 to [`BATCH`]).
+    pub max: usize,
+    /// Long-poll this long (0 to 20 s): an empty answer then means an
+    /// empty queue, not a sampled one.
+    pub wait_s: i32,
+    /// Hold what is received this long; `None`: the queue's own timeout.
+    pub hold_s: Option<i32>,
+}
+
+/// Counts SQS keeps for a queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueCounts {
+    pub url: String,
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+}
+
+/// Everything done to messages on any queue: receive them (with every
+/// attribute), release them, delay them, delete them, send them again. The
+/// worker, the operators' tool and the local stack all go through it.
 #[derive(Debug, Clone)]
 pub struct Deliveries {
     client: aws_sdk_sqs::Client,
@@ -71,6 +116,175 @@ pub struct Deliveries {
 impl Deliveries {
     pub fn new(client: aws_sdk_sqs::Client) -> Self {
         Self { client }
+    }
+
+    /// Fails clearly when the queue does not exist or cannot be reached.
+    pub async fn check(&self, queue_url: &str) -> Result<(), QueueError> {
+        self.client
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Visible, in-flight and delayed counts.
+    pub async fn counts(&self, queue_url: &str) -> Result<QueueCounts, QueueError> {
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await?;
+        let count = |name: QueueAttributeName| {
+            output
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(QueueCounts {
+            url: queue_url.to_string(),
+            visible: count(QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+        })
+    }
+
+    /// Receives with every system and message attribute.
+    pub async fn receive(
+        &self,
+        queue_url: &str,
+        how: Receive,
+    ) -> Result<Vec<Message>, QueueError> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(how.max.clamp(1, BATCH) as i32)
+            .wait_time_seconds(how.wait_s)
+            .set_visibility_timeout(how.hold_s)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await?;
+        Ok(output.messages.unwrap_or_default())
+    }
+
+    /// Makes held messages visible again at once (best effort: if this fails
+    /// they come back when their hold lapses). Returns how many failed.
+    pub async fn release(&self, queue_url: &str, messages: &[Message]) -> usize {
+        let mut failed = 0;
+        for chunk in messages.chunks(BATCH) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(m.receipt_handle().unwrap_or_default())
+                        .visibility_timeout(0)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            match self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(output) => failed += output.failed().len(),
+                Err(_) => failed += chunk.len(),
+            }
+        }
+        failed
+    }
+
+    /// Deletes received messages (up to [`BATCH`]); returns the message ids
+    /// SQS confirmed.
+    pub async fn delete_batch(
+        &self,
+        queue_url: &str,
+        messages: &[&Message],
+    ) -> Result<Vec<String>, QueueError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let entries: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let output = self
+            .client
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+        Ok(output
+            .successful()
+            .iter()
+            .filter_map(|ok| ok.id().parse::<usize>().ok())
+            .filter_map(|i| messages.get(i))
+            .map(|m| m.message_id().unwrap_or_default().to_string())
+            .collect())
+    }
+
+    /// Sends received messages to `queue_url` with body and attributes
+    /// unchanged (up to [`BATCH`]). Returns the indexes the queue accepted
+    /// and, for the others, why not.
+    pub async fn copy_batch(
+        &self,
+        queue_url: &str,
+        messages: &[&Message],
+    ) -> Result<(Vec<usize>, Vec<(usize, String)>), QueueError> {
+        let entries: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(m.body().unwrap_or_default())
+                    .set_message_attributes(m.message_attributes().cloned())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let output = self
+            .client
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+        let refused = output
+            .failed()
+            .iter()
+            .filter_map(|f| {
+                let i = f.id().parse::<usize>().ok()?;
+                Some((i, format!("{} {}", f.code(), f.message().unwrap_or_default())))
+            })
+            .collect();
+        let accepted = output
+            .successful()
+            .iter()
+            .filter_map(|ok| ok.id().parse().ok())
+            .collect();
+        Ok((accepted, refused))
     }
 
     /// Keeps the message invisible for `seconds` from now: its next delivery.
@@ -86,8 +300,7 @@ impl Deliveries {
             .receipt_handle(receipt_handle)
             .visibility_timeout(i32::try_from(seconds).unwrap_or(i32::MAX))
             .send()
-            .await
-            .map_err(|e| QueueError::Unavailable(describe(&e)))?;
+            .await?;
         Ok(())
     }
 
@@ -110,8 +323,7 @@ impl Deliveries {
             attributes,
         )?
         .send()
-        .await
-        .map_err(|e| QueueError::Unavailable(describe(&e)))?;
+        .await?;
         Ok(())
     }
 
@@ -121,8 +333,7 @@ impl Deliveries {
             .queue_url(queue_url)
             .receipt_handle(receipt_handle)
             .send()
-            .await
-            .map_err(|e| QueueError::Unavailable(describe(&e)))?;
+            .await?;
         Ok(())
     }
 }
@@ -178,10 +389,7 @@ impl DeadLetterQueue {
             let value = string_attribute(if value.is_empty() { "-" } else { value })?;
             request = request.message_attributes(name, value);
         }
-        let output = request
-            .send()
-            .await
-            .map_err(|e| QueueError::Unavailable(describe(&e)))?;
+        let output = request.send().await?;
         Ok(output.message_id().unwrap_or_default().to_string())
     }
 }
