@@ -11,8 +11,8 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use ops::local::pipeline_runs::{FAILED_MESSAGE, FAILED_STAGE};
-use ops::local::{console::Console, LocalOptions, LocalStack};
+use local_stack::pipeline_runs::{FAILED_MESSAGE, FAILED_STAGE};
+use local_stack::{console::Console, LocalOptions, LocalStack};
 use serde_json::Value;
 use shared::config::Env;
 use std::net::{IpAddr, Ipv4Addr};
@@ -110,7 +110,7 @@ fn outputs_path(prefix: &str) -> PathBuf {
 impl Harness {
     /// A stack with pipelines `<prefix>-app` (default, succeeds) and
     /// `<prefix>-broken` (fails); `settings` are the functions' environment.
-    async fn start(settings: &[(&str, &str)], fault: Option<ops::local::Fault>) -> Self {
+    async fn start(settings: &[(&str, &str)], fault: Option<local_stack::Fault>) -> Self {
         let prefix = unique("e2e");
         Self::start_named(&prefix, settings, fault, Duration::from_secs(1)).await
     }
@@ -118,7 +118,7 @@ impl Harness {
     async fn start_named(
         prefix: &str,
         settings: &[(&str, &str)],
-        fault: Option<ops::local::Fault>,
+        fault: Option<local_stack::Fault>,
         run_time: Duration,
     ) -> Self {
         Self::start_with(prefix, settings, fault, run_time, None).await
@@ -129,7 +129,7 @@ impl Harness {
     async fn start_with(
         prefix: &str,
         settings: &[(&str, &str)],
-        fault: Option<ops::local::Fault>,
+        fault: Option<local_stack::Fault>,
         run_time: Duration,
         stage: Option<&str>,
     ) -> Self {
@@ -150,7 +150,7 @@ impl Harness {
             outputs: Some(outputs_path(prefix)),
             stage: stage.map(str::to_string),
         };
-        let stack = ops::local::start(
+        let stack = local_stack::start(
             &sdk,
             &env,
             &options,
@@ -196,8 +196,8 @@ impl Harness {
 
     /// Visible plus in-flight messages of a queue.
     async fn depth(&self, url: &str) -> u64 {
-        let queues = ops::dlq::Queues::new(self.sqs.clone(), Arc::new(shared::clock::SystemClock));
-        let counts = queues.counts("queue", url).await.expect("queue counts");
+        let deliveries = shared::aws::queue::Deliveries::new(self.sqs.clone());
+        let counts = deliveries.counts(url).await.expect("queue counts");
         counts.visible + counts.in_flight
     }
 
@@ -511,7 +511,8 @@ async fn nothing_is_lost_when_codepipeline_is_unreachable_and_replay_recovers_al
         ("QUOTA_LIMIT", "10"),
         ("PIPELINE_SETTINGS", ALONE),
     ];
-    let harness = Harness::start(&settings, Some(ops::local::Fault::CodepipelineUnreachable)).await;
+    let harness =
+        Harness::start(&settings, Some(local_stack::Fault::CodepipelineUnreachable)).await;
     let client = client_from(Ipv4Addr::new(127, 0, 0, 15));
     let mut ids = Vec::new();
     for _ in 0..N {
@@ -602,7 +603,7 @@ async fn the_gateway_refuses_hostile_requests_clearly() {
     let harness = Harness::start(&[], None).await;
     let client = client_from(Ipv4Addr::new(127, 0, 0, 16));
     // Over the gateway's payload limit: refused before the function.
-    let huge = "x".repeat(ops::local::gateway::MAX_REQUEST_BYTES + 1);
+    let huge = "x".repeat(local_stack::gateway::MAX_REQUEST_BYTES + 1);
     let response = post(&client, &harness, &huge).await;
     assert_eq!(response.status, 413, "{:?}", response.body);
     assert_eq!(response.body["message"], "Request Entity Too Large");
@@ -665,7 +666,7 @@ async fn the_local_stack_refuses_anything_but_a_loopback_emulator() {
         stage: None,
     };
     let printed = CapturedLogs::default();
-    let result = ops::local::start(
+    let result = local_stack::start(
         &sdk,
         &Env::from_pairs([]),
         &options,
@@ -1103,16 +1104,16 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
     let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let root = tests.parent().expect("the workspace").to_path_buf();
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let node_modules = root.join("tools/node_modules");
+    let node_modules = root.join("tools/node/node_modules");
     assert!(
         std::path::Path::new(&chromium).exists() && node_modules.join("playwright-core").exists(),
-        "the page test needs Debian's chromium ({chromium}) and playwright-core in tools/node_modules: run scripts/test, which installs both"
+        "the page test needs Debian's chromium ({chromium}) and playwright-core in tools/node/node_modules: run scripts/test, which installs both"
     );
     let harness = Harness::start_with(
         &unique("page"),
         &[
             ("QUOTA_LIMIT", "2"),
-            ("PIPELINE_SETTINGS", ops::local::DEFAULT_PIPELINE_SETTINGS),
+            ("PIPELINE_SETTINGS", local_stack::DEFAULT_PIPELINE_SETTINGS),
         ],
         None,
         Duration::from_secs(1),
@@ -1121,8 +1122,8 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
     .await;
     let down = Harness::start_with(
         &unique("page-down"),
-        &[("PIPELINE_SETTINGS", ops::local::DEFAULT_PIPELINE_SETTINGS)],
-        Some(ops::local::Fault::QueueUnreachable),
+        &[("PIPELINE_SETTINGS", local_stack::DEFAULT_PIPELINE_SETTINGS)],
+        Some(local_stack::Fault::QueueUnreachable),
         Duration::from_secs(1),
         Some("prod"),
     )

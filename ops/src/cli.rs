@@ -8,7 +8,7 @@ use std::time::Duration;
 #[command(
     name = "trigger-ops",
     version,
-    about = "Operate pipeline-trigger: inspect and replay the dead-letter queue; run the whole system locally",
+    about = "Operate pipeline-trigger: the dead-letter queues, the trigger ledger, clients; run the whole system locally",
     after_help = "\
 Queue URLs and the table come from the flags, else QUEUE_URL / DLQ_URL / TABLE_NAME,
 else --terraform-outputs (the JSON of `terraform output -json`).
@@ -21,7 +21,7 @@ Examples:
   trigger-ops dlq replay --dry-run --error-code PipelineNotFound
   trigger-ops dlq replay --max 50 --rate 2
   trigger-ops dlq purge --yes --older-than 7d
-  trigger-ops local --port 3000"
+  trigger-ops local --port 3000   # runs trigger-local"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -77,50 +77,20 @@ Examples:
   trigger-ops clients unblock 203.0.113.0/24
   trigger-ops clients --secret-from-function pipeline-trigger-ingress show 203.0.113.7")]
     Clients(ClientsArgs),
-    /// Run the whole system on this machine against an AWS emulator (scripts/dev starts one).
-    #[command(after_help = "\
-Needs AWS_ENDPOINT_URL (moto) and AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local;
-moto when unset) pointing at engines on loopback; it refuses anything else. Creates the table, queues, topic, rule and demo pipelines named
-from --prefix (a restart finds them again), serves the HTTP API, runs the
-worker and the notifier as the Lambdas run, and plays CodePipeline's state
-changes. The functions' settings come from the environment as in CONTRACT.md
-(QUOTA_LIMIT, MAX_ATTEMPTS, NOTIFY_STATES, PIPELINES, ...).
-
-Examples:
-  scripts/dev
-  trigger-ops local --port 3000 --outputs target/local/outputs.json
-  trigger-ops local --fault codepipeline-unreachable   # rehearse the DLQ
-  trigger-ops local --metrics                          # the EMF lines, live")]
-    Local(LocalArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct LocalArgs {
-    /// Loopback port of the HTTP API.
-    #[arg(long, env = "PORT", default_value_t = 3000)]
-    pub port: u16,
-    /// Prefix of every resource's name.
-    #[arg(long, default_value = "pipeline-trigger-local")]
-    pub prefix: String,
-    /// CodePipeline names whose runs fail, comma separated [default: demo-broken when PIPELINES is not set].
-    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
-    pub failing: Option<Vec<String>>,
-    /// How long a run takes from STARTED to its outcome.
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
-    pub run_time: Duration,
-    /// Inject a fault to rehearse with.
-    #[arg(long, value_enum)]
-    pub fault: Option<crate::local::Fault>,
-    /// Write the resources as `terraform output -json` does, for `--terraform-outputs`.
-    #[arg(long, value_name = "FILE")]
-    pub outputs: Option<PathBuf>,
-    /// Serve the API and the page under /NAME/, as a REST API stage does (prod).
-    #[arg(long, value_name = "NAME", value_parser = parse_stage)]
-    pub stage: Option<String>,
-    /// Print each metric line (Embedded Metric Format) the functions would
-    /// publish, as it happens; a summary is printed on Ctrl-C either way.
-    #[arg(long)]
-    pub metrics: bool,
+    /// Run the whole system on this machine: `trigger-local` (next to this binary) with these arguments.
+    #[command(
+        disable_help_flag = true,
+        after_help = "Everything after `local` goes to trigger-local; `trigger-ops local --help` shows its options."
+    )]
+    Local {
+        /// The arguments of trigger-local.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,19 +222,6 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e} (expected a duration like 7d, 36h or 90m)"))
 }
 
-/// A stage name as API Gateway allows: 1 to 128 of A-Z a-z 0-9 - _.
-fn parse_stage(text: &str) -> Result<String, String> {
-    let ok = (1..=128).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(text.to_string())
-    } else {
-        Err("expected a stage name: 1 to 128 of A-Z a-z 0-9 - _".into())
-    }
-}
-
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1000.0 => Ok(rate),
@@ -283,30 +240,28 @@ mod tests {
     }
 
     #[test]
-    fn local_flags_parse() {
+    fn local_passes_every_argument_on() {
         let cli = Cli::try_parse_from([
             "trigger-ops",
             "local",
             "--port",
             "3001",
-            "--failing",
-            "a,b",
-            "--run-time",
-            "500ms",
             "--fault",
             "codepipeline-unreachable",
+            "--help",
         ])
         .unwrap();
         match cli.command {
-            Command::Local(args) => {
-                assert_eq!(args.port, 3001);
-                assert_eq!(args.failing, Some(vec!["a".to_string(), "b".to_string()]));
-                assert_eq!(args.run_time, Duration::from_millis(500));
-                assert_eq!(
-                    args.fault,
-                    Some(crate::local::Fault::CodepipelineUnreachable)
-                );
-            }
+            Command::Local { args } => assert_eq!(
+                args,
+                [
+                    "--port",
+                    "3001",
+                    "--fault",
+                    "codepipeline-unreachable",
+                    "--help"
+                ]
+            ),
             other => panic!("{other:?}"),
         }
     }
@@ -342,9 +297,6 @@ mod tests {
             vec!["dlq", "peek", "--max", "0"],
             vec!["dlq", "purge", "--older-than", "a while"],
             vec!["dlq", "explode"],
-            vec!["local", "--port", "70000"],
-            vec!["local", "--run-time", "soon"],
-            vec!["local", "--fault", "meteor"],
         ] {
             let args = std::iter::once("trigger-ops").chain(bad.iter().copied());
             assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");

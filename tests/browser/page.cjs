@@ -4,7 +4,7 @@
 // screen, and a screenshot is taken of each state.
 //
 // Usage: node tests/browser/page.cjs <page URL> <screenshot folder> [<page URL of a stack whose queue is down>]
-// (NODE_PATH=tools/node_modules; CHROMIUM overrides /usr/bin/chromium).
+// (NODE_PATH=tools/node/node_modules; CHROMIUM overrides /usr/bin/chromium).
 // Exits 0 when every step passed; otherwise prints the step that failed.
 "use strict";
 const { chromium } = require("playwright-core");

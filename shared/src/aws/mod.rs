@@ -21,7 +21,7 @@
 
 pub mod clients;
 pub mod event_claim;
-#[cfg(feature = "provision")]
+#[cfg(feature = "operators")]
 pub mod function_config;
 pub mod ledger;
 pub mod permissions;
@@ -259,7 +259,7 @@ pub fn eventbridge(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_eventbridge:
 }
 
 /// Lambda, for operators: the deployed ingress's configuration.
-#[cfg(feature = "provision")]
+#[cfg(feature = "operators")]
 pub fn lambda(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_lambda::Client {
     let config = aws_sdk_lambda::config::Builder::from(sdk)
         .interceptor(calls.clone())

@@ -156,11 +156,7 @@ impl Deliveries {
     }
 
     /// Receives with every system and message attribute.
-    pub async fn receive(
-        &self,
-        queue_url: &str,
-        how: Receive,
-    ) -> Result<Vec<Message>, QueueError> {
+    pub async fn receive(&self, queue_url: &str, how: Receive) -> Result<Vec<Message>, QueueError> {
         let output = self
             .client
             .receive_message()
@@ -276,7 +272,10 @@ impl Deliveries {
             .iter()
             .filter_map(|f| {
                 let i = f.id().parse::<usize>().ok()?;
-                Some((i, format!("{} {}", f.code(), f.message().unwrap_or_default())))
+                Some((
+                    i,
+                    format!("{} {}", f.code(), f.message().unwrap_or_default()),
+                ))
             })
             .collect();
         let accepted = output

@@ -3,8 +3,8 @@
 
 use super::console::Console;
 use super::{acknowledge, receive, Stopping};
-use shared::aws::queue::Deliveries;
 use serde_json::Value;
+use shared::aws::queue::Deliveries;
 use std::sync::Arc;
 
 pub struct Inbox {

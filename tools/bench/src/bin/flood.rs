@@ -12,15 +12,13 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use ops::local::{console::Console, LocalOptions};
+use local_stack::{console::Console, LocalOptions};
 use serde_json::{json, Value};
 use shared::aws::CallCounter;
-use shared::clock::SystemClock;
 use shared::config::Env;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -104,7 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("PIPELINES", pipelines.as_str()),
         ("PIPELINE_SETTINGS", "{}"),
     ]);
-    let stack = ops::local::start(
+    let stack = local_stack::start(
         &sdk,
         &env,
         &LocalOptions {
@@ -121,10 +119,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     let base = stack.base_url.clone();
     let codepipeline = shared::aws::codepipeline(&sdk, &CallCounter::default());
-    let queues = ops::dlq::Queues::new(
-        shared::aws::sqs(&sdk, &CallCounter::default()),
-        Arc::new(SystemClock),
-    );
+    let queues =
+        shared::aws::queue::Deliveries::new(shared::aws::sqs(&sdk, &CallCounter::default()));
     eprintln!(
         "==> {} triggers from {} loopback addresses, {} at a time; each run takes {}",
         args.triggers,
@@ -164,7 +160,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (a waiting run's message is delayed, not visible).
     let deadline = start + args.limit;
     let drained_s = loop {
-        let counts = queues.counts("queue", &stack.resources.queue_url).await?;
+        let counts = queues.counts(&stack.resources.queue_url).await?;
         if counts.visible + counts.in_flight == 0 {
             break start.elapsed().as_secs_f64();
         }

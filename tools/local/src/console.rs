@@ -69,6 +69,56 @@ pub fn email_text(subject: &str, body: &str) -> String {
     text
 }
 
+/// How many of each metric (and dimension value) a run of the local stack
+/// published: the summary `trigger-ops local` prints when it stops.
+pub fn metrics_summary(lines: &[String]) -> String {
+    let mut counts: std::collections::BTreeMap<(String, String, String), u64> =
+        std::collections::BTreeMap::new();
+    for line in lines {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let directive = &value["_aws"]["CloudWatchMetrics"][0];
+        let dimensions: Vec<String> = directive["Dimensions"][0]
+            .as_array()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.as_str())
+                    .filter(|n| *n != "Function")
+                    .map(|n| format!("{n}={}", value[n].as_str().unwrap_or("?")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for metric in directive["Metrics"].as_array().into_iter().flatten() {
+            let name = metric["Name"].as_str().unwrap_or("?").to_string();
+            let function = value["Function"].as_str().unwrap_or("?").to_string();
+            *counts
+                .entry((function, name.clone(), dimensions.join(",")))
+                .or_default() += value[&name].as_u64().unwrap_or(0);
+        }
+    }
+    if counts.is_empty() {
+        return "no metrics published\n".into();
+    }
+    let rows: Vec<Vec<String>> = counts
+        .into_iter()
+        .map(|((function, name, dims), n)| {
+            vec![
+                function,
+                name,
+                if dims.is_empty() {
+                    "-".to_string()
+                } else {
+                    dims
+                },
+                n.to_string(),
+            ]
+        })
+        .collect();
+    ops::report::table(&["FUNCTION", "METRIC", "DIMENSION", "COUNT"], &rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +148,22 @@ mod tests {
         let subject = lines.iter().position(|l| l.contains("Subject")).unwrap();
         let body = lines.iter().position(|l| l.contains("Pipeline:")).unwrap();
         assert!(subject < body);
+    }
+    #[test]
+    fn the_metrics_summary_counts_each_metric_and_dimension() {
+        use shared::rules::metrics::{emf_count, ACCEPTED, REJECTED};
+        let lines = vec![
+            emf_count("ns", "ingress", ACCEPTED, None, 1),
+            emf_count("ns", "ingress", ACCEPTED, None, 2),
+            emf_count("ns", "ingress", REJECTED, Some(("Scope", "client")), 3),
+            "not a metric line".to_string(),
+        ];
+        assert_eq!(
+            metrics_summary(&lines),
+            "FUNCTION  METRIC    DIMENSION     COUNT\n\
+             ingress   Accepted  -             2\n\
+             ingress   Rejected  Scope=client  1\n"
+        );
+        assert_eq!(metrics_summary(&[]), "no metrics published\n");
     }
 }

@@ -6,8 +6,8 @@
 
 use super::console::Console;
 use super::{acknowledge, receive, Stopping};
-use shared::aws::queue::Deliveries;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
+use shared::aws::queue::Deliveries;
 use shared::aws::table::Table;
 use shared::clock::Clock;
 use shared::lambda::events::sqs_event;

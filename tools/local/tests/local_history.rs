@@ -4,10 +4,10 @@
 use aws_sdk_codepipeline::types::{
     ActionExecutionFilter, ActionExecutionStatus, PipelineExecutionStatus,
 };
-use ops::local::pipeline_runs::{
+use local_stack::pipeline_runs::{
     serve_history, Run, RunBook, FAILED_CODE, FAILED_MESSAGE, FAILED_STAGE,
 };
-use ops::local::Stopping;
+use local_stack::Stopping;
 use shared::rules::pipelines::PipelineState;
 
 async fn history(

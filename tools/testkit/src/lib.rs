@@ -34,10 +34,12 @@ use std::time::{Duration, Instant};
 
 pub const REGION: &str = "us-east-1";
 
-fn workspace_root() -> PathBuf {
+/// The repository's root: testkit lives in `tools/testkit/`.
+pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("testkit lives in the workspace")
+        .ancestors()
+        .nth(2)
+        .expect("testkit lives in tools/testkit of the workspace")
         .to_path_buf()
 }
 

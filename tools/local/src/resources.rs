@@ -2,7 +2,7 @@
 //! same provisioning code the tests use, named from one prefix so a restart
 //! on the same emulator finds them again.
 
-use crate::OpsError;
+use crate::LocalError;
 use shared::aws::provision;
 use shared::rules::pipeline_event::rule_pattern;
 use std::path::Path;
@@ -39,8 +39,8 @@ pub struct Resources {
     pub pipelines: Vec<String>,
 }
 
-fn failed(what: impl std::fmt::Display) -> OpsError {
-    OpsError::Local(format!("could not provision the local stack: {what}"))
+fn failed(what: impl std::fmt::Display) -> LocalError {
+    LocalError::Failed(format!("could not provision the local stack: {what}"))
 }
 
 /// Creates (or finds) every resource. `max_attempts` is the worker's
@@ -51,7 +51,7 @@ pub async fn provision(
     prefix: &str,
     pipelines: &[String],
     max_attempts: u64,
-) -> Result<Resources, OpsError> {
+) -> Result<Resources, LocalError> {
     let table_name = format!("{prefix}-triggers");
     provision::create_table(clients.dynamodb, &table_name)
         .await
@@ -127,14 +127,15 @@ impl Resources {
     }
 
     /// Writes [`Resources::outputs_json`] to `path`.
-    pub fn write_outputs(&self, path: &Path, base_url: &str) -> Result<(), OpsError> {
+    pub fn write_outputs(&self, path: &Path, base_url: &str) -> Result<(), LocalError> {
         let text = serde_json::to_string_pretty(&self.outputs_json(base_url))
-            .map_err(|e| OpsError::Local(e.to_string()))?;
+            .map_err(|e| LocalError::Failed(e.to_string()))?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| OpsError::Local(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                LocalError::Failed(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
         std::fs::write(path, text)
-            .map_err(|e| OpsError::Local(format!("cannot write {}: {e}", path.display())))
+            .map_err(|e| LocalError::Failed(format!("cannot write {}: {e}", path.display())))
     }
 }

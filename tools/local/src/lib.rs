@@ -1,5 +1,5 @@
-//! `trigger-ops local`: the whole system on this machine, against an AWS
-//! emulator on loopback. The three functions run as libraries, the same
+//! The local stack (`trigger-local`, also `trigger-ops local`): the whole
+//! system on this machine, against AWS engines on loopback. The three functions run as libraries, the same
 //! handler code as the Lambdas; this module plays the parts AWS plays around
 //! them:
 //!
@@ -11,6 +11,7 @@
 //!
 //! [`resources`] creates what Terraform creates; [`console`] prints.
 
+pub mod cli;
 pub mod console;
 pub mod event_source;
 pub mod gateway;
@@ -20,13 +21,13 @@ pub mod pipeline_runs;
 pub mod resources;
 pub mod rule_target;
 
-use crate::OpsError;
 use aws_config::SdkConfig;
 use console::Console;
 use shared::aws::queue::{Deliveries, Receive, WorkQueue, BATCH};
 use shared::aws::table::Table;
 use shared::aws::{self, CallCounter};
 use shared::clock::{Clock, SystemClock};
+use shared::config::ConfigError;
 use shared::config::{Env, IngressConfig, NotifierConfig, WorkerConfig, MAX_ATTEMPTS_LIMIT};
 use shared::lambda::metrics::MetricsSink;
 use std::collections::HashSet;
@@ -62,6 +63,30 @@ pub const DEFAULT_PIPELINE_SETTINGS: &str = r#"{
 
 /// The pipelines whose runs fail when `--failing` is not given.
 pub const DEFAULT_FAILING: &str = "demo-broken";
+
+/// Why the local stack cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// It would reach something that is not an engine on this machine.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{what}: {reason}")]
+    BadSetting { what: &'static str, reason: String },
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl LocalError {
+    /// 2 for a wrong command line or settings (nothing was started), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Refused(_) | Self::BadSetting { .. } | Self::Config(_) => 2,
+            Self::Failed(_) => 1,
+        }
+    }
+}
 
 /// A fault to rehearse with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -211,21 +236,21 @@ fn is_loopback_endpoint(endpoint: &str) -> bool {
 }
 
 /// An endpoint that refuses connections: a port just bound and released.
-fn unreachable_endpoint() -> Result<String, OpsError> {
+fn unreachable_endpoint() -> Result<String, LocalError> {
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| OpsError::Local(format!("cannot bind a loopback port: {e}")))?;
+        .map_err(|e| LocalError::Failed(format!("cannot bind a loopback port: {e}")))?;
     let port = listener
         .local_addr()
-        .map_err(|e| OpsError::Local(e.to_string()))?
+        .map_err(|e| LocalError::Failed(e.to_string()))?
         .port();
     Ok(format!("http://127.0.0.1:{port}"))
 }
 
-async fn bind(port: u16) -> Result<TcpListener, OpsError> {
+async fn bind(port: u16) -> Result<TcpListener, LocalError> {
     TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         .await
         .map_err(|e| {
-            OpsError::Local(format!(
+            LocalError::Failed(format!(
                 "cannot listen on 127.0.0.1:{port}: {e} (set PORT to another port)"
             ))
         })
@@ -239,14 +264,14 @@ pub async fn start(
     env: &Env,
     options: &LocalOptions,
     console: Console,
-) -> Result<LocalStack, OpsError> {
+) -> Result<LocalStack, LocalError> {
     for (service, setting) in [
         (aws::DYNAMODB_SERVICE_ID, "AWS_ENDPOINT_URL_DYNAMODB"),
         ("SQS", "AWS_ENDPOINT_URL"),
     ] {
         let endpoint = aws::endpoint_of(sdk, service).unwrap_or_default();
         if !is_loopback_endpoint(&endpoint) {
-            return Err(OpsError::Refused(format!(
+            return Err(LocalError::Refused(format!(
                 "trigger-ops local creates resources, so it runs only against engines on this machine: \
                  set {setting} to a loopback address such as http://127.0.0.1:5000 ({service} calls go to {endpoint:?}); \
                  scripts/dev does this for you"
@@ -278,7 +303,7 @@ pub async fn start(
     }
     for failing in &options.failing {
         if !names.contains(failing) {
-            return Err(OpsError::BadSetting {
+            return Err(LocalError::BadSetting {
                 what: "--failing",
                 reason: format!(
                     "{failing:?} is not a pipeline in PIPELINES ({})",
@@ -293,13 +318,13 @@ pub async fn start(
         "http://{}",
         listener
             .local_addr()
-            .map_err(|e| OpsError::Local(e.to_string()))?
+            .map_err(|e| LocalError::Failed(e.to_string()))?
     );
     let history_url = format!(
         "http://{}",
         history_listener
             .local_addr()
-            .map_err(|e| OpsError::Local(e.to_string()))?
+            .map_err(|e| LocalError::Failed(e.to_string()))?
     );
 
     let calls = CallCounter::default();
@@ -391,7 +416,7 @@ pub async fn start(
     .with_metrics(metrics_sink);
     let queue_arn = shared::aws::provision::queue_arn(&sqs, &resources.queue_url)
         .await
-        .map_err(|e| OpsError::Local(e.to_string()))?;
+        .map_err(|e| LocalError::Failed(e.to_string()))?;
     let region = sdk
         .region()
         .map(|r| r.to_string())

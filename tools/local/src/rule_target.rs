@@ -8,9 +8,9 @@
 use super::console::Console;
 use super::resources::EVENT_VISIBILITY_S;
 use super::{acknowledge, receive, Stopping};
-use shared::aws::queue::Deliveries;
 use notifier::{Notifier, Outcome};
 use serde_json::Value;
+use shared::aws::queue::Deliveries;
 use shared::aws::table::Table;
 use shared::clock::Clock;
 use shared::rules::pipeline_event::{parse_codepipeline_event, CodePipelineEvent};

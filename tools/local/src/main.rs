@@ -1,0 +1,74 @@
+//! `trigger-local`: the whole system on this machine (see `trigger-local --help`).
+
+use clap::Parser;
+use local_stack::cli::Cli;
+use local_stack::{console::Console, LocalOptions, DEFAULT_FAILING};
+use shared::config::Env;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = Cli::parse().args;
+    // The functions' decision logs, on stderr (RUST_LOG filters them).
+    let _ = tracing::subscriber::set_global_default(shared::lambda::logging::json_subscriber(
+        std::io::stderr,
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if flag.swap(true, Ordering::SeqCst) {
+                eprintln!("second Ctrl-C: stopping now");
+                std::process::exit(130);
+            }
+            eprintln!("Ctrl-C: finishing what is in flight, then stopping (again to stop now)");
+        }
+    });
+    let sdk = shared::aws::config_loader().load().await;
+    let env = Env::from_process();
+    let failing = match &args.failing {
+        Some(failing) => failing.clone(),
+        None if env.get("PIPELINES").is_some() => Vec::new(),
+        None => vec![DEFAULT_FAILING.to_string()],
+    };
+    let options = LocalOptions {
+        port: args.port,
+        prefix: args.prefix.clone(),
+        failing,
+        run_time: args.run_time,
+        fault: args.fault,
+        outputs: args.outputs.clone(),
+        stage: args.stage.clone(),
+    };
+    let stack = match local_stack::start(&sdk, &env, &options, Console::stdout()).await {
+        Ok(stack) => stack,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let mut shown = 0;
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if args.metrics {
+            let lines = stack.metrics.lock().unwrap_or_else(|p| p.into_inner());
+            for line in &lines[shown..] {
+                println!("metric    {line}");
+            }
+            shown = lines.len();
+        }
+    }
+    let lines = stack
+        .metrics
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    stack.stop().await;
+    println!(
+        "local stack stopped; the metrics it would have published:\n{}",
+        local_stack::console::metrics_summary(&lines)
+    );
+    ExitCode::SUCCESS
+}
