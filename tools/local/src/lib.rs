@@ -30,6 +30,7 @@ use shared::clock::{Clock, SystemClock};
 use shared::config::ConfigError;
 use shared::config::{Env, IngressConfig, NotifierConfig, WorkerConfig, MAX_ATTEMPTS_LIMIT};
 use shared::lambda::metrics::MetricsSink;
+use shared::rules::pipelines::Pipelines;
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -265,6 +266,52 @@ pub async fn start(
     options: &LocalOptions,
     console: Console,
 ) -> Result<LocalStack, LocalError> {
+    refuse_remote_engines(sdk)?;
+    let env = with_local_defaults(env.clone());
+    let pipelines = env.pipelines()?;
+    let max_attempts = env.number("MAX_ATTEMPTS", 1, MAX_ATTEMPTS_LIMIT)?;
+    let names = codepipeline_names(&pipelines, &options.failing)?;
+    let listener = bind(options.port).await?;
+    let history_listener = bind(0).await?;
+    let base_url = url_of(&listener)?;
+    let history_url = url_of(&history_listener)?;
+    let resources = provision_resources(sdk, &options.prefix, &names, max_attempts).await?;
+    let env = env
+        .with("TABLE_NAME", resources.table_name.clone())
+        .with("QUEUE_URL", resources.queue_url.clone())
+        .with("DLQ_URL", resources.dlq_url.clone())
+        .with("TOPIC_ARN", resources.topic_arn.clone());
+    let functions = Functions::build(sdk, &env, &resources, options.fault, &history_url)?;
+    if let Some(path) = &options.outputs {
+        resources.write_outputs(path, &base_url)?;
+    }
+    let calls = functions.calls.clone();
+    let metrics = functions.metric_lines.clone();
+    let (stop, stopping) = Stopping::channel();
+    let parts = Parts {
+        sdk,
+        resources: &resources,
+        names: &names,
+        options,
+        console: &console,
+        max_attempts,
+    };
+    let tasks = parts
+        .spawn(functions, listener, history_listener, stopping)
+        .await?;
+    console.say(&banner(&base_url, &resources, options, &pipelines));
+    Ok(LocalStack {
+        base_url,
+        resources,
+        calls,
+        metrics,
+        stop,
+        tasks,
+    })
+}
+
+/// The stack creates resources: it runs only against engines on loopback.
+fn refuse_remote_engines(sdk: &SdkConfig) -> Result<(), LocalError> {
     for (service, setting) in [
         (aws::DYNAMODB_SERVICE_ID, "AWS_ENDPOINT_URL_DYNAMODB"),
         ("SQS", "AWS_ENDPOINT_URL"),
@@ -272,13 +319,18 @@ pub async fn start(
         let endpoint = aws::endpoint_of(sdk, service).unwrap_or_default();
         if !is_loopback_endpoint(&endpoint) {
             return Err(LocalError::Refused(format!(
-                "trigger-ops local creates resources, so it runs only against engines on this machine: \
+                "trigger-local creates resources, so it runs only against engines on this machine: \
                  set {setting} to a loopback address such as http://127.0.0.1:5000 ({service} calls go to {endpoint:?}); \
                  scripts/dev does this for you"
             )));
         }
     }
-    let mut env = env.clone();
+    Ok(())
+}
+
+/// The demo pipelines, a poll interval for runs of seconds, and a fresh
+/// client-key secret, unless the environment says otherwise.
+fn with_local_defaults(mut env: Env) -> Env {
     if env.get("PIPELINES").is_none() {
         env = env.with("PIPELINES", DEFAULT_PIPELINES);
         if env.get("PIPELINE_SETTINGS").is_none() {
@@ -293,209 +345,265 @@ pub async fn start(
         let secret = format!("local-{}{}", ulid::Ulid::new(), ulid::Ulid::new());
         env = env.with("CLIENT_KEY_SECRET", secret);
     }
-    let pipelines = env.pipelines()?;
-    let max_attempts = env.number("MAX_ATTEMPTS", 1, MAX_ATTEMPTS_LIMIT)?;
+    env
+}
+
+/// The CodePipeline names of the allowlist, once each; every `failing` one
+/// must be among them.
+fn codepipeline_names(
+    pipelines: &Pipelines,
+    failing: &[String],
+) -> Result<Vec<String>, LocalError> {
     let mut names: Vec<String> = Vec::new();
     for pipeline in pipelines.iter() {
         if !names.contains(&pipeline.name) {
             names.push(pipeline.name.clone());
         }
     }
-    for failing in &options.failing {
-        if !names.contains(failing) {
-            return Err(LocalError::BadSetting {
-                what: "--failing",
-                reason: format!(
-                    "{failing:?} is not a pipeline in PIPELINES ({})",
-                    names.join(", ")
-                ),
-            });
-        }
+    if let Some(unknown) = failing.iter().find(|f| !names.contains(f)) {
+        return Err(LocalError::BadSetting {
+            what: "--failing",
+            reason: format!(
+                "{unknown:?} is not a pipeline in PIPELINES ({})",
+                names.join(", ")
+            ),
+        });
     }
-    let listener = bind(options.port).await?;
-    let history_listener = bind(0).await?;
-    let base_url = format!(
-        "http://{}",
-        listener
-            .local_addr()
-            .map_err(|e| LocalError::Failed(e.to_string()))?
-    );
-    let history_url = format!(
-        "http://{}",
-        history_listener
-            .local_addr()
-            .map_err(|e| LocalError::Failed(e.to_string()))?
-    );
+    Ok(names)
+}
 
+fn url_of(listener: &TcpListener) -> Result<String, LocalError> {
+    let address = listener
+        .local_addr()
+        .map_err(|e| LocalError::Failed(e.to_string()))?;
+    Ok(format!("http://{address}"))
+}
+
+/// What Terraform creates, on the engines.
+async fn provision_resources(
+    sdk: &SdkConfig,
+    prefix: &str,
+    names: &[String],
+    max_attempts: u64,
+) -> Result<resources::Resources, LocalError> {
     let calls = CallCounter::default();
-    let dynamodb = aws::dynamodb(sdk, &calls);
-    let sqs = aws::sqs(sdk, &calls);
-    let sns = aws::sns(sdk, &calls);
-    let codepipeline = aws::codepipeline(sdk, &calls);
-    let events = aws::eventbridge(sdk, &calls);
-    let iam = aws::iam(sdk, &calls);
-    let resources = resources::provision(
+    resources::provision(
         &resources::Clients {
-            dynamodb: &dynamodb,
-            sqs: &sqs,
-            sns: &sns,
-            iam: &iam,
-            codepipeline: &codepipeline,
-            events: &events,
+            dynamodb: &aws::dynamodb(sdk, &calls),
+            sqs: &aws::sqs(sdk, &calls),
+            sns: &aws::sns(sdk, &calls),
+            iam: &aws::iam(sdk, &calls),
+            codepipeline: &aws::codepipeline(sdk, &calls),
+            events: &aws::eventbridge(sdk, &calls),
         },
-        &options.prefix,
-        &names,
+        prefix,
+        names,
         max_attempts,
     )
-    .await?;
-    let env = env
-        .with("TABLE_NAME", resources.table_name.clone())
-        .with("QUEUE_URL", resources.queue_url.clone())
-        .with("DLQ_URL", resources.dlq_url.clone())
-        .with("TOPIC_ARN", resources.topic_arn.clone());
-    let ingress_config = IngressConfig::from_env(&env)?;
-    let worker_config = WorkerConfig::from_env(&env)?;
-    let notifier_config = NotifierConfig::from_env(&env)?;
-    if let Some(path) = &options.outputs {
-        resources.write_outputs(path, &base_url)?;
-    }
+    .await
+}
 
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let table = Table::new(dynamodb.clone(), resources.table_name.clone());
-    // Each function builds its own clients, as it does in Lambda, so its
-    // calls are counted apart.
-    let function_calls = FunctionCalls::default();
-    let (metrics_sink, metric_lines) = MetricsSink::collector();
-    let ingress_calls = &function_calls.ingress;
-    let ingress_sqs = match options.fault {
-        Some(Fault::QueueUnreachable) => {
-            let endpoints = aws::Endpoints {
-                dynamodb: aws::endpoint_of(sdk, "DynamoDB").unwrap_or_default(),
-                others: unreachable_endpoint()?,
-            };
-            aws::sqs(&aws::with_endpoints(sdk, endpoints), ingress_calls)
-        }
-        _ => aws::sqs(sdk, ingress_calls),
-    };
-    let ingress = ingress::Ingress::new(
-        ingress_config,
-        Table::new(
-            aws::dynamodb(sdk, ingress_calls),
-            resources.table_name.clone(),
-        ),
-        WorkQueue::new(ingress_sqs, resources.queue_url.clone()),
-        clock.clone(),
-        ingress_calls.clone(),
-    )
-    .with_metrics(metrics_sink.clone());
-    let worker_calls = &function_calls.worker;
-    let worker_pipelines = match options.fault {
-        Some(Fault::CodepipelineUnreachable) => {
-            aws::codepipeline_at(sdk, worker_calls, Some(&unreachable_endpoint()?))
-        }
-        _ => aws::codepipeline(sdk, worker_calls),
-    };
-    let worker = Arc::new(
-        worker::Worker::new(
-            worker_config,
-            aws::dynamodb(sdk, worker_calls),
-            aws::sqs(sdk, worker_calls),
+/// The three functions, each with its own clients and call counter, as in
+/// Lambda; their metric lines collected.
+struct Functions {
+    ingress: ingress::Ingress,
+    worker: Arc<worker::Worker>,
+    notifier: notifier::Notifier,
+    calls: FunctionCalls,
+    metric_lines: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Functions {
+    fn build(
+        sdk: &SdkConfig,
+        env: &Env,
+        resources: &resources::Resources,
+        fault: Option<Fault>,
+        history_url: &str,
+    ) -> Result<Self, LocalError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let calls = FunctionCalls::default();
+        let (metrics_sink, metric_lines) = MetricsSink::collector();
+        let ingress_sqs = match fault {
+            Some(Fault::QueueUnreachable) => {
+                let endpoints = aws::Endpoints {
+                    dynamodb: aws::endpoint_of(sdk, aws::DYNAMODB_SERVICE_ID).unwrap_or_default(),
+                    others: unreachable_endpoint()?,
+                };
+                aws::sqs(&aws::with_endpoints(sdk, endpoints), &calls.ingress)
+            }
+            _ => aws::sqs(sdk, &calls.ingress),
+        };
+        let ingress = ingress::Ingress::new(
+            IngressConfig::from_env(env)?,
+            Table::new(
+                aws::dynamodb(sdk, &calls.ingress),
+                resources.table_name.clone(),
+            ),
+            WorkQueue::new(ingress_sqs, resources.queue_url.clone()),
+            clock.clone(),
+            calls.ingress.clone(),
+        )
+        .with_metrics(metrics_sink.clone());
+        let worker_pipelines = match fault {
+            Some(Fault::CodepipelineUnreachable) => {
+                aws::codepipeline_at(sdk, &calls.worker, Some(&unreachable_endpoint()?))
+            }
+            _ => aws::codepipeline(sdk, &calls.worker),
+        };
+        let worker = worker::Worker::new(
+            WorkerConfig::from_env(env)?,
+            aws::dynamodb(sdk, &calls.worker),
+            aws::sqs(sdk, &calls.worker),
             worker_pipelines,
             clock.clone(),
         )
-        .with_metrics(metrics_sink.clone()),
-    );
-    let notifier_calls = &function_calls.notifier;
-    let notifier = notifier::Notifier::new(
-        notifier_config,
-        aws::dynamodb(sdk, notifier_calls),
-        aws::sns(sdk, notifier_calls),
-        aws::codepipeline_at(sdk, notifier_calls, Some(&history_url)),
-        clock.clone(),
-    )
-    .with_metrics(metrics_sink);
-    let queue_arn = shared::aws::provision::queue_arn(&sqs, &resources.queue_url)
-        .await
-        .map_err(|e| LocalError::Failed(e.to_string()))?;
-    let region = sdk
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "us-east-1".into());
+        .with_metrics(metrics_sink.clone());
+        let notifier = notifier::Notifier::new(
+            NotifierConfig::from_env(env)?,
+            aws::dynamodb(sdk, &calls.notifier),
+            aws::sns(sdk, &calls.notifier),
+            aws::codepipeline_at(sdk, &calls.notifier, Some(history_url)),
+            clock,
+        )
+        .with_metrics(metrics_sink);
+        Ok(Self {
+            ingress,
+            worker: Arc::new(worker),
+            notifier,
+            calls,
+            metric_lines,
+        })
+    }
+}
 
-    let queues = Arc::new(Deliveries::new(sqs.clone()));
-    let (stop, stopping) = Stopping::channel();
-    let book = pipeline_runs::RunBook::default();
-    let mut tasks = JoinSet::new();
-    tasks.spawn(
-        gateway::Gateway {
-            ingress: Arc::new(ingress),
-            stage: options.stage.clone(),
-            console: console.clone(),
-            clock: clock.clone(),
-        }
-        .serve(listener, stopping.clone()),
-    );
-    tasks.spawn(
-        event_source::EventSource {
+/// What the parts AWS plays around the functions share.
+struct Parts<'a> {
+    sdk: &'a SdkConfig,
+    resources: &'a resources::Resources,
+    names: &'a [String],
+    options: &'a LocalOptions,
+    console: &'a Console,
+    max_attempts: u64,
+}
+
+/// The clients and signals every part is started with.
+struct Shared {
+    calls: CallCounter,
+    queues: Arc<Deliveries>,
+    table: Table,
+    clock: Arc<dyn Clock>,
+    stopping: Stopping,
+}
+
+impl Parts<'_> {
+    /// Starts API Gateway, the event source mapping, CodePipeline (and its
+    /// history), the rule's target and the inbox, each on its own task.
+    async fn spawn(
+        &self,
+        functions: Functions,
+        listener: TcpListener,
+        history_listener: TcpListener,
+        stopping: Stopping,
+    ) -> Result<JoinSet<()>, LocalError> {
+        let calls = CallCounter::default();
+        let shared = Shared {
+            queues: Arc::new(Deliveries::new(aws::sqs(self.sdk, &calls))),
+            table: Table::new(
+                aws::dynamodb(self.sdk, &calls),
+                self.resources.table_name.clone(),
+            ),
+            clock: Arc::new(SystemClock),
+            stopping,
+            calls,
+        };
+        let mut tasks = JoinSet::new();
+        tasks.spawn(
+            gateway::Gateway {
+                ingress: Arc::new(functions.ingress),
+                stage: self.options.stage.clone(),
+                console: self.console.clone(),
+                clock: shared.clock.clone(),
+            }
+            .serve(listener, shared.stopping.clone()),
+        );
+        tasks.spawn(self.event_source(functions.worker, &shared).await?);
+        self.codepipeline(&mut tasks, history_listener, &shared);
+        tasks.spawn(
+            rule_target::RuleTarget {
+                notifier: functions.notifier,
+                queues: shared.queues.clone(),
+                queue_url: self.resources.events_queue_url.clone(),
+                table: shared.table.clone(),
+                console: self.console.clone(),
+                clock: shared.clock.clone(),
+            }
+            .run(shared.stopping.clone()),
+        );
+        tasks.spawn(
+            inbox::Inbox {
+                queues: shared.queues.clone(),
+                queue_url: self.resources.inbox_url.clone(),
+                console: self.console.clone(),
+            }
+            .run(shared.stopping),
+        );
+        Ok(tasks)
+    }
+
+    /// The event source mapping: the work queue's batches to the worker.
+    async fn event_source(
+        &self,
+        worker: Arc<worker::Worker>,
+        shared: &Shared,
+    ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, LocalError> {
+        let sqs = aws::sqs(self.sdk, &shared.calls);
+        let queue_arn = shared::aws::provision::queue_arn(&sqs, &self.resources.queue_url)
+            .await
+            .map_err(|e| LocalError::Failed(e.to_string()))?;
+        let region = self
+            .sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into());
+        Ok(event_source::EventSource {
             worker,
-            queues: queues.clone(),
-            queue_url: resources.queue_url.clone(),
+            queues: shared.queues.clone(),
+            queue_url: self.resources.queue_url.clone(),
             queue_arn,
             region,
-            table: table.clone(),
-            max_attempts,
-            console: console.clone(),
-            clock: clock.clone(),
+            table: shared.table.clone(),
+            max_attempts: self.max_attempts,
+            console: self.console.clone(),
+            clock: shared.clock.clone(),
         }
-        .run(stopping.clone()),
-    );
-    tasks.spawn(
-        Arc::new(pipeline_runs::PipelineRuns {
-            codepipeline: codepipeline.clone(),
-            events,
-            pipelines: names.clone(),
-            failing: options.failing.iter().cloned().collect::<HashSet<_>>(),
-            run_time: options.run_time,
-            book: book.clone(),
-            table: table.clone(),
-            console: console.clone(),
-            clock: clock.clone(),
-        })
-        .run(stopping.clone()),
-    );
-    tasks.spawn(pipeline_runs::serve_history(
-        history_listener,
-        stopping.clone(),
-        book,
-    ));
-    tasks.spawn(
-        rule_target::RuleTarget {
-            notifier,
-            queues: queues.clone(),
-            queue_url: resources.events_queue_url.clone(),
-            table,
-            console: console.clone(),
-            clock,
-        }
-        .run(stopping.clone()),
-    );
-    tasks.spawn(
-        inbox::Inbox {
-            queues,
-            queue_url: resources.inbox_url.clone(),
-            console: console.clone(),
-        }
-        .run(stopping),
-    );
-    console.say(&banner(&base_url, &resources, options, &pipelines));
-    Ok(LocalStack {
-        base_url,
-        resources,
-        calls: function_calls,
-        metrics: metric_lines,
-        stop,
-        tasks,
-    })
+        .run(shared.stopping.clone()))
+    }
+
+    /// CodePipeline's part: the state changes of every execution, and the
+    /// history the notifier reads.
+    fn codepipeline(&self, tasks: &mut JoinSet<()>, history: TcpListener, shared: &Shared) {
+        let book = pipeline_runs::RunBook::default();
+        tasks.spawn(
+            Arc::new(pipeline_runs::PipelineRuns {
+                codepipeline: aws::codepipeline(self.sdk, &shared.calls),
+                events: aws::eventbridge(self.sdk, &shared.calls),
+                pipelines: self.names.to_vec(),
+                failing: self.options.failing.iter().cloned().collect::<HashSet<_>>(),
+                run_time: self.options.run_time,
+                book: book.clone(),
+                table: shared.table.clone(),
+                console: self.console.clone(),
+                clock: shared.clock.clone(),
+            })
+            .run(shared.stopping.clone()),
+        );
+        tasks.spawn(pipeline_runs::serve_history(
+            history,
+            shared.stopping.clone(),
+            book,
+        ));
+    }
 }
 
 /// What is running and how to use it.
@@ -503,7 +611,7 @@ fn banner(
     base_url: &str,
     resources: &resources::Resources,
     options: &LocalOptions,
-    pipelines: &shared::rules::pipelines::Pipelines,
+    pipelines: &Pipelines,
 ) -> String {
     let allowlist: Vec<String> = pipelines
         .iter()
