@@ -10,7 +10,7 @@ use shared::aws::{self, CallCounter};
 use shared::clock::{Clock, ManualClock, SystemClock};
 use shared::config::{Env, Function, IngressConfig, NotifierConfig, WorkerConfig};
 use shared::rules::pipeline_event::state_change_event;
-use shared::rules::pipelines::PipelineState;
+use shared::rules::status::PipelineState;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;

@@ -230,7 +230,7 @@ async fn run_triggers(
         } => {
             let status = match status {
                 None => None,
-                Some(s) => Some(shared::rules::trigger::TriggerStatus::parse(s).ok_or_else(
+                Some(s) => Some(shared::rules::status::TriggerStatus::parse(s).ok_or_else(
                     || OpsError::BadSetting {
                         what: "--status",
                         reason: format!(

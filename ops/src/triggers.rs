@@ -7,8 +7,9 @@ use serde::Serialize;
 use shared::aws::table::Table;
 use shared::clock::EpochMillis;
 use shared::rules::runs::RunRecord;
+use shared::rules::status::TriggerStatus;
 use shared::rules::time_format::rfc3339;
-use shared::rules::trigger::{TriggerRecord, TriggerStatus, TriggerView};
+use shared::rules::trigger::{TriggerRecord, TriggerView};
 use std::collections::HashMap;
 use std::time::Duration;
 

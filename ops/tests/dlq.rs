@@ -7,7 +7,7 @@ use shared::aws;
 use shared::aws::table::Table;
 use shared::clock::{Clock, SystemClock};
 use shared::config::{Env, WorkerConfig};
-use shared::rules::trigger::TriggerStatus;
+use shared::rules::status::TriggerStatus;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -9,8 +9,8 @@ use shared::rules::email::{render, FailedAction, FailureDetails};
 use shared::rules::http::{accepted_response, parse_event, parse_trigger_body};
 use shared::rules::message::WorkMessage;
 use shared::rules::pipeline_event::{parse_event as parse_state_change, state_change_event};
-use shared::rules::pipelines::PipelineState;
 use shared::rules::quota::QuotaPolicy;
+use shared::rules::status::PipelineState;
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -5,9 +5,10 @@
 //! checked against it.
 
 use crate::rules::cors::CorsPolicy;
-use crate::rules::inputs::PipelineSettings;
-use crate::rules::pipelines::{PipelineState, Pipelines};
+use crate::rules::pipelines::PipelineSettings;
+use crate::rules::pipelines::Pipelines;
 use crate::rules::quota::{GlobalPolicy, QuotaPolicy};
+use crate::rules::status::PipelineState;
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -17,7 +17,8 @@ use shared::rules::http::{parse_event, parse_trigger_body, route, ApiError, MAX_
 use shared::rules::inputs::{InputValue, Inputs};
 use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
 use shared::rules::pipeline_event::{self, state_change_event};
-use shared::rules::pipelines::{is_valid_pipeline_name, PipelineState};
+use shared::rules::pipelines::is_valid_pipeline_name;
+use shared::rules::status::PipelineState;
 use shared::rules::trigger::canonical_trigger_id;
 
 /// Any JSON value, nested a few levels.

@@ -9,8 +9,10 @@ use shared::aws::table::{Admission, Table};
 use shared::rules::client_key::client_key;
 use shared::rules::inputs::{InputValue, InputValues};
 use shared::rules::quota::QuotaPolicy;
-use shared::rules::runs::{input_set_key, RunStatus};
-use shared::rules::trigger::{new_trigger_id, TriggerRecord, TriggerStatus};
+use shared::rules::runs::input_set_key;
+use shared::rules::status::RunStatus;
+use shared::rules::status::TriggerStatus;
+use shared::rules::trigger::{new_trigger_id, TriggerRecord};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use testkit::{unique, Stack};
@@ -311,7 +313,7 @@ async fn started_run(table: &Table, count: usize, execution_id: &str) -> Vec<Tri
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stages_land_concurrently_in_start_order_and_never_regress() {
     use shared::aws::stages::StageRecorded;
-    use shared::rules::pipelines::PipelineState::{self, *};
+    use shared::rules::status::PipelineState::{self, *};
     let stack = Stack::new().await;
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let execution = unique("exec");

@@ -10,7 +10,8 @@ use shared::aws::table::{trigger_pk, Admission, Refund, StoreError, Table};
 use shared::rules::client_key::client_key;
 use shared::rules::message::WorkMessage;
 use shared::rules::quota::{GlobalPolicy, QuotaPolicy};
-use shared::rules::trigger::{new_trigger_id, TriggerRecord, TriggerStatus};
+use shared::rules::status::TriggerStatus;
+use shared::rules::trigger::{new_trigger_id, TriggerRecord};
 use std::time::Duration;
 use testkit::Stack;
 
@@ -607,7 +608,8 @@ fn conflict(conflicted: usize, items: usize) -> String {
 async fn a_conflict_on_the_run_is_retried_never_taken_for_a_run_that_moved_on() {
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
     use shared::aws::runs::{Joined, Take};
-    use shared::rules::runs::{RunRecord, RunStatus};
+    use shared::rules::runs::RunRecord;
+    use shared::rules::status::RunStatus;
     // Taking the lane while joins update the run: the conflict is retried.
     let take = mock!(aws_sdk_dynamodb::Client::transact_write_items)
         .sequence()

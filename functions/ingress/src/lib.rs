@@ -19,9 +19,10 @@ use shared::rules::inputs::values_to_json;
 use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
 use shared::rules::metrics;
 use shared::rules::page::{asset_response, page_response};
+use shared::rules::status::TriggerStatus;
 use shared::rules::time_format::{ceil_seconds, rfc3339};
 use shared::rules::trigger::{
-    canonical_trigger_id, ledger_expires_at, new_trigger_id, TriggerRecord, TriggerStatus,
+    canonical_trigger_id, ledger_expires_at, new_trigger_id, TriggerRecord,
 };
 use std::sync::Arc;
 use tracing::{error, info, warn};

@@ -29,8 +29,8 @@ use shared::rules::metrics;
 use shared::rules::pipeline_event::{
     parse_codepipeline_event, CodePipelineEvent, EventProblem, PipelineEvent, StageEvent,
 };
-use shared::rules::pipelines::PipelineState;
-use shared::rules::runs::run_status_of;
+use shared::rules::status::run_status_of;
+use shared::rules::status::PipelineState;
 use shared::rules::trigger::ledger_expires_at;
 use std::sync::Arc;
 use std::time::Duration;

@@ -33,9 +33,8 @@ use shared::rules::inputs::{errors_text, InputValues};
 use shared::rules::message::{MessageError, WorkMessage};
 use shared::rules::metrics;
 use shared::rules::retry::{retry_delay, Failure, FailureKind};
-use shared::rules::runs::{
-    holder_state, input_set_key, lane_verdict, HolderState, LaneVerdict, RunRecord, RunStatus,
-};
+use shared::rules::runs::{input_set_key, lane_verdict, LaneVerdict, RunRecord};
+use shared::rules::status::{holder_state, HolderState, RunStatus};
 use shared::rules::trigger::{canonical_trigger_id, ledger_expires_at, TriggerRecord};
 use std::sync::Arc;
 use tokio::task::JoinSet;

@@ -25,9 +25,11 @@ use crate::aws::table::{
     Item, StoreError, Table, NEWER_OUTCOME,
 };
 use crate::clock::EpochMillis;
-use crate::rules::runs::{Lane, RunRecord, RunStatus};
+use crate::rules::runs::{Lane, RunRecord};
+use crate::rules::status::RunStatus;
+use crate::rules::status::TriggerStatus;
 use crate::rules::time_format::rfc3339;
-use crate::rules::trigger::{TriggerRecord, TriggerStatus, TriggerView};
+use crate::rules::trigger::{TriggerRecord, TriggerView};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,

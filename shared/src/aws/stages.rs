@@ -10,8 +10,8 @@
 use crate::aws::describe;
 use crate::aws::table::{get_n, get_s, n, s, Item, StoreError, Table};
 use crate::clock::EpochMillis;
-use crate::rules::pipelines::PipelineState;
 use crate::rules::stages::{stage_change, StageChange, StageRecord};
+use crate::rules::status::PipelineState;
 use crate::rules::time_format::rfc3339;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};

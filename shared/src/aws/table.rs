@@ -29,8 +29,9 @@ use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
 use crate::rules::inputs::{values_from_json, values_to_json, InputValues};
 use crate::rules::quota::{Decision, GlobalPolicy, QuotaPolicy, QuotaStatus};
+use crate::rules::status::TriggerStatus;
 use crate::rules::time_format::{day_of, parse_rfc3339, rfc3339};
-use crate::rules::trigger::{TriggerRecord, TriggerStatus};
+use crate::rules::trigger::TriggerRecord;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{

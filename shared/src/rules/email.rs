@@ -3,7 +3,7 @@
 //! reason for a failure first.
 
 use crate::rules::pipeline_event::PipelineEvent;
-use crate::rules::pipelines::PipelineState;
+use crate::rules::status::PipelineState;
 use crate::rules::time_format::rfc3339;
 use crate::rules::trigger::TriggerRecord;
 use std::fmt::Write;
@@ -260,8 +260,8 @@ mod tests {
     use super::*;
     use crate::rules::client_key::ClientKey;
     use crate::rules::inputs::InputValue;
+    use crate::rules::status::TriggerStatus;
     use crate::rules::time_format::parse_rfc3339;
-    use crate::rules::trigger::TriggerStatus;
 
     fn event(state: PipelineState) -> PipelineEvent {
         PipelineEvent {

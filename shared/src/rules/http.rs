@@ -2,7 +2,9 @@
 //! proxy payloads), routes, the trigger body, and every response shape out,
 //! errors as RFC 9457 problem+json through the one mapping [`ApiError::to_response`].
 
-use crate::rules::inputs::{errors_text, InputError, PipelineSettings};
+use crate::rules::inputs::{errors_text, InputError};
+
+use crate::rules::pipelines::PipelineSettings;
 use crate::rules::pipelines::Pipelines;
 use crate::rules::quota::{QuotaPolicy, QuotaStatus};
 use crate::rules::time_format::ceil_seconds;

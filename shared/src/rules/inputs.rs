@@ -1,6 +1,6 @@
-//! Typed pipeline inputs (CONTRACT.md "Inputs"): the settings of each public
-//! pipeline as `PIPELINE_SETTINGS` declares them, and a request's input
-//! values checked against them.
+//! Typed pipeline inputs (docs/reference/configuration.md, "Inputs"): what
+//! each input declares it accepts, and a request's input values checked
+//! against the declarations.
 //!
 //! A public, unauthenticated endpoint must never pass free-form text to a
 //! pipeline: every input is declared with a type, a string input must have a
@@ -8,7 +8,6 @@
 //! size limit on the compiled pattern), and every value becomes a CodePipeline
 //! variable of at most [`MAX_VALUE_CHARS`] characters.
 
-use super::pipelines::Pipelines;
 use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Number, Value};
 use std::collections::BTreeMap;
@@ -380,11 +379,11 @@ impl Inputs {
     }
 }
 
-fn cut(text: &str, max_chars: usize) -> String {
+pub(crate) fn cut(text: &str, max_chars: usize) -> String {
     text.chars().take(max_chars).collect()
 }
 
-fn description_of(object: &Map<String, Value>) -> Result<Option<String>, String> {
+pub(crate) fn description_of(object: &Map<String, Value>) -> Result<Option<String>, String> {
     match object.get("description") {
         None => Ok(None),
         Some(Value::String(text)) if text.chars().count() <= MAX_DESCRIPTION_CHARS => {
@@ -400,7 +399,7 @@ fn description_of(object: &Map<String, Value>) -> Result<Option<String>, String>
     }
 }
 
-fn only_fields(object: &Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
+pub(crate) fn only_fields(object: &Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
     match object.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(unknown) => Err(format!(
             "unknown field {:?} (allowed: {})",
@@ -532,82 +531,6 @@ fn parse_input(name: &str, declaration: &Value) -> Result<Input, String> {
         input.default = Some(checked);
     }
     Ok(input)
-}
-
-/// One public pipeline's settings.
-#[derive(Debug, Clone)]
-pub struct PipelineSetting {
-    pub description: Option<String>,
-    /// Triggers join a pending run of the same input set (default on).
-    pub coalesce: bool,
-    pub inputs: Inputs,
-}
-
-impl Default for PipelineSetting {
-    fn default() -> Self {
-        Self {
-            description: None,
-            coalesce: true,
-            inputs: Inputs::default(),
-        }
-    }
-}
-
-/// `PIPELINE_SETTINGS`: settings by public pipeline name; a pipeline not
-/// named has the defaults.
-#[derive(Debug, Clone, Default)]
-pub struct PipelineSettings(BTreeMap<String, PipelineSetting>);
-
-impl PipelineSettings {
-    /// Reads `PIPELINE_SETTINGS` (a JSON object keyed by public name, each in
-    /// `pipelines`). The error names the pipeline and the input at fault.
-    pub fn parse(text: &str, pipelines: &Pipelines) -> Result<Self, String> {
-        let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-        let Value::Object(by_public) = value else {
-            return Err("must be a JSON object keyed by public pipeline name".into());
-        };
-        let mut settings = BTreeMap::new();
-        for (public, setting) in by_public {
-            if pipelines.by_public(&public).is_none() {
-                return Err(format!(
-                    "{:?} is not a public name in PIPELINES ({})",
-                    cut(&public, 100),
-                    pipelines.public_names().join(", ")
-                ));
-            }
-            let parsed = parse_setting(&setting).map_err(|reason| format!("{public}: {reason}"))?;
-            settings.insert(public, parsed);
-        }
-        Ok(Self(settings))
-    }
-
-    /// The settings of a public pipeline (the defaults if it has none).
-    pub fn of(&self, public: &str) -> &PipelineSetting {
-        static DEFAULT: std::sync::LazyLock<PipelineSetting> =
-            std::sync::LazyLock::new(PipelineSetting::default);
-        self.0.get(public).unwrap_or(&DEFAULT)
-    }
-}
-
-fn parse_setting(value: &Value) -> Result<PipelineSetting, String> {
-    let Value::Object(object) = value else {
-        return Err("must be an object (description, coalesce, inputs)".into());
-    };
-    only_fields(object, &["description", "coalesce", "inputs"])?;
-    let coalesce = match object.get("coalesce") {
-        None => true,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err("\"coalesce\" must be true or false".into()),
-    };
-    let inputs = match object.get("inputs") {
-        None => Inputs::default(),
-        Some(inputs) => Inputs::parse(inputs)?,
-    };
-    Ok(PipelineSetting {
-        description: description_of(object)?,
-        coalesce,
-        inputs,
-    })
 }
 
 #[cfg(test)]
@@ -849,49 +772,5 @@ mod tests {
         );
         assert_eq!(catalog["env"]["default"], "staging");
         assert_eq!(catalog["env"]["required"], false);
-    }
-
-    #[test]
-    fn pipeline_settings_name_the_pipeline_and_the_input_at_fault() {
-        let pipelines = Pipelines::parse("app=app-pipeline,docs").unwrap();
-        let settings = PipelineSettings::parse(
-            r#"{"app": {"description": "The app", "coalesce": false,
-                        "inputs": {"env": {"type": "choice", "options": ["a"]}}}}"#,
-            &pipelines,
-        )
-        .unwrap();
-        let app = settings.of("app");
-        assert_eq!(app.description.as_deref(), Some("The app"));
-        assert!(!app.coalesce);
-        assert_eq!(app.inputs.iter().count(), 1);
-        let docs = settings.of("docs");
-        assert!(docs.coalesce && docs.inputs.is_empty() && docs.description.is_none());
-        for (text, expected) in [
-            (
-                r#"{"nope": {}}"#,
-                "\"nope\" is not a public name in PIPELINES (app, docs)",
-            ),
-            (
-                r#"{"app-pipeline": {}}"#,
-                "\"app-pipeline\" is not a public name",
-            ),
-            (
-                r#"{"app": {"inputs": {"s": {"type": "string"}}}}"#,
-                "app: input s: a string input needs",
-            ),
-            (
-                r#"{"app": {"colesce": true}}"#,
-                "app: unknown field \"colesce\"",
-            ),
-            (
-                r#"{"app": {"coalesce": "yes"}}"#,
-                "app: \"coalesce\" must be true or false",
-            ),
-            (r#"[]"#, "must be a JSON object"),
-            (r#"{"#, "not JSON"),
-        ] {
-            let err = PipelineSettings::parse(text, &pipelines).expect_err("refused");
-            assert!(err.starts_with(expected), "{text}: {err}");
-        }
     }
 }

@@ -34,5 +34,6 @@ pub mod quota;
 pub mod retry;
 pub mod runs;
 pub mod stages;
+pub mod status;
 pub mod time_format;
 pub mod trigger;

@@ -4,10 +4,12 @@
 //! strict about the fields it uses, because they end up in an e-mail
 //! subject, a URL, a public page and table keys.
 
-use super::pipelines::{is_valid_pipeline_name, PipelineState};
+use super::pipelines::is_valid_pipeline_name;
+
 use super::stages::is_valid_stage_name;
 use super::time_format::parse_rfc3339;
 use crate::clock::EpochMillis;
+use crate::rules::status::PipelineState;
 use serde_json::Value;
 
 pub const EVENT_SOURCE: &str = "aws.codepipeline";
@@ -267,7 +269,7 @@ pub fn rule_pattern(pipelines: &[&str]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::trigger::TriggerStatus;
+    use crate::rules::status::TriggerStatus;
 
     fn event(state: &str) -> Value {
         let mut e = state_change_event(

@@ -1,9 +1,11 @@
-//! Pipelines by name: the `PIPELINES` allowlist (public name → CodePipeline
-//! name), CodePipeline's rule for names, and the execution states
-//! CodePipeline reports. Both the configuration and the event parser use
-//! these, so they live here, importing neither.
+//! The catalog: the `PIPELINES` allowlist (public name → CodePipeline name,
+//! CodePipeline's rule for names) and each public pipeline's settings as
+//! `PIPELINE_SETTINGS` declares them (description, coalescing, its queue's
+//! bound, typed inputs); docs/reference/configuration.md.
 
-use super::trigger::TriggerStatus;
+use super::inputs::{cut, description_of, only_fields, Inputs};
+use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// One allowlisted pipeline: the name the public uses and the CodePipeline name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,62 +80,80 @@ impl Pipelines {
     }
 }
 
-/// A pipeline execution's state, as CodePipeline names it in events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PipelineState {
-    Started,
-    Resumed,
-    Stopping,
-    Stopped,
-    Succeeded,
-    Failed,
-    Superseded,
-    Canceled,
+/// One public pipeline's settings.
+#[derive(Debug, Clone)]
+pub struct PipelineSetting {
+    pub description: Option<String>,
+    /// Triggers join a pending run of the same input set (default on).
+    pub coalesce: bool,
+    pub inputs: Inputs,
 }
 
-impl PipelineState {
-    pub const ALL: [PipelineState; 8] = [
-        Self::Started,
-        Self::Resumed,
-        Self::Stopping,
-        Self::Stopped,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Superseded,
-        Self::Canceled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Started => "STARTED",
-            Self::Resumed => "RESUMED",
-            Self::Stopping => "STOPPING",
-            Self::Stopped => "STOPPED",
-            Self::Succeeded => "SUCCEEDED",
-            Self::Failed => "FAILED",
-            Self::Superseded => "SUPERSEDED",
-            Self::Canceled => "CANCELED",
+impl Default for PipelineSetting {
+    fn default() -> Self {
+        Self {
+            description: None,
+            coalesce: true,
+            inputs: Inputs::default(),
         }
     }
+}
 
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
+/// `PIPELINE_SETTINGS`: settings by public pipeline name; a pipeline not
+/// named has the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineSettings(BTreeMap<String, PipelineSetting>);
 
-    /// What a public trigger's status becomes. `None`: the execution is
-    /// still running (the worker already recorded `started`).
-    pub fn trigger_status(self) -> Option<TriggerStatus> {
-        match self {
-            Self::Succeeded => Some(TriggerStatus::Succeeded),
-            Self::Failed => Some(TriggerStatus::Failed),
-            // A canceled execution was stopped before it ran to its end.
-            Self::Stopped | Self::Canceled => Some(TriggerStatus::Stopped),
-            Self::Superseded => Some(TriggerStatus::Superseded),
-            // A failed execution can be retried: it runs again.
-            Self::Resumed => Some(TriggerStatus::Started),
-            Self::Started | Self::Stopping => None,
+impl PipelineSettings {
+    /// Reads `PIPELINE_SETTINGS` (a JSON object keyed by public name, each in
+    /// `pipelines`). The error names the pipeline and the input at fault.
+    pub fn parse(text: &str, pipelines: &Pipelines) -> Result<Self, String> {
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let Value::Object(by_public) = value else {
+            return Err("must be a JSON object keyed by public pipeline name".into());
+        };
+        let mut settings = BTreeMap::new();
+        for (public, setting) in by_public {
+            if pipelines.by_public(&public).is_none() {
+                return Err(format!(
+                    "{:?} is not a public name in PIPELINES ({})",
+                    cut(&public, 100),
+                    pipelines.public_names().join(", ")
+                ));
+            }
+            let parsed = parse_setting(&setting).map_err(|reason| format!("{public}: {reason}"))?;
+            settings.insert(public, parsed);
         }
+        Ok(Self(settings))
     }
+
+    /// The settings of a public pipeline (the defaults if it has none).
+    pub fn of(&self, public: &str) -> &PipelineSetting {
+        static DEFAULT: std::sync::LazyLock<PipelineSetting> =
+            std::sync::LazyLock::new(PipelineSetting::default);
+        self.0.get(public).unwrap_or(&DEFAULT)
+    }
+}
+
+fn parse_setting(value: &Value) -> Result<PipelineSetting, String> {
+    let Value::Object(object) = value else {
+        return Err("must be an object (description, coalesce, inputs)".into());
+    };
+    only_fields(object, &["description", "coalesce", "inputs"])?;
+    let coalesce = match object.get("coalesce") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("\"coalesce\" must be true or false".into()),
+    };
+    let inputs = match object.get("inputs") {
+        None => Inputs::default(),
+        Some(inputs) => Inputs::parse(inputs)?,
+    };
+    Ok(PipelineSetting {
+        description: description_of(object)?,
+        coalesce,
+        inputs,
+    })
 }
 
 #[cfg(test)]
@@ -159,5 +179,48 @@ mod tests {
         assert!(!is_valid_pipeline_name(""));
         assert!(!is_valid_pipeline_name("a/b"));
         assert!(!is_valid_pipeline_name("ünicode"));
+    }
+    #[test]
+    fn pipeline_settings_name_the_pipeline_and_the_input_at_fault() {
+        let pipelines = Pipelines::parse("app=app-pipeline,docs").unwrap();
+        let settings = PipelineSettings::parse(
+            r#"{"app": {"description": "The app", "coalesce": false,
+                        "inputs": {"env": {"type": "choice", "options": ["a"]}}}}"#,
+            &pipelines,
+        )
+        .unwrap();
+        let app = settings.of("app");
+        assert_eq!(app.description.as_deref(), Some("The app"));
+        assert!(!app.coalesce);
+        assert_eq!(app.inputs.iter().count(), 1);
+        let docs = settings.of("docs");
+        assert!(docs.coalesce && docs.inputs.is_empty() && docs.description.is_none());
+        for (text, expected) in [
+            (
+                r#"{"nope": {}}"#,
+                "\"nope\" is not a public name in PIPELINES (app, docs)",
+            ),
+            (
+                r#"{"app-pipeline": {}}"#,
+                "\"app-pipeline\" is not a public name",
+            ),
+            (
+                r#"{"app": {"inputs": {"s": {"type": "string"}}}}"#,
+                "app: input s: a string input needs",
+            ),
+            (
+                r#"{"app": {"colesce": true}}"#,
+                "app: unknown field \"colesce\"",
+            ),
+            (
+                r#"{"app": {"coalesce": "yes"}}"#,
+                "app: \"coalesce\" must be true or false",
+            ),
+            (r#"[]"#, "must be a JSON object"),
+            (r#"{"#, "not JSON"),
+        ] {
+            let err = PipelineSettings::parse(text, &pipelines).expect_err("refused");
+            assert!(err.starts_with(expected), "{text}: {err}");
+        }
     }
 }

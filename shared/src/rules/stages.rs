@@ -11,9 +11,9 @@
 //! newer than a running one. Stages that started in the same second are
 //! ordered by when the first change of each was recorded (`seen`).
 
-use super::pipelines::PipelineState;
 use super::time_format::rfc3339;
 use crate::clock::EpochMillis;
+use crate::rules::status::PipelineState;
 use serde::Serialize;
 
 /// The most stages one run keeps (CodePipeline allows 50 per pipeline).

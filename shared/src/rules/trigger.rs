@@ -3,59 +3,11 @@
 use super::inputs::{values_to_json, InputValues};
 use super::runs::RunRecord;
 use super::stages::{stage_views, StageRecord, StageView};
+use super::status::TriggerStatus;
 use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
 use crate::rules::time_format::rfc3339;
 use serde::Serialize;
-
-/// Where a trigger is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TriggerStatus {
-    Queued,
-    Started,
-    Succeeded,
-    Failed,
-    Stopped,
-    Superseded,
-    DeadLettered,
-}
-
-impl TriggerStatus {
-    pub const ALL: [TriggerStatus; 7] = [
-        Self::Queued,
-        Self::Started,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Stopped,
-        Self::Superseded,
-        Self::DeadLettered,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Started => "started",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Stopped => "stopped",
-            Self::Superseded => "superseded",
-            Self::DeadLettered => "dead_lettered",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// Is this an end state (nothing will run for it any more)?
-    pub fn is_ended(self) -> bool {
-        matches!(
-            self,
-            Self::Succeeded | Self::Failed | Self::Stopped | Self::Superseded | Self::DeadLettered
-        )
-    }
-}
 
 /// The TTL (`expires_at`, epoch seconds, rounded up) of a ledger item
 /// written at `now` and kept for `retention` (`LEDGER_RETENTION`).
@@ -149,15 +101,6 @@ pub struct TriggerView {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statuses_round_trip_and_serialize_as_the_contract_says() {
-        for s in TriggerStatus::ALL {
-            assert_eq!(TriggerStatus::parse(s.as_str()), Some(s));
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-        }
-        assert_eq!(TriggerStatus::parse("QUEUED"), None);
-    }
 
     #[test]
     fn ledger_expiry_rounds_up_and_saturates() {

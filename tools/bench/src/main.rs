@@ -16,7 +16,7 @@ use runtime_api::{Outcome, RuntimeApi};
 use serde_json::{json, Value};
 use shared::lambda::events::sqs_event;
 use shared::rules::pipeline_event::state_change_event;
-use shared::rules::pipelines::PipelineState;
+use shared::rules::status::PipelineState;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -21,7 +21,7 @@ use shared::clock::Clock;
 use shared::rules::pipeline_event::{
     stage_change_detail, state_change_detail, EVENT_DETAIL_TYPE, EVENT_SOURCE, STAGE_DETAIL_TYPE,
 };
-use shared::rules::pipelines::PipelineState;
+use shared::rules::status::PipelineState;
 use shared::rules::time_format::rfc3339;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -8,7 +8,7 @@ use local_stack::pipeline_runs::{
     serve_history, Run, RunBook, FAILED_CODE, FAILED_MESSAGE, FAILED_STAGE,
 };
 use local_stack::Stopping;
-use shared::rules::pipelines::PipelineState;
+use shared::rules::status::PipelineState;
 
 async fn history(
     book: &RunBook,
