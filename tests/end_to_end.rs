@@ -611,7 +611,7 @@ async fn the_gateway_refuses_hostile_requests_clearly() {
     let response = post(
         &client,
         &harness,
-        &"x".repeat(shared::rules::http::MAX_BODY_BYTES + 1),
+        &"x".repeat(shared::rules::http::response::MAX_BODY_BYTES + 1),
     )
     .await;
     assert_eq!(response.status, 413);

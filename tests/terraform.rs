@@ -593,7 +593,7 @@ fn the_api_routes_exactly_what_the_ingress_answers_and_may_invoke_it_for_each() 
         assert_eq!(key, format!("{method} {path}"));
         routed.entry(path).or_default().push(method);
     }
-    let answered: BTreeMap<String, Vec<String>> = shared::rules::http::ROUTES
+    let answered: BTreeMap<String, Vec<String>> = shared::rules::http::trigger_api::ROUTES
         .iter()
         .map(|(path, methods)| {
             let mut methods: Vec<String> = methods.split(", ").map(str::to_string).collect();

@@ -6,7 +6,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use shared::lambda::events::{api_gateway_event, GatewayRequest};
 use shared::rules::client_key::client_key;
 use shared::rules::email::{render, FailedAction, FailureDetails};
-use shared::rules::http::{accepted_response, parse_event, parse_trigger_body};
+use shared::rules::http::event::parse_event;
+use shared::rules::http::trigger_api::{accepted_response, parse_trigger_body};
 use shared::rules::message::WorkMessage;
 use shared::rules::pipeline_event::{parse_event as parse_state_change, state_change_event};
 use shared::rules::quota::QuotaPolicy;

@@ -21,12 +21,18 @@ fn rules_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src/rules")
 }
 
+/// Every `.rs` file under `dir`, subfolders included (`rules/http/…`), so a
+/// room moved into a folder is never silently left unchecked.
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|path| path.extension().is_some_and(|e| e == "rs"))
-        .collect();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
     files.sort();
     files
 }
@@ -53,6 +59,11 @@ fn impurities(text: &str) -> Vec<(usize, &'static str)> {
 fn every_rule_is_pure() {
     let files = rust_files(&rules_dir());
     assert!(files.len() >= 10, "rules/ holds {files:?}");
+    let nested = rules_dir().join("http").join("trigger_api.rs");
+    assert!(
+        files.contains(&nested),
+        "the files of rules/http/ are read too: {files:?}"
+    );
     let mut errors = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).expect("read a rules file");
@@ -84,4 +95,16 @@ fn the_check_catches_what_it_is_for() {
     assert!(
         impurities("use super::quota::QuotaPolicy;\nuse crate::clock::EpochMillis;").is_empty()
     );
+}
+
+#[test]
+fn files_in_subfolders_are_found() {
+    let dir = std::env::temp_dir().join(format!("layout-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("inner")).expect("a temporary folder");
+    std::fs::write(dir.join("a.rs"), "").expect("a file");
+    std::fs::write(dir.join("inner").join("b.rs"), "use tokio::x;").expect("a file");
+    std::fs::write(dir.join("notes.md"), "").expect("a file");
+    let found = rust_files(&dir);
+    std::fs::remove_dir_all(&dir).expect("clean up");
+    assert_eq!(found, [dir.join("a.rs"), dir.join("inner").join("b.rs")]);
 }

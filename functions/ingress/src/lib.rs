@@ -11,9 +11,12 @@ use shared::clock::Clock;
 use shared::config::IngressConfig;
 use shared::lambda::metrics::{Metrics, MetricsSink};
 use shared::rules::client_key::block_keys;
-use shared::rules::http::{
-    accepted_response, catalog_response, parse_event, parse_trigger_body, route, ApiError,
-    EventError, HttpRequest, HttpResponse, QuotaScope, Route, UNAVAILABLE_RETRY_AFTER_S,
+use shared::rules::http::event::{parse_event, EventError, HttpRequest};
+use shared::rules::http::response::{
+    ApiError, HttpResponse, QuotaScope, UNAVAILABLE_RETRY_AFTER_S,
+};
+use shared::rules::http::trigger_api::{
+    accepted_response, catalog_response, parse_trigger_body, route, Route,
 };
 use shared::rules::inputs::values_to_json;
 use shared::rules::message::{WorkMessage, MESSAGE_VERSION};

@@ -139,7 +139,7 @@ pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str, regi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::http::parse_event;
+    use crate::rules::http::event::parse_event;
 
     fn request<'a>(body: &'a [u8]) -> GatewayRequest<'a> {
         GatewayRequest {

@@ -46,8 +46,8 @@ async fn report_init_error(message: &str) {
     }
 }
 
-impl From<crate::rules::http::EventError> for lambda_runtime::Diagnostic {
-    fn from(err: crate::rules::http::EventError) -> Self {
+impl From<crate::rules::http::event::EventError> for lambda_runtime::Diagnostic {
+    fn from(err: crate::rules::http::event::EventError) -> Self {
         Self {
             error_type: "NotAnHttpEvent".to_string(),
             error_message: err.to_string(),

@@ -7,7 +7,7 @@
 //! the page that asked. The quota and everything else apply as to any
 //! client: CORS only decides what a browser lets another site's script read.
 
-use super::http::HttpResponse;
+use crate::rules::http::response::HttpResponse;
 
 /// How long a browser may cache a preflight (seconds).
 pub const PREFLIGHT_MAX_AGE_S: u64 = 600;

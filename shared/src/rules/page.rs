@@ -7,7 +7,7 @@
 //! request came through (a REST API stage such as `/prod`), so it works
 //! wherever the API is mounted.
 
-use super::http::{ApiError, HttpResponse};
+use crate::rules::http::response::{ApiError, HttpResponse};
 use sha2::{Digest, Sha256};
 
 const INDEX: &str = include_str!("../../page/index.html");

@@ -1,0 +1,391 @@
+//! The trigger API: which route a method and path name, the `POST /trigger`
+//! body, the public catalog (`GET /pipelines`) and the 202 of an accepted
+//! trigger (docs/reference/http-api.md).
+
+use super::event::HttpRequest;
+use super::response::{ApiError, HttpResponse, QuotaScope, MAX_BODY_BYTES};
+use crate::rules::pipelines::{PipelineSettings, Pipelines};
+use crate::rules::quota::{QuotaPolicy, QuotaStatus};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+impl HttpRequest {
+    /// The body bytes: at most [`MAX_BODY_BYTES`], base64 decoded if flagged.
+    pub fn body_bytes(&self) -> Result<Vec<u8>, ApiError> {
+        let Some(body) = self.body.as_deref() else {
+            return Ok(Vec::new());
+        };
+        if !self.body_is_base64 {
+            if body.len() > MAX_BODY_BYTES {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            return Ok(body.as_bytes().to_vec());
+        }
+        // Refuse before decoding anything huge: 4 characters carry 3 bytes.
+        if body.len() > MAX_BODY_BYTES.div_ceil(3) * 4 + 4 {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .map_err(|e| ApiError::MalformedBody(format!("the body is not valid base64: {e}")))?;
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        Ok(bytes)
+    }
+}
+
+/// The operations of the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    PostTrigger,
+    /// The public catalog.
+    GetPipelines,
+    /// The id exactly as it appeared in the path (validated later).
+    GetTrigger(String),
+    /// The public page (`GET /`).
+    Page,
+    /// One of the page's files, by name (`GET /assets/<name>`).
+    Asset(String),
+    /// `OPTIONS` (a CORS preflight) on a route that takes `methods`.
+    Preflight {
+        methods: &'static str,
+    },
+}
+
+/// The routes as API Gateway declares them (Terraform's resources), with
+/// their methods: the ingress answers exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/", "GET"),
+    ("/assets/{file}", "GET"),
+    ("/pipelines", "GET, OPTIONS"),
+    ("/trigger", "POST, OPTIONS"),
+    ("/triggers/{id}", "GET, OPTIONS"),
+];
+
+/// Which operation a method and path name.
+pub fn route(method: &str, path: &str) -> Result<Route, ApiError> {
+    if path == "/" || path.is_empty() {
+        return match method {
+            "GET" => Ok(Route::Page),
+            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        };
+    }
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let (only, route) = if path == "/trigger" {
+        ("POST", Route::PostTrigger)
+    } else if path == "/pipelines" {
+        ("GET", Route::GetPipelines)
+    } else if let Some(id) = path
+        .strip_prefix("/triggers/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    {
+        ("GET", Route::GetTrigger(id.to_string()))
+    } else if let Some(name) = path
+        .strip_prefix("/assets/")
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+    {
+        return match method {
+            "GET" => Ok(Route::Asset(name.to_string())),
+            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        };
+    } else {
+        return Err(ApiError::NotFound);
+    };
+    match method {
+        m if m == only => Ok(route),
+        "OPTIONS" => Ok(Route::Preflight { methods: only }),
+        _ => Err(ApiError::MethodNotAllowed { allow: only }),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerBody {
+    pipeline: Option<String>,
+    inputs: Option<Value>,
+}
+
+/// What a `POST /trigger` body asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TriggerRequest {
+    /// The public pipeline name; `None`: the default target.
+    pub pipeline: Option<String>,
+    /// The input values as sent (checked against the pipeline's inputs later).
+    pub inputs: Option<Value>,
+}
+
+/// A `POST /trigger` body: empty, or `{"pipeline": …, "inputs": {…}}`.
+/// Read as JSON whatever the Content-Type says.
+pub fn parse_trigger_body(bytes: &[u8]) -> Result<TriggerRequest, ApiError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ApiError::MalformedBody("the body is not UTF-8 text".into()))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(TriggerRequest::default());
+    }
+    if !text.starts_with('{') {
+        return Err(ApiError::MalformedBody(
+            "the body must be empty or a JSON object like {\"pipeline\": \"name\", \"inputs\": {}}"
+                .into(),
+        ));
+    }
+    let body: TriggerBody = serde_json::from_str(text).map_err(|e| {
+        ApiError::MalformedBody(format!("the body is not a valid trigger request: {e}"))
+    })?;
+    match &body.pipeline {
+        Some(name) if name.is_empty() => Err(ApiError::MalformedBody(
+            "\"pipeline\" must not be empty".into(),
+        )),
+        _ => Ok(TriggerRequest {
+            pipeline: body.pipeline,
+            inputs: body.inputs,
+        }),
+    }
+}
+
+/// `GET /pipelines`: the public catalog, in `PIPELINES` order; public names
+/// only, never a CodePipeline name.
+pub fn catalog_response(pipelines: &Pipelines, settings: &PipelineSettings) -> HttpResponse {
+    let default = &pipelines.default_pipeline().public;
+    let entries: Vec<Value> = pipelines
+        .iter()
+        .map(|pipeline| {
+            let setting = settings.of(&pipeline.public);
+            let mut entry = json!({
+                "name": pipeline.public,
+                "default": &pipeline.public == default,
+                "inputs": setting.inputs.to_json(),
+            });
+            if let Some(description) = &setting.description {
+                entry["description"] = json!(description);
+            }
+            entry
+        })
+        .collect();
+    HttpResponse::json(200, &json!({ "pipelines": entries }))
+}
+
+/// The `quota` object of a 202.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct QuotaBody {
+    pub limit: usize,
+    pub remaining: usize,
+    pub resets_at: String,
+}
+
+/// The body of a 202.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AcceptedBody {
+    pub trigger_id: String,
+    pub status: &'static str,
+    pub pipeline: String,
+    /// Every input of the pipeline, defaults filled in.
+    pub inputs: Value,
+    pub status_url: String,
+    pub quota: QuotaBody,
+}
+
+/// The path of a trigger's status, as the client addresses the API
+/// (`base_path`: [`HttpRequest::base_path`]).
+pub fn status_url(base_path: &str, trigger_id: &str) -> String {
+    format!("{base_path}/triggers/{trigger_id}")
+}
+
+/// `202 Accepted` for a queued trigger.
+pub fn accepted_response(
+    base_path: &str,
+    trigger_id: &str,
+    pipeline: &str,
+    inputs: Value,
+    policy: &QuotaPolicy,
+    status: &QuotaStatus,
+    now_ms: u64,
+) -> HttpResponse {
+    let body = AcceptedBody {
+        trigger_id: trigger_id.to_string(),
+        status: "queued",
+        pipeline: pipeline.to_string(),
+        inputs,
+        status_url: status_url(base_path, trigger_id),
+        quota: QuotaBody {
+            limit: status.limit,
+            remaining: status.remaining,
+            resets_at: crate::rules::time_format::rfc3339(now_ms + status.reset_after_ms),
+        },
+    };
+    let mut response = HttpResponse::json(202, &body);
+    response.header("Location", &status_url(base_path, trigger_id));
+    response.rate_limit(policy, status, QuotaScope::Client, 0);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::event::parse_event;
+    use super::super::event::tests::v1;
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn base64_bodies_are_decoded_and_checked() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(r#"{"pipeline":"app"}"#);
+        let r = parse_event(&v1("POST", "/trigger", Some(&b64), true)).unwrap();
+        assert_eq!(r.body_bytes().unwrap(), br#"{"pipeline":"app"}"#);
+        let r = parse_event(&v1("POST", "/trigger", Some("%%%not base64"), true)).unwrap();
+        assert_eq!(r.body_bytes().unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn oversized_bodies_are_413_plain_or_encoded() {
+        let big = format!("{{\"pipeline\":\"{}\"}}", "a".repeat(MAX_BODY_BYTES));
+        let r = parse_event(&v1("POST", "/trigger", Some(&big), false)).unwrap();
+        assert_eq!(r.body_bytes().unwrap_err(), ApiError::PayloadTooLarge);
+        let exact = "x".repeat(MAX_BODY_BYTES);
+        let r = parse_event(&v1("POST", "/trigger", Some(&exact), false)).unwrap();
+        assert_eq!(r.body_bytes().unwrap().len(), MAX_BODY_BYTES);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(vec![b' '; MAX_BODY_BYTES + 1]);
+        let r = parse_event(&v1("POST", "/trigger", Some(&b64), true)).unwrap();
+        assert_eq!(r.body_bytes().unwrap_err(), ApiError::PayloadTooLarge);
+        let huge = "A".repeat(10_000_000);
+        let r = parse_event(&v1("POST", "/trigger", Some(&huge), true)).unwrap();
+        assert_eq!(r.body_bytes().unwrap_err(), ApiError::PayloadTooLarge);
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("POST", "/trigger"), Ok(Route::PostTrigger));
+        assert_eq!(route("POST", "/trigger/"), Ok(Route::PostTrigger));
+        assert_eq!(
+            route("GET", "/triggers/ABC"),
+            Ok(Route::GetTrigger("ABC".into()))
+        );
+        assert_eq!(
+            route("GET", "/trigger"),
+            Err(ApiError::MethodNotAllowed { allow: "POST" })
+        );
+        assert_eq!(
+            route("DELETE", "/triggers/x"),
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
+        );
+        assert_eq!(route("GET", "/pipelines"), Ok(Route::GetPipelines));
+        assert_eq!(
+            route("POST", "/pipelines"),
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
+        );
+        for page in ["/", ""] {
+            assert_eq!(route("GET", page), Ok(Route::Page));
+        }
+        assert_eq!(
+            route("POST", "/"),
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
+        );
+        assert_eq!(
+            route("GET", "/assets/page.js"),
+            Ok(Route::Asset("page.js".into()))
+        );
+        for (path, methods) in [
+            ("/trigger", "POST"),
+            ("/pipelines", "GET"),
+            ("/triggers/X", "GET"),
+        ] {
+            assert_eq!(
+                route("OPTIONS", path),
+                Ok(Route::Preflight { methods }),
+                "{path}"
+            );
+        }
+        for path in [
+            "/triggers",
+            "/triggers/",
+            "/triggers/a/b",
+            "/admin",
+            "/trigger/x",
+            "/assets/",
+            "/assets/a/b",
+            "//",
+        ] {
+            assert_eq!(route("GET", path), Err(ApiError::NotFound), "{path}");
+        }
+    }
+
+    #[test]
+    fn trigger_bodies() {
+        let none = TriggerRequest::default();
+        assert_eq!(parse_trigger_body(b""), Ok(none.clone()));
+        assert_eq!(parse_trigger_body(b" \n"), Ok(none.clone()));
+        assert_eq!(parse_trigger_body(b"{}"), Ok(none.clone()));
+        assert_eq!(parse_trigger_body(br#"{"pipeline": null}"#), Ok(none));
+        assert_eq!(
+            parse_trigger_body(br#"{"pipeline":"docs"}"#)
+                .unwrap()
+                .pipeline,
+            Some("docs".into())
+        );
+        assert_eq!(
+            parse_trigger_body(br#"{"pipeline":"docs", "inputs": {"env": "a", "n": 1}}"#)
+                .unwrap()
+                .inputs,
+            Some(json!({"env": "a", "n": 1}))
+        );
+        for bad in [
+            &b"pipeline=docs"[..],
+            b"[]",
+            b"\"docs\"",
+            b"42",
+            b"{",
+            br#"{"pipeline": 5}"#,
+            br#"{"pipeline": ""}"#,
+            br#"{"pipeline": "a", "extra": 1}"#,
+            br#"{"pipeline": "a", "pipeline": "b"}"#,
+            b"\xff\xfe",
+            b"{\"pipeline\": \"a\"} trailing",
+        ] {
+            let err = parse_trigger_body(bad).unwrap_err();
+            assert_eq!(err.status(), 400, "{}", String::from_utf8_lossy(bad));
+        }
+        let deep = format!("{}{}", "{\"pipeline\":".repeat(200), "1");
+        assert_eq!(
+            parse_trigger_body(deep.as_bytes()).unwrap_err().status(),
+            400
+        );
+    }
+
+    #[test]
+    fn a_202_has_location_body_and_rate_limit() {
+        let policy = QuotaPolicy {
+            limit: 3,
+            window: Duration::from_secs(604_800),
+        };
+        let status = QuotaStatus {
+            limit: 3,
+            remaining: 2,
+            reset_after_ms: 604_800_000,
+        };
+        let response = accepted_response(
+            "/prod",
+            "01ABC",
+            "app",
+            json!({"env": "staging"}),
+            &policy,
+            &status,
+            1_000,
+        );
+        assert_eq!(response.status, 202);
+        assert_eq!(response.headers["Location"], "/prod/triggers/01ABC");
+        assert_eq!(response.headers["RateLimit"], "\"client\";r=2;t=604800");
+        let body: Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"trigger_id": "01ABC", "status": "queued", "pipeline": "app",
+                   "inputs": {"env": "staging"},
+                   "status_url": "/prod/triggers/01ABC",
+                   "quota": {"limit": 3, "remaining": 2, "resets_at": "1970-01-08T00:00:01.000Z"}})
+        );
+        let apigw = response.to_apigw();
+        assert_eq!(apigw["statusCode"], 202);
+        assert_eq!(apigw["isBase64Encoded"], false);
+        assert_eq!(apigw["headers"]["Content-Type"], "application/json");
+    }
+}
