@@ -145,6 +145,7 @@ async fn the_notifier_makes_exactly_its_granted_calls() {
     let execution = unique("exec");
     let now = shared::clock::Clock::now_ms(&SystemClock);
     table
+        .triggers()
         .record_started(&trigger_id, &execution, now, now / 1000 + 600)
         .await
         .unwrap();
@@ -192,8 +193,14 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
     let trigger_id = stack.enqueue_trigger("perm-pipeline").await;
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let now = shared::clock::Clock::now_ms(&SystemClock);
-    let record = table.get_trigger(&trigger_id, now).await.unwrap().unwrap();
+    let record = table
+        .triggers()
+        .get(&trigger_id, now)
+        .await
+        .unwrap()
+        .unwrap();
     table
+        .runs()
         .join_or_open(
             &record,
             &shared::rules::runs::input_set_key(&record.inputs),
@@ -213,6 +220,7 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
             .unwrap();
     }
     table
+        .triggers()
         .record_dead_lettered(&trigger_id, "Test", "for the operators", now)
         .await
         .unwrap();

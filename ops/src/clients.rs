@@ -4,7 +4,7 @@
 
 use crate::OpsError;
 use serde::Serialize;
-use shared::aws::clients::Block;
+use shared::aws::table::blocks::Block;
 use shared::aws::table::Table;
 use shared::clock::EpochMillis;
 use shared::rules::client_key::{
@@ -83,7 +83,11 @@ pub async fn show(
         what: "ADDRESS",
         reason: e.to_string(),
     })?;
-    let slots = table.client_slots(&own).await.map_err(store_error)?;
+    let slots = table
+        .admission()
+        .client_slots(&own)
+        .await
+        .map_err(store_error)?;
     let status = policy.status(&slots, now);
     let mut taken: Vec<EpochMillis> = slots
         .iter()
@@ -93,7 +97,7 @@ pub async fn show(
     taken.sort_unstable_by(|a, b| b.cmp(a));
     let mut blocks = Vec::new();
     for (scope, key) in [("address", &own), ("network", &network)] {
-        if let Some(block) = table.client_block(key, now).await.map_err(store_error)? {
+        if let Some(block) = table.blocks().get(key, now).await.map_err(store_error)? {
             blocks.push(block_view(scope, block));
         }
     }
@@ -114,6 +118,7 @@ pub async fn show(
 pub async fn reset(table: &Table, secret: &[u8], address: &str) -> Result<bool, OpsError> {
     let ip = address_only(address)?;
     table
+        .admission()
         .reset_client(&keyed(secret, &canonical_client(ip)))
         .await
         .map_err(store_error)
@@ -161,7 +166,8 @@ pub async fn block(
     let (key, _) = block_target(secret, target)?;
     let until = now.saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
     table
-        .block_client(&key, until, &reason, now)
+        .blocks()
+        .block(&key, until, &reason, now)
         .await
         .map_err(store_error)?;
     Ok(until)
@@ -175,5 +181,5 @@ pub async fn unblock(
     now: EpochMillis,
 ) -> Result<bool, OpsError> {
     let (key, _) = block_target(secret, target)?;
-    table.unblock_client(&key, now).await.map_err(store_error)
+    table.blocks().unblock(&key, now).await.map_err(store_error)
 }

@@ -344,6 +344,7 @@ impl Queues {
             for shown in moved {
                 if let (Some(table), Some(trigger_id)) = (table, shown.trigger_id.as_deref()) {
                     if table
+                        .triggers()
                         .record_requeued(trigger_id, self.clock.now_ms())
                         .await
                         .is_err()

@@ -67,7 +67,7 @@ impl Runs<'_> {
             None => None,
             Some(id) => {
                 if !self.seen.contains_key(id) {
-                    let run = self.table.get_run(id).await.map_err(store_error)?;
+                    let run = self.table.runs().get(id).await.map_err(store_error)?;
                     self.seen.insert(id.clone(), run);
                 }
                 self.seen[id].clone()
@@ -109,7 +109,8 @@ pub async fn list(
         Some(_) => MAX_READ_FOR_STATUS.max(filter.limit),
     };
     let records = table
-        .triggers_since(since, now, read, &keep)
+        .ledger()
+        .since(since, now, read, &keep)
         .await
         .map_err(store_error)?;
     let mut runs = Runs {
@@ -136,7 +137,8 @@ pub async fn show(table: &Table, id: &str, now: EpochMillis) -> Result<Shown, Op
             reason: format!("{id:?} is not a trigger id"),
         })?;
     let record = table
-        .get_trigger(&id, now)
+        .triggers()
+        .get(&id, now)
         .await
         .map_err(store_error)?
         .ok_or_else(|| OpsError::NotFound(format!("no trigger {id} (unknown, or expired)")))?;
@@ -151,7 +153,8 @@ pub async fn show(table: &Table, id: &str, now: EpochMillis) -> Result<Shown, Op
             let run = runs.seen.get(run_id).cloned().flatten();
             let mut others = Vec::new();
             for member in table
-                .triggers_of_run(run_id, now)
+                .ledger()
+                .of_run(run_id, now)
                 .await
                 .map_err(store_error)?
             {

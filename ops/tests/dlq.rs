@@ -104,7 +104,8 @@ fn stats(stack: &Stack) -> Value {
 /// The trigger's status as `GET /triggers/{id}` shows it (following its run).
 async fn status(stack: &Stack, trigger_id: &str) -> TriggerStatus {
     Table::new(stack.dynamodb.clone(), &stack.table_name)
-        .trigger_view(trigger_id, SystemClock.now_ms())
+        .triggers()
+        .view(trigger_id, SystemClock.now_ms())
         .await
         .unwrap()
         .expect("record")

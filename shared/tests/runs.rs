@@ -4,8 +4,9 @@
 //! the next run, one run at a time holds a pipeline's lane, and state
 //! changes only move a run forward.
 
-use shared::aws::runs::{Joined, Take};
-use shared::aws::table::{Admission, Table};
+use shared::aws::table::admission::Admission;
+use shared::aws::table::runs::{Joined, Take};
+use shared::aws::table::Table;
 use shared::rules::client_key::client_key;
 use shared::rules::inputs::{InputValue, InputValues};
 use shared::rules::quota::QuotaPolicy;
@@ -56,7 +57,11 @@ async fn admitted(
             expires_at: EXPIRES,
             stages: Vec::new(),
         };
-        let admission = table.admit(&policy, None, &record, &[]).await.unwrap();
+        let admission = table
+            .admission()
+            .admit(&policy, None, &record, &[])
+            .await
+            .unwrap();
         assert!(matches!(admission, Admission::Accepted { .. }));
         records.push(record);
     }
@@ -71,6 +76,7 @@ async fn join_all(table: &Table, records: &[TriggerRecord]) -> Vec<Joined> {
             let table = table.clone();
             tokio::spawn(async move {
                 table
+                    .runs()
                     .join_or_open(&record, &input_set_key(&record.inputs), NOW, EXPIRES)
                     .await
                     .unwrap()
@@ -89,7 +95,8 @@ async fn runs_of(table: &Table, records: &[TriggerRecord]) -> BTreeMap<String, u
     let mut runs = BTreeMap::new();
     for record in records {
         let stored = table
-            .get_trigger(&record.trigger_id, NOW)
+            .triggers()
+            .get(&record.trigger_id, NOW)
             .await
             .unwrap()
             .unwrap();
@@ -117,7 +124,7 @@ async fn forty_concurrent_triggers_of_one_set_make_one_pending_run_that_counts_t
     assert!(joined
         .iter()
         .all(|j| matches!(j, Joined::Opened(r) | Joined::Joined(r) if r == run_id)));
-    let run = table.get_run(run_id).await.unwrap().unwrap();
+    let run = table.runs().get(run_id).await.unwrap().unwrap();
     assert_eq!(run.triggers, 40);
     assert_eq!(run.status, RunStatus::Pending);
     assert_eq!(
@@ -129,7 +136,10 @@ async fn forty_concurrent_triggers_of_one_set_make_one_pending_run_that_counts_t
     assert!(again
         .iter()
         .all(|j| matches!(j, Joined::Opened(r) | Joined::Joined(r) if r == run_id)));
-    assert_eq!(table.get_run(run_id).await.unwrap().unwrap().triggers, 40);
+    assert_eq!(
+        table.runs().get(run_id).await.unwrap().unwrap().triggers,
+        40
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -142,12 +152,12 @@ async fn a_join_racing_the_start_joins_before_it_or_opens_the_next_run() {
     let Joined::Opened(run_id) = &first[0] else {
         panic!("{first:?}")
     };
-    let run = table.get_run(run_id).await.unwrap().unwrap();
+    let run = table.runs().get(run_id).await.unwrap().unwrap();
     // The run takes its lane (leaves `pending`) while 30 triggers join.
     let taking = {
         let table = table.clone();
         let run = run.clone();
-        tokio::spawn(async move { table.take_lane(&run, NOW).await.unwrap() })
+        tokio::spawn(async move { table.runs().take_lane(&run, NOW).await.unwrap() })
     };
     let joined = join_all(&table, &records[1..]).await;
     assert_eq!(taking.await.unwrap(), Take::Taken);
@@ -157,7 +167,7 @@ async fn a_join_racing_the_start_joins_before_it_or_opens_the_next_run() {
     assert!(runs.len() <= 2, "{runs:?}");
     assert_eq!(runs.values().sum::<usize>(), 31);
     for (id, members) in &runs {
-        let stored = table.get_run(id).await.unwrap().unwrap();
+        let stored = table.runs().get(id).await.unwrap().unwrap();
         assert_eq!(stored.triggers as usize, *members, "{id}");
         let expected = if id == run_id {
             RunStatus::Starting
@@ -181,14 +191,14 @@ async fn one_run_at_a_time_holds_a_pipeline_and_only_the_holder_frees_it() {
         let Joined::Opened(id) = join_all(&table, &records).await.remove(0) else {
             panic!()
         };
-        runs.push(table.get_run(&id).await.unwrap().unwrap());
+        runs.push(table.runs().get(&id).await.unwrap().unwrap());
     }
     let tasks: Vec<_> = runs
         .iter()
         .cloned()
         .map(|run| {
             let table = table.clone();
-            tokio::spawn(async move { table.take_lane(&run, NOW).await.unwrap() })
+            tokio::spawn(async move { table.runs().take_lane(&run, NOW).await.unwrap() })
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -207,14 +217,34 @@ async fn one_run_at_a_time_holds_a_pipeline_and_only_the_holder_frees_it() {
         }
     }
     // Taking it again is the holder's right (a retried start), not another's.
-    assert_eq!(table.take_lane(holder, NOW + 1).await.unwrap(), Take::Taken);
-    assert!(!table.free_lane(&target, &other.run_id, NOW).await.unwrap());
     assert_eq!(
-        table.get_lane(&target).await.unwrap().run_id.as_deref(),
+        table.runs().take_lane(holder, NOW + 1).await.unwrap(),
+        Take::Taken
+    );
+    assert!(!table
+        .runs()
+        .free_lane(&target, &other.run_id, NOW)
+        .await
+        .unwrap());
+    assert_eq!(
+        table
+            .runs()
+            .get_lane(&target)
+            .await
+            .unwrap()
+            .run_id
+            .as_deref(),
         Some(holder.run_id.as_str())
     );
-    assert!(table.free_lane(&target, &holder.run_id, NOW).await.unwrap());
-    assert_eq!(table.take_lane(other, NOW).await.unwrap(), Take::Taken);
+    assert!(table
+        .runs()
+        .free_lane(&target, &holder.run_id, NOW)
+        .await
+        .unwrap());
+    assert_eq!(
+        table.runs().take_lane(other, NOW).await.unwrap(),
+        Take::Taken
+    );
 }
 
 #[tokio::test]
@@ -226,15 +256,20 @@ async fn state_changes_only_move_a_run_forward() {
     let Joined::Opened(id) = join_all(&table, &records).await.remove(0) else {
         panic!()
     };
-    let run = table.get_run(&id).await.unwrap().unwrap();
-    assert_eq!(table.take_lane(&run, NOW).await.unwrap(), Take::Taken);
+    let run = table.runs().get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        table.runs().take_lane(&run, NOW).await.unwrap(),
+        Take::Taken
+    );
     assert!(table
-        .record_run_started(&run, "exec-1", NOW, EXPIRES)
+        .runs()
+        .record_started(&run, "exec-1", NOW, EXPIRES)
         .await
         .unwrap());
     let status = |s| RunStatus::Execution(s);
     let succeeded = table
-        .record_run_outcome(
+        .runs()
+        .record_outcome(
             &id,
             "exec-1",
             status(TriggerStatus::Succeeded),
@@ -252,7 +287,8 @@ async fn state_changes_only_move_a_run_forward() {
         (TriggerStatus::Succeeded, NOW + 20),
     ] {
         let late = table
-            .record_run_outcome(&id, "exec-1", status(state), at, NOW + 30)
+            .runs()
+            .record_outcome(&id, "exec-1", status(state), at, NOW + 30)
             .await
             .unwrap();
         assert!(
@@ -261,7 +297,8 @@ async fn state_changes_only_move_a_run_forward() {
     }
     // Another execution's event does not touch this run.
     let other = table
-        .record_run_outcome(
+        .runs()
+        .record_outcome(
             &id,
             "exec-2",
             status(TriggerStatus::Failed),
@@ -273,17 +310,23 @@ async fn state_changes_only_move_a_run_forward() {
     assert_eq!(other, None);
     // A redelivered start after the outcome does not regress it either.
     assert!(!table
-        .record_run_started(&run, "exec-1", NOW + 50, EXPIRES)
+        .runs()
+        .record_started(&run, "exec-1", NOW + 50, EXPIRES)
         .await
         .unwrap());
-    let stored = table.get_run(&id).await.unwrap().unwrap();
+    let stored = table.runs().get(&id).await.unwrap().unwrap();
     assert_eq!(stored.status, status(TriggerStatus::Succeeded));
     assert_eq!(stored.execution_id.as_deref(), Some("exec-1"));
     // The execution index names the run (the notifier's way in).
-    let owner = table.execution_owner("exec-1").await.unwrap().unwrap();
+    let owner = table
+        .triggers()
+        .execution_owner("exec-1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(owner.run_id.as_deref(), Some(id.as_str()));
     assert_eq!(owner.trigger_id, id);
-    let view = table.trigger_view(&id, NOW).await.unwrap().unwrap();
+    let view = table.triggers().view(&id, NOW).await.unwrap().unwrap();
     assert_eq!(view.status, TriggerStatus::Succeeded);
     assert!(!view.coalesced);
 }
@@ -295,16 +338,21 @@ async fn started_run(table: &Table, count: usize, execution_id: &str) -> Vec<Tri
     assert_eq!(runs_of(table, &records).await.len(), 1, "{joined:?}");
     let id = records[0].trigger_id.clone();
     let run_id = table
-        .get_trigger(&id, NOW)
+        .triggers()
+        .get(&id, NOW)
         .await
         .unwrap()
         .unwrap()
         .run_id
         .unwrap();
-    let run = table.get_run(&run_id).await.unwrap().unwrap();
-    assert_eq!(table.take_lane(&run, NOW).await.unwrap(), Take::Taken);
+    let run = table.runs().get(&run_id).await.unwrap().unwrap();
+    assert_eq!(
+        table.runs().take_lane(&run, NOW).await.unwrap(),
+        Take::Taken
+    );
     assert!(table
-        .record_run_started(&run, execution_id, NOW, EXPIRES)
+        .runs()
+        .record_started(&run, execution_id, NOW, EXPIRES)
         .await
         .unwrap());
     records
@@ -312,20 +360,24 @@ async fn started_run(table: &Table, count: usize, execution_id: &str) -> Vec<Tri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stages_land_concurrently_in_start_order_and_never_regress() {
-    use shared::aws::stages::StageRecorded;
+    use shared::aws::table::stages::StageRecorded;
     use shared::rules::status::PipelineState::{self, *};
     let stack = Stack::new().await;
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let execution = unique("exec");
     let records = started_run(&table, 3, &execution).await;
     let run_id = table
-        .get_trigger(&records[0].trigger_id, NOW)
+        .triggers()
+        .get(&records[0].trigger_id, NOW)
         .await
         .unwrap()
         .unwrap()
         .run_id
         .unwrap();
-    let pk = shared::aws::runs::run_pk(&run_id);
+    let owner = shared::aws::table::triggers::ExecutionOwner {
+        trigger_id: run_id.clone(),
+        run_id: Some(run_id.clone()),
+    };
     // Every change of three stages at once, each delivered twice, in an
     // order unlike the pipeline's: the last change of each stage wins and
     // each stage starts at its first.
@@ -342,10 +394,11 @@ async fn stages_land_concurrently_in_start_order_and_never_regress() {
         .iter()
         .chain(changes.iter())
         .map(|&(stage, state, at)| {
-            let (table, pk, execution) = (table.clone(), pk.clone(), execution.clone());
+            let (table, owner, execution) = (table.clone(), owner.clone(), execution.clone());
             tokio::spawn(async move {
                 table
-                    .record_stage(&pk, &execution, stage, state, NOW + at, NOW + 1_000)
+                    .stages()
+                    .record(&owner, &execution, stage, state, NOW + at, NOW + 1_000)
                     .await
                     .unwrap()
             })
@@ -361,7 +414,8 @@ async fn stages_land_concurrently_in_start_order_and_never_regress() {
     assert!((3..=changes.len()).contains(&recorded), "{recorded}");
     for record in &records {
         let view = table
-            .trigger_view(&record.trigger_id, NOW + 2_000)
+            .triggers()
+            .view(&record.trigger_id, NOW + 2_000)
             .await
             .unwrap()
             .unwrap();
@@ -387,21 +441,31 @@ async fn stages_land_concurrently_in_start_order_and_never_regress() {
     }
     // A late change is kept out; another execution's change touches nothing.
     let late = table
-        .record_stage(&pk, &execution, "Deploy", Started, NOW + 550, NOW + 3_000)
+        .stages()
+        .record(
+            &owner,
+            &execution,
+            "Deploy",
+            Started,
+            NOW + 550,
+            NOW + 3_000,
+        )
         .await
         .unwrap();
     assert!(matches!(late, StageRecorded::Kept(ref s) if s.state == Succeeded));
-    for (item, execution) in [
-        (pk.as_str(), "another-exec"),
-        ("run#nope", execution.as_str()),
-    ] {
+    let nope = shared::aws::table::triggers::ExecutionOwner {
+        trigger_id: "nope".into(),
+        run_id: Some("nope".into()),
+    };
+    for (item, execution) in [(&owner, "another-exec"), (&nope, execution.as_str())] {
         let stray = table
-            .record_stage(item, execution, "Deploy", Failed, NOW + 900, NOW + 3_000)
+            .stages()
+            .record(item, execution, "Deploy", Failed, NOW + 900, NOW + 3_000)
             .await
             .unwrap();
-        assert_eq!(stray, StageRecorded::NotFound, "{item} {execution}");
+        assert_eq!(stray, StageRecorded::NotFound, "{item:?} {execution}");
     }
-    let run = table.get_run(&run_id).await.unwrap().unwrap();
+    let run = table.runs().get(&run_id).await.unwrap().unwrap();
     assert_eq!(run.stages.len(), 3);
     assert!(run
         .stages
@@ -411,7 +475,7 @@ async fn stages_land_concurrently_in_start_order_and_never_regress() {
 
 #[tokio::test]
 async fn within_one_second_an_end_is_newer_than_a_start() {
-    use shared::aws::table::OutcomeRecord;
+    use shared::aws::table::triggers::OutcomeRecord;
     let stack = Stack::new().await;
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let execution = unique("exec");
@@ -421,13 +485,15 @@ async fn within_one_second_an_end_is_newer_than_a_start() {
     // EventBridge times have whole seconds: STARTED and FAILED at the same one.
     let second = NOW / 1000 * 1000;
     let started = table
-        .record_run_outcome(id, &execution, status(TriggerStatus::Started), second, NOW)
+        .runs()
+        .record_outcome(id, &execution, status(TriggerStatus::Started), second, NOW)
         .await
         .unwrap();
     assert!(matches!(started, Some((_, true))), "{started:?}");
     for _ in 0..2 {
         let failed = table
-            .record_run_outcome(id, &execution, status(TriggerStatus::Failed), second, NOW)
+            .runs()
+            .record_outcome(id, &execution, status(TriggerStatus::Failed), second, NOW)
             .await
             .unwrap();
         assert!(
@@ -437,12 +503,14 @@ async fn within_one_second_an_end_is_newer_than_a_start() {
     }
     // The repeat and a late STARTED of the same second are kept out.
     let again = table
-        .record_run_outcome(id, &execution, status(TriggerStatus::Failed), second, NOW)
+        .runs()
+        .record_outcome(id, &execution, status(TriggerStatus::Failed), second, NOW)
         .await
         .unwrap();
     assert!(matches!(again, Some((_, false))), "{again:?}");
     let late = table
-        .record_run_outcome(id, &execution, status(TriggerStatus::Started), second, NOW)
+        .runs()
+        .record_outcome(id, &execution, status(TriggerStatus::Started), second, NOW)
         .await
         .unwrap();
     assert!(
@@ -455,6 +523,7 @@ async fn within_one_second_an_end_is_newer_than_a_start() {
     let single = &single[0].trigger_id;
     let single_execution = unique("exec");
     table
+        .triggers()
         .record_started(single, &single_execution, NOW, EXPIRES)
         .await
         .unwrap();
@@ -464,6 +533,7 @@ async fn within_one_second_an_end_is_newer_than_a_start() {
         (TriggerStatus::Started, TriggerStatus::Failed),
     ] {
         let recorded = table
+            .triggers()
             .record_outcome(single, &single_execution, state, second, NOW)
             .await
             .unwrap();

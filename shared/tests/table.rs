@@ -6,7 +6,9 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, RuleMode};
 use shared::aws::queue::{QueueError, WorkQueue};
-use shared::aws::table::{trigger_pk, Admission, Refund, StoreError, Table};
+use shared::aws::table::admission::{Admission, Refund};
+use shared::aws::table::items::trigger_pk;
+use shared::aws::table::{StoreError, Table};
 use shared::rules::client_key::client_key;
 use shared::rules::message::WorkMessage;
 use shared::rules::quota::{GlobalPolicy, QuotaPolicy};
@@ -56,12 +58,26 @@ async fn an_admission_whose_answer_was_lost_stands_once_when_retried() {
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let p = policy(3);
     let earlier = record("192.0.2.20", NOW - 1000);
-    accepted(table.admit(&p, None, &earlier, &[]).await.unwrap());
+    accepted(
+        table
+            .admission()
+            .admit(&p, None, &earlier, &[])
+            .await
+            .unwrap(),
+    );
     let trigger = record("192.0.2.20", NOW);
-    let first = table.admit(&p, None, &trigger, &[]).await.unwrap();
+    let first = table
+        .admission()
+        .admit(&p, None, &trigger, &[])
+        .await
+        .unwrap();
     // The same transaction again, as the SDK sends it when the first answer
     // never arrived: accepted, with the same quota and the same state before.
-    let again = table.admit(&p, None, &trigger, &[]).await.unwrap();
+    let again = table
+        .admission()
+        .admit(&p, None, &trigger, &[])
+        .await
+        .unwrap();
     match (&first, &again) {
         (
             Admission::Accepted {
@@ -82,12 +98,14 @@ async fn an_admission_whose_answer_was_lost_stands_once_when_retried() {
     // A third trigger still fits, a fourth does not: one slot per trigger.
     accepted(
         table
+            .admission()
             .admit(&p, None, &record("192.0.2.20", NOW + 1000), &[])
             .await
             .unwrap(),
     );
     assert!(matches!(
         table
+            .admission()
             .admit(&p, None, &record("192.0.2.20", NOW + 2000), &[])
             .await
             .unwrap(),
@@ -97,7 +115,7 @@ async fn an_admission_whose_answer_was_lost_stands_once_when_retried() {
     let mut stranger = record("192.0.2.21", NOW);
     stranger.trigger_id = trigger.trigger_id.clone();
     assert!(matches!(
-        table.admit(&p, None, &stranger, &[]).await,
+        table.admission().admit(&p, None, &stranger, &[]).await,
         Err(StoreError::Corrupt(_))
     ));
 }
@@ -108,17 +126,18 @@ async fn an_admission_whose_answer_was_lost_stands_once_even_after_another_accep
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let p = policy(3);
     let lost = record("192.0.2.30", NOW);
-    accepted(table.admit(&p, None, &lost, &[]).await.unwrap());
+    accepted(table.admission().admit(&p, None, &lost, &[]).await.unwrap());
     // Another request of the same client is accepted before the SDK retries
     // the first one, whose answer was lost: the client's last writer is now
     // the other trigger.
     accepted(
         table
+            .admission()
             .admit(&p, None, &record("192.0.2.30", NOW + 10), &[])
             .await
             .unwrap(),
     );
-    match table.admit(&p, None, &lost, &[]).await.unwrap() {
+    match table.admission().admit(&p, None, &lost, &[]).await.unwrap() {
         Admission::Accepted { status, previous } => {
             assert_eq!(status.remaining, 1, "the retry took no third slot");
             assert!(!previous.contains(&NOW), "{previous:?}");
@@ -128,12 +147,14 @@ async fn an_admission_whose_answer_was_lost_stands_once_even_after_another_accep
     // One slot per trigger: a third fits, a fourth does not.
     accepted(
         table
+            .admission()
             .admit(&p, None, &record("192.0.2.30", NOW + 20), &[])
             .await
             .unwrap(),
     );
     assert!(matches!(
         table
+            .admission()
             .admit(&p, None, &record("192.0.2.30", NOW + 30), &[])
             .await
             .unwrap(),
@@ -148,10 +169,23 @@ async fn a_refund_after_later_acceptances_removes_only_its_own_slot() {
     let p = policy(2);
     let first = record("192.0.2.10", NOW);
     let second = record("192.0.2.10", NOW + 1000);
-    let previous = accepted(table.admit(&p, None, &first, &[]).await.unwrap());
-    accepted(table.admit(&p, None, &second, &[]).await.unwrap());
+    let previous = accepted(
+        table
+            .admission()
+            .admit(&p, None, &first, &[])
+            .await
+            .unwrap(),
+    );
+    accepted(
+        table
+            .admission()
+            .admit(&p, None, &second, &[])
+            .await
+            .unwrap(),
+    );
     assert!(matches!(
         table
+            .admission()
             .admit(&p, None, &record("192.0.2.10", NOW + 2000), &[])
             .await
             .unwrap(),
@@ -159,28 +193,36 @@ async fn a_refund_after_later_acceptances_removes_only_its_own_slot() {
     ));
     // The first one's enqueue failed: its refund meets a state it did not write.
     assert_eq!(
-        table.refund(&p, None, &first, &previous).await.unwrap(),
+        table
+            .admission()
+            .refund(&p, None, &first, &previous)
+            .await
+            .unwrap(),
         Refund::Refunded
     );
     assert!(table
-        .get_trigger(&first.trigger_id, NOW)
+        .triggers()
+        .get(&first.trigger_id, NOW)
         .await
         .unwrap()
         .is_none());
     assert!(table
-        .get_trigger(&second.trigger_id, NOW)
+        .triggers()
+        .get(&second.trigger_id, NOW)
         .await
         .unwrap()
         .is_some());
     // Exactly one slot came back.
     accepted(
         table
+            .admission()
             .admit(&p, None, &record("192.0.2.10", NOW + 3000), &[])
             .await
             .unwrap(),
     );
     assert!(matches!(
         table
+            .admission()
             .admit(&p, None, &record("192.0.2.10", NOW + 4000), &[])
             .await
             .unwrap(),
@@ -194,7 +236,7 @@ async fn no_refund_once_a_worker_took_the_trigger() {
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let p = policy(1);
     let r = record("192.0.2.11", NOW);
-    let previous = accepted(table.admit(&p, None, &r, &[]).await.unwrap());
+    let previous = accepted(table.admission().admit(&p, None, &r, &[]).await.unwrap());
     stack
         .dynamodb
         .update_item()
@@ -207,17 +249,23 @@ async fn no_refund_once_a_worker_took_the_trigger() {
         .await
         .unwrap();
     assert_eq!(
-        table.refund(&p, None, &r, &previous).await.unwrap(),
+        table
+            .admission()
+            .refund(&p, None, &r, &previous)
+            .await
+            .unwrap(),
         Refund::AlreadyPickedUp
     );
     let kept = table
-        .get_trigger(&r.trigger_id, NOW)
+        .triggers()
+        .get(&r.trigger_id, NOW)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(kept.status, TriggerStatus::Started);
     assert!(matches!(
         table
+            .admission()
             .admit(&p, None, &record("192.0.2.11", NOW + 1), &[])
             .await
             .unwrap(),
@@ -235,20 +283,32 @@ async fn a_global_refund_gives_the_budget_back() {
         window: Duration::from_secs(3600),
     };
     let r = record("192.0.2.12", NOW);
-    let previous = accepted(table.admit(&p, Some(&g), &r, &[]).await.unwrap());
+    let previous = accepted(
+        table
+            .admission()
+            .admit(&p, Some(&g), &r, &[])
+            .await
+            .unwrap(),
+    );
     assert!(matches!(
         table
+            .admission()
             .admit(&p, Some(&g), &record("192.0.2.13", NOW + 1), &[])
             .await
             .unwrap(),
         Admission::GlobalExhausted { .. }
     ));
     assert_eq!(
-        table.refund(&p, Some(&g), &r, &previous).await.unwrap(),
+        table
+            .admission()
+            .refund(&p, Some(&g), &r, &previous)
+            .await
+            .unwrap(),
         Refund::Refunded
     );
     accepted(
         table
+            .admission()
             .admit(&p, Some(&g), &record("192.0.2.13", NOW + 2), &[])
             .await
             .unwrap(),
@@ -270,7 +330,7 @@ async fn a_corrupt_trigger_item_is_reported_not_served() {
         .await
         .unwrap();
     assert!(matches!(
-        table.get_trigger(&id, NOW).await,
+        table.triggers().get(&id, NOW).await,
         Err(StoreError::Corrupt(_))
     ));
 }
@@ -304,6 +364,7 @@ async fn throttling_is_retried_then_reported_unavailable() {
         .build();
     let table = Table::new(mocked_dynamodb(&[&throttled]), "t");
     let err = table
+        .admission()
         .admit(&policy(3), None, &record("192.0.2.20", NOW), &[])
         .await
         .unwrap_err();
@@ -329,6 +390,7 @@ async fn a_throttle_that_clears_admits() {
         .build();
     let table = Table::new(mocked_dynamodb(&[&flaky]), "t");
     let admission = table
+        .admission()
         .admit(&policy(3), None, &record("192.0.2.21", NOW), &[])
         .await
         .unwrap();
@@ -345,6 +407,7 @@ async fn a_500_is_unavailable() {
         .build();
     let table = Table::new(mocked_dynamodb(&[&broken]), "t");
     let err = table
+        .admission()
         .admit(&policy(3), None, &record("192.0.2.22", NOW), &[])
         .await
         .unwrap_err();
@@ -391,7 +454,8 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
     let blocks = |ip: &str| block_keys(secret, ip).unwrap();
     // The network 192.0.2.0/24 is blocked until NOW + 60 s.
     table
-        .block_client(
+        .blocks()
+        .block(
             &keyed(secret, "ipv4:192.0.2.0/24"),
             NOW + 60_000,
             "flood",
@@ -401,6 +465,7 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
         .unwrap();
     for ip in ["192.0.2.40", "192.0.2.41"] {
         let refused = table
+            .admission()
             .admit(&p, None, &record(ip, NOW + 10), &blocks(ip))
             .await
             .unwrap();
@@ -412,13 +477,19 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
         );
         let key = client_key(secret, ip).unwrap();
         assert!(
-            table.client_slots(&key).await.unwrap().is_empty(),
+            table
+                .admission()
+                .client_slots(&key)
+                .await
+                .unwrap()
+                .is_empty(),
             "nothing taken"
         );
     }
     // A neighbour network is not blocked.
     accepted(
         table
+            .admission()
             .admit(
                 &p,
                 None,
@@ -430,7 +501,8 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
     );
     // A block on one address stops that address only.
     table
-        .block_client(
+        .blocks()
+        .block(
             &client_key(secret, "192.0.3.41").unwrap(),
             NOW + 30_000,
             "x",
@@ -440,6 +512,7 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
         .unwrap();
     assert_eq!(
         table
+            .admission()
             .admit(
                 &p,
                 None,
@@ -455,6 +528,7 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
     // Blocks end by themselves: past `until` the same request is admitted.
     accepted(
         table
+            .admission()
             .admit(
                 &p,
                 None,
@@ -466,19 +540,23 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
     );
     // Lifting a block ends it at once; a lifted or expired one cannot be lifted again.
     assert!(table
-        .unblock_client(&client_key(secret, "192.0.3.41").unwrap(), NOW + 20)
+        .blocks()
+        .unblock(&client_key(secret, "192.0.3.41").unwrap(), NOW + 20)
         .await
         .unwrap());
     assert!(!table
-        .unblock_client(&client_key(secret, "192.0.3.41").unwrap(), NOW + 20)
+        .blocks()
+        .unblock(&client_key(secret, "192.0.3.41").unwrap(), NOW + 20)
         .await
         .unwrap());
     assert!(!table
-        .unblock_client(&keyed(secret, "ipv4:192.0.2.0/24"), NOW + 70_000)
+        .blocks()
+        .unblock(&keyed(secret, "ipv4:192.0.2.0/24"), NOW + 70_000)
         .await
         .unwrap());
     accepted(
         table
+            .admission()
             .admit(
                 &p,
                 None,
@@ -496,29 +574,49 @@ async fn reset_frees_exactly_that_client() {
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let p = policy(1);
     for ip in ["192.0.2.50", "192.0.2.51"] {
-        accepted(table.admit(&p, None, &record(ip, NOW), &[]).await.unwrap());
+        accepted(
+            table
+                .admission()
+                .admit(&p, None, &record(ip, NOW), &[])
+                .await
+                .unwrap(),
+        );
     }
     let key = |ip: &str| client_key(b"0123456789abcdef", ip).unwrap();
-    assert!(table.reset_client(&key("192.0.2.50")).await.unwrap());
+    assert!(table
+        .admission()
+        .reset_client(&key("192.0.2.50"))
+        .await
+        .unwrap());
     assert!(
-        !table.reset_client(&key("192.0.2.50")).await.unwrap(),
+        !table
+            .admission()
+            .reset_client(&key("192.0.2.50"))
+            .await
+            .unwrap(),
         "nothing left to free"
     );
     accepted(
         table
+            .admission()
             .admit(&p, None, &record("192.0.2.50", NOW + 1), &[])
             .await
             .unwrap(),
     );
     assert!(matches!(
         table
+            .admission()
             .admit(&p, None, &record("192.0.2.51", NOW + 1), &[])
             .await
             .unwrap(),
         Admission::ClientExhausted(_)
     ));
     assert_eq!(
-        table.client_slots(&key("192.0.2.51")).await.unwrap(),
+        table
+            .admission()
+            .client_slots(&key("192.0.2.51"))
+            .await
+            .unwrap(),
         vec![NOW]
     );
 }
@@ -533,6 +631,7 @@ async fn a_transaction_still_in_progress_is_asked_again_not_reported_unavailable
         .build();
     let table = Table::new(mocked_dynamodb(&[&in_progress]), "t");
     let admission = table
+        .admission()
         .admit(&policy(3), None, &record("192.0.2.23", NOW), &[])
         .await
         .unwrap();
@@ -555,13 +654,14 @@ async fn the_ledger_lists_newest_first_across_days_and_shards_without_a_scan() {
         if i % 5 == 0 {
             r.pipeline = "docs".into();
         }
-        accepted(table.admit(&p, None, &r, &[]).await.unwrap());
+        accepted(table.admission().admit(&p, None, &r, &[]).await.unwrap());
         all.push(r);
     }
     all.sort_by_key(|r| std::cmp::Reverse(r.requested_at));
     let newest: Vec<String> = all.iter().take(12).map(|r| r.trigger_id.clone()).collect();
     let listed = table
-        .triggers_since(NOW - 3 * day, NOW, 12, &|_| true)
+        .ledger()
+        .since(NOW - 3 * day, NOW, 12, &|_| true)
         .await
         .unwrap();
     assert_eq!(
@@ -573,12 +673,14 @@ async fn the_ledger_lists_newest_first_across_days_and_shards_without_a_scan() {
     );
     // Only what is asked for: a window and a filter.
     let docs = table
-        .triggers_since(NOW - 3 * day, NOW, 100, &|r| r.pipeline == "docs")
+        .ledger()
+        .since(NOW - 3 * day, NOW, 100, &|r| r.pipeline == "docs")
         .await
         .unwrap();
     assert_eq!(docs.len(), 6);
     let recent = table
-        .triggers_since(NOW - day / 2, NOW, 100, &|_| true)
+        .ledger()
+        .since(NOW - day / 2, NOW, 100, &|_| true)
         .await
         .unwrap();
     assert_eq!(recent.len(), 10);
@@ -607,7 +709,7 @@ fn conflict(conflicted: usize, items: usize) -> String {
 #[tokio::test]
 async fn a_conflict_on_the_run_is_retried_never_taken_for_a_run_that_moved_on() {
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
-    use shared::aws::runs::{Joined, Take};
+    use shared::aws::table::runs::{Joined, Take};
     use shared::rules::runs::RunRecord;
     use shared::rules::status::RunStatus;
     // Taking the lane while joins update the run: the conflict is retried.
@@ -629,7 +731,10 @@ async fn a_conflict_on_the_run_is_retried_never_taken_for_a_run_that_moved_on() 
         expires_at: NOW / 1000 + 60,
         stages: Vec::new(),
     };
-    assert_eq!(table.take_lane(&run, NOW).await.unwrap(), Take::Taken);
+    assert_eq!(
+        table.runs().take_lane(&run, NOW).await.unwrap(),
+        Take::Taken
+    );
     assert_eq!(take.num_calls(), 2);
     // Joining while the run is updated by another join: retried, joined,
     // never a second pending run.
@@ -652,6 +757,7 @@ async fn a_conflict_on_the_run_is_retried_never_taken_for_a_run_that_moved_on() 
         aws_smithy_mocks::mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &[&slot, &join]);
     let table = Table::new(client, "t");
     let joined = table
+        .runs()
         .join_or_open(&record("192.0.2.60", NOW), "k", NOW, NOW / 1000 + 60)
         .await
         .unwrap();

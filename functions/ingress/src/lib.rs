@@ -5,7 +5,8 @@
 
 use serde_json::Value;
 use shared::aws::queue::WorkQueue;
-use shared::aws::table::{Admission, Refund, StoreError, Table};
+use shared::aws::table::admission::{Admission, Refund};
+use shared::aws::table::{StoreError, Table};
 use shared::aws::CallCounter;
 use shared::clock::Clock;
 use shared::config::IngressConfig;
@@ -189,6 +190,7 @@ impl Ingress {
         let calls_before = self.calls.total();
         let admission = self
             .table
+            .admission()
             .admit(&config.quota, config.global_quota.as_ref(), &record, &blocks)
             .await
             .map_err(|e| {
@@ -283,6 +285,7 @@ impl Ingress {
         let config = &self.config;
         let refund = self
             .table
+            .admission()
             .refund(
                 &config.quota,
                 config.global_quota.as_ref(),
@@ -321,7 +324,8 @@ impl Ingress {
         };
         let view = self
             .table
-            .trigger_view(&id, self.clock.now_ms())
+            .triggers()
+            .view(&id, self.clock.now_ms())
             .await
             .map_err(failed)?
             .ok_or(ApiError::TriggerNotFound)?;

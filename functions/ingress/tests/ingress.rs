@@ -420,7 +420,8 @@ async fn aws_calls_per_request_meet_the_budget() {
     let key = shared::rules::client_key::client_key(b"test-secret-of-sufficient-length", blocked)
         .unwrap();
     table
-        .block_client(&key, u64::MAX / 2, "test", 0)
+        .blocks()
+        .block(&key, u64::MAX / 2, "test", 0)
         .await
         .unwrap();
     let before = calls.snapshot();

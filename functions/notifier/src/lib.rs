@@ -15,11 +15,11 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use shared::aws::event_claim::Claim;
 use shared::aws::pipeline::PipelineHistory;
-use shared::aws::runs::run_pk;
-use shared::aws::stages::StageRecorded;
-use shared::aws::table::{trigger_pk, ExecutionOwner, OutcomeRecord, StoreError, Table};
+use shared::aws::table::claims::Claim;
+use shared::aws::table::stages::StageRecorded;
+use shared::aws::table::triggers::{ExecutionOwner, OutcomeRecord};
+use shared::aws::table::{StoreError, Table};
 use shared::aws::topic::{PublishError, Topic};
 use shared::clock::Clock;
 use shared::config::NotifierConfig;
@@ -184,7 +184,8 @@ impl Notifier {
         let token = ulid::Ulid::new().to_string();
         let claim = self
             .table
-            .claim_event(
+            .claims()
+            .claim(
                 &event.event_id,
                 &token,
                 now,
@@ -228,7 +229,7 @@ impl Notifier {
         time: Option<u64>,
         now: u64,
     ) -> Result<Option<ExecutionOwner>, NotifierError> {
-        let owner = self.table.execution_owner(execution_id).await?;
+        let owner = self.table.triggers().execution_owner(execution_id).await?;
         if owner.is_none() && now.saturating_sub(time.unwrap_or(0)) < OWNER_WAIT.as_millis() as u64
         {
             warn!(decision = "retry_later", event_id = %event_id, execution_id = %execution_id,
@@ -259,14 +260,11 @@ impl Notifier {
                 });
             }
         };
-        let pk = match &owner.run_id {
-            Some(run_id) => run_pk(run_id),
-            None => trigger_pk(&owner.trigger_id),
-        };
         let recorded = self
             .table
-            .record_stage(
-                &pk,
+            .stages()
+            .record(
+                &owner,
                 &event.execution_id,
                 &event.stage,
                 event.state,
@@ -331,11 +329,12 @@ impl Notifier {
         now: u64,
     ) -> Result<Option<Origin>, StoreError> {
         let Some(status) = event.state.trigger_status() else {
-            let trigger = self.table.get_trigger(trigger_id, now).await?;
+            let trigger = self.table.triggers().get(trigger_id, now).await?;
             return Ok(trigger.map(Origin::single));
         };
         let record = self
             .table
+            .triggers()
             .record_outcome(trigger_id, &event.execution_id, status, changed_at, now)
             .await?;
         Ok(match record {
@@ -374,11 +373,16 @@ impl Notifier {
             Some(status) => {
                 let recorded = self
                     .table
-                    .record_run_outcome(run_id, &event.execution_id, status, changed_at, now)
+                    .runs()
+                    .record_outcome(run_id, &event.execution_id, status, changed_at, now)
                     .await?;
                 if status.is_ended() {
                     // Whatever the record says, this execution no longer runs.
-                    let freed = self.table.free_lane(&event.pipeline, run_id, now).await?;
+                    let freed = self
+                        .table
+                        .runs()
+                        .free_lane(&event.pipeline, run_id, now)
+                        .await?;
                     info!(decision = "lane_freed", run_id = %run_id, execution_id = %event.execution_id,
                           freed, "the run ended; its pipeline is free for the next");
                 }
@@ -400,12 +404,12 @@ impl Notifier {
                     }
                 }
             }
-            None => self.table.get_run(run_id).await?,
+            None => self.table.runs().get(run_id).await?,
         };
         let Some(run) = run else {
             return Ok(None);
         };
-        let first = self.table.get_trigger(run_id, now).await?;
+        let first = self.table.triggers().get(run_id, now).await?;
         Ok(first.map(|first| Origin {
             first,
             triggers: run.triggers,
@@ -439,7 +443,8 @@ impl Notifier {
             Ok(message_id) => {
                 if let Err(e) = self
                     .table
-                    .mark_event_sent(&event.event_id, token, &message_id, self.retention_end(now))
+                    .claims()
+                    .mark_sent(&event.event_id, token, &message_id, self.retention_end(now))
                     .await
                 {
                     // The e-mail is out; the claim lapses after the lease.
@@ -459,7 +464,7 @@ impl Notifier {
                 })
             }
             Err(e) => {
-                let released = self.table.release_event(&event.event_id, token).await;
+                let released = self.table.claims().release(&event.event_id, token).await;
                 error!(
                     decision = "fail_invocation", event_id = %event.event_id, execution_id = %event.execution_id,
                     error = %e, claim_released = ?released,

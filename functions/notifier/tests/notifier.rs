@@ -13,9 +13,10 @@ use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use notifier::{Notifier, NotifierError, Outcome};
 use serde_json::{json, Value};
 use shared::aws;
-use shared::aws::event_claim::Claim;
-use shared::aws::runs::Take;
-use shared::aws::table::{OutcomeRecord, StartRecord, Table};
+use shared::aws::table::claims::Claim;
+use shared::aws::table::runs::Take;
+use shared::aws::table::triggers::{OutcomeRecord, StartRecord};
+use shared::aws::table::Table;
 use shared::clock::{Clock, ManualClock, SystemClock};
 use shared::config::{Env, NotifierConfig};
 use shared::rules::pipeline_event::{stage_change_detail, stage_change_event, state_change_event};
@@ -291,7 +292,8 @@ async fn a_live_claim_elsewhere_defers_and_a_lapsed_one_is_taken_over() {
     // Another invocation claimed the event and then crashed before publishing.
     assert_eq!(
         h.table
-            .claim_event(&id, "crashed", now, notifier::CLAIM_LEASE, now / 1000 + 60)
+            .claims()
+            .claim(&id, "crashed", now, notifier::CLAIM_LEASE, now / 1000 + 60)
             .await
             .unwrap(),
         Claim::Claimed
@@ -304,7 +306,7 @@ async fn a_live_claim_elsewhere_defers_and_a_lapsed_one_is_taken_over() {
     );
     assert!(h.emails().await.is_empty());
     // Its claim cannot be released or completed by anyone else.
-    assert!(!h.table.release_event(&id, "someone-else").await.unwrap());
+    assert!(!h.table.claims().release(&id, "someone-else").await.unwrap());
     h.clock
         .advance(notifier::CLAIM_LEASE + Duration::from_millis(1));
     assert!(matches!(
@@ -315,7 +317,8 @@ async fn a_live_claim_elsewhere_defers_and_a_lapsed_one_is_taken_over() {
     // The crashed holder's late completion cannot overwrite the new claim.
     assert!(h
         .table
-        .mark_event_sent(&id, "crashed", "m-1", now / 1000 + 60)
+        .claims()
+        .mark_sent(&id, "crashed", "m-1", now / 1000 + 60)
         .await
         .is_err());
 }
@@ -367,20 +370,28 @@ async fn a_trigger_through_ingress_worker_and_notifier_is_named_and_reads_succee
     assert!(batch.batch_item_failures.is_empty());
     let started = h
         .table
-        .get_trigger(&trigger_id, SystemClock.now_ms())
+        .triggers()
+        .get(&trigger_id, SystemClock.now_ms())
         .await
         .unwrap()
         .unwrap();
     let view = h
         .table
-        .trigger_view(&trigger_id, SystemClock.now_ms())
+        .triggers()
+        .view(&trigger_id, SystemClock.now_ms())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(view.status, TriggerStatus::Started);
     let execution_id = view.execution_id.unwrap();
     assert_eq!(
-        h.table.get_lane(&pipeline).await.unwrap().run_id.as_deref(),
+        h.table
+            .runs()
+            .get_lane(&pipeline)
+            .await
+            .unwrap()
+            .run_id
+            .as_deref(),
         Some(trigger_id.as_str()),
         "the run holds its pipeline"
     );
@@ -430,7 +441,7 @@ async fn a_trigger_through_ingress_worker_and_notifier_is_named_and_reads_succee
     assert_eq!(view["execution_id"], execution_id.as_str());
     assert_eq!(view["coalesced"], false);
     assert_eq!(
-        h.table.get_lane(&pipeline).await.unwrap().run_id,
+        h.table.runs().get_lane(&pipeline).await.unwrap().run_id,
         None,
         "the terminal event freed the pipeline"
     );
@@ -443,6 +454,7 @@ async fn started_trigger(h: &Harness, execution_id: &str) -> String {
     let now = SystemClock.now_ms();
     assert_eq!(
         h.table
+            .triggers()
             .record_started(&trigger_id, execution_id, now, now / 1000 + 600)
             .await
             .unwrap(),
@@ -457,10 +469,8 @@ async fn outcomes_arriving_late_or_twice_never_regress_the_record() {
     let execution = unique("exec");
     let trigger_id = started_trigger(&h, &execution).await;
     let now = SystemClock.now_ms();
-    let record = |status, at| {
-        h.table
-            .record_outcome(&trigger_id, &execution, status, at, now)
-    };
+    let triggers = h.table.triggers();
+    let record = |status, at| triggers.record_outcome(&trigger_id, &execution, status, at, now);
     assert!(matches!(
         record(TriggerStatus::Failed, 2_000).await.unwrap(),
         OutcomeRecord::Recorded(r) if r.status == TriggerStatus::Failed
@@ -484,6 +494,7 @@ async fn outcomes_arriving_late_or_twice_never_regress_the_record() {
     // Another execution's event does not touch this trigger.
     assert_eq!(
         h.table
+            .triggers()
             .record_outcome(
                 &trigger_id,
                 "other-exec",
@@ -498,6 +509,7 @@ async fn outcomes_arriving_late_or_twice_never_regress_the_record() {
     // A worker redelivery recording the same start cannot undo the outcome.
     assert_eq!(
         h.table
+            .triggers()
             .record_started(&trigger_id, &execution, now, now / 1000 + 600)
             .await
             .unwrap(),
@@ -505,7 +517,8 @@ async fn outcomes_arriving_late_or_twice_never_regress_the_record() {
     );
     let stored = h
         .table
-        .get_trigger(&trigger_id, now)
+        .triggers()
+        .get(&trigger_id, now)
         .await
         .unwrap()
         .unwrap();
@@ -525,7 +538,8 @@ async fn a_state_outside_notify_states_still_records_the_outcome() {
     ));
     let stored = h
         .table
-        .get_trigger(&trigger_id, SystemClock.now_ms())
+        .triggers()
+        .get(&trigger_id, SystemClock.now_ms())
         .await
         .unwrap()
         .unwrap();
@@ -667,8 +681,9 @@ async fn started_run(h: &Harness, pipeline: &str, execution: &str, count: usize)
     let mut ids = Vec::new();
     for _ in 0..count {
         let id = h.stack.enqueue_trigger(pipeline).await;
-        let record = h.table.get_trigger(&id, now).await.unwrap().unwrap();
+        let record = h.table.triggers().get(&id, now).await.unwrap().unwrap();
         h.table
+            .runs()
             .join_or_open(
                 &record,
                 &input_set_key(&record.inputs),
@@ -681,15 +696,20 @@ async fn started_run(h: &Harness, pipeline: &str, execution: &str, count: usize)
     }
     let run = h
         .table
-        .get_run(&ids[0])
+        .runs()
+        .get(&ids[0])
         .await
         .unwrap()
         .expect("the opener's run");
     assert_eq!(run.triggers, count as u64);
-    assert_eq!(h.table.take_lane(&run, now).await.unwrap(), Take::Taken);
+    assert_eq!(
+        h.table.runs().take_lane(&run, now).await.unwrap(),
+        Take::Taken
+    );
     assert!(h
         .table
-        .record_run_started(&run, execution, now, now / 1000 + 600)
+        .runs()
+        .record_started(&run, execution, now, now / 1000 + 600)
         .await
         .unwrap());
     ids
@@ -713,12 +733,15 @@ async fn a_coalesced_run_moves_every_trigger_frees_its_pipeline_and_says_how_man
         .unwrap();
     assert!(matches!(outcome, Outcome::Notified { .. }), "{outcome:?}");
     for id in &ids {
-        let view = h.table.trigger_view(id, 0).await.unwrap().unwrap();
+        let view = h.table.triggers().view(id, 0).await.unwrap().unwrap();
         assert_eq!(view.status, TriggerStatus::Succeeded, "{id}");
         assert_eq!(view.execution_id.as_deref(), Some(execution.as_str()));
         assert_eq!(view.coalesced, *id != ids[0]);
     }
-    assert_eq!(h.table.get_lane(&pipeline).await.unwrap().run_id, None);
+    assert_eq!(
+        h.table.runs().get_lane(&pipeline).await.unwrap().run_id,
+        None
+    );
     let emails = h.emails().await;
     assert_eq!(emails.len(), 1);
     let body = &emails[0].1;
@@ -741,10 +764,10 @@ async fn a_coalesced_run_moves_every_trigger_frees_its_pipeline_and_says_how_man
     ] {
         notifier.handle(late).await.unwrap();
     }
-    let lane = h.table.get_lane(&pipeline).await.unwrap();
+    let lane = h.table.runs().get_lane(&pipeline).await.unwrap();
     assert_eq!(lane.run_id.as_deref(), Some(next[0].as_str()));
     assert_eq!(lane.execution_id.as_deref(), Some(next_execution.as_str()));
-    let first = h.table.trigger_view(&ids[1], 0).await.unwrap().unwrap();
+    let first = h.table.triggers().view(&ids[1], 0).await.unwrap().unwrap();
     assert_eq!(first.status, TriggerStatus::Succeeded);
 }
 
@@ -771,10 +794,13 @@ async fn an_event_that_races_the_workers_record_is_retried_then_recorded_never_d
         Outcome::Notified { .. }
     ));
     for id in &ids {
-        let view = h.table.trigger_view(id, 0).await.unwrap().unwrap();
+        let view = h.table.triggers().view(id, 0).await.unwrap().unwrap();
         assert_eq!(view.status, TriggerStatus::Succeeded);
     }
-    assert_eq!(h.table.get_lane(&pipeline).await.unwrap().run_id, None);
+    assert_eq!(
+        h.table.runs().get_lane(&pipeline).await.unwrap().run_id,
+        None
+    );
     let emails = h.emails().await;
     assert_eq!(emails.len(), 1);
     assert!(emails[0].1.contains(&ids[0]), "{}", emails[0].1);
@@ -869,7 +895,7 @@ async fn stage_changes_reach_every_trigger_of_the_run_and_send_no_email() {
         "{late:?}"
     );
     for id in &ids {
-        let view = h.table.trigger_view(id, 0).await.unwrap().unwrap();
+        let view = h.table.triggers().view(id, 0).await.unwrap().unwrap();
         let shown = serde_json::to_value(&view).unwrap();
         assert_eq!(
             shown["stages"],
@@ -905,7 +931,7 @@ async fn a_stage_change_that_races_the_workers_record_is_retried_then_recorded()
         notifier.handle(early).await.unwrap(),
         Outcome::Stage { recorded: true, .. }
     ));
-    let view = h.table.trigger_view(&ids[0], 0).await.unwrap().unwrap();
+    let view = h.table.triggers().view(&ids[0], 0).await.unwrap().unwrap();
     assert_eq!(view.stages.len(), 1);
     assert_eq!(view.stages[0].state, "STARTED");
     // A stage change of an execution nobody recorded, long ago, is not ours.
@@ -930,7 +956,14 @@ async fn without_coalescing_the_trigger_itself_holds_its_stages() {
     let h = harness().await;
     let execution = unique("exec");
     let id = started_trigger(&h, &execution).await;
-    let pipeline = h.table.get_trigger(&id, 0).await.unwrap().unwrap().target;
+    let pipeline = h
+        .table
+        .triggers()
+        .get(&id, 0)
+        .await
+        .unwrap()
+        .unwrap()
+        .target;
     let outcome = h
         .notifier()
         .handle(stage_event(
@@ -946,7 +979,7 @@ async fn without_coalescing_the_trigger_itself_holds_its_stages() {
         matches!(outcome, Outcome::Stage { recorded: true, .. }),
         "{outcome:?}"
     );
-    let view = h.table.trigger_view(&id, 0).await.unwrap().unwrap();
+    let view = h.table.triggers().view(&id, 0).await.unwrap().unwrap();
     assert_eq!(view.stages.len(), 1);
     assert_eq!(view.stages[0].name, "Deploy");
 }

@@ -24,8 +24,9 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use serde_json::Value;
 use shared::aws::pipeline::PipelineStarter;
 use shared::aws::queue::{queue_url_from_arn, DeadLetterQueue, Deliveries};
-use shared::aws::runs::{Joined, Take};
-use shared::aws::table::{StartRecord, StoreError, Table};
+use shared::aws::table::runs::{Joined, Take};
+use shared::aws::table::triggers::StartRecord;
+use shared::aws::table::{StoreError, Table};
 use shared::clock::Clock;
 use shared::config::WorkerConfig;
 use shared::lambda::metrics::{Metrics, MetricsSink};
@@ -253,7 +254,8 @@ impl Worker {
         let now = self.clock.now_ms();
         let Some(record) = self
             .table
-            .get_trigger(trigger_id, now)
+            .triggers()
+            .get(trigger_id, now)
             .await
             .map_err(unavailable)?
         else {
@@ -275,6 +277,7 @@ impl Worker {
             Some(run_id) => run_id.clone(),
             None => match self
                 .table
+                .runs()
                 .join_or_open(&record, &input_set_key(&inputs), now, expires_at)
                 .await
                 .map_err(unavailable)?
@@ -305,6 +308,7 @@ impl Worker {
         let expires_at = ledger_expires_at(now, self.config.ledger_retention);
         match self
             .table
+            .triggers()
             .record_started(trigger_id, &execution_id, now, expires_at)
             .await
             .map_err(unavailable)?
@@ -326,7 +330,8 @@ impl Worker {
         let now = self.clock.now_ms();
         let Some(run) = self
             .table
-            .get_run(&opener.trigger_id)
+            .runs()
+            .get(&opener.trigger_id)
             .await
             .map_err(unavailable)?
         else {
@@ -338,7 +343,8 @@ impl Worker {
                 // The opener was replayed from the DLQ: the run, with every
                 // trigger it serves, gets its chance again.
                 self.table
-                    .revive_run(&run.run_id, now)
+                    .runs()
+                    .revive(&run.run_id, now)
                     .await
                     .map_err(unavailable)?;
                 info!(decision = "revived", run_id = %run.run_id, triggers = run.triggers,
@@ -352,6 +358,7 @@ impl Worker {
         }
         let lane = self
             .table
+            .runs()
             .get_lane(&run.target)
             .await
             .map_err(unavailable)?;
@@ -372,7 +379,13 @@ impl Worker {
                 }
             }
         }
-        match self.table.take_lane(&run, now).await.map_err(unavailable)? {
+        match self
+            .table
+            .runs()
+            .take_lane(&run, now)
+            .await
+            .map_err(unavailable)?
+        {
             Take::Taken => {}
             Take::Busy(lane) => {
                 return Ok(Handled::Waiting {
@@ -395,7 +408,8 @@ impl Worker {
         let expires_at = ledger_expires_at(now, self.config.ledger_retention);
         let kept_lane = self
             .table
-            .record_run_started(&run, &execution_id, now, expires_at)
+            .runs()
+            .record_started(&run, &execution_id, now, expires_at)
             .await
             .map_err(unavailable)?;
         if !kept_lane {
@@ -429,6 +443,7 @@ impl Worker {
         match state {
             HolderState::Running => {
                 self.table
+                    .runs()
                     .mark_lane_checked(target, holder, now)
                     .await
                     .map_err(unavailable)?;
@@ -439,12 +454,14 @@ impl Worker {
             HolderState::Ended(status) => {
                 if let (Some(execution_id), RunStatus::Execution(_)) = (execution_id, status) {
                     self.table
-                        .record_run_outcome(holder, execution_id, status, now, now)
+                        .runs()
+                        .record_outcome(holder, execution_id, status, now, now)
                         .await
                         .map_err(unavailable)?;
                 }
                 let freed = self
                     .table
+                    .runs()
                     .free_lane(target, holder, now)
                     .await
                     .map_err(unavailable)?;
@@ -548,6 +565,7 @@ impl Worker {
             let now = self.clock.now_ms();
             if let Err(e) = self
                 .table
+                .triggers()
                 .record_dead_lettered(trigger_id, &failure.code, &failure.message, now)
                 .await
             {
@@ -568,12 +586,13 @@ impl Worker {
     async fn dead_letter_run(&self, run_id: &str, code: &str, reason: &str, now: u64) {
         match self
             .table
-            .record_run_dead_lettered(run_id, code, reason, now)
+            .runs()
+            .record_dead_lettered(run_id, code, reason, now)
             .await
         {
             Ok(None) => {}
             Ok(Some(run)) => {
-                let freed = self.table.free_lane(&run.target, run_id, now).await;
+                let freed = self.table.runs().free_lane(&run.target, run_id, now).await;
                 warn!(decision = "run_dead_lettered", run_id = %run_id, lane_freed = ?freed,
                       "the run is dead-lettered with its opener");
             }

@@ -14,7 +14,8 @@ use aws_sdk_codepipeline::types::{PipelineExecution, PipelineExecutionStatus};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use serde_json::json;
-use shared::aws::runs::{lane_pk, Joined, Take};
+use shared::aws::table::items::lane_pk;
+use shared::aws::table::runs::{Joined, Take};
 use shared::clock::{Clock, ManualClock, SystemClock};
 use shared::config::{Env, WorkerConfig};
 use shared::rules::runs::input_set_key;
@@ -55,12 +56,13 @@ async fn drain_batches(h: &Harness) -> usize {
 /// What the notifier does with a run's terminal event: the run gets its
 /// outcome and its lane is freed.
 async fn end_as_the_notifier_does(h: &Harness, run_id: &str, status: TriggerStatus) {
-    let run = h.table.get_run(run_id).await.unwrap().expect("run");
+    let run = h.table.runs().get(run_id).await.unwrap().expect("run");
     let execution_id = run.execution_id.expect("a started run");
     let now = SystemClock.now_ms();
     let recorded = h
         .table
-        .record_run_outcome(
+        .runs()
+        .record_outcome(
             run_id,
             &execution_id,
             RunStatus::Execution(status),
@@ -70,7 +72,12 @@ async fn end_as_the_notifier_does(h: &Harness, run_id: &str, status: TriggerStat
         .await
         .unwrap();
     assert!(matches!(recorded, Some((_, true))));
-    assert!(h.table.free_lane(&run.target, run_id, now).await.unwrap());
+    assert!(h
+        .table
+        .runs()
+        .free_lane(&run.target, run_id, now)
+        .await
+        .unwrap());
 }
 
 async fn coalescing_harness(prefix: &str, extra: &[(&str, &str)]) -> (Harness, String) {
@@ -121,7 +128,10 @@ async fn triggers_join_the_pending_run_which_waits_and_starts_after_the_terminal
     let openers: Vec<_> = views.iter().filter(|v| !v.coalesced).collect();
     assert_eq!(openers.len(), 1, "{views:?}");
     let run_id = openers[0].trigger_id.clone();
-    assert_eq!(h.table.get_run(&run_id).await.unwrap().unwrap().triggers, 3);
+    assert_eq!(
+        h.table.runs().get(&run_id).await.unwrap().unwrap().triggers,
+        3
+    );
 
     // While the first run is in progress the pending run keeps waiting, and
     // keeps collecting triggers.
@@ -133,7 +143,10 @@ async fn triggers_join_the_pending_run_which_waits_and_starts_after_the_terminal
         "the waiting opener and the new trigger"
     );
     assert_eq!(h.stack.executions(&pipeline).await, 1);
-    assert_eq!(h.table.get_run(&run_id).await.unwrap().unwrap().triggers, 4);
+    assert_eq!(
+        h.table.runs().get(&run_id).await.unwrap().unwrap().triggers,
+        4
+    );
     assert!(h.view(later.last().unwrap()).await.coalesced);
 
     // The first run ends: the next poll starts the pending run, once.
@@ -144,7 +157,8 @@ async fn triggers_join_the_pending_run_which_waits_and_starts_after_the_terminal
     assert_eq!(h.stack.executions(&pipeline).await, 2);
     let execution = h
         .table
-        .get_run(&run_id)
+        .runs()
+        .get(&run_id)
         .await
         .unwrap()
         .unwrap()
@@ -158,7 +172,7 @@ async fn triggers_join_the_pending_run_which_waits_and_starts_after_the_terminal
     // Nothing is left waiting, and the lane is the new run's.
     poll_interval_passes().await;
     assert_eq!(drain_batches(&h).await, 0);
-    let lane = h.table.get_lane(&pipeline).await.unwrap();
+    let lane = h.table.runs().get_lane(&pipeline).await.unwrap();
     assert_eq!(lane.run_id.as_deref(), Some(run_id.as_str()));
     assert_eq!(lane.execution_id.as_deref(), Some(execution.as_str()));
     assert!(h.dead_letters().await.is_empty());
@@ -204,7 +218,7 @@ async fn different_input_sets_are_never_merged_and_still_run_one_at_a_time() {
     poll_interval_passes().await;
     drain_batches(&h).await;
     assert_eq!(h.stack.executions(&pipeline).await, 2);
-    let lane = h.table.get_lane(&pipeline).await.unwrap();
+    let lane = h.table.runs().get_lane(&pipeline).await.unwrap();
     let running = lane.run_id.expect("a run holds the lane");
     end_as_the_notifier_does(&h, &running, TriggerStatus::Succeeded).await;
     poll_interval_passes().await;
@@ -286,7 +300,7 @@ async fn a_lane_holder_whose_execution_does_not_exist_frees_the_pipeline() {
     drain_batches(&h).await;
     assert_eq!(h.stack.executions(&pipeline).await, 2);
     assert_eq!(h.view(&second).await.status, TriggerStatus::Started);
-    let lane = h.table.get_lane(&pipeline).await.unwrap();
+    let lane = h.table.runs().get_lane(&pipeline).await.unwrap();
     assert_eq!(lane.run_id.as_deref(), Some(second.as_str()));
     // The first run's record names its real execution, which was not asked
     // about: it keeps what it had.
@@ -323,7 +337,7 @@ async fn a_holder_codepipeline_says_still_runs_keeps_the_pipeline_and_is_asked_a
     let (h, pipeline) = coalescing_harness("slow", &[]).await;
     let first = h.enqueue(&pipeline).await;
     drain_batches(&h).await;
-    let lane_before = h.table.get_lane(&pipeline).await.unwrap();
+    let lane_before = h.table.runs().get_lane(&pipeline).await.unwrap();
     // A second worker, past the bound on its clock, whose CodePipeline says
     // the first run is still going.
     let (codepipeline, status_rule, start_rule) = codepipeline_in_progress();
@@ -348,7 +362,7 @@ async fn a_holder_codepipeline_says_still_runs_keeps_the_pipeline_and_is_asked_a
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(status_rule.num_calls(), 1, "asked once");
     assert_eq!(start_rule.num_calls(), 0, "nothing started");
-    let lane = h.table.get_lane(&pipeline).await.unwrap();
+    let lane = h.table.runs().get_lane(&pipeline).await.unwrap();
     assert_eq!(lane.run_id.as_deref(), Some(first.as_str()));
     assert!(
         lane.checked_at > lane_before.checked_at,
@@ -372,8 +386,9 @@ async fn an_opener_redelivered_after_a_crash_between_start_and_record_starts_not
     // CodePipeline asked with the run id as token. Nothing was recorded.
     let table = shared::aws::table::Table::new(stack.dynamodb.clone(), &stack.table_name);
     let now = SystemClock.now_ms();
-    let record = table.get_trigger(&id, now).await.unwrap().unwrap();
+    let record = table.triggers().get(&id, now).await.unwrap().unwrap();
     let opened = table
+        .runs()
         .join_or_open(
             &record,
             &input_set_key(&record.inputs),
@@ -383,8 +398,11 @@ async fn an_opener_redelivered_after_a_crash_between_start_and_record_starts_not
         .await
         .unwrap();
     assert_eq!(opened, Joined::Opened(id.clone()));
-    let run = table.get_run(&id).await.unwrap().unwrap();
-    assert_eq!(table.take_lane(&run, now).await.unwrap(), Take::Taken);
+    let run = table.runs().get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        table.runs().take_lane(&run, now).await.unwrap(),
+        Take::Taken
+    );
     // CodePipeline answers a start with this token with the execution it
     // started the first time (clientRequestToken is its idempotency key).
     let (token, name) = (id.clone(), pipeline.clone());
@@ -416,7 +434,7 @@ async fn an_opener_redelivered_after_a_crash_between_start_and_record_starts_not
     let view = h.view(&id).await;
     assert_eq!(view.status, TriggerStatus::Started);
     assert_eq!(view.execution_id.as_deref(), Some("exec-1"));
-    let lane = h.table.get_lane(&pipeline).await.unwrap();
+    let lane = h.table.runs().get_lane(&pipeline).await.unwrap();
     assert_eq!(lane.execution_id.as_deref(), Some("exec-1"));
 }
 
@@ -442,7 +460,10 @@ async fn with_coalesce_off_every_trigger_starts_its_own_execution_at_once() {
         executions.insert(view.execution_id.unwrap());
     }
     assert_eq!(executions.len(), 3);
-    assert_eq!(h.table.get_lane(&pipeline).await.unwrap().run_id, None);
+    assert_eq!(
+        h.table.runs().get_lane(&pipeline).await.unwrap().run_id,
+        None
+    );
 }
 
 #[tokio::test]
@@ -480,7 +501,7 @@ async fn a_dead_lettered_run_takes_its_triggers_along_and_replaying_its_opener_r
         assert_eq!(h.view(id).await.status, TriggerStatus::DeadLettered, "{id}");
     }
     assert_eq!(
-        h.table.get_lane(&pipeline).await.unwrap().run_id,
+        h.table.runs().get_lane(&pipeline).await.unwrap().run_id,
         None,
         "lane freed"
     );
@@ -498,6 +519,7 @@ async fn a_dead_lettered_run_takes_its_triggers_along_and_replaying_its_opener_r
         .unwrap();
     assert!(h
         .table
+        .triggers()
         .record_requeued(&opener, SystemClock.now_ms())
         .await
         .unwrap());

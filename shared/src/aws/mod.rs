@@ -2,10 +2,8 @@
 //! official SDK client and tested against the real engines (DynamoDB Local
 //! for DynamoDB, moto for the rest; faults replayed with aws-smithy-mocks):
 //!
-//! - [`table`]: DynamoDB: quota, global budget, trigger ledger;
-//!   [`event_claim`]: the notifier's once-only claim on an event;
-//!   [`runs`], [`stages`], [`ledger`], [`clients`]: runs and their stages,
-//!   listing the ledger, operators' view of clients.
+//! - [`table`]: DynamoDB, the one table, one file per aggregate (admission,
+//!   triggers, runs, stages, ledger, claims, blocks) and its keys.
 //! - [`queue`]: SQS: the work queue and its dead-letter queue.
 //! - [`topic`]: SNS: on-call e-mail.
 //! - [`pipeline`]: CodePipeline: starting runs, reading their history.
@@ -19,18 +17,13 @@
 //! [`CallCounter`] on every client so each invocation can say how many AWS
 //! calls it made.
 
-pub mod clients;
-pub mod event_claim;
 #[cfg(feature = "operators")]
 pub mod function_config;
-pub mod ledger;
 pub mod permissions;
 pub mod pipeline;
 #[cfg(feature = "provision")]
 pub mod provision;
 pub mod queue;
-pub mod runs;
-pub mod stages;
 pub mod table;
 pub mod topic;
 

@@ -62,8 +62,8 @@ pub async fn create_table(
         ))
         .set_global_secondary_indexes(Some(
             [
-                (crate::aws::ledger::BY_DAY, "day"),
-                (crate::aws::ledger::BY_RUN, "run_id"),
+                (crate::aws::table::ledger::BY_DAY, "day"),
+                (crate::aws::table::ledger::BY_RUN, "run_id"),
             ]
             .into_iter()
             .map(|(index, hash)| {

@@ -406,7 +406,8 @@ impl Bench {
         let mut executions = Vec::new();
         for trigger in triggers.iter().rev().take(self.args.invocations) {
             let record = table
-                .get_trigger(
+                .triggers()
+                .get(
                     trigger,
                     shared::clock::Clock::now_ms(&shared::clock::SystemClock),
                 )

@@ -84,11 +84,11 @@ impl EventSource {
             .map(|m| m.trigger_id);
         let now = self.clock.now_ms();
         let record = match &trigger_id {
-            Some(id) => self.table.get_trigger(id, now).await.ok().flatten(),
+            Some(id) => self.table.triggers().get(id, now).await.ok().flatten(),
             None => None,
         };
         let run = match record.as_ref().and_then(|r| r.run_id.as_deref()) {
-            Some(run_id) => self.table.get_run(run_id).await.ok().flatten(),
+            Some(run_id) => self.table.runs().get(run_id).await.ok().flatten(),
             None => None,
         };
         let attempt = format!("attempt {receive_count} of {}", self.max_attempts);

@@ -203,6 +203,7 @@ impl PipelineRuns {
     /// The trigger that started an execution, for the hop lines.
     async fn trigger_of(&self, execution_id: &str) -> Option<String> {
         self.table
+            .triggers()
             .execution_owner(execution_id)
             .await
             .ok()

@@ -53,6 +53,7 @@ impl RuleTarget {
         let trigger_id = match &execution_id {
             Some(execution_id) => self
                 .table
+                .triggers()
                 .execution_owner(execution_id)
                 .await
                 .ok()

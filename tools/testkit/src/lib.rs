@@ -17,7 +17,8 @@ pub use lossy_proxy::LossyProxy;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use shared::aws::queue::WorkQueue;
-use shared::aws::table::{Admission, Table};
+use shared::aws::table::admission::Admission;
+use shared::aws::table::Table;
 use shared::aws::{CallCounter, Endpoints};
 use shared::clock::{Clock, SystemClock};
 use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
@@ -341,6 +342,7 @@ impl Stack {
             window: Duration::from_secs(60),
         };
         let admission = Table::new(self.dynamodb.clone(), &self.table_name)
+            .admission()
             .admit(&policy, None, &record, &[])
             .await
             .expect("admit");

@@ -138,7 +138,8 @@ impl Harness {
     /// The trigger's own record.
     pub async fn record(&self, trigger_id: &str) -> TriggerRecord {
         self.table
-            .get_trigger(trigger_id, 0)
+            .triggers()
+            .get(trigger_id, 0)
             .await
             .unwrap()
             .expect("record")
@@ -147,7 +148,8 @@ impl Harness {
     /// What `GET /triggers/{id}` shows (the trigger following its run).
     pub async fn view(&self, trigger_id: &str) -> TriggerView {
         self.table
-            .trigger_view(trigger_id, 0)
+            .triggers()
+            .view(trigger_id, 0)
             .await
             .unwrap()
             .expect("record")

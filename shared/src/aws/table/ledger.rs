@@ -7,8 +7,8 @@
 //! onto one index partition (1,000 writes a second each), which would
 //! throttle the admissions themselves.
 
-use crate::aws::describe;
-use crate::aws::table::{item_to_record, s, StoreError, Table};
+use super::items::{item_to_record, s, DAY_SHARDS};
+use super::{StoreError, Table};
 use crate::clock::EpochMillis;
 use crate::rules::time_format::{days_back, rfc3339};
 use crate::rules::trigger::TriggerRecord;
@@ -19,20 +19,19 @@ pub const BY_RUN: &str = "by_run";
 /// Items read per page of a query.
 const PAGE: i32 = 200;
 
-/// Index partitions per day.
-pub const DAY_SHARDS: u8 = 8;
-
-/// The `day` attribute of a trigger record: its day and a shard picked by
-/// its id.
-pub fn day_key(day: &str, trigger_id: &str) -> String {
-    let shard = trigger_id.bytes().last().unwrap_or(0) % DAY_SHARDS;
-    format!("{day}#{shard}")
-}
+/// The ledger, by day and by run.
+pub struct Ledger<'a>(&'a Table);
 
 impl Table {
+    pub fn ledger(&self) -> Ledger<'_> {
+        Ledger(self)
+    }
+}
+
+impl Ledger<'_> {
     /// Trigger records requested since `since`, newest first, that `keep`
     /// keeps, at most `limit` of them (expired ones left out).
-    pub async fn triggers_since(
+    pub async fn since(
         &self,
         since: EpochMillis,
         now: EpochMillis,
@@ -48,9 +47,10 @@ impl Table {
                 let mut start = None;
                 loop {
                     let output = self
+                        .0
                         .client()
                         .query()
-                        .table_name(self.name())
+                        .table_name(self.0.name())
                         .index_name(BY_DAY)
                         .key_condition_expression("#day = :day AND requested_at >= :since")
                         .expression_attribute_names("#day", "day")
@@ -60,8 +60,7 @@ impl Table {
                         .limit(PAGE)
                         .set_exclusive_start_key(start)
                         .send()
-                        .await
-                        .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+                        .await?;
                     for item in output.items() {
                         let record = item_to_record(item)?;
                         if !record.is_expired(now) && keep(&record) && kept < limit {
@@ -88,7 +87,7 @@ impl Table {
     }
 
     /// The triggers a run serves, oldest first.
-    pub async fn triggers_of_run(
+    pub async fn of_run(
         &self,
         run_id: &str,
         now: EpochMillis,
@@ -97,9 +96,10 @@ impl Table {
         let mut start = None;
         loop {
             let output = self
+                .0
                 .client()
                 .query()
-                .table_name(self.name())
+                .table_name(self.0.name())
                 .index_name(BY_RUN)
                 .key_condition_expression("run_id = :run")
                 .filter_expression("begins_with(pk, :trigger)")
@@ -108,8 +108,7 @@ impl Table {
                 .limit(PAGE)
                 .set_exclusive_start_key(start)
                 .send()
-                .await
-                .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+                .await?;
             for item in output.items() {
                 let record = item_to_record(item)?;
                 if !record.is_expired(now) {

@@ -7,17 +7,15 @@
 //! each other, and a change of the same stage is decided again on what is
 //! stored.
 
-use crate::aws::describe;
-use crate::aws::table::{get_n, get_s, n, s, Item, StoreError, Table};
+use super::items::{get_s, n, s, stage_of, stage_value, STAGE_PREFIX};
+use super::triggers::ExecutionOwner;
+use super::{StoreError, Table};
 use crate::clock::EpochMillis;
 use crate::rules::stages::{stage_change, StageChange, StageRecord};
 use crate::rules::status::PipelineState;
 use crate::rules::time_format::rfc3339;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
-use std::collections::HashMap;
-
-const PREFIX: &str = "stage:";
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
 /// Rounds of "decide on what is stored" before [`StoreError::Contention`].
 const ROUNDS: usize = 8;
@@ -33,45 +31,29 @@ pub enum StageRecorded {
     NotFound,
 }
 
-fn stage_of(name: &str, value: &AttributeValue) -> Option<StageRecord> {
-    let map = value.as_m().ok()?;
-    Some(StageRecord {
-        name: name.to_string(),
-        state: PipelineState::parse(get_s(map, "state")?)?,
-        at: get_n(map, "at")?,
-        since: get_n(map, "since")?,
-        seen: get_n(map, "seen")?,
-    })
-}
-
-/// The stages an item holds (unreadable ones are left out).
-pub fn stages_of(item: &Item) -> Vec<StageRecord> {
-    item.iter()
-        .filter_map(|(key, value)| stage_of(key.strip_prefix(PREFIX)?, value))
-        .collect()
-}
-
-fn stage_value(stage: &StageRecord) -> AttributeValue {
-    AttributeValue::M(HashMap::from([
-        ("state".to_string(), s(stage.state.as_str())),
-        ("at".to_string(), n(stage.at)),
-        ("since".to_string(), n(stage.since)),
-        ("seen".to_string(), n(stage.seen)),
-    ]))
-}
+/// A run's stages, one attribute each.
+pub struct Stages<'a>(&'a Table);
 
 impl Table {
+    pub fn stages(&self) -> Stages<'_> {
+        Stages(self)
+    }
+}
+
+impl Stages<'_> {
     /// Records that stage `name` of `execution_id` changed to `state` at
-    /// `at`, on the item `pk` (a run's or a trigger's), forward only.
-    pub async fn record_stage(
+    /// `at`, on the item of the execution's owner (its run, or without
+    /// coalescing its trigger), forward only.
+    pub async fn record(
         &self,
-        pk: &str,
+        owner: &ExecutionOwner,
         execution_id: &str,
         name: &str,
         state: PipelineState,
         at: EpochMillis,
         now: EpochMillis,
     ) -> Result<StageRecorded, StoreError> {
+        let pk = owner.pk();
         // First guess: the stage's first change (most changes are).
         let mut stored: Option<StageRecord> = None;
         for _ in 0..ROUNDS {
@@ -82,12 +64,13 @@ impl Table {
                 }
             };
             let mut update = self
+                .0
                 .client()
                 .update_item()
-                .table_name(self.name())
-                .key("pk", s(pk))
+                .table_name(self.0.name())
+                .key("pk", s(&pk))
                 .update_expression("SET #stage = :new, updated_at = :now")
-                .expression_attribute_names("#stage", format!("{PREFIX}{name}"))
+                .expression_attribute_names("#stage", format!("{STAGE_PREFIX}{name}"))
                 .expression_attribute_values(":new", stage_value(&new))
                 .expression_attribute_values(":e", s(execution_id))
                 .expression_attribute_values(":now", s(rfc3339(now)))
@@ -120,13 +103,13 @@ impl Table {
                             return Ok(StageRecorded::NotFound);
                         };
                         stored = item
-                            .get(&format!("{PREFIX}{name}"))
+                            .get(&format!("{STAGE_PREFIX}{name}"))
                             .and_then(|value| stage_of(name, value));
                     }
-                    _ => return Err(StoreError::Unavailable(describe(&e))),
+                    _ => return Err(e.into()),
                 },
             }
         }
-        Err(StoreError::Contention(pk.to_string()))
+        Err(StoreError::Contention(pk))
     }
 }

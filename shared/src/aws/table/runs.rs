@@ -1,12 +1,12 @@
-//! Runs in the table: triggers coalesced into one run, the pending run of
-//! each public pipeline and input set, and each CodePipeline's lane (see
+//! Runs: triggers coalesced into one run, the pending run of each public
+//! pipeline and input set, and each CodePipeline's lane (see
 //! [`crate::rules::runs`] for the rules).
 //!
 //! Items:
 //! - `run#<run id>`: the run ([`RunRecord`]); `outcome_at` (epoch ms of the
 //!   last state change recorded) and `outcome_rank` (1: it ended; see
 //!   [`NEWER_OUTCOME`]), `error_code`/`error_message` when dead-lettered;
-//!   `stage:<name>` per stage ([`crate::aws::stages`]).
+//!   `stage:<name>` per stage ([`super::stages`]).
 //! - `pending#<public name>#<CodePipeline name>#<input set key>`: `run_id` of the pending run
 //!   that triggers of that set join. It may point at a run that has moved
 //!   on; the next trigger then replaces it.
@@ -19,39 +19,31 @@
 //! move to `starting`: so a trigger either joins before the run leaves
 //! `pending` (and is served by its execution) or opens a new run.
 
-use crate::aws::describe;
-use crate::aws::table::{
-    applied, condition_failed, conflicted, execution_pk, get_n, get_s, n, s, trigger_pk, Fields,
-    Item, StoreError, Table, NEWER_OUTCOME,
+use super::items::{
+    execution_pk, get_s, item_to_lane, item_to_run, lane_pk, n, pending_pk, run_pk, run_to_item, s,
+    trigger_pk, Item,
+};
+use super::{
+    applied, cancelled, condition_failed, conflicted, Rounds, StoreError, Table, NEWER_OUTCOME,
 };
 use crate::clock::EpochMillis;
 use crate::rules::runs::{Lane, RunRecord};
-use crate::rules::status::RunStatus;
-use crate::rules::status::TriggerStatus;
+use crate::rules::status::{RunStatus, TriggerStatus};
 use crate::rules::time_format::rfc3339;
-use crate::rules::trigger::{TriggerRecord, TriggerView};
+use crate::rules::trigger::TriggerRecord;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
-use std::time::Duration;
 
-pub fn run_pk(run_id: &str) -> String {
-    format!("run#{run_id}")
+/// Runs, pending runs and lanes.
+pub struct Runs<'a>(&'a Table);
+
+impl Table {
+    pub fn runs(&self) -> Runs<'_> {
+        Runs(self)
+    }
 }
-
-/// The pending run of a public pipeline and input set (on its CodePipeline:
-/// a changed mapping never merges triggers across CodePipelines).
-pub fn pending_pk(public: &str, target: &str, set_key: &str) -> String {
-    format!("pending#{public}#{target}#{set_key}")
-}
-
-pub fn lane_pk(target: &str) -> String {
-    format!("lane#{target}")
-}
-
-/// Optimistic rounds before [`StoreError::Contention`].
-const ROUNDS: usize = 40;
 
 /// How a trigger found its run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,57 +67,6 @@ pub enum Take {
     RunMoved(Option<RunRecord>),
 }
 
-fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, StoreError> {
-    result.map_err(|e| StoreError::Unavailable(e.to_string()))
-}
-
-pub fn run_to_item(run: &RunRecord) -> Item {
-    let mut item = Item::from([
-        ("pk".to_string(), s(run_pk(&run.run_id))),
-        ("run_id".to_string(), s(&run.run_id)),
-        ("pipeline".to_string(), s(&run.pipeline)),
-        ("target".to_string(), s(&run.target)),
-        ("status".to_string(), s(run.status.as_str())),
-        ("triggers".to_string(), n(run.triggers)),
-        ("requested_at".to_string(), s(rfc3339(run.requested_at))),
-        ("updated_at".to_string(), s(rfc3339(run.updated_at))),
-        ("expires_at".to_string(), n(run.expires_at)),
-    ]);
-    if let Some(execution_id) = &run.execution_id {
-        item.insert("execution_id".to_string(), s(execution_id));
-    }
-    item
-}
-
-pub fn item_to_run(item: &Item) -> Result<RunRecord, StoreError> {
-    let fields = Fields::of(item);
-    Ok(RunRecord {
-        run_id: fields.text("run_id")?,
-        pipeline: fields.text("pipeline")?,
-        target: fields.text("target")?,
-        status: get_s(item, "status")
-            .and_then(RunStatus::parse)
-            .ok_or_else(|| fields.corrupt("status"))?,
-        triggers: fields.number("triggers")?,
-        requested_at: fields.time("requested_at")?,
-        updated_at: fields.time("updated_at")?,
-        execution_id: fields.optional("execution_id"),
-        expires_at: fields.number("expires_at")?,
-        stages: crate::aws::stages::stages_of(item),
-    })
-}
-
-fn item_to_lane(item: Option<&Item>) -> Lane {
-    match item {
-        None => Lane::default(),
-        Some(item) => Lane {
-            run_id: get_s(item, "run_id").map(str::to_string),
-            execution_id: get_s(item, "execution_id").map(str::to_string),
-            checked_at: get_n(item, "checked_at").unwrap_or(0),
-        },
-    }
-}
-
 /// What a trigger update that failed its condition says: the run the
 /// trigger already belongs to, or no record.
 fn already_joined(item: Option<&Item>, trigger_id: &str) -> Joined {
@@ -136,39 +77,91 @@ fn already_joined(item: Option<&Item>, trigger_id: &str) -> Joined {
     }
 }
 
-impl Table {
-    async fn get(&self, pk: String) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client()
-            .get_item()
-            .table_name(self.name())
-            .key("pk", s(pk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-        Ok(output.item().cloned())
-    }
-
+impl Runs<'_> {
     /// The trigger's update that ties it to `run_id`, once.
     fn bind_trigger(
         &self,
         trigger_id: &str,
         run_id: &str,
     ) -> Result<TransactWriteItem, StoreError> {
-        let update = built(
-            Update::builder()
-                .table_name(self.name())
-                .key("pk", s(trigger_pk(trigger_id)))
-                .update_expression("SET run_id = :r")
-                .condition_expression("attribute_exists(pk) AND attribute_not_exists(run_id)")
-                .expression_attribute_values(":r", s(run_id))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build(),
-        )?;
+        let update = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(trigger_pk(trigger_id)))
+            .update_expression("SET run_id = :r")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(run_id)")
+            .expression_attribute_values(":r", s(run_id))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
         Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The items that join `trigger` to the pending run `run_id`.
+    fn join_items(
+        &self,
+        trigger: &TriggerRecord,
+        run_id: &str,
+        now: EpochMillis,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let join = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(run_pk(run_id)))
+            .update_expression("ADD triggers :one SET updated_at = :now")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .build()?;
+        Ok(vec![
+            self.bind_trigger(&trigger.trigger_id, run_id)?,
+            TransactWriteItem::builder().update(join).build(),
+        ])
+    }
+
+    /// The items that open a run with `trigger` as its opener, claiming the
+    /// pending slot (free, or left by `stale`, a run that moved on).
+    fn open_items(
+        &self,
+        trigger: &TriggerRecord,
+        slot: &str,
+        stale: Option<&str>,
+        now: EpochMillis,
+        expires_at: u64,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut claim = Put::builder()
+            .table_name(self.0.name())
+            .item("pk", s(slot))
+            .item("run_id", s(&trigger.trigger_id))
+            .item("expires_at", n(expires_at));
+        claim = match stale {
+            // A slot left by a run that moved on is replaced.
+            Some(stale) => claim
+                .condition_expression("run_id = :stale")
+                .expression_attribute_values(":stale", s(stale)),
+            None => claim.condition_expression("attribute_not_exists(pk)"),
+        };
+        let run = RunRecord {
+            run_id: trigger.trigger_id.clone(),
+            pipeline: trigger.pipeline.clone(),
+            target: trigger.target.clone(),
+            status: RunStatus::Pending,
+            triggers: 1,
+            requested_at: trigger.requested_at,
+            updated_at: now,
+            execution_id: None,
+            expires_at,
+            stages: Vec::new(),
+        };
+        let open = Put::builder()
+            .table_name(self.0.name())
+            .set_item(Some(run_to_item(&run)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()?;
+        Ok(vec![
+            self.bind_trigger(&trigger.trigger_id, &trigger.trigger_id)?,
+            TransactWriteItem::builder().put(claim.build()?).build(),
+            TransactWriteItem::builder().put(open).build(),
+        ])
     }
 
     /// Joins `trigger` to the pending run of its public pipeline and input
@@ -183,32 +176,21 @@ impl Table {
         let slot = pending_pk(&trigger.pipeline, &trigger.target, set_key);
         // A run the slot points at that is no longer pending.
         let mut moved_on: Option<String> = None;
-        for round in 0..ROUNDS {
+        let mut rounds = Rounds::new(&slot);
+        loop {
+            rounds.next().await?;
             let pending = self
+                .0
                 .get(slot.clone())
                 .await?
                 .and_then(|item| get_s(&item, "run_id").map(str::to_string));
-            let reasons = match &pending {
-                Some(run_id)
-                    if *run_id != trigger.trigger_id && moved_on.as_ref() != Some(run_id) =>
-                {
-                    let join = built(
-                        Update::builder()
-                            .table_name(self.name())
-                            .key("pk", s(run_pk(run_id)))
-                            .update_expression("ADD triggers :one SET updated_at = :now")
-                            .condition_expression("#status = :pending")
-                            .expression_attribute_names("#status", "status")
-                            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
-                            .expression_attribute_values(":one", n(1))
-                            .expression_attribute_values(":now", s(rfc3339(now)))
-                            .build(),
-                    )?;
-                    let items = vec![
-                        self.bind_trigger(&trigger.trigger_id, run_id)?,
-                        TransactWriteItem::builder().update(join).build(),
-                    ];
-                    match self.transact(items).await? {
+            let joinable = pending.as_ref().filter(|run_id| {
+                **run_id != trigger.trigger_id && moved_on.as_ref() != Some(*run_id)
+            });
+            let reasons = match joinable {
+                Some(run_id) => {
+                    let items = self.join_items(trigger, run_id, now)?;
+                    match self.0.transact(items).await? {
                         None => return Ok(Joined::Joined(run_id.clone())),
                         Some(reasons) => {
                             if condition_failed(reasons.get(1)) {
@@ -218,46 +200,10 @@ impl Table {
                         }
                     }
                 }
-                _ => {
-                    let mut claim = Put::builder()
-                        .table_name(self.name())
-                        .item("pk", s(&slot))
-                        .item("run_id", s(&trigger.trigger_id))
-                        .item("expires_at", n(expires_at));
-                    claim = match &pending {
-                        // A slot left by a run that moved on is replaced.
-                        Some(stale) => claim
-                            .condition_expression("run_id = :stale")
-                            .expression_attribute_values(":stale", s(stale)),
-                        None => claim.condition_expression("attribute_not_exists(pk)"),
-                    };
-                    let run = RunRecord {
-                        run_id: trigger.trigger_id.clone(),
-                        pipeline: trigger.pipeline.clone(),
-                        target: trigger.target.clone(),
-                        status: RunStatus::Pending,
-                        triggers: 1,
-                        requested_at: trigger.requested_at,
-                        updated_at: now,
-                        execution_id: None,
-                        expires_at,
-                        stages: Vec::new(),
-                    };
-                    let open = built(
-                        Put::builder()
-                            .table_name(self.name())
-                            .set_item(Some(run_to_item(&run)))
-                            .condition_expression("attribute_not_exists(pk)")
-                            .build(),
-                    )?;
-                    let items = vec![
-                        self.bind_trigger(&trigger.trigger_id, &trigger.trigger_id)?,
-                        TransactWriteItem::builder()
-                            .put(built(claim.build())?)
-                            .build(),
-                        TransactWriteItem::builder().put(open).build(),
-                    ];
-                    match self.transact(items).await? {
+                None => {
+                    let items =
+                        self.open_items(trigger, &slot, pending.as_deref(), now, expires_at)?;
+                    match self.0.transact(items).await? {
                         None => return Ok(Joined::Opened(trigger.trigger_id.clone())),
                         Some(reasons) => reasons,
                     }
@@ -267,33 +213,17 @@ impl Table {
                 return Ok(already_joined(reasons[0].item(), &trigger.trigger_id));
             }
             if conflicted(&reasons) {
-                tokio::time::sleep(Duration::from_millis(3 * (round as u64 + 1))).await;
+                rounds.conflicted();
+                continue;
             }
             // Otherwise the slot or its run changed under us: look again.
         }
-        Err(StoreError::Contention(slot))
-    }
-
-    /// What `GET /triggers/{id}` shows: the trigger record, followed by its
-    /// run once it has one (a second read).
-    pub async fn trigger_view(
-        &self,
-        trigger_id: &str,
-        now: EpochMillis,
-    ) -> Result<Option<TriggerView>, StoreError> {
-        let Some(record) = self.get_trigger(trigger_id, now).await? else {
-            return Ok(None);
-        };
-        let run = match &record.run_id {
-            Some(run_id) => self.get_run(run_id).await?,
-            None => None,
-        };
-        Ok(Some(record.view(run.as_ref())))
     }
 
     /// The run, if it exists.
-    pub async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        self.get(run_pk(run_id))
+    pub async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.0
+            .get(run_pk(run_id))
             .await?
             .as_ref()
             .map(item_to_run)
@@ -302,48 +232,43 @@ impl Table {
 
     /// The lane of a CodePipeline (free when there is no item).
     pub async fn get_lane(&self, target: &str) -> Result<Lane, StoreError> {
-        Ok(item_to_lane(self.get(lane_pk(target)).await?.as_ref()))
+        Ok(item_to_lane(self.0.get(lane_pk(target)).await?.as_ref()))
     }
 
     /// Takes the lane for `run` (free, or already its own) and moves the run
     /// to `starting`, in one transaction.
     pub async fn take_lane(&self, run: &RunRecord, now: EpochMillis) -> Result<Take, StoreError> {
-        let lane = built(
-            Update::builder()
-                .table_name(self.name())
-                .key("pk", s(lane_pk(&run.target)))
-                .update_expression("SET run_id = :r, checked_at = :now")
-                .condition_expression("attribute_not_exists(run_id) OR run_id = :r")
-                .expression_attribute_values(":r", s(&run.run_id))
-                .expression_attribute_values(":now", n(now))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build(),
-        )?;
-        let starting = built(
-            Update::builder()
-                .table_name(self.name())
-                .key("pk", s(run_pk(&run.run_id)))
-                .update_expression("SET #status = :starting, updated_at = :at")
-                .condition_expression("#status IN (:pending, :starting)")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
-                .expression_attribute_values(":starting", s(RunStatus::Starting.as_str()))
-                .expression_attribute_values(":at", s(rfc3339(now)))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build(),
-        )?;
-        for round in 0..ROUNDS {
+        let lane = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(lane_pk(&run.target)))
+            .update_expression("SET run_id = :r, checked_at = :now")
+            .condition_expression("attribute_not_exists(run_id) OR run_id = :r")
+            .expression_attribute_values(":r", s(&run.run_id))
+            .expression_attribute_values(":now", n(now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        let starting = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(run_pk(&run.run_id)))
+            .update_expression("SET #status = :starting, updated_at = :at")
+            .condition_expression("#status IN (:pending, :starting)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+            .expression_attribute_values(":starting", s(RunStatus::Starting.as_str()))
+            .expression_attribute_values(":at", s(rfc3339(now)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        let contended = lane_pk(&run.target);
+        let mut rounds = Rounds::new(&contended);
+        loop {
+            rounds.next().await?;
             let items = vec![
                 TransactWriteItem::builder().update(lane.clone()).build(),
                 TransactWriteItem::builder()
                     .update(starting.clone())
                     .build(),
             ];
-            let Some(reasons) = self.transact(items).await? else {
+            let Some(reasons) = self.0.transact(items).await? else {
                 return Ok(Take::Taken);
             };
             if condition_failed(reasons.get(1)) {
@@ -354,61 +279,57 @@ impl Table {
                 return Ok(Take::Busy(item_to_lane(reasons[0].item())));
             }
             if !conflicted(&reasons) {
-                return Err(StoreError::Unavailable(format!(
-                    "transaction cancelled: {reasons:?}"
-                )));
+                return Err(cancelled(&reasons));
             }
-            tokio::time::sleep(Duration::from_millis(3 * (round as u64 + 1))).await;
+            rounds.conflicted();
         }
-        Err(StoreError::Contention(lane_pk(&run.target)))
     }
 
     /// Records the run's execution: the run `started` (unless the notifier
     /// recorded more already), the lane's execution id (while the lane is
     /// still the run's) and the `execution#` index the notifier reads.
     /// Returns whether the lane was still the run's.
-    pub async fn record_run_started(
+    pub async fn record_started(
         &self,
         run: &RunRecord,
         execution_id: &str,
         now: EpochMillis,
         expires_at: u64,
     ) -> Result<bool, StoreError> {
-        let started = built(
-            Update::builder()
-                .table_name(self.name())
-                .key("pk", s(run_pk(&run.run_id)))
-                .update_expression("SET #status = :started, execution_id = :e, updated_at = :at")
-                .condition_expression("#status = :starting OR (execution_id = :e AND attribute_not_exists(outcome_at))")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":started", s(TriggerStatus::Started.as_str()))
-                .expression_attribute_values(":starting", s(RunStatus::Starting.as_str()))
-                .expression_attribute_values(":e", s(execution_id))
-                .expression_attribute_values(":at", s(rfc3339(now)))
-                .build(),
-        )?;
-        let index = built(
-            Put::builder()
-                .table_name(self.name())
-                .item("pk", s(execution_pk(execution_id)))
-                .item("trigger_id", s(&run.run_id))
-                .item("run_id", s(&run.run_id))
-                .item("expires_at", n(expires_at))
-                .build(),
-        )?;
-        let lane = built(
-            Update::builder()
-                .table_name(self.name())
-                .key("pk", s(lane_pk(&run.target)))
-                .update_expression("SET execution_id = :e, checked_at = :now")
-                .condition_expression("run_id = :r")
-                .expression_attribute_values(":r", s(&run.run_id))
-                .expression_attribute_values(":e", s(execution_id))
-                .expression_attribute_values(":now", n(now))
-                .build(),
-        )?;
+        let started = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(run_pk(&run.run_id)))
+            .update_expression("SET #status = :started, execution_id = :e, updated_at = :at")
+            .condition_expression(
+                "#status = :starting OR (execution_id = :e AND attribute_not_exists(outcome_at))",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":started", s(TriggerStatus::Started.as_str()))
+            .expression_attribute_values(":starting", s(RunStatus::Starting.as_str()))
+            .expression_attribute_values(":e", s(execution_id))
+            .expression_attribute_values(":at", s(rfc3339(now)))
+            .build()?;
+        let index = Put::builder()
+            .table_name(self.0.name())
+            .item("pk", s(execution_pk(execution_id)))
+            .item("trigger_id", s(&run.run_id))
+            .item("run_id", s(&run.run_id))
+            .item("expires_at", n(expires_at))
+            .build()?;
+        let lane = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(lane_pk(&run.target)))
+            .update_expression("SET execution_id = :e, checked_at = :now")
+            .condition_expression("run_id = :r")
+            .expression_attribute_values(":r", s(&run.run_id))
+            .expression_attribute_values(":e", s(execution_id))
+            .expression_attribute_values(":now", n(now))
+            .build()?;
         let mut with_lane = true;
-        for round in 0..ROUNDS {
+        let contended = run_pk(&run.run_id);
+        let mut rounds = Rounds::new(&contended);
+        loop {
+            rounds.next().await?;
             let mut items = vec![
                 TransactWriteItem::builder().put(index.clone()).build(),
                 TransactWriteItem::builder().update(started.clone()).build(),
@@ -416,7 +337,7 @@ impl Table {
             if with_lane {
                 items.push(TransactWriteItem::builder().update(lane.clone()).build());
             }
-            let Some(reasons) = self.transact(items).await? else {
+            let Some(reasons) = self.0.transact(items).await? else {
                 return Ok(with_lane);
             };
             if condition_failed(reasons.get(2)) {
@@ -428,23 +349,20 @@ impl Table {
             if condition_failed(reasons.get(1)) {
                 // Already started (a redelivery), or an outcome is recorded:
                 // only the index may be missing.
-                self.client()
+                self.0
+                    .client()
                     .put_item()
-                    .table_name(self.name())
+                    .table_name(self.0.name())
                     .set_item(Some(index.item().clone()))
                     .send()
-                    .await
-                    .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+                    .await?;
                 return Ok(false);
             }
             if !conflicted(&reasons) {
-                return Err(StoreError::Unavailable(format!(
-                    "transaction cancelled: {reasons:?}"
-                )));
+                return Err(cancelled(&reasons));
             }
-            tokio::time::sleep(Duration::from_millis(3 * (round as u64 + 1))).await;
+            rounds.conflicted();
         }
-        Err(StoreError::Contention(run_pk(&run.run_id)))
     }
 
     /// Frees `target`'s lane if `run_id` still holds it. Returns whether it did.
@@ -483,9 +401,10 @@ impl Table {
         expression: &str,
     ) -> Result<bool, StoreError> {
         let result = self
+            .0
             .client()
             .update_item()
-            .table_name(self.name())
+            .table_name(self.0.name())
             .key("pk", s(lane_pk(target)))
             .update_expression(expression)
             .condition_expression("run_id = :r")
@@ -499,7 +418,7 @@ impl Table {
     /// Moves the run of `execution_id` to `status` for the state change at
     /// `changed_at`, unless a later one was recorded. `None`: no such run,
     /// or it names another execution.
-    pub async fn record_run_outcome(
+    pub async fn record_outcome(
         &self,
         run_id: &str,
         execution_id: &str,
@@ -508,9 +427,10 @@ impl Table {
         now: EpochMillis,
     ) -> Result<Option<(RunRecord, bool)>, StoreError> {
         let result = self
+            .0
             .client()
             .update_item()
-            .table_name(self.name())
+            .table_name(self.0.name())
             .key("pk", s(run_pk(run_id)))
             .update_expression(
                 "SET #status = :status, outcome_at = :t, outcome_rank = :rank, updated_at = :at",
@@ -540,7 +460,7 @@ impl Table {
                         _ => Ok(None),
                     }
                 }
-                _ => Err(StoreError::Unavailable(describe(&e))),
+                _ => Err(e.into()),
             },
         }
     }
@@ -548,7 +468,7 @@ impl Table {
     /// Marks the run `dead_lettered` (its opener's message went to the DLQ)
     /// unless it has started. Returns the run as it now is, or `None` when
     /// nothing changed (no such run, or it had started).
-    pub async fn record_run_dead_lettered(
+    pub async fn record_dead_lettered(
         &self,
         run_id: &str,
         error_code: &str,
@@ -556,9 +476,10 @@ impl Table {
         now: EpochMillis,
     ) -> Result<Option<RunRecord>, StoreError> {
         let result = self
+            .0
             .client()
             .update_item()
-            .table_name(self.name())
+            .table_name(self.0.name())
             .key("pk", s(run_pk(run_id)))
             .update_expression(
                 "SET #status = :dead, error_code = :code, error_message = :message, updated_at = :at",
@@ -582,17 +503,18 @@ impl Table {
             {
                 Ok(None)
             }
-            Err(e) => Err(StoreError::Unavailable(describe(&e))),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// A dead-lettered run whose opener was replayed from the DLQ goes back
     /// to `pending`, with every trigger it served. Returns whether it did.
-    pub async fn revive_run(&self, run_id: &str, now: EpochMillis) -> Result<bool, StoreError> {
+    pub async fn revive(&self, run_id: &str, now: EpochMillis) -> Result<bool, StoreError> {
         let result = self
+            .0
             .client()
             .update_item()
-            .table_name(self.name())
+            .table_name(self.0.name())
             .key("pk", s(run_pk(run_id)))
             .update_expression(
                 "SET #status = :pending, updated_at = :at REMOVE error_code, error_message",

@@ -6,16 +6,12 @@
 //! claiming invocation's token), `claim_until` (epoch ms: a claim whose
 //! holder crashed lapses then), `message_id` once sent, `expires_at` (TTL).
 
-use crate::aws::describe;
-use crate::aws::table::{applied, get_n, get_s, n, s, StoreError, Table};
+use super::items::{event_pk, get_n, get_s, n, s};
+use super::{applied, StoreError, Table};
 use crate::clock::EpochMillis;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use std::time::Duration;
-
-pub fn event_pk(event_id: &str) -> String {
-    format!("event#{event_id}")
-}
 
 const CLAIMED: &str = "claimed";
 const SENT: &str = "sent";
@@ -23,7 +19,7 @@ const SENT: &str = "sent";
 /// How claiming an event ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This invocation holds the event: publish, then [`Table::mark_event_sent`].
+    /// This invocation holds the event: publish, then [`Claims::mark_sent`].
     Claimed,
     /// Its e-mail went out already: a redelivery.
     AlreadySent { message_id: String },
@@ -32,9 +28,18 @@ pub enum Claim {
     HeldElsewhere { until: EpochMillis },
 }
 
+/// The notifier's claims on events.
+pub struct Claims<'a>(&'a Table);
+
 impl Table {
+    pub fn claims(&self) -> Claims<'_> {
+        Claims(self)
+    }
+}
+
+impl Claims<'_> {
     /// Claims `event_id` for `lease`, unless it was sent or is held by a live claim.
-    pub async fn claim_event(
+    pub async fn claim(
         &self,
         event_id: &str,
         token: &str,
@@ -43,9 +48,10 @@ impl Table {
         expires_at: u64,
     ) -> Result<Claim, StoreError> {
         let result = self
+            .0
             .client()
             .put_item()
-            .table_name(self.name())
+            .table_name(self.0.name())
             .item("pk", s(event_pk(event_id)))
             .item("state", s(CLAIMED))
             .item("claim", s(token))
@@ -66,7 +72,7 @@ impl Table {
         };
         let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error()
         else {
-            return Err(StoreError::Unavailable(describe(&err)));
+            return Err(err.into());
         };
         let corrupt = || StoreError::Corrupt(event_pk(event_id));
         let item = failed.item().ok_or_else(corrupt)?;
@@ -83,11 +89,12 @@ impl Table {
 
     /// Gives up this invocation's claim (publishing failed). Returns whether
     /// the claim was still ours to give up.
-    pub async fn release_event(&self, event_id: &str, token: &str) -> Result<bool, StoreError> {
+    pub async fn release(&self, event_id: &str, token: &str) -> Result<bool, StoreError> {
         let result = self
+            .0
             .client()
             .delete_item()
-            .table_name(self.name())
+            .table_name(self.0.name())
             .key("pk", s(event_pk(event_id)))
             .condition_expression("#state = :claimed AND claim = :token")
             .expression_attribute_names("#state", "state")
@@ -100,16 +107,17 @@ impl Table {
 
     /// Records that the e-mail for `event_id` went out; later deliveries are
     /// acknowledged without one.
-    pub async fn mark_event_sent(
+    pub async fn mark_sent(
         &self,
         event_id: &str,
         token: &str,
         message_id: &str,
         expires_at: u64,
     ) -> Result<(), StoreError> {
-        self.client()
+        self.0
+            .client()
             .update_item()
-            .table_name(self.name())
+            .table_name(self.0.name())
             .key("pk", s(event_pk(event_id)))
             .update_expression("SET #state = :sent, message_id = :m, expires_at = :exp")
             .condition_expression("claim = :token")
@@ -119,8 +127,7 @@ impl Table {
             .expression_attribute_values(":exp", n(expires_at))
             .expression_attribute_values(":token", s(token))
             .send()
-            .await
-            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+            .await?;
         Ok(())
     }
 }

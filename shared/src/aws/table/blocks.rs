@@ -1,0 +1,83 @@
+//! Operators' blocks of a client or a network (`block#<key>`: `blocked_until`
+//! (epoch ms), `reason`, `blocked_at`), checked by the admission transaction
+//! (see [`super::admission`]). Keys only: no address is stored.
+
+use super::items::{block_pk, get_n, get_s, n, s};
+use super::{applied, StoreError, Table};
+use crate::clock::EpochMillis;
+use crate::rules::client_key::ClientKey;
+
+/// An operator's block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub until: EpochMillis,
+    /// For operators only; the blocked client never sees it.
+    pub reason: String,
+    pub blocked_at: EpochMillis,
+}
+
+/// Operators' blocks of clients and networks.
+pub struct Blocks<'a>(&'a Table);
+
+impl Table {
+    pub fn blocks(&self) -> Blocks<'_> {
+        Blocks(self)
+    }
+}
+
+impl Blocks<'_> {
+    /// Blocks a client or network key until `until` (the block then ends by
+    /// itself: admission compares the time; TTL collects the item later).
+    pub async fn block(
+        &self,
+        key: &ClientKey,
+        until: EpochMillis,
+        reason: &str,
+        now: EpochMillis,
+    ) -> Result<(), StoreError> {
+        self.0
+            .client()
+            .put_item()
+            .table_name(self.0.name())
+            .item("pk", s(block_pk(key)))
+            .item("blocked_until", n(until))
+            .item("blocked_at", n(now))
+            .item("reason", s(reason))
+            .item("expires_at", n(until.div_ceil(1000) + 86_400))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Lifts a block. Returns whether one was in force.
+    pub async fn unblock(&self, key: &ClientKey, now: EpochMillis) -> Result<bool, StoreError> {
+        let result = self
+            .0
+            .client()
+            .delete_item()
+            .table_name(self.0.name())
+            .key("pk", s(block_pk(key)))
+            .condition_expression("blocked_until > :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        applied(result)
+    }
+
+    /// The block in force on a key, if any.
+    pub async fn get(
+        &self,
+        key: &ClientKey,
+        now: EpochMillis,
+    ) -> Result<Option<Block>, StoreError> {
+        let item = self.0.get(block_pk(key)).await?;
+        Ok(item.as_ref().and_then(|item| {
+            let until = get_n(item, "blocked_until")?;
+            (until > now).then(|| Block {
+                until,
+                reason: get_s(item, "reason").unwrap_or_default().to_string(),
+                blocked_at: get_n(item, "blocked_at").unwrap_or(0),
+            })
+        }))
+    }
+}

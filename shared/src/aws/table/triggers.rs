@@ -1,0 +1,273 @@
+//! A trigger's record through its life (`trigger#<id>`: queued, started,
+//! an outcome, dead-lettered, requeued by a replay), what `GET /triggers/{id}`
+//! reads, and the `execution#<execution id>` index that says which trigger
+//! (or run) started an execution.
+
+use super::items::{execution_pk, get_s, item_to_record, item_to_run, n, run_pk, s, trigger_pk};
+use super::{applied, cancelled, failed, StoreError, Table, NEWER_OUTCOME};
+use crate::clock::EpochMillis;
+use crate::rules::status::TriggerStatus;
+use crate::rules::time_format::rfc3339;
+use crate::rules::trigger::{TriggerRecord, TriggerView};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+
+/// Trigger records and the execution index.
+pub struct Triggers<'a>(&'a Table);
+
+impl Table {
+    pub fn triggers(&self) -> Triggers<'_> {
+        Triggers(self)
+    }
+}
+
+/// How recording a started execution ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartRecord {
+    Recorded,
+    /// No trigger record (refunded by the ingress, or expired).
+    MissingRecord,
+    /// The record already names another execution.
+    OtherExecution(String),
+}
+
+/// Who started an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionOwner {
+    /// The trigger that started it (with coalescing: the run's opener).
+    pub trigger_id: String,
+    /// The run it belongs to; `None` without coalescing (the trigger's own
+    /// record holds the execution), and for executions recorded before runs.
+    pub run_id: Option<String>,
+}
+
+impl ExecutionOwner {
+    /// The key of the item that holds the execution: the run's, or, without
+    /// coalescing, the trigger's own.
+    pub(crate) fn pk(&self) -> String {
+        match &self.run_id {
+            Some(run_id) => run_pk(run_id),
+            None => trigger_pk(&self.trigger_id),
+        }
+    }
+}
+
+/// How recording an execution's outcome ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutcomeRecord {
+    /// The record now shows the outcome.
+    Recorded(TriggerRecord),
+    /// A later (or the same) state change was recorded already; unchanged.
+    Stale(TriggerRecord),
+    /// No record, or it names another execution: nothing to update.
+    NotFound,
+}
+
+impl Triggers<'_> {
+    /// The trigger record, if it exists and has not expired.
+    pub async fn get(
+        &self,
+        trigger_id: &str,
+        now: EpochMillis,
+    ) -> Result<Option<TriggerRecord>, StoreError> {
+        let Some(item) = self.0.get(trigger_pk(trigger_id)).await? else {
+            return Ok(None);
+        };
+        let record = item_to_record(&item)?;
+        Ok((!record.is_expired(now)).then_some(record))
+    }
+
+    /// What `GET /triggers/{id}` shows: the trigger record, followed by its
+    /// run once it has one (a second read).
+    pub async fn view(
+        &self,
+        trigger_id: &str,
+        now: EpochMillis,
+    ) -> Result<Option<TriggerView>, StoreError> {
+        let Some(record) = self.get(trigger_id, now).await? else {
+            return Ok(None);
+        };
+        let run = match &record.run_id {
+            Some(run_id) => self
+                .0
+                .get(run_pk(run_id))
+                .await?
+                .as_ref()
+                .map(item_to_run)
+                .transpose()?,
+            None => None,
+        };
+        Ok(Some(record.view(run.as_ref())))
+    }
+
+    /// Marks the trigger `started` with its execution id, and indexes the
+    /// execution id back to the trigger (for the notifier), in one transaction.
+    pub async fn record_started(
+        &self,
+        trigger_id: &str,
+        execution_id: &str,
+        now: EpochMillis,
+        expires_at: u64,
+    ) -> Result<StartRecord, StoreError> {
+        let update = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(trigger_pk(trigger_id)))
+            .update_expression("SET #status = :started, execution_id = :e, updated_at = :now")
+            // Never regress an outcome the notifier already recorded.
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(execution_id) OR (execution_id = :e AND attribute_not_exists(outcome_at)))")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":started", s(TriggerStatus::Started.as_str()))
+            .expression_attribute_values(":e", s(execution_id))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        let index = Put::builder()
+            .table_name(self.0.name())
+            .item("pk", s(execution_pk(execution_id)))
+            .item("trigger_id", s(trigger_id))
+            .item("expires_at", n(expires_at))
+            .build()?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder().put(index).build(),
+        ];
+        let Some(reasons) = self.0.transact(items).await? else {
+            return Ok(StartRecord::Recorded);
+        };
+        if !failed(reasons.first()) {
+            return Err(cancelled(&reasons));
+        }
+        Ok(match reasons[0].item() {
+            None => StartRecord::MissingRecord,
+            // The notifier got there first: this start is already recorded, and more.
+            Some(item) if get_s(item, "execution_id") == Some(execution_id) => {
+                StartRecord::Recorded
+            }
+            Some(item) => {
+                StartRecord::OtherExecution(get_s(item, "execution_id").unwrap_or("?").to_string())
+            }
+        })
+    }
+
+    /// Marks a trigger `dead_lettered` with the reason, unless it has started.
+    /// Returns whether a record was updated.
+    pub async fn record_dead_lettered(
+        &self,
+        trigger_id: &str,
+        error_code: &str,
+        error_message: &str,
+        now: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .0
+            .client()
+            .update_item()
+            .table_name(self.0.name())
+            .key("pk", s(trigger_pk(trigger_id)))
+            .update_expression("SET #status = :dead, error_code = :code, error_message = :message, updated_at = :now")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(execution_id)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":dead", s(TriggerStatus::DeadLettered.as_str()))
+            .expression_attribute_values(":code", s(error_code))
+            .expression_attribute_values(":message", s(error_message))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .send()
+            .await;
+        applied(result)
+    }
+
+    /// Puts a `dead_lettered` trigger back to `queued` (an operator replayed
+    /// its message), dropping the reason. Returns whether a record changed.
+    pub async fn record_requeued(
+        &self,
+        trigger_id: &str,
+        now: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .0
+            .client()
+            .update_item()
+            .table_name(self.0.name())
+            .key("pk", s(trigger_pk(trigger_id)))
+            .update_expression(
+                "SET #status = :queued, updated_at = :now REMOVE error_code, error_message",
+            )
+            .condition_expression("#status = :dead AND attribute_not_exists(execution_id)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", s(TriggerStatus::Queued.as_str()))
+            .expression_attribute_values(":dead", s(TriggerStatus::DeadLettered.as_str()))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .send()
+            .await;
+        applied(result)
+    }
+
+    /// Who started an execution (the worker's `execution#<id>` index), or
+    /// `None` for a run nobody triggered here.
+    pub async fn execution_owner(
+        &self,
+        execution_id: &str,
+    ) -> Result<Option<ExecutionOwner>, StoreError> {
+        let item = self.0.get(execution_pk(execution_id)).await?;
+        Ok(item.and_then(|item| {
+            Some(ExecutionOwner {
+                trigger_id: get_s(&item, "trigger_id")?.to_string(),
+                run_id: get_s(&item, "run_id").map(str::to_string),
+            })
+        }))
+    }
+
+    /// Moves a started trigger to `status` for the state change at
+    /// `changed_at`, unless a later change was recorded (events can arrive
+    /// out of order or twice).
+    pub async fn record_outcome(
+        &self,
+        trigger_id: &str,
+        execution_id: &str,
+        status: TriggerStatus,
+        changed_at: EpochMillis,
+        now: EpochMillis,
+    ) -> Result<OutcomeRecord, StoreError> {
+        let result = self
+            .0
+            .client()
+            .update_item()
+            .table_name(self.0.name())
+            .key("pk", s(trigger_pk(trigger_id)))
+            .update_expression(
+                "SET #status = :status, outcome_at = :t, outcome_rank = :rank, updated_at = :now",
+            )
+            .condition_expression(format!(
+                "attribute_exists(pk) AND execution_id = :e AND ({NEWER_OUTCOME})"
+            ))
+            .expression_attribute_values(":rank", n(u64::from(status.is_ended())))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":t", n(changed_at))
+            .expression_attribute_values(":e", s(execution_id))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => match output.attributes() {
+                Some(item) => Ok(OutcomeRecord::Recorded(item_to_record(item)?)),
+                None => Err(StoreError::Corrupt(trigger_pk(trigger_id))),
+            },
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    match failed.item() {
+                        Some(item) if get_s(item, "execution_id") == Some(execution_id) => {
+                            Ok(OutcomeRecord::Stale(item_to_record(item)?))
+                        }
+                        _ => Ok(OutcomeRecord::NotFound),
+                    }
+                }
+                _ => Err(e.into()),
+            },
+        }
+    }
+}
