@@ -90,7 +90,7 @@ ensure_node_tools() {
     echo "$want" > "$stamp"
 }
 
-# What the page test (tests/browser/page.cjs) needs: Debian's Chromium, a
+# What the page test (tests/end_to_end/browser/page.cjs) needs: Debian's Chromium, a
 # font for it to draw text with, Node.js and playwright-core (tools/node/).
 # Nothing downloads a browser of its own.
 ensure_browser() {

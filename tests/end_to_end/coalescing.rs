@@ -1,0 +1,144 @@
+//! Many clients at once cost runs, not executions each.
+
+use crate::harness::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_clients_at_once_cost_at_most_two_runs_and_every_trigger_succeeds() {
+    const CLIENTS: u8 = 40;
+    // Each run takes several seconds: the 40 triggers arrive while the first runs.
+    let harness = Harness::start_named(&unique("e2e"), &[], None, Duration::from_secs(4)).await;
+    let inbox = harness.inbox().await;
+    let posts = (0..CLIENTS).map(|n| {
+        let client = client_from(Ipv4Addr::new(127, 0, 1, 10 + n));
+        let url = harness.url("/trigger");
+        async move {
+            let response = send(&client, "POST", &url, "").await;
+            (client, response)
+        }
+    });
+    let answers = futures::future::join_all(posts).await;
+    let mut triggers = Vec::new();
+    for (client, response) in answers {
+        assert_eq!(response.status, 202, "{:?}", response.body);
+        // Each client is charged once for its trigger, coalesced or not.
+        assert_eq!(
+            response.body["quota"]["remaining"], 2,
+            "{:?}",
+            response.body
+        );
+        triggers.push((
+            client,
+            response.body["trigger_id"].as_str().unwrap().to_string(),
+        ));
+    }
+    let mut executions = std::collections::BTreeSet::new();
+    let mut coalesced = 0;
+    for (client, id) in &triggers {
+        let status = harness.status_becomes(client, id, "succeeded").await;
+        executions.insert(
+            status["execution_id"]
+                .as_str()
+                .expect("an execution")
+                .to_string(),
+        );
+        coalesced += usize::from(status["coalesced"] == true);
+    }
+    harness.settled().await;
+    let started = harness.executions(&harness.app).await;
+    assert!(started <= 2, "{started} executions for 40 triggers");
+    assert_eq!(executions.len(), started, "every trigger names one of them");
+    assert_eq!(
+        coalesced,
+        triggers.len() - started,
+        "all but each run's opener joined"
+    );
+    // One e-mail per run, each saying how many triggers it served.
+    let emails = eventually("an e-mail per run", || async {
+        let emails = harness.emails(&inbox).await;
+        (emails.len() >= started).then_some(emails)
+    })
+    .await;
+    let served: usize = emails
+        .iter()
+        .map(|(_, body)| {
+            body.lines()
+                .find_map(|l| l.strip_prefix("Triggers"))
+                .and_then(|rest| rest.trim().split(',').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(1)
+        })
+        .sum();
+    assert_eq!(served, triggers.len(), "{emails:#?}");
+    // The ledger, for operators: newest first, by status, each trigger with
+    // its run and the triggers coalesced with it.
+    let listed = ops_json(
+        &harness,
+        "-",
+        &["triggers", "list", "--since", "1h", "--limit", "1000"],
+    )
+    .await
+    .unwrap();
+    let listed = listed["triggers"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), triggers.len());
+    let times: Vec<&str> = listed
+        .iter()
+        .map(|t| t["requested_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
+    let succeeded = ops_json(
+        &harness,
+        "-",
+        &[
+            "triggers",
+            "list",
+            "--since",
+            "1h",
+            "--status",
+            "succeeded",
+            "--limit",
+            "1000",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        succeeded["triggers"].as_array().unwrap().len(),
+        triggers.len()
+    );
+    let none = ops_json(&harness, "-", &["triggers", "list", "--pipeline", "nope"])
+        .await
+        .unwrap();
+    assert_eq!(none["triggers"], Value::Array(vec![]));
+    let joined = listed
+        .iter()
+        .find(|t| t["coalesced"] == true)
+        .expect("a joined trigger");
+    let shown = ops_json(
+        &harness,
+        "-",
+        &["triggers", "show", joined["trigger_id"].as_str().unwrap()],
+    )
+    .await
+    .unwrap();
+    let run_size = shown["run"]["triggers"].as_u64().unwrap() as usize;
+    assert!(run_size > 1, "{shown}");
+    assert_eq!(
+        shown["coalesced_with"].as_array().unwrap().len(),
+        run_size - 1,
+        "{shown}"
+    );
+    assert_eq!(shown["run"]["execution_id"], joined["execution_id"]);
+
+    // A charge stays a charge: the next trigger of a client has 1 left.
+    let again = send(&triggers[0].0, "POST", &harness.url("/trigger"), "").await;
+    assert_eq!(again.body["quota"]["remaining"], 1, "{:?}", again.body);
+    let printed = harness.printed();
+    assert!(
+        printed.contains("joined the pending run of trigger"),
+        "{printed}"
+    );
+    harness.stack.stop().await;
+}

@@ -1,0 +1,76 @@
+//! The public page, in headless Chromium.
+
+use crate::harness::*;
+
+/// The public page in headless Chromium (tests/end_to_end/browser/page.cjs), against
+/// the stack served under a REST API stage: trigger with inputs and see
+/// `succeeded` with the stages, a failing pipeline `failed`, the quota
+/// refusal, an invalid input at its field, the link again after a reload;
+/// and on a second stack whose queue is down, "unavailable".
+/// Screenshots of each state land in `target/screenshots/page/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
+    let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = tests.parent().expect("the workspace").to_path_buf();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let node_modules = root.join("tools/node/node_modules");
+    assert!(
+        std::path::Path::new(&chromium).exists() && node_modules.join("playwright-core").exists(),
+        "the page test needs Debian's chromium ({chromium}) and playwright-core in tools/node/node_modules: run scripts/test, which installs both"
+    );
+    let harness = Harness::start_with(
+        &unique("page"),
+        &[
+            ("QUOTA_LIMIT", "2"),
+            ("PIPELINE_SETTINGS", local_stack::DEFAULT_PIPELINE_SETTINGS),
+        ],
+        None,
+        Duration::from_secs(1),
+        Some("prod"),
+    )
+    .await;
+    let down = Harness::start_with(
+        &unique("page-down"),
+        &[("PIPELINE_SETTINGS", local_stack::DEFAULT_PIPELINE_SETTINGS)],
+        Some(local_stack::Fault::QueueUnreachable),
+        Duration::from_secs(1),
+        Some("prod"),
+    )
+    .await;
+    let shots = root.join("target/screenshots/page");
+    let output = tokio::process::Command::new("node")
+        .arg(tests.join("end_to_end/browser/page.cjs"))
+        .arg(harness.url("/prod"))
+        .arg(&shots)
+        .arg(down.url("/prod"))
+        .env("NODE_PATH", &node_modules)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .await
+        .expect("node runs (Debian package nodejs)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "{said}\nthe stack printed:\n{}",
+        harness.printed()
+    );
+    assert!(said.contains("every step passed"), "{said}");
+    // The steps and the page's weight, for `cargo test -- --nocapture`.
+    println!("{said}");
+    for state in [
+        "invalid-input",
+        "succeeded",
+        "failed",
+        "refused",
+        "reloaded",
+        "unavailable",
+    ] {
+        assert!(shots.join(format!("{state}.png")).exists(), "{state}");
+    }
+    harness.stack.stop().await;
+    down.stack.stop().await;
+}
