@@ -1,5 +1,5 @@
-# The public REST API: every route the ingress answers (CONTRACT.md "HTTP
-# API", shared::rules::http::ROUTES) is a Lambda proxy integration of the
+# The public REST API: every route the ingress answers (docs/reference/http-api.md,
+# shared::rules::http::trigger_api::ROUTES) is a Lambda proxy integration of the
 # ingress, on a throttled stage with JSON access logs: the public page and
 # its files, the catalog, POST /trigger, GET /triggers/{id}, and OPTIONS
 # (CORS preflights) on the three API routes.

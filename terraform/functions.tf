@@ -25,7 +25,7 @@ locals {
     "arn:${data.aws_partition.current.partition}:codepipeline:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:${name}"
   ]
 
-  # Exactly the variables of CONTRACT.md each function reads (checked by
+  # Exactly the variables of docs/reference/configuration.md each function reads (checked by
   # tests/terraform.rs against shared::config::VARIABLES).
   function_environment = {
     ingress = {

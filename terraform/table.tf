@@ -1,5 +1,5 @@
 # The one table: quota, global budget, trigger ledger, execution index and
-# the notifier's event claims (CONTRACT.md "DynamoDB table").
+# the notifier's event claims (docs/reference/table.md).
 
 resource "aws_dynamodb_table" "main" {
   name                        = var.name

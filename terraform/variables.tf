@@ -41,7 +41,7 @@ variable "pipelines" {
 }
 
 variable "pipeline_settings" {
-  description = "Per public pipeline (a key of pipelines): description, coalesce (default true) and typed inputs, as CONTRACT.md \"Inputs\" says; rendered with jsonencode into PIPELINE_SETTINGS. The functions check it fully when they start; Terraform checks what it can here. Example: { app = { description = \"The app\", inputs = { env = { type = \"choice\", options = [\"staging\", \"production\"], default = \"staging\" } } } }"
+  description = "Per public pipeline (a key of pipelines): description, coalesce (default true) and typed inputs, as docs/reference/configuration.md \"Typed inputs\" says; rendered with jsonencode into PIPELINE_SETTINGS. The functions check it fully when they start; Terraform checks what it can here. Example: { app = { description = \"The app\", inputs = { env = { type = \"choice\", options = [\"staging\", \"production\"], default = \"staging\" } } } }"
   type        = any
   default     = {}
 

@@ -1,4 +1,4 @@
-//! The command line, as CONTRACT.md "Operators' tool" names it.
+//! The command line, as docs/reference/operators-tool.md describes it.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! Configuration from the environment: read once at start, every variable
-//! validated, every error naming the variable (CONTRACT.md, "Configuration").
+//! validated, every error naming the variable (docs/reference/configuration.md).
 //!
 //! [`VARIABLES`] is the one list of what each function reads; Terraform is
 //! checked against it.
@@ -40,7 +40,7 @@ pub struct Variable {
 
 use Function::{Ingress, Notifier, Ops, Worker};
 
-/// Every variable the binaries read, exactly as CONTRACT.md lists them.
+/// Every variable the binaries read, exactly as docs/reference/configuration.md lists them.
 pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "TABLE_NAME",

@@ -1,4 +1,4 @@
-//! Coalescing (CONTRACT "Runs") through the worker, on DynamoDB Local and
+//! Coalescing (docs/design.md, "Runs") through the worker, on DynamoDB Local and
 //! moto: triggers join a pending run, a run waits while its pipeline runs
 //! another, starts after the terminal event (or, when that event is lost,
 //! after CodePipeline is asked), and nothing is doubled or lost on the way.

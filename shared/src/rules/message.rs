@@ -1,4 +1,4 @@
-//! The work-queue message (ingress → worker), CONTRACT.md "Work queue message".
+//! The work-queue message (ingress → worker), docs/reference/work-message.md.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! Runs: how triggers coalesce into pipeline executions (CONTRACT "Runs").
+//! Runs: how triggers coalesce into pipeline executions (docs/design.md, "Runs").
 //!
 //! A run is one execution the system starts. Its id is the id of the trigger
 //! that opened it, and it is the `clientRequestToken` of its start, so a

@@ -14,7 +14,7 @@ Needs AWS_ENDPOINT_URL (moto) and AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local;
 moto when unset) pointing at engines on loopback; it refuses anything else. Creates the table, queues, topic, rule and demo pipelines named
 from --prefix (a restart finds them again), serves the HTTP API, runs the
 worker and the notifier as the Lambdas run, and plays CodePipeline's state
-changes. The functions' settings come from the environment as in CONTRACT.md
+changes. The functions' settings come from the environment as in docs/reference/configuration.md
 (QUOTA_LIMIT, MAX_ATTEMPTS, NOTIFY_STATES, PIPELINES, ...).
 
 Examples:
