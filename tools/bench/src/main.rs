@@ -4,6 +4,11 @@
 //! to its first `/runtime/invocation/next`), peak RSS after the invocations,
 //! warm p50/p99 per invocation, AWS calls per invocation; for the worker also
 //! a batch of 10 against a batch of 1 with CodePipeline latency added.
+//! `bare-lambda` (a `lambda_runtime` function that does nothing, built in
+//! the same profile) is measured beside them in the same run, and each
+//! function's init and memory are also given as a ratio to it; init is also
+//! measured over interleaved cold starts (bare, ingress, worker, notifier,
+//! again and again), so a busy machine slows them all alike.
 //! Each run is a fresh process; the report gives medians over runs and their
 //! min–max. `scripts/bench` builds the packages and runs this.
 
@@ -41,6 +46,9 @@ struct Args {
     /// Batches of 1 and of 10 per run for the batch comparison.
     #[arg(long, default_value_t = 10)]
     batches: usize,
+    /// Interleaved cold starts per function (bare included) for the init ratios.
+    #[arg(long, default_value_t = 11)]
+    cold_starts: usize,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -107,6 +115,12 @@ fn typical(samples: &[(String, String)]) -> BTreeMap<String, String> {
         .map(|(kind, (calls, n, total))| (kind, format!("{calls} ({n} of {total})")))
         .collect()
 }
+
+/// The floor every function is compared with.
+const BARE: &str = "bare-lambda";
+
+/// What is measured, the floor first.
+const FUNCTIONS: [&str; 4] = [BARE, "ingress", "worker", "notifier"];
 
 /// How long the engines are left alone before a process starts.
 const ENGINES_SETTLE: Duration = Duration::from_secs(2);
@@ -288,6 +302,42 @@ impl Bench {
         response
     }
 
+    /// The floor: `bare-lambda` answering trivial events.
+    async fn bare(&self) -> Run {
+        let process = self.start(BARE).await;
+        let (mut latencies, mut calls) = (Vec::new(), Vec::new());
+        for i in 0..self.args.invocations {
+            self.measure(
+                &process,
+                json!({ "n": i }),
+                &mut latencies,
+                &mut calls,
+                |_| "bare".to_string(),
+            )
+            .await;
+        }
+        finish(process, latencies, calls).await
+    }
+
+    /// Init of each function over interleaved cold starts: each process is
+    /// started, polls once and is killed.
+    async fn cold_starts(&self) -> BTreeMap<&'static str, Vec<f64>> {
+        let mut inits: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+        for round in 0..self.args.cold_starts {
+            eprintln!(
+                "cold starts: round {} of {}",
+                round + 1,
+                self.args.cold_starts
+            );
+            for name in FUNCTIONS {
+                let process = self.start(name).await;
+                inits.entry(name).or_default().push(ms(process.init));
+                process.finish().await;
+            }
+        }
+        inits
+    }
+
     async fn ingress(&self, run: usize) -> Run {
         let process = self.start("ingress").await;
         let (mut latencies, mut calls) = (Vec::new(), Vec::new());
@@ -464,19 +514,58 @@ fn spread(values: Vec<f64>, digits: usize) -> String {
     )
 }
 
-fn report(results: &BTreeMap<&str, Vec<Run>>, args: &Args) -> (String, Value) {
-    let mut text = format!(
-        "{} fresh processes per function, {} invocations each; median (min–max) over processes\n\n\
-         | function | init ms | peak RSS MB | p50 ms | p99 ms |\n|---|---|---|---|---|\n",
-        args.runs, args.invocations
-    );
+fn median(values: &[f64]) -> f64 {
+    percentile(&sorted(values.to_vec()), 50.0)
+}
+
+/// "1.23×": `value` over the floor's.
+fn ratio(value: f64, floor: f64) -> String {
+    format!("{:.2}×", value / floor)
+}
+
+fn report(
+    results: &BTreeMap<&str, Vec<Run>>,
+    cold: &BTreeMap<&str, Vec<f64>>,
+    args: &Args,
+) -> (String, Value) {
     let mut out = json!({});
+    let bare_cold = median(cold.get(BARE).map(Vec::as_slice).unwrap_or_default());
+    let mut text = format!(
+        "init over {} interleaved cold starts per function; median (min–max), and as a ratio to {BARE}\n\n\
+         | function | init ms | ratio |\n|---|---|---|\n",
+        args.cold_starts
+    );
+    for name in FUNCTIONS {
+        let inits = cold.get(name).cloned().unwrap_or_default();
+        text.push_str(&format!(
+            "| {name} | {} | {} |\n",
+            spread(inits.clone(), 2),
+            ratio(median(&inits), bare_cold)
+        ));
+        out["cold_starts"][name] = json!(inits);
+    }
+    let floor = |f: fn(&Run) -> f64| {
+        median(
+            &results
+                .get(BARE)
+                .map(|runs| runs.iter().map(f).collect::<Vec<f64>>())
+                .unwrap_or_default(),
+        )
+    };
+    let (bare_init, bare_rss) = (floor(|r| r.init_ms), floor(|r| r.rss_kb as f64));
+    text.push_str(&format!(
+        "\n{} fresh processes per function, {} invocations each; median (min–max) over processes\n\n\
+         | function | init ms | init ratio | peak RSS MB | RSS ratio | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|\n",
+        args.runs, args.invocations
+    ));
     for (name, runs) in results {
         let field = |f: fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
         text.push_str(&format!(
-            "| {name} | {} | {} | {} | {} |\n",
+            "| {name} | {} | {} | {} | {} | {} | {} |\n",
             spread(field(|r| r.init_ms), 2),
+            ratio(median(&field(|r| r.init_ms)), bare_init),
             spread(field(|r| r.rss_kb as f64 / 1024.0), 1),
+            ratio(median(&field(|r| r.rss_kb as f64)), bare_rss),
             spread(field(|r| r.p50_ms), 2),
             spread(field(|r| r.p99_ms), 2),
         ));
@@ -518,7 +607,7 @@ fn report(results: &BTreeMap<&str, Vec<Run>>, args: &Args) -> (String, Value) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
-    for name in ["ingress", "worker", "notifier"] {
+    for name in FUNCTIONS {
         let path = binary(&args.binaries, name);
         assert!(path.is_file(), "no {name} binary at {}", path.display());
     }
@@ -534,6 +623,7 @@ async fn main() {
         if run > 0 {
             bench.setup = Setup::new().await;
         }
+        results.entry(BARE).or_default().push(bench.bare().await);
         let (worker, triggers) = bench.worker().await;
         results.entry("worker").or_default().push(worker);
         results
@@ -546,7 +636,8 @@ async fn main() {
             .or_default()
             .push(bench.ingress(run).await);
     }
-    let (text, json) = report(&results, &bench.args);
+    let cold = bench.cold_starts().await;
+    let (text, json) = report(&results, &cold, &bench.args);
     println!("{text}");
     if let Some(path) = &bench.args.json {
         std::fs::write(
