@@ -34,6 +34,7 @@ locals {
       PIPELINES            = join(",", local.pipeline_entries)
       QUOTA_LIMIT          = tostring(var.quota_limit)
       QUOTA_WINDOW         = var.quota_window
+      NETWORK_QUOTA_LIMITS = var.network_quota_limits
       GLOBAL_QUOTA_LIMIT   = tostring(var.global_quota_limit)
       GLOBAL_QUOTA_WINDOW  = var.global_quota_window
       CLIENT_KEY_SECRET    = random_password.client_key_secret.result

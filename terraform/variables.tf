@@ -134,6 +134,17 @@ variable "quota_window" {
   }
 }
 
+variable "network_quota_limits" {
+  description = "Per-network quotas over quota_window, each a slot every trigger also takes: comma-separated ipv4/<8-31>=N or ipv6/<32-63>=N, at most 4 levels, each N from quota_limit to 100; \"off\" for none. The default gives an IPv6 /56 (a household) 6 and a /48 (a site, or a free tunnel) 12 per week, so one person cannot multiply the quota by the 65,536 /64s of a /48. IPv4 levels are off by default: carrier-grade NAT puts many people behind one /24."
+  type        = string
+  default     = "ipv6/56=6,ipv6/48=12"
+
+  validation {
+    condition     = lower(trimspace(var.network_quota_limits)) == "off" || trimspace(var.network_quota_limits) == "" || alltrue([for level in split(",", var.network_quota_limits) : can(regex("^\\s*ipv(4/([89]|[12][0-9]|3[01])|6/(3[2-9]|[45][0-9]|6[0-3]))=[0-9]{1,3}\\s*$", level))])
+    error_message = "network_quota_limits must be off, or levels like ipv6/56=6,ipv6/48=12 (ipv4/8-31, ipv6/32-63)."
+  }
+}
+
 variable "global_quota_limit" {
   description = "Accepted triggers for all clients together per global_quota_window; 0 turns the global budget off."
   type        = number

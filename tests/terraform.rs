@@ -491,6 +491,15 @@ fn variables_are_documented_and_outputs_feed_trigger_ops() {
         assert!(names.contains(expected), "{expected}");
     }
     assert_eq!(variable_default(&body, "quota_limit"), hcl::Value::from(3));
+    let network_default = shared::config::VARIABLES
+        .iter()
+        .find(|v| v.name == "NETWORK_QUOTA_LIMITS")
+        .and_then(|v| v.default)
+        .expect("a default");
+    assert_eq!(
+        variable_default(&body, "network_quota_limits"),
+        hcl::Value::from(network_default)
+    );
     assert_eq!(
         variable_default(&body, "quota_window"),
         hcl::Value::from("7d")

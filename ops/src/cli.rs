@@ -134,8 +134,10 @@ pub enum ClientsCommand {
         /// An IPv4 or IPv6 address.
         address: String,
     },
-    /// Free the client's whole quota (only with --yes).
+    /// Free a quota (only with --yes): an ADDRESS's own, or a network's (a PREFIX that is a
+    /// level of NETWORK_QUOTA_LIMITS, like 2001:db8:1::/48).
     Reset {
+        #[arg(value_name = "ADDRESS|PREFIX")]
         address: String,
         /// Really free it.
         #[arg(long)]

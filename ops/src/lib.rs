@@ -277,7 +277,9 @@ async fn run_clients(
     let now = shared::clock::Clock::now_ms(&SystemClock);
     let output = match command {
         ClientsCommand::Show { address } => {
-            let view = clients::show(table, secret, &ctx.env.quota()?, address, now).await?;
+            let quota = ctx.env.quota()?;
+            let networks = ctx.env.network_limits(&quota)?;
+            let view = clients::show(table, secret, &quota, &networks, address, now).await?;
             if json {
                 serde_json::to_string(&view).unwrap_or_default()
             } else {
@@ -291,13 +293,21 @@ async fn run_clients(
                         .into(),
                 ));
             }
-            let had = clients::reset(table, secret, address).await?;
+            let quota = ctx.env.quota()?;
+            let networks = ctx.env.network_limits(&quota)?;
+            let reset = clients::reset(table, secret, &quota, &networks, address).await?;
+            let what = match reset.level.as_str() {
+                "client" => format!("client {}", reset.target),
+                level => format!("network {} ({level})", reset.target),
+            };
             if json {
-                serde_json::json!({"reset": true, "had_slots": had}).to_string()
-            } else if had {
-                "the client's quota is free again\n".into()
+                serde_json::json!({"reset": true, "had_slots": reset.had_slots,
+                                   "level": reset.level, "target": reset.target})
+                .to_string()
+            } else if reset.had_slots {
+                format!("reset the quota of {what}: it is free again\n")
             } else {
-                "the client had no quota taken; nothing to free\n".into()
+                format!("{what} had no quota taken; nothing to free\n")
             }
         }
         ClientsCommand::Block {

@@ -196,6 +196,16 @@ pub fn client_text(view: &ClientView) -> String {
     if let Some(at) = &view.next_frees_at {
         rows.push(vec!["next frees".into(), at.clone()]);
     }
+    for network in &view.networks {
+        let mut line = format!(
+            "{} (key {}): {} of {} used, {} left",
+            network.network, network.key, network.used, network.limit, network.remaining
+        );
+        if let Some(at) = &network.next_frees_at {
+            line.push_str(&format!("; next frees {at}"));
+        }
+        rows.push(vec![format!("network {}", network.level), line]);
+    }
     if view.blocks.is_empty() {
         rows.push(vec!["blocked".into(), "no".into()]);
     }

@@ -7,6 +7,7 @@ use shared::lambda::events::{api_gateway_event, GatewayRequest};
 use shared::rules::client_key::client_key;
 use shared::rules::email::{render, FailedAction, FailureDetails};
 use shared::rules::http::event::parse_event;
+use shared::rules::http::response::LimitItem;
 use shared::rules::http::trigger_api::{accepted_response, parse_trigger_body};
 use shared::rules::message::WorkMessage;
 use shared::rules::pipeline_event::{parse_event as parse_state_change, state_change_event};
@@ -57,8 +58,8 @@ fn hot_paths(c: &mut Criterion) {
                 black_box("01M7YF4J7YB11KS24RQ2ZCHF1Q"),
                 "app",
                 serde_json::json!({}),
-                &policy,
                 &status,
+                &[LimitItem::of("client", &policy, &status)],
                 NOW,
             )
             .to_apigw()

@@ -7,7 +7,7 @@
 use crate::rules::cors::CorsPolicy;
 use crate::rules::pipelines::PipelineSettings;
 use crate::rules::pipelines::Pipelines;
-use crate::rules::quota::{GlobalPolicy, QuotaPolicy};
+use crate::rules::quota::{GlobalPolicy, NetworkLimits, QuotaPolicy};
 use crate::rules::status::PipelineState;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -71,6 +71,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "QUOTA_WINDOW",
         used_by: &[Ingress, Ops],
         default: Some("7d"),
+    },
+    Variable {
+        name: "NETWORK_QUOTA_LIMITS",
+        used_by: &[Ingress, Ops],
+        default: Some(crate::rules::quota::DEFAULT_NETWORK_LIMITS),
     },
     Variable {
         name: "GLOBAL_QUOTA_LIMIT",
@@ -267,6 +272,8 @@ pub struct IngressConfig {
     pub pipelines: Pipelines,
     pub settings: PipelineSettings,
     pub quota: QuotaPolicy,
+    /// The network levels over `QUOTA_WINDOW` (`NETWORK_QUOTA_LIMITS`).
+    pub networks: NetworkLimits,
     pub global_quota: Option<GlobalPolicy>,
     pub client_key_secret: Vec<u8>,
     pub ledger_retention: Duration,
@@ -311,6 +318,22 @@ impl Env {
             window: self.duration("QUOTA_WINDOW")?,
         })
     }
+
+    /// `NETWORK_QUOTA_LIMITS`, each level at least `quota`'s limit. Unset,
+    /// an IPv6 /56 shares twice the client's limit and a /48 four times it
+    /// (`ipv6/56=6,ipv6/48=12` at the default 3), so raising `QUOTA_LIMIT`
+    /// alone keeps a valid configuration; empty or `off`: none.
+    pub fn network_limits(&self, quota: &QuotaPolicy) -> Result<NetworkLimits, ConfigError> {
+        let text = match self.values.get("NETWORK_QUOTA_LIMITS") {
+            Some(value) => value.clone(),
+            None => {
+                let times = |n: usize| (quota.limit * n).min(MAX_QUOTA_LIMIT as usize);
+                format!("ipv6/56={},ipv6/48={}", times(2), times(4))
+            }
+        };
+        NetworkLimits::parse(&text, quota.limit, MAX_QUOTA_LIMIT as usize)
+            .map_err(|reason| malformed("NETWORK_QUOTA_LIMITS", reason))
+    }
 }
 
 impl IngressConfig {
@@ -319,12 +342,14 @@ impl IngressConfig {
         let global_limit = env.number("GLOBAL_QUOTA_LIMIT", 0, 1_000_000_000)?;
         let global_window = env.duration("GLOBAL_QUOTA_WINDOW")?;
         let pipelines = env.pipelines()?;
+        let quota = env.quota()?;
         Ok(Self {
             table_name: env.string("TABLE_NAME")?,
             queue_url: env.url("QUEUE_URL")?,
             settings: env.pipeline_settings(&pipelines)?,
             pipelines,
-            quota: env.quota()?,
+            networks: env.network_limits(&quota)?,
+            quota,
             global_quota: (global_limit > 0).then_some(GlobalPolicy {
                 limit: global_limit,
                 window: global_window,
@@ -461,6 +486,19 @@ mod tests {
         assert_eq!(config.quota.window, Duration::from_secs(7 * 86_400));
         assert!(config.global_quota.is_none());
         assert_eq!(config.ledger_retention, Duration::from_secs(30 * 86_400));
+        let networks: Vec<String> = config.networks.iter().map(|l| l.name()).collect();
+        assert_eq!(networks, ["ipv6/56", "ipv6/48"]);
+        let off =
+            IngressConfig::from_env(&ingress_env(&[("NETWORK_QUOTA_LIMITS", "off")])).unwrap();
+        assert!(off.networks.is_empty());
+        let empty = IngressConfig::from_env(&ingress_env(&[("NETWORK_QUOTA_LIMITS", "")])).unwrap();
+        assert!(empty.networks.is_empty());
+        // Unset, the default follows the client's limit.
+        let ten = IngressConfig::from_env(&ingress_env(&[("QUOTA_LIMIT", "10")])).unwrap();
+        let limits: Vec<usize> = ten.networks.iter().map(|l| l.limit).collect();
+        assert_eq!(limits, [20, 40]);
+        let hundred = IngressConfig::from_env(&ingress_env(&[("QUOTA_LIMIT", "100")])).unwrap();
+        assert!(hundred.networks.iter().all(|l| l.limit == 100));
     }
 
     #[test]
@@ -499,6 +537,8 @@ mod tests {
             ("LEDGER_RETENTION", "forever"),
             ("CORS_ALLOWED_ORIGINS", "https://docs.example.com/"),
             ("CORS_ALLOWED_ORIGINS", "*,https://docs.example.com"),
+            ("NETWORK_QUOTA_LIMITS", "ipv6/48=2"),
+            ("NETWORK_QUOTA_LIMITS", "ipv6/64=12"),
         ] {
             let err = IngressConfig::from_env(&ingress_env(&[(name, value)])).unwrap_err();
             match &err {
@@ -575,6 +615,7 @@ mod tests {
                 "PIPELINES",
                 "QUOTA_LIMIT",
                 "QUOTA_WINDOW",
+                "NETWORK_QUOTA_LIMITS",
                 "GLOBAL_QUOTA_LIMIT",
                 "GLOBAL_QUOTA_WINDOW",
                 "CLIENT_KEY_SECRET",

@@ -4,7 +4,7 @@
 //! the next run, one run at a time holds a pipeline's lane, and state
 //! changes only move a run forward.
 
-use shared::aws::table::admission::Admission;
+use shared::aws::table::admission::{Admission, QuotaLevel};
 use shared::aws::table::runs::{Joined, Take};
 use shared::aws::table::Table;
 use shared::rules::client_key::client_key;
@@ -49,6 +49,8 @@ async fn admitted(
                 &std::net::Ipv4Addr::from(0x0A09_0000 | client).to_string(),
             )
             .unwrap(),
+            networks: Vec::new(),
+            global_window: None,
             inputs: inputs.clone(),
             run_id: None,
             execution_id: None,
@@ -59,7 +61,12 @@ async fn admitted(
         };
         let admission = table
             .admission()
-            .admit(&policy, None, &record, &[])
+            .admit(
+                &[QuotaLevel::client(&record.client_key, policy)],
+                None,
+                &record,
+                &[],
+            )
             .await
             .unwrap();
         assert!(matches!(admission, Admission::Accepted { .. }));

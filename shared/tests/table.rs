@@ -6,10 +6,10 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, RuleMode};
 use shared::aws::queue::{QueueError, WorkQueue};
-use shared::aws::table::admission::{Admission, Refund};
+use shared::aws::table::admission::{Admission, QuotaLevel, Refund};
 use shared::aws::table::items::trigger_pk;
 use shared::aws::table::{StoreError, Table};
-use shared::rules::client_key::client_key;
+use shared::rules::client_key::{client_key, ClientKey};
 use shared::rules::message::WorkMessage;
 use shared::rules::quota::{GlobalPolicy, QuotaPolicy};
 use shared::rules::status::TriggerStatus;
@@ -35,6 +35,8 @@ fn record(ip: &str, at: u64) -> TriggerRecord {
         requested_at: at,
         updated_at: at,
         client_key: client_key(b"0123456789abcdef", ip).unwrap(),
+        networks: Vec::new(),
+        global_window: None,
         inputs: Default::default(),
         run_id: None,
         execution_id: None,
@@ -47,9 +49,38 @@ fn record(ip: &str, at: u64) -> TriggerRecord {
 
 fn accepted(admission: Admission) -> Vec<u64> {
     match admission {
-        Admission::Accepted { previous, .. } => previous,
+        Admission::Accepted { mut previous, .. } => previous.remove(0),
         other => panic!("expected acceptance, got {other:?}"),
     }
+}
+
+/// Admission at the client's level alone (and the global budget).
+async fn admit(
+    table: &Table,
+    policy: &QuotaPolicy,
+    global: Option<&GlobalPolicy>,
+    record: &TriggerRecord,
+    blocks: &[ClientKey],
+) -> Result<Admission, StoreError> {
+    let level = QuotaLevel::client(&record.client_key, *policy);
+    table
+        .admission()
+        .admit(&[level], global, record, blocks)
+        .await
+}
+
+async fn refund(
+    table: &Table,
+    policy: &QuotaPolicy,
+    global: Option<&GlobalPolicy>,
+    record: &TriggerRecord,
+    previous: &[u64],
+) -> Result<Refund, StoreError> {
+    let level = QuotaLevel::client(&record.client_key, *policy);
+    table
+        .admission()
+        .refund(&[level], global, record, Some(&[previous.to_vec()]))
+        .await
 }
 
 #[tokio::test]
@@ -58,64 +89,46 @@ async fn an_admission_whose_answer_was_lost_stands_once_when_retried() {
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let p = policy(3);
     let earlier = record("192.0.2.20", NOW - 1000);
-    accepted(
-        table
-            .admission()
-            .admit(&p, None, &earlier, &[])
-            .await
-            .unwrap(),
-    );
+    accepted(admit(&table, &p, None, &earlier, &[]).await.unwrap());
     let trigger = record("192.0.2.20", NOW);
-    let first = table
-        .admission()
-        .admit(&p, None, &trigger, &[])
-        .await
-        .unwrap();
+    let first = admit(&table, &p, None, &trigger, &[]).await.unwrap();
     // The same transaction again, as the SDK sends it when the first answer
     // never arrived: accepted, with the same quota and the same state before.
-    let again = table
-        .admission()
-        .admit(&p, None, &trigger, &[])
-        .await
-        .unwrap();
+    let again = admit(&table, &p, None, &trigger, &[]).await.unwrap();
     match (&first, &again) {
         (
             Admission::Accepted {
-                status: s1,
+                statuses: s1,
                 previous: p1,
             },
             Admission::Accepted {
-                status: s2,
+                statuses: s2,
                 previous: p2,
             },
         ) => {
-            assert_eq!(s1.remaining, 1);
-            assert_eq!(s2.remaining, 1, "the retry took no second slot");
+            assert_eq!(s1[0].remaining, 1);
+            assert_eq!(s2[0].remaining, 1, "the retry took no second slot");
             assert_eq!(p1, p2);
         }
         other => panic!("expected two acceptances, got {other:?}"),
     }
     // A third trigger still fits, a fourth does not: one slot per trigger.
     accepted(
-        table
-            .admission()
-            .admit(&p, None, &record("192.0.2.20", NOW + 1000), &[])
+        admit(&table, &p, None, &record("192.0.2.20", NOW + 1000), &[])
             .await
             .unwrap(),
     );
     assert!(matches!(
-        table
-            .admission()
-            .admit(&p, None, &record("192.0.2.20", NOW + 2000), &[])
+        admit(&table, &p, None, &record("192.0.2.20", NOW + 2000), &[])
             .await
             .unwrap(),
-        Admission::ClientExhausted(_)
+        Admission::Exhausted { level: 0, .. }
     ));
     // A record of the same id written by someone else is still refused.
     let mut stranger = record("192.0.2.21", NOW);
     stranger.trigger_id = trigger.trigger_id.clone();
     assert!(matches!(
-        table.admission().admit(&p, None, &stranger, &[]).await,
+        admit(&table, &p, None, &stranger, &[]).await,
         Err(StoreError::Corrupt(_))
     ));
 }
@@ -126,39 +139,33 @@ async fn an_admission_whose_answer_was_lost_stands_once_even_after_another_accep
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let p = policy(3);
     let lost = record("192.0.2.30", NOW);
-    accepted(table.admission().admit(&p, None, &lost, &[]).await.unwrap());
+    accepted(admit(&table, &p, None, &lost, &[]).await.unwrap());
     // Another request of the same client is accepted before the SDK retries
     // the first one, whose answer was lost: the client's last writer is now
     // the other trigger.
     accepted(
-        table
-            .admission()
-            .admit(&p, None, &record("192.0.2.30", NOW + 10), &[])
+        admit(&table, &p, None, &record("192.0.2.30", NOW + 10), &[])
             .await
             .unwrap(),
     );
-    match table.admission().admit(&p, None, &lost, &[]).await.unwrap() {
-        Admission::Accepted { status, previous } => {
-            assert_eq!(status.remaining, 1, "the retry took no third slot");
-            assert!(!previous.contains(&NOW), "{previous:?}");
+    match admit(&table, &p, None, &lost, &[]).await.unwrap() {
+        Admission::Accepted { statuses, previous } => {
+            assert_eq!(statuses[0].remaining, 1, "the retry took no third slot");
+            assert!(!previous[0].contains(&NOW), "{previous:?}");
         }
         other => panic!("expected the lost admission to stand, got {other:?}"),
     }
     // One slot per trigger: a third fits, a fourth does not.
     accepted(
-        table
-            .admission()
-            .admit(&p, None, &record("192.0.2.30", NOW + 20), &[])
+        admit(&table, &p, None, &record("192.0.2.30", NOW + 20), &[])
             .await
             .unwrap(),
     );
     assert!(matches!(
-        table
-            .admission()
-            .admit(&p, None, &record("192.0.2.30", NOW + 30), &[])
+        admit(&table, &p, None, &record("192.0.2.30", NOW + 30), &[])
             .await
             .unwrap(),
-        Admission::ClientExhausted(_)
+        Admission::Exhausted { level: 0, .. }
     ));
 }
 
@@ -169,35 +176,17 @@ async fn a_refund_after_later_acceptances_removes_only_its_own_slot() {
     let p = policy(2);
     let first = record("192.0.2.10", NOW);
     let second = record("192.0.2.10", NOW + 1000);
-    let previous = accepted(
-        table
-            .admission()
-            .admit(&p, None, &first, &[])
-            .await
-            .unwrap(),
-    );
-    accepted(
-        table
-            .admission()
-            .admit(&p, None, &second, &[])
-            .await
-            .unwrap(),
-    );
+    let previous = accepted(admit(&table, &p, None, &first, &[]).await.unwrap());
+    accepted(admit(&table, &p, None, &second, &[]).await.unwrap());
     assert!(matches!(
-        table
-            .admission()
-            .admit(&p, None, &record("192.0.2.10", NOW + 2000), &[])
+        admit(&table, &p, None, &record("192.0.2.10", NOW + 2000), &[])
             .await
             .unwrap(),
-        Admission::ClientExhausted(_)
+        Admission::Exhausted { level: 0, .. }
     ));
     // The first one's enqueue failed: its refund meets a state it did not write.
     assert_eq!(
-        table
-            .admission()
-            .refund(&p, None, &first, &previous)
-            .await
-            .unwrap(),
+        refund(&table, &p, None, &first, &previous).await.unwrap(),
         Refund::Refunded
     );
     assert!(table
@@ -214,19 +203,15 @@ async fn a_refund_after_later_acceptances_removes_only_its_own_slot() {
         .is_some());
     // Exactly one slot came back.
     accepted(
-        table
-            .admission()
-            .admit(&p, None, &record("192.0.2.10", NOW + 3000), &[])
+        admit(&table, &p, None, &record("192.0.2.10", NOW + 3000), &[])
             .await
             .unwrap(),
     );
     assert!(matches!(
-        table
-            .admission()
-            .admit(&p, None, &record("192.0.2.10", NOW + 4000), &[])
+        admit(&table, &p, None, &record("192.0.2.10", NOW + 4000), &[])
             .await
             .unwrap(),
-        Admission::ClientExhausted(_)
+        Admission::Exhausted { level: 0, .. }
     ));
 }
 
@@ -236,7 +221,7 @@ async fn no_refund_once_a_worker_took_the_trigger() {
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let p = policy(1);
     let r = record("192.0.2.11", NOW);
-    let previous = accepted(table.admission().admit(&p, None, &r, &[]).await.unwrap());
+    let previous = accepted(admit(&table, &p, None, &r, &[]).await.unwrap());
     stack
         .dynamodb
         .update_item()
@@ -249,11 +234,7 @@ async fn no_refund_once_a_worker_took_the_trigger() {
         .await
         .unwrap();
     assert_eq!(
-        table
-            .admission()
-            .refund(&p, None, &r, &previous)
-            .await
-            .unwrap(),
+        refund(&table, &p, None, &r, &previous).await.unwrap(),
         Refund::AlreadyPickedUp
     );
     let kept = table
@@ -264,12 +245,10 @@ async fn no_refund_once_a_worker_took_the_trigger() {
         .unwrap();
     assert_eq!(kept.status, TriggerStatus::Started);
     assert!(matches!(
-        table
-            .admission()
-            .admit(&p, None, &record("192.0.2.11", NOW + 1), &[])
+        admit(&table, &p, None, &record("192.0.2.11", NOW + 1), &[])
             .await
             .unwrap(),
-        Admission::ClientExhausted(_)
+        Admission::Exhausted { level: 0, .. }
     ));
 }
 
@@ -283,33 +262,19 @@ async fn a_global_refund_gives_the_budget_back() {
         window: Duration::from_secs(3600),
     };
     let r = record("192.0.2.12", NOW);
-    let previous = accepted(
-        table
-            .admission()
-            .admit(&p, Some(&g), &r, &[])
-            .await
-            .unwrap(),
-    );
+    let previous = accepted(admit(&table, &p, Some(&g), &r, &[]).await.unwrap());
     assert!(matches!(
-        table
-            .admission()
-            .admit(&p, Some(&g), &record("192.0.2.13", NOW + 1), &[])
+        admit(&table, &p, Some(&g), &record("192.0.2.13", NOW + 1), &[])
             .await
             .unwrap(),
         Admission::GlobalExhausted { .. }
     ));
     assert_eq!(
-        table
-            .admission()
-            .refund(&p, Some(&g), &r, &previous)
-            .await
-            .unwrap(),
+        refund(&table, &p, Some(&g), &r, &previous).await.unwrap(),
         Refund::Refunded
     );
     accepted(
-        table
-            .admission()
-            .admit(&p, Some(&g), &record("192.0.2.13", NOW + 2), &[])
+        admit(&table, &p, Some(&g), &record("192.0.2.13", NOW + 2), &[])
             .await
             .unwrap(),
     );
@@ -363,9 +328,7 @@ async fn throttling_is_retried_then_reported_unavailable() {
         .times(3)
         .build();
     let table = Table::new(mocked_dynamodb(&[&throttled]), "t");
-    let err = table
-        .admission()
-        .admit(&policy(3), None, &record("192.0.2.20", NOW), &[])
+    let err = admit(&table, &policy(3), None, &record("192.0.2.20", NOW), &[])
         .await
         .unwrap_err();
     assert_eq!(
@@ -389,9 +352,7 @@ async fn a_throttle_that_clears_admits() {
         .output(|| TransactWriteItemsOutput::builder().build())
         .build();
     let table = Table::new(mocked_dynamodb(&[&flaky]), "t");
-    let admission = table
-        .admission()
-        .admit(&policy(3), None, &record("192.0.2.21", NOW), &[])
+    let admission = admit(&table, &policy(3), None, &record("192.0.2.21", NOW), &[])
         .await
         .unwrap();
     assert!(matches!(admission, Admission::Accepted { .. }));
@@ -406,9 +367,7 @@ async fn a_500_is_unavailable() {
         .times(3)
         .build();
     let table = Table::new(mocked_dynamodb(&[&broken]), "t");
-    let err = table
-        .admission()
-        .admit(&policy(3), None, &record("192.0.2.22", NOW), &[])
+    let err = admit(&table, &policy(3), None, &record("192.0.2.22", NOW), &[])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
@@ -464,9 +423,7 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
         .await
         .unwrap();
     for ip in ["192.0.2.40", "192.0.2.41"] {
-        let refused = table
-            .admission()
-            .admit(&p, None, &record(ip, NOW + 10), &blocks(ip))
+        let refused = admit(&table, &p, None, &record(ip, NOW + 10), &blocks(ip))
             .await
             .unwrap();
         assert_eq!(
@@ -479,7 +436,7 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
         assert!(
             table
                 .admission()
-                .client_slots(&key)
+                .slots(&QuotaLevel::client(&key, p))
                 .await
                 .unwrap()
                 .is_empty(),
@@ -488,16 +445,15 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
     }
     // A neighbour network is not blocked.
     accepted(
-        table
-            .admission()
-            .admit(
-                &p,
-                None,
-                &record("192.0.3.40", NOW + 10),
-                &blocks("192.0.3.40"),
-            )
-            .await
-            .unwrap(),
+        admit(
+            &table,
+            &p,
+            None,
+            &record("192.0.3.40", NOW + 10),
+            &blocks("192.0.3.40"),
+        )
+        .await
+        .unwrap(),
     );
     // A block on one address stops that address only.
     table
@@ -511,32 +467,30 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
         .await
         .unwrap();
     assert_eq!(
-        table
-            .admission()
-            .admit(
-                &p,
-                None,
-                &record("192.0.3.41", NOW + 10),
-                &blocks("192.0.3.41")
-            )
-            .await
-            .unwrap(),
+        admit(
+            &table,
+            &p,
+            None,
+            &record("192.0.3.41", NOW + 10),
+            &blocks("192.0.3.41")
+        )
+        .await
+        .unwrap(),
         Admission::Blocked {
             until: NOW + 30_000
         }
     );
     // Blocks end by themselves: past `until` the same request is admitted.
     accepted(
-        table
-            .admission()
-            .admit(
-                &p,
-                None,
-                &record("192.0.2.40", NOW + 60_000),
-                &blocks("192.0.2.40"),
-            )
-            .await
-            .unwrap(),
+        admit(
+            &table,
+            &p,
+            None,
+            &record("192.0.2.40", NOW + 60_000),
+            &blocks("192.0.2.40"),
+        )
+        .await
+        .unwrap(),
     );
     // Lifting a block ends it at once; a lifted or expired one cannot be lifted again.
     assert!(table
@@ -555,16 +509,15 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
         .await
         .unwrap());
     accepted(
-        table
-            .admission()
-            .admit(
-                &p,
-                None,
-                &record("192.0.3.41", NOW + 30),
-                &blocks("192.0.3.41"),
-            )
-            .await
-            .unwrap(),
+        admit(
+            &table,
+            &p,
+            None,
+            &record("192.0.3.41", NOW + 30),
+            &blocks("192.0.3.41"),
+        )
+        .await
+        .unwrap(),
     );
 }
 
@@ -575,9 +528,7 @@ async fn reset_frees_exactly_that_client() {
     let p = policy(1);
     for ip in ["192.0.2.50", "192.0.2.51"] {
         accepted(
-            table
-                .admission()
-                .admit(&p, None, &record(ip, NOW), &[])
+            admit(&table, &p, None, &record(ip, NOW), &[])
                 .await
                 .unwrap(),
         );
@@ -585,36 +536,32 @@ async fn reset_frees_exactly_that_client() {
     let key = |ip: &str| client_key(b"0123456789abcdef", ip).unwrap();
     assert!(table
         .admission()
-        .reset_client(&key("192.0.2.50"))
+        .reset(&QuotaLevel::client(&key("192.0.2.50"), p))
         .await
         .unwrap());
     assert!(
         !table
             .admission()
-            .reset_client(&key("192.0.2.50"))
+            .reset(&QuotaLevel::client(&key("192.0.2.50"), p))
             .await
             .unwrap(),
         "nothing left to free"
     );
     accepted(
-        table
-            .admission()
-            .admit(&p, None, &record("192.0.2.50", NOW + 1), &[])
+        admit(&table, &p, None, &record("192.0.2.50", NOW + 1), &[])
             .await
             .unwrap(),
     );
     assert!(matches!(
-        table
-            .admission()
-            .admit(&p, None, &record("192.0.2.51", NOW + 1), &[])
+        admit(&table, &p, None, &record("192.0.2.51", NOW + 1), &[])
             .await
             .unwrap(),
-        Admission::ClientExhausted(_)
+        Admission::Exhausted { level: 0, .. }
     ));
     assert_eq!(
         table
             .admission()
-            .client_slots(&key("192.0.2.51"))
+            .slots(&QuotaLevel::client(&key("192.0.2.51"), p))
             .await
             .unwrap(),
         vec![NOW]
@@ -630,9 +577,7 @@ async fn a_transaction_still_in_progress_is_asked_again_not_reported_unavailable
         .output(|| TransactWriteItemsOutput::builder().build())
         .build();
     let table = Table::new(mocked_dynamodb(&[&in_progress]), "t");
-    let admission = table
-        .admission()
-        .admit(&policy(3), None, &record("192.0.2.23", NOW), &[])
+    let admission = admit(&table, &policy(3), None, &record("192.0.2.23", NOW), &[])
         .await
         .unwrap();
     assert!(matches!(admission, Admission::Accepted { .. }));
@@ -654,7 +599,7 @@ async fn the_ledger_lists_newest_first_across_days_and_shards_without_a_scan() {
         if i % 5 == 0 {
             r.pipeline = "docs".into();
         }
-        accepted(table.admission().admit(&p, None, &r, &[]).await.unwrap());
+        accepted(admit(&table, &p, None, &r, &[]).await.unwrap());
         all.push(r);
     }
     all.sort_by_key(|r| std::cmp::Reverse(r.requested_at));

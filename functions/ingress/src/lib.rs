@@ -5,16 +5,16 @@
 
 use serde_json::Value;
 use shared::aws::queue::WorkQueue;
-use shared::aws::table::admission::{Admission, Refund};
+use shared::aws::table::admission::{Admission, QuotaLevel, Refund, Settled};
 use shared::aws::table::{StoreError, Table};
 use shared::aws::CallCounter;
 use shared::clock::Clock;
 use shared::config::IngressConfig;
 use shared::lambda::metrics::{Metrics, MetricsSink};
-use shared::rules::client_key::block_keys;
+use shared::rules::client_key::{block_keys, quota_keys, QuotaKeys};
 use shared::rules::http::event::{parse_event, EventError, HttpRequest};
 use shared::rules::http::response::{
-    ApiError, HttpResponse, QuotaScope, UNAVAILABLE_RETRY_AFTER_S,
+    ApiError, HttpResponse, LimitItem, QuotaScope, UNAVAILABLE_RETRY_AFTER_S,
 };
 use shared::rules::http::trigger_api::{
     accepted_response, catalog_response, parse_trigger_body, route, Route,
@@ -23,13 +23,69 @@ use shared::rules::inputs::values_to_json;
 use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
 use shared::rules::metrics;
 use shared::rules::page::{asset_response, page_response};
-use shared::rules::status::TriggerStatus;
+use shared::rules::quota::{QuotaPolicy, QuotaStatus};
 use shared::rules::time_format::{ceil_seconds, rfc3339};
 use shared::rules::trigger::{
-    canonical_trigger_id, ledger_expires_at, new_trigger_id, TriggerRecord,
+    canonical_trigger_id, ledger_expires_at, new_trigger_id, NetworkKey, TriggerRecord,
 };
 use std::sync::Arc;
 use tracing::{error, info, warn};
+
+/// The quota levels a request takes a slot of: the client's, then each
+/// network's, every one over `QUOTA_WINDOW`.
+fn quota_levels(config: &IngressConfig, keys: &QuotaKeys) -> Vec<QuotaLevel> {
+    std::iter::once(QuotaLevel::client(&keys.client, config.quota))
+        .chain(keys.networks.iter().map(|(level, key)| {
+            QuotaLevel::network(
+                key,
+                QuotaPolicy {
+                    limit: level.limit,
+                    window: config.quota.window,
+                },
+            )
+        }))
+        .collect()
+}
+
+/// How many times an admission of unknown outcome is settled before the
+/// ingress gives up asking (with pauses of 0.1, 0.2, 0.4 s).
+const SETTLE_ATTEMPTS: u32 = 3;
+
+/// The work queue message of an accepted trigger (`inputs` when the
+/// pipeline declares any).
+fn work_message(record: &TriggerRecord, has_inputs: bool) -> WorkMessage {
+    WorkMessage {
+        version: MESSAGE_VERSION,
+        trigger_id: record.trigger_id.clone(),
+        pipeline: record.target.clone(),
+        requested_at: rfc3339(record.requested_at),
+        client_key: record.client_key.to_string(),
+        inputs: match values_to_json(&record.inputs) {
+            serde_json::Value::Object(values) if has_inputs => Some(values),
+            _ => None,
+        },
+    }
+}
+
+/// How the RateLimit fields and the 429 name each level.
+fn level_names(keys: &QuotaKeys) -> Vec<String> {
+    std::iter::once("client".to_string())
+        .chain(keys.networks.iter().map(|(level, _)| level.name()))
+        .collect()
+}
+
+fn limit_items(
+    names: &[String],
+    levels: &[QuotaLevel],
+    statuses: &[QuotaStatus],
+) -> Vec<LimitItem> {
+    names
+        .iter()
+        .zip(levels)
+        .zip(statuses)
+        .map(|((name, level), status)| LimitItem::of(name.clone(), &level.policy, status))
+        .collect()
+}
 
 pub struct Ingress {
     config: IngressConfig,
@@ -76,14 +132,9 @@ impl Ingress {
     fn count(&self, result: &Result<HttpResponse, ApiError>) {
         match result {
             Ok(_) => self.metrics.count(metrics::ACCEPTED, None),
-            Err(ApiError::QuotaExceeded { scope, .. }) => {
-                let scope = match scope {
-                    QuotaScope::Client => "client",
-                    QuotaScope::Global { .. } => "global",
-                };
-                self.metrics
-                    .count(metrics::REJECTED, Some(("Scope", scope)))
-            }
+            Err(ApiError::QuotaExceeded { scope, .. }) => self
+                .metrics
+                .count(metrics::REJECTED, Some(("Scope", scope.as_str()))),
             Err(ApiError::Blocked { .. }) => self
                 .metrics
                 .count(metrics::REJECTED, Some(("Scope", "blocked"))),
@@ -162,63 +213,78 @@ impl Ingress {
         let inputs = declared
             .resolve(asked.inputs.as_ref())
             .map_err(ApiError::InvalidInputs)?;
+        let source_ip = request.source_ip.as_deref().unwrap_or("");
         // The client's own key (its quota) and its network's: a block on
         // either stops it.
-        let blocks = block_keys(
-            &config.client_key_secret,
-            request.source_ip.as_deref().unwrap_or(""),
-        )
-        .map_err(|_| ApiError::NoClientAddress)?;
-        let client_key = blocks[0].clone();
+        let blocks = block_keys(&config.client_key_secret, source_ip)
+            .map_err(|_| ApiError::NoClientAddress)?;
+        let keys = quota_keys(&config.client_key_secret, source_ip, &config.networks)
+            .map_err(|_| ApiError::NoClientAddress)?;
+        let client_key = keys.client.clone();
         let now = self.clock.now_ms();
-        let record = TriggerRecord {
-            trigger_id: new_trigger_id(),
-            pipeline: pipeline.public.clone(),
-            target: pipeline.name.clone(),
-            status: TriggerStatus::Queued,
-            requested_at: now,
-            updated_at: now,
-            client_key: client_key.clone(),
+        let levels = quota_levels(config, &keys);
+        let mut record = TriggerRecord::queued(
+            new_trigger_id(),
+            &pipeline.public,
+            &pipeline.name,
+            client_key.clone(),
             inputs,
-            run_id: None,
-            execution_id: None,
-            error_code: None,
-            error_message: None,
-            expires_at: ledger_expires_at(now, config.ledger_retention),
-            stages: Vec::new(),
-        };
+            now,
+            ledger_expires_at(now, config.ledger_retention),
+        );
+        record.networks = keys
+            .networks
+            .iter()
+            .map(|(level, key)| NetworkKey {
+                level: level.name(),
+                key: key.clone(),
+            })
+            .collect();
+        record.global_window = config.global_quota.map(|g| g.bucket(now).0);
         let calls_before = self.calls.total();
-        let admission = self
+        let message = work_message(&record, !declared.is_empty());
+        let admission = match self
             .table
             .admission()
-            .admit(&config.quota, config.global_quota.as_ref(), &record, &blocks)
+            .admit(&levels, config.global_quota.as_ref(), &record, &blocks)
             .await
-            .map_err(|e| {
-                error!(decision = "unavailable", stage = "admit", client_key = %client_key, error = %e,
-                       "table unavailable: nothing taken, nothing enqueued");
-                unavailable()
-            })?;
-        let (status, previous) = match admission {
-            Admission::Accepted { status, previous } => (status, previous),
+        {
+            Ok(admission) => admission,
+            Err(e) => self.settle(&record, &levels, &message, e).await?,
+        };
+        let names = level_names(&keys);
+        let (statuses, previous) = match admission {
+            // A settled admission knows no earlier state (empty): a refund reads it.
+            Admission::Accepted { statuses, previous } => {
+                (statuses, (!previous.is_empty()).then_some(previous))
+            }
             Admission::Blocked { until } => {
                 let retry_after_s = ceil_seconds(until.saturating_sub(now)).max(1);
                 info!(decision = "rejected", scope = "blocked", client_key = %client_key,
                       retry_after_s, aws_calls = self.calls.total() - calls_before);
                 return Err(ApiError::Blocked { retry_after_s });
             }
-            Admission::ClientExhausted(status) => {
-                let retry_after_s = ceil_seconds(status.reset_after_ms).max(1);
-                info!(decision = "rejected", scope = "client", client_key = %client_key,
+            Admission::Exhausted {
+                level,
+                statuses,
+                retry_after_ms,
+            } => {
+                let retry_after_s = ceil_seconds(retry_after_ms).max(1);
+                let scope = match level {
+                    0 => QuotaScope::Client,
+                    n => QuotaScope::Network(names[n].clone()),
+                };
+                info!(decision = "rejected", scope = scope.as_str(), level = %names[level], client_key = %client_key,
+                      network_key = %level.checked_sub(1).map(|n| keys.networks[n].1.to_string()).unwrap_or_default(),
                       retry_after_s, aws_calls = self.calls.total() - calls_before);
                 return Err(ApiError::QuotaExceeded {
-                    scope: QuotaScope::Client,
-                    policy: config.quota,
-                    client: status,
+                    scope,
+                    limits: limit_items(&names, &levels, &statuses),
                     retry_after_s,
                 });
             }
             Admission::GlobalExhausted {
-                client,
+                statuses,
                 retry_after_ms,
             } => {
                 let retry_after_s = ceil_seconds(retry_after_ms).max(1);
@@ -227,27 +293,20 @@ impl Ingress {
                     .expect("a global rejection implies a global policy");
                 info!(decision = "rejected", scope = "global", client_key = %client_key,
                       retry_after_s, aws_calls = self.calls.total() - calls_before);
+                let mut limits = limit_items(&names, &levels, &statuses);
+                limits.push(LimitItem {
+                    name: "global".into(),
+                    limit: global.limit,
+                    window_s: global.window.as_secs(),
+                    remaining: Some(0),
+                    reset_s: retry_after_s,
+                });
                 return Err(ApiError::QuotaExceeded {
-                    scope: QuotaScope::Global {
-                        limit: global.limit,
-                        window_s: global.window.as_secs(),
-                    },
-                    policy: config.quota,
-                    client,
+                    scope: QuotaScope::Global,
+                    limits,
                     retry_after_s,
                 });
             }
-        };
-        let message = WorkMessage {
-            version: MESSAGE_VERSION,
-            trigger_id: record.trigger_id.clone(),
-            pipeline: record.target.clone(),
-            requested_at: rfc3339(now),
-            client_key: client_key.to_string(),
-            inputs: match values_to_json(&record.inputs) {
-                serde_json::Value::Object(values) if !declared.is_empty() => Some(values),
-                _ => None,
-            },
         };
         let accepted = || {
             accepted_response(
@@ -255,43 +314,110 @@ impl Ingress {
                 &record.trigger_id,
                 &record.pipeline,
                 values_to_json(&record.inputs),
-                &config.quota,
-                &status,
+                &statuses[0],
+                &limit_items(&names, &levels, &statuses),
                 now,
             )
         };
         match self.queue.send(&message).await {
             Ok(message_id) => {
                 info!(decision = "accepted", trigger_id = %record.trigger_id, client_key = %client_key,
-                      pipeline = %record.pipeline, message_id = %message_id, remaining = status.remaining,
+                      pipeline = %record.pipeline, message_id = %message_id, remaining = statuses[0].remaining,
                       aws_calls = self.calls.total() - calls_before);
                 Ok(accepted())
             }
             Err(send_error) => self
-                .give_back(&record, &previous, &send_error.to_string())
+                .give_back(
+                    &levels,
+                    &record,
+                    previous.as_deref(),
+                    &send_error.to_string(),
+                )
                 .await
                 .map(|()| accepted()),
         }
+    }
+
+    /// The admission failed. When the table could not say whether it
+    /// committed (every answer lost), one conditional write settles it: a
+    /// committed admission goes on as accepted (its quota read back), one
+    /// that did not is made void, so the 503 spends nothing. Should even
+    /// that fail, the message is sent all the same: a committed trigger is
+    /// then never left without one (the worker skips a trigger that has no
+    /// record).
+    async fn settle(
+        &self,
+        record: &TriggerRecord,
+        levels: &[QuotaLevel],
+        message: &WorkMessage,
+        error: StoreError,
+    ) -> Result<Admission, ApiError> {
+        let client_key = &record.client_key;
+        if !matches!(error, StoreError::Unavailable(_)) || error.is_unreachable() {
+            // Refused, contended or never connected: it did not commit.
+            error!(decision = "unavailable", stage = "admit", client_key = %client_key, error = %error,
+                   "table unavailable: nothing taken, nothing enqueued");
+            return Err(unavailable());
+        }
+        let mut unreachable = false;
+        for attempt in 0..SETTLE_ATTEMPTS {
+            match self.table.admission().settle(record).await {
+                Ok(Settled::Void) => {
+                    warn!(decision = "unavailable", stage = "admit", trigger_id = %record.trigger_id,
+                          client_key = %client_key, error = %error,
+                          "the admission did not commit (settled): nothing taken, nothing enqueued");
+                    return Err(unavailable());
+                }
+                Ok(Settled::Committed) => {
+                    info!(trigger_id = %record.trigger_id, client_key = %client_key, error = %error,
+                          "the admission committed though its answer was lost (settled)");
+                    let mut statuses = Vec::new();
+                    for level in levels {
+                        let slots = self.table.admission().slots(level).await;
+                        let slots = slots.unwrap_or_else(|_| vec![record.requested_at]);
+                        statuses.push(level.policy.status(&slots, record.requested_at));
+                    }
+                    return Ok(Admission::Accepted {
+                        statuses,
+                        previous: Vec::new(),
+                    });
+                }
+                Err(e) => {
+                    warn!(trigger_id = %record.trigger_id, attempt, error = %e, "could not settle the admission yet");
+                    unreachable = e.is_unreachable();
+                    tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        }
+        if unreachable {
+            // The table cannot be reached at all: the admission almost
+            // surely never got there, and a message per request while the
+            // table is down would only cost. Nothing is enqueued.
+            error!(decision = "unavailable", stage = "admit", trigger_id = %record.trigger_id,
+                   client_key = %client_key, error = %error,
+                   "table unreachable: nothing taken, nothing enqueued");
+            return Err(unavailable());
+        }
+        let sent = self.queue.send(message).await;
+        error!(decision = "unavailable", stage = "settle", trigger_id = %record.trigger_id, client_key = %client_key,
+               error = %error, enqueued = sent.is_ok(),
+               "the admission's outcome is unknown: its message was sent in case it committed");
+        Err(unavailable())
     }
 
     /// The enqueue failed: return the quota and delete the record, then 503.
     /// `Ok` only if the trigger turned out to be in the queue after all.
     async fn give_back(
         &self,
+        levels: &[QuotaLevel],
         record: &TriggerRecord,
-        previous: &[u64],
+        previous: Option<&[Vec<u64>]>,
         send_error: &str,
     ) -> Result<(), ApiError> {
-        let config = &self.config;
         let refund = self
             .table
             .admission()
-            .refund(
-                &config.quota,
-                config.global_quota.as_ref(),
-                record,
-                previous,
-            )
+            .refund(levels, self.config.global_quota.as_ref(), record, previous)
             .await;
         match refund {
             Ok(Refund::Refunded) => {

@@ -75,7 +75,7 @@ async fn a_burst_of_concurrent_requests_admits_exactly_the_limit() {
     let h = Arc::new(harness(&[]).await);
     let requests = (0..60).map(|_| {
         let h = h.clone();
-        tokio::spawn(async move { h.post(None, CLIENT_IP).await.status })
+        tokio::spawn(async move { h.post_settled(None, CLIENT_IP).await.status })
     });
     let statuses: Vec<u16> = futures::future::join_all(requests)
         .await
@@ -552,7 +552,7 @@ async fn bursts_through_many_instances_admit_exactly_the_limit_every_round() {
                 let ingress = instances[(n + client) % INSTANCES].clone();
                 let event = rest_event("POST", "/trigger", None, &ip);
                 requests.push(tokio::spawn(async move {
-                    let out = ingress.handle(event).await.expect("an HTTP response");
+                    let out = handle_settled(&ingress, event).await;
                     (client, out["statusCode"].as_u64().unwrap_or(0))
                 }));
             }
@@ -617,10 +617,8 @@ async fn lost_answers_during_a_burst_never_over_admit_nor_lose_a_trigger() {
     let requests = (0..30).map(|_| {
         let ingress = ingress.clone();
         let request = async move {
-            let out = ingress
-                .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
-                .await
-                .expect("an HTTP response");
+            let out =
+                handle_settled(&ingress, rest_event("POST", "/trigger", None, CLIENT_IP)).await;
             let body: Value =
                 serde_json::from_str(out["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
             (out["statusCode"].as_u64().unwrap_or(0), body)
@@ -658,4 +656,127 @@ async fn lost_answers_during_a_burst_never_over_admit_nor_lose_a_trigger() {
     for id in &expected {
         assert_eq!(h.get(id).await.body["status"], "queued", "{id}");
     }
+}
+
+/// An ingress whose table calls go through `proxy`.
+async fn instance_behind(h: &Harness, proxy: &testkit::LossyProxy) -> Ingress {
+    let sdk = testkit::sdk_config_with(shared::aws::Endpoints {
+        dynamodb: proxy.endpoint.clone(),
+        others: testkit::moto_endpoint().to_string(),
+    })
+    .await;
+    let calls = CallCounter::default();
+    let config = IngressConfig::from_env(&Env::from_pairs([
+        ("TABLE_NAME", h.stack.table_name.as_str()),
+        ("QUEUE_URL", h.stack.queues.queue_url.as_str()),
+        ("PIPELINES", "app=app-pipeline"),
+        ("CLIENT_KEY_SECRET", "test-secret-of-sufficient-length"),
+    ]))
+    .expect("valid config");
+    Ingress::new(
+        config.clone(),
+        Table::new(
+            shared::aws::dynamodb(&sdk, &calls),
+            config.table_name.clone(),
+        ),
+        WorkQueue::new(h.stack.sqs.clone(), config.queue_url.clone()),
+        h.clock.clone(),
+        calls,
+    )
+}
+
+#[tokio::test]
+async fn every_answer_of_the_admission_lost_is_202_with_its_trigger_never_a_charge_without_one() {
+    let h = harness(&[]).await;
+    let proxy = testkit::LossyProxy::losing_every_answer_to(
+        testkit::dynamodb_endpoint(),
+        "TransactWriteItems",
+    )
+    .await;
+    let ingress = instance_behind(&h, &proxy).await;
+    // The transaction commits, and neither its answer nor its retries'
+    // ever arrive: the ingress settles it (one conditional write) and
+    // finds it committed.
+    let out = ingress
+        .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
+        .await
+        .expect("an HTTP response");
+    assert!(proxy.lost() >= 1);
+    assert_eq!(out["statusCode"], 202, "{out}");
+    let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+    let id = body["trigger_id"].as_str().unwrap().to_string();
+    assert_eq!(body["quota"]["remaining"], 2);
+    let queued = h.queued().await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].trigger_id, id);
+    assert_eq!(h.get(&id).await.body["status"], "queued");
+    // One slot spent, for the one trigger: two more fit, then 429.
+    for _ in 0..2 {
+        assert_eq!(h.post(None, CLIENT_IP).await.status, 202);
+    }
+    assert_eq!(h.post(None, CLIENT_IP).await.status, 429);
+}
+
+#[tokio::test]
+async fn an_admission_that_never_committed_is_settled_void_and_costs_nothing() {
+    let h = harness(&[]).await;
+    let table = Table::new(h.stack.dynamodb.clone(), &h.stack.table_name);
+    let key = shared::rules::client_key::client_key(b"test-secret-of-sufficient-length", CLIENT_IP)
+        .unwrap();
+    let record = shared::rules::trigger::TriggerRecord::queued(
+        shared::rules::trigger::new_trigger_id(),
+        "app",
+        "app-pipeline",
+        key.clone(),
+        Default::default(),
+        START_MS,
+        START_MS / 1000 + 3600,
+    );
+    use shared::aws::table::admission::{Admission, QuotaLevel, Settled};
+    // Nothing committed: settling makes sure nothing ever will.
+    assert_eq!(
+        table.admission().settle(&record).await.unwrap(),
+        Settled::Void
+    );
+    let policy = shared::rules::quota::QuotaPolicy {
+        limit: 3,
+        window: Duration::from_secs(3600),
+    };
+    let late = table
+        .admission()
+        .admit(&[QuotaLevel::client(&key, policy)], None, &record, &[])
+        .await;
+    assert!(
+        matches!(late, Err(shared::aws::table::StoreError::Corrupt(_))),
+        "a late commit of the same admission is refused: {late:?}"
+    );
+    assert!(table
+        .admission()
+        .slots(&QuotaLevel::client(&key, policy))
+        .await
+        .unwrap()
+        .iter()
+        .all(|&t| t == 0));
+    assert_eq!(
+        h.get(&record.trigger_id).await.status,
+        404,
+        "a void is no trigger"
+    );
+    // Committed, settling says so.
+    let committed = shared::rules::trigger::TriggerRecord {
+        trigger_id: shared::rules::trigger::new_trigger_id(),
+        ..record.clone()
+    };
+    assert!(matches!(
+        table
+            .admission()
+            .admit(&[QuotaLevel::client(&key, policy)], None, &committed, &[])
+            .await
+            .unwrap(),
+        Admission::Accepted { .. }
+    ));
+    assert_eq!(
+        table.admission().settle(&committed).await.unwrap(),
+        Settled::Committed
+    );
 }

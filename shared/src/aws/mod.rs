@@ -261,6 +261,9 @@ pub fn lambda(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::from_conf(config)
 }
 
+/// How [`describe`] names a call that could not reach the service at all.
+pub const CONNECTION_FAILED: &str = "connection failed";
+
 /// A short, log-safe description of an SDK error: its code and message, or
 /// the transport failure.
 pub fn describe<E, R>(err: &SdkError<E, R>) -> String
@@ -278,7 +281,7 @@ where
             )
         }
         SdkError::TimeoutError(_) => "timeout".to_string(),
-        SdkError::DispatchFailure(d) if d.is_io() => "connection failed".to_string(),
+        SdkError::DispatchFailure(d) if d.is_io() => CONNECTION_FAILED.to_string(),
         SdkError::DispatchFailure(d) if d.is_timeout() => "timeout".to_string(),
         SdkError::DispatchFailure(_) => "dispatch failure".to_string(),
         SdkError::ResponseError(_) => "unreadable response".to_string(),

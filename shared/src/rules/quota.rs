@@ -7,6 +7,11 @@
 //! acceptances. A slot frees exactly `window` after it was taken. Times are
 //! always compared here: an item that TTL has not collected yet blocks no one.
 //!
+//! Quotas nest by network: besides the client's own (an IPv4 address, an
+//! IPv6 /64), each level of `NETWORK_QUOTA_LIMITS` (say IPv6 /56 = 6 and
+//! /48 = 12) is a quota of the same kind over the same window, shared by
+//! every client in that network, and a trigger takes one slot of each.
+//!
 //! The global budget is a fixed window (aligned to the epoch): a circuit
 //! breaker on total spend, counted with one atomic counter per window.
 
@@ -147,6 +152,129 @@ impl GlobalPolicy {
         (start, start.saturating_add(width))
     }
 }
+
+/// An address family, as network levels name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V4 => "ipv4",
+            Self::V6 => "ipv6",
+        }
+    }
+
+    /// The prefix lengths a network level may have: wider than one client
+    /// (an IPv4 address, an IPv6 /64), no wider than a /8 or a /32.
+    pub fn prefixes(self) -> std::ops::RangeInclusive<u8> {
+        match self {
+            Self::V4 => 8..=31,
+            Self::V6 => 32..=63,
+        }
+    }
+}
+
+/// One level of `NETWORK_QUOTA_LIMITS`: every client in the same
+/// `/prefix` network of `family` shares `limit` acceptances per window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NetworkLevel {
+    pub family: Family,
+    pub prefix: u8,
+    pub limit: usize,
+}
+
+impl NetworkLevel {
+    /// `ipv6/48`: how the 429, the RateLimit fields and operators name it.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.family.as_str(), self.prefix)
+    }
+}
+
+/// The most network levels: each is one more item in the admission.
+pub const MAX_NETWORK_LEVELS: usize = 4;
+
+/// `NETWORK_QUOTA_LIMITS`: the network levels, narrowest first per family.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkLimits(Vec<NetworkLevel>);
+
+impl NetworkLimits {
+    /// `ipv6/56=6,ipv6/48=12`; `off` or empty: none. Each limit is at least
+    /// `client_limit` (a network never holds less than one of its clients)
+    /// and at most `max_limit` (the slots one item holds).
+    pub fn parse(text: &str, client_limit: usize, max_limit: usize) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() || text.eq_ignore_ascii_case("off") {
+            return Ok(Self::default());
+        }
+        let mut levels: Vec<NetworkLevel> = Vec::new();
+        for item in text.split(',').map(str::trim) {
+            let bad = || {
+                format!(
+                    "{item:?} is not a level like ipv4/24=20 or ipv6/48=12 (ipv4/8-31, ipv6/32-63)"
+                )
+            };
+            let (network, limit) = item.split_once('=').ok_or_else(bad)?;
+            let (family, prefix) = network.trim().split_once('/').ok_or_else(bad)?;
+            let family = match family.trim().to_ascii_lowercase().as_str() {
+                "ipv4" => Family::V4,
+                "ipv6" => Family::V6,
+                _ => return Err(bad()),
+            };
+            let prefix: u8 = prefix.trim().parse().map_err(|_| bad())?;
+            if !family.prefixes().contains(&prefix) {
+                return Err(bad());
+            }
+            let limit: usize = limit
+                .trim()
+                .parse()
+                .map_err(|_| format!("{item:?}: the limit is not a whole number"))?;
+            if limit < client_limit || limit > max_limit {
+                return Err(format!(
+                    "{item:?}: the limit must be between QUOTA_LIMIT ({client_limit}) and {max_limit}"
+                ));
+            }
+            if levels
+                .iter()
+                .any(|l| l.family == family && l.prefix == prefix)
+            {
+                return Err(format!("{}/{prefix} is listed twice", family.as_str()));
+            }
+            levels.push(NetworkLevel {
+                family,
+                prefix,
+                limit,
+            });
+        }
+        if levels.len() > MAX_NETWORK_LEVELS {
+            return Err(format!("at most {MAX_NETWORK_LEVELS} levels"));
+        }
+        levels.sort_by_key(|l| (l.family, std::cmp::Reverse(l.prefix)));
+        Ok(Self(levels))
+    }
+
+    /// The levels that apply to an address of `family`, narrowest first.
+    pub fn of(&self, family: Family) -> impl Iterator<Item = &NetworkLevel> {
+        self.0.iter().filter(move |l| l.family == family)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &NetworkLevel> {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The default of `NETWORK_QUOTA_LIMITS`: an IPv6 /56 (a household's
+/// usual delegation) shares 6, a /48 (a site, or a free tunnel broker's
+/// allocation) shares 12. IPv4 levels are off by default: carrier-grade
+/// NAT puts many unrelated people behind one /24.
+pub const DEFAULT_NETWORK_LIMITS: &str = "ipv6/56=6,ipv6/48=12";
 
 #[cfg(test)]
 mod tests {
@@ -316,6 +444,47 @@ mod tests {
         let p = policy(3, 10_000);
         assert_eq!(p.expires_at_seconds(&[5_000, 1_000, 0], 5_000), 15);
         assert_eq!(p.expires_at_seconds(&[5_000, 1_000, 0], 5_001), 16);
+    }
+
+    #[test]
+    fn network_limits_parse_sort_and_refuse_what_cannot_hold() {
+        let limits = NetworkLimits::parse(" ipv6/48=12, ipv4/24=20 ,ipv6/56=6", 3, 100).unwrap();
+        let names: Vec<String> = limits.iter().map(NetworkLevel::name).collect();
+        assert_eq!(names, ["ipv4/24", "ipv6/56", "ipv6/48"]);
+        assert_eq!(
+            limits.of(Family::V6).map(|l| l.limit).collect::<Vec<_>>(),
+            [6, 12]
+        );
+        assert_eq!(limits.of(Family::V4).count(), 1);
+        for off in ["", "off", " OFF "] {
+            assert!(
+                NetworkLimits::parse(off, 3, 100).unwrap().is_empty(),
+                "{off:?}"
+            );
+        }
+        assert_eq!(
+            NetworkLimits::parse(DEFAULT_NETWORK_LIMITS, 3, 100)
+                .unwrap()
+                .iter()
+                .count(),
+            2
+        );
+        for bad in [
+            "ipv6/48",
+            "ipv6/64=12",
+            "ipv6/31=12",
+            "ipv4/32=5",
+            "ipv4/7=5",
+            "ipv5/24=5",
+            "ipv6/48=2",
+            "ipv6/48=101",
+            "ipv6/48=x",
+            "ipv6/48=12,ipv6/48=20",
+            "ipv4/8=3,ipv4/9=3,ipv4/10=3,ipv4/11=3,ipv4/12=3",
+            "ipv6/48=12,",
+        ] {
+            assert!(NetworkLimits::parse(bad, 3, 100).is_err(), "{bad}");
+        }
     }
 
     #[test]

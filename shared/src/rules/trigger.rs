@@ -31,6 +31,29 @@ pub fn canonical_trigger_id(text: &str) -> Option<String> {
     canonical.eq_ignore_ascii_case(text).then_some(canonical)
 }
 
+/// A network a trigger took quota from: its level and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkKey {
+    /// `ipv6/48`.
+    pub level: String,
+    pub key: ClientKey,
+}
+
+impl NetworkKey {
+    /// `ipv6/48=<key>`, as the record stores it.
+    pub fn to_stored(&self) -> String {
+        format!("{}={}", self.level, self.key)
+    }
+
+    pub fn from_stored(text: &str) -> Option<Self> {
+        let (level, key) = text.split_once('=')?;
+        Some(Self {
+            level: level.to_string(),
+            key: ClientKey::from_stored(key)?,
+        })
+    }
+}
+
 /// One trigger as the ledger keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TriggerRecord {
@@ -43,6 +66,10 @@ pub struct TriggerRecord {
     pub requested_at: EpochMillis,
     pub updated_at: EpochMillis,
     pub client_key: ClientKey,
+    /// The networks whose quota it took a slot of (`NETWORK_QUOTA_LIMITS`).
+    pub networks: Vec<NetworkKey>,
+    /// The start of the global budget's window it counted in (when on).
+    pub global_window: Option<EpochMillis>,
     /// The pipeline's input values, defaults filled in (empty: none declared).
     pub inputs: InputValues,
     /// The run it joined or opened (with coalescing on).
@@ -58,6 +85,36 @@ pub struct TriggerRecord {
 }
 
 impl TriggerRecord {
+    /// A trigger just accepted: `queued`, nothing run yet.
+    pub fn queued(
+        trigger_id: String,
+        pipeline: &str,
+        target: &str,
+        client_key: ClientKey,
+        inputs: InputValues,
+        now: EpochMillis,
+        expires_at: u64,
+    ) -> Self {
+        Self {
+            trigger_id,
+            pipeline: pipeline.to_string(),
+            target: target.to_string(),
+            status: TriggerStatus::Queued,
+            requested_at: now,
+            updated_at: now,
+            client_key,
+            networks: Vec::new(),
+            global_window: None,
+            inputs,
+            run_id: None,
+            execution_id: None,
+            error_code: None,
+            error_message: None,
+            expires_at,
+            stages: Vec::new(),
+        }
+    }
+
     pub fn is_expired(&self, now: EpochMillis) -> bool {
         self.expires_at.saturating_mul(1000) <= now
     }

@@ -17,13 +17,12 @@ pub use lossy_proxy::LossyProxy;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use shared::aws::queue::WorkQueue;
-use shared::aws::table::admission::Admission;
+use shared::aws::table::admission::{Admission, QuotaLevel};
 use shared::aws::table::Table;
 use shared::aws::{CallCounter, Endpoints};
 use shared::clock::{Clock, SystemClock};
 use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
 use shared::rules::quota::QuotaPolicy;
-use shared::rules::status::TriggerStatus;
 use shared::rules::time_format::rfc3339;
 use shared::rules::trigger::{new_trigger_id, TriggerRecord};
 use std::io::Write;
@@ -321,29 +320,23 @@ impl Stack {
             &address.to_string(),
         )
         .expect("a valid address");
-        let record = TriggerRecord {
-            trigger_id: new_trigger_id(),
-            pipeline: "app".into(),
-            target: pipeline.into(),
-            status: TriggerStatus::Queued,
-            requested_at: now,
-            updated_at: now,
+        let record = TriggerRecord::queued(
+            new_trigger_id(),
+            "app",
+            pipeline,
             client_key,
-            inputs: shared::rules::inputs::values_from_json(&inputs).expect("input values"),
-            run_id: None,
-            execution_id: None,
-            error_code: None,
-            error_message: None,
-            expires_at: now / 1000 + 86_400,
-            stages: Vec::new(),
-        };
+            shared::rules::inputs::values_from_json(&inputs).expect("input values"),
+            now,
+            now / 1000 + 86_400,
+        );
         let policy = QuotaPolicy {
             limit: 1,
             window: Duration::from_secs(60),
         };
+        let level = QuotaLevel::client(&record.client_key, policy);
         let admission = Table::new(self.dynamodb.clone(), &self.table_name)
             .admission()
-            .admit(&policy, None, &record, &[])
+            .admit(&[level], None, &record, &[])
             .await
             .expect("admit");
         assert!(

@@ -3,7 +3,9 @@
 //! on it: a transaction commits) and then drops the connection instead of
 //! answering. The SDK sees a broken connection and retries the same request,
 //! which goes through. Every operation thus runs with one lost answer, which
-//! no engine can be asked to produce.
+//! no engine can be asked to produce. [`LossyProxy::losing_every_answer_to`]
+//! goes further: every answer to one operation is lost (the SDK's retries
+//! too), while the others get theirs.
 
 use crate::{relay, serve_http};
 use http_body_util::{BodyExt, Full};
@@ -33,6 +35,9 @@ impl std::error::Error for AnswerLost {}
 struct State {
     seen: Mutex<HashSet<[u8; 32]>>,
     lost: AtomicU64,
+    /// Lose every answer to this operation (`X-Amz-Target` suffix), and
+    /// only to it.
+    always: Option<String>,
 }
 
 /// A running proxy; it stops with the test's runtime.
@@ -45,11 +50,25 @@ pub struct LossyProxy {
 impl LossyProxy {
     /// Starts a proxy in front of `upstream` (`http://127.0.0.1:port`).
     pub async fn start(upstream: &str) -> Self {
+        Self::with_state(upstream, State::default()).await
+    }
+
+    /// A proxy that loses every answer to `operation` (`TransactWriteItems`),
+    /// however often it is retried, and loses nothing else.
+    pub async fn losing_every_answer_to(upstream: &str, operation: &str) -> Self {
+        let state = State {
+            always: Some(format!(".{operation}")),
+            ..State::default()
+        };
+        Self::with_state(upstream, state).await
+    }
+
+    async fn with_state(upstream: &str, state: State) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
         let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
-        let state = Arc::new(State::default());
+        let state = Arc::new(state);
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
         let upstream = Arc::new(upstream.trim_end_matches('/').to_string());
@@ -75,11 +94,18 @@ async fn forward(
 ) -> Result<Response<Full<Bytes>>, AnswerLost> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(|_| AnswerLost)?.to_bytes();
-    let first_time = state
-        .seen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(Sha256::digest(&body).into());
+    let first_time = match &state.always {
+        Some(operation) => parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|t| t.to_str().ok())
+            .is_some_and(|t| t.ends_with(operation.as_str())),
+        None => state
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(Sha256::digest(&body).into()),
+    };
     let response = relay(client, upstream, &parts, body)
         .await
         .ok_or(AnswerLost)?;

@@ -1,19 +1,22 @@
-//! Admission: the client's quota (and the global budget) taken, and the
-//! trigger record written, in one transaction; given back when the enqueue
-//! fails; and, for operators, a client's slots read or freed.
+//! Admission: a slot of the client's quota and of each of its networks'
+//! (and of the global budget) taken, and the trigger record written, in one
+//! transaction; given back when the enqueue fails; and, for operators, a
+//! quota's slots read or freed.
 //!
-//! Items: `client#<client key>`: `w` (the token of the last write),
-//! `t0..t{limit-1}` (acceptance times, epoch ms, newest first, 0 = free),
-//! `expires_at`; `global#<window start ms>`: `n` acceptances in that fixed
-//! window.
+//! Items: `client#<client key>` and `network#<network key>`: `w` (the token
+//! of the last write), `t0..t{limit-1}` (acceptance times, epoch ms, newest
+//! first, 0 = free), `expires_at`; `global#<window start ms>`: `n`
+//! acceptances in that fixed window.
 //!
-//! The first attempt assumes a client with its whole budget free; when that
-//! condition fails DynamoDB hands back the item, the decision is made on it,
-//! and an acceptance is retried pinned to exactly that state (`w`). So a new
-//! client costs one call, a rejection one call, a race never over-admits.
+//! The first attempt assumes every level has its whole budget free; when a
+//! level's condition fails DynamoDB hands back its item, the decision is
+//! made on it, and an acceptance is retried pinned to exactly that state
+//! (`w`). So a new client costs one call, a rejection one call, and a race
+//! never over-admits at any level.
 
 use super::items::{
-    block_pk, client_pk, get_n, get_s, global_pk, n, record_to_item, s, slot_name, trigger_pk, Item,
+    block_pk, client_pk, get_n, get_s, global_pk, n, network_pk, record_to_item, s, slot_name,
+    trigger_pk, Item,
 };
 use super::{cancelled, conflicted, failed, Rounds, StoreError, Table};
 use crate::clock::EpochMillis;
@@ -22,29 +25,78 @@ use crate::rules::quota::{Decision, GlobalPolicy, QuotaPolicy, QuotaStatus};
 use crate::rules::status::TriggerStatus;
 use crate::rules::time_format::rfc3339;
 use crate::rules::trigger::TriggerRecord;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    ConditionCheck, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
 
-/// How admission ended.
+/// The attribute of a trigger key whose admission never committed (and now
+/// never will): a void marker, read as no record.
+pub const VOID: &str = "void";
+
+/// One quota a trigger takes a slot of: the client's own (`client#<key>`)
+/// or a network's (`network#<key>`), each with its limit over the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaLevel {
+    pub pk: String,
+    pub policy: QuotaPolicy,
+}
+
+impl QuotaLevel {
+    pub fn client(key: &ClientKey, policy: QuotaPolicy) -> Self {
+        Self {
+            pk: client_pk(key),
+            policy,
+        }
+    }
+
+    pub fn network(key: &ClientKey, policy: QuotaPolicy) -> Self {
+        Self {
+            pk: network_pk(key),
+            policy,
+        }
+    }
+}
+
+/// How admission ended. Statuses are per level, in the order given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
-    /// Quota taken and record written; `previous` is the client's state before,
-    /// kept to give the quota back if the enqueue fails.
+    /// Quota taken at every level and record written; `previous` is each
+    /// level's state before, kept to give the quota back if the enqueue fails.
     Accepted {
-        status: QuotaStatus,
-        previous: Vec<EpochMillis>,
+        statuses: Vec<QuotaStatus>,
+        previous: Vec<Vec<EpochMillis>>,
     },
-    ClientExhausted(QuotaStatus),
+    /// A level is full: `level` is the one that stays full longest, and
+    /// `retry_after_ms` is when every level has room again.
+    Exhausted {
+        level: usize,
+        statuses: Vec<QuotaStatus>,
+        retry_after_ms: u64,
+    },
     GlobalExhausted {
-        client: QuotaStatus,
+        statuses: Vec<QuotaStatus>,
         retry_after_ms: u64,
     },
     /// An operator blocked the client or its network until then: nothing taken.
-    Blocked {
-        until: EpochMillis,
-    },
+    Blocked { until: EpochMillis },
+}
+
+impl Admission {
+    /// The client's own status (the first level).
+    pub fn client_status(statuses: &[QuotaStatus]) -> Option<&QuotaStatus> {
+        statuses.first()
+    }
+}
+
+/// What became of an admission whose answer never arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// It committed: the record is there, the quota taken.
+    Committed,
+    /// It did not, and now never will: nothing was taken.
+    Void,
 }
 
 /// How giving quota back ended.
@@ -65,15 +117,16 @@ impl Table {
     }
 }
 
-/// The client's stored slots and write token, as a cancellation reason returned them.
+/// A quota item's stored slots and write token, as a cancellation reason
+/// returned them.
 #[derive(Debug, Clone, Default)]
-struct ClientState {
+struct SlotState {
     /// `None`: no item.
     token: Option<String>,
     slots: Vec<EpochMillis>,
 }
 
-impl ClientState {
+impl SlotState {
     fn from_item(item: Option<&Item>, limit: usize) -> Self {
         match item {
             None => Self::default(),
@@ -87,12 +140,22 @@ impl ClientState {
     }
 }
 
-/// What the client update of a transaction expects to find.
+/// What the update of one quota item in a transaction expects to find.
+#[derive(Debug, Clone)]
 enum Expect {
     /// No item, or one whose slots have all left the window.
     WholeBudgetFree,
     /// Exactly the state seen: this token, or no item at all.
     Token(Option<String>),
+}
+
+/// One level's plan in an admission: what it expects, what it was, what it
+/// becomes.
+#[derive(Debug, Clone)]
+struct Plan {
+    expect: Expect,
+    previous: Vec<EpochMillis>,
+    next: Vec<EpochMillis>,
 }
 
 /// Is `stored` (an existing trigger item) the item `record` writes?
@@ -103,20 +166,47 @@ fn is_this_record(stored: Option<&Item>, record: &TriggerRecord) -> bool {
     })
 }
 
+/// A level's refund of the acceptance at `accepted_at`, pinned to the state
+/// `item` holds; `None` when the item is gone or no longer holds it.
+fn plan_refund(
+    item: Option<&Item>,
+    level: &QuotaLevel,
+    accepted_at: EpochMillis,
+) -> Option<(Expect, Vec<EpochMillis>)> {
+    let state = SlotState::from_item(item, level.policy.limit);
+    let slots = level.policy.refund(&state.slots, accepted_at)?;
+    state.token.clone()?;
+    Some((Expect::Token(state.token), slots))
+}
+
+/// Each level's status for the slots `which` picks out of its plan.
+fn statuses(
+    levels: &[QuotaLevel],
+    plans: &[Plan],
+    which: impl Fn(&Plan) -> &Vec<EpochMillis>,
+    now: EpochMillis,
+) -> Vec<QuotaStatus> {
+    levels
+        .iter()
+        .zip(plans)
+        .map(|(level, plan)| level.policy.status(which(plan), now))
+        .collect()
+}
+
 impl Admissions<'_> {
-    fn client_update(
+    fn quota_update(
         &self,
-        key: &ClientKey,
-        policy: &QuotaPolicy,
+        level: &QuotaLevel,
         expect: &Expect,
         token: &str,
         slots: &[EpochMillis],
         now: EpochMillis,
     ) -> Result<TransactWriteItem, StoreError> {
+        let policy = &level.policy;
         let mut sets = vec!["w = :w".to_string(), "expires_at = :exp".to_string()];
         let mut update = Update::builder()
             .table_name(self.0.name())
-            .key("pk", s(client_pk(key)))
+            .key("pk", s(&level.pk))
             .expression_attribute_values(":w", s(token))
             .expression_attribute_values(":exp", n(policy.expires_at_seconds(slots, now)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
@@ -188,41 +278,56 @@ impl Admissions<'_> {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// Takes one unit of the client's quota (and of the global budget) and
-    /// writes the trigger record, atomically, or says why not.
+    /// Takes one slot of every level (the client's, then each network's)
+    /// and of the global budget, and writes the trigger record, atomically,
+    /// or says why not.
     pub async fn admit(
         &self,
-        policy: &QuotaPolicy,
+        levels: &[QuotaLevel],
         global: Option<&GlobalPolicy>,
         record: &TriggerRecord,
         blocks: &[ClientKey],
     ) -> Result<Admission, StoreError> {
         let now = record.requested_at;
-        let key = &record.client_key;
-        let mut expect = Expect::WholeBudgetFree;
-        let mut previous: Vec<EpochMillis> = vec![0; policy.limit];
-        let mut next = policy.first_acceptance(now);
+        // First guess: every level's whole budget is free.
+        let mut plans: Vec<Plan> = levels
+            .iter()
+            .map(|level| Plan {
+                expect: Expect::WholeBudgetFree,
+                previous: vec![0; level.policy.limit],
+                next: level.policy.first_acceptance(now),
+            })
+            .collect();
         let block_checks = blocks
             .iter()
             .map(|block| self.not_blocked(block, now))
             .collect::<Result<Vec<_>, _>>()?;
-        let first_check = 2 + usize::from(global.is_some());
-        let contended = client_pk(key);
+        let record_at = levels.len();
+        let global_at = record_at + 1;
+        let first_check = global_at + usize::from(global.is_some());
+        let contended = levels.first().map_or_else(String::new, |l| l.pk.clone());
         let mut rounds = Rounds::new(&contended);
         loop {
             rounds.next().await?;
-            let mut items = vec![
-                self.client_update(key, policy, &expect, &record.trigger_id, &next, now)?,
-                self.record_put(record)?,
-            ];
+            let mut items = Vec::with_capacity(first_check + block_checks.len());
+            for (level, plan) in levels.iter().zip(&plans) {
+                items.push(self.quota_update(
+                    level,
+                    &plan.expect,
+                    &record.trigger_id,
+                    &plan.next,
+                    now,
+                )?);
+            }
+            items.push(self.record_put(record)?);
             if let Some(global) = global {
                 items.push(self.global_update(global, now, 1)?);
             }
             items.extend(block_checks.iter().cloned());
             let Some(reasons) = self.0.transact(items).await? else {
                 return Ok(Admission::Accepted {
-                    status: policy.status(&next, now),
-                    previous: previous.clone(),
+                    statuses: statuses(levels, &plans, |p| &p.next, now),
+                    previous: plans.into_iter().map(|p| p.previous).collect(),
                 });
             };
             let blocked_until = reasons
@@ -234,91 +339,176 @@ impl Admissions<'_> {
             if let Some(until) = blocked_until {
                 return Ok(Admission::Blocked { until });
             }
-            let client_failed = failed(reasons.first());
-            let global_failed = global.is_some() && failed(reasons.get(2));
-            if failed(reasons.get(1)) {
+            let level_failed: Vec<bool> =
+                (0..levels.len()).map(|i| failed(reasons.get(i))).collect();
+            let global_failed = global.is_some() && failed(reasons.get(global_at));
+            if failed(reasons.get(record_at)) {
                 // The record exists. If it is this very record (same client,
                 // same request time), an earlier attempt of this transaction
                 // committed and its answer was lost (the SDK retried), whatever
                 // was accepted since: the admission stands, exactly once.
-                let state = ClientState::from_item(reasons[0].item(), policy.limit);
-                if client_failed && is_this_record(reasons[1].item(), record) {
-                    return Ok(Admission::Accepted {
-                        status: policy.status(&state.slots, now),
-                        previous: policy
-                            .refund(&state.slots, now)
-                            .unwrap_or_else(|| policy.normalize(&state.slots)),
-                    });
+                if level_failed.first() == Some(&true)
+                    && is_this_record(reasons[record_at].item(), record)
+                {
+                    let mut statuses = Vec::new();
+                    let mut previous = Vec::new();
+                    for (i, level) in levels.iter().enumerate() {
+                        let policy = &level.policy;
+                        let slots = if level_failed[i] {
+                            SlotState::from_item(reasons[i].item(), policy.limit).slots
+                        } else {
+                            plans[i].next.clone()
+                        };
+                        statuses.push(policy.status(&slots, now));
+                        previous.push(
+                            policy
+                                .refund(&slots, now)
+                                .unwrap_or_else(|| policy.normalize(&slots)),
+                        );
+                    }
+                    return Ok(Admission::Accepted { statuses, previous });
                 }
                 return Err(StoreError::Corrupt(format!(
                     "trigger id {} already exists",
                     record.trigger_id
                 )));
             }
-            if !client_failed && !global_failed {
+            if !level_failed.contains(&true) && !global_failed {
                 if conflicted(&reasons) {
                     rounds.conflicted();
                     continue;
                 }
                 return Err(cancelled(&reasons));
             }
-            // Decide on what is really stored.
-            let decision = if client_failed {
-                let state = ClientState::from_item(reasons[0].item(), policy.limit);
-                let decision = policy.decide(&state.slots, now);
-                if let Decision::Accept { slots, .. } = &decision {
-                    previous = policy.normalize(&state.slots);
-                    next = slots.clone();
-                    expect = Expect::Token(state.token);
+            // Decide each level that failed on what is really stored.
+            let mut refused: Vec<(usize, QuotaStatus)> = Vec::new();
+            for (i, level) in levels.iter().enumerate() {
+                if !level_failed[i] {
+                    continue;
                 }
-                decision
-            } else {
-                policy.decide(&previous, now)
-            };
-            match decision {
-                Decision::Reject(status) => return Ok(Admission::ClientExhausted(status)),
-                Decision::Accept { .. } if global_failed => {
-                    let (_, end) = global.map(|g| g.bucket(now)).unwrap_or((now, now));
-                    return Ok(Admission::GlobalExhausted {
-                        client: policy.status(&previous, now),
-                        retry_after_ms: end - now,
-                    });
+                let state = SlotState::from_item(reasons[i].item(), level.policy.limit);
+                match level.policy.decide(&state.slots, now) {
+                    Decision::Accept { slots, .. } => {
+                        plans[i] = Plan {
+                            expect: Expect::Token(state.token),
+                            previous: level.policy.normalize(&state.slots),
+                            next: slots,
+                        }
+                    }
+                    Decision::Reject(status) => {
+                        plans[i].previous = level.policy.normalize(&state.slots);
+                        refused.push((i, status));
+                    }
                 }
-                Decision::Accept { .. } => continue,
+            }
+            let mut current = statuses(levels, &plans, |p| &p.previous, now);
+            if let Some(&(level, _)) = refused
+                .iter()
+                .max_by_key(|(i, s)| (s.reset_after_ms, std::cmp::Reverse(*i)))
+            {
+                let retry_after_ms = refused
+                    .iter()
+                    .map(|(_, s)| s.reset_after_ms)
+                    .max()
+                    .unwrap_or(0);
+                for (i, status) in refused {
+                    current[i] = status;
+                }
+                return Ok(Admission::Exhausted {
+                    level,
+                    statuses: current,
+                    retry_after_ms,
+                });
+            }
+            if global_failed {
+                let (_, end) = global.map(|g| g.bucket(now)).unwrap_or((now, now));
+                return Ok(Admission::GlobalExhausted {
+                    statuses: current,
+                    retry_after_ms: end - now,
+                });
             }
         }
     }
 
-    /// Gives back what [`Admissions::admit`] took for `record` and deletes the
-    /// record, unless a worker already picked the trigger up.
+    /// Settles an admission of `record` whose outcome is unknown (every
+    /// answer to its transaction was lost): one conditional write of a void
+    /// marker under the record's key. If the record is there, the admission
+    /// committed; if not, the marker makes sure it never will (its record
+    /// is written only where nothing is), so nothing was taken.
+    pub async fn settle(&self, record: &TriggerRecord) -> Result<Settled, StoreError> {
+        let result = self
+            .0
+            .client()
+            .put_item()
+            .table_name(self.0.name())
+            .item("pk", s(trigger_pk(&record.trigger_id)))
+            .item(VOID, AttributeValue::Bool(true))
+            .item("expires_at", n(record.expires_at))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Settled::Void),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed))
+                    if is_this_record(failed.item(), record) =>
+                {
+                    Ok(Settled::Committed)
+                }
+                Some(PutItemError::ConditionalCheckFailedException(_)) => Err(StoreError::Corrupt(
+                    format!("trigger id {} already exists", record.trigger_id),
+                )),
+                _ => Err(e.into()),
+            },
+        }
+    }
+
+    /// Gives back what [`Admissions::admit`] took for `record` at every
+    /// level (`previous` as admission returned it; `None`: not known, each
+    /// level is read first) and deletes the record, unless a worker already
+    /// picked the trigger up.
     pub async fn refund(
         &self,
-        policy: &QuotaPolicy,
+        levels: &[QuotaLevel],
         global: Option<&GlobalPolicy>,
         record: &TriggerRecord,
-        previous: &[EpochMillis],
+        previous: Option<&[Vec<EpochMillis>]>,
     ) -> Result<Refund, StoreError> {
         let now = record.requested_at;
         let token = format!("refund:{}", record.trigger_id);
-        // First guess: nobody wrote since our acceptance.
-        let mut client_plan = Some((
-            Expect::Token(Some(record.trigger_id.clone())),
-            previous.to_vec(),
-        ));
-        let contended = client_pk(&record.client_key);
+        // First guess: nobody wrote since our acceptance. A level whose item
+        // no longer holds this acceptance drops out of the plan.
+        let mut plans: Vec<Option<(Expect, Vec<EpochMillis>)>> = match previous {
+            Some(previous) => previous
+                .iter()
+                .map(|slots| {
+                    Some((
+                        Expect::Token(Some(record.trigger_id.clone())),
+                        slots.clone(),
+                    ))
+                })
+                .collect(),
+            None => {
+                let mut plans = Vec::new();
+                for level in levels {
+                    let item = self.0.get(level.pk.clone()).await?;
+                    plans.push(plan_refund(item.as_ref(), level, now));
+                }
+                plans
+            }
+        };
+        let contended = levels.first().map_or_else(String::new, |l| l.pk.clone());
         let mut rounds = Rounds::new(&contended);
         loop {
             rounds.next().await?;
             let mut items = Vec::new();
-            if let Some((expect, slots)) = &client_plan {
-                items.push(self.client_update(
-                    &record.client_key,
-                    policy,
-                    expect,
-                    &token,
-                    slots,
-                    now,
-                )?);
+            let mut planned = Vec::new();
+            for (i, (level, plan)) in levels.iter().zip(&plans).enumerate() {
+                if let Some((expect, slots)) = plan {
+                    items.push(self.quota_update(level, expect, &token, slots, now)?);
+                    planned.push(i);
+                }
             }
             let delete = Delete::builder()
                 .table_name(self.0.name())
@@ -327,6 +517,7 @@ impl Admissions<'_> {
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":queued", s(TriggerStatus::Queued.as_str()))
                 .build()?;
+            let delete_at = items.len();
             items.push(TransactWriteItem::builder().delete(delete).build());
             if let Some(global) = global {
                 items.push(self.global_update(global, now, -1)?);
@@ -334,20 +525,18 @@ impl Admissions<'_> {
             let Some(reasons) = self.0.transact(items).await? else {
                 return Ok(Refund::Refunded);
             };
-            let offset = usize::from(client_plan.is_some());
-            if failed(reasons.get(offset)) {
+            if failed(reasons.get(delete_at)) {
                 return Ok(Refund::AlreadyPickedUp);
             }
-            if client_plan.is_some() && failed(reasons.first()) {
-                let state = ClientState::from_item(reasons[0].item(), policy.limit);
-                client_plan = match (
-                    &state.token,
-                    policy.refund(&state.slots, record.requested_at),
-                ) {
-                    (Some(_), Some(slots)) => Some((Expect::Token(state.token.clone()), slots)),
-                    // The item is gone or no longer holds this acceptance.
-                    _ => None,
-                };
+            let mut moved = false;
+            for (at, &i) in planned.iter().enumerate() {
+                if !failed(reasons.get(at)) {
+                    continue;
+                }
+                moved = true;
+                plans[i] = plan_refund(reasons[at].item(), &levels[i], now);
+            }
+            if moved {
                 continue;
             }
             if conflicted(&reasons) {
@@ -360,23 +549,23 @@ impl Admissions<'_> {
         }
     }
 
-    /// The client's acceptance times as stored (epoch ms, 0 = free), or
-    /// none when the table has no item for it.
-    pub async fn client_slots(&self, key: &ClientKey) -> Result<Vec<EpochMillis>, StoreError> {
-        let Some(item) = self.0.get(client_pk(key)).await? else {
+    /// A quota's acceptance times as stored (epoch ms, 0 = free), or none
+    /// when the table has no item for it.
+    pub async fn slots(&self, level: &QuotaLevel) -> Result<Vec<EpochMillis>, StoreError> {
+        let Some(item) = self.0.get(level.pk.clone()).await? else {
             return Ok(Vec::new());
         };
         Ok((0..).map_while(|i| get_n(&item, &slot_name(i))).collect())
     }
 
-    /// Frees the client's whole quota. Returns whether it had one stored.
-    pub async fn reset_client(&self, key: &ClientKey) -> Result<bool, StoreError> {
+    /// Frees a whole quota. Returns whether it had one stored.
+    pub async fn reset(&self, level: &QuotaLevel) -> Result<bool, StoreError> {
         let output = self
             .0
             .client()
             .delete_item()
             .table_name(self.0.name())
-            .key("pk", s(client_pk(key)))
+            .key("pk", s(&level.pk))
             .return_values(ReturnValue::AllOld)
             .send()
             .await?;

@@ -14,7 +14,7 @@ use crate::rules::runs::{Lane, RunRecord};
 use crate::rules::stages::StageRecord;
 use crate::rules::status::{PipelineState, RunStatus, TriggerStatus};
 use crate::rules::time_format::{day_of, parse_rfc3339, rfc3339};
-use crate::rules::trigger::TriggerRecord;
+use crate::rules::trigger::{NetworkKey, TriggerRecord};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
@@ -36,6 +36,11 @@ pub fn client_pk(key: &ClientKey) -> String {
     format!("client#{key}")
 }
 /// An operator's block of a client or network (its keyed hash).
+/// A network's quota (its keyed prefix: a level of `NETWORK_QUOTA_LIMITS`).
+pub fn network_pk(key: &ClientKey) -> String {
+    format!("network#{key}")
+}
+
 pub fn block_pk(key: &ClientKey) -> String {
     format!("block#{key}")
 }
@@ -91,6 +96,15 @@ pub fn record_to_item(record: &TriggerRecord) -> Item {
         ("client_key".to_string(), s(record.client_key.as_str())),
         ("expires_at".to_string(), n(record.expires_at)),
     ]);
+    if !record.networks.is_empty() {
+        item.insert(
+            "networks".to_string(),
+            AttributeValue::L(record.networks.iter().map(|n| s(n.to_stored())).collect()),
+        );
+    }
+    if let Some(window) = record.global_window {
+        item.insert("global_window".to_string(), n(window));
+    }
     if !record.inputs.is_empty() {
         // One JSON object: the values keep their JSON types.
         item.insert(
@@ -167,6 +181,19 @@ pub fn item_to_record(item: &Item) -> Result<TriggerRecord, StoreError> {
         client_key: get_s(item, "client_key")
             .and_then(ClientKey::from_stored)
             .ok_or_else(|| corrupt("client_key"))?,
+        networks: match item.get("networks") {
+            None => Vec::new(),
+            Some(value) => value
+                .as_l()
+                .ok()
+                .and_then(|list| {
+                    list.iter()
+                        .map(|v| v.as_s().ok().and_then(|t| NetworkKey::from_stored(t)))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| corrupt("networks"))?,
+        },
+        global_window: get_n(item, "global_window"),
         inputs: match get_s(item, "inputs") {
             None => InputValues::new(),
             Some(text) => serde_json::from_str(text)

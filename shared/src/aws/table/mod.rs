@@ -48,6 +48,14 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The table could not even be connected to (as opposed to a call
+    /// that may have been carried out without its answer arriving).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unavailable(detail) if detail == crate::aws::CONNECTION_FAILED)
+    }
+}
+
 /// The one conversion from an SDK error: the table is unavailable, and why.
 impl<E, R> From<SdkError<E, R>> for StoreError
 where

@@ -75,6 +75,10 @@ impl Triggers<'_> {
         let Some(item) = self.0.get(trigger_pk(trigger_id)).await? else {
             return Ok(None);
         };
+        if item.contains_key(super::admission::VOID) {
+            // An admission that never committed (docs/reference/table.md).
+            return Ok(None);
+        }
         let record = item_to_record(&item)?;
         Ok((!record.is_expired(now)).then_some(record))
     }

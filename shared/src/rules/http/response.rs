@@ -13,10 +13,50 @@ use std::collections::BTreeMap;
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
 /// Which budget a 429 came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuotaScope {
     Client,
-    Global { limit: u64, window_s: u64 },
+    /// A network level, by name (`ipv6/48`).
+    Network(String),
+    Global,
+}
+
+impl QuotaScope {
+    /// What the 429 names (`"scope"`) and the metrics count by.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Network(_) => "network",
+            Self::Global => "global",
+        }
+    }
+}
+
+/// One quota level in the IETF RateLimit fields: its policy
+/// (`"ipv6/48";q=12;w=604800`) and, when known, where it stands
+/// (`"ipv6/48";r=0;t=3600`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitItem {
+    /// `client`, `ipv6/48`, `global`.
+    pub name: String,
+    pub limit: u64,
+    pub window_s: u64,
+    /// `None`: not known (the item then appears in the policy only).
+    pub remaining: Option<u64>,
+    pub reset_s: u64,
+}
+
+impl LimitItem {
+    /// A level's item from its policy and its status.
+    pub fn of(name: impl Into<String>, policy: &QuotaPolicy, status: &QuotaStatus) -> Self {
+        Self {
+            name: name.into(),
+            limit: policy.limit as u64,
+            window_s: policy.window.as_secs(),
+            remaining: Some(status.remaining as u64),
+            reset_s: ceil_seconds(status.reset_after_ms),
+        }
+    }
 }
 
 /// Every way a request can fail, each with one status.
@@ -38,11 +78,11 @@ pub enum ApiError {
     NoClientAddress,
     #[error("no trigger with this id (it may have expired)")]
     TriggerNotFound,
-    #[error("quota exhausted; retry in {retry_after_s} s")]
+    #[error("{} exhausted; retry in {retry_after_s} s", scope_words(scope))]
     QuotaExceeded {
         scope: QuotaScope,
-        policy: QuotaPolicy,
-        client: QuotaStatus,
+        /// Every level that applies, the client's first.
+        limits: Vec<LimitItem>,
         retry_after_s: u64,
     },
     #[error("the service is temporarily unavailable; retry in {retry_after_s} s")]
@@ -50,6 +90,14 @@ pub enum ApiError {
     /// The reason the operators gave is theirs: it is never shown.
     #[error("this client is blocked by the operators; retry in {retry_after_s} s")]
     Blocked { retry_after_s: u64 },
+}
+
+fn scope_words(scope: &QuotaScope) -> String {
+    match scope {
+        QuotaScope::Client => "quota".into(),
+        QuotaScope::Network(name) => format!("the quota of your network ({name})"),
+        QuotaScope::Global => "the global budget".into(),
+    }
 }
 
 /// How long a client should wait after a 503.
@@ -86,7 +134,11 @@ impl ApiError {
                 ..
             } => ("quota-exceeded", "Trigger Quota Exceeded"),
             Self::QuotaExceeded {
-                scope: QuotaScope::Global { .. },
+                scope: QuotaScope::Network(_),
+                ..
+            } => ("network-quota-exceeded", "Network Trigger Quota Exceeded"),
+            Self::QuotaExceeded {
+                scope: QuotaScope::Global,
                 ..
             } => ("global-quota-exceeded", "Global Trigger Budget Exhausted"),
             Self::Unavailable { .. } => ("unavailable", "Service Unavailable"),
@@ -117,13 +169,16 @@ impl ApiError {
             }
             Self::QuotaExceeded {
                 scope,
-                policy,
-                client,
+                limits,
                 retry_after_s,
             } => {
                 problem["retry_after_seconds"] = json!(retry_after_s);
+                problem["scope"] = json!(scope.as_str());
+                if let QuotaScope::Network(name) = scope {
+                    problem["network"] = json!(name);
+                }
                 response.header("Retry-After", &retry_after_s.to_string());
-                response.rate_limit(policy, client, *scope, *retry_after_s);
+                response.rate_limit(limits);
             }
             Self::Unavailable { retry_after_s } | Self::Blocked { retry_after_s } => {
                 response.header("Retry-After", &retry_after_s.to_string());
@@ -179,30 +234,22 @@ impl HttpResponse {
         self.headers.insert(name.to_string(), value.to_string());
     }
 
-    /// The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers-10).
-    pub fn rate_limit(
-        &mut self,
-        policy: &QuotaPolicy,
-        client: &QuotaStatus,
-        scope: QuotaScope,
-        global_reset_s: u64,
-    ) {
-        let mut policies = format!(
-            "\"client\";q={};w={}",
-            policy.limit,
-            policy.window.as_secs()
-        );
-        let mut limits = format!(
-            "\"client\";r={};t={}",
-            client.remaining,
-            ceil_seconds(client.reset_after_ms)
-        );
-        if let QuotaScope::Global { limit, window_s } = scope {
-            policies.push_str(&format!(", \"global\";q={limit};w={window_s}"));
-            limits.push_str(&format!(", \"global\";r=0;t={global_reset_s}"));
-        }
-        self.header("RateLimit-Policy", &policies);
-        self.header("RateLimit", &limits);
+    /// The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers-10):
+    /// one item per level, in the order given (the client's first).
+    pub fn rate_limit(&mut self, limits: &[LimitItem]) {
+        let policies: Vec<String> = limits
+            .iter()
+            .map(|l| format!("\"{}\";q={};w={}", l.name, l.limit, l.window_s))
+            .collect();
+        let states: Vec<String> = limits
+            .iter()
+            .filter_map(|l| {
+                l.remaining
+                    .map(|r| format!("\"{}\";r={r};t={}", l.name, l.reset_s))
+            })
+            .collect();
+        self.header("RateLimit-Policy", &policies.join(", "));
+        self.header("RateLimit", &states.join(", "));
     }
 
     /// The Lambda proxy response; the same shape serves v1 and v2.
@@ -255,8 +302,7 @@ mod tests {
             (
                 ApiError::QuotaExceeded {
                     scope: QuotaScope::Client,
-                    policy,
-                    client,
+                    limits: vec![LimitItem::of("client", &policy, &client)],
                     retry_after_s: 3601,
                 },
                 429,
@@ -294,8 +340,7 @@ mod tests {
         };
         let err = ApiError::QuotaExceeded {
             scope: QuotaScope::Client,
-            policy,
-            client,
+            limits: vec![LimitItem::of("client", &policy, &client)],
             retry_after_s: 3601,
         };
         let (response, body) = problem(&err);
@@ -319,14 +364,16 @@ mod tests {
             remaining: 3,
             reset_after_ms: 0,
         };
-        let scope = QuotaScope::Global {
+        let global = LimitItem {
+            name: "global".into(),
             limit: 100,
             window_s: 86_400,
+            remaining: Some(0),
+            reset_s: 7,
         };
         let err = ApiError::QuotaExceeded {
-            scope,
-            policy,
-            client,
+            scope: QuotaScope::Global,
+            limits: vec![LimitItem::of("client", &policy, &client), global],
             retry_after_s: 7,
         };
         let (response, body) = problem(&err);
@@ -342,6 +389,46 @@ mod tests {
             body["type"],
             "urn:pipeline-trigger:problem:global-quota-exceeded"
         );
+    }
+
+    #[test]
+    fn a_network_429_names_its_level_and_lists_every_level() {
+        let policy = |limit| QuotaPolicy {
+            limit,
+            window: Duration::from_secs(604_800),
+        };
+        let status = |limit, remaining, reset_after_ms| QuotaStatus {
+            limit,
+            remaining,
+            reset_after_ms,
+        };
+        let err = ApiError::QuotaExceeded {
+            scope: QuotaScope::Network("ipv6/48".into()),
+            limits: vec![
+                LimitItem::of("client", &policy(3), &status(3, 3, 0)),
+                LimitItem::of("ipv6/56", &policy(6), &status(6, 2, 1_000)),
+                LimitItem::of("ipv6/48", &policy(12), &status(12, 0, 90_000)),
+            ],
+            retry_after_s: 90,
+        };
+        let (response, body) = problem(&err);
+        assert_eq!(response.status, 429);
+        assert_eq!(response.headers["Retry-After"], "90");
+        assert_eq!(
+            response.headers["RateLimit-Policy"],
+            "\"client\";q=3;w=604800, \"ipv6/56\";q=6;w=604800, \"ipv6/48\";q=12;w=604800"
+        );
+        assert_eq!(
+            response.headers["RateLimit"],
+            "\"client\";r=3;t=0, \"ipv6/56\";r=2;t=1, \"ipv6/48\";r=0;t=90"
+        );
+        assert_eq!(body["scope"], "network");
+        assert_eq!(body["network"], "ipv6/48");
+        assert_eq!(
+            body["type"],
+            "urn:pipeline-trigger:problem:network-quota-exceeded"
+        );
+        assert!(body["detail"].as_str().unwrap().contains("ipv6/48"));
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! trigger (docs/reference/http-api.md).
 
 use super::event::HttpRequest;
-use super::response::{ApiError, HttpResponse, QuotaScope, MAX_BODY_BYTES};
+use super::response::{ApiError, HttpResponse, LimitItem, MAX_BODY_BYTES};
 use crate::rules::pipelines::{PipelineSettings, Pipelines};
-use crate::rules::quota::{QuotaPolicy, QuotaStatus};
+use crate::rules::quota::QuotaStatus;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -193,14 +193,15 @@ pub fn status_url(base_path: &str, trigger_id: &str) -> String {
     format!("{base_path}/triggers/{trigger_id}")
 }
 
-/// `202 Accepted` for a queued trigger.
+/// `202 Accepted` for a queued trigger: `status` is the client's own quota
+/// (the body's `quota`), `limits` every level for the RateLimit fields.
 pub fn accepted_response(
     base_path: &str,
     trigger_id: &str,
     pipeline: &str,
     inputs: Value,
-    policy: &QuotaPolicy,
     status: &QuotaStatus,
+    limits: &[LimitItem],
     now_ms: u64,
 ) -> HttpResponse {
     let body = AcceptedBody {
@@ -217,7 +218,7 @@ pub fn accepted_response(
     };
     let mut response = HttpResponse::json(202, &body);
     response.header("Location", &status_url(base_path, trigger_id));
-    response.rate_limit(policy, status, QuotaScope::Client, 0);
+    response.rate_limit(limits);
     response
 }
 
@@ -226,6 +227,7 @@ mod tests {
     use super::super::event::parse_event;
     use super::super::event::tests::v1;
     use super::*;
+    use crate::rules::quota::QuotaPolicy;
     use std::time::Duration;
 
     #[test]
@@ -368,8 +370,8 @@ mod tests {
             "01ABC",
             "app",
             json!({"env": "staging"}),
-            &policy,
             &status,
+            &[LimitItem::of("client", &policy, &status)],
             1_000,
         );
         assert_eq!(response.status, 202);
