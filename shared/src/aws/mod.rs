@@ -19,6 +19,7 @@
 
 #[cfg(feature = "operators")]
 pub mod function_config;
+pub mod https;
 pub mod permissions;
 pub mod pipeline;
 #[cfg(feature = "provision")]
@@ -50,6 +51,7 @@ pub const MAX_SDK_ATTEMPTS: u32 = 3;
 /// SDK settings shared by every client; `load().await` reads the environment.
 pub fn config_loader() -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https::https_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))

@@ -49,9 +49,22 @@ struct Args {
     /// Interleaved cold starts per function (bare included) for the init ratios.
     #[arg(long, default_value_t = 11)]
     cold_starts: usize,
+    /// An environment variable every function gets besides its own
+    /// (KEY=VALUE; may repeat): to measure a setting's effect.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    extra_env: Vec<(String, String)>,
+    /// Only the interleaved cold starts (no invocations).
+    #[arg(long)]
+    cold_only: bool,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
 }
 
 /// One process's figures.
@@ -256,7 +269,7 @@ struct Bench {
 }
 
 impl Bench {
-    fn common_env(&self) -> Vec<(&'static str, String)> {
+    fn common_env(&self) -> Vec<(&str, String)> {
         vec![
             ("TABLE_NAME", self.setup.stack.table_name.clone()),
             ("QUEUE_URL", self.setup.ingress_queue.clone()),
@@ -280,7 +293,11 @@ impl Bench {
         // cores that would be counted as this process's init.
         tokio::time::sleep(ENGINES_SETTLE).await;
         let path = binary(&self.args.binaries, name);
-        Process::start(&path, name, &self.common_env(), &self.proxy.endpoint()).await
+        let mut env = self.common_env();
+        for (key, value) in &self.args.extra_env {
+            env.push((key.as_str(), value.clone()));
+        }
+        Process::start(&path, name, &env, &self.proxy.endpoint()).await
     }
 
     /// Invokes `event` and records latency and the calls it made under `kind`.
@@ -618,7 +635,12 @@ async fn main() {
         setup: Setup::new().await,
     };
     let mut results: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
-    for run in 0..bench.args.runs {
+    let runs = if bench.args.cold_only {
+        0
+    } else {
+        bench.args.runs
+    };
+    for run in 0..runs {
         eprintln!("run {} of {}", run + 1, bench.args.runs);
         if run > 0 {
             bench.setup = Setup::new().await;
