@@ -20,8 +20,9 @@ data "aws_iam_policy_document" "lambda_trust" {
 data "aws_iam_policy_document" "ingress" {
   statement {
     sid = "Table"
-    # ConditionCheckItem: admission checks the operators' blocks in its transaction.
-    actions   = ["dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    # ConditionCheckItem: admission checks the operators' blocks in its
+    # transaction; BatchGetItem: a trigger's status with its run and lane.
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.main.arn]
   }
   statement {
@@ -72,6 +73,12 @@ data "aws_iam_policy_document" "notifier" {
     sid       = "Pipelines"
     actions   = ["codepipeline:GetPipelineExecution", "codepipeline:ListActionExecutions"]
     resources = local.pipeline_arns
+  }
+  statement {
+    sid = "WorkQueue"
+    # A run that ended wakes the first run waiting for its pipeline.
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.work.arn]
   }
   statement {
     sid = "EventsDlq"

@@ -63,7 +63,7 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
     assert_eq!(status["statusCode"], 200);
     // The refund path: the queue is unreachable.
     let dead_queue = ingress::Ingress::new(
-        config,
+        config.clone(),
         Table::new(aws::dynamodb(&stack.sdk, &calls), &stack.table_name),
         WorkQueue::new(
             aws::sqs(&sdk_config_at(&dead_endpoint()).await, &calls),
@@ -77,6 +77,29 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
         .await
         .unwrap();
     assert_eq!(refused["statusCode"], 503);
+    // The settle path: every answer to the admission is lost.
+    let proxy = testkit::LossyProxy::losing_every_answer_to(
+        testkit::dynamodb_endpoint(),
+        "TransactWriteItems",
+    )
+    .await;
+    let lossy = testkit::sdk_config_with(shared::aws::Endpoints {
+        dynamodb: proxy.endpoint.clone(),
+        others: testkit::moto_endpoint().to_string(),
+    })
+    .await;
+    let settling = ingress::Ingress::new(
+        config,
+        Table::new(aws::dynamodb(&lossy, &calls), &stack.table_name),
+        WorkQueue::new(aws::sqs(&stack.sdk, &calls), &stack.queues.queue_url),
+        Arc::new(SystemClock),
+        calls.clone(),
+    );
+    let settled = settling
+        .handle(rest_event("POST", "/trigger", None, "203.0.113.201"))
+        .await
+        .unwrap();
+    assert_eq!(settled["statusCode"], 202);
     assert_eq!(observed(&calls), granted(Function::Ingress));
 }
 
@@ -159,6 +182,7 @@ async fn the_notifier_makes_exactly_its_granted_calls() {
             aws::dynamodb(&stack.sdk, &calls),
             aws::sns(&stack.sdk, &calls),
             aws::codepipeline(&stack.sdk, &calls),
+            aws::sqs(&stack.sdk, &calls),
             Arc::new(SystemClock),
         )
     };
@@ -171,6 +195,50 @@ async fn the_notifier_makes_exactly_its_granted_calls() {
         PipelineState::Failed,
         "2026-11-21T10:00:00Z",
     );
+    // A run that ends wakes the one waiting for its pipeline.
+    let opening = shared::aws::table::runs::Opening {
+        max_pending: 3,
+        wake: Some(shared::rules::runs::Wake {
+            queue_url: stack.queues.queue_url.clone(),
+            message: "{}".into(),
+        }),
+    };
+    let mut runs = Vec::new();
+    for n in 0..2 {
+        let id = stack
+            .enqueue_trigger_with_inputs(&pipeline, serde_json::json!({ "n": n }))
+            .await;
+        let record = table.triggers().get(&id, now).await.unwrap().unwrap();
+        table
+            .runs()
+            .join_or_open(
+                &record,
+                &shared::rules::runs::input_set_key(&record.inputs),
+                &opening,
+                now,
+                now / 1000 + 600,
+            )
+            .await
+            .unwrap();
+        runs.push(table.runs().get(&id).await.unwrap().unwrap());
+    }
+    let first_execution = unique("exec");
+    table.runs().take_lane(&runs[0], now).await.unwrap();
+    table
+        .runs()
+        .record_started(&runs[0], &first_execution, now, now / 1000 + 600)
+        .await
+        .unwrap();
+    let ended = state_change_event(
+        &unique("event"),
+        testkit::REGION,
+        "123456789012",
+        &pipeline,
+        &first_execution,
+        PipelineState::Succeeded,
+        "2026-11-21T10:00:00Z",
+    );
+    notifier(&topic).handle(ended).await.unwrap();
     // A failed publish releases its claim.
     let missing = format!(
         "arn:aws:sns:{}:123456789012:{}",
@@ -204,6 +272,7 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         .join_or_open(
             &record,
             &shared::rules::runs::input_set_key(&record.inputs),
+            &shared::aws::table::runs::Opening::up_to(100),
             now,
             now / 1000 + 600,
         )

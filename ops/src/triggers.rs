@@ -74,7 +74,11 @@ impl Runs<'_> {
             }
         };
         Ok(Listed {
-            view: record.view(run.as_ref()),
+            view: record.view(
+                run.as_ref(),
+                None,
+                shared::clock::Clock::now_ms(&shared::clock::SystemClock),
+            ),
             target: record.target.clone(),
             client_key: record.client_key.prefix().to_string(),
         })

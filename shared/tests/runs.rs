@@ -58,6 +58,7 @@ async fn admitted(
             error_message: None,
             expires_at: EXPIRES,
             stages: Vec::new(),
+            refusal: None,
         };
         let admission = table
             .admission()
@@ -84,7 +85,13 @@ async fn join_all(table: &Table, records: &[TriggerRecord]) -> Vec<Joined> {
             tokio::spawn(async move {
                 table
                     .runs()
-                    .join_or_open(&record, &input_set_key(&record.inputs), NOW, EXPIRES)
+                    .join_or_open(
+                        &record,
+                        &input_set_key(&record.inputs),
+                        &shared::aws::table::runs::Opening::up_to(100),
+                        NOW,
+                        EXPIRES,
+                    )
                     .await
                     .unwrap()
             })
@@ -213,26 +220,23 @@ async fn one_run_at_a_time_holds_a_pipeline_and_only_the_holder_frees_it() {
         outcomes.push(task.await.unwrap());
     }
     let winners: Vec<usize> = (0..4).filter(|i| outcomes[*i] == Take::Taken).collect();
-    assert_eq!(winners.len(), 1, "{outcomes:?}");
-    let holder = &runs[winners[0]];
-    let other = &runs[(winners[0] + 1) % 4];
-    for (i, outcome) in outcomes.iter().enumerate() {
-        if i != winners[0] {
-            assert!(
-                matches!(outcome, Take::Busy(lane) if lane.run_id.as_deref() == Some(holder.run_id.as_str()))
-            );
-        }
+    // One run holds the pipeline: the one opened first.
+    assert_eq!(winners, [0], "{outcomes:?}");
+    let holder = &runs[0];
+    for outcome in &outcomes[1..] {
+        assert!(matches!(outcome, Take::Busy(_)), "{outcomes:?}");
     }
     // Taking it again is the holder's right (a retried start), not another's.
     assert_eq!(
         table.runs().take_lane(holder, NOW + 1).await.unwrap(),
         Take::Taken
     );
-    assert!(!table
+    assert!(table
         .runs()
-        .free_lane(&target, &other.run_id, NOW)
+        .free_lane(&target, &runs[1].run_id, NOW, None)
         .await
-        .unwrap());
+        .unwrap()
+        .is_none());
     assert_eq!(
         table
             .runs()
@@ -243,13 +247,21 @@ async fn one_run_at_a_time_holds_a_pipeline_and_only_the_holder_frees_it() {
             .as_deref(),
         Some(holder.run_id.as_str())
     );
-    assert!(table
+    let freed = table
         .runs()
-        .free_lane(&target, &holder.run_id, NOW)
+        .free_lane(&target, &holder.run_id, NOW, Some(60_000))
         .await
-        .unwrap());
+        .unwrap()
+        .expect("the holder frees it");
+    assert_eq!(freed.next_to_wake(), Some(runs[1].run_id.as_str()));
+    assert_eq!(freed.durations, [60_000]);
+    // First come, first served: the third waits for the second.
+    assert!(matches!(
+        table.runs().take_lane(&runs[2], NOW).await.unwrap(),
+        Take::Busy(_)
+    ));
     assert_eq!(
-        table.runs().take_lane(other, NOW).await.unwrap(),
+        table.runs().take_lane(&runs[1], NOW).await.unwrap(),
         Take::Taken
     );
 }

@@ -44,6 +44,7 @@ fn record(ip: &str, at: u64) -> TriggerRecord {
         error_message: None,
         expires_at: at / 1000 + 86_400,
         stages: Vec::new(),
+        refusal: None,
     }
 }
 
@@ -673,8 +674,10 @@ async fn a_conflict_on_the_run_is_retried_never_taken_for_a_run_that_moved_on() 
         requested_at: NOW,
         updated_at: NOW,
         execution_id: None,
+        started_at: None,
         expires_at: NOW / 1000 + 60,
         stages: Vec::new(),
+        wake: None,
     };
     assert_eq!(
         table.runs().take_lane(&run, NOW).await.unwrap(),
@@ -703,7 +706,13 @@ async fn a_conflict_on_the_run_is_retried_never_taken_for_a_run_that_moved_on() 
     let table = Table::new(client, "t");
     let joined = table
         .runs()
-        .join_or_open(&record("192.0.2.60", NOW), "k", NOW, NOW / 1000 + 60)
+        .join_or_open(
+            &record("192.0.2.60", NOW),
+            "k",
+            &shared::aws::table::runs::Opening::up_to(3),
+            NOW,
+            NOW / 1000 + 60,
+        )
         .await
         .unwrap();
     assert_eq!(joined, Joined::Joined("R".into()));

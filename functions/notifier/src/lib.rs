@@ -16,6 +16,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use shared::aws::pipeline::PipelineHistory;
+use shared::aws::queue::Deliveries;
 use shared::aws::table::claims::Claim;
 use shared::aws::table::stages::StageRecorded;
 use shared::aws::table::triggers::{ExecutionOwner, OutcomeRecord};
@@ -29,6 +30,7 @@ use shared::rules::metrics;
 use shared::rules::pipeline_event::{
     parse_codepipeline_event, CodePipelineEvent, EventProblem, PipelineEvent, StageEvent,
 };
+use shared::rules::runs::{Lane, RunRecord};
 use shared::rules::status::run_status_of;
 use shared::rules::status::PipelineState;
 use shared::rules::trigger::ledger_expires_at;
@@ -107,6 +109,8 @@ pub struct Notifier {
     table: Table,
     topic: Topic,
     history: PipelineHistory,
+    /// Wakes the next waiting run when a run ends.
+    deliveries: Deliveries,
     clock: Arc<dyn Clock>,
 }
 
@@ -117,6 +121,7 @@ impl Notifier {
         dynamodb: aws_sdk_dynamodb::Client,
         sns: aws_sdk_sns::Client,
         codepipeline: aws_sdk_codepipeline::Client,
+        sqs: aws_sdk_sqs::Client,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -124,6 +129,7 @@ impl Notifier {
             table: Table::new(dynamodb, config.table_name.clone()),
             topic: Topic::new(sns, config.topic_arn.clone()),
             history: PipelineHistory::new(codepipeline),
+            deliveries: Deliveries::new(sqs),
             config,
             clock,
         }
@@ -362,6 +368,28 @@ impl Notifier {
         })
     }
 
+    /// The run before it ended: the first waiting run of the lane is woken
+    /// (its opener's message sent again). Best effort: should it fail, the
+    /// lane's poll wakes it.
+    async fn wake_next(&self, lane: &Lane) {
+        let Some(head) = lane.next_to_wake() else {
+            return;
+        };
+        let woken = match self.table.runs().get(head).await {
+            Ok(Some(RunRecord {
+                wake: Some(wake), ..
+            })) => self.deliveries.wake(&wake).await.map_err(|e| e.to_string()),
+            Ok(_) => Err("the run has no opener message to send".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match woken {
+            Ok(()) => info!(decision = "wake", run_id = %head, "the next waiting run is woken"),
+            Err(e) => {
+                warn!(run_id = %head, error = %e, "could not wake the next waiting run; the lane's poll will")
+            }
+        }
+    }
+
     async fn record_run_outcome(
         &self,
         event: &PipelineEvent,
@@ -378,13 +406,22 @@ impl Notifier {
                     .await?;
                 if status.is_ended() {
                     // Whatever the record says, this execution no longer runs.
+                    let took = match &recorded {
+                        Some((run, _)) => run
+                            .started_at
+                            .map(|started| changed_at.saturating_sub(started)),
+                        None => None,
+                    };
                     let freed = self
                         .table
                         .runs()
-                        .free_lane(&event.pipeline, run_id, now)
+                        .free_lane(&event.pipeline, run_id, now, took)
                         .await?;
                     info!(decision = "lane_freed", run_id = %run_id, execution_id = %event.execution_id,
-                          freed, "the run ended; its pipeline is free for the next");
+                          freed = freed.is_some(), took_ms = took, "the run ended; its pipeline is free for the next");
+                    if let Some(lane) = freed {
+                        self.wake_next(&lane).await;
+                    }
                 }
                 match recorded {
                     Some((run, true)) => {
@@ -413,6 +450,9 @@ impl Notifier {
         Ok(first.map(|first| Origin {
             first,
             triggers: run.triggers,
+            waited: run
+                .started_at
+                .map(|started| Duration::from_millis(started.saturating_sub(run.requested_at))),
         }))
     }
 

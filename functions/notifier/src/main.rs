@@ -24,6 +24,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         aws::dynamodb(&sdk, &calls),
         aws::sns(&sdk, &calls),
         aws::codepipeline(&sdk, &calls),
+        aws::sqs(&sdk, &calls),
         Arc::new(SystemClock),
     );
     let notifier = &notifier;

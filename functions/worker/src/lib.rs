@@ -24,7 +24,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use serde_json::Value;
 use shared::aws::pipeline::PipelineStarter;
 use shared::aws::queue::{queue_url_from_arn, DeadLetterQueue, Deliveries};
-use shared::aws::table::runs::{Joined, Take};
+use shared::aws::table::runs::{Joined, Opening, Take};
 use shared::aws::table::triggers::StartRecord;
 use shared::aws::table::{StoreError, Table};
 use shared::clock::Clock;
@@ -34,9 +34,10 @@ use shared::rules::inputs::{errors_text, InputValues};
 use shared::rules::message::{MessageError, WorkMessage};
 use shared::rules::metrics;
 use shared::rules::retry::{retry_delay, Failure, FailureKind};
-use shared::rules::runs::{input_set_key, lane_verdict, LaneVerdict, RunRecord};
-use shared::rules::status::{holder_state, HolderState, RunStatus};
-use shared::rules::trigger::{canonical_trigger_id, ledger_expires_at, TriggerRecord};
+use shared::rules::runs::{input_set_key, lane_verdict, Lane, LaneVerdict, RunRecord, Wake};
+use shared::rules::status::{holder_state, HolderState, RunStatus, TriggerStatus};
+use shared::rules::time_format::ceil_seconds;
+use shared::rules::trigger::{canonical_trigger_id, ledger_expires_at, TriggerRecord, QUEUE_FULL};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -78,20 +79,33 @@ pub enum Outcome {
 enum Handled {
     Started {
         execution_id: String,
+        /// Its run's CodePipeline, when the run queued for it.
+        lane: Option<String>,
     },
     AlreadyStarted {
         execution_id: String,
+        lane: Option<String>,
     },
     NoRecord,
     /// It joined a pending run another trigger opened.
     Joined {
         run_id: String,
     },
-    /// Its run waits for the pipeline's lane (held by `holder`).
+    /// Its run waits in its CodePipeline's queue: it costs nothing while it
+    /// waits; the end of the run before it wakes it.
     Waiting {
-        holder: String,
+        lane: String,
+        position: Option<usize>,
+    },
+    /// Its pipeline's queue was full: refused, charged nothing.
+    Refused {
+        retry_after_s: u64,
     },
 }
+
+/// The message attribute that marks the one message carrying a lane's
+/// safety poll.
+pub const POLL_TOKEN: &str = "poll_token";
 
 fn unavailable(e: StoreError) -> Failure {
     Failure::transient("TableUnavailable", e.to_string())
@@ -177,19 +191,33 @@ impl Worker {
         let parsed = parse_work(message.body.as_deref().unwrap_or_default());
         let trigger_id = parsed.as_ref().ok().map(|(_, id)| id.clone());
         let result = match parsed {
-            Ok((work, trigger_id)) => self.start(&work, &trigger_id).await,
+            Ok((work, trigger_id)) => self.start(&work, &trigger_id, &message).await,
             Err(failure) => Err(failure),
         };
         let trigger = trigger_id.as_deref().unwrap_or("-");
         match result {
-            Ok(Handled::Started { execution_id }) => {
+            Ok(Handled::Started { execution_id, lane }) => {
                 self.metrics.count(metrics::RUNS_STARTED, None);
                 info!(decision = "started", message_id = %message_id, trigger_id = %trigger, execution_id = %execution_id, receive_count);
-                Outcome::Done
+                match lane {
+                    // Runs may still wait: the lane's poll goes on.
+                    Some(lane) => self.poll(&message, trigger, &lane).await,
+                    None => Outcome::Done,
+                }
             }
-            Ok(Handled::AlreadyStarted { execution_id }) => {
+            Ok(Handled::AlreadyStarted { execution_id, lane }) => {
                 info!(decision = "duplicate", message_id = %message_id, trigger_id = %trigger, execution_id = %execution_id,
                       "trigger already has an execution; acknowledged without starting again");
+                match (lane, poll_token(&message)) {
+                    // This message carries its lane's poll: the lane is looked after.
+                    (Some(lane), Some(_)) => self.watch(&message, trigger, &lane).await,
+                    _ => Outcome::Done,
+                }
+            }
+            Ok(Handled::Refused { retry_after_s }) => {
+                self.metrics.count(metrics::TRIGGERS_REFUSED, None);
+                info!(decision = "refused", message_id = %message_id, trigger_id = %trigger, retry_after_s,
+                      "its pipeline's queue is full: refused, every quota slot given back");
                 Outcome::Done
             }
             Ok(Handled::NoRecord) => {
@@ -203,9 +231,14 @@ impl Worker {
                       "coalesced into a pending run; its opener starts it");
                 Outcome::Done
             }
-            Ok(Handled::Waiting { holder }) => {
+            Ok(Handled::Waiting { lane, position }) => {
                 self.metrics.count(metrics::RUNS_WAITING, None);
-                self.wait(&message, trigger, &holder).await
+                info!(decision = "wait", message_id = %message_id, trigger_id = %trigger, lane = %lane, position,
+                      "its run waits in its pipeline's queue");
+                match poll_token(&message) {
+                    Some(_) => self.watch(&message, trigger, &lane).await,
+                    None => self.poll(&message, trigger, &lane).await,
+                }
             }
             Err(failure) if failure.kind == FailureKind::Permanent => {
                 self.dead_letter(&message, trigger_id.as_deref(), &failure)
@@ -241,7 +274,12 @@ impl Worker {
             })
     }
 
-    async fn start(&self, work: &WorkMessage, trigger_id: &str) -> Result<Handled, Failure> {
+    async fn start(
+        &self,
+        work: &WorkMessage,
+        trigger_id: &str,
+        message: &SqsMessage,
+    ) -> Result<Handled, Failure> {
         if self.config.pipelines.by_name(&work.pipeline).is_none() {
             return Err(Failure::permanent(
                 "PipelineNotAllowed",
@@ -262,7 +300,13 @@ impl Worker {
             return Ok(Handled::NoRecord);
         };
         if let Some(execution_id) = record.execution_id {
-            return Ok(Handled::AlreadyStarted { execution_id });
+            return Ok(Handled::AlreadyStarted {
+                execution_id,
+                lane: None,
+            });
+        }
+        if record.status == TriggerStatus::Refused {
+            return Ok(Handled::NoRecord);
         }
         let inputs = self.inputs(work, &record.pipeline)?;
         let variables: Vec<(String, String)> = inputs
@@ -273,24 +317,64 @@ impl Worker {
             return self.start_alone(work, trigger_id, &variables).await;
         }
         let expires_at = ledger_expires_at(now, self.config.ledger_retention);
+        let opening = Opening {
+            max_pending: self.config.settings.of(&record.pipeline).max_pending,
+            wake: self.wake_of(message),
+        };
         let run_id = match &record.run_id {
             Some(run_id) => run_id.clone(),
             None => match self
                 .table
                 .runs()
-                .join_or_open(&record, &input_set_key(&inputs), now, expires_at)
+                .join_or_open(&record, &input_set_key(&inputs), &opening, now, expires_at)
                 .await
                 .map_err(unavailable)?
             {
                 Joined::NoRecord => return Ok(Handled::NoRecord),
                 Joined::Joined(run_id) => return Ok(Handled::Joined { run_id }),
                 Joined::Opened(run_id) => run_id,
+                Joined::QueueFull(lane) => return self.refuse(&record, &lane, now).await,
             },
         };
         if run_id != record.trigger_id {
             return Ok(Handled::Joined { run_id });
         }
-        self.start_run(&record, &variables).await
+        self.start_run(&record, &variables, message).await
+    }
+
+    /// The trigger would open one pending run more than its pipeline
+    /// allows: refused, every quota slot it took given back; try again when
+    /// the next waiting run is expected to start.
+    async fn refuse(
+        &self,
+        record: &TriggerRecord,
+        lane: &Lane,
+        now: u64,
+    ) -> Result<Handled, Failure> {
+        let floor = u64::try_from(self.config.run_poll_interval.as_millis()).unwrap_or(u64::MAX);
+        let retry_in = lane.next_start_in(now, floor);
+        let refused = self
+            .table
+            .admission()
+            .refuse(record, QUEUE_FULL, now + retry_in, now)
+            .await
+            .map_err(unavailable)?;
+        if !refused {
+            // It moved on meanwhile (another delivery got there first).
+            return Ok(Handled::NoRecord);
+        }
+        Ok(Handled::Refused {
+            retry_after_s: ceil_seconds(retry_in),
+        })
+    }
+
+    /// How to wake a run this message opens: the same message, on the queue
+    /// it came from.
+    fn wake_of(&self, message: &SqsMessage) -> Option<Wake> {
+        Some(Wake {
+            queue_url: self.source_queue(message)?,
+            message: message.body.clone()?,
+        })
     }
 
     /// Coalescing off: the trigger's own execution, at once.
@@ -313,89 +397,98 @@ impl Worker {
             .await
             .map_err(unavailable)?
         {
-            StartRecord::Recorded => Ok(Handled::Started { execution_id }),
+            StartRecord::Recorded => Ok(Handled::Started {
+                execution_id,
+                lane: None,
+            }),
             StartRecord::MissingRecord => Ok(Handled::NoRecord),
             StartRecord::OtherExecution(existing) => Ok(Handled::AlreadyStarted {
                 execution_id: existing,
+                lane: None,
             }),
         }
     }
 
-    /// The opener's part: the run starts once its CodePipeline's lane is free.
+    /// The opener's part: the run starts when its CodePipeline's lane is
+    /// free and it is first in the lane's queue; until then it waits there.
     async fn start_run(
         &self,
         opener: &TriggerRecord,
         variables: &[(String, String)],
+        message: &SqsMessage,
     ) -> Result<Handled, Failure> {
         let now = self.clock.now_ms();
-        let Some(run) = self
-            .table
-            .runs()
-            .get(&opener.trigger_id)
-            .await
-            .map_err(unavailable)?
-        else {
+        let runs = self.table.runs();
+        let Some(run) = runs.get(&opener.trigger_id).await.map_err(unavailable)? else {
             return Ok(Handled::NoRecord);
         };
+        let target = run.target.clone();
         match run.status {
             RunStatus::Pending | RunStatus::Starting => {}
             RunStatus::DeadLettered => {
                 // The opener was replayed from the DLQ: the run, with every
-                // trigger it serves, gets its chance again.
-                self.table
-                    .runs()
-                    .revive(&run.run_id, now)
-                    .await
-                    .map_err(unavailable)?;
+                // trigger it serves, gets its chance again, last in line.
+                runs.revive(&run.run_id, now).await.map_err(unavailable)?;
+                runs.requeue(&run).await.map_err(unavailable)?;
                 info!(decision = "revived", run_id = %run.run_id, triggers = run.triggers,
-                      "dead-lettered run pending again after a replay");
+                      "dead-lettered run pending again after a replay, last in its queue");
             }
             RunStatus::Execution(_) => {
                 return Ok(Handled::AlreadyStarted {
                     execution_id: run.execution_id.unwrap_or_default(),
+                    lane: Some(target),
                 })
             }
         }
-        let lane = self
-            .table
-            .runs()
-            .get_lane(&run.target)
-            .await
-            .map_err(unavailable)?;
-        match lane_verdict(&lane, &run.run_id, now, self.config.run_check_after) {
-            LaneVerdict::Go => {}
-            LaneVerdict::Wait => {
-                return Ok(Handled::Waiting {
-                    holder: lane.run_id.unwrap_or_default(),
-                })
-            }
-            LaneVerdict::Stale => {
-                let holder = lane.run_id.clone().unwrap_or_default();
-                if !self
-                    .settle_stale_holder(&run.target, &holder, lane.execution_id.as_deref(), now)
-                    .await?
+        let mut lane = runs.get_lane(&target).await.map_err(unavailable)?;
+        let holds = lane.run_id.as_deref() == Some(run.run_id.as_str());
+        if !holds && run.status == RunStatus::Pending && lane.place(&run.run_id).is_none() {
+            // Opened before runs queued, or revived: it takes its place now.
+            lane = runs.requeue(&run).await.map_err(unavailable)?;
+        }
+        if !holds {
+            if let Some(holder) = lane.run_id.clone() {
+                if lane_verdict(&lane, &run.run_id, now, self.config.run_check_after)
+                    != LaneVerdict::Stale
+                    || !self
+                        .settle_stale_holder(&target, &holder, lane.execution_id.as_deref(), now)
+                        .await?
                 {
-                    return Ok(Handled::Waiting { holder });
+                    return Ok(Handled::Waiting {
+                        position: lane.place(&run.run_id).map(|p| p.position),
+                        lane: target,
+                    });
                 }
+                lane = runs.get_lane(&target).await.map_err(unavailable)?;
+            }
+            if lane.waiting.first() != Some(&run.run_id) {
+                // Others were opened first: they start first.
+                if poll_token(message).is_some() {
+                    self.wake_next(&lane).await;
+                }
+                return Ok(Handled::Waiting {
+                    position: lane.place(&run.run_id).map(|p| p.position),
+                    lane: target,
+                });
             }
         }
-        match self
-            .table
-            .runs()
-            .take_lane(&run, now)
-            .await
-            .map_err(unavailable)?
-        {
+        match runs.take_lane(&run, now).await.map_err(unavailable)? {
             Take::Taken => {}
             Take::Busy(lane) => {
                 return Ok(Handled::Waiting {
-                    holder: lane.run_id.unwrap_or_default(),
+                    position: lane.place(&run.run_id).map(|p| p.position),
+                    lane: target,
                 })
             }
             Take::RunMoved(Some(RunRecord {
                 execution_id: Some(execution_id),
                 ..
-            })) => return Ok(Handled::AlreadyStarted { execution_id }),
+            })) => {
+                return Ok(Handled::AlreadyStarted {
+                    execution_id,
+                    lane: Some(target),
+                })
+            }
             // Dead-lettered or gone meanwhile (another delivery of this
             // message got there first).
             Take::RunMoved(_) => return Ok(Handled::NoRecord),
@@ -406,9 +499,7 @@ impl Worker {
             .await?;
         let now = self.clock.now_ms();
         let expires_at = ledger_expires_at(now, self.config.ledger_retention);
-        let kept_lane = self
-            .table
-            .runs()
+        let kept_lane = runs
             .record_started(&run, &execution_id, now, expires_at)
             .await
             .map_err(unavailable)?;
@@ -416,7 +507,74 @@ impl Worker {
             warn!(run_id = %run.run_id, execution_id = %execution_id,
                   "run started without its lane (taken over meanwhile, or already recorded)");
         }
-        Ok(Handled::Started { execution_id })
+        Ok(Handled::Started {
+            execution_id,
+            lane: Some(target),
+        })
+    }
+
+    /// Sends the first waiting run's opener message again when the lane is
+    /// free: the end of the run before it wakes it. Best effort: the lane's
+    /// poll wakes it otherwise.
+    async fn wake_next(&self, lane: &Lane) {
+        let Some(head) = lane.next_to_wake() else {
+            return;
+        };
+        let woken = match self.table.runs().get(head).await {
+            Ok(Some(RunRecord {
+                wake: Some(wake), ..
+            })) => self.deliveries.wake(&wake).await.map_err(|e| e.to_string()),
+            Ok(_) => Err("the run has no opener message to send".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match woken {
+            Ok(()) => {
+                info!(decision = "wake", run_id = %head, "the lane is free: its first waiting run is woken")
+            }
+            Err(e) => {
+                warn!(run_id = %head, error = %e, "could not wake the first waiting run; the lane's poll will")
+            }
+        }
+    }
+
+    /// The lane's safety poll, carried by this message: looks after the
+    /// lane (asks CodePipeline about a holder not heard of for
+    /// `RUN_CHECK_AFTER`, wakes the first waiting run of a free lane), then
+    /// goes on polling while runs wait.
+    async fn watch(&self, message: &SqsMessage, trigger_id: &str, target: &str) -> Outcome {
+        let now = self.clock.now_ms();
+        let lane = match self.table.runs().get_lane(target).await {
+            Ok(lane) => lane,
+            Err(e) => {
+                let failure = unavailable(e);
+                return self.retry_later(message, &failure, 1).await;
+            }
+        };
+        if lane.poll_token.as_deref() != poll_token(message) || lane.waiting.is_empty() {
+            return Outcome::Done;
+        }
+        let mut lane = lane;
+        if let Some(holder) = lane.run_id.clone() {
+            let stale =
+                lane_verdict(&lane, "", now, self.config.run_check_after) == LaneVerdict::Stale;
+            if stale {
+                match self
+                    .settle_stale_holder(target, &holder, lane.execution_id.as_deref(), now)
+                    .await
+                {
+                    Ok(true) => {
+                        if let Ok(after) = self.table.runs().get_lane(target).await {
+                            lane = after;
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(failure) => warn!(lane = %target, error = %failure.message,
+                                          "could not ask CodePipeline about the lane's holder; the next poll will"),
+                }
+            }
+        }
+        self.wake_next(&lane).await;
+        self.poll(message, trigger_id, target).await
     }
 
     /// A lane holder nobody has heard of for `RUN_CHECK_AFTER`: CodePipeline
@@ -462,9 +620,10 @@ impl Worker {
                 let freed = self
                     .table
                     .runs()
-                    .free_lane(target, holder, now)
+                    .free_lane(target, holder, now, None)
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(unavailable)?
+                    .is_some();
                 warn!(decision = "lane_freed", run_id = %holder, execution_id = execution_id.unwrap_or("-"),
                       status = status.as_str(), freed, "no terminal event came for the lane holder; CodePipeline says it ended");
                 Ok(true)
@@ -472,42 +631,66 @@ impl Worker {
         }
     }
 
-    /// The run waits: the message comes back after `RUN_POLL_INTERVAL` as a
-    /// new message (its receive count afresh), and this delivery is done.
-    async fn wait(&self, message: &SqsMessage, trigger_id: &str, holder: &str) -> Outcome {
+    /// While runs wait on `target`, one message carries the lane's safety
+    /// poll: it comes back every `RUN_POLL_INTERVAL` (a new message, so
+    /// waiting never spends attempts). This message takes the poll when
+    /// nobody holds a live one or it already does; otherwise it is done,
+    /// and its run waits in the lane's queue at no cost.
+    async fn poll(&self, message: &SqsMessage, trigger_id: &str, target: &str) -> Outcome {
         let message_id = message.message_id.as_deref().unwrap_or_default();
-        let delay = self.config.run_poll_interval;
+        let interval = self.config.run_poll_interval;
+        let now = self.clock.now_ms();
+        // Alive a little past the interval, so the poll's own return
+        // finds it still its own.
+        let until = now + u64::try_from((interval * 2).as_millis()).unwrap_or(u64::MAX);
+        let token = ulid::Ulid::new().to_string();
+        let claimed = self
+            .table
+            .runs()
+            .claim_poll(target, poll_token(message), &token, until, now)
+            .await;
+        match claimed {
+            Ok(true) => {}
+            Ok(false) => return Outcome::Done,
+            Err(e) => {
+                warn!(message_id = %message_id, lane = %target, error = %e,
+                      "could not take the lane's poll; this delivery comes back instead");
+                return self.retry_later(message, &unavailable(e), 1).await;
+            }
+        }
         let (Some(url), Some(receipt)) = (
             self.source_queue(message),
             message.receipt_handle.as_deref(),
         ) else {
-            warn!(decision = "wait", message_id = %message_id, trigger_id = %trigger_id,
-                  "no source queue to wait on; redelivered after the visibility timeout");
+            warn!(decision = "poll", message_id = %message_id, trigger_id = %trigger_id,
+                  "no source queue to poll on; redelivered after the visibility timeout");
             return Outcome::Retry;
         };
+        let mut attributes: Vec<(String, String)> = string_attributes(message)
+            .into_iter()
+            .filter(|(name, _)| name != POLL_TOKEN)
+            .collect();
+        attributes.push((POLL_TOKEN.to_string(), token));
+        let body = message.body.as_deref().unwrap_or_default();
         if let Err(e) = self
             .deliveries
-            .send_later(
-                &url,
-                message.body.as_deref().unwrap_or_default(),
-                &string_attributes(message),
-                delay.as_secs(),
-            )
+            .send_later(&url, body, &attributes, interval.as_secs())
             .await
         {
-            warn!(decision = "wait", message_id = %message_id, trigger_id = %trigger_id, error = %e,
-                  "could not send the waiting message again; this delivery comes back instead");
-            if let Err(e) = self.deliveries.delay(&url, receipt, delay.as_secs()).await {
+            warn!(decision = "poll", message_id = %message_id, lane = %target, error = %e,
+                  "could not send the lane's poll; this delivery comes back once the poll lapsed");
+            let lapse = (interval * 2).as_secs() + 1;
+            if let Err(e) = self.deliveries.delay(&url, receipt, lapse).await {
                 warn!(message_id = %message_id, error = %e, "could not set the delay either");
             }
             return Outcome::Retry;
         }
         if let Err(e) = self.deliveries.delete(&url, receipt).await {
-            // Two copies wait now; the run still starts once (its token).
-            warn!(message_id = %message_id, error = %e, "waiting copy sent, this delivery not deleted");
+            // Two copies now; the older no longer carries the poll.
+            warn!(message_id = %message_id, error = %e, "poll sent, this delivery not deleted");
         }
-        info!(decision = "wait", message_id = %message_id, trigger_id = %trigger_id, lane_holder = %holder,
-              retry_in_s = delay.as_secs(), "the pipeline runs another run; this run waits");
+        info!(decision = "poll", message_id = %message_id, trigger_id = %trigger_id, lane = %target,
+              retry_in_s = interval.as_secs(), "runs wait on this pipeline: its poll goes on");
         Outcome::Done
     }
 
@@ -592,8 +775,19 @@ impl Worker {
         {
             Ok(None) => {}
             Ok(Some(run)) => {
-                let freed = self.table.runs().free_lane(&run.target, run_id, now).await;
-                warn!(decision = "run_dead_lettered", run_id = %run_id, lane_freed = ?freed,
+                let runs = self.table.runs();
+                let lane = match runs.free_lane(&run.target, run_id, now, None).await {
+                    Ok(Some(lane)) => Ok(lane),
+                    Ok(None) => runs.leave_queue(&run).await,
+                    Err(e) => Err(e),
+                };
+                match lane {
+                    Ok(lane) => self.wake_next(&lane).await,
+                    Err(e) => {
+                        warn!(run_id = %run_id, error = %e, "could not take the run out of its lane; the lane's poll will")
+                    }
+                }
+                warn!(decision = "run_dead_lettered", run_id = %run_id,
                       "the run is dead-lettered with its opener");
             }
             Err(e) => {
@@ -608,6 +802,14 @@ impl Worker {
             .as_deref()
             .and_then(queue_url_from_arn)
     }
+}
+
+/// The lane poll's token this message carries, if it carries one.
+fn poll_token(message: &SqsMessage) -> Option<&str> {
+    message
+        .message_attributes
+        .get(POLL_TOKEN)
+        .and_then(|v| v.string_value.as_deref())
 }
 
 /// The message's String attributes, kept when it is sent on.

@@ -14,6 +14,8 @@ use aws_sdk_codepipeline::types::{PipelineExecution, PipelineExecutionStatus};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use serde_json::json;
+use shared::aws::queue::Deliveries;
+use shared::aws::table::admission::QuotaLevel;
 use shared::aws::table::items::lane_pk;
 use shared::aws::table::runs::{Joined, Take};
 use shared::clock::{Clock, ManualClock, SystemClock};
@@ -54,7 +56,8 @@ async fn drain_batches(h: &Harness) -> usize {
 }
 
 /// What the notifier does with a run's terminal event: the run gets its
-/// outcome and its lane is freed.
+/// outcome, its lane is freed (noting how long the run took) and the first
+/// run waiting for it is woken.
 async fn end_as_the_notifier_does(h: &Harness, run_id: &str, status: TriggerStatus) {
     let run = h.table.runs().get(run_id).await.unwrap().expect("run");
     let execution_id = run.execution_id.expect("a started run");
@@ -72,12 +75,42 @@ async fn end_as_the_notifier_does(h: &Harness, run_id: &str, status: TriggerStat
         .await
         .unwrap();
     assert!(matches!(recorded, Some((_, true))));
-    assert!(h
+    let lane = h
         .table
         .runs()
-        .free_lane(&run.target, run_id, now)
+        .free_lane(&run.target, run_id, now, Some(60_000))
         .await
-        .unwrap());
+        .unwrap()
+        .expect("the run held its lane");
+    if let Some(next) = lane.next_to_wake() {
+        let wake = h.table.runs().get(next).await.unwrap().unwrap().wake;
+        Deliveries::new(h.stack.sqs.clone())
+            .wake(&wake.expect("a run knows how to wake"))
+            .await
+            .unwrap();
+    }
+}
+
+/// Work messages visible or delayed on the work queue.
+async fn queued_messages(h: &Harness) -> u64 {
+    let counts = Deliveries::new(h.stack.sqs.clone())
+        .counts(&h.stack.queues.queue_url)
+        .await
+        .unwrap();
+    counts.visible + counts.delayed
+}
+
+/// A pipeline with one free-form input, `ref`, and `max_pending`.
+fn ref_settings(max_pending: u64) -> String {
+    format!(
+        r#"{{"app": {{"max_pending": {max_pending}, "inputs": {{"ref": {{"type": "string", "pattern": "[a-z0-9-]{{1,40}}"}}}}}}}}"#
+    )
+}
+
+async fn enqueue_ref(h: &Harness, pipeline: &str, value: &str) -> String {
+    h.stack
+        .enqueue_trigger_with_inputs(pipeline, json!({ "ref": value }))
+        .await
 }
 
 async fn coalescing_harness(prefix: &str, extra: &[(&str, &str)]) -> (Harness, String) {
@@ -392,6 +425,7 @@ async fn an_opener_redelivered_after_a_crash_between_start_and_record_starts_not
         .join_or_open(
             &record,
             &input_set_key(&record.inputs),
+            &shared::aws::table::runs::Opening::up_to(100),
             now,
             now / 1000 + 3600,
         )
@@ -529,4 +563,87 @@ async fn a_dead_lettered_run_takes_its_triggers_along_and_replaying_its_opener_r
     let opener_view = h.view(&opener).await;
     assert_eq!(opener_view.status, TriggerStatus::Started);
     assert_eq!(h.view(&joiner).await.execution_id, opener_view.execution_id);
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_a_new_input_set_and_gives_every_slot_back() {
+    let settings = ref_settings(1);
+    let (h, pipeline) =
+        coalescing_harness("full", &[("PIPELINE_SETTINGS", settings.as_str())]).await;
+    // One run in progress, one pending: the queue (max_pending 1) is full.
+    let first = enqueue_ref(&h, &pipeline, "a").await;
+    drain_batches(&h).await;
+    let pending = enqueue_ref(&h, &pipeline, "b").await;
+    drain_batches(&h).await;
+    assert_eq!(h.view(&pending).await.status, TriggerStatus::Queued);
+    // Another input set is refused; the pending set's trigger still joins.
+    let refused = enqueue_ref(&h, &pipeline, "c").await;
+    let joiner = enqueue_ref(&h, &pipeline, "b").await;
+    drain_batches(&h).await;
+    let view = h.view(&refused).await;
+    assert_eq!(view.status, TriggerStatus::Refused);
+    assert_eq!(view.reason.as_deref(), Some("queue_full"));
+    assert!(view.retry_after_seconds.is_some_and(|s| s >= 1), "{view:?}");
+    assert_eq!(
+        h.view(&joiner).await.run.map(|r| r.id),
+        Some(pending.clone())
+    );
+    assert_eq!(
+        h.stack.executions(&pipeline).await,
+        1,
+        "nothing started for it"
+    );
+    // Charged nothing: its slot is gone from its client's quota.
+    let record = h.record(&refused).await;
+    let level = QuotaLevel::client(
+        &record.client_key,
+        shared::rules::quota::QuotaPolicy {
+            limit: 1,
+            window: Duration::from_secs(60),
+        },
+    );
+    let slots = h.table.admission().slots(&level).await.unwrap();
+    assert!(!slots.contains(&record.requested_at), "{slots:?}");
+    // A redelivery of the refused trigger's message changes nothing.
+    assert_eq!(h.view(&first).await.status, TriggerStatus::Started);
+}
+
+#[tokio::test]
+async fn waiting_runs_cost_nothing_one_poll_per_pipeline_and_start_in_opening_order() {
+    let settings = ref_settings(5);
+    let (h, pipeline) =
+        coalescing_harness("fifo", &[("PIPELINE_SETTINGS", settings.as_str())]).await;
+    let first = enqueue_ref(&h, &pipeline, "a").await;
+    drain_batches(&h).await;
+    let mut waiting = Vec::new();
+    for value in ["b", "c", "d", "e"] {
+        waiting.push(enqueue_ref(&h, &pipeline, value).await);
+        drain_batches(&h).await;
+    }
+    // Four runs wait; one message polls for all of them.
+    assert_eq!(
+        queued_messages(&h).await,
+        1,
+        "one poll per pipeline, none per run"
+    );
+    for (i, id) in waiting.iter().enumerate() {
+        let view = h.view(id).await;
+        let queue = view.queue.expect("a place in line");
+        assert_eq!((queue.position, queue.ahead), (i + 1, i + 1), "{id}");
+    }
+    // Each end wakes the first in line: they start in the order opened.
+    end_as_the_notifier_does(&h, &first, TriggerStatus::Succeeded).await;
+    for (i, id) in waiting.iter().enumerate() {
+        drain_batches(&h).await;
+        let view = h.view(id).await;
+        assert_eq!(view.status, TriggerStatus::Started, "{i}: {view:?}");
+        assert!(view.estimated_end_at.is_some(), "a typical run is known");
+        for later in &waiting[i + 1..] {
+            let queue = h.view(later).await.queue.expect("still in line");
+            assert!(queue.position <= waiting.len() - i - 1);
+        }
+        end_as_the_notifier_does(&h, id, TriggerStatus::Succeeded).await;
+    }
+    drain_batches(&h).await;
+    assert_eq!(h.stack.executions(&pipeline).await, 5);
 }

@@ -96,6 +96,16 @@ pub const GRANTS: &[Grant] = &[
         TRANSACT_INGRESS,
         Table,
     ),
+    // The status of a trigger: the trigger and its run (and its lane) by key.
+    call(
+        Ingress,
+        "DynamoDB.BatchGetItem",
+        &["dynamodb:BatchGetItem"],
+        Table,
+    ),
+    // An admission whose answers were all lost is settled (a conditional
+    // put), and its quota read back.
+    call(Ingress, "DynamoDB.PutItem", &["dynamodb:PutItem"], Table),
     call(Ingress, "DynamoDB.GetItem", &["dynamodb:GetItem"], Table),
     call(Ingress, "SQS.SendMessage", &["sqs:SendMessage"], WorkQueue),
     call(Worker, "DynamoDB.GetItem", &["dynamodb:GetItem"], Table),
@@ -124,7 +134,8 @@ pub const GRANTS: &[Grant] = &[
         WorkQueue,
     ),
     call(Worker, "SQS.SendMessage", &["sqs:SendMessage"], WorkDlq),
-    // A run waiting for its pipeline's lane sends its message again, delayed.
+    // The lane's poll sends its message again, delayed; a freed lane wakes
+    // its first waiting run.
     call(Worker, "SQS.SendMessage", &["sqs:SendMessage"], WorkQueue),
     call(
         Worker,
@@ -176,6 +187,8 @@ pub const GRANTS: &[Grant] = &[
         &["codepipeline:GetPipelineExecution"],
         Pipelines,
     ),
+    // A run that ended wakes the first waiting one: its opener's message again.
+    call(Notifier, "SQS.SendMessage", &["sqs:SendMessage"], WorkQueue),
     // Lambda sends a failed asynchronous invocation to the events DLQ with the notifier's role.
     platform(Notifier, &["sqs:SendMessage"], EventsDlq),
     // trigger-ops (the operators' policy): the DLQ commands...

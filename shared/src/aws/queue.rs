@@ -5,6 +5,7 @@
 
 use crate::aws::describe;
 use crate::rules::message::WorkMessage;
+use crate::rules::runs::Wake;
 use aws_sdk_sqs::operation::send_message::builders::SendMessageFluentBuilder;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
@@ -323,6 +324,18 @@ impl Deliveries {
         )?
         .send()
         .await?;
+        Ok(())
+    }
+
+    /// Sends a waiting run's opener message again, now: the run before it
+    /// ended, so it may start.
+    pub async fn wake(&self, wake: &Wake) -> Result<(), QueueError> {
+        self.client
+            .send_message()
+            .queue_url(&wake.queue_url)
+            .message_body(&wake.message)
+            .send()
+            .await?;
         Ok(())
     }
 

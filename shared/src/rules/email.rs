@@ -171,6 +171,9 @@ fn is_https_url(text: &str) -> bool {
 pub struct Origin {
     pub first: TriggerRecord,
     pub triggers: u64,
+    /// How long the run waited for its pipeline: from its first trigger to
+    /// its start (known once the start is recorded).
+    pub waited: Option<Duration>,
 }
 
 impl Origin {
@@ -179,6 +182,7 @@ impl Origin {
         Self {
             first: trigger,
             triggers: 1,
+            waited: None,
         }
     }
 }
@@ -225,6 +229,7 @@ pub fn render(
         Some(Origin {
             first: trigger,
             triggers,
+            waited,
         }) => {
             if *triggers > 1 {
                 body.line("Triggers", &format!("{triggers}, coalesced into this run"));
@@ -233,6 +238,16 @@ pub fn render(
                 body.line("Trigger", &trigger.trigger_id);
             }
             body.line("Requested at", &rfc3339(trigger.requested_at));
+            if let Some(waited) = waited {
+                let seconds = Duration::from_secs(waited.as_secs());
+                body.line(
+                    "Waited",
+                    &format!(
+                        "{} for the pipeline before it started",
+                        humantime::format_duration(seconds)
+                    ),
+                );
+            }
             body.line("Client key", &format!("{}...", trigger.client_key.prefix()));
             body.line("Public name", &trigger.pipeline);
             if !trigger.inputs.is_empty() {
@@ -293,6 +308,7 @@ mod tests {
             run_id: None,
             expires_at: 1_800_000_000,
             stages: Vec::new(),
+            refusal: None,
         }
     }
 
@@ -371,12 +387,13 @@ Public name    app
         let origin = Origin {
             first: trigger(),
             triggers: 40,
+            waited: Some(Duration::from_millis(754_300)),
         };
         let email = render(&event(PipelineState::Succeeded), Some(&origin), None);
         let tail = email.body.split(CONSOLE).nth(1).unwrap();
         assert!(
             tail.starts_with(
-                "\n\nTriggers       40, coalesced into this run\nFirst trigger  01KAKXR9VJ4N6P8Q2R3S4T5V6W\nRequested at   2026-11-21T09:59:58.250Z\n"
+                "\n\nTriggers       40, coalesced into this run\nFirst trigger  01KAKXR9VJ4N6P8Q2R3S4T5V6W\nRequested at   2026-11-21T09:59:58.250Z\nWaited         12m 34s for the pipeline before it started\n"
             ),
             "{tail}"
         );

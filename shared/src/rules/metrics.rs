@@ -20,6 +20,7 @@ pub const UNAVAILABLE: &str = "Unavailable";
 pub const RUNS_STARTED: &str = "RunsStarted";
 pub const TRIGGERS_COALESCED: &str = "TriggersCoalesced";
 pub const RUNS_WAITING: &str = "RunsWaiting";
+pub const TRIGGERS_REFUSED: &str = "TriggersRefused";
 pub const RETRIED: &str = "Retried";
 pub const DEAD_LETTERED: &str = "DeadLettered";
 pub const EMAILS: &str = "Emails";

@@ -80,12 +80,21 @@ impl Pipelines {
     }
 }
 
+/// Runs of one pipeline pending at once when `max_pending` is not set.
+pub const DEFAULT_MAX_PENDING: u64 = 3;
+/// The most `max_pending` may be.
+pub const MAX_PENDING_LIMIT: u64 = 100;
+
 /// One public pipeline's settings.
 #[derive(Debug, Clone)]
 pub struct PipelineSetting {
     pub description: Option<String>,
     /// Triggers join a pending run of the same input set (default on).
     pub coalesce: bool,
+    /// The most runs of this pipeline pending at once, over all input sets
+    /// (`max_pending`, default [`DEFAULT_MAX_PENDING`]); a trigger that would
+    /// open one more is refused, charged nothing.
+    pub max_pending: u64,
     pub inputs: Inputs,
 }
 
@@ -94,6 +103,7 @@ impl Default for PipelineSetting {
         Self {
             description: None,
             coalesce: true,
+            max_pending: DEFAULT_MAX_PENDING,
             inputs: Inputs::default(),
         }
     }
@@ -137,9 +147,24 @@ impl PipelineSettings {
 
 fn parse_setting(value: &Value) -> Result<PipelineSetting, String> {
     let Value::Object(object) = value else {
-        return Err("must be an object (description, coalesce, inputs)".into());
+        return Err("must be an object (description, coalesce, max_pending, inputs)".into());
     };
-    only_fields(object, &["description", "coalesce", "inputs"])?;
+    only_fields(
+        object,
+        &["description", "coalesce", "max_pending", "inputs"],
+    )?;
+    let max_pending = match object.get("max_pending") {
+        None => DEFAULT_MAX_PENDING,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(n) if (1..=MAX_PENDING_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(format!(
+                    "\"max_pending\" must be a whole number from 1 to {MAX_PENDING_LIMIT}"
+                ))
+            }
+        },
+        Some(_) => return Err("\"max_pending\" must be a number".into()),
+    };
     let coalesce = match object.get("coalesce") {
         None => true,
         Some(Value::Bool(b)) => *b,
@@ -152,6 +177,7 @@ fn parse_setting(value: &Value) -> Result<PipelineSetting, String> {
     Ok(PipelineSetting {
         description: description_of(object)?,
         coalesce,
+        max_pending,
         inputs,
     })
 }
@@ -180,6 +206,24 @@ mod tests {
         assert!(!is_valid_pipeline_name("a/b"));
         assert!(!is_valid_pipeline_name("ünicode"));
     }
+    #[test]
+    fn max_pending_defaults_to_three_and_is_bounded() {
+        let pipelines = Pipelines::parse("app,docs").unwrap();
+        let settings =
+            PipelineSettings::parse(r#"{"app": {"max_pending": 10}}"#, &pipelines).unwrap();
+        assert_eq!(settings.of("app").max_pending, 10);
+        assert_eq!(settings.of("docs").max_pending, DEFAULT_MAX_PENDING);
+        for bad in [
+            r#"{"app": {"max_pending": 0}}"#,
+            r#"{"app": {"max_pending": 101}}"#,
+            r#"{"app": {"max_pending": 2.5}}"#,
+            r#"{"app": {"max_pending": "3"}}"#,
+        ] {
+            let err = PipelineSettings::parse(bad, &pipelines).unwrap_err();
+            assert!(err.contains("max_pending"), "{bad}: {err}");
+        }
+    }
+
     #[test]
     fn pipeline_settings_name_the_pipeline_and_the_input_at_fault() {
         let pipelines = Pipelines::parse("app=app-pipeline,docs").unwrap();

@@ -16,7 +16,7 @@
 //! Only the opener's message waits (it is sent again with a delay while the
 //! lane is busy); the messages of triggers that joined are acknowledged.
 
-use super::inputs::{values_to_json, InputValues};
+use super::inputs::InputValues;
 use super::stages::StageRecord;
 use super::status::RunStatus;
 use crate::clock::EpochMillis;
@@ -39,16 +39,33 @@ pub struct RunRecord {
     pub requested_at: EpochMillis,
     pub updated_at: EpochMillis,
     pub execution_id: Option<String>,
+    /// When its execution was recorded as started.
+    pub started_at: Option<EpochMillis>,
     pub expires_at: u64,
     /// Its stages, as the stage state changes reported them.
     pub stages: Vec<StageRecord>,
+    /// The opener's work message and the queue it came from: what wakes the
+    /// run when the run before it ends.
+    pub wake: Option<Wake>,
+}
+
+/// How to wake a waiting run: send its opener's message again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wake {
+    pub queue_url: String,
+    pub message: String,
 }
 
 /// The key of an input set: two triggers have the same input set exactly
-/// when their values (defaults filled in) are equal. A SHA-256 of the
-/// values' canonical JSON (names sorted), 32 hex digits.
+/// when CodePipeline would receive the same variables (defaults filled in;
+/// `1`, `1.0` and `1e0` are the one variable `1`). A SHA-256 of the
+/// variables' canonical JSON (names sorted), 32 hex digits.
 pub fn input_set_key(values: &InputValues) -> String {
-    let canonical = values_to_json(values).to_string();
+    let variables: serde_json::Map<String, serde_json::Value> = values
+        .iter()
+        .map(|(name, value)| (name.clone(), value.variable_value().into()))
+        .collect();
+    let canonical = serde_json::Value::Object(variables).to_string();
     let digest = Sha256::digest(canonical.as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -65,7 +82,8 @@ pub enum LaneVerdict {
     Stale,
 }
 
-/// The lane item as the table holds it.
+/// The lane item as the table holds it: the run in progress of one
+/// CodePipeline, and the runs waiting for it, first come first served.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Lane {
     /// The run in progress; `None`: free.
@@ -75,6 +93,99 @@ pub struct Lane {
     /// When the holder last showed life: taken, started, or confirmed in
     /// progress by CodePipeline (epoch ms).
     pub checked_at: EpochMillis,
+    /// When the holder took the lane (epoch ms).
+    pub taken_at: EpochMillis,
+    /// The pending runs, in the order they were opened (over every public
+    /// pipeline and input set of this CodePipeline): the first starts next.
+    pub waiting: Vec<String>,
+    /// How long the last runs took (ms), oldest first, at most
+    /// [`KEPT_DURATIONS`].
+    pub durations: Vec<u64>,
+    /// The lane's one safety poll: the token of the message that carries
+    /// it, and until when it is alive (epoch ms).
+    pub poll_token: Option<String>,
+    pub poll_until: EpochMillis,
+}
+
+/// How many run durations a lane keeps for its estimates.
+pub const KEPT_DURATIONS: usize = 10;
+
+/// Where a queued run stands: position 1 starts next; `ahead` counts every
+/// run that will run before it, the one in progress included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct QueuePlace {
+    pub position: usize,
+    pub ahead: usize,
+}
+
+impl Lane {
+    /// Where `run_id` stands among the waiting runs, if it waits.
+    pub fn place(&self, run_id: &str) -> Option<QueuePlace> {
+        let index = self.waiting.iter().position(|r| r == run_id)?;
+        Some(QueuePlace {
+            position: index + 1,
+            ahead: index + usize::from(self.run_id.is_some()),
+        })
+    }
+
+    /// What a run of this pipeline typically takes: the median of the last
+    /// runs' durations (none yet: no estimate).
+    pub fn typical_ms(&self) -> Option<u64> {
+        let mut kept: Vec<u64> = self
+            .durations
+            .iter()
+            .rev()
+            .take(KEPT_DURATIONS)
+            .copied()
+            .collect();
+        if kept.is_empty() {
+            return None;
+        }
+        kept.sort_unstable();
+        Some(kept[kept.len() / 2])
+    }
+
+    /// When the run in progress is expected to end: its start plus a
+    /// typical run, never before `now` (a run past its typical length
+    /// may end any moment). `None`: no holder, or no estimate.
+    pub fn holder_ends_at(&self, now: EpochMillis) -> Option<EpochMillis> {
+        self.run_id.as_ref()?;
+        Some(self.taken_at.saturating_add(self.typical_ms()?).max(now))
+    }
+
+    /// When `run_id`, waiting, is expected to start: after the run in
+    /// progress and a typical run for each run ahead of it in the queue.
+    pub fn estimated_start(&self, run_id: &str, now: EpochMillis) -> Option<EpochMillis> {
+        let place = self.place(run_id)?;
+        let typical = self.typical_ms()?;
+        let first = match self.run_id {
+            Some(_) => self.holder_ends_at(now)?,
+            None => now,
+        };
+        Some(first.saturating_add(typical.saturating_mul((place.position - 1) as u64)))
+    }
+
+    /// How long until the next waiting run leaves the queue (a pending
+    /// slot frees): when the run in progress is expected to end, at least
+    /// `floor`; `floor` when nothing is known.
+    pub fn next_start_in(&self, now: EpochMillis, floor: u64) -> u64 {
+        self.holder_ends_at(now)
+            .map_or(floor, |end| end.saturating_sub(now).max(floor))
+    }
+
+    /// The waiting run to wake: the first in line, when nobody holds the
+    /// lane.
+    pub fn next_to_wake(&self) -> Option<&str> {
+        match self.run_id {
+            Some(_) => None,
+            None => self.waiting.first().map(String::as_str),
+        }
+    }
+
+    /// Is the lane's safety poll alive at `now`?
+    pub fn has_live_poll(&self, now: EpochMillis) -> bool {
+        self.poll_until > now
+    }
 }
 
 /// May `run_id` take `lane` now? `check_after` is `RUN_CHECK_AFTER`: how long
@@ -110,9 +221,66 @@ mod tests {
     fn lane(holder: Option<&str>, checked_at: u64) -> Lane {
         Lane {
             run_id: holder.map(str::to_string),
-            execution_id: None,
             checked_at,
+            ..Lane::default()
         }
+    }
+
+    #[test]
+    fn a_waiting_run_knows_its_place_and_when_it_should_start() {
+        let mut l = lane(Some("H"), 0);
+        l.taken_at = 1_000;
+        l.waiting = vec!["A".into(), "B".into(), "C".into()];
+        assert_eq!(
+            l.place("A"),
+            Some(QueuePlace {
+                position: 1,
+                ahead: 1
+            })
+        );
+        assert_eq!(
+            l.place("C"),
+            Some(QueuePlace {
+                position: 3,
+                ahead: 3
+            })
+        );
+        assert_eq!(l.place("H"), None);
+        // No run has ended yet: no estimate.
+        assert_eq!(l.estimated_start("A", 2_000), None);
+        l.durations = vec![60_000, 10_000, 20_000];
+        assert_eq!(l.typical_ms(), Some(20_000));
+        // The holder took the lane at 1 s and typically runs 20 s.
+        assert_eq!(l.holder_ends_at(2_000), Some(21_000));
+        assert_eq!(l.estimated_start("A", 2_000), Some(21_000));
+        assert_eq!(l.estimated_start("C", 2_000), Some(61_000));
+        // A holder past its typical length may end any moment.
+        assert_eq!(l.holder_ends_at(30_000), Some(30_000));
+        assert_eq!(l.next_start_in(2_000, 1_000), 19_000);
+        assert_eq!(l.next_start_in(30_000, 1_000), 1_000);
+        // Free lane: the first waiting run starts now.
+        l.run_id = None;
+        assert_eq!(
+            l.place("A"),
+            Some(QueuePlace {
+                position: 1,
+                ahead: 0
+            })
+        );
+        assert_eq!(l.estimated_start("B", 5_000), Some(25_000));
+        assert_eq!(l.next_start_in(5_000, 1_000), 1_000);
+    }
+
+    #[test]
+    fn the_typical_run_is_the_median_of_the_last_ten() {
+        let mut l = Lane {
+            durations: (1..=15).map(|n| n * 1_000).collect(),
+            ..Lane::default()
+        };
+        // The last ten: 6 s … 15 s; their median is 11 s.
+        assert_eq!(l.typical_ms(), Some(11_000));
+        l.durations = vec![5_000];
+        assert_eq!(l.typical_ms(), Some(5_000));
     }
 
     #[test]
@@ -155,16 +323,32 @@ mod tests {
             ("env", InputValue::Text("staging".into())),
             ("dry_run", InputValue::Bool(true)),
         ]);
-        // The same text as a string and as a boolean is another set.
+        // Another value of an input is another set.
         let c = values(&[
-            ("env", InputValue::Text("staging".into())),
-            ("dry_run", InputValue::Text("false".into())),
+            ("env", InputValue::Text("production".into())),
+            ("dry_run", InputValue::Bool(false)),
         ]);
         assert_eq!(input_set_key(&a), input_set_key(&same));
         assert_ne!(input_set_key(&a), input_set_key(&b));
         assert_ne!(input_set_key(&a), input_set_key(&c));
         assert_eq!(input_set_key(&a).len(), 32);
         assert_ne!(input_set_key(&InputValues::new()), input_set_key(&a));
+    }
+
+    #[test]
+    fn equal_variables_are_one_input_set_whatever_their_json_spelling() {
+        let number = |text: &str| {
+            values(&[(
+                "replicas",
+                InputValue::Number(serde_json::from_str(text).unwrap()),
+            )])
+        };
+        let one = input_set_key(&number("1"));
+        for same in ["1.0", "1e0", "10e-1", "0.1e1"] {
+            assert_eq!(input_set_key(&number(same)), one, "{same}");
+        }
+        assert_ne!(input_set_key(&number("2")), one);
+        assert_ne!(input_set_key(&number("1.5")), one);
     }
 
     proptest! {

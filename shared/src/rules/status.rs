@@ -74,10 +74,12 @@ pub enum TriggerStatus {
     Stopped,
     Superseded,
     DeadLettered,
+    /// Its pipeline's queue was full: nothing ran, nothing was charged.
+    Refused,
 }
 
 impl TriggerStatus {
-    pub const ALL: [TriggerStatus; 7] = [
+    pub const ALL: [TriggerStatus; 8] = [
         Self::Queued,
         Self::Started,
         Self::Succeeded,
@@ -85,6 +87,7 @@ impl TriggerStatus {
         Self::Stopped,
         Self::Superseded,
         Self::DeadLettered,
+        Self::Refused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +99,7 @@ impl TriggerStatus {
             Self::Stopped => "stopped",
             Self::Superseded => "superseded",
             Self::DeadLettered => "dead_lettered",
+            Self::Refused => "refused",
         }
     }
 
@@ -107,7 +111,12 @@ impl TriggerStatus {
     pub fn is_ended(self) -> bool {
         matches!(
             self,
-            Self::Succeeded | Self::Failed | Self::Stopped | Self::Superseded | Self::DeadLettered
+            Self::Succeeded
+                | Self::Failed
+                | Self::Stopped
+                | Self::Superseded
+                | Self::DeadLettered
+                | Self::Refused
         )
     }
 }
@@ -141,7 +150,7 @@ impl RunStatus {
             "starting" => Some(Self::Starting),
             "dead_lettered" => Some(Self::DeadLettered),
             // `queued` and `dead_lettered` are not execution states.
-            "queued" => None,
+            "queued" | "refused" => None,
             other => TriggerStatus::parse(other).map(Self::Execution),
         }
     }

@@ -1,12 +1,12 @@
 //! A trigger and its record in the ledger: what `GET /triggers/{id}` shows.
 
 use super::inputs::{values_to_json, InputValues};
-use super::runs::RunRecord;
+use super::runs::{Lane, QueuePlace, RunRecord};
 use super::stages::{stage_views, StageRecord, StageView};
 use super::status::TriggerStatus;
 use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
-use crate::rules::time_format::rfc3339;
+use crate::rules::time_format::{ceil_seconds, rfc3339};
 use serde::Serialize;
 
 /// The TTL (`expires_at`, epoch seconds, rounded up) of a ledger item
@@ -82,7 +82,21 @@ pub struct TriggerRecord {
     pub expires_at: u64,
     /// Its execution's stages, without coalescing (a run holds its own).
     pub stages: Vec<StageRecord>,
+    /// Why it was refused, when it was (`status` is then `refused`).
+    pub refusal: Option<Refusal>,
 }
+
+/// A trigger refused behind the queue: nothing ran, nothing was charged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// `queue_full`.
+    pub reason: String,
+    /// When trying again makes sense (epoch ms).
+    pub retry_at: EpochMillis,
+}
+
+/// Why a trigger is refused when its pipeline's queue is full.
+pub const QUEUE_FULL: &str = "queue_full";
 
 impl TriggerRecord {
     /// A trigger just accepted: `queued`, nothing run yet.
@@ -112,6 +126,7 @@ impl TriggerRecord {
             error_message: None,
             expires_at,
             stages: Vec::new(),
+            refusal: None,
         }
     }
 
@@ -119,22 +134,67 @@ impl TriggerRecord {
         self.expires_at.saturating_mul(1000) <= now
     }
 
-    /// What `GET /triggers/{id}` shows: with a run, the run's status and
-    /// execution (every trigger of a run follows it).
-    pub fn view(&self, run: Option<&RunRecord>) -> TriggerView {
+    /// What `GET /triggers/{id}` shows at `now`: with a run, the run's
+    /// status and execution (every trigger of a run follows it); with its
+    /// CodePipeline's lane, where a queued run stands and when it should
+    /// start, or when a started one should end.
+    pub fn view(
+        &self,
+        run: Option<&RunRecord>,
+        lane: Option<&Lane>,
+        now: EpochMillis,
+    ) -> TriggerView {
         let run = run.filter(|r| Some(&r.run_id) == self.run_id.as_ref());
+        let status = run.map_or(self.status, |r| r.status.trigger_status());
+        let lane = lane.filter(|_| run.is_some());
+        let run_id = run.map(|r| r.run_id.as_str()).unwrap_or_default();
+        let queue = match status {
+            TriggerStatus::Queued => lane.and_then(|l| l.place(run_id)),
+            _ => None,
+        };
+        let estimated_start_at = queue.and(lane).and_then(|l| l.estimated_start(run_id, now));
+        let estimated_end_at = match (status, run, lane) {
+            (TriggerStatus::Started, Some(run), Some(lane)) => lane.typical_ms().map(|typical| {
+                run.started_at
+                    .unwrap_or(run.updated_at)
+                    .saturating_add(typical)
+                    .max(now)
+            }),
+            _ => None,
+        };
+        let refusal = self
+            .refusal
+            .as_ref()
+            .filter(|_| status == TriggerStatus::Refused);
         TriggerView {
             trigger_id: self.trigger_id.clone(),
             pipeline: self.pipeline.clone(),
-            status: run.map_or(self.status, |r| r.status.trigger_status()),
+            status,
             requested_at: rfc3339(self.requested_at),
             updated_at: rfc3339(run.map_or(self.updated_at, |r| r.updated_at.max(self.updated_at))),
             inputs: values_to_json(&self.inputs),
             execution_id: run.map_or(self.execution_id.clone(), |r| r.execution_id.clone()),
             coalesced: self.run_id.as_ref().is_some_and(|r| *r != self.trigger_id),
+            run: run.map(|r| RunView {
+                id: r.run_id.clone(),
+                triggers: r.triggers,
+            }),
+            queue,
+            estimated_start_at: estimated_start_at.map(rfc3339),
+            estimated_end_at: estimated_end_at.map(rfc3339),
+            reason: refusal.map(|r| r.reason.clone()),
+            retry_after_seconds: refusal.map(|r| ceil_seconds(r.retry_at.saturating_sub(now))),
             stages: stage_views(run.map_or(&self.stages, |r| &r.stages)),
         }
     }
+}
+
+/// The run a trigger belongs to, as its status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunView {
+    pub id: String,
+    /// How many triggers it serves.
+    pub triggers: u64,
 }
 
 /// The body of `GET /triggers/{id}`.
@@ -150,6 +210,20 @@ pub struct TriggerView {
     pub execution_id: Option<String>,
     /// It joined a run another trigger opened.
     pub coalesced: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunView>,
+    /// While queued: where its run stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueuePlace>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_start_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_end_at: Option<String>,
+    /// Why it was refused (`queue_full`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
     /// Its run's stages in the order they started (none reported yet: absent).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageView>,
@@ -158,6 +232,7 @@ pub struct TriggerView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::status::RunStatus;
 
     #[test]
     fn ledger_expiry_rounds_up_and_saturates() {
@@ -184,5 +259,111 @@ mod tests {
         ] {
             assert_eq!(canonical_trigger_id(bad), None, "{bad}");
         }
+    }
+
+    fn record() -> TriggerRecord {
+        let key = ClientKey::from_stored(&"ab".repeat(32)).unwrap();
+        TriggerRecord::queued(
+            "T1".into(),
+            "app",
+            "app-pipeline",
+            key,
+            InputValues::new(),
+            1_000,
+            99,
+        )
+    }
+
+    fn run(status: RunStatus) -> RunRecord {
+        RunRecord {
+            run_id: "R".into(),
+            pipeline: "app".into(),
+            target: "app-pipeline".into(),
+            status,
+            triggers: 4,
+            requested_at: 1_000,
+            updated_at: 2_000,
+            execution_id: None,
+            started_at: Some(10_000),
+            expires_at: 99,
+            stages: Vec::new(),
+            wake: None,
+        }
+    }
+
+    #[test]
+    fn a_queued_trigger_says_where_it_stands_and_when_it_should_start() {
+        let mut trigger = record();
+        trigger.run_id = Some("R".into());
+        let lane = Lane {
+            run_id: Some("H".into()),
+            taken_at: 5_000,
+            waiting: vec!["X".into(), "R".into()],
+            durations: vec![60_000],
+            ..Lane::default()
+        };
+        let view = trigger.view(Some(&run(RunStatus::Pending)), Some(&lane), 6_000);
+        assert_eq!(view.status, TriggerStatus::Queued);
+        assert!(view.coalesced);
+        assert_eq!(
+            view.run.as_ref().map(|r| (r.id.as_str(), r.triggers)),
+            Some(("R", 4))
+        );
+        assert_eq!(
+            view.queue,
+            Some(QueuePlace {
+                position: 2,
+                ahead: 2
+            })
+        );
+        // The holder ends at 65 s, X runs a typical minute, then R.
+        assert_eq!(
+            view.estimated_start_at.as_deref(),
+            Some(rfc3339(125_000).as_str())
+        );
+        assert_eq!(view.estimated_end_at, None);
+        let body = serde_json::to_value(&view).unwrap();
+        assert_eq!(
+            body["queue"],
+            serde_json::json!({"position": 2, "ahead": 2})
+        );
+        assert!(body.get("reason").is_none());
+    }
+
+    #[test]
+    fn a_started_trigger_says_when_it_should_end() {
+        let mut trigger = record();
+        trigger.run_id = Some("R".into());
+        let lane = Lane {
+            run_id: Some("R".into()),
+            durations: vec![60_000],
+            ..Lane::default()
+        };
+        let started = run(RunStatus::Execution(TriggerStatus::Started));
+        let view = trigger.view(Some(&started), Some(&lane), 20_000);
+        assert_eq!(view.queue, None);
+        assert_eq!(
+            view.estimated_end_at.as_deref(),
+            Some(rfc3339(70_000).as_str())
+        );
+        // No history yet: no estimate rather than a guess.
+        let view = trigger.view(Some(&started), Some(&Lane::default()), 20_000);
+        assert_eq!(view.estimated_end_at, None);
+    }
+
+    #[test]
+    fn a_refused_trigger_says_why_and_when_to_try_again() {
+        let mut trigger = record();
+        trigger.status = TriggerStatus::Refused;
+        trigger.refusal = Some(Refusal {
+            reason: QUEUE_FULL.into(),
+            retry_at: 95_500,
+        });
+        let view = trigger.view(None, None, 50_000);
+        let body = serde_json::to_value(&view).unwrap();
+        assert_eq!(body["status"], "refused");
+        assert_eq!(body["reason"], "queue_full");
+        assert_eq!(body["retry_after_seconds"], 46);
+        assert!(body.get("queue").is_none() && body.get("run").is_none());
     }
 }

@@ -464,6 +464,7 @@ impl Functions {
             aws::dynamodb(sdk, &calls.notifier),
             aws::sns(sdk, &calls.notifier),
             aws::codepipeline_at(sdk, &calls.notifier, Some(history_url)),
+            aws::sqs(sdk, &calls.notifier),
             clock,
         )
         .with_metrics(metrics_sink);

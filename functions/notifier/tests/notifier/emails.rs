@@ -170,6 +170,7 @@ async fn an_unreachable_table_fails_the_invocation_before_any_email() {
         dead,
         h.stack.sns.clone(),
         h.stack.codepipeline.clone(),
+        h.stack.sqs.clone(),
         h.clock.clone(),
     );
     let (_, event) = event("app", EXECUTION, PipelineState::Succeeded);

@@ -73,6 +73,7 @@ impl Harness {
             self.stack.dynamodb.clone(),
             self.stack.sns.clone(),
             codepipeline,
+            self.stack.sqs.clone(),
             self.clock.clone(),
         )
     }
@@ -211,6 +212,7 @@ pub(crate) async fn started_run(
             .join_or_open(
                 &record,
                 &input_set_key(&record.inputs),
+                &shared::aws::table::runs::Opening::up_to(100),
                 now,
                 now / 1000 + 600,
             )

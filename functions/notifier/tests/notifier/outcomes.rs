@@ -81,6 +81,7 @@ async fn a_trigger_through_ingress_worker_and_notifier_is_named_and_reads_succee
         h.stack.dynamodb.clone(),
         h.stack.sns.clone(),
         h.stack.codepipeline.clone(),
+        h.stack.sqs.clone(),
         Arc::new(SystemClock),
     );
     let (_, event) = event(&pipeline, &execution_id, PipelineState::Succeeded);

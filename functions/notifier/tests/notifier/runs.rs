@@ -57,3 +57,57 @@ async fn a_coalesced_run_moves_every_trigger_frees_its_pipeline_and_says_how_man
     let first = h.table.triggers().view(&ids[1], 0).await.unwrap().unwrap();
     assert_eq!(first.status, TriggerStatus::Succeeded);
 }
+
+#[tokio::test]
+async fn the_end_of_a_run_wakes_the_first_run_waiting_for_its_pipeline() {
+    let h = harness().await;
+    let pipeline = unique("wake");
+    let execution = unique("exec");
+    started_run(&h, &pipeline, &execution, 1).await;
+    // Two runs wait, opened in this order, each with its opener's message.
+    let now = SystemClock.now_ms();
+    let mut waiting = Vec::new();
+    for n in 0..2 {
+        let id = h
+            .stack
+            .enqueue_trigger_with_inputs(&pipeline, serde_json::json!({ "n": n }))
+            .await;
+        let record = h.table.triggers().get(&id, now).await.unwrap().unwrap();
+        let opening = shared::aws::table::runs::Opening {
+            max_pending: 3,
+            wake: Some(shared::rules::runs::Wake {
+                queue_url: h.stack.queues.queue_url.clone(),
+                message: format!("opener message of {id}"),
+            }),
+        };
+        h.table
+            .runs()
+            .join_or_open(
+                &record,
+                &input_set_key(&record.inputs),
+                &opening,
+                now,
+                now / 1000 + 600,
+            )
+            .await
+            .unwrap();
+        waiting.push(id);
+    }
+    h.stack.drain(&h.stack.queues.queue_url).await;
+    let (_, ended) = event(&pipeline, &execution, PipelineState::Succeeded);
+    h.notifier().handle(ended).await.unwrap();
+    let woken: Vec<String> = h
+        .stack
+        .drain(&h.stack.queues.queue_url)
+        .await
+        .iter()
+        .map(|m| m.body().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(woken, [format!("opener message of {}", waiting[0])]);
+    let lane = h.table.runs().get_lane(&pipeline).await.unwrap();
+    assert_eq!(lane.run_id, None);
+    assert_eq!(
+        lane.waiting, waiting,
+        "both still wait, first in line first"
+    );
+}

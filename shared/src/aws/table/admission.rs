@@ -18,7 +18,7 @@ use super::items::{
     block_pk, client_pk, get_n, get_s, global_pk, n, network_pk, record_to_item, s, slot_name,
     trigger_pk, Item,
 };
-use super::{cancelled, conflicted, failed, Rounds, StoreError, Table};
+use super::{cancelled, condition_failed, conflicted, failed, Rounds, StoreError, Table};
 use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
 use crate::rules::quota::{Decision, GlobalPolicy, QuotaPolicy, QuotaStatus};
@@ -546,6 +546,111 @@ impl Admissions<'_> {
             return Err(StoreError::Unavailable(format!(
                 "refund cancelled: {reasons:?}"
             )));
+        }
+    }
+
+    /// Refuses a queued trigger behind the queue (its pipeline's queue is
+    /// full): its record says `refused`, why and when to try again, and
+    /// every slot it took — its client's, its networks', the global
+    /// budget's — is given back, in one transaction. Returns whether it did
+    /// (`false`: the trigger moved on, it joined a run or is gone).
+    pub async fn refuse(
+        &self,
+        record: &TriggerRecord,
+        reason: &str,
+        retry_at: EpochMillis,
+        now: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        let quotas: Vec<String> = std::iter::once(client_pk(&record.client_key))
+            .chain(record.networks.iter().map(|n| network_pk(&n.key)))
+            .collect();
+        let mark = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(trigger_pk(&record.trigger_id)))
+            .update_expression(
+                "SET #status = :refused, refusal_reason = :reason, retry_at = :retry_at, updated_at = :now",
+            )
+            .condition_expression("#status = :queued AND attribute_not_exists(run_id)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":refused", s(TriggerStatus::Refused.as_str()))
+            .expression_attribute_values(":queued", s(TriggerStatus::Queued.as_str()))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":retry_at", n(retry_at))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .build()?;
+        let token = format!("refused:{}", record.trigger_id);
+        let contended = trigger_pk(&record.trigger_id);
+        let mut rounds = Rounds::new(&contended);
+        // The global window's counter, while it holds anything to give back.
+        let mut global = record.global_window;
+        loop {
+            rounds.next().await?;
+            let mut items = vec![TransactWriteItem::builder().update(mark.clone()).build()];
+            for pk in &quotas {
+                let Some(item) = self.0.get(pk.clone()).await? else {
+                    continue;
+                };
+                let slots: Vec<EpochMillis> =
+                    (0..).map_while(|i| get_n(&item, &slot_name(i))).collect();
+                let policy = QuotaPolicy {
+                    limit: slots.len(),
+                    window: std::time::Duration::ZERO,
+                };
+                let (Some(seen), Some(kept)) = (
+                    get_s(&item, "w"),
+                    policy.refund(&slots, record.requested_at),
+                ) else {
+                    // Nothing of this trigger's is left there.
+                    continue;
+                };
+                let mut sets = vec!["w = :w".to_string()];
+                let mut update = Update::builder()
+                    .table_name(self.0.name())
+                    .key("pk", s(pk))
+                    .condition_expression("w = :seen")
+                    .expression_attribute_values(":seen", s(seen))
+                    .expression_attribute_values(":w", s(&token));
+                for (i, slot) in kept.iter().enumerate() {
+                    sets.push(format!("{} = :t{i}", slot_name(i)));
+                    update = update.expression_attribute_values(format!(":t{i}"), n(slot));
+                }
+                let update = update
+                    .update_expression(format!("SET {}", sets.join(", ")))
+                    .build()?;
+                items.push(TransactWriteItem::builder().update(update).build());
+            }
+            let global_at = items.len();
+            if let Some(window) = global {
+                let update = Update::builder()
+                    .table_name(self.0.name())
+                    .key("pk", s(global_pk(window)))
+                    .update_expression("ADD n :minus")
+                    .condition_expression("n > :zero")
+                    .expression_attribute_values(":minus", n(-1))
+                    .expression_attribute_values(":zero", n(0))
+                    .build()?;
+                items.push(TransactWriteItem::builder().update(update).build());
+            }
+            let Some(reasons) = self.0.transact(items).await? else {
+                return Ok(true);
+            };
+            if condition_failed(reasons.first()) {
+                return Ok(false);
+            }
+            if global.is_some() && condition_failed(reasons.get(global_at)) {
+                // The window is gone (collected) or holds nothing any more.
+                global = None;
+                continue;
+            }
+            if reasons.iter().skip(1).any(|r| condition_failed(Some(r))) {
+                // A quota moved (or the global window is gone): look again.
+                continue;
+            }
+            if conflicted(&reasons) {
+                rounds.conflicted();
+                continue;
+            }
+            return Err(cancelled(&reasons));
         }
     }
 

@@ -10,11 +10,11 @@ use super::StoreError;
 use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
 use crate::rules::inputs::{values_from_json, values_to_json, InputValues};
-use crate::rules::runs::{Lane, RunRecord};
+use crate::rules::runs::{Lane, RunRecord, Wake};
 use crate::rules::stages::StageRecord;
 use crate::rules::status::{PipelineState, RunStatus, TriggerStatus};
 use crate::rules::time_format::{day_of, parse_rfc3339, rfc3339};
-use crate::rules::trigger::{NetworkKey, TriggerRecord};
+use crate::rules::trigger::{NetworkKey, Refusal, TriggerRecord};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
@@ -104,6 +104,10 @@ pub fn record_to_item(record: &TriggerRecord) -> Item {
     }
     if let Some(window) = record.global_window {
         item.insert("global_window".to_string(), n(window));
+    }
+    if let Some(refusal) = &record.refusal {
+        item.insert("refusal_reason".to_string(), s(&refusal.reason));
+        item.insert("retry_at".to_string(), n(refusal.retry_at));
     }
     if !record.inputs.is_empty() {
         // One JSON object: the values keep their JSON types.
@@ -208,8 +212,16 @@ pub fn item_to_record(item: &Item) -> Result<TriggerRecord, StoreError> {
         error_message: fields.optional("error_message"),
         expires_at: fields.number("expires_at")?,
         stages: stages_of(item),
+        refusal: match (get_s(item, "refusal_reason"), get_n(item, "retry_at")) {
+            (Some(reason), Some(retry_at)) => Some(Refusal {
+                reason: reason.to_string(),
+                retry_at,
+            }),
+            _ => None,
+        },
     })
 }
+
 pub fn run_to_item(run: &RunRecord) -> Item {
     let mut item = Item::from([
         ("pk".to_string(), s(run_pk(&run.run_id))),
@@ -225,8 +237,16 @@ pub fn run_to_item(run: &RunRecord) -> Item {
     if let Some(execution_id) = &run.execution_id {
         item.insert("execution_id".to_string(), s(execution_id));
     }
+    if let Some(started_at) = run.started_at {
+        item.insert("started_at".to_string(), n(started_at));
+    }
+    if let Some(wake) = &run.wake {
+        item.insert("queue_url".to_string(), s(&wake.queue_url));
+        item.insert("message".to_string(), s(&wake.message));
+    }
     item
 }
+
 pub fn item_to_run(item: &Item) -> Result<RunRecord, StoreError> {
     let fields = Fields::of(item);
     Ok(RunRecord {
@@ -240,18 +260,49 @@ pub fn item_to_run(item: &Item) -> Result<RunRecord, StoreError> {
         requested_at: fields.time("requested_at")?,
         updated_at: fields.time("updated_at")?,
         execution_id: fields.optional("execution_id"),
+        started_at: get_n(item, "started_at"),
         expires_at: fields.number("expires_at")?,
         stages: stages_of(item),
+        wake: match (get_s(item, "queue_url"), get_s(item, "message")) {
+            (Some(queue_url), Some(message)) => Some(Wake {
+                queue_url: queue_url.to_string(),
+                message: message.to_string(),
+            }),
+            _ => None,
+        },
     })
 }
+
+/// The attribute counting a public pipeline's pending runs on its lane.
+pub fn pending_count(public: &str) -> String {
+    format!("pending:{public}")
+}
+
 pub(crate) fn item_to_lane(item: Option<&Item>) -> Lane {
-    match item {
-        None => Lane::default(),
-        Some(item) => Lane {
-            run_id: get_s(item, "run_id").map(str::to_string),
-            execution_id: get_s(item, "execution_id").map(str::to_string),
-            checked_at: get_n(item, "checked_at").unwrap_or(0),
-        },
+    let Some(item) = item else {
+        return Lane::default();
+    };
+    let list = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_l().ok())
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    };
+    Lane {
+        run_id: get_s(item, "run_id").map(str::to_string),
+        execution_id: get_s(item, "execution_id").map(str::to_string),
+        checked_at: get_n(item, "checked_at").unwrap_or(0),
+        taken_at: get_n(item, "taken_at").unwrap_or(0),
+        waiting: list("waiting")
+            .iter()
+            .filter_map(|v| v.as_s().ok().cloned())
+            .collect(),
+        durations: list("durations")
+            .iter()
+            .filter_map(|v| v.as_n().ok()?.parse().ok())
+            .collect(),
+        poll_token: get_s(item, "poll_token").map(str::to_string),
+        poll_until: get_n(item, "poll_until").unwrap_or(0),
     }
 }
 /// The prefix of a stage's attribute: `stage:<name>`.

@@ -173,6 +173,53 @@ impl Table {
         Ok(output.item)
     }
 
+    /// Several items by key in one call (`BatchGetItem`, read
+    /// consistently), by key; keys DynamoDB leaves unprocessed are asked
+    /// for again.
+    pub(crate) async fn batch_get(
+        &self,
+        keys: &[String],
+    ) -> Result<HashMap<String, HashMap<String, AttributeValue>>, StoreError> {
+        let mut found = HashMap::new();
+        let mut wanted: Vec<HashMap<String, AttributeValue>> = keys
+            .iter()
+            .map(|pk| HashMap::from([("pk".to_string(), AttributeValue::S(pk.clone()))]))
+            .collect();
+        for _ in 0..5 {
+            if wanted.is_empty() {
+                break;
+            }
+            let ask = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut wanted)))
+                .consistent_read(true)
+                .build()?;
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.name, ask)
+                .send()
+                .await?;
+            for item in output
+                .responses
+                .and_then(|mut r| r.remove(&self.name))
+                .unwrap_or_default()
+            {
+                if let Some(AttributeValue::S(pk)) = item.get("pk") {
+                    found.insert(pk.clone(), item);
+                }
+            }
+            wanted = output
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.name))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+        }
+        if !wanted.is_empty() {
+            return Err(StoreError::Unavailable("keys left unprocessed".into()));
+        }
+        Ok(found)
+    }
+
     /// One `TransactWriteItems`: `None` when it committed, the cancellation
     /// reasons (one per item) when a condition failed.
     ///

@@ -20,20 +20,22 @@
 //! `pending` (and is served by its execution) or opens a new run.
 
 use super::items::{
-    execution_pk, get_s, item_to_lane, item_to_run, lane_pk, n, pending_pk, run_pk, run_to_item, s,
-    trigger_pk, Item,
+    execution_pk, get_s, item_to_lane, item_to_run, lane_pk, n, pending_count, pending_pk, run_pk,
+    run_to_item, s, trigger_pk, Item,
 };
 use super::{
-    applied, cancelled, condition_failed, conflicted, Rounds, StoreError, Table, NEWER_OUTCOME,
+    applied, cancelled, condition_failed, conflicted, failed, Rounds, StoreError, Table,
+    NEWER_OUTCOME,
 };
 use crate::clock::EpochMillis;
-use crate::rules::runs::{Lane, RunRecord};
+use crate::rules::runs::{Lane, RunRecord, Wake, KEPT_DURATIONS};
 use crate::rules::status::{RunStatus, TriggerStatus};
 use crate::rules::time_format::rfc3339;
 use crate::rules::trigger::TriggerRecord;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 
 /// Runs, pending runs and lanes.
@@ -54,6 +56,28 @@ pub enum Joined {
     Joined(String),
     /// The trigger record is gone (refunded or expired).
     NoRecord,
+    /// Its input set has no pending run and its pipeline already has
+    /// `max_pending`: no run was opened. The lane as it stood.
+    QueueFull(Lane),
+}
+
+/// What a new run needs to be opened: its pipeline's bound, and how to wake
+/// it (its opener's message and queue).
+#[derive(Debug, Clone)]
+pub struct Opening {
+    pub max_pending: u64,
+    pub wake: Option<Wake>,
+}
+
+impl Opening {
+    /// At most `max_pending` pending runs, none of them wakeable (tests,
+    /// tools).
+    pub fn up_to(max_pending: u64) -> Self {
+        Self {
+            max_pending,
+            wake: None,
+        }
+    }
 }
 
 /// How taking the lane ended.
@@ -61,7 +85,7 @@ pub enum Joined {
 pub enum Take {
     /// The lane is this run's, the run is `starting`: start it.
     Taken,
-    /// Another run holds the lane.
+    /// Another run holds the lane, or other runs wait ahead of this one.
     Busy(Lane),
     /// The run is no longer pending or starting (or is gone).
     RunMoved(Option<RunRecord>),
@@ -125,6 +149,7 @@ impl Runs<'_> {
         trigger: &TriggerRecord,
         slot: &str,
         stale: Option<&str>,
+        opening: &Opening,
         now: EpochMillis,
         expires_at: u64,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
@@ -149,27 +174,49 @@ impl Runs<'_> {
             requested_at: trigger.requested_at,
             updated_at: now,
             execution_id: None,
+            started_at: None,
             expires_at,
             stages: Vec::new(),
+            wake: opening.wake.clone(),
         };
         let open = Put::builder()
             .table_name(self.0.name())
             .set_item(Some(run_to_item(&run)))
             .condition_expression("attribute_not_exists(pk)")
             .build()?;
+        // The new run joins its CodePipeline's queue, last, while its
+        // public pipeline has fewer than `max_pending` pending.
+        let enqueue = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(lane_pk(&trigger.target)))
+            .update_expression(
+                "SET waiting = list_append(if_not_exists(waiting, :none), :run), #pending = if_not_exists(#pending, :zero) + :one",
+            )
+            .condition_expression("attribute_not_exists(#pending) OR #pending < :max")
+            .expression_attribute_names("#pending", pending_count(&trigger.pipeline))
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":run", AttributeValue::L(vec![s(&trigger.trigger_id)]))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(opening.max_pending))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
         Ok(vec![
             self.bind_trigger(&trigger.trigger_id, &trigger.trigger_id)?,
             TransactWriteItem::builder().put(claim.build()?).build(),
             TransactWriteItem::builder().put(open).build(),
+            TransactWriteItem::builder().update(enqueue).build(),
         ])
     }
 
     /// Joins `trigger` to the pending run of its public pipeline and input
-    /// set (`set_key`), or opens one with the trigger's id.
+    /// set (`set_key`), or opens one with the trigger's id, last in its
+    /// CodePipeline's queue, unless the pipeline has `max_pending` already.
     pub async fn join_or_open(
         &self,
         trigger: &TriggerRecord,
         set_key: &str,
+        opening: &Opening,
         now: EpochMillis,
         expires_at: u64,
     ) -> Result<Joined, StoreError> {
@@ -201,11 +248,27 @@ impl Runs<'_> {
                     }
                 }
                 None => {
-                    let items =
-                        self.open_items(trigger, &slot, pending.as_deref(), now, expires_at)?;
+                    let items = self.open_items(
+                        trigger,
+                        &slot,
+                        pending.as_deref(),
+                        opening,
+                        now,
+                        expires_at,
+                    )?;
                     match self.0.transact(items).await? {
                         None => return Ok(Joined::Opened(trigger.trigger_id.clone())),
-                        Some(reasons) => reasons,
+                        Some(reasons) => {
+                            if !failed(reasons.first())
+                                && !failed(reasons.get(1))
+                                && condition_failed(reasons.get(3))
+                            {
+                                // Its set has no pending run, and the queue
+                                // is full: nothing was opened.
+                                return Ok(Joined::QueueFull(item_to_lane(reasons[3].item())));
+                            }
+                            reasons
+                        }
                     }
                 }
             };
@@ -235,16 +298,28 @@ impl Runs<'_> {
         Ok(item_to_lane(self.0.get(lane_pk(target)).await?.as_ref()))
     }
 
-    /// Takes the lane for `run` (free, or already its own) and moves the run
-    /// to `starting`, in one transaction.
+    /// Takes the lane for `run` — free, and `run` first in the queue — and
+    /// moves the run to `starting`, in one transaction. A lane already
+    /// `run`'s (a redelivery) is taken again as it is.
     pub async fn take_lane(&self, run: &RunRecord, now: EpochMillis) -> Result<Take, StoreError> {
         let lane = Update::builder()
             .table_name(self.0.name())
             .key("pk", s(lane_pk(&run.target)))
-            .update_expression("SET run_id = :r, checked_at = :now")
-            .condition_expression("attribute_not_exists(run_id) OR run_id = :r")
+            .update_expression(
+                "SET run_id = :r, checked_at = :now, taken_at = :now, #pending = #pending - :one REMOVE waiting[0], execution_id",
+            )
+            .condition_expression("attribute_not_exists(run_id) AND waiting[0] = :r")
+            .expression_attribute_names("#pending", pending_count(&run.pipeline))
             .expression_attribute_values(":r", s(&run.run_id))
             .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":one", n(1))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        let held = ConditionCheck::builder()
+            .table_name(self.0.name())
+            .key("pk", s(lane_pk(&run.target)))
+            .condition_expression("run_id = :r")
+            .expression_attribute_values(":r", s(&run.run_id))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?;
         let starting = Update::builder()
@@ -260,10 +335,19 @@ impl Runs<'_> {
             .build()?;
         let contended = lane_pk(&run.target);
         let mut rounds = Rounds::new(&contended);
+        // First guess: the lane is free and the run first in the queue.
+        let mut already_ours = false;
         loop {
             rounds.next().await?;
+            let first = if already_ours {
+                TransactWriteItem::builder()
+                    .condition_check(held.clone())
+                    .build()
+            } else {
+                TransactWriteItem::builder().update(lane.clone()).build()
+            };
             let items = vec![
-                TransactWriteItem::builder().update(lane.clone()).build(),
+                first,
                 TransactWriteItem::builder()
                     .update(starting.clone())
                     .build(),
@@ -276,13 +360,128 @@ impl Runs<'_> {
                 return Ok(Take::RunMoved(run));
             }
             if condition_failed(reasons.first()) {
-                return Ok(Take::Busy(item_to_lane(reasons[0].item())));
+                let seen = item_to_lane(reasons[0].item());
+                if !already_ours && seen.run_id.as_deref() == Some(run.run_id.as_str()) {
+                    already_ours = true;
+                    continue;
+                }
+                return Ok(Take::Busy(seen));
             }
             if !conflicted(&reasons) {
                 return Err(cancelled(&reasons));
             }
             rounds.conflicted();
         }
+    }
+
+    /// Puts `run` (pending) last in its CodePipeline's queue again — a run
+    /// revived by a replay, or one opened before runs queued — unless it is
+    /// there already. The queue's bound is not checked: the run was
+    /// accepted once. Returns the lane as it now is.
+    pub async fn requeue(&self, run: &RunRecord) -> Result<Lane, StoreError> {
+        let result = self
+            .0
+            .client()
+            .update_item()
+            .table_name(self.0.name())
+            .key("pk", s(lane_pk(&run.target)))
+            .update_expression(
+                "SET waiting = list_append(if_not_exists(waiting, :none), :run), #pending = if_not_exists(#pending, :zero) + :one",
+            )
+            .condition_expression("attribute_not_exists(waiting) OR NOT contains(waiting, :r)")
+            .expression_attribute_names("#pending", pending_count(&run.pipeline))
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":run", AttributeValue::L(vec![s(&run.run_id)]))
+            .expression_attribute_values(":r", s(&run.run_id))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(item_to_lane(output.attributes())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                self.get_lane(&run.target).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Takes `run` out of its CodePipeline's queue (its opener was given
+    /// up to the DLQ). Returns the lane as it now is.
+    pub async fn leave_queue(&self, run: &RunRecord) -> Result<Lane, StoreError> {
+        let contended = lane_pk(&run.target);
+        let mut rounds = Rounds::new(&contended);
+        loop {
+            rounds.next().await?;
+            let lane = self.get_lane(&run.target).await?;
+            let Some(index) = lane.waiting.iter().position(|r| *r == run.run_id) else {
+                return Ok(lane);
+            };
+            let result = self
+                .0
+                .client()
+                .update_item()
+                .table_name(self.0.name())
+                .key("pk", s(lane_pk(&run.target)))
+                .update_expression(format!(
+                    "SET #pending = #pending - :one REMOVE waiting[{index}]"
+                ))
+                .condition_expression(format!("waiting[{index}] = :r"))
+                .expression_attribute_names("#pending", pending_count(&run.pipeline))
+                .expression_attribute_values(":r", s(&run.run_id))
+                .expression_attribute_values(":one", n(1))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match result {
+                Ok(output) => return Ok(item_to_lane(output.attributes())),
+                // The queue moved: look again.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Takes the lane's safety poll for the message carrying `token`, until
+    /// `until`: when nobody holds a live one, or `mine` (the token the
+    /// message carries now) is the poll's. Returns whether it did.
+    pub async fn claim_poll(
+        &self,
+        target: &str,
+        mine: Option<&str>,
+        token: &str,
+        until: EpochMillis,
+        now: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .0
+            .client()
+            .update_item()
+            .table_name(self.0.name())
+            .key("pk", s(lane_pk(target)))
+            .update_expression("SET poll_token = :token, poll_until = :until")
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":now", n(now));
+        // Only while runs wait: a poll of an empty queue ends.
+        update = match mine {
+            Some(mine) => update
+                .condition_expression(
+                    "size(waiting) > :zero AND (attribute_not_exists(poll_until) OR poll_until <= :now OR poll_token = :mine)",
+                )
+                .expression_attribute_values(":mine", s(mine)),
+            None => update.condition_expression(
+                "size(waiting) > :zero AND (attribute_not_exists(poll_until) OR poll_until <= :now)",
+            ),
+        }
+        .expression_attribute_values(":zero", n(0));
+        applied(update.send().await)
     }
 
     /// Records the run's execution: the run `started` (unless the notifier
@@ -299,10 +498,13 @@ impl Runs<'_> {
         let started = Update::builder()
             .table_name(self.0.name())
             .key("pk", s(run_pk(&run.run_id)))
-            .update_expression("SET #status = :started, execution_id = :e, updated_at = :at")
+            .update_expression(
+                "SET #status = :started, execution_id = :e, updated_at = :at, started_at = if_not_exists(started_at, :t)",
+            )
             .condition_expression(
                 "#status = :starting OR (execution_id = :e AND attribute_not_exists(outcome_at))",
             )
+            .expression_attribute_values(":t", n(now))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":started", s(TriggerStatus::Started.as_str()))
             .expression_attribute_values(":starting", s(RunStatus::Starting.as_str()))
@@ -365,20 +567,60 @@ impl Runs<'_> {
         }
     }
 
-    /// Frees `target`'s lane if `run_id` still holds it. Returns whether it did.
+    /// Frees `target`'s lane if `run_id` still holds it, noting how long
+    /// the run took when known. Returns the lane as it now is (`None`: the
+    /// run did not hold it), so the caller can wake the next.
     pub async fn free_lane(
         &self,
         target: &str,
         run_id: &str,
         now: EpochMillis,
-    ) -> Result<bool, StoreError> {
-        self.update_held_lane(
-            target,
-            run_id,
-            now,
-            "SET checked_at = :now REMOVE run_id, execution_id",
-        )
-        .await
+        took: Option<u64>,
+    ) -> Result<Option<Lane>, StoreError> {
+        let mut update = self
+            .0
+            .client()
+            .update_item()
+            .table_name(self.0.name())
+            .key("pk", s(lane_pk(target)))
+            .condition_expression("run_id = :r")
+            .expression_attribute_values(":r", s(run_id))
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllNew);
+        update = match took {
+            Some(took) => update
+                .update_expression("SET checked_at = :now, durations = list_append(if_not_exists(durations, :none), :took) REMOVE run_id, execution_id")
+                .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+                .expression_attribute_values(":took", AttributeValue::L(vec![n(took)])),
+            None => update.update_expression("SET checked_at = :now REMOVE run_id, execution_id"),
+        };
+        let lane = match update.send().await {
+            Ok(output) => item_to_lane(output.attributes()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if lane.durations.len() > KEPT_DURATIONS {
+            // Keep the last few; best effort, a later end trims again.
+            let extra = lane.durations.len() - KEPT_DURATIONS;
+            let removed: Vec<String> = (0..extra).map(|i| format!("durations[{i}]")).collect();
+            let _ = self
+                .0
+                .client()
+                .update_item()
+                .table_name(self.0.name())
+                .key("pk", s(lane_pk(target)))
+                .update_expression(format!("REMOVE {}", removed.join(", ")))
+                .condition_expression("size(durations) = :size")
+                .expression_attribute_values(":size", n(lane.durations.len()))
+                .send()
+                .await;
+        }
+        Ok(Some(lane))
     }
 
     /// Notes that CodePipeline said the holder still runs: the next check
@@ -389,24 +631,13 @@ impl Runs<'_> {
         run_id: &str,
         now: EpochMillis,
     ) -> Result<bool, StoreError> {
-        self.update_held_lane(target, run_id, now, "SET checked_at = :now")
-            .await
-    }
-
-    async fn update_held_lane(
-        &self,
-        target: &str,
-        run_id: &str,
-        now: EpochMillis,
-        expression: &str,
-    ) -> Result<bool, StoreError> {
         let result = self
             .0
             .client()
             .update_item()
             .table_name(self.0.name())
             .key("pk", s(lane_pk(target)))
-            .update_expression(expression)
+            .update_expression("SET checked_at = :now")
             .condition_expression("run_id = :r")
             .expression_attribute_values(":r", s(run_id))
             .expression_attribute_values(":now", n(now))

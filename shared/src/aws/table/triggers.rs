@@ -3,9 +3,13 @@
 //! reads, and the `execution#<execution id>` index that says which trigger
 //! (or run) started an execution.
 
-use super::items::{execution_pk, get_s, item_to_record, item_to_run, n, run_pk, s, trigger_pk};
+use super::items::{
+    execution_pk, get_s, item_to_lane, item_to_record, item_to_run, lane_pk, n, run_pk, s,
+    trigger_pk,
+};
 use super::{applied, cancelled, failed, StoreError, Table, NEWER_OUTCOME};
 use crate::clock::EpochMillis;
+use crate::rules::runs::RunRecord;
 use crate::rules::status::TriggerStatus;
 use crate::rules::time_format::rfc3339;
 use crate::rules::trigger::{TriggerRecord, TriggerView};
@@ -83,27 +87,62 @@ impl Triggers<'_> {
         Ok((!record.is_expired(now)).then_some(record))
     }
 
-    /// What `GET /triggers/{id}` shows: the trigger record, followed by its
-    /// run once it has one (a second read).
+    /// What `GET /triggers/{id}` shows at `now`: the trigger record, its
+    /// run and, while the run is queued or in progress, its CodePipeline's
+    /// lane (where it stands, when it should start or end). One call when
+    /// the trigger opened its run (or has none) and the run has ended, two
+    /// otherwise.
     pub async fn view(
         &self,
         trigger_id: &str,
         now: EpochMillis,
     ) -> Result<Option<TriggerView>, StoreError> {
-        let Some(record) = self.get(trigger_id, now).await? else {
+        // The trigger and the run it would have opened (its own id).
+        let mut found = self
+            .0
+            .batch_get(&[trigger_pk(trigger_id), run_pk(trigger_id)])
+            .await?;
+        let Some(item) = found.remove(&trigger_pk(trigger_id)) else {
             return Ok(None);
         };
-        let run = match &record.run_id {
-            Some(run_id) => self
-                .0
-                .get(run_pk(run_id))
-                .await?
-                .as_ref()
-                .map(item_to_run)
-                .transpose()?,
-            None => None,
+        if item.contains_key(super::admission::VOID) {
+            return Ok(None);
+        }
+        let record = item_to_record(&item)?;
+        if record.is_expired(now) {
+            return Ok(None);
+        }
+        let Some(run_id) = record.run_id.clone() else {
+            return Ok(Some(record.view(None, None, now)));
         };
-        Ok(Some(record.view(run.as_ref())))
+        let mut run = found
+            .remove(&run_pk(&run_id))
+            .as_ref()
+            .map(item_to_run)
+            .transpose()?;
+        let in_flight = |run: &Option<RunRecord>| run.as_ref().is_none_or(|r| !r.status.is_ended());
+        let mut more = Vec::new();
+        if run.is_none() {
+            more.push(run_pk(&run_id));
+        }
+        if in_flight(&run) {
+            more.push(lane_pk(&record.target));
+        }
+        let mut lane = None;
+        if !more.is_empty() {
+            let mut found = self.0.batch_get(&more).await?;
+            if run.is_none() {
+                run = found
+                    .remove(&run_pk(&run_id))
+                    .as_ref()
+                    .map(item_to_run)
+                    .transpose()?;
+            }
+            lane = found
+                .remove(&lane_pk(&record.target))
+                .map(|item| item_to_lane(Some(&item)));
+        }
+        Ok(Some(record.view(run.as_ref(), lane.as_ref(), now)))
     }
 
     /// Marks the trigger `started` with its execution id, and indexes the
