@@ -8,10 +8,8 @@ use std::time::Duration;
 const MAX_CELL: usize = 60;
 
 fn cell(text: &str, max: usize) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    // Every invisible character escaped (`\u{202E}`), so a cell reads as it is.
+    let flat = shared::rules::text::printable(text).into_owned();
     if flat.chars().count() <= max {
         flat
     } else {

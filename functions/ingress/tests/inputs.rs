@@ -177,3 +177,36 @@ fn a_bad_setting_fails_the_start_naming_the_variable_and_the_input() {
         "{err}"
     );
 }
+
+/// Values a pattern like `[^/]+` would let through, but that read as
+/// something else (CR/LF, a right-to-left override, a zero-width space, a
+/// decomposed letter): refused at the edge, named, never echoed, nothing spent.
+#[tokio::test]
+async fn invisible_characters_are_refused_at_the_edge_whatever_the_pattern() {
+    let settings = r#"{"app": {"inputs": {"part": {"type": "string", "pattern": "[^/]+"}}}}"#;
+    let h = harness(&[("PIPELINE_SETTINGS", settings)]).await;
+    let before = h.stack.calls.snapshot();
+    for hostile in [
+        "main\r\nBcc: x",
+        "txt.\u{202E}exe",
+        "ma\u{200B}in",
+        "cafe\u{301}",
+    ] {
+        let body = json!({"pipeline": "app", "inputs": {"part": hostile}}).to_string();
+        let r = h.post(Some(&body), CLIENT_IP).await;
+        assert_eq!(r.status, 400, "{hostile:?}: {}", r.body);
+        assert_eq!(
+            r.body["type"],
+            "urn:pipeline-trigger:problem:invalid-inputs"
+        );
+        assert_eq!(r.body["errors"][0]["input"], "part");
+        assert!(!r.body.to_string().contains(hostile), "{}", r.body);
+    }
+    assert!(
+        h.stack.calls.since(&before).is_empty(),
+        "no AWS call, no quota"
+    );
+    assert!(h.queued().await.is_empty(), "nothing reaches the queue");
+    let body = json!({"pipeline": "app", "inputs": {"part": "caf\u{e9}"}}).to_string();
+    assert_eq!(h.post(Some(&body), CLIENT_IP).await.status, 202);
+}

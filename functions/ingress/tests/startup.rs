@@ -6,8 +6,10 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-#[test]
-fn a_missing_variable_is_reported_as_an_init_error_naming_it() {
+/// Runs the ingress binary with only `env` against a one-shot Runtime API
+/// that reads the init error until it names `missing`; returns the
+/// binary's output and the request it sent.
+fn start_without(env: &[(&str, &str)], missing: &'static str) -> (std::process::Output, String) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     let runtime_api = std::thread::spawn(move || {
@@ -29,7 +31,7 @@ fn a_missing_variable_is_reported_as_an_init_error_naming_it() {
             .unwrap();
         let mut request = Vec::new();
         let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&request).contains("CLIENT_KEY_SECRET") {
+        while !String::from_utf8_lossy(&request).contains(missing) {
             match stream.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => request.extend_from_slice(&buf[..n]),
@@ -43,13 +45,18 @@ fn a_missing_variable_is_reported_as_an_init_error_naming_it() {
     let output = Command::new(env!("CARGO_BIN_EXE_ingress"))
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-        .env("TABLE_NAME", "t")
+        .envs(env.iter().copied())
         .output()
         .expect("run the ingress binary");
+    (output, runtime_api.join().unwrap())
+}
+
+#[test]
+fn a_missing_variable_is_reported_as_an_init_error_naming_it() {
+    let (output, request) = start_without(&[("TABLE_NAME", "t")], "CLIENT_KEY_SECRET");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("CLIENT_KEY_SECRET is required"), "{stderr}");
-    let request = runtime_api.join().unwrap();
     assert!(
         request.starts_with("POST /2018-06-01/runtime/init/error"),
         "{request}"
@@ -58,18 +65,44 @@ fn a_missing_variable_is_reported_as_an_init_error_naming_it() {
     assert!(request.contains("CLIENT_KEY_SECRET"), "{request}");
 }
 
+/// `\d` and `(?i)` are Unicode in the `regex` crate: the start says so,
+/// one log line per input, before anything else can fail.
 #[test]
-fn a_malformed_variable_is_named_without_a_runtime_api() {
-    let output = Command::new(env!("CARGO_BIN_EXE_ingress"))
-        .env_clear()
-        .env("TABLE_NAME", "t")
-        .env("QUEUE_URL", "http://127.0.0.1:1/q")
-        .env("PIPELINES", "app")
-        .env("CLIENT_KEY_SECRET", "0123456789abcdef")
-        .env("QUOTA_LIMIT", "lots")
-        .output()
-        .expect("run the ingress binary");
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("QUOTA_LIMIT is malformed"), "{stderr}");
+fn a_pattern_wider_than_it_looks_is_warned_about_at_start() {
+    let settings = r#"{"app": {"inputs": {"build": {"type": "string", "pattern": "(?i)v\\d+"}}}}"#;
+    let (output, _) = start_without(
+        &[
+            ("CLIENT_KEY_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("PIPELINES", "app"),
+            ("TABLE_NAME", "t"),
+            ("QUEUE_URL", "http://127.0.0.1:9/q"),
+            ("PIPELINE_SETTINGS", settings),
+            // The last setting read, malformed: the start stops there.
+            ("CORS_ALLOWED_ORIGINS", "not an origin"),
+        ],
+        "CORS_ALLOWED_ORIGINS",
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let warnings: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("a pattern is wider than it looks"))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        2,
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|l| l.contains("app: input build: \\\\d")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|l| l.contains("app: input build: (?i)")),
+        "{warnings:?}"
+    );
 }

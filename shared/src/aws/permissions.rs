@@ -273,6 +273,7 @@ mod tests {
         assert_eq!(
             allowed(Function::Ingress)[&Resource::Table],
             BTreeSet::from([
+                "dynamodb:BatchGetItem",
                 "dynamodb:ConditionCheckItem",
                 "dynamodb:DeleteItem",
                 "dynamodb:GetItem",

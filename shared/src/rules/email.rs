@@ -4,6 +4,7 @@
 
 use crate::rules::pipeline_event::PipelineEvent;
 use crate::rules::status::PipelineState;
+use crate::rules::text::printable;
 use crate::rules::time_format::rfc3339;
 use crate::rules::trigger::TriggerRecord;
 use std::fmt::Write;
@@ -70,11 +71,13 @@ fn ascii(text: &str) -> String {
 /// One line of at most `max` characters: control characters and runs of
 /// whitespace become one space.
 fn one_line(text: &str, max: usize) -> String {
-    let cleaned = text
+    let spaced = text
         .split(|c: char| c.is_whitespace() || c.is_control())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
+    // Bidi controls and zero-width characters are shown, never obeyed.
+    let cleaned = printable(&spaced).into_owned();
     if cleaned.chars().count() <= max {
         cleaned
     } else {
@@ -346,6 +349,22 @@ mod tests {
         assert!(lines[1].starts_with("Input dry_run") && lines[1].ends_with(" true"));
         assert!(lines[2].starts_with("Input replicas") && lines[2].ends_with(" 3"));
         assert!(!email.body.contains('\r') && !email.body.contains('\u{7}'));
+    }
+
+    proptest::proptest! {
+        /// Whatever a stored value holds, the body shows every character:
+        /// no control, bidi or zero-width character is sent, only its escape.
+        #[test]
+        fn no_value_puts_an_invisible_character_in_the_body(value in "\\PC{0,20}[\u{0}-\u{1F}\u{200B}-\u{200F}\u{202A}-\u{202E}\u{2066}-\u{2069}\u{FEFF}]{1,3}\\PC{0,20}") {
+            let mut trigger = trigger();
+            trigger.inputs.insert("branch".into(), InputValue::Text(value));
+            let email = render(&event(PipelineState::Failed), Some(&Origin::single(trigger)), None);
+            let body_lines: String = email.body.lines().collect::<Vec<_>>().join("");
+            proptest::prop_assert!(crate::rules::text::unreadable(&body_lines)
+                .is_none_or(|why| why == crate::rules::text::Unreadable::NotComposed),
+                "{:?}", email.body);
+            proptest::prop_assert!(!email.subject.chars().any(char::is_control));
+        }
     }
 
     #[test]

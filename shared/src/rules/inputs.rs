@@ -8,6 +8,7 @@
 //! size limit on the compiled pattern), and every value becomes a CodePipeline
 //! variable of at most [`MAX_VALUE_CHARS`] characters.
 
+use super::text::{pattern_warnings, unreadable};
 use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Number, Value};
 use std::collections::BTreeMap;
@@ -140,6 +141,9 @@ pub struct Input {
     pub kind: InputKind,
     pub default: Option<InputValue>,
     pub description: Option<String>,
+    /// What a person is told a valid value looks like (the page shows it,
+    /// never the pattern).
+    pub hint: Option<String>,
 }
 
 /// Why one input of a request is refused. `input` is the input's name
@@ -209,8 +213,15 @@ impl Input {
                 if text.chars().count() > *max_length {
                     return Err(format!("must be at most {max_length} characters"));
                 }
+                // Whatever the pattern says: nothing invisible, NFC only.
+                if let Some(why) = unreadable(text) {
+                    return Err(why.to_string());
+                }
                 if !pattern.is_match(text) {
-                    return Err(format!("must match the pattern {}", pattern_text(pattern)));
+                    return Err(match &self.hint {
+                        Some(hint) => format!("must be {hint}"),
+                        None => format!("must match the pattern {}", pattern_text(pattern)),
+                    });
                 }
                 Ok(InputValue::Text(text.clone()))
             }
@@ -252,6 +263,9 @@ impl Input {
         }
         if let Some(description) = &self.description {
             out.insert("description".into(), Value::from(description.as_str()));
+        }
+        if let Some(hint) = &self.hint {
+            out.insert("hint".into(), Value::from(hint.as_str()));
         }
         out.insert("required".into(), Value::from(self.default.is_none()));
         Value::Object(out)
@@ -368,6 +382,23 @@ impl Inputs {
         }
     }
 
+    /// What an operator should know about the declared patterns
+    /// ([`pattern_warnings`]), one line per input and concern.
+    pub fn warnings(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter_map(|input| match &input.kind {
+                InputKind::String { pattern, .. } => Some((input, pattern_text(pattern))),
+                _ => None,
+            })
+            .flat_map(|(input, pattern)| {
+                pattern_warnings(pattern)
+                    .into_iter()
+                    .map(move |warning| format!("input {}: {warning}", input.name))
+            })
+            .collect()
+    }
+
     /// The declarations as the public catalog shows them.
     pub fn to_json(&self) -> Value {
         Value::Object(
@@ -384,18 +415,24 @@ pub(crate) fn cut(text: &str, max_chars: usize) -> String {
 }
 
 pub(crate) fn description_of(object: &Map<String, Value>) -> Result<Option<String>, String> {
-    match object.get("description") {
+    words_of(object, "description")
+}
+
+/// A field of words for people (`description`, `hint`): readable text of
+/// at most [`MAX_DESCRIPTION_CHARS`] characters.
+fn words_of(object: &Map<String, Value>, field: &str) -> Result<Option<String>, String> {
+    match object.get(field) {
         None => Ok(None),
         Some(Value::String(text)) if text.chars().count() <= MAX_DESCRIPTION_CHARS => {
-            if text.chars().any(char::is_control) {
-                return Err("\"description\" must not contain control characters".into());
+            if let Some(why) = unreadable(text) {
+                return Err(format!("{field:?} {why}"));
             }
             Ok(Some(text.clone()))
         }
         Some(Value::String(_)) => Err(format!(
-            "\"description\" must be at most {MAX_DESCRIPTION_CHARS} characters"
+            "{field:?} must be at most {MAX_DESCRIPTION_CHARS} characters"
         )),
-        Some(_) => Err("\"description\" must be a string".into()),
+        Some(_) => Err(format!("{field:?} must be a string")),
     }
 }
 
@@ -424,7 +461,10 @@ fn parse_input(name: &str, declaration: &Value) -> Result<Input, String> {
     };
     let kind = match object.get("type").and_then(Value::as_str) {
         Some("choice") => {
-            only_fields(object, &["type", "options", "default", "description"])?;
+            only_fields(
+                object,
+                &["type", "options", "default", "description", "hint"],
+            )?;
             let options: Vec<String> = match object.get("options") {
                 Some(Value::Array(options)) => options
                     .iter()
@@ -445,13 +485,21 @@ fn parse_input(name: &str, declaration: &Value) -> Result<Input, String> {
             InputKind::Choice { options }
         }
         Some("boolean") => {
-            only_fields(object, &["type", "default", "description"])?;
+            only_fields(object, &["type", "default", "description", "hint"])?;
             InputKind::Boolean
         }
         Some("number") => {
             only_fields(
                 object,
-                &["type", "min", "max", "integer", "default", "description"],
+                &[
+                    "type",
+                    "min",
+                    "max",
+                    "integer",
+                    "default",
+                    "description",
+                    "hint",
+                ],
             )?;
             let min = optional_number(object, "min")?;
             let max = optional_number(object, "max")?;
@@ -470,7 +518,14 @@ fn parse_input(name: &str, declaration: &Value) -> Result<Input, String> {
         Some("string") => {
             only_fields(
                 object,
-                &["type", "pattern", "max_length", "default", "description"],
+                &[
+                    "type",
+                    "pattern",
+                    "max_length",
+                    "default",
+                    "description",
+                    "hint",
+                ],
             )?;
             let text = match object.get("pattern") {
                 Some(Value::String(text)) => text,
@@ -523,6 +578,7 @@ fn parse_input(name: &str, declaration: &Value) -> Result<Input, String> {
         kind,
         default: None,
         description: description_of(object)?,
+        hint: words_of(object, "hint")?,
     };
     if let Some(default) = object.get("default") {
         let checked = input
@@ -772,5 +828,91 @@ mod tests {
         );
         assert_eq!(catalog["env"]["default"], "staging");
         assert_eq!(catalog["env"]["required"], false);
+    }
+
+    #[test]
+    fn a_hint_replaces_the_pattern_in_what_people_read() {
+        let i = inputs(
+            json!({"ref": {"type": "string", "pattern": "[a-z0-9-]{1,40}",
+            "hint": "1 to 40 lowercase letters, digits or dashes"}}),
+        );
+        assert_eq!(
+            errors(i.resolve(Some(&json!({"ref": "Main"})))),
+            [(
+                "ref".into(),
+                "must be 1 to 40 lowercase letters, digits or dashes".into()
+            )]
+        );
+        assert_eq!(
+            i.to_json()["ref"]["hint"],
+            "1 to 40 lowercase letters, digits or dashes"
+        );
+        assert_eq!(
+            i.to_json()["ref"]["pattern"],
+            "[a-z0-9-]{1,40}",
+            "tools still see it"
+        );
+        for bad in [
+            json!({"type": "boolean", "hint": 3}),
+            json!({"type": "boolean", "hint": "a\u{202E}b"}),
+        ] {
+            let refused = Inputs::parse(&json!({"b": bad})).expect_err("refused");
+            assert!(refused.starts_with("input b: \"hint\""), "{refused}");
+        }
+    }
+
+    #[test]
+    fn invisible_or_decomposed_values_are_refused_whatever_the_pattern_says() {
+        // `(?s).*` admits anything, `[^/]+` anything but a slash.
+        let i = inputs(json!({
+            "any": {"type": "string", "pattern": "(?s).*"},
+            "part": {"type": "string", "pattern": "[^/]+"},
+        }));
+        for hostile in [
+            "main\r\nx",
+            "ma\u{202E}in",
+            "ma\u{200B}in",
+            "cafe\u{301}",
+            "a\u{2069}",
+        ] {
+            for name in ["any", "part"] {
+                let refused =
+                    errors(i.resolve(Some(&json!({"any": "ok", "part": "ok", name: hostile}))));
+                assert_eq!(refused.len(), 1, "{hostile:?}: {refused:?}");
+                assert_eq!(refused[0].0, name);
+                assert!(!refused[0].1.contains(hostile), "never echoed: {refused:?}");
+            }
+        }
+        assert!(i
+            .resolve(Some(&json!({"any": "caf\u{e9} 東京", "part": "release-1"})))
+            .is_ok());
+    }
+
+    #[test]
+    fn wide_pattern_classes_are_warned_about_by_input() {
+        let i = inputs(json!({"v": {"type": "string", "pattern": "v\\d+"},
+                              "c": {"type": "choice", "options": ["a"]}}));
+        let warnings = i.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("input v: \\d"), "{warnings:?}");
+    }
+
+    proptest::proptest! {
+        /// Whatever a value holds, an accepted one is readable text: no
+        /// control, format or separator character, and in NFC.
+        #[test]
+        fn accepted_values_are_always_readable(value in "\\PC{0,8}[\u{0}-\u{1F}\u{7F}\u{AD}\u{200B}-\u{200F}\u{202A}-\u{202E}\u{2060}-\u{2069}\u{FEFF}\u{301}]?\\PC{0,8}") {
+            let i = inputs(json!({"any": {"type": "string", "pattern": "(?s).*"}}));
+            match i.resolve(Some(&json!({"any": value.clone()}))) {
+                Ok(values) => {
+                    proptest::prop_assert!(crate::rules::text::unreadable(&value).is_none());
+                    proptest::prop_assert_eq!(values["any"].variable_value(), value);
+                }
+                Err(errors) => {
+                    proptest::prop_assert!(crate::rules::text::unreadable(&value).is_some());
+                    proptest::prop_assert_eq!(errors.len(), 1);
+                }
+            }
+        }
     }
 }

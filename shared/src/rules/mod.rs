@@ -15,6 +15,7 @@
 //! - [`retry`]: transient or permanent, and how long to wait.
 //! - [`metrics`]: Embedded Metric Format lines.
 //! - [`email`]: the on-call e-mail; [`time_format`]: RFC 3339 and seconds.
+//! - [`text`]: what a value may hold; text shown with nothing invisible.
 //!
 //! `shared/tests/layout.rs` (run by `scripts/test`) keeps these files pure:
 //! no SDK, async runtime or Runtime API item, no import from the adapters,
@@ -35,5 +36,6 @@ pub mod retry;
 pub mod runs;
 pub mod stages;
 pub mod status;
+pub mod text;
 pub mod time_format;
 pub mod trigger;

@@ -26,6 +26,9 @@ impl Console {
     }
 
     fn write(&self, text: &str) {
+        // Nothing invisible reaches the terminal: a value's bidi control or
+        // escape sequence is shown as `\u{…}`, never obeyed.
+        let text = shared::rules::text::printable_lines(text);
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
         // A closed stdout must not stop the stack.
         let _ = out.write_all(text.as_bytes());
@@ -122,6 +125,32 @@ pub fn metrics_summary(lines: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A buffer the console writes to, read back as text.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn nothing_invisible_reaches_the_terminal() {
+        let buffer = Buffer::default();
+        let console = Console::new(Box::new(buffer.clone()));
+        console.hop(0, None, "pipeline", "variables: branch=txt.\u{202E}exe\u{1b}[2J");
+        console.email("subject", "Input branch  a\u{200B}b\nline two");
+        let shown = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert!(shown.contains("branch=txt.\\u{202E}exe\\u{1B}[2J\n"), "{shown}");
+        assert!(shown.contains("| Input branch  a\\u{200B}b\n| line two\n"), "{shown}");
+        assert!(!shown.contains('\u{202E}') && !shown.contains('\u{1b}') && !shown.contains('\u{200B}'));
+    }
 
     #[test]
     fn hop_lines_have_time_trigger_who_and_what() {

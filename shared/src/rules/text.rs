@@ -1,0 +1,229 @@
+//! Text people read: what a string input value may hold, and how text that
+//! still holds something invisible is shown (e-mail, console, `trigger-ops`).
+//!
+//! A value reaches a CodePipeline variable, the on-call e-mail and the
+//! operators' screens. A control character, a bidi control (U+202E turns
+//! the text after it around), a zero-width or other format character, or a
+//! value not in Unicode NFC (two spellings of one letter) can make a value
+//! read as something it is not (UTS #39; "Trojan Source", CVE-2021-42574).
+//! Such values are refused whatever the pattern says; text that holds one
+//! anyway (an older record) is shown with each such character escaped.
+
+use regex::Regex;
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+/// Controls (Cc), format characters (Cf: bidi controls, zero-width
+/// characters, the soft hyphen, tags), line and paragraph separators (Zl,
+/// Zp) and private-use characters (Co).
+static UNREADABLE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}]").unwrap_or_else(|_| unreachable!())
+});
+
+/// Why a value is not plain, readable text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreadable {
+    /// The first invisible or control character and its 1-based place.
+    Invisible { character: char, place: usize },
+    /// The value is not in Unicode NFC (composed) form.
+    NotComposed,
+}
+
+impl std::fmt::Display for Unreadable {
+    /// Names the character by code point, never repeats the value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invisible { character, place } => write!(
+                f,
+                "must not contain control, bidi, zero-width or other invisible characters \
+                 (U+{:04X} at character {place})",
+                u32::from(*character)
+            ),
+            Self::NotComposed => f.write_str(
+                "must be in Unicode NFC (composed) form: the same letters typed as one \
+                 character each",
+            ),
+        }
+    }
+}
+
+/// `None` when `text` is plain, readable text: no invisible character and in NFC.
+pub fn unreadable(text: &str) -> Option<Unreadable> {
+    if let Some(found) = UNREADABLE.find(text) {
+        let character = text[found.start()..].chars().next().unwrap_or('\u{FFFD}');
+        let place = text[..found.start()].chars().count() + 1;
+        return Some(Unreadable::Invisible { character, place });
+    }
+    if !unicode_normalization::is_nfc(text) {
+        return Some(Unreadable::NotComposed);
+    }
+    None
+}
+
+/// `text` with every invisible or control character written as `\u{202E}`
+/// (and a backslash as it is): what a person reads sees every character.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    UNREADABLE.replace_all(text, |found: &regex::Captures<'_>| {
+        found[0]
+            .chars()
+            .map(|c| format!("\\u{{{:X}}}", u32::from(c)))
+            .collect::<String>()
+    })
+}
+
+/// Each line of `text` made [`printable`], its line breaks kept.
+pub fn printable_lines(text: &str) -> String {
+    text.split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What a pattern's author may not expect: `\d`, `\w`, `\s` and `\b` are
+/// Unicode classes (`\d` takes Arabic-Indic and fullwidth digits), and a
+/// case-insensitive flag folds Unicode (`k` matches the Kelvin sign U+212A).
+pub fn pattern_warnings(pattern: &str) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut chars = pattern.chars().peekable();
+    // Inside `(?flags` / `(?flags:`; after a `-` the flags are turned off.
+    let mut flags: Option<bool> = None;
+    while let Some(c) = chars.next() {
+        if let Some(on) = flags {
+            match c {
+                'i' if on => {
+                    let note = "(?i) folds Unicode case (k matches U+212A KELVIN SIGN); \
+                                list both cases in ASCII instead"
+                        .to_string();
+                    if !warnings.contains(&note) {
+                        warnings.push(note);
+                    }
+                }
+                '-' => flags = Some(false),
+                c if c.is_ascii_alphabetic() => {}
+                _ => flags = None,
+            }
+            continue;
+        }
+        match c {
+            '\\' => {
+                if let Some(class @ ('d' | 'D' | 'w' | 'W' | 's' | 'S' | 'b' | 'B')) = chars.next()
+                {
+                    let note = format!(
+                        "\\{class} is a Unicode class here (\\d matches any script's digits); \
+                         write an ASCII class such as [0-9] or [A-Za-z0-9_]"
+                    );
+                    if !warnings.contains(&note) {
+                        warnings.push(note);
+                    }
+                }
+            }
+            '(' if chars.peek() == Some(&'?') => {
+                chars.next();
+                flags = Some(true);
+            }
+            _ => {}
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn invisible_characters_are_named_by_code_point_and_place() {
+        for (text, code) in [
+            ("main\r\nx", '\r'),
+            ("ma\u{202E}in", '\u{202E}'),
+            ("ma\u{200B}in", '\u{200B}'),
+            ("ma\u{2066}in", '\u{2066}'),
+            ("ma\u{00AD}in", '\u{00AD}'),
+            ("ma\u{2028}in", '\u{2028}'),
+            ("ma\u{E000}in", '\u{E000}'),
+            ("ma\u{FEFF}in", '\u{FEFF}'),
+            ("ma\tin", '\t'),
+            ("ma\u{E0041}in", '\u{E0041}'),
+        ] {
+            let found = unreadable(text).expect("refused");
+            let Unreadable::Invisible { character, place } = found.clone() else {
+                panic!("{text:?} should be refused for {code:?}, got {found:?}");
+            };
+            assert_eq!(character, code);
+            assert_eq!(place, if code == '\r' { 5 } else { 3 });
+            let detail = found.to_string();
+            assert!(
+                detail.contains(&format!("U+{:04X}", u32::from(code))),
+                "{detail}"
+            );
+            assert!(!detail.contains(text), "the value is never repeated");
+        }
+    }
+
+    #[test]
+    fn decomposed_text_is_refused_and_composed_text_accepted() {
+        assert_eq!(unreadable("cafe\u{0301}"), Some(Unreadable::NotComposed));
+        assert_eq!(unreadable("caf\u{e9}"), None);
+        assert_eq!(unreadable("release-1.2 über 東京 🚀"), None);
+        assert_eq!(unreadable(""), None);
+    }
+
+    #[test]
+    fn printable_escapes_only_what_cannot_be_seen() {
+        assert_eq!(printable("plain text: ü"), "plain text: ü");
+        assert_eq!(
+            printable("a\u{202E}b\u{200B}c\nd"),
+            "a\\u{202E}b\\u{200B}c\\u{A}d"
+        );
+        assert_eq!(printable_lines("a\u{7}\nb"), "a\\u{7}\nb");
+    }
+
+    #[test]
+    fn unicode_classes_and_case_folding_are_warned_about() {
+        assert!(pattern_warnings("[a-z0-9-]{1,40}").is_empty());
+        assert!(pattern_warnings(r"v[0-9]+\.[0-9]+").is_empty());
+        assert!(
+            pattern_warnings(r"\\d").is_empty(),
+            "an escaped backslash then d"
+        );
+        let w = pattern_warnings(r"\d+-\w+-\d");
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("\\d") && w[1].contains("\\w"));
+        assert_eq!(pattern_warnings("(?i)main|dev").len(), 1);
+        assert_eq!(pattern_warnings("(?xi:main)").len(), 1);
+        assert!(pattern_warnings("(?x-i:main)").is_empty());
+        assert!(pattern_warnings("(?:main)|(?P<x>dev)").is_empty());
+    }
+
+    fn any_char() -> impl Strategy<Value = char> {
+        prop_oneof![
+            proptest::char::range(' ', '~'),
+            proptest::char::any(),
+            prop::sample::select(vec![
+                '\r', '\n', '\u{202E}', '\u{200B}', '\u{2066}', '\u{FEFF}'
+            ]),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn accepted_text_has_nothing_invisible_and_printable_leaves_it_alone(
+            text in proptest::collection::vec(any_char(), 0..40).prop_map(|c| c.into_iter().collect::<String>())
+        ) {
+            let has_invisible = text.chars().any(|c| UNREADABLE.is_match(c.encode_utf8(&mut [0; 4])));
+            match unreadable(&text) {
+                None => {
+                    prop_assert!(!has_invisible);
+                    prop_assert!(unicode_normalization::is_nfc(&text));
+                    prop_assert_eq!(printable(&text).into_owned(), text.clone());
+                }
+                Some(Unreadable::Invisible { .. }) => prop_assert!(has_invisible),
+                Some(Unreadable::NotComposed) => prop_assert!(!unicode_normalization::is_nfc(&text)),
+            }
+            let shown = printable(&text);
+            prop_assert!(!UNREADABLE.is_match(&shown), "{:?}", shown);
+            prop_assert!(!shown.contains('\n'));
+        }
+    }
+}
