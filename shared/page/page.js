@@ -11,7 +11,7 @@
   // Polling: first after 2 s, then 1.5 times longer while nothing changes, at most 30 s.
   const FIRST_POLL_MS = 2000;
   const MAX_POLL_MS = 30000;
-  const TERMINAL = new Set(["succeeded", "failed", "stopped", "superseded", "dead_lettered"]);
+  const TERMINAL = new Set(["succeeded", "failed", "stopped", "superseded", "dead_lettered", "refused"]);
   const STATUS = {
     queued: ["Queued: waiting to start", "wait"],
     started: ["Running", "wait"],
@@ -20,6 +20,7 @@
     stopped: ["Stopped", "bad"],
     superseded: ["Superseded by a newer run", "bad"],
     dead_lettered: ["Could not be started; the operators have been told", "bad"],
+    refused: ["Not run: the queue was full", "bad"],
   };
   const STAGE = {
     STARTED: ["running", "wait"],
@@ -35,6 +36,10 @@
   let catalog = [];
   let pollTimer = null;
   let following = null;
+  // The followed trigger's pipeline and inputs, shown in the form until the reader changes it.
+  let followed = null;
+  let fromLink = false;
+  let touched = false;
 
   function node(tag, attributes, text) {
     const element = document.createElement(tag);
@@ -56,15 +61,36 @@
     return { status: response.status, headers: response.headers, body: body || {} };
   }
 
-  // "in 3 days (Nov 28, 2026, 10:00 AM)" for a time; within the hour, "in 5 seconds".
+  // The one way this page writes a time, in the reader's locale: the time
+  // of day for today ("14:05"), the date too for any other day.
+  const TIME = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
+  const DATE_TIME = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  function at(date) {
+    return (date.toDateString() === new Date().toDateString() ? TIME : DATE_TIME).format(date);
+  }
+
+  // "in 3 days (Nov 28, 2026, 10:00 AM)"; within the hour, "in 5 minutes (14:05)"; "in 20 seconds".
   function when(date) {
     const seconds = Math.max(0, Math.round((date.getTime() - Date.now()) / 1000));
     const units = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
     const [unit, size] = units.find(([, s]) => seconds >= s) || units[3];
     const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }).format(Math.round(seconds / size), unit);
-    if (seconds < 3600) return relative;
-    const absolute = date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-    return `${relative} (${absolute})`;
+    return seconds < 60 ? relative : `${relative} (${at(date)})`;
+  }
+
+  // "about 12 minutes", "about 2 hours", "under a minute": how far off an estimate is.
+  function about(date) {
+    const minutes = Math.round((date.getTime() - Date.now()) / 60000);
+    if (minutes < 1) return "under a minute";
+    if (minutes < 90) return `about ${minutes} minute${minutes === 1 ? "" : "s"}`;
+    return `about ${Math.round(minutes / 60)} hours`;
+  }
+
+  // 1 → "1st", 2 → "2nd", in English; the page's words are English.
+  const ORDINAL = new Intl.PluralRules("en", { type: "ordinal" });
+  const SUFFIX = { one: "st", two: "nd", few: "rd", other: "th" };
+  function ordinal(n) {
+    return `${n}${SUFFIX[ORDINAL.select(n)]}`;
   }
 
   function retryAfter(response) {
@@ -129,8 +155,9 @@
         });
         if (isValidPattern(spec.pattern)) control.setAttribute("pattern", spec.pattern);
         if (spec.default !== undefined) control.value = String(spec.default);
-        if (spec.pattern) hints.push(`must match ${spec.pattern}`);
       }
+      // What a valid value looks like, in words; the pattern itself is for tools.
+      if (spec.hint) hints.push(spec.hint);
       control.setAttribute("aria-describedby", `${hintId} ${errorId}`);
       const label = node("label", { for: id }, name);
       if (!required && spec.type !== "boolean") label.append(" ", node("span", { class: "optional" }, "(optional)"));
@@ -177,7 +204,7 @@
       const error = typeof input === "string" ? $("error-" + input) : null;
       if (control && error && control.closest("[data-input]")) {
         control.setAttribute("aria-invalid", "true");
-        error.textContent = String(detail);
+        error.textContent = inWords(input, String(detail));
         error.hidden = false;
         first = first || control;
       } else {
@@ -186,6 +213,15 @@
     }
     if (elsewhere.length) formError(elsewhere.join("; "));
     if (first) first.focus();
+  }
+
+  // A value that does not fit its pattern, said once and in words: the hint
+  // is already under the field, and people never read a regex.
+  function inWords(input, detail) {
+    const spec = ((current() || {}).inputs || {})[input] || {};
+    const quotesPattern = spec.pattern && detail.includes(spec.pattern);
+    const repeatsHint = spec.hint && detail === `must be ${spec.hint}`;
+    return quotesPattern || repeatsHint ? "does not fit the description above" : detail;
   }
 
   // The values as their JSON types; a number field the browser cannot read is an error here.
@@ -244,7 +280,9 @@
       const until = retryAfter(response);
       const scope = type.endsWith("global-quota-exceeded")
         ? "the service has reached its budget of runs for now"
-        : "this address has used all its triggers for now";
+        : type.endsWith("network-quota-exceeded")
+          ? `your network (${problem.network || "the block your address is in"}) has used all its triggers for now`
+          : "this address has used all its triggers for now";
       say(`Refused: ${scope}. You can trigger again ${until ? when(until) : "later"}.`, "bad");
     } else if (response.status === 403) {
       const until = retryAfter(response);
@@ -252,6 +290,9 @@
     } else if (response.status === 400 && type.endsWith("invalid-inputs")) {
       showErrors(Array.isArray(problem.errors) ? problem.errors : []);
       say("Some inputs are not valid; nothing was triggered and no quota was used.", "bad");
+    } else if (response.status === 503 && type.endsWith("queue-full")) {
+      const until = retryAfter(response);
+      say(`The queue is full — nothing was charged; try again ${until ? "after " + at(until) : "later"}.`, "bad");
     } else if (response.status === 503) {
       const until = retryAfter(response);
       say(`The service is unavailable right now; no quota was used. Try again ${until ? when(until) : "soon"}.`, "bad");
@@ -260,27 +301,79 @@
     }
   }
 
+  // Where the trigger stands, in words: its place in line, when it should
+  // start or end, or why it was not run.
+  function standing(trigger) {
+    const queue = trigger.queue;
+    if (trigger.status === "queued" && queue && queue.position > 0) {
+      const place = queue.position === 1 ? "Next in line" : `${ordinal(queue.position)} in line`;
+      const start = trigger.estimated_start_at ? new Date(trigger.estimated_start_at) : null;
+      return start ? `${place} — expected to start in ${about(start)}` : place;
+    }
+    if (trigger.status === "started" && trigger.estimated_end_at) {
+      const end = new Date(trigger.estimated_end_at);
+      return end > Date.now() ? `Expected to finish in ${about(end)} (${at(end)})` : "Should finish any moment";
+    }
+    if (trigger.status === "refused") {
+      const seconds = Number(trigger.retry_after_seconds);
+      const again = !Number.isFinite(seconds) ? "try again later"
+        : seconds < 60 ? "try again in a minute"
+          : `try again after ${at(new Date(Date.now() + seconds * 1000))}`;
+      return `The queue is full — nothing was charged; ${again}.`;
+    }
+    return "";
+  }
+
   function renderTrigger(trigger) {
     const [text, kind] = STATUS[trigger.status] || [String(trigger.status), "wait"];
     const status = $("run-status");
     status.textContent = text;
     status.className = "state " + kind;
-    $("run-note").textContent = trigger.coalesced ? "(shared with an earlier trigger's run)" : "";
+    const served = trigger.run && trigger.run.triggers > 1 ? `; the run serves ${trigger.run.triggers} triggers` : "";
+    $("run-note").textContent = trigger.coalesced
+      ? `(shared with an earlier trigger's run${served})`
+      : served ? `(${served.slice(2)})` : "";
+    const line = standing(trigger);
+    $("run-queue").textContent = line;
+    $("run-queue").hidden = !line;
     const inputs = Object.entries(trigger.inputs || {}).map(([name, value]) => `${name}=${value}`);
-    const requested = new Date(trigger.requested_at).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-    $("run-what").textContent = [`${trigger.pipeline}, requested ${requested}`, ...inputs].join(" · ");
+    $("run-what").textContent = [`${trigger.pipeline}, requested ${at(new Date(trigger.requested_at))}`, ...inputs].join(" · ");
     const stages = (trigger.stages || []).map((stage) => {
       const [word, tone] = STAGE[stage.state] || [String(stage.state).toLowerCase(), "wait"];
       const item = node("li");
       item.append(node("span", {}, stage.name), node("span", { class: "state " + tone }, word));
       return item;
     });
-    if (!stages.length) stages.push(node("li", {}, trigger.status === "queued" ? "No stage has started yet" : "Waiting for the first stage"));
+    if (!stages.length && trigger.status !== "refused") {
+      stages.push(node("li", {}, trigger.status === "queued" ? "No stage has started yet" : "Waiting for the first stage"));
+    }
     $("stages").replaceChildren(...stages);
+    // The answer to the POST said "Accepted"; a refusal behind the queue corrects it.
+    if (trigger.status === "refused" && /^Accepted/.test($("outcome").textContent)) {
+      say("Not run: the queue was full when it came; nothing was charged.", "bad");
+    }
     $("checked").textContent = TERMINAL.has(trigger.status)
-      ? `Finished; last change ${new Date(trigger.updated_at).toLocaleString()}.`
-      : `Checked ${new Date().toLocaleTimeString()}; updates by themselves.`;
+      ? `Last change ${at(new Date(trigger.updated_at))}.`
+      : `Checked ${at(new Date())}; updates by themselves.`;
     $("progress").hidden = false;
+    showFollowed(trigger);
+  }
+
+  // The form shows the followed trigger's pipeline and inputs (to trigger
+  // it again), until the reader picks something else.
+  function showFollowed(trigger) {
+    if (!fromLink) return;
+    if (!followed) followed = { pipeline: trigger.pipeline, inputs: trigger.inputs || {} };
+    if (touched || !catalog.some((p) => p.name === followed.pipeline) || select.dataset.followed) return;
+    select.value = followed.pipeline;
+    select.dataset.followed = "yes";
+    renderInputs();
+    for (const [name, value] of Object.entries(followed.inputs)) {
+      const control = $("input-" + name);
+      if (!control) continue;
+      if (control.type === "checkbox") control.checked = value === true;
+      else control.value = String(value);
+    }
   }
 
   function follow(id) {
@@ -331,6 +424,7 @@
   async function load() {
     form.addEventListener("submit", submit);
     select.addEventListener("change", () => {
+      touched = true;
       clearErrors();
       renderInputs();
     });
@@ -338,6 +432,7 @@
     const wanted = params.get("trigger");
     if (wanted !== null) {
       if (/^[0-9A-Za-z]{26}$/.test(wanted)) {
+        fromLink = true;
         say("Following an earlier trigger.", "wait");
         follow(wanted);
       } else {
@@ -363,6 +458,7 @@
     select.disabled = false;
     button.disabled = false;
     renderInputs();
+    if (followed) showFollowed(followed);
   }
 
   load();

@@ -5,8 +5,10 @@ use crate::harness::*;
 /// The public page in headless Chromium (tests/end_to_end/browser/page.cjs), against
 /// the stack served under a REST API stage: trigger with inputs and see
 /// `succeeded` with the stages, a failing pipeline `failed`, the quota
-/// refusal, an invalid input at its field, the link again after a reload;
-/// and on a second stack whose queue is down, "unavailable".
+/// refusal, an invalid input at its field, the link again after a reload
+/// (selecting the followed trigger's pipeline and inputs); on a second stack
+/// whose queue is down, "unavailable"; on a third with `max_pending` 2 and
+/// 6-second runs, the place in line, a refused trigger and the end estimate.
 /// Screenshots of each state land in `target/screenshots/page/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
@@ -37,12 +39,21 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
         Some("prod"),
     )
     .await;
+    let busy = Harness::start_with(
+        &unique("page-busy"),
+        &[("QUOTA_LIMIT", "3"), ("PIPELINE_SETTINGS", BUSY_SETTINGS)],
+        None,
+        Duration::from_secs(6),
+        Some("prod"),
+    )
+    .await;
     let shots = root.join("target/screenshots/page");
     let output = tokio::process::Command::new("node")
         .arg(tests.join("end_to_end/browser/page.cjs"))
         .arg(harness.url("/prod"))
         .arg(&shots)
         .arg(down.url("/prod"))
+        .arg(busy.url("/prod"))
         .env("NODE_PATH", &node_modules)
         .env("CHROMIUM", &chromium)
         .output()
@@ -67,10 +78,23 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
         "failed",
         "refused",
         "reloaded",
+        "reloaded-other-pipeline",
         "unavailable",
+        "queued",
+        "queue-full",
+        "running-estimate",
     ] {
         assert!(shots.join(format!("{state}.png")).exists(), "{state}");
     }
     harness.stack.stop().await;
     down.stack.stop().await;
+    busy.stack.stop().await;
 }
+
+/// Two pending runs at most, and one input, for the queue's steps.
+const BUSY_SETTINGS: &str = r#"{
+  "app": {"max_pending": 2, "inputs": {
+    "branch": {"type": "string", "pattern": "[a-z0-9-]{1,40}", "default": "main",
+               "hint": "lowercase letters, digits and dashes"}}},
+  "broken": {}
+}"#;

@@ -3,24 +3,71 @@
 // picks, fills, submits and reads what the page says, on a phone-sized
 // screen, and a screenshot is taken of each state.
 //
-// Usage: node tests/browser/page.cjs <page URL> <screenshot folder> [<page URL of a stack whose queue is down>]
+// Usage: node tests/end_to_end/browser/page.cjs <page URL> <screenshot folder>
+//   [<page URL of a stack whose queue is down> [<page URL of a stack with max_pending 2 and longer runs>]]
 // (NODE_PATH=tools/node/node_modules; CHROMIUM overrides /usr/bin/chromium).
 // Exits 0 when every step passed; otherwise prints the step that failed.
 "use strict";
 const { chromium } = require("playwright-core");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
+const http = require("node:http");
 const path = require("node:path");
 
-const [pageUrl, shots, unavailableUrl] = process.argv.slice(2);
+const [pageUrl, shots, unavailableUrl, busyUrl] = process.argv.slice(2);
 if (!pageUrl || !shots) {
   console.error("usage: node tests/browser/page.cjs <page URL> <screenshot folder>");
   process.exit(2);
 }
-const origins = new Set([pageUrl, unavailableUrl].filter(Boolean).map((u) => new URL(u).origin));
+const origins = new Set([pageUrl, unavailableUrl, busyUrl].filter(Boolean).map((u) => new URL(u).origin));
 const origin = new URL(pageUrl).origin;
 // A run takes a few seconds on the local stack; the page polls every few.
 const PATIENCE_MS = 60000;
+
+// Another person: a POST from another loopback address (the local gateway
+// names the TCP peer as the client), answered as {status, body}.
+function postFrom(address, url, body) {
+  return new Promise((resolve, reject) => {
+    const data = JSON.stringify(body);
+    const request = http.request(url, {
+      method: "POST", localAddress: address,
+      headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) },
+    }, (response) => {
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk) => { text += chunk; });
+      response.on("end", () => resolve({ status: response.statusCode, body: JSON.parse(text || "{}") }));
+    });
+    request.on("error", reject);
+    request.end(data);
+  });
+}
+
+// A trigger of another person, accepted; a 503 (nothing spent) is sent again.
+async function acceptedFrom(address, url, body) {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const answer = await postFrom(address, url, body);
+    if (answer.status !== 503) {
+      assert.equal(answer.status, 202, JSON.stringify(answer.body));
+      return answer.body.trigger_id;
+    }
+  }
+  throw new Error("the stack kept answering 503");
+}
+
+async function statusOf(base, id) {
+  return (await fetch(`${base}/triggers/${id}`)).json();
+}
+
+async function statusBecomes(base, id, wanted) {
+  const deadline = Date.now() + PATIENCE_MS;
+  for (;;) {
+    const trigger = await statusOf(base, id);
+    if (trigger.status === wanted) return trigger;
+    if (Date.now() > deadline) throw new Error(`${id} stayed ${trigger.status}, never ${wanted}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
 
 async function main() {
   fs.mkdirSync(shots, { recursive: true });
@@ -117,6 +164,11 @@ async function main() {
     assert.equal(await replicas.getAttribute("aria-invalid"), "true");
     assert.match(await page.locator("#error-replicas").textContent(), /5/);
     assert.match(await status.textContent(), /not valid; nothing was triggered/);
+    // People read the input's hint, never its pattern (tools read that in GET /pipelines).
+    // The hint is said once, under the field; the error points to it.
+    assert.equal(await page.locator("#error-branch").textContent(), "does not fit the description above");
+    assert.match(await page.locator("#hint-branch").textContent(), /^The branch to build · a branch name: /);
+    assert.ok(!(await page.locator("body").innerText()).includes("[a-z0-9]"), "no raw pattern on the page");
     await shot("invalid-input");
 
     step("a trigger with inputs is accepted, and its run is followed to succeeded with its stages");
@@ -159,13 +211,14 @@ async function main() {
       await page.locator("#stages li").allInnerTexts().then((items) => items.map((t) => t.replace(/\s+/g, " "))),
       ["Source succeeded", "Build failed"],
     );
+    const brokenLink = await page.locator("#permalink").getAttribute("href");
     await shot("failed");
 
     step("the quota refusal says until when, in words");
     await submit.click();
     await page.waitForFunction(() => /Refused/.test(document.getElementById("outcome").textContent));
     assert.match(await outcome.textContent(),
-      /Refused: this address has used all its triggers for now\. You can trigger again in 7 days \(\w{3} \d+, \d{4}, \d+:\d{2}\s?[AP]M\)\./);
+      /^Refused: this address has used all its triggers for now\. You can trigger again in 7 days \(\w{3} \d+, \d{4}, \d+:\d{2}\s?[AP]M\)\.$/);
     await shot("refused");
 
     step("the link shows the earlier trigger again after a reload");
@@ -173,9 +226,24 @@ async function main() {
     await page.locator("#run-status", { hasText: "Succeeded" }).waitFor({ timeout: PATIENCE_MS });
     assert.equal(await page.locator("#stages li").count(), 3);
     assert.match(await outcome.textContent(), /Following an earlier trigger/);
+    // One date format: today's times as the time of day, in the reader's locale.
     assert.match(await page.locator("#run-what").textContent(),
-      /^app, requested .* · branch=feature\/page · dry_run=true · environment=production · replicas=2$/);
+      /^app, requested \d{1,2}:\d{2}\s?[AP]M · branch=feature\/page · dry_run=true · environment=production · replicas=2$/);
+    assert.match(await page.locator("#checked").textContent(), /^Last change \d{1,2}:\d{2}\s?[AP]M\.$/);
+    // The form shows the followed trigger's pipeline and inputs, to trigger it again.
+    assert.equal(await pipeline.inputValue(), "app");
+    assert.equal(await branch.inputValue(), "feature/page");
+    assert.equal(await environment.inputValue(), "production");
+    assert.equal(await replicas.inputValue(), "2");
+    assert.equal(await dryRun.isChecked(), true);
     await shot("reloaded");
+
+    step("a followed trigger of another pipeline selects that pipeline");
+    await page.goto(new URL(brokenLink, origin).href);
+    await page.locator("#run-status", { hasText: "Failed" }).waitFor({ timeout: PATIENCE_MS });
+    await page.waitForFunction(() => document.getElementById("pipeline").value === "broken");
+    await page.getByText("Demo pipeline whose runs fail").waitFor();
+    await shot("reloaded-other-pipeline");
 
     step("a link can pick the pipeline");
     await page.goto(`${pageUrl}?pipeline=broken`);
@@ -201,6 +269,57 @@ async function main() {
       assert.match(await outcome.textContent(),
         /^The service is unavailable right now; no quota was used\. Try again in 5 seconds\.$/);
       await shot("unavailable");
+    }
+
+    if (busyUrl) {
+      step("in a queue, the page says the place in line and when the run should start");
+      const busyOrigin = new URL(busyUrl).origin;
+      const busyBase = busyUrl.replace(/\/$/, "");
+      const app = (branch) => ({ pipeline: "app", inputs: { branch } });
+      // One finished run gives the pipeline a typical duration to estimate from.
+      const warm = await acceptedFrom("127.0.0.3", `${busyBase}/trigger`, app("warm"));
+      await statusBecomes(busyBase, warm, "succeeded");
+      const first = await acceptedFrom("127.0.0.3", `${busyBase}/trigger`, app("run-a"));
+      await statusBecomes(busyBase, first, "started");
+      await acceptedFrom("127.0.0.4", `${busyBase}/trigger`, app("run-b"));
+      await page.goto(busyUrl);
+      await page.waitForFunction(() => !document.getElementById("submit").disabled);
+      await branch.fill("run-c");
+      await submit.click();
+      await page.waitForFunction(() => /in line/.test(document.getElementById("run-queue").textContent),
+        null, { timeout: PATIENCE_MS });
+      assert.match(await page.locator("#run-queue").textContent(),
+        /^2nd in line — expected to start in (under a minute|about \d+ minutes?)$/);
+      assert.equal(await page.locator("#run-status").textContent(), "Queued: waiting to start");
+      await shot("queued");
+
+      step("a trigger that would open one run too many is refused, and nothing is charged");
+      await branch.fill("run-d");
+      await submit.click();
+      await page.locator("#run-status", { hasText: "Not run: the queue was full" }).waitFor({ timeout: PATIENCE_MS });
+      assert.match(await page.locator("#run-queue").textContent(),
+        /^The queue is full — nothing was charged; try again (in a minute|after \d{1,2}:\d{2}\s?[AP]M)\.$/);
+      assert.equal(await outcome.textContent(), "Not run: the queue was full when it came; nothing was charged.");
+      assert.equal(await page.locator("#stages li").count(), 0);
+      await shot("queue-full");
+      // Charged nothing: joining run-c's waiting run leaves 1 of 3 (run-c, this one).
+      await branch.fill("run-c");
+      await submit.click();
+      await page.waitForFunction(() => /Accepted/.test(document.getElementById("outcome").textContent)
+        && /2nd in line|Next in line|Running/.test(document.getElementById("status").textContent),
+      null, { timeout: PATIENCE_MS });
+      assert.match(await outcome.textContent(), /This address has 1 of 3 triggers left\./);
+
+      step("while its run runs, the page says when it should end and whom it serves");
+      await page.locator("#run-status", { hasText: "Running" }).waitFor({ timeout: PATIENCE_MS });
+      await page.waitForFunction(() => /Expected to finish|Should finish/.test(document.getElementById("run-queue").textContent),
+        null, { timeout: PATIENCE_MS });
+      assert.match(await page.locator("#run-queue").textContent(),
+        /^(Expected to finish in (under a minute|about \d+ minutes?) \(\d{1,2}:\d{2}\s?[AP]M\)|Should finish any moment)$/);
+      assert.equal(await page.locator("#run-note").textContent(),
+        "(shared with an earlier trigger's run; the run serves 2 triggers)");
+      await shot("running-estimate");
+      assert.ok(origins.has(busyOrigin));
     }
 
     await context.close();

@@ -56,7 +56,8 @@ pub const DEFAULT_PIPELINE_SETTINGS: &str = r#"{
       "replicas": {"type": "number", "integer": true, "min": 1, "max": 5, "default": 1,
                    "description": "How many instances to run"},
       "branch": {"type": "string", "pattern": "[a-z0-9][a-z0-9._/-]{0,62}", "max_length": 63,
-                 "default": "main", "description": "The branch to build"}
+                 "default": "main", "description": "The branch to build",
+                 "hint": "a branch name: lowercase letters, digits and . _ / - (up to 63)"}
     }
   },
   "broken": {"description": "Demo pipeline whose runs fail"}
