@@ -1,9 +1,20 @@
 //! `flood`: many clients trigger one pipeline at once, against the local
 //! stack (`trigger-ops local`) on DynamoDB Local and moto, and the cost is
-//! measured: executions started, ingress latency p50/p99 as clients see it,
-//! AWS calls per trigger on each hop, and how long the worker takes to
-//! drain the queue. Every request goes to a loopback address; the count and
-//! the concurrency are bounded. Timings are reported, never asserted.
+//! measured: executions started, the most runs pending at once, ingress
+//! latency p50/p99 as clients see it, AWS calls per trigger on each hop and
+//! per waiting run per minute, how long the worker takes to drain the
+//! queue, and what happens to a legitimate trigger sent mid-flood.
+//!
+//! Scenarios (`--scenario`):
+//! - `same`: every client sends the same (empty) inputs: coalescing.
+//! - `distinct`: every client its own `ref`: distinct input sets, held by
+//!   the bounded queue (`max_pending`).
+//! - `ipv6-48`: one IPv6 /48 spread over as many /64s, sent in-process to
+//!   the ingress as API Gateway events (loopback has one IPv6 address):
+//!   the nested network quotas.
+//!
+//! Every request goes to a loopback address; the count and the concurrency
+//! are bounded. Timings are reported, never asserted.
 
 use clap::Parser;
 use futures::stream::{self, StreamExt};
@@ -19,17 +30,43 @@ use shared::config::Env;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    /// Every client sends the same inputs.
+    Same,
+    /// Every client sends its own `ref`.
+    Distinct,
+    /// One IPv6 /48 over as many /64s as triggers, in-process.
+    #[value(name = "ipv6-48")]
+    Ipv6Slash48,
+}
+
+/// The pipeline of `distinct`: one free-form input; `max_pending` as given.
+fn distinct_settings(max_pending: u64) -> String {
+    format!(
+        r#"{{"app": {{"max_pending": {max_pending}, "inputs": {{
+            "ref": {{"type": "string", "pattern": "[a-z0-9-]{{1,40}}"}}}}}}}}"#
+    )
+}
 
 #[derive(Parser)]
 #[command(about = "A flood of triggers from distinct loopback addresses against the local stack")]
 struct Args {
+    /// What the clients send.
+    #[arg(long, value_enum, default_value_t = Scenario::Same)]
+    scenario: Scenario,
     /// Triggers, each from its own address (at most 60,000).
     #[arg(long, default_value_t = 1000)]
     triggers: u32,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// `distinct`: the pipeline's `max_pending`.
+    #[arg(long, default_value_t = 3)]
+    max_pending: u64,
     /// How long each pipeline run takes.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     run_time: Duration,
@@ -64,11 +101,12 @@ async fn request(
     client: &Client<HttpConnector, Full<Bytes>>,
     method: &str,
     url: &str,
+    body: String,
 ) -> (u16, Value) {
     let request = hyper::Request::builder()
         .method(method)
         .uri(url)
-        .body(Full::new(Bytes::new()))
+        .body(Full::new(Bytes::from(body)))
         .expect("a request");
     match client.request(request).await {
         Ok(response) => {
@@ -98,9 +136,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let prefix = testkit::unique("flood");
     let pipeline = format!("{prefix}-app");
     let pipelines = format!("app={pipeline}");
+    let settings = match args.scenario {
+        Scenario::Distinct => distinct_settings(args.max_pending),
+        _ => "{}".to_string(),
+    };
     let env = Env::from_pairs([
         ("PIPELINES", pipelines.as_str()),
-        ("PIPELINE_SETTINGS", "{}"),
+        ("PIPELINE_SETTINGS", settings.as_str()),
     ]);
     let stack = local_stack::start(
         &sdk,
@@ -117,7 +159,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Console::new(Box::new(std::io::sink())),
     )
     .await?;
+    if args.scenario == Scenario::Ipv6Slash48 {
+        let report = one_slash48(&args, &env, &stack).await?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        }
+        stack.stop().await;
+        return Ok(());
+    }
     let base = stack.base_url.clone();
+    let table = shared::aws::table::Table::new(
+        shared::aws::dynamodb(&sdk, &CallCounter::default()),
+        stack.resources.table_name.clone(),
+    );
+    let pending = PendingSampler::start(table, pipeline.clone());
     let codepipeline = shared::aws::codepipeline(&sdk, &CallCounter::default());
     let queues =
         shared::aws::queue::Deliveries::new(shared::aws::sqs(&sdk, &CallCounter::default()));
@@ -130,15 +186,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let start = Instant::now();
     let url = format!("{base}/trigger");
+    let scenario = args.scenario;
+    let body = move |n: u32| match scenario {
+        Scenario::Distinct => format!(r#"{{"pipeline": "app", "inputs": {{"ref": "r-{n}"}}}}"#),
+        _ => String::new(),
+    };
+    // A legitimate trigger, sent when half the flood is in: from an address
+    // of its own, with inputs of its own.
+    let legit = {
+        let url = url.clone();
+        let base = base.clone();
+        let half = args.triggers / 2;
+        let pending = pending.clone();
+        let legit_body = match scenario {
+            Scenario::Distinct => r#"{"pipeline": "app", "inputs": {"ref": "legit"}}"#.to_string(),
+            _ => String::new(),
+        };
+        tokio::spawn(async move {
+            while pending.sent() < half {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            legitimate(&url, &base, legit_body).await
+        })
+    };
     let answers: Vec<(u32, u16, f64, Option<String>)> = stream::iter(0..args.triggers)
         .map(|n| {
             let url = url.clone();
+            let body = body(n);
+            let pending = pending.clone();
             async move {
                 let mut connector = HttpConnector::new();
                 connector.set_local_address(Some(IpAddr::V4(address(n))));
                 let client = Client::builder(TokioExecutor::new()).build(connector);
                 let sent = Instant::now();
-                let (status, body) = request(&client, "POST", &url).await;
+                let (status, body) = request(&client, "POST", &url, body).await;
+                pending.count_sent();
                 let ms = sent.elapsed().as_secs_f64() * 1000.0;
                 let id = body["trigger_id"].as_str().map(str::to_string);
                 (n, status, ms, id)
@@ -170,6 +252,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let worker_calls_at_drain = per_trigger(&stack.calls.worker, args.triggers);
+    // From here on, runs only wait and start: what does waiting cost?
+    let worker_before_wait: u64 = stack.calls.worker.snapshot().values().sum();
+    let waited_from = pending.waiting_run_ms();
+    let wait_began = Instant::now();
 
     // Every accepted trigger ends, each naming an execution.
     let client: Client<HttpConnector, Full<Bytes>> =
@@ -183,9 +269,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while !unfinished.is_empty() {
         let mut still = Vec::new();
         for id in unfinished {
-            let (_, body) = request(&client, "GET", &format!("{base}/triggers/{id}")).await;
+            let (_, body) = request(
+                &client,
+                "GET",
+                &format!("{base}/triggers/{id}"),
+                String::new(),
+            )
+            .await;
             let status = body["status"].as_str().unwrap_or("?").to_string();
-            if matches!(status.as_str(), "queued" | "started") {
+            if matches!(status.as_str(), "queued" | "started" | "?") {
                 still.push(id);
             } else {
                 if let Some(e) = body["execution_id"].as_str() {
@@ -203,6 +295,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let settled_s = start.elapsed().as_secs_f64();
+    let worker_while_waiting: u64 =
+        stack.calls.worker.snapshot().values().sum::<u64>() - worker_before_wait;
+    let waiting_run_minutes = (pending.waiting_run_ms() - waited_from) as f64 / 60_000.0;
+    let wait_minutes = wait_began.elapsed().as_secs_f64() / 60.0;
+    let legit = legit.await?;
     let executions = testkit::executions(&codepipeline, &pipeline).await;
     let accepted = statuses.get(&202).copied().unwrap_or(0);
     let report = json!({
@@ -210,7 +307,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "concurrency": args.concurrency,
         "run_time_s": args.run_time.as_secs_f64(),
         "responses": statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect::<BTreeMap<_, _>>(),
+        "scenario": match args.scenario {
+            Scenario::Same => "same inputs",
+            Scenario::Distinct => "a distinct ref each",
+            Scenario::Ipv6Slash48 => "one IPv6 /48",
+        },
         "executions": executions,
+        "most_runs_pending_at_once": pending.most(),
+        "legitimate_trigger_mid_flood": legit,
+        "max_pending": (args.scenario == Scenario::Distinct).then_some(args.max_pending),
+        "worker_calls_while_runs_waited": {
+            "calls": worker_while_waiting,
+            "minutes": wait_minutes,
+            "per_minute": worker_while_waiting as f64 / wait_minutes.max(1e-9),
+            "runs_waiting_on_average": waiting_run_minutes / wait_minutes.max(1e-9),
+            "waiting_run_minutes": waiting_run_minutes,
+            "per_waiting_run_per_minute": if waiting_run_minutes > 0.0 {
+                Some(worker_while_waiting as f64 / waiting_run_minutes)
+            } else {
+                None
+            },
+        },
         "executions_named_by_triggers": executions_named.len(),
         "trigger_outcomes": by_status,
         "ingress_ms": {"p50": percentile(&latencies, 50.0), "p99": percentile(&latencies, 99.0), "max": latencies.last()},
@@ -230,6 +347,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     stack.stop().await;
+    pending.stop();
     if accepted != args.triggers {
         return Err(format!(
             "only {accepted} of {} triggers were accepted",
@@ -238,4 +356,159 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
     Ok(())
+}
+
+/// Samples the pipeline's lane every 100 ms: the most runs waiting at once,
+/// and waiting runs × time (for the cost of waiting per run and minute).
+#[derive(Clone)]
+struct PendingSampler {
+    state: std::sync::Arc<SamplerState>,
+}
+
+#[derive(Default)]
+struct SamplerState {
+    most: AtomicU64,
+    waiting_run_ms: AtomicU64,
+    sent: AtomicU32,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl PendingSampler {
+    fn start(table: shared::aws::table::Table, pipeline: String) -> Self {
+        let state = std::sync::Arc::new(SamplerState::default());
+        let sampler = Self {
+            state: state.clone(),
+        };
+        tokio::spawn(async move {
+            let mut last = Instant::now();
+            while !state.stop.load(Ordering::Relaxed) {
+                if let Ok(lane) = table.runs().get_lane(&pipeline).await {
+                    let waiting = lane.waiting.len() as u64;
+                    state.most.fetch_max(waiting, Ordering::Relaxed);
+                    let ms = last.elapsed().as_millis() as u64;
+                    state
+                        .waiting_run_ms
+                        .fetch_add(waiting * ms, Ordering::Relaxed);
+                }
+                last = Instant::now();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        sampler
+    }
+    fn most(&self) -> u64 {
+        self.state.most.load(Ordering::Relaxed)
+    }
+    fn waiting_run_ms(&self) -> u64 {
+        self.state.waiting_run_ms.load(Ordering::Relaxed)
+    }
+    fn count_sent(&self) {
+        self.state.sent.fetch_add(1, Ordering::Relaxed);
+    }
+    fn sent(&self) -> u32 {
+        self.state.sent.load(Ordering::Relaxed)
+    }
+    fn stop(&self) {
+        self.state.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One person's trigger mid-flood: its answer, and how long until it was
+/// refused or its run started (or it ended).
+async fn legitimate(url: &str, base: &str, body: String) -> Value {
+    let mut connector = HttpConnector::new();
+    connector.set_local_address(Some(IpAddr::V4(Ipv4Addr::new(127, 2, 0, 1))));
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    let sent = Instant::now();
+    let (status, answer) = request(&client, "POST", url, body).await;
+    let Some(id) = answer["trigger_id"].as_str() else {
+        return json!({"answer": status, "body": answer});
+    };
+    loop {
+        let (_, trigger) = request(
+            &client,
+            "GET",
+            &format!("{base}/triggers/{id}"),
+            String::new(),
+        )
+        .await;
+        let state = trigger["status"].as_str().unwrap_or("?").to_string();
+        if !matches!(state.as_str(), "queued" | "?") {
+            return json!({
+                "answer": status,
+                "outcome": state,
+                "decided_after_s": sent.elapsed().as_secs_f64(),
+                "retry_after_seconds": trigger["retry_after_seconds"],
+            });
+        }
+        if sent.elapsed() > Duration::from_secs(3600) {
+            return json!({"answer": status, "outcome": "still queued after an hour"});
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `ipv6-48`: one /48 spread over `--triggers` /64s (the /56s in turn), sent
+/// to the ingress in-process, as API Gateway would: how many are admitted,
+/// which level refuses the rest, and what each answer cost.
+async fn one_slash48(
+    args: &Args,
+    env: &Env,
+    stack: &local_stack::LocalStack,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let sdk = testkit::sdk_config().await;
+    let env = env
+        .clone()
+        .with("TABLE_NAME", stack.resources.table_name.clone())
+        .with("QUEUE_URL", stack.resources.queue_url.clone())
+        .with("CLIENT_KEY_SECRET", "flood-client-key-secret");
+    let config = shared::config::IngressConfig::from_env(&env)?;
+    let calls = CallCounter::default();
+    let ingress = ingress::Ingress::new(
+        config,
+        shared::aws::table::Table::new(
+            shared::aws::dynamodb(&sdk, &calls),
+            stack.resources.table_name.clone(),
+        ),
+        shared::aws::queue::WorkQueue::new(
+            shared::aws::sqs(&sdk, &calls),
+            stack.resources.queue_url.clone(),
+        ),
+        std::sync::Arc::new(shared::clock::SystemClock),
+        calls.clone(),
+    );
+    eprintln!(
+        "==> {} triggers from one IPv6 /48 (2001:db8:4800::/48), one /64 each",
+        args.triggers
+    );
+    let mut answers: BTreeMap<String, u32> = BTreeMap::new();
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    for n in 0..args.triggers {
+        let ip = format!("2001:db8:4800:{n:x}::1");
+        let event = testkit::rest_event("POST", "/trigger", None, &ip);
+        let sent = Instant::now();
+        let response = ingress.handle(event).await?;
+        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        let status = response["statusCode"].as_u64().unwrap_or(0);
+        let body: Value = response["body"]
+            .as_str()
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        let key = match (status, body["network"].as_str()) {
+            (429, Some(level)) => format!("429 {level}"),
+            (status, _) => status.to_string(),
+        };
+        *answers.entry(key).or_default() += 1;
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    Ok(json!({
+        "scenario": "one IPv6 /48 over as many /64s",
+        "triggers": args.triggers,
+        "answers": answers,
+        "took_s": started.elapsed().as_secs_f64(),
+        "ingress_ms": {"p50": percentile(&latencies, 50.0), "p99": percentile(&latencies, 99.0)},
+        "aws_calls_per_trigger": per_trigger(&calls, args.triggers),
+    }))
 }
