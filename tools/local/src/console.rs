@@ -144,12 +144,25 @@ mod tests {
     fn nothing_invisible_reaches_the_terminal() {
         let buffer = Buffer::default();
         let console = Console::new(Box::new(buffer.clone()));
-        console.hop(0, None, "pipeline", "variables: branch=txt.\u{202E}exe\u{1b}[2J");
+        console.hop(
+            0,
+            None,
+            "pipeline",
+            "variables: branch=txt.\u{202E}exe\u{1b}[2J",
+        );
         console.email("subject", "Input branch  a\u{200B}b\nline two");
         let shown = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        assert!(shown.contains("branch=txt.\\u{202E}exe\\u{1B}[2J\n"), "{shown}");
-        assert!(shown.contains("| Input branch  a\\u{200B}b\n| line two\n"), "{shown}");
-        assert!(!shown.contains('\u{202E}') && !shown.contains('\u{1b}') && !shown.contains('\u{200B}'));
+        assert!(
+            shown.contains("branch=txt.\\u{202E}exe\\u{1B}[2J\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("| Input branch  a\\u{200B}b\n| line two\n"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains('\u{202E}') && !shown.contains('\u{1b}') && !shown.contains('\u{200B}')
+        );
     }
 
     #[test]

@@ -126,6 +126,21 @@ async fn request(
     }
 }
 
+/// `GET /triggers/{id}`.
+async fn status_of(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    base: &str,
+    id: &str,
+) -> (u16, Value) {
+    request(
+        client,
+        "GET",
+        &format!("{base}/triggers/{id}"),
+        String::new(),
+    )
+    .await
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -269,13 +284,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while !unfinished.is_empty() {
         let mut still = Vec::new();
         for id in unfinished {
-            let (_, body) = request(
-                &client,
-                "GET",
-                &format!("{base}/triggers/{id}"),
-                String::new(),
-            )
-            .await;
+            let (_, body) = status_of(&client, &base, id).await;
             let status = body["status"].as_str().unwrap_or("?").to_string();
             if matches!(status.as_str(), "queued" | "started" | "?") {
                 still.push(id);
@@ -426,13 +435,7 @@ async fn legitimate(url: &str, base: &str, body: String) -> Value {
         return json!({"answer": status, "body": answer});
     };
     loop {
-        let (_, trigger) = request(
-            &client,
-            "GET",
-            &format!("{base}/triggers/{id}"),
-            String::new(),
-        )
-        .await;
+        let (_, trigger) = status_of(&client, base, id).await;
         let state = trigger["status"].as_str().unwrap_or("?").to_string();
         if !matches!(state.as_str(), "queued" | "?") {
             return json!({
