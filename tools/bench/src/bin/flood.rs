@@ -284,7 +284,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while !unfinished.is_empty() {
         let mut still = Vec::new();
         for id in unfinished {
-            let (_, body) = status_of(&client, &base, id).await;
+            let (_, body) = status_of(&client, &base, &id).await;
             let status = body["status"].as_str().unwrap_or("?").to_string();
             if matches!(status.as_str(), "queued" | "started" | "?") {
                 still.push(id);
