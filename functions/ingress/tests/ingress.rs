@@ -434,18 +434,29 @@ async fn aws_calls_per_request_meet_the_budget() {
 }
 
 /// A REST API event for a request the client addressed as `addressed`
-/// (stage or base path, then the route), as API Gateway builds it.
+/// (stage or base path, then the route), exactly as API Gateway builds it:
+/// through the execute-api URL `path` loses the stage; through a custom
+/// domain it keeps the base path; `resource` and `pathParameters` name the
+/// route.
 fn addressed_event(method: &str, route: &str, addressed: &str, stage: &str) -> Value {
     let mut event = rest_event(method, route, None, CLIENT_IP);
+    let through_stage = addressed.strip_prefix(&format!("/{stage}")) == Some(route);
+    event["path"] = json!(if through_stage { route } else { addressed });
     event["requestContext"]["stage"] = json!(stage);
     event["requestContext"]["path"] = json!(addressed);
+    let (resource, parameters) = shared::rules::http::trigger_api::resource_of(route);
+    event["resource"] = json!(resource);
+    event["requestContext"]["resourcePath"] = json!(resource);
+    event["pathParameters"] = parameters.unwrap_or(Value::Null);
     event
 }
 
 #[tokio::test]
 async fn status_urls_resolve_behind_a_stage_or_a_base_path() {
-    let h = harness(&[]).await;
-    for (prefix, stage) in [("/prod", "prod"), ("/api/v1", "live"), ("", "prod")] {
+    let h = harness(&[("QUOTA_LIMIT", "10")]).await;
+    // The execute-api URL with its stage; custom domains with a base path of
+    // one and of two segments; a custom domain mapped at its root.
+    for (prefix, stage) in [("/prod", "prod"), ("/ci", "prod"), ("/api/v1", "live"), ("", "prod")] {
         let r = h
             .send(addressed_event(
                 "POST",

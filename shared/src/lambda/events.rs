@@ -69,14 +69,16 @@ pub fn api_gateway_event(request: &GatewayRequest<'_>) -> Value {
         },
         None => request.path,
     };
+    // The resource template API Gateway would match, and its parameters.
+    let (resource, parameters) = crate::rules::http::trigger_api::resource_of(routed);
     json!({
-        "resource": routed,
+        "resource": resource,
         "path": routed,
         "httpMethod": request.method,
         "headers": headers,
         "multiValueHeaders": multi_headers,
         "queryStringParameters": query,
-        "pathParameters": null,
+        "pathParameters": parameters,
         "body": body,
         "isBase64Encoded": is_base64,
         "requestContext": {

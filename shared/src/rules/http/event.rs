@@ -44,6 +44,11 @@ pub struct HttpRequest {
 #[derive(Deserialize)]
 struct RawEvent {
     version: Option<String>,
+    /// REST API: the resource template that matched (`/triggers/{id}`).
+    resource: Option<String>,
+    /// REST API: the template's values (`{"id": "01J…"}`), decoded.
+    #[serde(rename = "pathParameters")]
+    path_parameters: Option<serde_json::Map<String, Value>>,
     #[serde(rename = "httpMethod")]
     http_method: Option<String>,
     path: Option<String>,
@@ -109,6 +114,13 @@ pub fn parse_event(event: &Value) -> Result<HttpRequest, EventError> {
                 .path
                 .clone()
                 .ok_or_else(|| EventError::NotHttp("no path".into()))?;
+            // Route by the resource that matched, never by `path`: behind a
+            // custom domain's base path, `path` keeps the base path.
+            let path = raw
+                .resource
+                .as_deref()
+                .and_then(|resource| filled(resource, raw.path_parameters.as_ref()))
+                .unwrap_or(path);
             let ip = context.identity.as_ref().and_then(|i| i.source_ip.clone());
             (PayloadVersion::V1, method, path, ip)
         }
@@ -138,6 +150,36 @@ pub fn parse_event(event: &Value) -> Result<HttpRequest, EventError> {
         body: raw.body,
         body_is_base64: raw.is_base64_encoded,
     })
+}
+
+/// A resource template with its path parameters put in: `/triggers/{id}`
+/// and `{"id": "01J…"}` make `/triggers/01J…`; `None` when a parameter is
+/// missing or would add a path segment (only a greedy `{name+}` may).
+fn filled(resource: &str, parameters: Option<&serde_json::Map<String, Value>>) -> Option<String> {
+    if !resource.starts_with('/') {
+        return None;
+    }
+    let mut out = String::with_capacity(resource.len());
+    for (i, segment) in resource.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            None => out.push_str(segment),
+            Some(name) => {
+                let (name, greedy) = match name.strip_suffix('+') {
+                    Some(name) => (name, true),
+                    None => (name, false),
+                };
+                let value = parameters?.get(name)?.as_str()?;
+                if value.is_empty() || (!greedy && value.contains('/')) {
+                    return None;
+                }
+                out.push_str(value);
+            }
+        }
+    }
+    Some(out)
 }
 
 /// HTTP API paths carry a named stage (`/prod/trigger`); REST paths do not.
@@ -197,7 +239,7 @@ pub(crate) mod tests {
 
     pub(crate) fn v1(method: &str, path: &str, body: Option<&str>, b64: bool) -> Value {
         json!({
-            "resource": "/trigger", "path": path, "httpMethod": method,
+            "resource": path, "path": path, "httpMethod": method,
             "headers": {"X-Forwarded-For": "198.51.100.1"},
             "body": body, "isBase64Encoded": b64,
             "requestContext": {"stage": "prod", "path": format!("/prod{path}"),
@@ -257,6 +299,112 @@ pub(crate) mod tests {
         assert_eq!(
             (r.base_path.as_str(), r.path.as_str()),
             ("/prod", "/triggers/abc")
+        );
+    }
+
+    /// A REST event exactly as API Gateway sends it for `addressed` (the
+    /// URL's path): `path` drops the stage but keeps a custom domain's base
+    /// path; `resource` is the matched template, `pathParameters` its values;
+    /// `requestContext.path` is the path as addressed.
+    fn rest(
+        method: &str,
+        addressed: &str,
+        stage_in_url: bool,
+        route: (&str, Option<(&str, &str)>),
+    ) -> Value {
+        let (resource, parameter) = route;
+        let path = if stage_in_url {
+            addressed.strip_prefix("/prod").unwrap().to_string()
+        } else {
+            addressed.to_string()
+        };
+        json!({
+            "resource": resource, "path": path, "httpMethod": method,
+            "headers": {"Host": "api.example.com"},
+            "pathParameters": parameter.map(|(k, v)| json!({k: v})),
+            "body": null, "isBase64Encoded": false,
+            "requestContext": {"stage": "prod", "path": addressed, "resourcePath": resource,
+                "httpMethod": method, "identity": {"sourceIp": "203.0.113.7"}}
+        })
+    }
+
+    #[test]
+    fn rest_events_route_by_resource_behind_every_kind_of_address() {
+        let id = "01JD6Y6W9S3F2Q8K7T4V5X0ABC";
+        let status = format!("/triggers/{id}");
+        for (addressed, stage_in_url, base) in [
+            // The execute-api URL: https://abc.execute-api…/prod/…
+            ("/prod", true, "/prod"),
+            // A custom domain mapped at its root.
+            ("", false, ""),
+            // A custom domain with a base path of one segment, and of two.
+            ("/ci", false, "/ci"),
+            ("/team/ci", false, "/team/ci"),
+        ] {
+            let trigger = rest(
+                "POST",
+                &format!("{addressed}/trigger"),
+                stage_in_url,
+                ("/trigger", None),
+            );
+            let r = parse_event(&trigger).unwrap();
+            assert_eq!(
+                (r.path.as_str(), r.base_path.as_str()),
+                ("/trigger", base),
+                "{addressed}"
+            );
+            let get = rest(
+                "GET",
+                &format!("{addressed}{status}"),
+                stage_in_url,
+                ("/triggers/{id}", Some(("id", id))),
+            );
+            let r = parse_event(&get).unwrap();
+            assert_eq!(
+                (r.path.as_str(), r.base_path.as_str()),
+                (status.as_str(), base),
+                "{addressed}"
+            );
+            let page = rest(
+                "GET",
+                if addressed.is_empty() { "/" } else { addressed },
+                stage_in_url,
+                ("/", None),
+            );
+            let mut page = page;
+            if stage_in_url {
+                page["path"] = json!("/");
+            }
+            let r = parse_event(&page).unwrap();
+            assert_eq!(
+                (r.path.as_str(), r.base_path.as_str()),
+                ("/", base),
+                "{addressed}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_parameter_cannot_add_a_segment_and_a_missing_one_falls_back_to_the_path() {
+        let mut event = rest(
+            "GET",
+            "/ci/triggers/a%2Fb",
+            false,
+            ("/triggers/{id}", Some(("id", "a/b"))),
+        );
+        assert_eq!(parse_event(&event).unwrap().path, "/ci/triggers/a%2Fb");
+        event["pathParameters"] = Value::Null;
+        assert_eq!(parse_event(&event).unwrap().path, "/ci/triggers/a%2Fb");
+        let greedy = rest(
+            "GET",
+            "/ci/assets/page.js",
+            false,
+            ("/{proxy+}", Some(("proxy", "assets/page.js"))),
+        );
+        let r = parse_event(&greedy).unwrap();
+        assert_eq!(
+            (r.path.as_str(), r.base_path.as_str()),
+            ("/assets/page.js", "/ci")
         );
     }
 

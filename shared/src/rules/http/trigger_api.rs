@@ -64,6 +64,36 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/triggers/{id}", "GET, OPTIONS"),
 ];
 
+/// The resource of [`ROUTES`] a path matches, as API Gateway names it in a
+/// REST event (`/triggers/{id}`), and its path parameters (`{"id": …}`);
+/// a path that matches none is its own resource, without parameters.
+pub fn resource_of(path: &str) -> (String, Option<serde_json::Value>) {
+    let segments: Vec<&str> = path.split('/').collect();
+    for (resource, _) in ROUTES {
+        let template: Vec<&str> = resource.split('/').collect();
+        if template.len() != segments.len() {
+            continue;
+        }
+        let mut parameters = serde_json::Map::new();
+        let matches = template.iter().zip(&segments).all(|(t, s)| {
+            match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                Some(name) if !s.is_empty() => {
+                    parameters.insert(name.to_string(), serde_json::Value::from(*s));
+                    true
+                }
+                Some(_) => false,
+                None => t == s,
+            }
+        });
+        if matches {
+            let parameters =
+                (!parameters.is_empty()).then_some(serde_json::Value::Object(parameters));
+            return (resource.to_string(), parameters);
+        }
+    }
+    (path.to_string(), None)
+}
+
 /// Which operation a method and path name.
 pub fn route(method: &str, path: &str) -> Result<Route, ApiError> {
     if path == "/" || path.is_empty() {
