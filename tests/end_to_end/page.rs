@@ -8,7 +8,9 @@ use crate::harness::*;
 /// refusal, an invalid input at its field, the link again after a reload
 /// (selecting the followed trigger's pipeline and inputs); on a second stack
 /// whose queue is down, "unavailable"; on a third with `max_pending` 2 and
-/// 6-second runs, the place in line, a refused trigger and the end estimate.
+/// 6-second runs, the place in line, a refused trigger and the end estimate,
+/// and that a site the API allows triggers from its page while another
+/// site's page is refused (`403 cross-site`).
 /// Screenshots of each state land in `target/screenshots/page/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
@@ -39,9 +41,16 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
         Some("prod"),
     )
     .await;
+    // Two other sites' origins: one the API allows (CORS_ALLOWED_ORIGINS), one not.
+    let (allowed_port, other_port) = (free_port(), free_port());
+    let allowed_origin = format!("http://127.0.0.1:{allowed_port}");
     let busy = Harness::start_with(
         &unique("page-busy"),
-        &[("QUOTA_LIMIT", "3"), ("PIPELINE_SETTINGS", BUSY_SETTINGS)],
+        &[
+            ("QUOTA_LIMIT", "5"),
+            ("PIPELINE_SETTINGS", BUSY_SETTINGS),
+            ("CORS_ALLOWED_ORIGINS", &allowed_origin),
+        ],
         None,
         Duration::from_secs(6),
         Some("prod"),
@@ -54,6 +63,8 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
         .arg(&shots)
         .arg(down.url("/prod"))
         .arg(busy.url("/prod"))
+        .arg(allowed_port.to_string())
+        .arg(other_port.to_string())
         .env("NODE_PATH", &node_modules)
         .env("CHROMIUM", &chromium)
         .output()
@@ -83,12 +94,20 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
         "queued",
         "queue-full",
         "running-estimate",
+        "embedding-allowed",
+        "embedding-refused",
     ] {
         assert!(shots.join(format!("{state}.png")).exists(), "{state}");
     }
     harness.stack.stop().await;
     down.stack.stop().await;
     busy.stack.stop().await;
+}
+
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
 }
 
 /// Two pending runs at most, and one input, for the queue's steps.

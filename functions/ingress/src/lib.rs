@@ -138,6 +138,9 @@ impl Ingress {
             Err(ApiError::Blocked { .. }) => self
                 .metrics
                 .count(metrics::REJECTED, Some(("Scope", "blocked"))),
+            Err(ApiError::CrossSite) => self
+                .metrics
+                .count(metrics::REJECTED, Some(("Scope", "cross-site"))),
             Err(ApiError::Unavailable { .. }) => self.metrics.count(metrics::UNAVAILABLE, None),
             Err(_) => self.metrics.count(metrics::INVALID, None),
         }
@@ -191,6 +194,17 @@ impl Ingress {
 
     async fn post_trigger(&self, request: &HttpRequest) -> Result<HttpResponse, ApiError> {
         let config = &self.config;
+        // Another site's page cannot spend its visitors' quota: refused
+        // before anything is read or charged.
+        if config.cors.refuses_trigger(
+            request.origin.as_deref(),
+            request.host.as_deref(),
+            request.fetch_site.as_deref(),
+        ) {
+            info!(decision = "rejected", scope = "cross-site", origin = %request.origin.as_deref().unwrap_or("-"),
+                  fetch_site = %request.fetch_site.as_deref().unwrap_or("-"), aws_calls = 0);
+            return Err(ApiError::CrossSite);
+        }
         let asked = parse_trigger_body(&request.body_bytes()?)?;
         let pipeline = match asked.pipeline {
             None => config.pipelines.default_pipeline(),

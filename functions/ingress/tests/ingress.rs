@@ -456,7 +456,12 @@ async fn status_urls_resolve_behind_a_stage_or_a_base_path() {
     let h = harness(&[("QUOTA_LIMIT", "10")]).await;
     // The execute-api URL with its stage; custom domains with a base path of
     // one and of two segments; a custom domain mapped at its root.
-    for (prefix, stage) in [("/prod", "prod"), ("/ci", "prod"), ("/api/v1", "live"), ("", "prod")] {
+    for (prefix, stage) in [
+        ("/prod", "prod"),
+        ("/ci", "prod"),
+        ("/api/v1", "live"),
+        ("", "prod"),
+    ] {
         let r = h
             .send(addressed_event(
                 "POST",
@@ -790,4 +795,50 @@ async fn an_admission_that_never_committed_is_settled_void_and_costs_nothing() {
         table.admission().settle(&committed).await.unwrap(),
         Settled::Committed
     );
+}
+
+/// A browser's "simple" POST from another site's page (no preflight):
+/// refused `403 cross-site` before anything is read or charged. The API's
+/// own page, an allowed site and curl (no such headers) still trigger.
+#[tokio::test]
+async fn a_trigger_from_another_sites_page_is_refused_and_costs_nothing() {
+    let h = harness(&[("CORS_ALLOWED_ORIGINS", "https://docs.example.com")]).await;
+    let from = |origin: Option<&str>, fetch_site: Option<&str>| {
+        let mut event = rest_event("POST", "/trigger", Some("{}"), CLIENT_IP);
+        event["headers"]["Host"] = json!("api.example.com");
+        event["headers"]["Content-Type"] = json!("text/plain;charset=UTF-8");
+        if let Some(origin) = origin {
+            event["headers"]["Origin"] = json!(origin);
+        }
+        if let Some(site) = fetch_site {
+            event["headers"]["Sec-Fetch-Site"] = json!(site);
+        }
+        event
+    };
+    let before = h.stack.calls.snapshot();
+    for (origin, site) in [
+        (Some("https://evil.example"), Some("cross-site")),
+        (Some("null"), Some("cross-site")),
+        (Some("https://evil.example"), None),
+        (None, Some("cross-site")),
+    ] {
+        let r = h.send(from(origin, site)).await;
+        assert_eq!(r.status, 403, "{origin:?} {site:?}: {}", r.body);
+        assert_eq!(r.body["type"], "urn:pipeline-trigger:problem:cross-site");
+        assert!(r.headers.get("Access-Control-Allow-Origin").is_none());
+    }
+    assert!(h.stack.calls.since(&before).is_empty(), "no AWS call");
+    // The API's own page, an allowed site, and curl: each charged once.
+    for (n, (origin, site)) in [
+        (Some("https://api.example.com"), Some("same-origin")),
+        (Some("https://docs.example.com"), Some("cross-site")),
+        (None, None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = h.send(from(origin, site)).await;
+        assert_eq!(r.status, 202, "{origin:?}: {}", r.body);
+        assert_eq!(r.body["quota"]["remaining"], 2 - n as u64, "{}", r.body);
+    }
 }

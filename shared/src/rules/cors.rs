@@ -50,6 +50,27 @@ fn is_origin(text: &str) -> bool {
             .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// `origin` is the API's own: `https://<host>`, or `http://<host>` when
+/// the host is a loopback address (the local stack serves plain HTTP).
+fn is_own_origin(origin: &str, host: Option<&str>) -> bool {
+    let Some(host) = host.map(str::to_ascii_lowercase) else {
+        return false;
+    };
+    let origin = origin.to_ascii_lowercase();
+    if origin.strip_prefix("https://") == Some(host.as_str()) {
+        return true;
+    }
+    let name = host
+        .rsplit_once(':')
+        .map_or(host.as_str(), |(name, _)| name);
+    let loopback = name == "localhost"
+        || name == "[::1]"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a.is_loopback());
+    loopback && origin.strip_prefix("http://") == Some(host.as_str())
+}
+
 impl CorsPolicy {
     /// Reads `CORS_ALLOWED_ORIGINS`: empty (off), `*`, or comma-separated
     /// origins such as `https://docs.example.com,http://localhost:8080`.
@@ -87,6 +108,28 @@ impl CorsPolicy {
             Self::Off => None,
             Self::Any => Some("*".into()),
             Self::Origins(list) => list.iter().find(|o| o.as_str() == origin).cloned(),
+        }
+    }
+
+    /// Whether a `POST /trigger` comes from another site's page: its
+    /// `Origin` is neither the API's own (`https://` and `host`; `http://`
+    /// too on a loopback host, the local stack) nor allowed, or the browser
+    /// says `Sec-Fetch-Site: cross-site` and no allowed `Origin` came with
+    /// it. Browsers send such a POST without a preflight, so CORS alone
+    /// cannot stop it. Without either header (curl, scripts) it is not.
+    pub fn refuses_trigger(
+        &self,
+        origin: Option<&str>,
+        host: Option<&str>,
+        fetch_site: Option<&str>,
+    ) -> bool {
+        let allowed = origin.is_some_and(|o| self.allow(Some(o)).is_some());
+        let own = origin.is_some_and(|o| is_own_origin(o, host));
+        match origin {
+            Some(_) if !allowed && !own => true,
+            _ => {
+                fetch_site.is_some_and(|s| s.eq_ignore_ascii_case("cross-site")) && !allowed && !own
+            }
         }
     }
 
@@ -238,5 +281,52 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_trigger_from_another_sites_page_is_refused_and_scripts_are_not() {
+        let off = CorsPolicy::Off;
+        let docs = CorsPolicy::parse("https://docs.example.com").unwrap();
+        let host = Some("api.example.com");
+        let cross = Some("cross-site");
+        for policy in [&off, &docs] {
+            // curl and scripts: no Origin, no Sec-Fetch-Site.
+            assert!(!policy.refuses_trigger(None, host, None));
+            // The API's own page.
+            assert!(!policy.refuses_trigger(
+                Some("https://api.example.com"),
+                host,
+                Some("same-origin")
+            ));
+            assert!(!policy.refuses_trigger(Some("https://API.example.com"), host, None));
+            // Another site, a sandboxed frame, a plain-http copy of the host.
+            for origin in [
+                "https://evil.example",
+                "null",
+                "http://api.example.com",
+                "https://api.example.com.evil.example",
+            ] {
+                assert!(
+                    policy.refuses_trigger(Some(origin), host, cross),
+                    "{origin}"
+                );
+                assert!(policy.refuses_trigger(Some(origin), host, None), "{origin}");
+            }
+            // The browser says cross-site without an Origin.
+            assert!(policy.refuses_trigger(None, host, cross));
+            // Same-site and user-typed navigations are not cross-site.
+            assert!(!policy.refuses_trigger(None, host, Some("same-site")));
+            assert!(!policy.refuses_trigger(None, host, Some("none")));
+        }
+        // An allowed embedding site may trigger.
+        assert!(!docs.refuses_trigger(Some("https://docs.example.com"), host, cross));
+        assert!(off.refuses_trigger(Some("https://docs.example.com"), host, cross));
+        // `*` allows every origin, by the operator's choice.
+        assert!(!CorsPolicy::Any.refuses_trigger(Some("https://evil.example"), host, cross));
+        // Plain http is the API's own only on a loopback host (the local stack).
+        assert!(!off.refuses_trigger(Some("http://127.0.0.1:3000"), Some("127.0.0.1:3000"), None));
+        assert!(off.refuses_trigger(Some("http://127.0.0.1:3001"), Some("127.0.0.1:3000"), None));
+        // No Host: no origin is the API's own.
+        assert!(off.refuses_trigger(Some("https://api.example.com"), None, None));
     }
 }

@@ -4,7 +4,8 @@
 // screen, and a screenshot is taken of each state.
 //
 // Usage: node tests/end_to_end/browser/page.cjs <page URL> <screenshot folder>
-//   [<page URL of a stack whose queue is down> [<page URL of a stack with max_pending 2 and longer runs>]]
+//   [<page URL of a stack whose queue is down> [<page URL of a stack with max_pending 2 and longer runs>
+//   <port of an embedding site it allows> <port of one it does not>]]
 // (NODE_PATH=tools/node/node_modules; CHROMIUM overrides /usr/bin/chromium).
 // Exits 0 when every step passed; otherwise prints the step that failed.
 "use strict";
@@ -14,7 +15,7 @@ const fs = require("node:fs");
 const http = require("node:http");
 const path = require("node:path");
 
-const [pageUrl, shots, unavailableUrl, busyUrl] = process.argv.slice(2);
+const [pageUrl, shots, unavailableUrl, busyUrl, allowedPort, otherPort] = process.argv.slice(2);
 if (!pageUrl || !shots) {
   console.error("usage: node tests/browser/page.cjs <page URL> <screenshot folder>");
   process.exit(2);
@@ -67,6 +68,26 @@ async function statusBecomes(base, id, wanted) {
     if (Date.now() > deadline) throw new Error(`${id} stayed ${trigger.status}, never ${wanted}`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+// Another site's page that triggers through the API from its visitors'
+// browsers: a JSON POST (CORS, preflighted) and a "simple" text/plain POST
+// (no preflight: the kind a hostile page would send). It shows what it got.
+function serveEmbeddingSite(port, api) {
+  const html = `<!doctype html><html><head><meta charset="utf-8"><title>Embedding site</title></head>
+<body><h1>A site that embeds a trigger button</h1><p id="json">…</p><p id="simple">…</p><script>
+const body = JSON.stringify({ pipeline: "app", inputs: { branch: "embed" } });
+fetch(${JSON.stringify(api + "/trigger")}, { method: "POST", headers: { "Content-Type": "application/json" }, body })
+  .then((r) => r.json().then((b) => { document.getElementById("json").textContent = r.status + " " + (b.trigger_id || b.type); }))
+  .catch((e) => { document.getElementById("json").textContent = "blocked by the browser: " + e.name; });
+fetch(${JSON.stringify(api + "/trigger")}, { method: "POST", mode: "no-cors", headers: { "Content-Type": "text/plain" }, body })
+  .then(() => { document.getElementById("simple").textContent = "sent"; });
+</script></body></html>`;
+  const server = http.createServer((request, response) => {
+    response.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+    response.end(html);
+  });
+  return new Promise((resolve) => server.listen(Number(port), "127.0.0.1", () => resolve(server)));
 }
 
 async function main() {
@@ -302,13 +323,13 @@ async function main() {
       assert.equal(await outcome.textContent(), "Not run: the queue was full when it came; nothing was charged.");
       assert.equal(await page.locator("#stages li").count(), 0);
       await shot("queue-full");
-      // Charged nothing: joining run-c's waiting run leaves 1 of 3 (run-c, this one).
+      // Charged nothing: joining run-c's waiting run leaves 3 of 5 (run-c, this one).
       await branch.fill("run-c");
       await submit.click();
       await page.waitForFunction(() => /Accepted/.test(document.getElementById("outcome").textContent)
         && /2nd in line|Next in line|Running/.test(document.getElementById("status").textContent),
       null, { timeout: PATIENCE_MS });
-      assert.match(await outcome.textContent(), /This address has 1 of 3 triggers left\./);
+      assert.match(await outcome.textContent(), /This address has 3 of 5 triggers left\./);
 
       step("while its run runs, the page says when it should end and whom it serves");
       await page.locator("#run-status", { hasText: "Running" }).waitFor({ timeout: PATIENCE_MS });
@@ -320,6 +341,40 @@ async function main() {
         "(shared with an earlier trigger's run; the run serves 2 triggers)");
       await shot("running-estimate");
       assert.ok(origins.has(busyOrigin));
+
+      if (allowedPort && otherPort) {
+        step("a site the API allows can trigger from its page; any other site's page cannot");
+        const embeddings = await Promise.all([serveEmbeddingSite(allowedPort, busyBase), serveEmbeddingSite(otherPort, busyBase)]);
+        try {
+          // Its own page, without this test's listeners: the refused site's
+          // console errors are the browser doing its job.
+          const visit = async (port) => {
+            const tab = await context.newPage();
+            const posts = [];
+            tab.on("response", (r) => {
+              if (r.request().method() === "POST" && r.url().endsWith("/trigger")) posts.push(r.status());
+            });
+            await tab.goto(`http://127.0.0.1:${port}/`);
+            await tab.waitForFunction(() => document.getElementById("json").textContent !== "…"
+              && document.getElementById("simple").textContent === "sent", null, { timeout: PATIENCE_MS });
+            // Both answers have arrived once both POSTs are seen.
+            const deadline = Date.now() + PATIENCE_MS;
+            while (posts.length < (port === allowedPort ? 2 : 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+            const json = await tab.locator("#json").textContent();
+            await tab.screenshot({ path: path.join(shots, `embedding-${port === allowedPort ? "allowed" : "refused"}.png`) });
+            await tab.close();
+            return { json, posts: posts.sort() };
+          };
+          const allowed = await visit(allowedPort);
+          assert.match(allowed.json, /^202 [0-9A-Z]{26}$/, "the allowed site triggers and reads the answer");
+          assert.deepEqual(allowed.posts, [202, 202], "its simple POST is accepted too: it is allowed");
+          const other = await visit(otherPort);
+          assert.match(other.json, /^blocked by the browser/, "the preflight of a JSON POST fails");
+          assert.deepEqual(other.posts, [403], "the simple POST reaches the API and is refused: cross-site");
+        } finally {
+          for (const server of embeddings) server.close();
+        }
+      }
     }
 
     await context.close();

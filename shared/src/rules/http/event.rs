@@ -37,6 +37,10 @@ pub struct HttpRequest {
     pub source_ip: Option<String>,
     /// The `Origin` header (a browser's request from another site), for CORS.
     pub origin: Option<String>,
+    /// The `Host` header: the API's own origin is `https://` and it.
+    pub host: Option<String>,
+    /// The `Sec-Fetch-Site` header a browser sends (`same-origin`, `cross-site`, …).
+    pub fetch_site: Option<String>,
     pub(super) body: Option<String>,
     pub(super) body_is_base64: bool,
 }
@@ -133,20 +137,24 @@ pub fn parse_event(event: &Value) -> Result<HttpRequest, EventError> {
             (safe_base_path(&base), routed)
         }
     };
-    let origin = raw.headers.as_ref().and_then(|headers| {
-        headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("origin"))
-            .and_then(|(_, value)| value.as_str())
-            .map(str::to_string)
-    });
+    let header = |wanted: &str| {
+        raw.headers.as_ref().and_then(|headers| {
+            headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+                .and_then(|(_, value)| value.as_str())
+                .map(str::to_string)
+        })
+    };
     Ok(HttpRequest {
         version,
         method: method.to_ascii_uppercase(),
         path,
         base_path,
         source_ip,
-        origin,
+        origin: header("origin"),
+        host: header("host"),
+        fetch_site: header("sec-fetch-site"),
         body: raw.body,
         body_is_base64: raw.is_base64_encoded,
     })

@@ -90,6 +90,9 @@ pub enum ApiError {
     /// The reason the operators gave is theirs: it is never shown.
     #[error("this client is blocked by the operators; retry in {retry_after_s} s")]
     Blocked { retry_after_s: u64 },
+    /// A browser's POST from another site's page (docs/reference/http-api.md).
+    #[error("a trigger from another site's page is refused; trigger from this API's own page, or ask its operators to allow your site")]
+    CrossSite,
 }
 
 fn scope_words(scope: &QuotaScope) -> String {
@@ -113,7 +116,7 @@ impl ApiError {
             | Self::UnknownPipeline { .. }
             | Self::InvalidInputs(_)
             | Self::NoClientAddress => 400,
-            Self::Blocked { .. } => 403,
+            Self::Blocked { .. } | Self::CrossSite => 403,
             Self::QuotaExceeded { .. } => 429,
             Self::Unavailable { .. } => 503,
         }
@@ -143,6 +146,7 @@ impl ApiError {
             } => ("global-quota-exceeded", "Global Trigger Budget Exhausted"),
             Self::Unavailable { .. } => ("unavailable", "Service Unavailable"),
             Self::Blocked { .. } => ("blocked", "Client Blocked"),
+            Self::CrossSite => ("cross-site", "Cross-Site Trigger Refused"),
         }
     }
 
