@@ -24,11 +24,12 @@ use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
 use shared::rules::metrics;
 use shared::rules::page::{asset_response, page_response};
 use shared::rules::quota::{QuotaPolicy, QuotaStatus};
+use shared::rules::refusals::{RefusalMemory, GLOBAL};
 use shared::rules::time_format::{ceil_seconds, rfc3339};
 use shared::rules::trigger::{
-    canonical_trigger_id, ledger_expires_at, new_trigger_id, NetworkKey, TriggerRecord,
+    canonical_trigger_id, could_exist, ledger_expires_at, trigger_id_at, NetworkKey, TriggerRecord,
 };
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tracing::{error, info, warn};
 
 /// The quota levels a request takes a slot of: the client's, then each
@@ -94,6 +95,8 @@ pub struct Ingress {
     clock: Arc<dyn Clock>,
     calls: CallCounter,
     metrics: Metrics,
+    /// Whom this instance just refused: a repeat is answered from memory.
+    refusals: Mutex<RefusalMemory>,
 }
 
 fn unavailable() -> ApiError {
@@ -114,6 +117,7 @@ impl Ingress {
     ) -> Self {
         Self {
             metrics: Metrics::new(&config.metrics_namespace, "ingress"),
+            refusals: Mutex::new(RefusalMemory::default()),
             config,
             table,
             queue,
@@ -126,6 +130,11 @@ impl Ingress {
     pub fn with_metrics(mut self, sink: MetricsSink) -> Self {
         self.metrics = self.metrics.with_sink(sink);
         self
+    }
+
+    /// The refusal memory (a poisoned lock still holds sound entries).
+    fn memory(&self) -> std::sync::MutexGuard<'_, RefusalMemory> {
+        self.refusals.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// One metric line per `POST /trigger` decision.
@@ -236,9 +245,18 @@ impl Ingress {
             .map_err(|_| ApiError::NoClientAddress)?;
         let client_key = keys.client.clone();
         let now = self.clock.now_ms();
+        // Refused within the last minute (this client, one of its networks,
+        // the global budget): the same answer again, without an AWS call.
+        let mut remembered: Vec<&str> = vec![client_key.as_str()];
+        remembered.extend(keys.networks.iter().map(|(_, key)| key.as_str()));
+        remembered.push(GLOBAL);
+        if let Some(refusal) = self.memory().recall(&remembered, client_key.as_str(), now) {
+            info!(decision = "rejected", from_memory = true, reason = %refusal, client_key = %client_key, aws_calls = 0);
+            return Err(refusal);
+        }
         let levels = quota_levels(config, &keys);
         let mut record = TriggerRecord::queued(
-            new_trigger_id(),
+            trigger_id_at(now),
             &pipeline.public,
             &pipeline.name,
             client_key.clone(),
@@ -276,7 +294,10 @@ impl Ingress {
                 let retry_after_s = ceil_seconds(until.saturating_sub(now)).max(1);
                 info!(decision = "rejected", scope = "blocked", client_key = %client_key,
                       retry_after_s, aws_calls = self.calls.total() - calls_before);
-                return Err(ApiError::Blocked { retry_after_s });
+                let refusal = ApiError::Blocked { retry_after_s };
+                self.memory()
+                    .remember(client_key.as_str(), refusal.clone(), now);
+                return Err(refusal);
             }
             Admission::Exhausted {
                 level,
@@ -291,11 +312,18 @@ impl Ingress {
                 info!(decision = "rejected", scope = scope.as_str(), level = %names[level], client_key = %client_key,
                       network_key = %level.checked_sub(1).map(|n| keys.networks[n].1.to_string()).unwrap_or_default(),
                       retry_after_s, aws_calls = self.calls.total() - calls_before);
-                return Err(ApiError::QuotaExceeded {
+                let refusal = ApiError::QuotaExceeded {
                     scope,
                     limits: limit_items(&names, &levels, &statuses),
                     retry_after_s,
-                });
+                };
+                // Under the key of the level that refused.
+                let refused_key = match level {
+                    0 => client_key.as_str(),
+                    n => keys.networks[n - 1].1.as_str(),
+                };
+                self.memory().remember(refused_key, refusal.clone(), now);
+                return Err(refusal);
             }
             Admission::GlobalExhausted {
                 statuses,
@@ -315,11 +343,13 @@ impl Ingress {
                     remaining: Some(0),
                     reset_s: retry_after_s,
                 });
-                return Err(ApiError::QuotaExceeded {
+                let refusal = ApiError::QuotaExceeded {
                     scope: QuotaScope::Global,
                     limits,
                     retry_after_s,
-                });
+                };
+                self.memory().remember(GLOBAL, refusal.clone(), now);
+                return Err(refusal);
             }
         };
         let accepted = || {
@@ -458,6 +488,12 @@ impl Ingress {
         let Some(id) = canonical_trigger_id(id) else {
             return Err(ApiError::TriggerNotFound);
         };
+        // An id made in the future, or before the ledger's retention: no
+        // such record can exist, and no read is spent to say so.
+        if !could_exist(&id, self.clock.now_ms(), self.config.ledger_retention) {
+            info!(decision = "not_found", trigger_id = %id, reason = "impossible id", aws_calls = 0);
+            return Err(ApiError::TriggerNotFound);
+        }
         let failed = |e: StoreError| {
             error!(decision = "unavailable", stage = "get", trigger_id = %id, error = %e);
             unavailable()

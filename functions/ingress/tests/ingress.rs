@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use shared::aws::queue::WorkQueue;
 use shared::aws::table::Table;
 use shared::aws::CallCounter;
+use shared::clock::Clock;
 use shared::config::{Env, IngressConfig};
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,7 +218,9 @@ async fn table_unreachable_is_503_and_nothing_is_enqueued() {
     assert_eq!(r.headers["Retry-After"], "5");
     assert_eq!(r.body["status"], 503);
     assert!(h.queued().await.is_empty());
-    let status = h.get("01JD0000000000000000000000").await;
+    // An id that could exist needs the table: unavailable too.
+    let id = shared::rules::trigger::trigger_id_at(h.clock.now_ms());
+    let status = h.get(&id).await;
     assert_eq!(status.status, 503);
 }
 
@@ -841,4 +844,98 @@ async fn a_trigger_from_another_sites_page_is_refused_and_costs_nothing() {
         assert_eq!(r.status, 202, "{origin:?}: {}", r.body);
         assert_eq!(r.body["quota"]["remaining"], 2 - n as u64, "{}", r.body);
     }
+}
+
+/// A client refused once is answered from this instance's memory for a
+/// minute at most, never past its Retry-After: no AWS call, the same 429
+/// with its times shortened. Other clients of a full network likewise.
+#[tokio::test]
+async fn a_repeated_refusal_on_a_warm_instance_costs_no_aws_call() {
+    let h = harness(&[("QUOTA_LIMIT", "1"), ("NETWORK_QUOTA_LIMITS", "ipv6/48=2")]).await;
+    assert_eq!(h.post_settled(None, CLIENT_IP).await.status, 202);
+    let first = h.post_settled(None, CLIENT_IP).await;
+    assert_eq!(first.status, 429);
+    let first_retry: u64 = first.headers["Retry-After"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let before = h.stack.calls.snapshot();
+    h.clock.advance(std::time::Duration::from_secs(20));
+    let again = h.post(None, CLIENT_IP).await;
+    assert_eq!(again.status, 429, "{}", again.body);
+    assert!(
+        h.stack.calls.since(&before).is_empty(),
+        "answered from memory"
+    );
+    let retry: u64 = again.headers["Retry-After"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(retry, first_retry - 20);
+    assert_eq!(again.body["scope"], "client");
+    // After a minute the table is asked again (one transaction).
+    h.clock.advance(std::time::Duration::from_secs(41));
+    let later = h.post(None, CLIENT_IP).await;
+    assert_eq!(later.status, 429);
+    assert_eq!(
+        h.stack.calls.since(&before).into_iter().collect::<Vec<_>>(),
+        [("DynamoDB.TransactWriteItems".to_string(), 1)]
+    );
+
+    // A full /48: its other /64s are refused from memory after the first.
+    for n in 1..=2 {
+        let r = h.post_settled(None, &format!("2001:db8:7:{n}::1")).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let full = h.post_settled(None, "2001:db8:7:3::1").await;
+    assert_eq!(
+        (full.status, full.body["network"].as_str()),
+        (429, Some("ipv6/48"))
+    );
+    let before = h.stack.calls.snapshot();
+    let other = h.post(None, "2001:db8:7:4::1").await;
+    assert_eq!(
+        (other.status, other.body["network"].as_str()),
+        (429, Some("ipv6/48"))
+    );
+    assert!(h.stack.calls.since(&before).is_empty());
+    // Its own quota is not known without a read: the client item has its policy only.
+    let policy = other.headers["RateLimit-Policy"].as_str().unwrap();
+    assert!(policy.starts_with("\"client\";q=1;"), "{policy}");
+    assert!(!other.headers["RateLimit"]
+        .as_str()
+        .unwrap()
+        .contains("\"client\""));
+}
+
+/// `GET /triggers/{id}`: an id made in the future or before the ledger's
+/// retention is 404 without a read; a known id without a run, one read.
+#[tokio::test]
+async fn impossible_ids_cost_no_read_and_a_known_one_costs_one() {
+    let h = harness(&[("LEDGER_RETENTION", "30d")]).await;
+    let now = h.clock.now_ms();
+    let before = h.stack.calls.snapshot();
+    for at in [now + 3_600_000, now - 40 * 86_400_000] {
+        let id = shared::rules::trigger::trigger_id_at(at);
+        assert_eq!(h.get(&id).await.status, 404);
+    }
+    assert!(h.stack.calls.since(&before).is_empty());
+    let id = shared::rules::trigger::trigger_id_at(now - 60_000);
+    assert_eq!(h.get(&id).await.status, 404);
+    assert_eq!(
+        h.stack.calls.since(&before).into_iter().collect::<Vec<_>>(),
+        [("DynamoDB.BatchGetItem".to_string(), 1)],
+        "a possible id costs one read (the trigger and the run it would open)"
+    );
+    let r = h.post_settled(None, CLIENT_IP).await;
+    let before = h.stack.calls.snapshot();
+    let status = h.get(r.body["trigger_id"].as_str().unwrap()).await;
+    assert_eq!(status.status, 200);
+    assert_eq!(
+        h.stack.calls.since(&before).into_iter().collect::<Vec<_>>(),
+        [("DynamoDB.BatchGetItem".to_string(), 1)],
+        "a queued trigger not yet in a run: one read"
+    );
 }

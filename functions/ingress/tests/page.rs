@@ -142,7 +142,7 @@ async fn an_allowed_origin_reads_the_answers_and_its_preflight_passes() {
 }
 
 #[tokio::test]
-async fn a_disallowed_origin_gets_no_cors_header_and_the_quota_applies_anyway() {
+async fn a_disallowed_origin_gets_no_cors_header_and_cannot_trigger() {
     let h = harness(&[("CORS_ALLOWED_ORIGINS", SITE), ("QUOTA_LIMIT", "1")]).await;
     for origin in [
         "https://evil.example",
@@ -156,17 +156,17 @@ async fn a_disallowed_origin_gets_no_cors_header_and_the_quota_applies_anyway() 
         assert_eq!(headers["Allow"], "POST, OPTIONS");
         assert!(cors_headers(&headers).is_empty(), "{origin}: {headers}");
     }
-    // The request itself is served (a browser keeps the answer from the
-    // page), and costs its client's quota as any other.
+    // A trigger from the disallowed page is refused (403 cross-site) and
+    // costs nothing: the allowed site's next trigger still has the quota.
     let (status, headers, _) = answer(
         &h,
         staged("POST", "/prod/trigger", Some("https://evil.example"), ""),
     )
     .await;
-    assert_eq!(status, 202);
+    assert_eq!(status, 403);
     assert!(cors_headers(&headers).is_empty());
     let (status, headers, _) = answer(&h, staged("POST", "/prod/trigger", Some(SITE), "")).await;
-    assert_eq!(status, 429);
+    assert_eq!(status, 202);
     assert_eq!(headers["Access-Control-Allow-Origin"], SITE);
     // Without an Origin (curl, the page itself): no CORS header either.
     let (_, headers, _) = answer(&h, staged("GET", "/prod/pipelines", None, "")).await;

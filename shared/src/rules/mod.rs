@@ -3,7 +3,8 @@
 //! adapters (`aws/`) and the handlers call them.
 //!
 //! - [`client_key`]: a client address to its keyed, non-reversible key.
-//! - [`quota`]: the rolling-window quota and the global budget.
+//! - [`quota`]: the rolling-window quota and the global budget;
+//!   [`refusals`]: a warm instance's memory of whom it just refused.
 //! - [`http`]: API Gateway events in, routes, bodies, every response out;
 //!   [`cors`]: who may call from a browser; [`page`]: the public page.
 //! - [`trigger`]: the trigger record and its ids; [`message`]: the work queue message.
@@ -32,6 +33,7 @@ pub mod page;
 pub mod pipeline_event;
 pub mod pipelines;
 pub mod quota;
+pub mod refusals;
 pub mod retry;
 pub mod runs;
 pub mod stages;

@@ -21,6 +21,13 @@ pub fn new_trigger_id() -> String {
     ulid::Ulid::new().to_string()
 }
 
+/// A new trigger id made at `now` (the handler's clock): its embedded time
+/// is when the trigger was requested, which [`could_exist`] relies on.
+pub fn trigger_id_at(now: EpochMillis) -> String {
+    ulid::Ulid::from_datetime(std::time::UNIX_EPOCH + std::time::Duration::from_millis(now))
+        .to_string()
+}
+
 /// The canonical form of a trigger id from a URL, or `None` if it cannot be one.
 pub fn canonical_trigger_id(text: &str) -> Option<String> {
     if text.len() != ulid::ULID_LEN {
@@ -29,6 +36,23 @@ pub fn canonical_trigger_id(text: &str) -> Option<String> {
     let canonical = ulid::Ulid::from_string(text).ok()?.to_string();
     // Overflowing ids (first character above 7) parse lossily: refuse them.
     canonical.eq_ignore_ascii_case(text).then_some(canonical)
+}
+
+/// How far ahead of the clock an id's time may be (clocks of instances differ).
+const ID_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// Whether a trigger with this id can exist at `now`: its embedded time is
+/// neither in the future nor older than the ledger keeps records
+/// (`retention`, plus a day of TTL slack). Answered without a read.
+pub fn could_exist(id: &str, now: EpochMillis, retention: std::time::Duration) -> bool {
+    let Ok(ulid) = ulid::Ulid::from_string(id) else {
+        return false;
+    };
+    let made = ulid.timestamp_ms();
+    let kept = u64::try_from(retention.as_millis())
+        .unwrap_or(u64::MAX)
+        .saturating_add(86_400_000);
+    made <= now.saturating_add(ID_CLOCK_SKEW_MS) && made.saturating_add(kept) >= now
 }
 
 /// A network a trigger took quota from: its level and its key.
