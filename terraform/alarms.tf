@@ -1,5 +1,6 @@
 # Alarms to the on-call topic: anything in a DLQ, any function error or
-# throttle, any API 5xx. Each also says when it clears.
+# throttle, any API 5xx, and a surge of accepted or refused triggers (a
+# flood: docs/operating.md). Each also says when it clears.
 
 locals {
   alarms = merge(
@@ -60,4 +61,58 @@ resource "aws_cloudwatch_metric_alarm" "alarm" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alerts.arn]
   ok_actions          = [aws_sns_topic.alerts.arn]
+}
+
+# A surge of decisions at the ingress, from its metric lines (EMF): accepted
+# triggers, and refusals at every level summed.
+locals {
+  refusal_scopes = ["client", "network", "global", "blocked", "cross-site"]
+}
+
+resource "aws_cloudwatch_metric_alarm" "accepted_surge" {
+  alarm_name          = "${var.name}-accepted-surge"
+  alarm_description   = "More than ${var.alarm_accepted_per_5m} triggers accepted in 5 minutes: a flood from many addresses? trigger-ops clients top --since 1h names the busiest keys (docs/operating.md)."
+  namespace           = var.metrics_namespace
+  metric_name         = "Accepted"
+  dimensions          = { Function = "ingress" }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = var.alarm_accepted_per_5m
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "refused_surge" {
+  alarm_name          = "${var.name}-refused-surge"
+  alarm_description   = "More than ${var.alarm_refused_per_5m} triggers refused in 5 minutes (quota, network, global, blocked, cross-site): someone is knocking. The dashboard splits them by scope (docs/operating.md)."
+  evaluation_periods  = 1
+  threshold           = var.alarm_refused_per_5m
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+
+  metric_query {
+    id          = "refused"
+    expression  = join(" + ", [for i, _ in local.refusal_scopes : "FILL(m${i}, 0)"])
+    label       = "Refused"
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = local.refusal_scopes
+    content {
+      id = "m${metric_query.key}"
+      metric {
+        namespace   = var.metrics_namespace
+        metric_name = "Rejected"
+        dimensions  = { Function = "ingress", Scope = metric_query.value }
+        period      = 300
+        stat        = "Sum"
+      }
+    }
+  }
 }

@@ -162,9 +162,9 @@ resource "aws_cloudwatch_log_group" "api_access" {
 resource "aws_api_gateway_stage" "api" {
   #checkov:skip=CKV_AWS_73:Requests are traced by the ingress's JSON log line (request id, trigger id, client key); X-Ray adds cost without insight here.
   #checkov:skip=CKV_AWS_120:Responses are per-client and must not be cached (quota headers, 202/429).
-  #checkov:skip=CKV2_AWS_29:The WAF is optional (enable_waf, waf.tf); throttling and the per-client quota protect the API without it.
+  #checkov:skip=CKV2_AWS_29:The WAF is on by default (enable_waf, waf.tf: aws_wafv2_web_acl_association); checkov cannot see an association that has a count.
   #checkov:skip=CKV2_AWS_51:A public API cannot require client certificates.
-  #checkov:skip=CKV2_AWS_77:The WAF is optional; when enabled (waf.tf) it includes AWSManagedRulesKnownBadInputsRuleSet, the Log4j rules.
+  #checkov:skip=CKV2_AWS_77:The WAF (on by default, waf.tf) includes AWSManagedRulesKnownBadInputsRuleSet, the Log4j rules.
   rest_api_id   = aws_api_gateway_rest_api.api.id
   deployment_id = aws_api_gateway_deployment.api.id
   stage_name    = var.stage_name
@@ -189,20 +189,39 @@ resource "aws_api_gateway_stage" "api" {
   depends_on = [aws_api_gateway_account.api]
 }
 
-resource "aws_api_gateway_method_settings" "all" {
+# Throttles per route, so that a flood on one does not starve the others:
+# the stage default (the page and its files), POST /trigger tight, the
+# status polls and the catalog looser. Each default's reason is in its
+# variable's description; docs/cost.md has what each allows at most.
+locals {
+  route_throttles = {
+    "*/*"               = { rate = var.api_throttle_rate_limit, burst = var.api_throttle_burst_limit }
+    "trigger/POST"      = { rate = var.trigger_throttle_rate_limit, burst = var.trigger_throttle_burst_limit }
+    "triggers/{id}/GET" = { rate = var.status_throttle_rate_limit, burst = var.status_throttle_burst_limit }
+    "pipelines/GET"     = { rate = var.status_throttle_rate_limit, burst = var.status_throttle_burst_limit }
+  }
+}
+
+resource "aws_api_gateway_method_settings" "route" {
   #checkov:skip=CKV_AWS_225:Responses are per-client (quota headers, 202/429) and must never be cached.
+  for_each    = local.route_throttles
   rest_api_id = aws_api_gateway_rest_api.api.id
   stage_name  = aws_api_gateway_stage.api.stage_name
-  method_path = "*/*"
+  method_path = each.key
 
   settings {
-    throttling_rate_limit  = var.api_throttle_rate_limit
-    throttling_burst_limit = var.api_throttle_burst_limit
+    throttling_rate_limit  = each.value.rate
+    throttling_burst_limit = each.value.burst
     metrics_enabled        = true
     logging_level          = "ERROR"
     data_trace_enabled     = false
     caching_enabled        = false
   }
+}
+
+moved {
+  from = aws_api_gateway_method_settings.all
+  to   = aws_api_gateway_method_settings.route["*/*"]
 }
 
 # API Gateway writes logs through one role per account and region.

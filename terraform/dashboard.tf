@@ -7,7 +7,7 @@ locals {
   dashboard_region = data.aws_region.current.name
   # One metric line of a widget: [namespace, metric, dimension, value, ...].
   decision = { for name in ["Accepted", "Invalid", "Unavailable"] : name => [var.metrics_namespace, name, "Function", "ingress"] }
-  rejected = [for scope in ["client", "global", "blocked"] : [var.metrics_namespace, "Rejected", "Function", "ingress", "Scope", scope, { label = "Rejected (${scope})" }]]
+  rejected = [for scope in ["client", "network", "global", "blocked", "cross-site"] : [var.metrics_namespace, "Rejected", "Function", "ingress", "Scope", scope, { label = "Rejected (${scope})" }]]
   runs     = [for name in ["RunsStarted", "TriggersCoalesced", "RunsWaiting", "Retried", "DeadLettered"] : [var.metrics_namespace, name, "Function", "worker"]]
   emails   = [for state in var.notify_states : [var.metrics_namespace, "Emails", "Function", "notifier", "State", state, { label = "E-mails ${state}" }]]
   widget = {

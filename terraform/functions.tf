@@ -42,6 +42,7 @@ locals {
       METRICS_NAMESPACE    = var.metrics_namespace
       PIPELINE_SETTINGS    = local.pipeline_settings
       CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins)
+      REFUSAL_MEMORY       = var.refusal_memory
     }
     worker = {
       TABLE_NAME        = aws_dynamodb_table.main.name

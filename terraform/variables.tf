@@ -250,9 +250,9 @@ variable "stage_name" {
 }
 
 variable "api_throttle_rate_limit" {
-  description = "Steady-state requests per second API Gateway lets through, all clients together."
+  description = "Requests per second API Gateway lets through to the page and its files (GET /, /assets), all clients together; the stage default. A page view is 4 requests: 20/s serves 5 new visitors a second, and costs at most 1.7 million Lambda requests a day (docs/cost.md)."
   type        = number
-  default     = 10
+  default     = 20
 
   validation {
     condition     = var.api_throttle_rate_limit > 0 && var.api_throttle_rate_limit <= 10000
@@ -261,14 +261,81 @@ variable "api_throttle_rate_limit" {
 }
 
 variable "api_throttle_burst_limit" {
-  description = "Burst of requests API Gateway lets through."
+  description = "Burst of requests API Gateway lets through to the page and its files."
   type        = number
-  default     = 20
+  default     = 40
 
   validation {
     condition     = var.api_throttle_burst_limit >= 1 && var.api_throttle_burst_limit <= 5000 && floor(var.api_throttle_burst_limit) == var.api_throttle_burst_limit
     error_message = "api_throttle_burst_limit must be a whole number from 1 to 5000."
   }
+}
+
+variable "trigger_throttle_rate_limit" {
+  description = "Requests per second to POST /trigger, all clients together: the costly route (an accepted trigger is a DynamoDB transaction, a message and a worker run; a refusal one transaction or none). 5/s is far above what the quota lets people use (3 a week each) and bounds a flood to 432,000 requests a day (docs/cost.md)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.trigger_throttle_rate_limit > 0 && var.trigger_throttle_rate_limit <= 10000
+    error_message = "trigger_throttle_rate_limit must be above 0 and at most 10000."
+  }
+}
+
+variable "trigger_throttle_burst_limit" {
+  description = "Burst of requests to POST /trigger."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.trigger_throttle_burst_limit >= 1 && var.trigger_throttle_burst_limit <= 5000 && floor(var.trigger_throttle_burst_limit) == var.trigger_throttle_burst_limit
+    error_message = "trigger_throttle_burst_limit must be a whole number from 1 to 5000."
+  }
+}
+
+variable "status_throttle_rate_limit" {
+  description = "Requests per second to GET /triggers/{id} and GET /pipelines, all clients together: the page polls a followed trigger every 2 to 30 s, so 50/s follows some 250 runs at once; a status read is one DynamoDB read or none (docs/cost.md)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.status_throttle_rate_limit > 0 && var.status_throttle_rate_limit <= 10000
+    error_message = "status_throttle_rate_limit must be above 0 and at most 10000."
+  }
+}
+
+variable "status_throttle_burst_limit" {
+  description = "Burst of requests to GET /triggers/{id} and GET /pipelines."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.status_throttle_burst_limit >= 1 && var.status_throttle_burst_limit <= 5000 && floor(var.status_throttle_burst_limit) == var.status_throttle_burst_limit
+    error_message = "status_throttle_burst_limit must be a whole number from 1 to 5000."
+  }
+}
+
+variable "refusal_memory" {
+  description = "How long a warm ingress answers a client it refused (quota, block) from memory, without an AWS call: 0s (off) to 60s. An unblock or a quota reset reaches warm instances at most this long later."
+  type        = string
+  default     = "60s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.refusal_memory)) && tonumber(trimsuffix(var.refusal_memory, "s")) <= 60
+    error_message = "refusal_memory must be whole seconds from 0s to 60s."
+  }
+}
+
+variable "alarm_accepted_per_5m" {
+  description = "Alarm when more triggers than this are accepted in 5 minutes: a distributed flood that the quotas let through one slot at a time (see docs/operating.md, \"A flood\")."
+  type        = number
+  default     = 100
+}
+
+variable "alarm_refused_per_5m" {
+  description = "Alarm when more triggers than this are refused in 5 minutes (quota, network, global, blocked, cross-site): someone is knocking."
+  type        = number
+  default     = 500
 }
 
 variable "manage_api_gateway_account" {
@@ -278,13 +345,24 @@ variable "manage_api_gateway_account" {
 }
 
 variable "enable_waf" {
-  description = "Put a WAFv2 web ACL with a per-IP rate rule in front of the API."
+  description = "Put a WAFv2 web ACL in front of the API: per-IP rate rules (all routes, and POST /trigger tighter) and AWS's known-bad-inputs rules. On by default: without it one address can use a route's whole throttle and answer everyone else 429 (about 5 USD a month plus 0.60 USD per million requests; docs/cost.md)."
   type        = bool
-  default     = false
+  default     = true
+}
+
+variable "waf_trigger_rate_limit" {
+  description = "POST /trigger requests per IP per 5 minutes before WAF blocks (with enable_waf; at least 10, WAF's minimum). The quota allows 3 a week: 20 leaves room for retries and refusals while one address cannot take a real share of trigger_throttle_rate_limit."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.waf_trigger_rate_limit >= 10 && var.waf_trigger_rate_limit <= 2000000000
+    error_message = "waf_trigger_rate_limit must be at least 10."
+  }
 }
 
 variable "waf_rate_limit" {
-  description = "Requests per IP per 5 minutes before WAF blocks (with enable_waf)."
+  description = "Requests per IP per 5 minutes, all routes, before WAF blocks (with enable_waf): the page and a followed run's polls stay well under 100."
   type        = number
   default     = 100
 

@@ -1,5 +1,6 @@
-# Optional (enable_waf): a regional web ACL on the stage with a per-IP rate
-# rule and AWS's known-bad-inputs rules, logging blocked requests.
+# On by default (enable_waf): a regional web ACL on the stage with per-IP
+# rate rules (every route; POST /trigger tighter) and AWS's known-bad-inputs
+# rules, logging blocked requests.
 
 resource "aws_wafv2_web_acl" "api" {
   count = var.enable_waf ? 1 : 0
@@ -33,8 +34,61 @@ resource "aws_wafv2_web_acl" "api" {
   }
 
   rule {
-    name     = "known-bad-inputs"
+    name     = "trigger-rate-per-ip"
     priority = 2
+
+    action {
+      block {}
+    }
+
+    statement {
+      rate_based_statement {
+        limit              = var.waf_trigger_rate_limit
+        aggregate_key_type = "IP"
+
+        scope_down_statement {
+          and_statement {
+            statement {
+              byte_match_statement {
+                search_string         = "/trigger"
+                positional_constraint = "ENDS_WITH"
+                field_to_match {
+                  uri_path {}
+                }
+                text_transformation {
+                  priority = 0
+                  type     = "LOWERCASE"
+                }
+              }
+            }
+            statement {
+              byte_match_statement {
+                search_string         = "POST"
+                positional_constraint = "EXACTLY"
+                field_to_match {
+                  method {}
+                }
+                text_transformation {
+                  priority = 0
+                  type     = "NONE"
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name}-trigger-rate-per-ip"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  rule {
+    name     = "known-bad-inputs"
+    priority = 3
 
     override_action {
       none {}

@@ -482,7 +482,15 @@ fn variables_are_documented_and_outputs_feed_trigger_ops() {
         "global_quota_window",
         "api_throttle_rate_limit",
         "api_throttle_burst_limit",
+        "trigger_throttle_rate_limit",
+        "trigger_throttle_burst_limit",
+        "status_throttle_rate_limit",
+        "status_throttle_burst_limit",
         "enable_waf",
+        "waf_trigger_rate_limit",
+        "refusal_memory",
+        "alarm_accepted_per_5m",
+        "alarm_refused_per_5m",
         "architecture",
         "log_retention_days",
         "notify_states",
@@ -506,7 +514,8 @@ fn variables_are_documented_and_outputs_feed_trigger_ops() {
     );
     assert_eq!(
         variable_default(&body, "enable_waf"),
-        hcl::Value::from(false)
+        hcl::Value::from(true),
+        "the WAF is on unless turned off"
     );
     let outputs: BTreeSet<&str> = body
         .blocks()

@@ -143,9 +143,22 @@ pub enum ClientsCommand {
         #[arg(long)]
         yes: bool,
     },
-    /// Block an address, an IPv4 /24 or an IPv6 /48 or /64 for a while: 403 `blocked`, no quota taken.
+    /// The busiest client and network keys: accepted triggers by key, most first.
+    #[command(
+        after_help = "Example:\n  trigger-ops clients top --since 1h\n  trigger-ops clients block <KEY> --for 1d --reason \"flood\""
+    )]
+    Top {
+        /// How far back (1h, 1d).
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        since: Duration,
+        /// How many keys to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Block an address, a prefix (IPv4 /16 to /32, IPv6 /32 to /64) or a client or network
+    /// key for a while: 403 `blocked`, no quota taken.
     Block {
-        /// An address, or a prefix like 203.0.113.0/24 or 2001:db8:1::/48.
+        /// An address, a prefix like 203.0.112.0/20 or 2001:db8::/32, or a key from `clients top`.
         target: String,
         /// How long (1h, 7d; at most 365d); the block ends by itself.
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]

@@ -10,7 +10,8 @@ use shared::aws::table::Table;
 use shared::clock::EpochMillis;
 use shared::rules::client_key::{
     block_keys, canonical_client, canonical_prefix, effective_address, family_of, keyed,
-    parse_block_target, parse_source_ip, quota_keys, ClientKey,
+    parse_block_target, parse_source_ip, quota_keys, shown, BlockTarget, ClientKey,
+    IPV4_BLOCK_ANCHORS, IPV6_BLOCK_ANCHORS,
 };
 use shared::rules::quota::{NetworkLevel, NetworkLimits, QuotaPolicy, QuotaStatus};
 use shared::rules::time_format::rfc3339;
@@ -24,8 +25,12 @@ pub const MAX_REASON_CHARS: usize = 200;
 /// One block in force, as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BlockView {
-    /// `address` (the client itself) or `network` (its /24 or /48).
+    /// `address` (the client itself) or `network`.
     pub scope: &'static str,
+    /// What the block item covers: the client, or a prefix around it
+    /// (`203.0.112.0/20`; the block itself may be wider: it is stored as
+    /// the anchor prefixes it covers).
+    pub covers: String,
     pub until: String,
     pub reason: String,
     pub blocked_at: String,
@@ -99,9 +104,10 @@ fn address_only(address: &str) -> Result<std::net::IpAddr, OpsError> {
     })
 }
 
-fn block_view(scope: &'static str, block: Block) -> BlockView {
+fn block_view(scope: &'static str, covers: String, block: Block) -> BlockView {
     BlockView {
         scope,
+        covers,
         until: rfc3339(block.until),
         reason: block.reason,
         blocked_at: rfc3339(block.blocked_at),
@@ -122,7 +128,8 @@ pub async fn show(
         what: "ADDRESS",
         reason: e.to_string(),
     };
-    let [own, network] = block_keys(secret, &ip.to_string()).map_err(bad)?;
+    let blocks_of = block_keys(secret, &ip.to_string()).map_err(bad)?;
+    let own = blocks_of[0].clone();
     let keys = quota_keys(secret, &ip.to_string(), networks).map_err(bad)?;
     let (status, taken) = quota_of(table, &QuotaLevel::client(&own, *policy), now).await?;
     let mut network_views = Vec::new();
@@ -140,10 +147,24 @@ pub async fn show(
                 .then(|| rfc3339(now + status.reset_after_ms)),
         });
     }
+    // The client's own block, then each anchor prefix around it, narrowest first.
+    let effective = effective_address(ip);
+    let anchors: &[u8] = match effective {
+        std::net::IpAddr::V4(_) => &IPV4_BLOCK_ANCHORS,
+        std::net::IpAddr::V6(_) => &IPV6_BLOCK_ANCHORS,
+    };
+    let covers = std::iter::once(shown(&canonical_client(ip))).chain(
+        anchors
+            .iter()
+            .rev()
+            .skip(1)
+            .map(|&length| shown(&canonical_prefix(effective, length))),
+    );
     let mut blocks = Vec::new();
-    for (scope, key) in [("address", &own), ("network", &network)] {
+    for (i, (key, covers)) in blocks_of.iter().zip(covers).enumerate() {
         if let Some(block) = table.blocks().get(key, now).await.map_err(store_error)? {
-            blocks.push(block_view(scope, block));
+            let scope = if i == 0 { "address" } else { "network" };
+            blocks.push(block_view(scope, covers, block));
         }
     }
     Ok(ClientView {
@@ -166,14 +187,6 @@ fn level_policy(policy: &QuotaPolicy, level: &NetworkLevel) -> QuotaPolicy {
         limit: level.limit,
         window: policy.window,
     }
-}
-
-/// `ipv6:2001:db8::/48` as people write it: `2001:db8::/48`.
-fn shown(canonical: &str) -> String {
-    canonical
-        .split_once(':')
-        .map_or(canonical, |(_, rest)| rest)
-        .to_string()
 }
 
 /// What `clients reset` freed.
@@ -254,14 +267,26 @@ pub async fn reset(
     })
 }
 
-/// The key a block target (address or prefix) is stored under, and its
-/// canonical text.
-pub fn block_target(secret: &[u8], target: &str) -> Result<(ClientKey, String), OpsError> {
-    let canonical = parse_block_target(target).map_err(|reason| OpsError::BadSetting {
-        what: "ADDRESS|PREFIX",
+/// The keys a block target (an address, a prefix, a key) is stored under,
+/// and what it is, as people write it.
+pub fn block_target(secret: &[u8], target: &str) -> Result<(Vec<ClientKey>, String), OpsError> {
+    let parsed = parse_block_target(target).map_err(|reason| OpsError::BadSetting {
+        what: "ADDRESS|PREFIX|KEY",
         reason,
     })?;
-    Ok((keyed(secret, &canonical), canonical))
+    Ok(match parsed {
+        BlockTarget::Prefix { shown, anchors } => (
+            anchors
+                .iter()
+                .map(|canonical| keyed(secret, canonical))
+                .collect(),
+            shown,
+        ),
+        BlockTarget::Key(key) => {
+            let shown = format!("key {}", key.prefix());
+            (vec![key], shown)
+        }
+    })
 }
 
 /// Blocks `target` for `duration`; returns when the block ends.
@@ -293,11 +318,11 @@ pub async fn block(
             reason: "say why (operators read it; the client never sees it)".into(),
         });
     }
-    let (key, _) = block_target(secret, target)?;
+    let (keys, _) = block_target(secret, target)?;
     let until = now.saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
     table
         .blocks()
-        .block(&key, until, &reason, now)
+        .block(&keys, until, &reason, now)
         .await
         .map_err(store_error)?;
     Ok(until)
@@ -310,6 +335,93 @@ pub async fn unblock(
     target: &str,
     now: EpochMillis,
 ) -> Result<bool, OpsError> {
-    let (key, _) = block_target(secret, target)?;
-    table.blocks().unblock(&key, now).await.map_err(store_error)
+    let (keys, _) = block_target(secret, target)?;
+    table
+        .blocks()
+        .unblock(&keys, now)
+        .await
+        .map_err(store_error)
 }
+
+/// One line of `clients top`: a client or network key and what it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopView {
+    /// `client`, or the network level (`ipv6/48`).
+    pub level: String,
+    /// The whole key: `clients block KEY` takes it as it is.
+    pub key: String,
+    /// Triggers accepted in the window (refused behind the queue included).
+    pub triggers: usize,
+    /// Of those, refused behind a full queue (charged nothing).
+    pub refused: usize,
+    /// Different client keys among them (1 for a client).
+    pub clients: usize,
+    pub first_at: String,
+    pub last_at: String,
+}
+
+/// The most accepted client and network keys since `since`, from the
+/// ledger's day index (no scan, no address: keys only).
+pub async fn top(
+    table: &Table,
+    since: Duration,
+    limit: usize,
+    now: EpochMillis,
+) -> Result<Vec<TopView>, OpsError> {
+    use std::collections::{BTreeSet, HashMap};
+    let since = now.saturating_sub(u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+    let records = table
+        .ledger()
+        .since(since, now, MAX_TOP_READ, &|_| true)
+        .await
+        .map_err(store_error)?;
+    struct Tally {
+        triggers: usize,
+        refused: usize,
+        clients: BTreeSet<String>,
+        first: EpochMillis,
+        last: EpochMillis,
+    }
+    let mut tallies: HashMap<(String, String), Tally> = HashMap::new();
+    for record in &records {
+        let refused = usize::from(record.status == shared::rules::status::TriggerStatus::Refused);
+        let levels = std::iter::once(("client".to_string(), record.client_key.to_string())).chain(
+            record
+                .networks
+                .iter()
+                .map(|n| (n.level.clone(), n.key.to_string())),
+        );
+        for level in levels {
+            let tally = tallies.entry(level).or_insert_with(|| Tally {
+                triggers: 0,
+                refused: 0,
+                clients: BTreeSet::new(),
+                first: record.requested_at,
+                last: record.requested_at,
+            });
+            tally.triggers += 1;
+            tally.refused += refused;
+            tally.clients.insert(record.client_key.to_string());
+            tally.first = tally.first.min(record.requested_at);
+            tally.last = tally.last.max(record.requested_at);
+        }
+    }
+    let mut top: Vec<TopView> = tallies
+        .into_iter()
+        .map(|((level, key), t)| TopView {
+            level,
+            key,
+            triggers: t.triggers,
+            refused: t.refused,
+            clients: t.clients.len(),
+            first_at: rfc3339(t.first),
+            last_at: rfc3339(t.last),
+        })
+        .collect();
+    top.sort_by(|a, b| b.triggers.cmp(&a.triggers).then(a.key.cmp(&b.key)));
+    top.truncate(limit);
+    Ok(top)
+}
+
+/// The most ledger records `clients top` reads.
+pub const MAX_TOP_READ: usize = 100_000;

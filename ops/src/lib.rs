@@ -310,6 +310,14 @@ async fn run_clients(
                 format!("{what} had no quota taken; nothing to free\n")
             }
         }
+        ClientsCommand::Top { since, limit } => {
+            let top = clients::top(table, *since, *limit, now).await?;
+            if json {
+                serde_json::json!({"top": top}).to_string()
+            } else {
+                report::top_text(&top)
+            }
+        }
         ClientsCommand::Block {
             target,
             duration,

@@ -1,6 +1,6 @@
 //! What the tool prints: aligned tables for people, JSON for scripts (pure).
 
-use crate::clients::ClientView;
+use crate::clients::{ClientView, TopView};
 use crate::dlq::{DlqMessage, QueueCounts, ReplaySummary};
 use std::time::Duration;
 
@@ -211,8 +211,9 @@ pub fn client_text(view: &ClientView) -> String {
         rows.push(vec![
             "blocked".into(),
             format!(
-                "{} until {} (since {}): {}",
+                "{} {} until {} (since {}): {}",
                 block.scope,
+                block.covers,
                 block.until,
                 block.blocked_at,
                 cell(&block.reason, MAX_CELL)
@@ -319,6 +320,33 @@ pub fn trigger_text(shown: &crate::triggers::Shown) -> String {
         out.push_str(&triggers_text(&shown.coalesced_with));
     }
     out
+}
+
+/// `clients top`: one row per key, the busiest first.
+pub fn top_text(top: &[TopView]) -> String {
+    if top.is_empty() {
+        return "no trigger in that window\n".into();
+    }
+    let rows: Vec<Vec<String>> = top
+        .iter()
+        .map(|t| {
+            vec![
+                t.level.clone(),
+                t.key.clone(),
+                t.triggers.to_string(),
+                t.refused.to_string(),
+                t.clients.to_string(),
+                t.first_at.clone(),
+                t.last_at.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "LEVEL", "KEY", "TRIGGERS", "REFUSED", "CLIENTS", "FIRST", "LAST",
+        ],
+        &rows,
+    )
 }
 
 #[cfg(test)]

@@ -137,6 +137,11 @@ pub const VARIABLES: &[Variable] = &[
         used_by: &[Ingress],
         default: Some(""),
     },
+    Variable {
+        name: "REFUSAL_MEMORY",
+        used_by: &[Ingress],
+        default: Some("60s"),
+    },
 ];
 
 /// The names a function reads, in contract order.
@@ -288,6 +293,9 @@ pub struct IngressConfig {
     pub metrics_namespace: String,
     /// Which other sites' pages may call the API (`CORS_ALLOWED_ORIGINS`).
     pub cors: CorsPolicy,
+    /// How long a warm instance answers a refused client from memory
+    /// (`REFUSAL_MEMORY`, 0 to 60 s; default 60 s).
+    pub refusal_memory: Duration,
 }
 
 /// The largest `QUOTA_LIMIT`: each acceptance in the window is one attribute
@@ -367,6 +375,18 @@ impl IngressConfig {
             metrics_namespace: env.metrics_namespace()?,
             cors: CorsPolicy::parse(&env.raw("CORS_ALLOWED_ORIGINS")?)
                 .map_err(|reason| malformed("CORS_ALLOWED_ORIGINS", reason))?,
+            refusal_memory: {
+                let text = env.raw("REFUSAL_MEMORY")?;
+                match humantime::parse_duration(&text) {
+                    Ok(d) if d <= Duration::from_secs(60) => d,
+                    _ => {
+                        return Err(malformed(
+                            "REFUSAL_MEMORY",
+                            "must be a duration from 0s (off) to 60s",
+                        ))
+                    }
+                }
+            },
         })
     }
 }
@@ -630,7 +650,8 @@ mod tests {
                 "LEDGER_RETENTION",
                 "METRICS_NAMESPACE",
                 "PIPELINE_SETTINGS",
-                "CORS_ALLOWED_ORIGINS"
+                "CORS_ALLOWED_ORIGINS",
+                "REFUSAL_MEMORY"
             ]
         );
         assert_eq!(

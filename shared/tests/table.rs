@@ -416,7 +416,7 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
     table
         .blocks()
         .block(
-            &keyed(secret, "ipv4:192.0.2.0/24"),
+            &[keyed(secret, "ipv4:192.0.2.0/24")],
             NOW + 60_000,
             "flood",
             NOW,
@@ -460,7 +460,7 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
     table
         .blocks()
         .block(
-            &client_key(secret, "192.0.3.41").unwrap(),
+            &[client_key(secret, "192.0.3.41").unwrap()],
             NOW + 30_000,
             "x",
             NOW,
@@ -496,17 +496,17 @@ async fn a_block_on_the_client_or_its_network_refuses_inside_the_admission_and_t
     // Lifting a block ends it at once; a lifted or expired one cannot be lifted again.
     assert!(table
         .blocks()
-        .unblock(&client_key(secret, "192.0.3.41").unwrap(), NOW + 20)
+        .unblock(&[client_key(secret, "192.0.3.41").unwrap()], NOW + 20)
         .await
         .unwrap());
     assert!(!table
         .blocks()
-        .unblock(&client_key(secret, "192.0.3.41").unwrap(), NOW + 20)
+        .unblock(&[client_key(secret, "192.0.3.41").unwrap()], NOW + 20)
         .await
         .unwrap());
     assert!(!table
         .blocks()
-        .unblock(&keyed(secret, "ipv4:192.0.2.0/24"), NOW + 70_000)
+        .unblock(&[keyed(secret, "ipv4:192.0.2.0/24")], NOW + 70_000)
         .await
         .unwrap());
     accepted(

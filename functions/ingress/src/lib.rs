@@ -117,7 +117,10 @@ impl Ingress {
     ) -> Self {
         Self {
             metrics: Metrics::new(&config.metrics_namespace, "ingress"),
-            refusals: Mutex::new(RefusalMemory::default()),
+            refusals: Mutex::new(RefusalMemory::new(
+                shared::rules::refusals::MAX_REMEMBERED,
+                u64::try_from(config.refusal_memory.as_millis()).unwrap_or(u64::MAX),
+            )),
             config,
             table,
             queue,

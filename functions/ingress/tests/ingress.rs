@@ -424,7 +424,7 @@ async fn aws_calls_per_request_meet_the_budget() {
         .unwrap();
     table
         .blocks()
-        .block(&key, u64::MAX / 2, "test", 0)
+        .block(std::slice::from_ref(&key), u64::MAX / 2, "test", 0)
         .await
         .unwrap();
     let before = calls.snapshot();

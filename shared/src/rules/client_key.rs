@@ -163,8 +163,8 @@ pub fn keyed(secret: &[u8], canonical: &str) -> ClientKey {
     ClientKey(hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The network around a client that an operator can block as a whole: the
-/// IPv4 /24 of an IPv4 client, the IPv6 /48 of an IPv6 one.
+/// The network around a client that `clients show` names as its network:
+/// the IPv4 /24 of an IPv4 client, the IPv6 /48 of an IPv6 one.
 pub fn canonical_network(address: IpAddr) -> String {
     match effective_address(address) {
         v4 @ IpAddr::V4(_) => canonical_prefix(v4, 24),
@@ -172,28 +172,68 @@ pub fn canonical_network(address: IpAddr) -> String {
     }
 }
 
-/// The keys whose block stops a source address: its own (its IPv4 address or
-/// IPv6 /64, the client key) and its network's (/24 or /48), in that order.
-pub fn block_keys(secret: &[u8], source_ip: &str) -> Result<[ClientKey; 2], ClientKeyError> {
+/// The prefix lengths the admission checks for a block ("anchors"): every
+/// 4 bits from the widest prefix an operator may block to the client. A
+/// block of another length is stored as the anchor prefixes it covers (at
+/// most 8), so a request needs one check per anchor, whatever was blocked.
+pub const IPV4_BLOCK_ANCHORS: [u8; 5] = [16, 20, 24, 28, 32];
+/// IPv6 anchors: /32 (a provider's allocation) to /64 (the client).
+pub const IPV6_BLOCK_ANCHORS: [u8; 9] = [32, 36, 40, 44, 48, 52, 56, 60, 64];
+
+/// The keys whose block stops a source address: its own (the client key)
+/// first, then each anchor prefix around it, narrowest first.
+pub fn block_keys(secret: &[u8], source_ip: &str) -> Result<Vec<ClientKey>, ClientKeyError> {
     let address = parse_source_ip(source_ip)?;
-    Ok([
-        keyed(secret, &canonical_client(address)),
-        keyed(secret, &canonical_network(address)),
-    ])
+    let effective = effective_address(address);
+    let anchors: &[u8] = match effective {
+        IpAddr::V4(_) => &IPV4_BLOCK_ANCHORS,
+        IpAddr::V6(_) => &IPV6_BLOCK_ANCHORS,
+    };
+    let mut keys = vec![keyed(secret, &canonical_client(address))];
+    // The narrowest anchor is the client itself.
+    keys.extend(
+        anchors
+            .iter()
+            .rev()
+            .skip(1)
+            .map(|&length| keyed(secret, &canonical_prefix(effective, length))),
+    );
+    Ok(keys)
 }
 
-/// What an operator names to block: an address (IPv4, or IPv6 meaning its
-/// /64) or a prefix (IPv4 /24, IPv6 /48 or /64), as the canonical text the
-/// ingress keys. Host bits of a prefix must be zero.
-pub fn parse_block_target(text: &str) -> Result<String, String> {
+/// What an operator blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockTarget {
+    /// An address or a prefix: `shown` as people write it, and the
+    /// canonical texts of the anchors that cover it (keyed, they are the
+    /// block items).
+    Prefix { shown: String, anchors: Vec<String> },
+    /// A client or network key as the logs and `clients top` show it.
+    Key(ClientKey),
+}
+
+/// Reads a block target: a client key (64 hex digits), an address (IPv4,
+/// or IPv6 meaning its /64), or a prefix (IPv4 /16 to /32, IPv6 /32 to
+/// /64) with its host bits zero.
+pub fn parse_block_target(text: &str) -> Result<BlockTarget, String> {
     let text = text.trim();
-    let Some((address, length)) = text.split_once('/') else {
-        let address = parse_source_ip(text).map_err(|_| {
-            format!(
-                "{text:?} is not an IP address or a prefix like 203.0.113.0/24 or 2001:db8::/48"
-            )
-        })?;
-        return Ok(canonical_client(address));
+    if let Some(key) = ClientKey::from_stored(&text.to_ascii_lowercase()) {
+        return Ok(BlockTarget::Key(key));
+    }
+    let (address, length) = match text.split_once('/') {
+        None => {
+            let address = parse_source_ip(text).map_err(|_| {
+                format!(
+                    "{text:?} is not an IP address, a prefix like 203.0.113.0/24 or \
+                     2001:db8::/48, or a client key (64 hex digits)"
+                )
+            })?;
+            return Ok(BlockTarget::Prefix {
+                shown: shown(&canonical_client(address)),
+                anchors: vec![canonical_client(address)],
+            });
+        }
+        Some((address, length)) => (address, length),
     };
     let address: IpAddr = address
         .parse()
@@ -201,31 +241,75 @@ pub fn parse_block_target(text: &str) -> Result<String, String> {
     let length: u8 = length
         .parse()
         .map_err(|_| format!("{length:?} is not a prefix length"))?;
-    let canonical = match (address, length) {
-        (IpAddr::V4(_), 24) => canonical_network(address),
-        (IpAddr::V6(v6), 48) if v6.to_ipv4_mapped().is_none() => canonical_network(address),
-        (IpAddr::V6(v6), 64) if v6.to_ipv4_mapped().is_none() => canonical_client(address),
-        (IpAddr::V4(_), _) => return Err(format!("an IPv4 prefix must be a /24, not /{length}")),
-        (IpAddr::V6(_), _) => {
-            return Err(format!(
-                "an IPv6 prefix must be a /48 or a /64, not /{length}"
-            ))
+    let (bits, anchors): (u8, &[u8]) = match address {
+        IpAddr::V4(_) => (32, &IPV4_BLOCK_ANCHORS),
+        IpAddr::V6(v6) => {
+            if effective_address(address) != address || v6.segments()[0] == 0x2002 {
+                return Err(format!(
+                    "{text} is inside a range whose addresses count as the IPv4 address they \
+                     carry (IPv4-mapped, 6to4 2002::/16, NAT64 64:ff9b::/96, Teredo 2001::/32): \
+                     block that IPv4 address or prefix instead"
+                ));
+            }
+            (128, &IPV6_BLOCK_ANCHORS)
         }
     };
-    let network = canonical
-        .rsplit_once('/')
-        .map_or(canonical.as_str(), |(n, _)| n);
-    let given = match address {
-        IpAddr::V4(v4) => format!("ipv4:{v4}"),
-        IpAddr::V6(v6) => format!("ipv6:{v6}"),
-    };
-    if network != given {
+    let (widest, narrowest) = (anchors[0], anchors[anchors.len() - 1]);
+    if !(widest..=narrowest).contains(&length) {
         return Err(format!(
-            "{text} has host bits set; did you mean {}?",
-            canonical.split_once(':').map_or("", |(_, rest)| rest)
+            "a {} prefix must be /{widest} to /{narrowest}, not /{length}",
+            if bits == 32 { "IPv4" } else { "IPv6" }
         ));
     }
-    Ok(canonical)
+    let canonical = canonical_prefix(address, length);
+    let given = match address {
+        IpAddr::V4(v4) => format!("ipv4:{v4}/{length}"),
+        IpAddr::V6(v6) => format!("ipv6:{v6}/{length}"),
+    };
+    if canonical != given {
+        return Err(format!(
+            "{text} has host bits set; did you mean {}?",
+            shown(&canonical)
+        ));
+    }
+    // The narrowest anchor at least as long as the prefix, and its copies.
+    let anchor = anchors
+        .iter()
+        .copied()
+        .find(|&a| a >= length)
+        .unwrap_or(narrowest);
+    let count = 1u128 << (anchor - length);
+    let step = 1u128 << (u32::from(bits) - u32::from(anchor));
+    let base = match address {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    };
+    let anchors = (0..count)
+        .map(|i| {
+            let value = base + i * step;
+            let network = match address {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(value as u32)),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(value)),
+            };
+            if anchor == narrowest {
+                canonical_client(network)
+            } else {
+                canonical_prefix(network, anchor)
+            }
+        })
+        .collect();
+    Ok(BlockTarget::Prefix {
+        shown: shown(&canonical),
+        anchors,
+    })
+}
+
+/// `ipv6:2001:db8::/48` as people write it: `2001:db8::/48`.
+pub fn shown(canonical: &str) -> String {
+    canonical
+        .split_once(':')
+        .map_or(canonical, |(_, rest)| rest)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -263,66 +347,100 @@ mod tests {
     }
 
     #[test]
-    fn block_keys_are_the_client_key_and_its_network_key() {
-        let [own, network] = block_keys(SECRET, "203.0.113.7").unwrap();
-        assert_eq!(own, key("203.0.113.7"));
-        assert_eq!(network, keyed(SECRET, "ipv4:203.0.113.0/24"));
-        assert_eq!(block_keys(SECRET, "203.0.113.200").unwrap()[1], network);
-        assert_ne!(block_keys(SECRET, "203.0.114.7").unwrap()[1], network);
-        let [own6, network6] = block_keys(SECRET, "2001:db8:1:2::1").unwrap();
-        assert_eq!(own6, key("2001:db8:1:2::9"));
-        assert_eq!(network6, keyed(SECRET, "ipv6:2001:db8:1::/48"));
+    fn block_keys_are_the_client_then_every_anchor_around_it() {
+        let keys = block_keys(SECRET, "203.0.113.7").unwrap();
+        assert_eq!(keys.len(), IPV4_BLOCK_ANCHORS.len());
+        assert_eq!(keys[0], key("203.0.113.7"));
+        assert_eq!(keys[1], keyed(SECRET, "ipv4:203.0.113.0/28"));
+        assert_eq!(keys[2], keyed(SECRET, "ipv4:203.0.113.0/24"));
+        assert_eq!(keys[4], keyed(SECRET, "ipv4:203.0.0.0/16"));
+        let keys6 = block_keys(SECRET, "2001:db8:1:2::1").unwrap();
+        assert_eq!(keys6.len(), IPV6_BLOCK_ANCHORS.len());
+        assert_eq!(keys6[0], key("2001:db8:1:2::9"));
+        assert!(keys6.contains(&keyed(SECRET, "ipv6:2001:db8:1::/48")));
+        assert_eq!(keys6[8], keyed(SECRET, "ipv6:2001:db8::/32"));
+        // Mapped and 6to4 addresses are their IPv4 address, anchors included.
         assert_eq!(
-            block_keys(SECRET, "2001:db8:1:ffff::1").unwrap()[1],
-            network6
+            block_keys(SECRET, "::ffff:203.0.113.9").unwrap()[2],
+            keys[2]
         );
-        // Mapped addresses are their IPv4 address, network included.
-        assert_eq!(
-            block_keys(SECRET, "::ffff:203.0.113.9").unwrap()[1],
-            network
-        );
+        assert_eq!(block_keys(SECRET, "2002:cb00:7107:5::1").unwrap(), keys);
         assert!(block_keys(SECRET, "nope").is_err());
     }
 
-    #[test]
-    fn block_targets_name_addresses_and_the_allowed_prefixes() {
-        for (given, canonical) in [
-            ("203.0.113.7", "ipv4:203.0.113.7"),
-            ("203.0.113.0/24", "ipv4:203.0.113.0/24"),
-            ("2001:db8:1:2::1", "ipv6:2001:db8:1:2::/64"),
-            ("2001:db8:1:2::/64", "ipv6:2001:db8:1:2::/64"),
-            ("2001:db8:1::/48", "ipv6:2001:db8:1::/48"),
-            ("::ffff:203.0.113.7", "ipv4:203.0.113.7"),
-        ] {
-            assert_eq!(
-                parse_block_target(given).as_deref(),
-                Ok(canonical),
-                "{given}"
-            );
+    fn anchors_of(text: &str) -> Vec<String> {
+        match parse_block_target(text) {
+            Ok(BlockTarget::Prefix { anchors, .. }) => anchors,
+            other => panic!("{text}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn block_targets_are_addresses_prefixes_from_16_or_32_and_keys() {
+        assert_eq!(anchors_of("203.0.113.7"), ["ipv4:203.0.113.7"]);
+        assert_eq!(anchors_of("203.0.113.7/32"), ["ipv4:203.0.113.7"]);
+        assert_eq!(anchors_of("203.0.113.0/24"), ["ipv4:203.0.113.0/24"]);
+        assert_eq!(anchors_of("203.0.0.0/16"), ["ipv4:203.0.0.0/16"]);
+        // A /22 is the four /24s it covers; a /31 its two addresses.
+        assert_eq!(
+            anchors_of("203.0.112.0/22"),
+            [
+                "ipv4:203.0.112.0/24",
+                "ipv4:203.0.113.0/24",
+                "ipv4:203.0.114.0/24",
+                "ipv4:203.0.115.0/24"
+            ]
+        );
+        assert_eq!(
+            anchors_of("203.0.113.6/31"),
+            ["ipv4:203.0.113.6", "ipv4:203.0.113.7"]
+        );
+        assert_eq!(anchors_of("2001:db8:1:2::1"), ["ipv6:2001:db8:1:2::/64"]);
+        assert_eq!(anchors_of("2001:db8::/32"), ["ipv6:2001:db8::/32"]);
+        assert_eq!(anchors_of("2001:db8::/47").len(), 2);
+        assert_eq!(anchors_of("2001:db8:1:8::/61").len(), 8);
+        let key = "ab".repeat(32);
+        assert_eq!(
+            parse_block_target(&key),
+            Ok(BlockTarget::Key(ClientKey::from_stored(&key).unwrap()))
+        );
         for bad in [
             "",
             "example.com",
-            "203.0.113.0/16",
+            "203.0.0.0/15",
             "203.0.113.5/24",
-            "2001:db8::/32",
+            "2001:db8::/31",
+            "2001:db8:1:2::/65",
             "2001:db8:1:2::1/64",
             "203.0.113.0/x",
-            "::ffff:203.0.113.0/24",
+            "::ffff:203.0.113.0/120",
+            "2002:cb00::/32",
+            "abcd",
         ] {
             assert!(parse_block_target(bad).is_err(), "{bad}");
         }
-        // A prefix block is keyed as the ingress keys the network of an address in it.
-        let target = parse_block_target("203.0.113.0/24").unwrap();
-        assert_eq!(
-            keyed(SECRET, &target),
-            block_keys(SECRET, "203.0.113.99").unwrap()[1]
-        );
-        let target = parse_block_target("2001:db8:1:2::/64").unwrap();
-        assert_eq!(
-            keyed(SECRET, &target),
-            block_keys(SECRET, "2001:db8:1:2::77").unwrap()[0]
-        );
+    }
+
+    proptest::proptest! {
+        /// Whatever prefix is blocked, every address in it is stopped (one
+        /// of its block keys is a block item) and an address outside is not.
+        #[test]
+        fn a_blocked_prefix_stops_every_address_in_it_and_none_outside(
+            base in proptest::num::u32::ANY, length in 16u8..=32, offset in proptest::num::u32::ANY,
+        ) {
+            let network = base & u32::MAX.checked_shl(32 - u32::from(length)).unwrap_or(0);
+            let text = format!("{}/{length}", Ipv4Addr::from(network));
+            let items: std::collections::HashSet<ClientKey> =
+                anchors_of(&text).iter().map(|c| keyed(SECRET, c)).collect();
+            let inside = network | (offset & !u32::MAX.checked_shl(32 - u32::from(length)).unwrap_or(0));
+            let stopped = |address: u32| block_keys(SECRET, &Ipv4Addr::from(address).to_string())
+                .unwrap().iter().any(|k| items.contains(k));
+            proptest::prop_assert!(stopped(inside));
+            if length > 16 {
+                let outside = network ^ (1u32 << (32 - u32::from(length)));
+                proptest::prop_assert!(!stopped(outside));
+            }
+        }
     }
 
     #[test]

@@ -15,7 +15,9 @@ use super::http::response::ApiError;
 use crate::clock::EpochMillis;
 use std::collections::{HashMap, VecDeque};
 
-/// The longest a refusal is remembered.
+/// The longest a refusal is remembered (`REFUSAL_MEMORY` may shorten it,
+/// down to 0: off). An operator's unblock or reset reaches a warm instance
+/// at most this long later.
 pub const REMEMBER_MS: u64 = 60_000;
 /// The most keys remembered at once (each entry is a few hundred bytes).
 pub const MAX_REMEMBERED: usize = 10_000;
@@ -37,6 +39,7 @@ pub struct RefusalMemory {
     entries: HashMap<String, Entry>,
     order: VecDeque<(String, u64)>,
     capacity: usize,
+    remember_ms: u64,
     seq: u64,
 }
 
@@ -48,10 +51,17 @@ impl Default for RefusalMemory {
 
 impl RefusalMemory {
     pub fn with_capacity(capacity: usize) -> Self {
+        Self::new(capacity, REMEMBER_MS)
+    }
+
+    /// At most `capacity` keys, each for at most `remember_ms` (capped at
+    /// [`REMEMBER_MS`]; 0 remembers nothing).
+    pub fn new(capacity: usize, remember_ms: u64) -> Self {
         Self {
             entries: HashMap::new(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
+            remember_ms: remember_ms.min(REMEMBER_MS),
             seq: 0,
         }
     }
@@ -71,7 +81,10 @@ impl RefusalMemory {
         let Some(retry_after_s) = retry_after_s(&error) else {
             return;
         };
-        let until = now + REMEMBER_MS.min(retry_after_s.saturating_mul(1000));
+        if self.remember_ms == 0 {
+            return;
+        }
+        let until = now + self.remember_ms.min(retry_after_s.saturating_mul(1000));
         while self.entries.len() >= self.capacity && !self.entries.contains_key(key) {
             self.evict_one(now);
         }
@@ -246,6 +259,29 @@ mod tests {
             "this client's own quota is not known"
         );
         assert_eq!(limits[1].remaining, Some(0));
+    }
+
+    #[test]
+    fn a_shorter_memory_or_none_at_all() {
+        let mut memory = RefusalMemory::new(10, 2_000);
+        memory.remember(
+            "c1",
+            ApiError::Blocked {
+                retry_after_s: 3600,
+            },
+            0,
+        );
+        assert!(memory.recall(&["c1"], "c1", 1_999).is_some());
+        assert!(memory.recall(&["c1"], "c1", 2_000).is_none());
+        let mut off = RefusalMemory::new(10, 0);
+        off.remember(
+            "c1",
+            ApiError::Blocked {
+                retry_after_s: 3600,
+            },
+            0,
+        );
+        assert!(off.is_empty());
     }
 
     #[test]

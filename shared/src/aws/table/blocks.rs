@@ -3,9 +3,10 @@
 //! (see [`super::admission`]). Keys only: no address is stored.
 
 use super::items::{block_pk, get_n, get_s, n, s};
-use super::{applied, StoreError, Table};
+use super::{StoreError, Table};
 use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
+use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem};
 
 /// An operator's block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,42 +27,56 @@ impl Table {
 }
 
 impl Blocks<'_> {
-    /// Blocks a client or network key until `until` (the block then ends by
-    /// itself: admission compares the time; TTL collects the item later).
+    /// Blocks client or network keys until `until`, all or none (a prefix
+    /// is up to 8 anchor items); the block then ends by itself: admission
+    /// compares the time, and TTL collects the items later.
     pub async fn block(
         &self,
-        key: &ClientKey,
+        keys: &[ClientKey],
         until: EpochMillis,
         reason: &str,
         now: EpochMillis,
     ) -> Result<(), StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
+        for key in keys {
+            let put = Put::builder()
+                .table_name(self.0.name())
+                .item("pk", s(block_pk(key)))
+                .item("blocked_until", n(until))
+                .item("blocked_at", n(now))
+                .item("reason", s(reason))
+                .item("expires_at", n(until.div_ceil(1000) + 86_400))
+                .build()?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
         self.0
             .client()
-            .put_item()
-            .table_name(self.0.name())
-            .item("pk", s(block_pk(key)))
-            .item("blocked_until", n(until))
-            .item("blocked_at", n(now))
-            .item("reason", s(reason))
-            .item("expires_at", n(until.div_ceil(1000) + 86_400))
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await?;
         Ok(())
     }
 
-    /// Lifts a block. Returns whether one was in force.
-    pub async fn unblock(&self, key: &ClientKey, now: EpochMillis) -> Result<bool, StoreError> {
-        let result = self
-            .0
-            .client()
-            .delete_item()
-            .table_name(self.0.name())
-            .key("pk", s(block_pk(key)))
-            .condition_expression("blocked_until > :now")
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        applied(result)
+    /// Lifts the blocks on `keys`. Returns whether one was in force.
+    pub async fn unblock(&self, keys: &[ClientKey], now: EpochMillis) -> Result<bool, StoreError> {
+        let mut lifted = false;
+        for key in keys {
+            let old = self
+                .0
+                .client()
+                .delete_item()
+                .table_name(self.0.name())
+                .key("pk", s(block_pk(key)))
+                .return_values(ReturnValue::AllOld)
+                .send()
+                .await?;
+            lifted |= old
+                .attributes()
+                .and_then(|item| get_n(item, "blocked_until"))
+                .is_some_and(|until| until > now);
+        }
+        Ok(lifted)
     }
 
     /// The block in force on a key, if any.
