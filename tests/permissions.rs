@@ -86,6 +86,7 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
     let lossy = testkit::sdk_config_with(shared::aws::Endpoints {
         dynamodb: proxy.endpoint.clone(),
         others: testkit::moto_endpoint().to_string(),
+        codepipeline: None,
     })
     .await;
     let settling = ingress::Ingress::new(

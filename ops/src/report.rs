@@ -8,8 +8,13 @@ use std::time::Duration;
 const MAX_CELL: usize = 60;
 
 fn cell(text: &str, max: usize) -> String {
-    // Every invisible character escaped (`\u{202E}`), so a cell reads as it is.
-    let flat = shared::rules::text::printable(text).into_owned();
+    // Line breaks and tabs as spaces (a cell is one line); anything else
+    // invisible escaped (`\u{202E}`), so a cell reads as it is.
+    let spaced: String = text
+        .chars()
+        .map(|c| if matches!(c, '\n' | '\r' | '\t') { ' ' } else { c })
+        .collect();
+    let flat = shared::rules::text::printable(&spaced).into_owned();
     if flat.chars().count() <= max {
         flat
     } else {

@@ -38,20 +38,29 @@ async fn poll_interval_passes() {
 }
 
 /// Runs batches until the queue gives nothing (waiting messages come back
-/// after their delay, so this only drains what is visible now).
+/// after their delay, so this only drains what is visible now). Returns how
+/// many different triggers the messages were about: a run's wake and its
+/// lane's poll may both be in flight (SQS is at-least-once anyway), and how
+/// many of them a drain meets depends on timing, not on behaviour.
 async fn drain_batches(h: &Harness) -> usize {
-    let mut handled = 0;
+    let mut triggers = std::collections::BTreeSet::new();
     loop {
-        let (count, response) = h.run_batch(30).await;
+        let event = h.stack.receive_event(30).await;
+        let records = event["Records"].as_array().cloned().unwrap_or_default();
+        if records.is_empty() {
+            return triggers.len();
+        }
+        for record in &records {
+            let body: serde_json::Value =
+                serde_json::from_str(record["body"].as_str().unwrap_or("{}")).unwrap_or_default();
+            triggers.insert(body["trigger_id"].as_str().unwrap_or_default().to_string());
+        }
+        let response = h.worker.handle(event).await.expect("an SQS event");
         assert!(
             response.batch_item_failures.is_empty(),
             "{:?}",
             response.batch_item_failures
         );
-        if count == 0 {
-            return handled;
-        }
-        handled += count;
     }
 }
 
@@ -539,9 +548,12 @@ async fn a_dead_lettered_run_takes_its_triggers_along_and_replaying_its_opener_r
         None,
         "lane freed"
     );
+    // The opener's message — once, or twice when its wake and the lane's
+    // poll (a copy of it) were in flight together: replaying both starts
+    // the run once.
     let dead = h.dead_letters().await;
-    assert_eq!(dead.len(), 1, "only the opener's message");
-    assert_eq!(dead[0].0, "PipelineNotFound");
+    assert!((1..=2).contains(&dead.len()), "{dead:?}");
+    assert!(dead.iter().all(|d| d.0 == "PipelineNotFound"), "{dead:?}");
     // An operator brings the pipeline back and replays the message, as
     // `trigger-ops dlq replay` does.
     h.stack
@@ -557,9 +569,15 @@ async fn a_dead_lettered_run_takes_its_triggers_along_and_replaying_its_opener_r
         .record_requeued(&opener, SystemClock.now_ms())
         .await
         .unwrap());
-    h.send_raw(&dead[0].2).await;
+    for (_, _, body) in &dead {
+        h.send_raw(body).await;
+    }
     drain_batches(&h).await;
-    assert_eq!(h.stack.executions(&pipeline).await, 1);
+    assert_eq!(
+        h.stack.executions(&pipeline).await,
+        1,
+        "every copy replayed, one run"
+    );
     let opener_view = h.view(&opener).await;
     assert_eq!(opener_view.status, TriggerStatus::Started);
     assert_eq!(h.view(&joiner).await.execution_id, opener_view.execution_id);

@@ -17,6 +17,8 @@
 //! [`CallCounter`] on every client so each invocation can say how many AWS
 //! calls it made.
 
+#[cfg(feature = "provision")]
+pub mod emulation;
 #[cfg(feature = "operators")]
 pub mod function_config;
 pub mod https;
@@ -70,6 +72,9 @@ pub fn config_loader() -> ConfigLoader {
 pub struct Endpoints {
     pub dynamodb: String,
     pub others: String,
+    /// CodePipeline elsewhere than `others` (a front that plays it as AWS
+    /// does: [`emulation`](self)), like `AWS_ENDPOINT_URL_CODEPIPELINE`.
+    pub codepipeline: Option<String>,
 }
 
 impl LoadServiceConfig for Endpoints {
@@ -77,13 +82,19 @@ impl LoadServiceConfig for Endpoints {
         if key.env() != ENDPOINT_SETTING {
             return None;
         }
-        Some(if key.service_id() == DYNAMODB_SERVICE_ID {
-            self.dynamodb.clone()
-        } else {
-            self.others.clone()
+        Some(match key.service_id() {
+            DYNAMODB_SERVICE_ID => self.dynamodb.clone(),
+            CODEPIPELINE_SERVICE_ID => self
+                .codepipeline
+                .clone()
+                .unwrap_or_else(|| self.others.clone()),
+            _ => self.others.clone(),
         })
     }
 }
+
+/// CodePipeline's service id, as the SDK names it in per-service settings.
+pub const CODEPIPELINE_SERVICE_ID: &str = "CodePipeline";
 
 const ENDPOINT_SETTING: &str = "AWS_ENDPOINT_URL";
 /// DynamoDB's service id, as the SDK names it in per-service settings.

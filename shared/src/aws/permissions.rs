@@ -222,7 +222,13 @@ pub const GRANTS: &[Grant] = &[
     // ... clients (look up, reset, block, unblock) and triggers (show).
     call(Ops, "DynamoDB.GetItem", &["dynamodb:GetItem"], Table),
     call(Ops, "DynamoDB.DeleteItem", &["dynamodb:DeleteItem"], Table),
-    call(Ops, "DynamoDB.PutItem", &["dynamodb:PutItem"], Table),
+    // A block is the anchor prefixes it covers, written all or none.
+    call(
+        Ops,
+        "DynamoDB.TransactWriteItems",
+        &["dynamodb:PutItem"],
+        Table,
+    ),
     call(Ops, "DynamoDB.Query", &["dynamodb:Query"], LedgerIndexes),
     // ... and the secret, read from the deployed ingress when asked to.
     call(

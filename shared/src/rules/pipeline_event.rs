@@ -45,6 +45,86 @@ pub struct StageEvent {
     pub time: Option<EpochMillis>,
 }
 
+/// Who started an execution, as its event says (`detail.execution-trigger`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionTrigger {
+    /// `StartPipelineExecution`, `WebhookV2`, `CloudWatchEvent`, …
+    pub trigger_type: String,
+    /// For `StartPipelineExecution`, the caller's ARN
+    /// (`arn:aws:sts::…:assumed-role/<role>/<session>`).
+    pub trigger_detail: String,
+}
+
+/// Whose execution an event is, as far as it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Starter {
+    /// Started through `StartPipelineExecution` by the worker's role (by
+    /// anyone, when that role is not configured): maybe a public trigger's.
+    Worker,
+    /// A push, the console, a schedule, another caller: not a public trigger's.
+    Other,
+    /// The event does not say (older events).
+    Unknown,
+}
+
+/// Who started an execution: `trigger` from its event, `worker_role` the
+/// worker's role ARN (`WORKER_ROLE_ARN`; `None`: any
+/// `StartPipelineExecution` may be the worker's).
+pub fn starter(trigger: Option<&ExecutionTrigger>, worker_role: Option<&str>) -> Starter {
+    let Some(trigger) = trigger else {
+        return Starter::Unknown;
+    };
+    if trigger.trigger_type != "StartPipelineExecution" {
+        return Starter::Other;
+    }
+    match worker_role {
+        None => Starter::Worker,
+        Some(role) if same_role(&trigger.trigger_detail, role) => Starter::Worker,
+        Some(_) => Starter::Other,
+    }
+}
+
+/// `arn:<partition>:iam::<account>:role/<path>/<name>` split into
+/// (partition, account, name).
+fn role_parts(role_arn: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = role_arn.splitn(6, ':');
+    let (arn, partition, service, _, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let name = resource.strip_prefix("role/")?.rsplit('/').next()?;
+    (arn == "arn" && service == "iam" && !name.is_empty()).then_some((partition, account, name))
+}
+
+/// Whether `caller` (a `StartPipelineExecution` caller's ARN) is `role_arn`
+/// or a session of it (`arn:aws:sts::<account>:assumed-role/<name>/<session>`).
+pub fn same_role(caller: &str, role_arn: &str) -> bool {
+    if caller == role_arn {
+        return true;
+    }
+    let Some((partition, account, name)) = role_parts(role_arn) else {
+        return false;
+    };
+    caller
+        .strip_prefix(&format!(
+            "arn:{partition}:sts::{account}:assumed-role/{name}/"
+        ))
+        .is_some_and(|session| !session.is_empty() && !session.contains('/'))
+}
+
+/// The ARN a session of `role_arn` calls as (what CodePipeline names in
+/// `trigger-detail`): the emulation's stand-in for STS.
+pub fn assumed_role_arn(role_arn: &str, session: &str) -> Option<String> {
+    let (partition, account, name) = role_parts(role_arn)?;
+    Some(format!(
+        "arn:{partition}:sts::{account}:assumed-role/{name}/{session}"
+    ))
+}
+
 /// Either kind of state change the rule delivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodePipelineEvent {

@@ -430,6 +430,7 @@ impl Functions {
                 let endpoints = aws::Endpoints {
                     dynamodb: aws::endpoint_of(sdk, aws::DYNAMODB_SERVICE_ID).unwrap_or_default(),
                     others: unreachable_endpoint()?,
+                    codepipeline: None,
                 };
                 aws::sqs(&aws::with_endpoints(sdk, endpoints), &calls.ingress)
             }

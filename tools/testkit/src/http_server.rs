@@ -1,11 +1,9 @@
 //! The one HTTP/1.1 server of the test rig's stand-ins and proxies, and the
 //! one way they pass a request on.
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::http::request::Parts;
 use hyper::{Request, Response};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use tokio::net::TcpListener;
@@ -32,33 +30,4 @@ where
     });
 }
 
-/// Sends a request (its method, path, headers but `Host`, and `body`) to
-/// `upstream` (`http://127.0.0.1:port`) and returns the whole answer; `None`
-/// when the upstream could not be reached or its answer read.
-pub async fn relay(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    upstream: &str,
-    parts: &Parts,
-    body: Bytes,
-) -> Option<Response<Full<Bytes>>> {
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let mut request = Request::builder()
-        .method(parts.method.clone())
-        .uri(format!("{}{path}", upstream.trim_end_matches('/')));
-    for (name, value) in &parts.headers {
-        if name != hyper::header::HOST {
-            request = request.header(name, value);
-        }
-    }
-    let response = client
-        .request(request.body(Full::new(body)).ok()?)
-        .await
-        .ok()?;
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.ok()?.to_bytes();
-    Some(Response::from_parts(parts, Full::new(body)))
-}
+pub use shared::aws::emulation::relay;

@@ -13,6 +13,7 @@ mod lossy_proxy;
 
 pub use http_server::{relay, serve_http};
 pub use lossy_proxy::LossyProxy;
+pub use shared::aws::emulation::CodePipelineFront;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
@@ -152,22 +153,60 @@ pub fn dynamodb_endpoint() -> &'static str {
     })
 }
 
-/// Where the tests' calls go: DynamoDB to DynamoDB Local, the rest to moto.
+/// Where the tests' calls go: DynamoDB to DynamoDB Local, CodePipeline to
+/// [`codepipeline_front`] (moto, played as AWS plays it), the rest to moto.
 pub fn engines() -> Endpoints {
     Endpoints {
         dynamodb: dynamodb_endpoint().to_string(),
         others: moto_endpoint().to_string(),
+        codepipeline: Some(codepipeline_front().endpoint.clone()),
     }
 }
 
 /// The environment that points a child process (a function's binary,
 /// trigger-ops) at the engines, as the SDK reads it.
-pub fn engine_env() -> [(&'static str, String); 2] {
+pub fn engine_env() -> [(&'static str, String); 3] {
     let engines = engines();
     [
         ("AWS_ENDPOINT_URL", engines.others),
         ("AWS_ENDPOINT_URL_DYNAMODB", engines.dynamodb),
+        (
+            "AWS_ENDPOINT_URL_CODEPIPELINE",
+            engines.codepipeline.unwrap_or_default(),
+        ),
     ]
+}
+
+/// The worker's role in the tests: the front records its starts as made by it.
+pub const WORKER_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/pipeline-trigger-worker";
+
+/// This test process's CodePipeline front ([`shared::aws::emulation`]) in
+/// front of moto: one token, one execution; who started each. Started once,
+/// on a thread and runtime of its own, so it outlives every test's runtime.
+pub fn codepipeline_front() -> &'static CodePipelineFront {
+    static FRONT: std::sync::OnceLock<CodePipelineFront> = std::sync::OnceLock::new();
+    FRONT.get_or_init(|| {
+        let moto = moto_endpoint().to_string();
+        let caller = shared::rules::pipeline_event::assumed_role_arn(WORKER_ROLE_ARN, "worker")
+            .expect("a role ARN");
+        let (sender, started) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the CodePipeline front");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("a loopback port for the CodePipeline front");
+                let (front, serve) = CodePipelineFront::new(listener, &moto, &caller)
+                    .expect("the CodePipeline front");
+                let _ = sender.send(front);
+                serve.await;
+            });
+        });
+        started.recv().expect("the CodePipeline front starts")
+    })
 }
 
 /// SDK settings with each service's endpoint from `endpoints`, through
@@ -190,6 +229,7 @@ pub async fn sdk_config_at(endpoint: &str) -> SdkConfig {
     sdk_config_with(Endpoints {
         dynamodb: endpoint.to_string(),
         others: endpoint.to_string(),
+        codepipeline: None,
     })
     .await
 }
