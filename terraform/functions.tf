@@ -60,6 +60,7 @@ locals {
       TOPIC_ARN         = aws_sns_topic.alerts.arn
       NOTIFY_STATES     = join(",", var.notify_states)
       LEDGER_RETENTION  = var.ledger_retention
+      WORKER_ROLE_ARN   = aws_iam_role.function["worker"].arn
       METRICS_NAMESPACE = var.metrics_namespace
     }
   }

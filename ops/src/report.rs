@@ -12,7 +12,13 @@ fn cell(text: &str, max: usize) -> String {
     // invisible escaped (`\u{202E}`), so a cell reads as it is.
     let spaced: String = text
         .chars()
-        .map(|c| if matches!(c, '\n' | '\r' | '\t') { ' ' } else { c })
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     let flat = shared::rules::text::printable(&spaced).into_owned();
     if flat.chars().count() <= max {

@@ -138,6 +138,11 @@ pub const VARIABLES: &[Variable] = &[
         default: Some(""),
     },
     Variable {
+        name: "WORKER_ROLE_ARN",
+        used_by: &[Notifier],
+        default: Some(""),
+    },
+    Variable {
         name: "REFUSAL_MEMORY",
         used_by: &[Ingress],
         default: Some("60s"),
@@ -448,6 +453,9 @@ pub struct NotifierConfig {
     pub notify_states: Vec<PipelineState>,
     pub ledger_retention: Duration,
     pub metrics_namespace: String,
+    /// The worker's role (`WORKER_ROLE_ARN`): an execution not started by
+    /// it is not a public trigger's. `None`: any `StartPipelineExecution` may be.
+    pub worker_role_arn: Option<String>,
 }
 
 impl NotifierConfig {
@@ -466,6 +474,18 @@ impl NotifierConfig {
             notify_states: env.states("NOTIFY_STATES")?,
             ledger_retention: env.duration("LEDGER_RETENTION")?,
             metrics_namespace: env.metrics_namespace()?,
+            worker_role_arn: match env.raw("WORKER_ROLE_ARN")?.as_str() {
+                "" => None,
+                role if crate::rules::pipeline_event::assumed_role_arn(role, "s").is_some() => {
+                    Some(role.to_string())
+                }
+                _ => {
+                    return Err(malformed(
+                        "WORKER_ROLE_ARN",
+                        "expected an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
+                    ))
+                }
+            },
         })
     }
 }
@@ -721,7 +741,8 @@ mod tests {
                 "TOPIC_ARN",
                 "NOTIFY_STATES",
                 "LEDGER_RETENTION",
-                "METRICS_NAMESPACE"
+                "METRICS_NAMESPACE",
+                "WORKER_ROLE_ARN"
             ]
         );
     }

@@ -95,6 +95,8 @@ pub(crate) struct Harness {
     pub(crate) broken: String,
     pub(crate) prefix: String,
     pub(crate) outputs: PathBuf,
+    /// Every e-mail read from each inbox so far: reading consumes them.
+    read_emails: std::sync::Mutex<std::collections::HashMap<String, Vec<(String, String)>>>,
 }
 
 pub(crate) fn outputs_path(prefix: &str) -> PathBuf {
@@ -166,6 +168,7 @@ impl Harness {
             broken,
             prefix: prefix.to_string(),
             outputs: outputs_path(prefix),
+            read_emails: Default::default(),
         }
     }
 
@@ -186,9 +189,15 @@ impl Harness {
         .expect("subscribe an inbox")
     }
 
-    /// Every e-mail that reached `inbox` so far (consumed), as (subject, body).
+    /// Every e-mail that reached `inbox` so far, as (subject, body): those
+    /// read before (reading consumes them from the queue) and any new ones,
+    /// so a wait for "n e-mails" can ask as often as it likes.
     pub(crate) async fn emails(&self, inbox: &str) -> Vec<(String, String)> {
-        testkit::emails(&self.sqs, inbox).await
+        let new = testkit::emails(&self.sqs, inbox).await;
+        let mut read = self.read_emails.lock().unwrap_or_else(|p| p.into_inner());
+        let all = read.entry(inbox.to_string()).or_default();
+        all.extend(new);
+        all.clone()
     }
 
     /// Visible plus in-flight messages of a queue.

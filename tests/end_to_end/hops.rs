@@ -41,14 +41,13 @@ async fn a_trigger_goes_through_every_hop_and_ends_succeeded_with_one_email() {
         )
         .await;
 
-    let email = eventually("the success e-mail", || async {
+    eventually("the success e-mail", || async {
         let emails = harness.emails(&inbox).await;
         (!emails.is_empty()).then_some(emails)
     })
     .await;
     harness.settled().await;
-    let mut emails = email;
-    emails.extend(harness.emails(&inbox).await);
+    let emails = harness.emails(&inbox).await;
     let naming: Vec<&(String, String)> = emails
         .iter()
         .filter(|(_, body)| body.contains(&id))
@@ -160,5 +159,46 @@ async fn a_failing_pipeline_ends_failed_and_the_email_leads_with_stage_and_reaso
         "the reason comes before the details:\n{body}"
     );
     assert!(body.contains(&id), "{body}");
+    harness.stack.stop().await;
+}
+
+/// Runs started by a push (not the worker) beside public triggers: each
+/// e-mailed at once as not a public trigger's, and the notifier never
+/// fails an invocation for them (its errors alarm stays quiet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_runs_beside_public_triggers_are_emailed_and_cost_no_notifier_error() {
+    let harness =
+        Harness::start_named(&unique("e2e-push"), &[], None, Duration::from_secs(1)).await;
+    let inbox = harness.inbox().await;
+    let client = client_from(Ipv4Addr::new(127, 0, 6, 1));
+    let accepted = post(&client, &harness, "").await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    for _ in 0..2 {
+        harness
+            .stack
+            .push(&harness.app)
+            .await
+            .expect("a pushed run");
+    }
+    let id = accepted.body["trigger_id"].as_str().unwrap().to_string();
+    harness.status_becomes(&client, &id, "succeeded").await;
+    let emails = eventually("three e-mails", || async {
+        let emails = harness.emails(&inbox).await;
+        (emails.len() >= 3).then_some(emails)
+    })
+    .await;
+    harness.settled().await;
+    assert_eq!(emails.len(), 3, "{emails:#?}");
+    let outside = emails
+        .iter()
+        .filter(|(_, body)| body.contains("not a public trigger"))
+        .count();
+    assert_eq!(outside, 2, "{emails:#?}");
+    let printed = harness.printed();
+    let failures: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.contains("notifier") && l.contains("failed ("))
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
     harness.stack.stop().await;
 }

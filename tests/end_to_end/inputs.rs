@@ -64,7 +64,7 @@ async fn triggers_with_inputs_start_runs_with_those_variables() {
     let body = eventually("the e-mail of the second trigger", || async {
         let arrived = harness.emails(&inbox).await;
         let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.extend(arrived);
+        *seen = arrived;
         seen.iter()
             .find(|(_, body)| body.contains(&runs[1].0))
             .map(|(_, body)| body.clone())

@@ -28,7 +28,8 @@ use shared::lambda::metrics::{Metrics, MetricsSink};
 use shared::rules::email::{render, Origin};
 use shared::rules::metrics;
 use shared::rules::pipeline_event::{
-    parse_codepipeline_event, CodePipelineEvent, EventProblem, PipelineEvent, StageEvent,
+    parse_codepipeline_event, starter, CodePipelineEvent, EventProblem, ExecutionTrigger,
+    PipelineEvent, StageEvent, Starter,
 };
 use shared::rules::runs::{Lane, RunRecord};
 use shared::rules::status::run_status_of;
@@ -42,11 +43,23 @@ use tracing::{error, info, warn};
 /// an invocation can run, short enough that the retry after a crash sends.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
 
-/// How long after its state change an event whose execution the worker has
-/// not recorded yet fails the invocation, to be delivered again (the worker
-/// records right after the start, so such an event raced it). Older than
+/// How long after its state change an event that does not say who started
+/// its execution (no `execution-trigger`), and whose execution the worker
+/// has not recorded, fails the invocation to be delivered again. Older than
 /// this, nobody is going to record it: a run started outside this system.
+/// An event that says the worker started it waits as long as it takes
+/// (Lambda's retries, then the events DLQ, which `trigger-ops events replay`
+/// empties); one that says someone else did never waits.
 pub const OWNER_WAIT: Duration = Duration::from_secs(120);
+
+/// Inside one invocation, how long to wait before each look again for the
+/// record of an execution the worker started (it records right after the
+/// start: an event can race it by a moment). About 2 s in all.
+pub const OWNER_REREADS: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_millis(1250),
+];
 
 /// What an invocation did (the Lambda's result, and what tests check).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -169,7 +182,12 @@ impl Notifier {
         };
         let now = self.clock.now_ms();
         let origin = match self
-            .owner(&event.event_id, &event.execution_id, event.time, now)
+            .owner(
+                &event.event_id,
+                &event.execution_id,
+                event.time,
+                event.trigger.as_ref(),
+            )
             .await?
         {
             Some(owner) => self.record_outcome(&event, &owner, now).await?,
@@ -225,21 +243,37 @@ impl Notifier {
     }
 
     /// The run or trigger behind an execution (`None`: not a public
-    /// trigger's). An event younger than [`OWNER_WAIT`] whose execution is
-    /// not recorded yet raced the worker: it fails the invocation, to be
-    /// delivered again.
+    /// trigger's). The event's `execution-trigger` decides: started by
+    /// someone else (a push, the console, a schedule) is never a public
+    /// trigger's, at once and without a read; started by the worker, its
+    /// record is looked for again within the invocation ([`OWNER_REREADS`])
+    /// and, still missing, the invocation fails to be delivered again
+    /// (the worker records right after the start); an event that does not
+    /// say waits so only while younger than [`OWNER_WAIT`].
     async fn owner(
         &self,
         event_id: &str,
         execution_id: &str,
         time: Option<u64>,
-        now: u64,
+        trigger: Option<&ExecutionTrigger>,
     ) -> Result<Option<ExecutionOwner>, NotifierError> {
-        let owner = self.table.triggers().execution_owner(execution_id).await?;
-        if owner.is_none() && now.saturating_sub(time.unwrap_or(0)) < OWNER_WAIT.as_millis() as u64
-        {
+        let started_by = starter(trigger, self.config.worker_role_arn.as_deref());
+        if started_by == Starter::Other {
+            return Ok(None);
+        }
+        let mut owner = self.table.triggers().execution_owner(execution_id).await?;
+        for pause in OWNER_REREADS {
+            if owner.is_some() {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            owner = self.table.triggers().execution_owner(execution_id).await?;
+        }
+        let young =
+            self.clock.now_ms().saturating_sub(time.unwrap_or(0)) < OWNER_WAIT.as_millis() as u64;
+        if owner.is_none() && (started_by == Starter::Worker || young) {
             warn!(decision = "retry_later", event_id = %event_id, execution_id = %execution_id,
-                  "the worker has not recorded this execution yet");
+                  started_by = ?started_by, "the worker has not recorded this execution yet");
             return Err(NotifierError::NotYetRecorded {
                 execution_id: execution_id.to_string(),
             });
@@ -251,7 +285,12 @@ impl Notifier {
     async fn record_stage(&self, event: StageEvent) -> Result<Outcome, NotifierError> {
         let now = self.clock.now_ms();
         let owner = match self
-            .owner(&event.event_id, &event.execution_id, event.time, now)
+            .owner(
+                &event.event_id,
+                &event.execution_id,
+                event.time,
+                event.trigger.as_ref(),
+            )
             .await?
         {
             Some(owner) => owner,

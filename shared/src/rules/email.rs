@@ -290,6 +290,7 @@ mod tests {
             state,
             time: parse_rfc3339("2026-11-21T10:04:12Z"),
             start_time: parse_rfc3339("2026-11-21T10:00:00Z"),
+            trigger: None,
         }
     }
 

@@ -29,6 +29,8 @@ pub struct PipelineEvent {
     pub time: Option<EpochMillis>,
     /// When the execution started (`detail.start-time`, where CodePipeline sends it).
     pub start_time: Option<EpochMillis>,
+    /// Who started it (`detail.execution-trigger`), when the event says.
+    pub trigger: Option<ExecutionTrigger>,
 }
 
 /// One stage's state change, with every field checked.
@@ -43,6 +45,8 @@ pub struct StageEvent {
     pub state: PipelineState,
     /// When the state changed (the event's `time`).
     pub time: Option<EpochMillis>,
+    /// Who started the execution (`detail.execution-trigger`), when the event says.
+    pub trigger: Option<ExecutionTrigger>,
 }
 
 /// Who started an execution, as its event says (`detail.execution-trigger`).
@@ -225,6 +229,7 @@ pub fn parse_codepipeline_event(event: &Value) -> Result<CodePipelineEvent, Even
         EventProblem::UnknownState(state_text.chars().take(40).collect::<String>())
     })?;
     let time = field(event, "time").and_then(parse_rfc3339);
+    let trigger = execution_trigger(detail);
     if is_stage {
         let stage = field(detail, "stage")
             .filter(|s| is_valid_stage_name(s))
@@ -236,6 +241,7 @@ pub fn parse_codepipeline_event(event: &Value) -> Result<CodePipelineEvent, Even
             stage: stage.to_string(),
             state,
             time,
+            trigger,
         }));
     }
     Ok(CodePipelineEvent::Execution(PipelineEvent {
@@ -246,7 +252,23 @@ pub fn parse_codepipeline_event(event: &Value) -> Result<CodePipelineEvent, Even
         state,
         time,
         start_time: field(detail, "start-time").and_then(parse_rfc3339),
+        trigger,
     }))
+}
+
+/// The longest `trigger-type` / `trigger-detail` kept (CodePipeline's limit
+/// on the detail is 1024).
+const MAX_TRIGGER_FIELD: usize = 1024;
+
+/// `detail.execution-trigger`, when it is there and well formed.
+fn execution_trigger(detail: &Value) -> Option<ExecutionTrigger> {
+    let trigger = detail.get("execution-trigger")?;
+    let trigger_type = field(trigger, "trigger-type").filter(|t| is_token(t, 64))?;
+    let trigger_detail = field(trigger, "trigger-detail").unwrap_or_default();
+    (trigger_detail.len() <= MAX_TRIGGER_FIELD).then(|| ExecutionTrigger {
+        trigger_type: trigger_type.to_string(),
+        trigger_detail: trigger_detail.to_string(),
+    })
 }
 
 /// The event EventBridge delivers for a state change (what CodePipeline emits;
@@ -439,6 +461,7 @@ mod tests {
                 stage: "Build".into(),
                 state: PipelineState::Succeeded,
                 time: parse_rfc3339("2026-11-21T10:01:00Z"),
+                trigger: None,
             })
         );
         // An execution change is the other kind; each parser keeps to its own.
@@ -564,6 +587,87 @@ mod tests {
             "us-east-",
         ] {
             assert!(!is_region(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn who_started_an_execution_is_read_from_its_event() {
+        let role = "arn:aws:iam::123456789012:role/service/pipeline-trigger-worker";
+        let trigger = |t: &str, d: &str| ExecutionTrigger {
+            trigger_type: t.into(),
+            trigger_detail: d.into(),
+        };
+        let worker = trigger(
+            "StartPipelineExecution",
+            "arn:aws:sts::123456789012:assumed-role/pipeline-trigger-worker/pipeline-trigger-worker",
+        );
+        assert_eq!(starter(Some(&worker), Some(role)), Starter::Worker);
+        assert_eq!(starter(Some(&worker), None), Starter::Worker);
+        let console = trigger(
+            "StartPipelineExecution",
+            "arn:aws:sts::123456789012:assumed-role/Admin/alice",
+        );
+        assert_eq!(starter(Some(&console), Some(role)), Starter::Other);
+        assert_eq!(
+            starter(Some(&console), None),
+            Starter::Worker,
+            "any start may be the worker's"
+        );
+        let other_account = trigger(
+            "StartPipelineExecution",
+            "arn:aws:sts::999999999999:assumed-role/pipeline-trigger-worker/x",
+        );
+        assert_eq!(starter(Some(&other_account), Some(role)), Starter::Other);
+        for push in [
+            "WebhookV2",
+            "CloudWatchEvent",
+            "PollForSourceChanges",
+            "CreatePipeline",
+        ] {
+            assert_eq!(
+                starter(Some(&trigger(push, "arn:aws:codepipeline:x")), Some(role)),
+                Starter::Other
+            );
+        }
+        assert_eq!(starter(None, Some(role)), Starter::Unknown);
+        assert_eq!(
+            assumed_role_arn(role, "s").as_deref(),
+            Some("arn:aws:sts::123456789012:assumed-role/pipeline-trigger-worker/s")
+        );
+        assert!(same_role(role, role));
+        assert!(!same_role(
+            "arn:aws:sts::123456789012:assumed-role/pipeline-trigger-worker-2/s",
+            role
+        ));
+        assert_eq!(assumed_role_arn("not an arn", "s"), None);
+    }
+
+    #[test]
+    fn the_execution_trigger_is_parsed_when_well_formed() {
+        let mut event = state_change_event(
+            "e-1",
+            "eu-west-1",
+            "123456789012",
+            "app",
+            "x-1",
+            PipelineState::Started,
+            "2026-11-21T10:00:00Z",
+        );
+        event["detail"]["execution-trigger"] = serde_json::json!({
+            "trigger-type": "StartPipelineExecution",
+            "trigger-detail": "arn:aws:sts::123456789012:assumed-role/w/w"});
+        let parsed = parse_event(&event).unwrap();
+        assert_eq!(
+            parsed.trigger.unwrap().trigger_type,
+            "StartPipelineExecution"
+        );
+        for bad in [
+            serde_json::json!("x"),
+            serde_json::json!({"trigger-type": "a b"}),
+            serde_json::json!({"trigger-type": "X", "trigger-detail": "d".repeat(2000)}),
+        ] {
+            event["detail"]["execution-trigger"] = bad;
+            assert_eq!(parse_event(&event).unwrap().trigger, None);
         }
     }
 }

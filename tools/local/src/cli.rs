@@ -55,6 +55,11 @@ pub struct LocalArgs {
     /// publish, as it happens; a summary is printed on Ctrl-C either way.
     #[arg(long)]
     pub metrics: bool,
+    /// Also start a run of the first pipeline every DURATION as a push to
+    /// its source would (not the worker): e-mailed at once as not a public
+    /// trigger's, beside the public triggers.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub push_every: Option<Duration>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -23,6 +23,7 @@ pub mod rule_target;
 
 use aws_config::SdkConfig;
 use console::Console;
+use shared::aws::emulation::{CodePipelineFront, Started};
 use shared::aws::queue::{Deliveries, Receive, WorkQueue, BATCH};
 use shared::aws::table::Table;
 use shared::aws::{self, CallCounter};
@@ -191,6 +192,14 @@ pub(crate) async fn acknowledge(
     }
 }
 
+/// The worker's role in the local stack: its starts are recorded as made by
+/// a session of it, and the notifier knows it (`WORKER_ROLE_ARN`).
+pub const LOCAL_WORKER_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/pipeline-trigger-worker";
+/// The account the emulators play (moto's default).
+const LOCAL_ACCOUNT: &str = "123456789012";
+/// Named in the ARN of a push's webhook.
+const LOCAL_REGION_NAME: &str = "local";
+
 /// The local stack, running.
 pub struct LocalStack {
     /// `http://127.0.0.1:<port>`
@@ -201,6 +210,10 @@ pub struct LocalStack {
     /// The metric lines (Embedded Metric Format) the functions would
     /// publish under Lambda, in order.
     pub metrics: Arc<std::sync::Mutex<Vec<String>>>,
+    /// CodePipeline as AWS plays it: the worker's starts go through it.
+    pub front: CodePipelineFront,
+    /// The emulator's CodePipeline, for runs started outside the system.
+    outside: aws_sdk_codepipeline::Client,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -214,6 +227,35 @@ pub struct FunctionCalls {
 }
 
 impl LocalStack {
+    /// Starts a run of `pipeline` as a push to its source would (a webhook,
+    /// not the worker): its events say so, and the notifier e-mails it at
+    /// once as not a public trigger's. Returns the execution id.
+    pub async fn push(&self, pipeline: &str) -> Result<String, LocalError> {
+        let started = self
+            .outside
+            .start_pipeline_execution()
+            .name(pipeline)
+            .send()
+            .await
+            .map_err(|e| {
+                LocalError::Failed(format!("could not start {pipeline}: {}", aws::describe(&e)))
+            })?;
+        let execution_id = started
+            .pipeline_execution_id()
+            .unwrap_or_default()
+            .to_string();
+        self.front.record(
+            &execution_id,
+            Started {
+                pipeline: pipeline.to_string(),
+                started_ms: SystemClock.now_ms(),
+                trigger_type: "WebhookV2".into(),
+                trigger_detail: format!("arn:aws:codepipeline:{LOCAL_REGION_NAME}:{LOCAL_ACCOUNT}:webhook:{pipeline}-push"),
+            },
+        );
+        Ok(execution_id)
+    }
+
     /// Stops every part and waits for them; work in flight is finished.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
@@ -274,6 +316,17 @@ pub async fn start(
     let names = codepipeline_names(&pipelines, &options.failing)?;
     let listener = bind(options.port).await?;
     let history_listener = bind(0).await?;
+    // CodePipeline as AWS plays it, in front of the emulator's.
+    let upstream = aws::endpoint_of(sdk, aws::CODEPIPELINE_SERVICE_ID)
+        .ok_or_else(|| LocalError::Refused("no CodePipeline emulator endpoint".into()))?;
+    let worker_role = env.string("WORKER_ROLE_ARN")?;
+    let caller = shared::rules::pipeline_event::assumed_role_arn(&worker_role, "worker")
+        .ok_or_else(|| LocalError::BadSetting {
+            what: "WORKER_ROLE_ARN",
+            reason: "not an IAM role ARN".into(),
+        })?;
+    let (front, serve_front) = CodePipelineFront::new(bind(0).await?, &upstream, &caller)
+        .map_err(|e| LocalError::Failed(format!("cannot start the CodePipeline front: {e}")))?;
     let base_url = url_of(&listener)?;
     let history_url = url_of(&history_listener)?;
     let resources = provision_resources(sdk, &options.prefix, &names, max_attempts).await?;
@@ -282,7 +335,14 @@ pub async fn start(
         .with("QUEUE_URL", resources.queue_url.clone())
         .with("DLQ_URL", resources.dlq_url.clone())
         .with("TOPIC_ARN", resources.topic_arn.clone());
-    let functions = Functions::build(sdk, &env, &resources, options.fault, &history_url)?;
+    let functions = Functions::build(
+        sdk,
+        &env,
+        &resources,
+        options.fault,
+        &history_url,
+        &front.endpoint,
+    )?;
     if let Some(path) = &options.outputs {
         resources.write_outputs(path, &base_url)?;
     }
@@ -297,15 +357,30 @@ pub async fn start(
         console: &console,
         max_attempts,
     };
-    let tasks = parts
-        .spawn(functions, listener, history_listener, stopping)
+    let mut tasks = parts
+        .spawn(
+            functions,
+            listener,
+            history_listener,
+            stopping.clone(),
+            &front,
+        )
         .await?;
+    let mut front_stopping = stopping;
+    tasks.spawn(async move {
+        tokio::select! {
+            _ = serve_front => {}
+            _ = front_stopping.wait() => {}
+        }
+    });
     console.say(&banner(&base_url, &resources, options, &pipelines));
     Ok(LocalStack {
         base_url,
         resources,
         calls,
         metrics,
+        front,
+        outside: aws::codepipeline(sdk, &CallCounter::default()),
         stop,
         tasks,
     })
@@ -341,6 +416,9 @@ fn with_local_defaults(mut env: Env) -> Env {
     if env.get("RUN_POLL_INTERVAL").is_none() {
         // Runs here take seconds: a waiting run looks again every second.
         env = env.with("RUN_POLL_INTERVAL", "1s");
+    }
+    if env.get("WORKER_ROLE_ARN").is_none() {
+        env = env.with("WORKER_ROLE_ARN", LOCAL_WORKER_ROLE_ARN);
     }
     if env.get("CLIENT_KEY_SECRET").is_none() {
         let secret = format!("local-{}{}", ulid::Ulid::new(), ulid::Ulid::new());
@@ -421,6 +499,7 @@ impl Functions {
         resources: &resources::Resources,
         fault: Option<Fault>,
         history_url: &str,
+        front_url: &str,
     ) -> Result<Self, LocalError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let calls = FunctionCalls::default();
@@ -451,7 +530,7 @@ impl Functions {
             Some(Fault::CodepipelineUnreachable) => {
                 aws::codepipeline_at(sdk, &calls.worker, Some(&unreachable_endpoint()?))
             }
-            _ => aws::codepipeline(sdk, &calls.worker),
+            _ => aws::codepipeline_at(sdk, &calls.worker, Some(front_url)),
         };
         let worker = worker::Worker::new(
             WorkerConfig::from_env(env)?,
@@ -508,6 +587,7 @@ impl Parts<'_> {
         listener: TcpListener,
         history_listener: TcpListener,
         stopping: Stopping,
+        front: &CodePipelineFront,
     ) -> Result<JoinSet<()>, LocalError> {
         let calls = CallCounter::default();
         let shared = Shared {
@@ -531,7 +611,7 @@ impl Parts<'_> {
             .serve(listener, shared.stopping.clone()),
         );
         tasks.spawn(self.event_source(functions.worker, &shared).await?);
-        self.codepipeline(&mut tasks, history_listener, &shared);
+        self.codepipeline(&mut tasks, history_listener, &shared, front);
         tasks.spawn(
             rule_target::RuleTarget {
                 notifier: functions.notifier,
@@ -585,7 +665,13 @@ impl Parts<'_> {
 
     /// CodePipeline's part: the state changes of every execution, and the
     /// history the notifier reads.
-    fn codepipeline(&self, tasks: &mut JoinSet<()>, history: TcpListener, shared: &Shared) {
+    fn codepipeline(
+        &self,
+        tasks: &mut JoinSet<()>,
+        history: TcpListener,
+        shared: &Shared,
+        front: &CodePipelineFront,
+    ) {
         let book = pipeline_runs::RunBook::default();
         tasks.spawn(
             Arc::new(pipeline_runs::PipelineRuns {
@@ -595,6 +681,7 @@ impl Parts<'_> {
                 failing: self.options.failing.iter().cloned().collect::<HashSet<_>>(),
                 run_time: self.options.run_time,
                 book: book.clone(),
+                front: front.clone(),
                 table: shared.table.clone(),
                 console: self.console.clone(),
                 clock: shared.clock.clone(),

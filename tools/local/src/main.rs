@@ -50,8 +50,25 @@ async fn main() -> ExitCode {
         }
     };
     let mut shown = 0;
+    let mut next_push = args
+        .push_every
+        .map(|every| std::time::Instant::now() + every);
     while !stop.load(Ordering::SeqCst) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if let (Some(at), Some(every)) = (next_push, args.push_every) {
+            if std::time::Instant::now() >= at {
+                next_push = Some(at + every);
+                let pipeline = stack
+                    .resources
+                    .pipelines
+                    .first()
+                    .cloned()
+                    .unwrap_or_default();
+                if let Err(e) = stack.push(&pipeline).await {
+                    eprintln!("could not start a pushed run: {e}");
+                }
+            }
+        }
         if args.metrics {
             let lines = stack.metrics.lock().unwrap_or_else(|p| p.into_inner());
             for line in &lines[shown..] {

@@ -16,6 +16,7 @@ use aws_smithy_types::DateTime;
 use hyper::body::Incoming;
 use hyper::Request;
 use serde_json::{json, Value};
+use shared::aws::emulation::CodePipelineFront;
 use shared::aws::table::Table;
 use shared::clock::Clock;
 use shared::rules::pipeline_event::{
@@ -81,6 +82,9 @@ pub struct PipelineRuns {
     pub failing: HashSet<String>,
     pub run_time: Duration,
     pub book: RunBook,
+    /// Who started each execution (the worker's starts go through it; the
+    /// stack's pushes are recorded in it): the events' `execution-trigger`.
+    pub front: CodePipelineFront,
     /// Finds the trigger of an execution, for the hop lines.
     pub table: Table,
     pub console: Console,
@@ -251,8 +255,22 @@ impl PipelineRuns {
         );
     }
 
+    /// Who started `execution_id`, as CodePipeline's events say: the
+    /// worker's starts and the stack's pushes as recorded; anything else
+    /// was started from the console.
+    fn execution_trigger(&self, execution_id: &str) -> Value {
+        self.front
+            .started(execution_id)
+            .map(|started| started.event_trigger())
+            .unwrap_or_else(|| {
+                json!({"trigger-type": "StartPipelineExecution",
+                       "trigger-detail": "arn:aws:sts::123456789012:assumed-role/Admin/console"})
+            })
+    }
+
     /// Puts a state change on the default bus, as CodePipeline does.
-    async fn publish(&self, detail_type: &str, detail: Value, execution_id: &str, stage: &str) {
+    async fn publish(&self, detail_type: &str, mut detail: Value, execution_id: &str, stage: &str) {
+        detail["execution-trigger"] = self.execution_trigger(execution_id);
         let now = self.clock.now_ms();
         let what = format!(
             "{}{}{} {}",

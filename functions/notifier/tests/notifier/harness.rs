@@ -58,6 +58,7 @@ impl Harness {
             ("TABLE_NAME", self.stack.table_name.as_str()),
             ("TOPIC_ARN", topic),
             ("NOTIFY_STATES", states),
+            ("WORKER_ROLE_ARN", testkit::WORKER_ROLE_ARN),
         ]))
         .expect("valid config")
     }
@@ -104,6 +105,20 @@ pub(crate) fn event(pipeline: &str, execution: &str, state: PipelineState) -> (S
     );
     event["detail"]["start-time"] = "2026-11-21T10:00:00Z".into();
     (id, event)
+}
+
+/// Who started an execution, as CodePipeline puts it in the event.
+pub(crate) fn started_by(event: &mut Value, trigger_type: &str, detail: &str) {
+    event["detail"]["execution-trigger"] =
+        json!({"trigger-type": trigger_type, "trigger-detail": detail});
+}
+
+/// The worker's own start: `StartPipelineExecution` by a session of its role.
+pub(crate) fn started_by_the_worker(event: &mut Value) {
+    let caller =
+        shared::rules::pipeline_event::assumed_role_arn(testkit::WORKER_ROLE_ARN, "worker")
+            .expect("a role ARN");
+    started_by(event, "StartPipelineExecution", &caller);
 }
 
 /// A started trigger, as the worker leaves it; returns its id.

@@ -272,3 +272,83 @@ async fn an_old_event_of_an_execution_nobody_recorded_is_a_run_started_elsewhere
         emails[0].1
     );
 }
+
+/// A push, the console, a schedule: e-mailed at once, however young the
+/// event, never an invocation error (the notifier-errors alarm stays quiet).
+#[tokio::test]
+async fn runs_started_by_a_push_the_console_or_a_schedule_are_emailed_at_once() {
+    let h = harness().await;
+    let notifier = h.notifier();
+    for (trigger_type, detail) in [
+        (
+            "WebhookV2",
+            "arn:aws:codepipeline:eu-west-1:123456789012:webhook:push",
+        ),
+        (
+            "StartPipelineExecution",
+            "arn:aws:sts::123456789012:assumed-role/Admin/alice",
+        ),
+        (
+            "CloudWatchEvent",
+            "arn:aws:events:eu-west-1:123456789012:rule/nightly",
+        ),
+    ] {
+        let (_, mut young) = event(
+            &unique("outside"),
+            &unique("exec"),
+            PipelineState::Succeeded,
+        );
+        young["time"] = rfc3339(h.clock.now_ms()).into();
+        started_by(&mut young, trigger_type, detail);
+        let outcome = notifier.handle(young).await.expect("never an error");
+        assert!(
+            matches!(outcome, Outcome::Notified { .. }),
+            "{trigger_type}: {outcome:?}"
+        );
+    }
+    let emails = h.emails().await;
+    assert_eq!(emails.len(), 3);
+    assert!(
+        emails
+            .iter()
+            .all(|(_, body)| body.contains("not a public trigger")),
+        "{emails:?}"
+    );
+}
+
+/// The worker records right after its start: an event a moment ahead of
+/// the record finds it within the same invocation.
+#[tokio::test]
+async fn a_worker_start_recorded_a_moment_later_is_found_within_the_invocation() {
+    let h = harness().await;
+    let pipeline = unique("moment");
+    let execution = unique("exec");
+    let (_, mut early) = event(&pipeline, &execution, PipelineState::Succeeded);
+    early["time"] = rfc3339(h.clock.now_ms()).into();
+    started_by_the_worker(&mut early);
+    let notifier = h.notifier();
+    let (outcome, ids) = tokio::join!(notifier.handle(early), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        started_run(&h, &pipeline, &execution, 1).await
+    });
+    assert!(matches!(
+        outcome.expect("found in time"),
+        Outcome::Notified { .. }
+    ));
+    let view = h.table.triggers().view(&ids[0], 0).await.unwrap().unwrap();
+    assert_eq!(view.status, TriggerStatus::Succeeded);
+}
+
+/// An execution the worker started is never taken for someone else's,
+/// however old its event: the invocation fails (Lambda retries it, then
+/// the events DLQ keeps it for `trigger-ops events replay`).
+#[tokio::test]
+async fn a_worker_start_never_recorded_fails_however_old_the_event() {
+    let h = harness().await;
+    let (_, mut old) = event(&unique("lost"), &unique("exec"), PipelineState::Succeeded);
+    old["time"] = rfc3339(h.clock.now_ms() - 3 * notifier::OWNER_WAIT.as_millis() as u64).into();
+    started_by_the_worker(&mut old);
+    let err = h.notifier().handle(old).await.unwrap_err();
+    assert!(matches!(err, NotifierError::NotYetRecorded { .. }), "{err}");
+    assert!(h.emails().await.is_empty());
+}
