@@ -150,14 +150,24 @@ data "aws_iam_policy_document" "operators" {
     resources = [aws_sqs_queue.work_dlq.arn]
   }
   statement {
+    sid       = "EventsDlq"
+    actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    resources = [aws_sqs_queue.events_dlq.arn]
+  }
+  statement {
     sid       = "IngressFunction"
     actions   = ["lambda:GetFunctionConfiguration"]
     resources = [aws_lambda_function.function["ingress"].arn]
+  }
+  statement {
+    sid       = "NotifierFunction"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.function["notifier"].arn]
   }
 }
 
 resource "aws_iam_policy" "operators" {
   name        = "${var.name}-operators"
-  description = "trigger-ops: DLQ, trigger ledger and clients of ${var.name}"
+  description = "trigger-ops: both DLQs, trigger ledger and clients of ${var.name}"
   policy      = data.aws_iam_policy_document.operators.json
 }

@@ -52,3 +52,8 @@ output "ingress_function_name" {
   description = "The ingress function: trigger-ops clients --secret-from-function reads CLIENT_KEY_SECRET from it."
   value       = aws_lambda_function.function["ingress"].function_name
 }
+
+output "notifier_function_name" {
+  description = "The notifier: trigger-ops events replay hands it dead events again."
+  value       = aws_lambda_function.function["notifier"].function_name
+}

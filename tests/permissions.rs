@@ -2,7 +2,7 @@
 //! of its own, makes exactly the SDK calls `shared::aws::permissions` grants it:
 //! no call its role would refuse, no grant nothing uses.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use shared::aws::permissions::calls_of;
 use shared::aws::queue::WorkQueue;
 use shared::aws::table::Table;
@@ -14,7 +14,7 @@ use shared::rules::status::PipelineState;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-use testkit::{dead_endpoint, rest_event, sdk_config_at, unique, Stack};
+use testkit::{dead_endpoint, rest_event, sdk_config_at, unique, Stack, REGION};
 
 const CLIENT_IP: &str = "192.0.2.10";
 
@@ -86,7 +86,7 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
     let lossy = testkit::sdk_config_with(shared::aws::Endpoints {
         dynamodb: proxy.endpoint.clone(),
         others: testkit::moto_endpoint().to_string(),
-        codepipeline: None,
+        services: Vec::new(),
     })
     .await;
     let settling = ingress::Ingress::new(
@@ -305,6 +305,61 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
     )
     .await
     .unwrap();
+    // The notifier's DLQ with an event Lambda gave up on, and a stand-in
+    // for Lambda's Invoke that accepts it (the notifier is not deployed here).
+    let events_dlq = shared::aws::provision::create_queues(&stack.sqs, &unique("events"), 3)
+        .await
+        .unwrap()
+        .dlq_url;
+    let dead = json!({
+        "requestContext": {"condition": "RetriesExhausted"},
+        "requestPayload": state_change_event("ev-perm", REGION, "123456789012", "perm-pipeline",
+            "exec-perm", PipelineState::Succeeded, "2026-11-21T10:00:00Z"),
+        "responsePayload": {"errorMessage": "table away"},
+    });
+    for _ in 0..2 {
+        stack
+            .sqs
+            .send_message()
+            .queue_url(&events_dlq)
+            .message_body(dead.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let invoke = format!("http://{}", listener.local_addr().unwrap());
+    // Invoke is answered here; Lambda's other calls go on to moto.
+    let moto = testkit::moto_endpoint().to_string();
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<hyper::body::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    testkit::serve_http(
+        listener,
+        move |request: hyper::Request<hyper::body::Incoming>| {
+            let (moto, client) = (moto.clone(), client.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = http_body_util::BodyExt::collect(body)
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                if parts.uri.path().ends_with("/invocations") {
+                    return Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(hyper::body::Bytes::from_static(b"{}")),
+                    ));
+                }
+                Ok(testkit::relay(&client, &moto, &parts, body)
+                    .await
+                    .unwrap_or_else(|| hyper::Response::new(http_body_util::Full::default())))
+            }
+        },
+    );
+    let mut endpoints = testkit::engines();
+    endpoints
+        .services
+        .push((aws::LAMBDA_SERVICE_ID.to_string(), invoke));
+    let with_invoke = aws::with_endpoints(&stack.sdk, endpoints);
     let targets = [
         "--table-name",
         stack.table_name.as_str(),
@@ -312,12 +367,20 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         stack.queues.queue_url.as_str(),
         "--dlq-url",
         stack.queues.dlq_url.as_str(),
+        "--events-dlq-url",
+        events_dlq.as_str(),
+        "--function",
+        "perm-notifier",
     ];
     for command in [
         vec!["dlq", "stats"],
         vec!["dlq", "peek"],
         vec!["dlq", "replay"],
         vec!["dlq", "purge", "--yes"],
+        vec!["events", "stats"],
+        vec!["events", "peek"],
+        vec!["events", "replay", "--max", "1"],
+        vec!["events", "purge", "--yes"],
         vec!["triggers", "list"],
         vec!["triggers", "show", trigger_id.as_str()],
         vec!["clients", "show", "192.0.2.7"],
@@ -347,7 +410,7 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         let ran = ops::run(
             &cli,
             &ops::Context {
-                sdk: &stack.sdk,
+                sdk: &with_invoke,
                 env: &env,
                 stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
                 calls: calls.clone(),

@@ -241,6 +241,7 @@ fn reference(resource: Resource) -> &'static str {
         Resource::Topic => "[aws_sns_topic.alerts.arn]",
         Resource::Pipelines => "local.pipeline_arns",
         Resource::IngressFunction => "[aws_lambda_function.function[\"ingress\"].arn]",
+        Resource::NotifierFunction => "[aws_lambda_function.function[\"notifier\"].arn]",
         Resource::LedgerIndexes => {
             "[\"${aws_dynamodb_table.main.arn}/index/by_day\", \"${aws_dynamodb_table.main.arn}/index/by_run\"]"
         }
@@ -528,6 +529,8 @@ fn variables_are_documented_and_outputs_feed_trigger_ops() {
         ops::targets::OUTPUT_QUEUE_URL,
         ops::targets::OUTPUT_DLQ_URL,
         ops::targets::OUTPUT_TABLE_NAME,
+        ops::targets::OUTPUT_EVENTS_DLQ_URL,
+        ops::targets::OUTPUT_NOTIFIER_FUNCTION,
         "topic_arn",
     ] {
         assert!(outputs.contains(expected), "{expected}");

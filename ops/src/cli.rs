@@ -44,6 +44,12 @@ pub struct TargetArgs {
     /// The DynamoDB table [default: $TABLE_NAME].
     #[arg(long, global = true, value_name = "NAME")]
     pub table_name: Option<String>,
+    /// The notifier's dead-letter queue's URL [default: $EVENTS_DLQ_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    pub events_dlq_url: Option<String>,
+    /// The notifier function `events replay` invokes [default: $NOTIFIER_FUNCTION].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub function: Option<String>,
     /// Read the names above from `terraform output -json` saved to FILE.
     #[arg(long, global = true, value_name = "FILE")]
     pub terraform_outputs: Option<PathBuf>,
@@ -54,6 +60,9 @@ pub enum Command {
     /// The dead-letter queue of the work queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The notifier's dead-letter queue: pipeline events it could not handle.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// The trigger ledger: recent triggers, and one trigger with its run.
     #[command(
         subcommand,
@@ -169,6 +178,41 @@ pub enum ClientsCommand {
     },
     /// Lift a block before it ends.
     Unblock { target: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Visible, in-flight and delayed counts, and the oldest event's age.
+    Stats,
+    /// Show the events without consuming them: pipeline, execution, state and why each failed.
+    #[command(after_help = "Example:\n  trigger-ops events peek --max 20")]
+    Peek {
+        /// How many events to show.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        max: u32,
+    },
+    /// Hand each event to the notifier again; delete it only once the notifier accepted it.
+    #[command(after_help = "\
+The notifier keeps one e-mail per event: an event whose e-mail went out is a
+duplicate, not a second e-mail. Ctrl-C finishes the event in flight and stops.
+Exits non-zero if any event failed.
+
+Examples:
+  trigger-ops events replay --dry-run
+  trigger-ops events replay --max 50")]
+    Replay {
+        /// At most this many events.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        max: Option<u64>,
+        /// List what would be replayed; replay nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete every event (only with --yes).
+    Purge {
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long `peek` and `stats` hold what they look at.
-const LOOK_HOLD_S: i32 = 30;
+pub(crate) const LOOK_HOLD_S: i32 = 30;
 /// How long `replay` and `purge` hold messages they pass over.
-const WORK_HOLD_S: i32 = 900;
+pub(crate) const WORK_HOLD_S: i32 = 900;
 /// At most this many messages are scanned for the oldest age by `stats`.
 pub const STATS_SCAN: usize = 1000;
 
@@ -143,7 +143,10 @@ pub struct ReplaySummary {
     pub failures: Vec<String>,
 }
 
-fn queue_error<'a>(which: &'static str, url: &'a str) -> impl FnOnce(QueueError) -> OpsError + 'a {
+pub(crate) fn queue_error<'a>(
+    which: &'static str,
+    url: &'a str,
+) -> impl FnOnce(QueueError) -> OpsError + 'a {
     move |QueueError::Unavailable(reason)| OpsError::Queue {
         which,
         url: url.to_string(),
@@ -153,7 +156,10 @@ fn queue_error<'a>(which: &'static str, url: &'a str) -> impl FnOnce(QueueError)
 
 /// The messages of a batch not seen before in this run, and those seen
 /// before (back after their hold lapsed), remembering the new ones.
-fn split_new(batch: Vec<Message>, seen: &mut HashSet<String>) -> (Vec<Message>, Vec<Message>) {
+pub(crate) fn split_new(
+    batch: Vec<Message>,
+    seen: &mut HashSet<String>,
+) -> (Vec<Message>, Vec<Message>) {
     batch
         .into_iter()
         .partition(|m| seen.insert(m.message_id().unwrap_or_default().to_string()))
@@ -173,8 +179,8 @@ pub struct ReplayOptions {
 
 /// The two queues, over one SQS client; ages and record times from `clock`.
 pub struct Queues {
-    deliveries: Deliveries,
-    clock: Arc<dyn Clock>,
+    pub(crate) deliveries: Deliveries,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// Paces a replay at `rate` messages per second.
@@ -217,7 +223,12 @@ impl Queues {
 
     /// Up to `max` (≤ 10) messages, held for `hold` seconds. Long-polls one
     /// second so an empty answer means an empty queue, not a sampled one.
-    async fn receive(&self, url: &str, max: usize, hold: i32) -> Result<Vec<Message>, OpsError> {
+    pub(crate) async fn receive(
+        &self,
+        url: &str,
+        max: usize,
+        hold: i32,
+    ) -> Result<Vec<Message>, OpsError> {
         let how = Receive {
             max,
             wait_s: 1,
@@ -231,7 +242,12 @@ impl Queues {
 
     /// Receives until `max` distinct messages are seen or the queue has no
     /// more, holding each for `hold` seconds; the caller releases them.
-    async fn scan(&self, url: &str, max: usize, hold: i32) -> Result<Vec<Message>, OpsError> {
+    pub(crate) async fn scan(
+        &self,
+        url: &str,
+        max: usize,
+        hold: i32,
+    ) -> Result<Vec<Message>, OpsError> {
         let mut seen = HashSet::new();
         let mut all = Vec::new();
         while all.len() < max {
@@ -244,15 +260,23 @@ impl Queues {
         Ok(all)
     }
 
+    /// Up to `max` messages of a queue, each read by `read` (given the
+    /// time now), none consumed: held briefly, then released.
+    pub(crate) async fn look<T>(
+        &self,
+        url: &str,
+        max: usize,
+        read: impl Fn(&Message, u64) -> T,
+    ) -> Result<Vec<T>, OpsError> {
+        let now_ms = self.clock.now_ms();
+        let messages = self.scan(url, max, LOOK_HOLD_S).await?;
+        self.deliveries.release(url, &messages).await;
+        Ok(messages.iter().map(|m| read(m, now_ms)).collect())
+    }
+
     /// The DLQ's messages, oldest first, none consumed.
     pub async fn peek(&self, dlq_url: &str, max: usize) -> Result<Vec<DlqMessage>, OpsError> {
-        let now_ms = self.clock.now_ms();
-        let messages = self.scan(dlq_url, max, LOOK_HOLD_S).await?;
-        self.deliveries.release(dlq_url, &messages).await;
-        let mut shown: Vec<DlqMessage> = messages
-            .iter()
-            .map(|m| DlqMessage::from_sqs(m, now_ms))
-            .collect();
+        let mut shown = self.look(dlq_url, max, DlqMessage::from_sqs).await?;
         shown.sort_by_key(|m| m.sent_ms.unwrap_or(u64::MAX));
         Ok(shown)
     }

@@ -5,12 +5,13 @@
 pub mod cli;
 pub mod clients;
 pub mod dlq;
+pub mod events;
 pub mod report;
 pub mod targets;
 pub mod triggers;
 
 use aws_config::SdkConfig;
-use cli::{Cli, ClientsCommand, Command, DlqCommand, TriggersCommand};
+use cli::{Cli, ClientsCommand, Command, DlqCommand, EventsCommand, TriggersCommand};
 use dlq::{Filter, Queues, ReplayOptions};
 use shared::aws::table::Table;
 use shared::aws::CallCounter;
@@ -87,6 +88,9 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
     let queues = Queues::new(shared::aws::sqs(ctx.sdk, &calls), Arc::new(SystemClock));
     let command = match &cli.command {
         Command::Dlq(command) => command,
+        Command::Events(command) => {
+            return run_events(command, cli.json, &queues, &targets, ctx).await;
+        }
         Command::Local { args } => return Err(run_local(args)),
         Command::Clients(args) => {
             let table = Table::new(
@@ -265,6 +269,74 @@ async fn run_triggers(
         output,
         success: true,
     })
+}
+
+async fn run_events(
+    command: &EventsCommand,
+    json: bool,
+    queues: &Queues,
+    targets: &targets::Targets,
+    ctx: &Context<'_>,
+) -> Result<Ran, OpsError> {
+    let url = targets.need(Need::EventsDlq)?;
+    events::check(queues, url).await?;
+    let (output, success) = match command {
+        EventsCommand::Stats => {
+            let counts = queues.counts("events DLQ", url).await?;
+            let oldest = queues.oldest_event_age(url).await?;
+            let output = if json {
+                serde_json::json!({"events_dlq": counts, "oldest_age_seconds": oldest}).to_string()
+            } else {
+                report::events_stats_text(&counts, oldest)
+            };
+            (output, true)
+        }
+        EventsCommand::Peek { max } => {
+            let events = queues.peek_events(url, *max as usize).await?;
+            let output = if json {
+                serde_json::json!({ "events": events }).to_string()
+            } else {
+                report::events_text(&events)
+            };
+            (output, true)
+        }
+        EventsCommand::Replay { max, dry_run } => {
+            let notifier = if *dry_run {
+                None
+            } else {
+                Some(events::Notifier {
+                    lambda: shared::aws::lambda(ctx.sdk, &ctx.calls),
+                    function: targets.need(Need::Notifier)?.to_string(),
+                })
+            };
+            let summary = queues
+                .replay_events(url, notifier.as_ref(), *max, &ctx.stop)
+                .await?;
+            let success = summary.failed == 0;
+            let output = if json {
+                serde_json::to_string(&summary).unwrap_or_default()
+            } else {
+                report::events_replay_text(&summary)
+            };
+            (output, success)
+        }
+        EventsCommand::Purge { yes } => {
+            if !yes {
+                return Err(OpsError::Refused(
+                    "purge deletes every event of the notifier's DLQ: add --yes to do it (nothing was deleted)"
+                        .into(),
+                ));
+            }
+            let (deleted, _) = queues.purge(url, None).await?;
+            let output = if json {
+                serde_json::json!({ "deleted": deleted }).to_string()
+            } else {
+                format!("deleted {deleted} events\n")
+            };
+            (output, true)
+        }
+    };
+    Ok(Ran { output, success })
 }
 
 async fn run_clients(

@@ -360,6 +360,81 @@ pub fn top_text(top: &[TopView]) -> String {
     )
 }
 
+/// `events stats`.
+pub fn events_stats_text(counts: &QueueCounts, oldest_age: Option<u64>) -> String {
+    let mut out = table(
+        &["QUEUE", "VISIBLE", "IN FLIGHT", "DELAYED"],
+        &[vec![
+            "events dlq".into(),
+            counts.visible.to_string(),
+            counts.in_flight.to_string(),
+            counts.delayed.to_string(),
+        ]],
+    );
+    out.push_str(&format!("oldest event: {}\n", age(oldest_age)));
+    out
+}
+
+/// `events peek`: one row per event, oldest first.
+pub fn events_text(events: &[crate::events::DeadEvent]) -> String {
+    if events.is_empty() {
+        return "no events\n".into();
+    }
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                or_dash(&e.pipeline),
+                or_dash(&e.execution_id),
+                or_dash(&e.state),
+                e.receive_count.to_string(),
+                or_dash(&e.first_sent_at),
+                age(e.age_seconds),
+                cell(e.reason.as_deref().unwrap_or("-"), MAX_CELL),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "PIPELINE",
+            "EXECUTION",
+            "STATE",
+            "RECEIVES",
+            "FIRST SENT",
+            "AGE",
+            "WHY",
+        ],
+        &rows,
+    )
+}
+
+/// `events replay`: what was handed to the notifier, and what failed.
+pub fn events_replay_text(summary: &crate::events::EventsReplay) -> String {
+    let mut out = String::new();
+    if summary.dry_run {
+        out.push_str("dry run: nothing replayed; these would be:\n");
+        out.push_str(&events_text(&summary.events));
+    } else {
+        out.push_str(&format!(
+            "replayed {} events to the notifier; {} failed and stay on the DLQ\n",
+            summary.replayed, summary.failed
+        ));
+    }
+    if summary.unreadable > 0 {
+        out.push_str(&format!(
+            "{} messages are not pipeline events: they stay (see `events peek`)\n",
+            summary.unreadable
+        ));
+    }
+    for failure in &summary.failures {
+        out.push_str(&format!("  {failure}\n"));
+    }
+    if summary.stopped_early {
+        out.push_str("stopped early (Ctrl-C)\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

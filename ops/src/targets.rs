@@ -10,6 +10,8 @@ use shared::config::{ConfigError, Env};
 pub const OUTPUT_QUEUE_URL: &str = "queue_url";
 pub const OUTPUT_DLQ_URL: &str = "dlq_url";
 pub const OUTPUT_TABLE_NAME: &str = "table_name";
+pub const OUTPUT_EVENTS_DLQ_URL: &str = "events_dlq_url";
+pub const OUTPUT_NOTIFIER_FUNCTION: &str = "notifier_function_name";
 
 /// A `terraform output -json` file larger than this is not one.
 const MAX_OUTPUTS_BYTES: u64 = 4 << 20;
@@ -19,6 +21,8 @@ pub struct Targets {
     pub queue_url: Option<String>,
     pub dlq_url: Option<String>,
     pub table_name: Option<String>,
+    pub events_dlq_url: Option<String>,
+    pub notifier_function: Option<String>,
 }
 
 fn is_url(text: &str) -> bool {
@@ -118,6 +122,20 @@ pub fn resolve(
             OUTPUT_TABLE_NAME,
             false,
         )?,
+        events_dlq_url: pick(
+            &args.events_dlq_url,
+            "--events-dlq-url",
+            "EVENTS_DLQ_URL",
+            OUTPUT_EVENTS_DLQ_URL,
+            true,
+        )?,
+        notifier_function: pick(
+            &args.function,
+            "--function",
+            "NOTIFIER_FUNCTION",
+            OUTPUT_NOTIFIER_FUNCTION,
+            false,
+        )?,
     })
 }
 
@@ -127,6 +145,8 @@ pub enum Need {
     Queue,
     Dlq,
     Table,
+    EventsDlq,
+    Notifier,
 }
 
 impl Targets {
@@ -143,6 +163,14 @@ impl Targets {
             Need::Table => (
                 &self.table_name,
                 "the table: --table-name, TABLE_NAME or the terraform output table_name",
+            ),
+            Need::EventsDlq => (
+                &self.events_dlq_url,
+                "the events DLQ URL: --events-dlq-url, EVENTS_DLQ_URL or the terraform output events_dlq_url",
+            ),
+            Need::Notifier => (
+                &self.notifier_function,
+                "the notifier function: --function, NOTIFIER_FUNCTION or the terraform output notifier_function_name",
             ),
         };
         value.as_deref().ok_or(OpsError::MissingSetting(what))

@@ -13,7 +13,7 @@ async fn a_client_that_spent_its_retries_leaves_the_others_theirs() {
     let dead = testkit::sdk_config_with(Endpoints {
         dynamodb: testkit::dead_endpoint(),
         others: testkit::moto_endpoint().to_string(),
-        codepipeline: None,
+        services: Vec::new(),
     })
     .await;
     let dead = shared::aws::dynamodb(&dead, &CallCounter::default());
@@ -27,7 +27,7 @@ async fn a_client_that_spent_its_retries_leaves_the_others_theirs() {
     let lossy = testkit::sdk_config_with(Endpoints {
         dynamodb: proxy.endpoint.clone(),
         others: testkit::moto_endpoint().to_string(),
-        codepipeline: None,
+        services: Vec::new(),
     })
     .await;
     let lossy = shared::aws::dynamodb(&lossy, &CallCounter::default());

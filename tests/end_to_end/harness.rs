@@ -327,11 +327,28 @@ pub(crate) async fn ops_output(
     let mut line = vec!["trigger-ops", "--table-name", &table];
     line.extend_from_slice(args);
     let cli = <ops::cli::Cli as clap::Parser>::try_parse_from(line).expect("a command line");
-    let env = Env::from_pairs([("CLIENT_KEY_SECRET", secret)]);
+    let env = Env::from_pairs([
+        ("CLIENT_KEY_SECRET", secret),
+        (
+            "EVENTS_DLQ_URL",
+            harness.stack.resources.events_dlq_url.as_str(),
+        ),
+        (
+            "NOTIFIER_FUNCTION",
+            harness.stack.notifier_function.as_str(),
+        ),
+    ]);
+    // Lambda's `Invoke` is the local stack's own (the notifier in process).
+    let mut endpoints = testkit::engines();
+    endpoints.services.push((
+        shared::aws::LAMBDA_SERVICE_ID.to_string(),
+        harness.stack.lambda_url.clone(),
+    ));
+    let sdk = shared::aws::with_endpoints(&harness.sdk, endpoints);
     let ran = ops::run(
         &cli,
         &ops::Context {
-            sdk: &harness.sdk,
+            sdk: &sdk,
             env: &env,
             stop: Arc::new(AtomicBool::new(false)),
             calls: shared::aws::CallCounter::default(),

@@ -610,7 +610,7 @@ async fn lost_answers_during_a_burst_never_over_admit_nor_lose_a_trigger() {
     let sdk = testkit::sdk_config_with(shared::aws::Endpoints {
         dynamodb: proxy.endpoint.clone(),
         others: testkit::moto_endpoint().to_string(),
-        codepipeline: None,
+        services: Vec::new(),
     })
     .await;
     let calls = CallCounter::default();
@@ -683,7 +683,7 @@ async fn instance_behind(h: &Harness, proxy: &testkit::LossyProxy) -> Ingress {
     let sdk = testkit::sdk_config_with(shared::aws::Endpoints {
         dynamodb: proxy.endpoint.clone(),
         others: testkit::moto_endpoint().to_string(),
-        codepipeline: None,
+        services: Vec::new(),
     })
     .await;
     let calls = CallCounter::default();

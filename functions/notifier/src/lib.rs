@@ -101,16 +101,22 @@ pub enum NotifierError {
     NotYetRecorded { execution_id: String },
 }
 
-impl From<NotifierError> for lambda_runtime::Diagnostic {
-    fn from(err: NotifierError) -> Self {
-        let error_type = match err {
+impl NotifierError {
+    /// The error type Lambda reports (and its on-failure destination keeps).
+    pub fn error_type(&self) -> &'static str {
+        match self {
             NotifierError::Table(_) => "TableUnavailable",
             NotifierError::Publish(_) => "PublishFailed",
             NotifierError::ClaimedElsewhere { .. } => "ClaimedElsewhere",
             NotifierError::NotYetRecorded { .. } => "NotYetRecorded",
-        };
+        }
+    }
+}
+
+impl From<NotifierError> for lambda_runtime::Diagnostic {
+    fn from(err: NotifierError) -> Self {
         Self {
-            error_type: error_type.into(),
+            error_type: err.error_type().into(),
             error_message: err.to_string(),
         }
     }

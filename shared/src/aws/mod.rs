@@ -72,9 +72,10 @@ pub fn config_loader() -> ConfigLoader {
 pub struct Endpoints {
     pub dynamodb: String,
     pub others: String,
-    /// CodePipeline elsewhere than `others` (a front that plays it as AWS
-    /// does: [`emulation`](self)), like `AWS_ENDPOINT_URL_CODEPIPELINE`.
-    pub codepipeline: Option<String>,
+    /// Services elsewhere than `others`, by service id (`"CodePipeline"`:
+    /// a front that plays it as AWS does; `"Lambda"`: the local stack's
+    /// `Invoke`), like `AWS_ENDPOINT_URL_<SERVICE>`.
+    pub services: Vec<(String, String)>,
 }
 
 impl LoadServiceConfig for Endpoints {
@@ -82,19 +83,22 @@ impl LoadServiceConfig for Endpoints {
         if key.env() != ENDPOINT_SETTING {
             return None;
         }
-        Some(match key.service_id() {
-            DYNAMODB_SERVICE_ID => self.dynamodb.clone(),
-            CODEPIPELINE_SERVICE_ID => self
-                .codepipeline
-                .clone()
-                .unwrap_or_else(|| self.others.clone()),
-            _ => self.others.clone(),
-        })
+        if key.service_id() == DYNAMODB_SERVICE_ID {
+            return Some(self.dynamodb.clone());
+        }
+        Some(
+            self.services
+                .iter()
+                .find(|(service, _)| service == key.service_id())
+                .map_or_else(|| self.others.clone(), |(_, url)| url.clone()),
+        )
     }
 }
 
 /// CodePipeline's service id, as the SDK names it in per-service settings.
 pub const CODEPIPELINE_SERVICE_ID: &str = "CodePipeline";
+/// Lambda's service id.
+pub const LAMBDA_SERVICE_ID: &str = "Lambda";
 
 const ENDPOINT_SETTING: &str = "AWS_ENDPOINT_URL";
 /// DynamoDB's service id, as the SDK names it in per-service settings.

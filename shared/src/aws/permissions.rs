@@ -20,6 +20,8 @@ pub enum Resource {
     LedgerIndexes,
     /// The deployed ingress function (operators read its CLIENT_KEY_SECRET).
     IngressFunction,
+    /// The deployed notifier (operators hand it dead events again).
+    NotifierFunction,
 }
 
 impl Resource {
@@ -33,6 +35,7 @@ impl Resource {
             Self::Pipelines => "Pipelines",
             Self::LedgerIndexes => "LedgerIndexes",
             Self::IngressFunction => "IngressFunction",
+            Self::NotifierFunction => "NotifierFunction",
         }
     }
 }
@@ -74,7 +77,8 @@ const fn platform(
 }
 
 use Resource::{
-    EventsDlq, IngressFunction, LedgerIndexes, Pipelines, Table, Topic, WorkDlq, WorkQueue,
+    EventsDlq, IngressFunction, LedgerIndexes, NotifierFunction, Pipelines, Table, Topic, WorkDlq,
+    WorkQueue,
 };
 
 /// A transaction is authorized per item action: admission and refund update,
@@ -219,6 +223,37 @@ pub const GRANTS: &[Grant] = &[
         WorkDlq,
     ),
     call(Ops, "DynamoDB.UpdateItem", &["dynamodb:UpdateItem"], Table),
+    // ... the events commands: the notifier's DLQ, and the notifier itself ...
+    call(
+        Ops,
+        "SQS.GetQueueAttributes",
+        &["sqs:GetQueueAttributes"],
+        EventsDlq,
+    ),
+    call(
+        Ops,
+        "SQS.ReceiveMessage",
+        &["sqs:ReceiveMessage"],
+        EventsDlq,
+    ),
+    call(
+        Ops,
+        "SQS.ChangeMessageVisibilityBatch",
+        &["sqs:ChangeMessageVisibility"],
+        EventsDlq,
+    ),
+    call(
+        Ops,
+        "SQS.DeleteMessageBatch",
+        &["sqs:DeleteMessage"],
+        EventsDlq,
+    ),
+    call(
+        Ops,
+        "Lambda.Invoke",
+        &["lambda:InvokeFunction"],
+        NotifierFunction,
+    ),
     // ... clients (look up, reset, block, unblock) and triggers (show).
     call(Ops, "DynamoDB.GetItem", &["dynamodb:GetItem"], Table),
     call(Ops, "DynamoDB.DeleteItem", &["dynamodb:DeleteItem"], Table),

@@ -17,6 +17,8 @@ pub mod event_source;
 pub mod gateway;
 pub mod http_server;
 pub mod inbox;
+pub mod lambda_api;
+pub mod outage;
 pub mod pipeline_runs;
 pub mod resources;
 pub mod rule_target;
@@ -212,6 +214,12 @@ pub struct LocalStack {
     pub metrics: Arc<std::sync::Mutex<Vec<String>>>,
     /// CodePipeline as AWS plays it: the worker's starts go through it.
     pub front: CodePipelineFront,
+    /// Lambda's `Invoke` for the notifier (`trigger-ops events replay`).
+    pub lambda_url: String,
+    /// The notifier's name there.
+    pub notifier_function: String,
+    /// Takes the table away from the notifier, and gives it back.
+    pub notifier_table: outage::Outage,
     /// The emulator's CodePipeline, for runs started outside the system.
     outside: aws_sdk_codepipeline::Client,
     stop: watch::Sender<bool>,
@@ -327,6 +335,15 @@ pub async fn start(
         })?;
     let (front, serve_front) = CodePipelineFront::new(bind(0).await?, &upstream, &caller)
         .map_err(|e| LocalError::Failed(format!("cannot start the CodePipeline front: {e}")))?;
+    let (stop, stopping) = Stopping::channel();
+    let table_endpoint = aws::endpoint_of(sdk, aws::DYNAMODB_SERVICE_ID)
+        .ok_or_else(|| LocalError::Refused("no DynamoDB emulator endpoint".into()))?;
+    let (notifier_table, serve_outage) =
+        outage::start(bind(0).await?, stopping.clone(), table_endpoint)
+            .map_err(|e| LocalError::Failed(format!("cannot start the table switch: {e}")))?;
+    let lambda_listener = bind(0).await?;
+    let lambda_url = url_of(&lambda_listener)?;
+    let notifier_function = format!("{}-notifier", options.prefix);
     let base_url = url_of(&listener)?;
     let history_url = url_of(&history_listener)?;
     let resources = provision_resources(sdk, &options.prefix, &names, max_attempts).await?;
@@ -342,13 +359,13 @@ pub async fn start(
         options.fault,
         &history_url,
         &front.endpoint,
+        &notifier_table.endpoint,
     )?;
     if let Some(path) = &options.outputs {
         resources.write_outputs(path, &base_url)?;
     }
     let calls = functions.calls.clone();
     let metrics = functions.metric_lines.clone();
-    let (stop, stopping) = Stopping::channel();
     let parts = Parts {
         sdk,
         resources: &resources,
@@ -357,6 +374,7 @@ pub async fn start(
         console: &console,
         max_attempts,
     };
+    let notifier = functions.notifier.clone();
     let mut tasks = parts
         .spawn(
             functions,
@@ -366,6 +384,13 @@ pub async fn start(
             &front,
         )
         .await?;
+    tasks.spawn(serve_outage);
+    tasks.spawn(lambda_api::serve(
+        lambda_listener,
+        stopping.clone(),
+        notifier_function.clone(),
+        notifier,
+    ));
     let mut front_stopping = stopping;
     tasks.spawn(async move {
         tokio::select! {
@@ -380,6 +405,9 @@ pub async fn start(
         calls,
         metrics,
         front,
+        lambda_url,
+        notifier_function,
+        notifier_table,
         outside: aws::codepipeline(sdk, &CallCounter::default()),
         stop,
         tasks,
@@ -487,7 +515,7 @@ async fn provision_resources(
 struct Functions {
     ingress: ingress::Ingress,
     worker: Arc<worker::Worker>,
-    notifier: notifier::Notifier,
+    notifier: Arc<notifier::Notifier>,
     calls: FunctionCalls,
     metric_lines: Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -500,6 +528,7 @@ impl Functions {
         fault: Option<Fault>,
         history_url: &str,
         front_url: &str,
+        notifier_table_url: &str,
     ) -> Result<Self, LocalError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let calls = FunctionCalls::default();
@@ -509,7 +538,7 @@ impl Functions {
                 let endpoints = aws::Endpoints {
                     dynamodb: aws::endpoint_of(sdk, aws::DYNAMODB_SERVICE_ID).unwrap_or_default(),
                     others: unreachable_endpoint()?,
-                    codepipeline: None,
+                    services: Vec::new(),
                 };
                 aws::sqs(&aws::with_endpoints(sdk, endpoints), &calls.ingress)
             }
@@ -540,9 +569,20 @@ impl Functions {
             clock.clone(),
         )
         .with_metrics(metrics_sink.clone());
+        // The notifier's table through a switch tests can turn off.
+        let notifier_sdk = aws::with_endpoints(
+            sdk,
+            aws::Endpoints {
+                dynamodb: notifier_table_url.to_string(),
+                others: aws::endpoint_of(sdk, "SQS").unwrap_or_default(),
+                services: aws::endpoint_of(sdk, aws::CODEPIPELINE_SERVICE_ID)
+                    .map(|url| vec![(aws::CODEPIPELINE_SERVICE_ID.to_string(), url)])
+                    .unwrap_or_default(),
+            },
+        );
         let notifier = notifier::Notifier::new(
             NotifierConfig::from_env(env)?,
-            aws::dynamodb(sdk, &calls.notifier),
+            aws::dynamodb(&notifier_sdk, &calls.notifier),
             aws::sns(sdk, &calls.notifier),
             aws::codepipeline_at(sdk, &calls.notifier, Some(history_url)),
             aws::sqs(sdk, &calls.notifier),
@@ -552,7 +592,7 @@ impl Functions {
         Ok(Self {
             ingress,
             worker: Arc::new(worker),
-            notifier,
+            notifier: Arc::new(notifier),
             calls,
             metric_lines,
         })
@@ -617,6 +657,7 @@ impl Parts<'_> {
                 notifier: functions.notifier,
                 queues: shared.queues.clone(),
                 queue_url: self.resources.events_queue_url.clone(),
+                dlq_url: self.resources.events_dlq_url.clone(),
                 table: shared.table.clone(),
                 console: self.console.clone(),
                 clock: shared.clock.clone(),

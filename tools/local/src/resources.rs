@@ -63,7 +63,10 @@ pub async fn provision(
         .await
         .map_err(failed)?;
     let events =
-        provision::create_queues(clients.sqs, &format!("{prefix}-events"), EVENT_DELIVERIES)
+        // The rule target moves an event to the DLQ itself after its last
+        // delivery (as Lambda's on-failure destination); the queue's own
+        // redrive is a backstop behind it.
+        provision::create_queues(clients.sqs, &format!("{prefix}-events"), EVENT_DELIVERIES + 2)
             .await
             .map_err(failed)?;
     let topic_arn = provision::create_topic(clients.sns, &format!("{prefix}-on-call"))

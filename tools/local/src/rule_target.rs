@@ -1,12 +1,14 @@
 //! The rule target's part: events the rule matched arrive on a queue (the
 //! emulator cannot invoke a Lambda), and each is handed to the notifier as
 //! EventBridge hands it to the Lambda. An event the notifier fails stays on
-//! the queue and comes back after [`EVENT_VISIBILITY_S`]; after
-//! [`super::resources::EVENT_DELIVERIES`] deliveries the queue moves it to the
-//! events DLQ, as Lambda's async retries and its failure destination do.
+//! the queue and comes back after [`EVENT_VISIBILITY_S`]; when its
+//! [`EVENT_DELIVERIES`]th delivery fails too, it goes to the events DLQ
+//! wrapped as Lambda's on-failure destination wraps it (`requestPayload`,
+//! `RetriesExhausted`, the error), as Lambda's async retries and its failure
+//! destination do.
 
 use super::console::Console;
-use super::resources::EVENT_VISIBILITY_S;
+use super::resources::{EVENT_DELIVERIES, EVENT_VISIBILITY_S};
 use super::{acknowledge, receive, Stopping};
 use notifier::{Notifier, Outcome};
 use serde_json::Value;
@@ -17,16 +19,55 @@ use shared::rules::pipeline_event::{parse_codepipeline_event, CodePipelineEvent}
 use std::sync::Arc;
 
 pub struct RuleTarget {
-    pub notifier: Notifier,
+    pub notifier: Arc<Notifier>,
     pub queues: Arc<Deliveries>,
     pub queue_url: String,
+    /// Where an event goes when its last delivery failed.
+    pub dlq_url: String,
     /// Finds the trigger of an execution, for the hop lines.
     pub table: Table,
     pub console: Console,
     pub clock: Arc<dyn Clock>,
 }
 
+/// The event a message carries.
+fn event_of(message: &aws_sdk_sqs::types::Message) -> Value {
+    serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null)
+}
+
 impl RuleTarget {
+    /// How many times the queue has delivered `message`, this time included.
+    fn deliveries_of(&self, message: &aws_sdk_sqs::types::Message) -> u32 {
+        message
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1)
+    }
+
+    /// Puts `event` on the events DLQ as Lambda's on-failure destination does.
+    async fn to_dlq(&self, event: &Value, error: &notifier::NotifierError) -> Result<(), String> {
+        let record = serde_json::json!({
+            "version": "1.0",
+            "timestamp": shared::rules::time_format::rfc3339(self.clock.now_ms()),
+            "requestContext": {
+                "requestId": ulid::Ulid::new().to_string(),
+                "functionArn": "arn:aws:lambda:local:123456789012:function:notifier:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": EVENT_DELIVERIES,
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": {"errorType": error.error_type(), "errorMessage": error.to_string()},
+        });
+        self.queues
+            .send_later(&self.dlq_url, &record.to_string(), &[], 0)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     pub async fn run(self, stopping: Stopping) {
         while let Some(messages) = receive(
             &self.queues,
@@ -84,6 +125,15 @@ impl RuleTarget {
                 }
             ),
             Ok(Outcome::Ignored { reason }) => format!("ignored: {reason}"),
+            Err(e) if self.deliveries_of(message) >= EVENT_DELIVERIES => {
+                match self.to_dlq(&event_of(message), e).await {
+                    Ok(()) => {
+                        acknowledge(&self.queues, &self.queue_url, &[message]).await;
+                        format!("{state}: failed ({e}) on its last delivery; in the events DLQ (trigger-ops events replay)")
+                    }
+                    Err(reason) => format!("{state}: failed ({e}); could not reach the events DLQ ({reason}); delivered again"),
+                }
+            }
             Err(e) => format!("{state}: failed ({e}); the event will be delivered again"),
         };
         self.console.hop(

@@ -159,7 +159,10 @@ pub fn engines() -> Endpoints {
     Endpoints {
         dynamodb: dynamodb_endpoint().to_string(),
         others: moto_endpoint().to_string(),
-        codepipeline: Some(codepipeline_front().endpoint.clone()),
+        services: vec![(
+            shared::aws::CODEPIPELINE_SERVICE_ID.to_string(),
+            codepipeline_front().endpoint.clone(),
+        )],
     }
 }
 
@@ -172,7 +175,7 @@ pub fn engine_env() -> [(&'static str, String); 3] {
         ("AWS_ENDPOINT_URL_DYNAMODB", engines.dynamodb),
         (
             "AWS_ENDPOINT_URL_CODEPIPELINE",
-            engines.codepipeline.unwrap_or_default(),
+            codepipeline_front().endpoint.clone(),
         ),
     ]
 }
@@ -229,7 +232,7 @@ pub async fn sdk_config_at(endpoint: &str) -> SdkConfig {
     sdk_config_with(Endpoints {
         dynamodb: endpoint.to_string(),
         others: endpoint.to_string(),
-        codepipeline: None,
+        services: Vec::new(),
     })
     .await
 }
