@@ -109,13 +109,15 @@ impl DeadEvent {
             _ => (None, None, None, None),
         };
         let sent_ms = system(MessageSystemAttributeName::SentTimestamp);
+        // Only a pipeline event that parses is ever handed to the notifier.
+        let shape = if event_id.is_some() {
+            shape
+        } else {
+            Shape::Unreadable
+        };
         Self {
             message_id: message.message_id().unwrap_or_default().to_string(),
-            shape: if event_id.is_some() {
-                shape
-            } else {
-                Shape::Unreadable
-            },
+            shape,
             event_id,
             pipeline,
             execution_id,
