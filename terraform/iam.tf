@@ -53,7 +53,8 @@ data "aws_iam_policy_document" "worker" {
   statement {
     sid = "Pipelines"
     # GetPipelineExecution: is a run not heard of for RUN_CHECK_AFTER still going?
-    actions   = ["codepipeline:GetPipelineExecution", "codepipeline:StartPipelineExecution"]
+    # ListPipelineExecutions: did a start that was never recorded go through?
+    actions   = ["codepipeline:GetPipelineExecution", "codepipeline:ListPipelineExecutions", "codepipeline:StartPipelineExecution"]
     resources = local.pipeline_arns
   }
 }

@@ -5,11 +5,13 @@
 use serde_json::{json, Value};
 use shared::aws::permissions::calls_of;
 use shared::aws::queue::WorkQueue;
+use shared::aws::table::runs::Opening;
 use shared::aws::table::Table;
 use shared::aws::{self, CallCounter};
 use shared::clock::{Clock, ManualClock, SystemClock};
 use shared::config::{Env, Function, IngressConfig, NotifierConfig, WorkerConfig};
 use shared::rules::pipeline_event::state_change_event;
+use shared::rules::runs::input_set_key;
 use shared::rules::status::PipelineState;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -109,8 +111,9 @@ async fn the_worker_makes_exactly_its_granted_calls() {
     let stack = Stack::new().await;
     let calls = CallCounter::default();
     let pipeline = stack.pipeline("perm").await;
+    let quiet = stack.pipeline("permq").await;
     let ghost = unique("ghost");
-    let allowlist = format!("{pipeline},{ghost}");
+    let allowlist = format!("{pipeline},{quiet},{ghost}");
     let config = WorkerConfig::from_env(&Env::from_pairs([
         ("TABLE_NAME", stack.table_name.as_str()),
         ("DLQ_URL", stack.queues.dlq_url.as_str()),
@@ -155,6 +158,29 @@ async fn the_worker_makes_exactly_its_granted_calls() {
         .await
         .unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);
+    // A holder whose start was never recorded: CodePipeline lists its
+    // executions (the clock is hours past the take).
+    let first = stack.enqueue_trigger(&quiet).await;
+    stack.drain(&stack.queues.queue_url).await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let now = SystemClock.now_ms();
+    let record = table.triggers().get(&first, now).await.unwrap().unwrap();
+    table
+        .runs()
+        .join_or_open(
+            &record,
+            &input_set_key(&record.inputs),
+            &Opening::up_to(100),
+            now,
+            now / 1000 + 3600,
+        )
+        .await
+        .unwrap();
+    let run = table.runs().get(&first).await.unwrap().unwrap();
+    table.runs().take_lane(&run, now).await.unwrap();
+    stack.enqueue_trigger(&quiet).await;
+    let response = live.handle(stack.receive_event(60).await).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
     assert_eq!(observed(&calls), granted(Function::Worker));
 }
 

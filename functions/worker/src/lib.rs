@@ -451,7 +451,7 @@ impl Worker {
                 if lane_verdict(&lane, &run.run_id, now, self.config.run_check_after)
                     != LaneVerdict::Stale
                     || !self
-                        .settle_stale_holder(&target, &holder, lane.execution_id.as_deref(), now)
+                        .settle_stale_holder(&target, &holder, &lane, now)
                         .await?
                 {
                     return Ok(Handled::Waiting {
@@ -558,10 +558,7 @@ impl Worker {
             let stale =
                 lane_verdict(&lane, "", now, self.config.run_check_after) == LaneVerdict::Stale;
             if stale {
-                match self
-                    .settle_stale_holder(target, &holder, lane.execution_id.as_deref(), now)
-                    .await
-                {
+                match self.settle_stale_holder(target, &holder, &lane, now).await {
                     Ok(true) => {
                         if let Ok(after) = self.table.runs().get_lane(target).await {
                             lane = after;
@@ -584,13 +581,33 @@ impl Worker {
         &self,
         target: &str,
         holder: &str,
-        execution_id: Option<&str>,
+        lane: &Lane,
         now: u64,
     ) -> Result<bool, Failure> {
+        let execution_id = lane.execution_id.as_deref();
         let state = match execution_id {
-            // Taken, never recorded a start: its opener crashed or was
-            // dead-lettered long ago. A live opener takes it back (same token).
-            None => HolderState::Ended(RunStatus::Pending),
+            // Taken, never recorded a start: the start may have gone through
+            // while its record did not. CodePipeline says: then the start is
+            // recorded now and the holder keeps the lane; else its opener
+            // crashed or was dead-lettered, and the lane is freed (a live
+            // opener takes it back, with the same token).
+            None => match self.starter.started_since(target, lane.taken_at).await? {
+                Some(found) => {
+                    if let Some(run) = self.table.runs().get(holder).await.map_err(unavailable)? {
+                        let expires_at = ledger_expires_at(now, self.config.ledger_retention);
+                        self.table
+                            .runs()
+                            .record_started(&run, &found, now, expires_at)
+                            .await
+                            .map_err(unavailable)?;
+                        warn!(decision = "start_found", run_id = %holder, execution_id = %found,
+                              "the holder's start went through but was not recorded; recorded now");
+                        return Ok(false);
+                    }
+                    HolderState::Ended(RunStatus::Pending)
+                }
+                None => HolderState::Ended(RunStatus::Pending),
+            },
             Some(execution_id) => holder_state(
                 self.starter
                     .execution_status(target, execution_id)

@@ -482,6 +482,111 @@ async fn an_opener_redelivered_after_a_crash_between_start_and_record_starts_not
 }
 
 #[tokio::test]
+async fn a_start_that_went_through_unrecorded_is_found_and_recorded_not_started_again() {
+    let clock = manual_clock();
+    let (h, pipeline) = coalescing_harness_at("unrecorded", &[], clock.clone()).await;
+    let first = h.enqueue(&pipeline).await;
+    // The first run's opener got as far as the start, then lost its record
+    // (DynamoDB refused the write) and, in the end, its message: the lane
+    // is held, CodePipeline runs the execution, nothing says so.
+    h.stack.drain(&h.stack.queues.queue_url).await;
+    let now = SystemClock.now_ms();
+    let record = h.table.triggers().get(&first, now).await.unwrap().unwrap();
+    let opened = h
+        .table
+        .runs()
+        .join_or_open(
+            &record,
+            &input_set_key(&record.inputs),
+            &shared::aws::table::runs::Opening::up_to(100),
+            now,
+            now / 1000 + 3600,
+        )
+        .await
+        .unwrap();
+    assert_eq!(opened, Joined::Opened(first.clone()));
+    let run = h.table.runs().get(&first).await.unwrap().unwrap();
+    assert_eq!(
+        h.table.runs().take_lane(&run, now).await.unwrap(),
+        Take::Taken
+    );
+    let started = h
+        .stack
+        .codepipeline
+        .start_pipeline_execution()
+        .name(&pipeline)
+        .client_request_token(&first)
+        .send()
+        .await
+        .unwrap();
+    let execution_id = started.pipeline_execution_id().unwrap().to_string();
+
+    // Within a minute of the take, a second trigger waits without asking.
+    let second = h.enqueue(&pipeline).await;
+    drain_batches(&h).await;
+    assert_eq!(h.view(&second).await.status, TriggerStatus::Queued);
+    assert_eq!(h.view(&first).await.status, TriggerStatus::Queued);
+
+    // A minute on, the next look at the lane asks CodePipeline, which has
+    // the holder's execution: recorded now, and nothing else is started.
+    clock.advance(Duration::from_secs(61));
+    poll_interval_passes().await;
+    drain_batches(&h).await;
+    assert_eq!(h.stack.executions(&pipeline).await, 1, "no second start");
+    let view = h.view(&first).await;
+    assert_eq!(view.status, TriggerStatus::Started);
+    assert_eq!(view.execution_id.as_deref(), Some(execution_id.as_str()));
+    let lane = h.table.runs().get_lane(&pipeline).await.unwrap();
+    assert_eq!(lane.run_id.as_deref(), Some(first.as_str()));
+    assert_eq!(lane.execution_id.as_deref(), Some(execution_id.as_str()));
+    assert_eq!(h.view(&second).await.status, TriggerStatus::Queued);
+
+    // From there on it is an ordinary holder: once CodePipeline says it
+    // ended (moto ends executions at once), the second run starts.
+    clock.advance(PAST_THE_BOUND);
+    poll_interval_passes().await;
+    drain_batches(&h).await;
+    assert_eq!(h.stack.executions(&pipeline).await, 2);
+    assert_eq!(h.view(&first).await.status, TriggerStatus::Succeeded);
+    assert_eq!(h.view(&second).await.status, TriggerStatus::Started);
+}
+
+#[tokio::test]
+async fn a_holder_that_never_started_frees_the_pipeline_after_a_minute() {
+    let clock = manual_clock();
+    let (h, pipeline) = coalescing_harness_at("neverstarted", &[], clock.clone()).await;
+    let first = h.enqueue(&pipeline).await;
+    // The opener took the lane and died before the start; its message is
+    // gone (dead-lettered).
+    h.stack.drain(&h.stack.queues.queue_url).await;
+    let now = SystemClock.now_ms();
+    let record = h.table.triggers().get(&first, now).await.unwrap().unwrap();
+    h.table
+        .runs()
+        .join_or_open(
+            &record,
+            &input_set_key(&record.inputs),
+            &shared::aws::table::runs::Opening::up_to(100),
+            now,
+            now / 1000 + 3600,
+        )
+        .await
+        .unwrap();
+    let run = h.table.runs().get(&first).await.unwrap().unwrap();
+    assert_eq!(
+        h.table.runs().take_lane(&run, now).await.unwrap(),
+        Take::Taken
+    );
+    let second = h.enqueue(&pipeline).await;
+    clock.advance(Duration::from_secs(61));
+    drain_batches(&h).await;
+    assert_eq!(h.stack.executions(&pipeline).await, 1, "the second run's");
+    assert_eq!(h.view(&second).await.status, TriggerStatus::Started);
+    let lane = h.table.runs().get_lane(&pipeline).await.unwrap();
+    assert_eq!(lane.run_id.as_deref(), Some(second.as_str()));
+}
+
+#[tokio::test]
 async fn with_coalesce_off_every_trigger_starts_its_own_execution_at_once() {
     let (h, pipeline) = coalescing_harness(
         "alone",

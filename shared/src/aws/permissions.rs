@@ -154,6 +154,13 @@ pub const GRANTS: &[Grant] = &[
         &["codepipeline:GetPipelineExecution"],
         Pipelines,
     ),
+    // Did a lane holder's start go through though it was never recorded?
+    call(
+        Worker,
+        "CodePipeline.ListPipelineExecutions",
+        &["codepipeline:ListPipelineExecutions"],
+        Pipelines,
+    ),
     // The event source mapping polls the work queue with the worker's role.
     platform(
         Worker,

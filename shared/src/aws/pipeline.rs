@@ -128,6 +128,46 @@ impl PipelineStarter {
     }
 }
 
+impl PipelineStarter {
+    /// The first execution of `pipeline` started through
+    /// `StartPipelineExecution` since `since_ms` (less a few seconds of
+    /// clock skew), among its 20 latest: a lane holder's start whose record
+    /// was lost. While a run holds its CodePipeline's lane, the worker
+    /// starts nothing else there, so such an execution is the holder's.
+    pub async fn started_since(
+        &self,
+        pipeline: &str,
+        since_ms: u64,
+    ) -> Result<Option<String>, Failure> {
+        let output = self
+            .client
+            .list_pipeline_executions()
+            .pipeline_name(pipeline)
+            .max_results(20)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let earliest = since_ms.saturating_sub(5_000) as i64;
+        Ok(output
+            .pipeline_execution_summaries()
+            .iter()
+            .filter(|s| {
+                s.trigger()
+                    .and_then(|t| t.trigger_type())
+                    .is_some_and(|t| t.as_str() == "StartPipelineExecution")
+            })
+            .filter_map(|s| {
+                Some((
+                    s.start_time()?.to_millis().ok()?,
+                    s.pipeline_execution_id()?,
+                ))
+            })
+            .filter(|(started, _)| *started >= earliest)
+            .min_by_key(|(started, _)| *started)
+            .map(|(_, id)| id.to_string()))
+    }
+}
+
 /// Read-only calls about past executions: why one failed.
 #[derive(Debug, Clone)]
 pub struct PipelineHistory {

@@ -188,6 +188,10 @@ impl Lane {
     }
 }
 
+/// How long a lane holder may go without a recorded start before
+/// CodePipeline is asked whether its start went through.
+pub const UNRECORDED_CHECK_MS: u64 = 60_000;
+
 /// May `run_id` take `lane` now? `check_after` is `RUN_CHECK_AFTER`: how long
 /// a run holds its lane without news before CodePipeline is asked about it.
 pub fn lane_verdict(
@@ -199,6 +203,15 @@ pub fn lane_verdict(
     match lane.run_id.as_deref() {
         None => LaneVerdict::Go,
         Some(holder) if holder == run_id => LaneVerdict::Go,
+        // Took the lane a while ago and recorded no start: CodePipeline is
+        // asked at once, not after `check_after` (its start may have gone
+        // through while its record did not).
+        Some(_)
+            if lane.execution_id.is_none()
+                && now.saturating_sub(lane.taken_at) >= UNRECORDED_CHECK_MS =>
+        {
+            LaneVerdict::Stale
+        }
         Some(_) => {
             let bound = u64::try_from(check_after.as_millis()).unwrap_or(u64::MAX);
             if now.saturating_sub(lane.checked_at) >= bound {
@@ -218,10 +231,13 @@ mod tests {
 
     const MIN: Duration = Duration::from_secs(60);
 
+    /// A lane held by `holder` (with a recorded start) since `checked_at`.
     fn lane(holder: Option<&str>, checked_at: u64) -> Lane {
         Lane {
             run_id: holder.map(str::to_string),
+            execution_id: holder.map(|_| "E".to_string()),
             checked_at,
+            taken_at: checked_at,
             ..Lane::default()
         }
     }
@@ -300,6 +316,30 @@ mod tests {
         assert_eq!(lane_verdict(&held, "R", 61_000, MIN), LaneVerdict::Stale);
         // A clock behind the lane's time never reads as stale.
         assert_eq!(lane_verdict(&held, "R", 10, MIN), LaneVerdict::Wait);
+    }
+
+    #[test]
+    fn a_holder_without_a_recorded_start_is_asked_about_after_a_minute() {
+        let long = Duration::from_secs(3_600);
+        let unrecorded = Lane {
+            execution_id: None,
+            ..lane(Some("OTHER"), 1_000)
+        };
+        let recorded = lane(Some("OTHER"), 1_000);
+        let at = 1_000 + UNRECORDED_CHECK_MS;
+        assert_eq!(
+            lane_verdict(&unrecorded, "R", at - 1, long),
+            LaneVerdict::Wait
+        );
+        assert_eq!(lane_verdict(&unrecorded, "R", at, long), LaneVerdict::Stale);
+        // With its start recorded, only `check_after` counts.
+        assert_eq!(lane_verdict(&recorded, "R", at, long), LaneVerdict::Wait);
+        // A refreshed `checked_at` does not hide a start never recorded.
+        let refreshed = Lane {
+            checked_at: at,
+            ..unrecorded.clone()
+        };
+        assert_eq!(lane_verdict(&refreshed, "R", at, long), LaneVerdict::Stale);
     }
 
     fn values(pairs: &[(&str, InputValue)]) -> InputValues {
