@@ -59,3 +59,16 @@ resource "aws_dynamodb_table" "main" {
     kms_key_arn = aws_kms_key.main.arn
   }
 }
+
+# The client-key secret's fingerprint beside it (docs/reference/table.md):
+# trigger-ops refuses to key addresses with a CLIENT_KEY_SECRET that is not
+# the ingress's. SHA-256 of a label and 48 random characters tells nothing
+# of the secret; a rotation (docs/operating.md) rewrites it.
+resource "aws_dynamodb_table_item" "secret_fingerprint" {
+  table_name = aws_dynamodb_table.main.name
+  hash_key   = aws_dynamodb_table.main.hash_key
+  item = jsonencode({
+    pk          = { S = "meta#client-key" }
+    fingerprint = { S = sha256("pipeline-trigger client-key fingerprint:${random_password.client_key_secret.result}") }
+  })
+}

@@ -668,3 +668,41 @@ fn the_api_routes_exactly_what_the_ingress_answers_and_may_invoke_it_for_each() 
         "\"'${var.cors_allowed_origins[0]}'\""
     );
 }
+
+#[test]
+fn the_deployment_writes_the_secrets_fingerprint_as_trigger_ops_computes_it() {
+    use shared::aws::table::items::SECRET_FINGERPRINT_PK;
+    use shared::rules::client_key::FINGERPRINT_LABEL;
+    let body = root();
+    let item = block(
+        &body,
+        "resource",
+        &["aws_dynamodb_table_item", "secret_fingerprint"],
+    );
+    let text = text(attr(item.body(), "item"));
+    assert!(text.contains(SECRET_FINGERPRINT_PK), "{text}");
+    // Terraform's sha256() of the label and the secret the ingress gets.
+    let hashed =
+        format!("sha256(\"{FINGERPRINT_LABEL}${{random_password.client_key_secret.result}}\")");
+    assert!(
+        text.replace(' ', "").contains(&hashed.replace(' ', "")),
+        "{text}\n{hashed}"
+    );
+    let environment = text_of_functions_environment(&body);
+    assert!(
+        environment.contains("CLIENT_KEY_SECRET=random_password.client_key_secret.result"),
+        "{environment}"
+    );
+}
+
+/// The functions' environment map, as `NAME=expression` lines.
+fn text_of_functions_environment(body: &Body) -> String {
+    let environment = local(body, "function_environment");
+    let mut lines = Vec::new();
+    for (_, function) in entries(environment) {
+        for (name, value) in entries(function) {
+            lines.push(format!("{name}={}", text(value)));
+        }
+    }
+    lines.join("\n")
+}

@@ -12,11 +12,12 @@ use std::time::Duration;
     after_help = "\
 Queue URLs and the table come from the flags, else QUEUE_URL / DLQ_URL / TABLE_NAME,
 else --terraform-outputs (the JSON of `terraform output -json`).
-AWS credentials and region come from the usual AWS settings; AWS_ENDPOINT_URL
-(and AWS_ENDPOINT_URL_DYNAMODB) point the tool at local engines.
+AWS credentials and region come from the usual AWS settings. --local works on
+the stack scripts/dev runs, with nothing exported.
 
 Examples:
   trigger-ops dlq stats
+  trigger-ops --local triggers list --since 10m
   trigger-ops --terraform-outputs outputs.json dlq peek --max 20
   trigger-ops dlq replay --dry-run --error-code PipelineNotFound
   trigger-ops dlq replay --max 50 --rate 2
@@ -53,6 +54,11 @@ pub struct TargetArgs {
     /// Read the names above from `terraform output -json` saved to FILE.
     #[arg(long, global = true, value_name = "FILE")]
     pub terraform_outputs: Option<PathBuf>,
+    /// Work on the stack scripts/dev runs: endpoints, region, credentials,
+    /// every resource and the client-key secret from target/local/outputs.json
+    /// (run from the repository root).
+    #[arg(long, global = true)]
+    pub local: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -79,10 +79,20 @@ pub struct Context<'a> {
 }
 
 pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
-    let outputs = match &cli.targets.terraform_outputs {
-        Some(path) => Some(targets::read_outputs(path)?),
+    let outputs = match targets::outputs_path(&cli.targets)? {
+        Some(path) => Some(targets::read_outputs(&path)?),
         None => None,
     };
+    let local = match &outputs {
+        Some(outputs) => targets::LocalAccess::from_outputs(outputs)?,
+        None => None,
+    };
+    if ctx.sdk.region().is_none() && !matches!(cli.command, Command::Local { .. }) {
+        return Err(OpsError::MissingSetting(
+            "an AWS region: set AWS_REGION (and credentials) for a deployed stack, \
+             or pass --local for the one scripts/dev runs",
+        ));
+    }
     let targets = targets::resolve(&cli.targets, ctx.env, outputs.as_ref())?;
     let calls = ctx.calls.clone();
     let queues = Queues::new(shared::aws::sqs(ctx.sdk, &calls), Arc::new(SystemClock));
@@ -98,7 +108,10 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
                 targets.need(Need::Table)?,
             );
             let secret = match &args.secret_from_function {
-                None => ctx.env.client_key_secret()?,
+                None => match (&local, ctx.env.get("CLIENT_KEY_SECRET")) {
+                    (Some(local), None) => local.client_key_secret.clone().into_bytes(),
+                    _ => ctx.env.client_key_secret()?,
+                },
                 Some(function) => {
                     let lambda = shared::aws::lambda(ctx.sdk, &calls);
                     shared::aws::function_config::client_key_secret_of(&lambda, function)
@@ -107,6 +120,7 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
                         .into_bytes()
                 }
             };
+            check_secret(&table, &secret).await?;
             return run_clients(&args.command, cli.json, &table, &secret, ctx).await;
         }
         Command::Triggers(command) => {
@@ -418,6 +432,32 @@ async fn run_clients(
         output,
         success: true,
     })
+}
+
+/// Refuses a client-key secret that is not the ingress's: every key it
+/// made would be one nobody has (a client shown with its whole quota, a
+/// block that blocks nobody). A table without a fingerprint (written by
+/// the deployment) cannot tell: said on stderr, and the command goes on.
+async fn check_secret(table: &Table, secret: &[u8]) -> Result<(), OpsError> {
+    let ours = shared::rules::client_key::secret_fingerprint(secret);
+    match table.secret().fingerprint().await {
+        Ok(Some(theirs)) if theirs == ours => Ok(()),
+        Ok(Some(_)) => Err(OpsError::Refused(
+            "this CLIENT_KEY_SECRET is not the ingress's (its fingerprint differs from the one \
+             the deployment wrote to the table): every address would be keyed wrongly, so \
+             nothing was read or changed. Use --secret-from-function <ingress function> \
+             (or --local for the stack scripts/dev runs)"
+                .into(),
+        )),
+        Ok(None) => {
+            eprintln!(
+                "warning: the table holds no fingerprint of the ingress's secret, so this one \
+                 cannot be checked (apply the Terraform again to write it)"
+            );
+            Ok(())
+        }
+        Err(e) => Err(OpsError::Store(e.to_string())),
+    }
 }
 
 /// `trigger-ops local ARGS…`: becomes `trigger-local ARGS…` (the binary next

@@ -23,7 +23,23 @@ async fn main() -> ExitCode {
             eprintln!("Ctrl-C: finishing the batch in flight, then stopping (again to stop now)");
         }
     });
-    let sdk = shared::aws::config_loader().load().await;
+    // The local stack's outputs say how to reach it; else the usual settings.
+    let local = match ops::targets::outputs_path(&cli.targets)
+        .and_then(|path| path.map(|p| ops::targets::read_outputs(&p)).transpose())
+        .and_then(|outputs| match outputs {
+            Some(outputs) => ops::targets::LocalAccess::from_outputs(&outputs),
+            None => Ok(None),
+        }) {
+        Ok(local) => local,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let sdk = match &local {
+        Some(local) => local.sdk_config().await,
+        None => shared::aws::config_loader().load().await,
+    };
     let env = Env::from_process();
     let ctx = Context {
         sdk: &sdk,

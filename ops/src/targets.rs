@@ -261,3 +261,98 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// Where `scripts/dev` writes the local stack's outputs, from the
+/// repository root: what `trigger-ops --local` reads.
+pub const LOCAL_OUTPUTS: &str = "target/local/outputs.json";
+/// The output the local stack adds to Terraform's: how to reach it.
+pub const OUTPUT_LOCAL: &str = "local";
+
+/// How to reach the local stack's engines, and its client-key secret: the
+/// `local` output of its outputs file. With it, every command works on the
+/// local stack with nothing exported.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LocalAccess {
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Where DynamoDB calls go.
+    pub dynamodb_endpoint: String,
+    /// Where every other service's calls go, unless named in `services`.
+    pub endpoint: String,
+    /// Services elsewhere, by the SDK's service id (`"Lambda"`, ...).
+    pub services: std::collections::BTreeMap<String, String>,
+    /// The ingress's `CLIENT_KEY_SECRET` (for `clients`).
+    pub client_key_secret: String,
+}
+
+impl LocalAccess {
+    /// The `local` output, if the outputs have one (Terraform's never do).
+    pub fn from_outputs(outputs: &serde_json::Value) -> Result<Option<Self>, OpsError> {
+        let Some(value) = outputs.get(OUTPUT_LOCAL).and_then(|o| o.get("value")) else {
+            return Ok(None);
+        };
+        serde_json::from_value(value.clone())
+            .map(Some)
+            .map_err(|e| OpsError::BadSetting {
+                what: "the local stack's outputs",
+                reason: format!("its `local` output is not readable ({e}): restart scripts/dev"),
+            })
+    }
+
+    /// SDK settings that reach the local stack's engines, through the
+    /// project's one client builder.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        use aws_sdk_sqs::config::{Credentials, Region};
+        let sdk = shared::aws::config_loader()
+            .region(Region::new(self.region.clone()))
+            .credentials_provider(Credentials::new(
+                self.access_key_id.clone(),
+                self.secret_access_key.clone(),
+                None,
+                None,
+                "local-stack-outputs",
+            ))
+            .load()
+            .await;
+        shared::aws::with_endpoints(
+            &sdk,
+            shared::aws::Endpoints {
+                dynamodb: self.dynamodb_endpoint.clone(),
+                others: self.endpoint.clone(),
+                services: self
+                    .services
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            },
+        )
+    }
+}
+
+/// The outputs file the command line names: `--terraform-outputs FILE`, or
+/// with `--local` the local stack's; `None` without either.
+pub fn outputs_path(args: &TargetArgs) -> Result<Option<std::path::PathBuf>, OpsError> {
+    match (&args.terraform_outputs, args.local) {
+        (Some(_), true) => Err(OpsError::BadSetting {
+            what: "--local",
+            reason: "reads target/local/outputs.json: give it or --terraform-outputs, not both"
+                .into(),
+        }),
+        (Some(path), false) => Ok(Some(path.clone())),
+        (None, true) => {
+            let path = std::path::PathBuf::from(LOCAL_OUTPUTS);
+            if !path.exists() {
+                return Err(OpsError::BadSetting {
+                    what: "--local",
+                    reason: format!(
+                        "no {LOCAL_OUTPUTS} here: run the command from the repository root, \
+                         while scripts/dev runs"
+                    ),
+                });
+            }
+            Ok(Some(path))
+        }
+        (None, false) => Ok(None),
+    }
+}

@@ -20,6 +20,16 @@ struct Run {
     stderr: String,
 }
 
+impl From<std::process::Output> for Run {
+    fn from(output: std::process::Output) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
 impl Run {
     fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
@@ -43,11 +53,7 @@ fn ops_with(stack: &Stack, env: &[(&str, &str)], args: &[&str]) -> Run {
         .args(args)
         .output()
         .expect("run trigger-ops");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::from(output)
 }
 
 fn ops(stack: &Stack, args: &[&str]) -> Run {
@@ -524,4 +530,149 @@ async fn peek_previews_a_body_that_is_not_a_work_message_escaped() {
         !text.stdout.contains('\u{1b}'),
         "nothing reaches the terminal raw"
     );
+}
+
+/// Runs the binary in `dir` with nothing in its environment but `env`.
+fn ops_bare(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_trigger-ops"))
+        .env_clear()
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOME", dir)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run trigger-ops");
+    Run::from(output)
+}
+
+#[tokio::test]
+async fn nothing_configured_is_said_in_words_not_dispatch_failure() {
+    let stack = Stack::new().await;
+    let dir = std::env::temp_dir().join(unique("bare"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let queues = [
+        ("QUEUE_URL", stack.queues.queue_url.as_str()),
+        ("DLQ_URL", stack.queues.dlq_url.as_str()),
+    ];
+    // No region at all.
+    let run = ops_bare(&dir, &queues, &["dlq", "stats"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("AWS region") && run.stderr.contains("--local"),
+        "{}",
+        run.stderr
+    );
+    // A region and an endpoint, but no credentials: the cause is named.
+    let mut env = queues.to_vec();
+    env.extend([
+        ("AWS_REGION", testkit::REGION),
+        ("AWS_ENDPOINT_URL", moto_endpoint()),
+    ]);
+    let run = ops_bare(&dir, &env, &["dlq", "stats"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("credentials"), "{}", run.stderr);
+    // --local without a running stack's outputs here.
+    let run = ops_bare(&dir, &[], &["--local", "dlq", "stats"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("target/local/outputs.json") && run.stderr.contains("scripts/dev"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn local_reads_everything_from_the_local_stacks_outputs() {
+    let stack = Stack::new().await;
+    let dir = std::env::temp_dir().join(unique("local"));
+    std::fs::create_dir_all(dir.join("target/local")).unwrap();
+    let access = ops::targets::LocalAccess {
+        region: testkit::REGION.into(),
+        access_key_id: "testing".into(),
+        secret_access_key: "testing".into(),
+        dynamodb_endpoint: testkit::dynamodb_endpoint().into(),
+        endpoint: moto_endpoint().into(),
+        services: Default::default(),
+        client_key_secret: "local-outputs-secret-0123456789".into(),
+    };
+    let output =
+        |value: Value| serde_json::json!({"value": value, "type": "string", "sensitive": false});
+    std::fs::write(
+        dir.join(ops::targets::LOCAL_OUTPUTS),
+        serde_json::json!({
+            "queue_url": output(stack.queues.queue_url.clone().into()),
+            "dlq_url": output(stack.queues.dlq_url.clone().into()),
+            "table_name": output(stack.table_name.clone().into()),
+            "local": {"value": access, "type": "object", "sensitive": true},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // Nothing exported: endpoints, region, credentials and names all come
+    // from the file.
+    let run = ops_bare(&dir, &[], &["--local", "dlq", "stats", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["dlq"]["url"], stack.queues.dlq_url.as_str());
+    let run = ops_bare(
+        &dir,
+        &[],
+        &["--local", "triggers", "list", "--since", "10m"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The secret too: `clients show` keys the address with it. No
+    // fingerprint in the table: it cannot be checked, and says so.
+    let show = ["--local", "clients", "show", "192.0.2.1", "--json"];
+    let run = ops_bare(&dir, &[], &show);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("no fingerprint"), "{}", run.stderr);
+    // The deployment's fingerprint is of another secret: refused, nothing
+    // read or changed.
+    let table = shared::aws::table::Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let fingerprint = shared::rules::client_key::secret_fingerprint;
+    table
+        .secret()
+        .put_fingerprint(&fingerprint(b"the-ingress-has-another-secret"))
+        .await
+        .unwrap();
+    let block = [
+        "--local",
+        "clients",
+        "block",
+        "192.0.2.1",
+        "--for",
+        "1h",
+        "--reason",
+        "test",
+    ];
+    for command in [&show[..], &block[..]] {
+        let run = ops_bare(&dir, &[], command);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains("not the ingress's"), "{}", run.stderr);
+    }
+    let blocks = stack
+        .scan_items()
+        .await
+        .into_iter()
+        .filter(|item| item["pk"].as_s().is_ok_and(|pk| pk.starts_with("block#")))
+        .count();
+    assert_eq!(blocks, 0, "nothing blocked with the wrong secret");
+    // The right one: acts.
+    table
+        .secret()
+        .put_fingerprint(&fingerprint(access.client_key_secret.as_bytes()))
+        .await
+        .unwrap();
+    let run = ops_bare(&dir, &[], &show);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("fingerprint"), "{}", run.stderr);
+    // Both sources at once is a mistake, said so.
+    let run = ops_bare(
+        &dir,
+        &[],
+        &["--local", "--terraform-outputs", "x.json", "dlq", "stats"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

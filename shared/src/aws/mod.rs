@@ -300,7 +300,11 @@ where
         SdkError::TimeoutError(_) => "timeout".to_string(),
         SdkError::DispatchFailure(d) if d.is_io() => CONNECTION_FAILED.to_string(),
         SdkError::DispatchFailure(d) if d.is_timeout() => "timeout".to_string(),
-        SdkError::DispatchFailure(_) => "dispatch failure".to_string(),
+        // No credentials, no region, a bad endpoint: the cause, in words.
+        SdkError::DispatchFailure(_) => format!(
+            "the request could not be sent: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(err)
+        ),
         SdkError::ResponseError(_) => "unreadable response".to_string(),
         SdkError::ConstructionFailure(_) => "request could not be built".to_string(),
         _ => "unknown SDK error".to_string(),

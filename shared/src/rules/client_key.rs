@@ -149,6 +149,22 @@ pub fn parse_source_ip(text: &str) -> Result<IpAddr, ClientKeyError> {
     text.parse().map_err(|_| ClientKeyError::NotAnAddress)
 }
 
+/// Prefixed to the secret for its fingerprint (Terraform's `sha256()` of the
+/// same text gives the same hex, so the deployment writes it too).
+pub const FINGERPRINT_LABEL: &str = "pipeline-trigger client-key fingerprint:";
+
+/// A fingerprint of `CLIENT_KEY_SECRET`: SHA-256 of the label and the
+/// secret, in hex. The secret is 48 random characters, so the fingerprint
+/// tells nothing of it; it tells an operator's tool whether it holds the
+/// ingress's secret before keying an address with it.
+pub fn secret_fingerprint(secret: &[u8]) -> String {
+    use sha2::Digest;
+    let mut hash = Sha256::new();
+    hash.update(FINGERPRINT_LABEL.as_bytes());
+    hash.update(secret);
+    hex::encode(hash.finalize())
+}
+
 /// The key for a source address.
 pub fn client_key(secret: &[u8], source_ip: &str) -> Result<ClientKey, ClientKeyError> {
     let address = parse_source_ip(source_ip)?;
@@ -314,6 +330,16 @@ pub fn shown(canonical: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_fingerprint_is_terraforms_sha256_of_label_and_secret() {
+        // printf 'pipeline-trigger client-key fingerprint:abc' | sha256sum
+        assert_eq!(
+            secret_fingerprint(b"abc"),
+            "58f4f4d691f6832effca7d55b0971285f01f99f8dbe5b09e75d44b358d384db0"
+        );
+        assert_ne!(secret_fingerprint(b"abc"), secret_fingerprint(b"abd"));
+    }
+
     use super::*;
 
     const SECRET: &[u8] = b"0123456789abcdef";

@@ -347,6 +347,17 @@ pub async fn start(
     let base_url = url_of(&listener)?;
     let history_url = url_of(&history_listener)?;
     let resources = provision_resources(sdk, &options.prefix, &names, max_attempts).await?;
+    // As Terraform does: the secret's fingerprint beside it, for trigger-ops.
+    Table::new(
+        aws::dynamodb(sdk, &CallCounter::default()),
+        &resources.table_name,
+    )
+    .secret()
+    .put_fingerprint(&shared::rules::client_key::secret_fingerprint(
+        &env.client_key_secret()?,
+    ))
+    .await
+    .map_err(|e| LocalError::Failed(format!("cannot write the secret's fingerprint: {e}")))?;
     let env = env
         .with("TABLE_NAME", resources.table_name.clone())
         .with("QUEUE_URL", resources.queue_url.clone())
@@ -362,7 +373,8 @@ pub async fn start(
         &notifier_table.endpoint,
     )?;
     if let Some(path) = &options.outputs {
-        resources.write_outputs(path, &base_url)?;
+        let access = local_access(sdk, &env, &front.endpoint, &lambda_url).await?;
+        resources.write_outputs(path, &base_url, &notifier_function, &access)?;
     }
     let calls = functions.calls.clone();
     let metrics = functions.metric_lines.clone();
@@ -411,6 +423,58 @@ pub async fn start(
         outside: aws::codepipeline(sdk, &CallCounter::default()),
         stop,
         tasks,
+    })
+}
+
+/// `trigger-ops` as a person types it here: the binary beside this one,
+/// relative to the working directory when it is below it.
+fn trigger_ops_command() -> String {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("trigger-ops")));
+    let cwd = std::env::current_dir().ok();
+    match (beside, cwd) {
+        (Some(path), Some(cwd)) => match path.strip_prefix(&cwd) {
+            Ok(relative) => relative.display().to_string(),
+            Err(_) => path.display().to_string(),
+        },
+        _ => "trigger-ops".to_string(),
+    }
+}
+
+/// How a client reaches this stack: the engines `sdk` points at (CodePipeline
+/// through the front, Lambda's `Invoke` at the stack's own), its region and
+/// credentials, and the ingress's client-key secret.
+async fn local_access(
+    sdk: &SdkConfig,
+    env: &Env,
+    codepipeline: &str,
+    lambda: &str,
+) -> Result<ops::targets::LocalAccess, LocalError> {
+    use aws_sdk_sqs::config::ProvideCredentials;
+    let credentials = match sdk.credentials_provider() {
+        Some(provider) => provider
+            .provide_credentials()
+            .await
+            .map_err(|e| LocalError::Failed(format!("no credentials for the engines: {e}")))?,
+        None => return Err(LocalError::Refused("no credentials for the engines".into())),
+    };
+    let endpoint = |service: &str| aws::endpoint_of(sdk, service).unwrap_or_default();
+    Ok(ops::targets::LocalAccess {
+        region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+        access_key_id: credentials.access_key_id().to_string(),
+        secret_access_key: credentials.secret_access_key().to_string(),
+        dynamodb_endpoint: endpoint(aws::DYNAMODB_SERVICE_ID),
+        endpoint: endpoint("SQS"),
+        services: [
+            (
+                aws::CODEPIPELINE_SERVICE_ID.to_string(),
+                codepipeline.to_string(),
+            ),
+            (aws::LAMBDA_SERVICE_ID.to_string(), lambda.to_string()),
+        ]
+        .into(),
+        client_key_secret: env.string("CLIENT_KEY_SECRET")?,
     })
 }
 
@@ -778,9 +842,14 @@ fn banner(
         text.push_str(&format!("  fault         {fault:?}\n"));
     }
     if let Some(path) = &options.outputs {
+        let ops = trigger_ops_command();
+        let targets = if path == std::path::Path::new(ops::targets::LOCAL_OUTPUTS) {
+            "--local".to_string()
+        } else {
+            format!("--terraform-outputs {}", path.display())
+        };
         text.push_str(&format!(
-            "\n  trigger-ops --terraform-outputs {} dlq stats\n",
-            path.display()
+            "\n  {ops} {targets} dlq stats\n  {ops} {targets} triggers list --since 10m\n  {ops} {targets} clients show 127.0.0.1\n"
         ));
     }
     text.push_str(&format!(

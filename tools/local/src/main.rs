@@ -7,6 +7,7 @@ use shared::config::Env;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tokio::signal::unix::SignalKind;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -17,13 +18,26 @@ async fn main() -> ExitCode {
     ));
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    // Ctrl-C (SIGINT) or SIGTERM: finish what is in flight, stop every part
+    // and free every port; a second signal stops at once.
+    let mut terminate = match tokio::signal::unix::signal(SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            eprintln!("error: cannot listen for SIGTERM: {e}");
+            return ExitCode::from(1);
+        }
+    };
     tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
+        loop {
+            let name = tokio::select! {
+                r = tokio::signal::ctrl_c() => match r { Ok(()) => "Ctrl-C", Err(_) => return },
+                _ = terminate.recv() => "SIGTERM",
+            };
             if flag.swap(true, Ordering::SeqCst) {
-                eprintln!("second Ctrl-C: stopping now");
+                eprintln!("second {name}: stopping now");
                 std::process::exit(130);
             }
-            eprintln!("Ctrl-C: finishing what is in flight, then stopping (again to stop now)");
+            eprintln!("{name}: finishing what is in flight, then stopping (again to stop now)");
         }
     });
     let sdk = shared::aws::config_loader().load().await;

@@ -115,9 +115,23 @@ impl Resources {
     /// The resources in the shape of `terraform output -json`, so
     /// `trigger-ops --terraform-outputs FILE dlq …` works on the local stack.
     /// `base_url` is where the HTTP API is served.
-    pub fn outputs_json(&self, base_url: &str) -> serde_json::Value {
+    /// `notifier` is the notifier's name at the stack's Lambda `Invoke`;
+    /// `access` (output `local`, which Terraform never has) says how to reach
+    /// the engines, so `trigger-ops --local` needs nothing exported.
+    pub fn outputs_json(
+        &self,
+        base_url: &str,
+        notifier: &str,
+        access: &ops::targets::LocalAccess,
+    ) -> serde_json::Value {
         let output = |value: serde_json::Value| serde_json::json!({"sensitive": false, "type": "string", "value": value});
         serde_json::json!({
+            "notifier_function_name": output(notifier.into()),
+            (ops::targets::OUTPUT_LOCAL): {
+                "sensitive": true,
+                "type": "object",
+                "value": access,
+            },
             "trigger_url": output(format!("{base_url}/trigger").into()),
             "status_url_pattern": output(format!("{base_url}/triggers/{{id}}").into()),
             "queue_url": output(self.queue_url.clone().into()),
@@ -130,8 +144,14 @@ impl Resources {
     }
 
     /// Writes [`Resources::outputs_json`] to `path`.
-    pub fn write_outputs(&self, path: &Path, base_url: &str) -> Result<(), LocalError> {
-        let text = serde_json::to_string_pretty(&self.outputs_json(base_url))
+    pub fn write_outputs(
+        &self,
+        path: &Path,
+        base_url: &str,
+        notifier: &str,
+        access: &ops::targets::LocalAccess,
+    ) -> Result<(), LocalError> {
+        let text = serde_json::to_string_pretty(&self.outputs_json(base_url, notifier, access))
             .map_err(|e| LocalError::Failed(e.to_string()))?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {

@@ -4,7 +4,8 @@
 //! Keys (docs/reference/table.md): `client#<client key>`,
 //! `global#<window start ms>`, `trigger#<id>`, `execution#<execution id>`,
 //! `run#<run id>`, `pending#<public>#<CodePipeline>#<input set>`,
-//! `lane#<CodePipeline>`, `block#<key>`, `event#<EventBridge event id>`.
+//! `lane#<CodePipeline>`, `block#<key>`, `event#<EventBridge event id>`,
+//! `meta#client-key`.
 
 use super::StoreError;
 use crate::clock::EpochMillis;
@@ -32,6 +33,9 @@ pub(crate) fn get_n(item: &Item, name: &str) -> Option<u64> {
 pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.as_s().ok().map(String::as_str)
 }
+/// The fingerprint of the ingress's `CLIENT_KEY_SECRET` (attribute
+/// `fingerprint`), written by the deployment.
+pub const SECRET_FINGERPRINT_PK: &str = "meta#client-key";
 pub fn client_pk(key: &ClientKey) -> String {
     format!("client#{key}")
 }

@@ -23,6 +23,7 @@ pub mod claims;
 pub mod items;
 pub mod ledger;
 pub mod runs;
+pub mod secret;
 pub mod stages;
 pub mod triggers;
 
