@@ -232,6 +232,11 @@ data "aws_iam_policy_document" "api_gateway_trust" {
       type        = "Service"
       identifiers = ["apigateway.amazonaws.com"]
     }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
   }
 }
 

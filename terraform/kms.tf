@@ -39,6 +39,38 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
+  # The ingress's environment holds CLIENT_KEY_SECRET. Lambda encrypts each
+  # function's environment with the function's name as encryption context;
+  # reading it back (GetFunctionConfiguration, the console) decrypts through
+  # Lambda as the caller. Only the ingress's role and the readers named in
+  # ingress_environment_readers may: anyone else sees no values.
+  statement {
+    sid       = "OnlyTheIngressAndItsReadersDecryptItsEnvironment"
+    effect    = "Deny"
+    actions   = ["kms:Decrypt"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:LambdaFunctionName"
+      values   = ["${var.name}-ingress"]
+    }
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:PrincipalArn"
+      values   = concat([aws_iam_role.function["ingress"].arn], var.ingress_environment_readers)
+    }
+    # Lambda's own service principal is never denied.
+    condition {
+      test     = "Bool"
+      variable = "aws:PrincipalIsAWSService"
+      values   = ["false"]
+    }
+  }
+
   statement {
     sid       = "AlarmsAndEventBridgeDeliverEncrypted"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]

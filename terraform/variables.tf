@@ -460,3 +460,14 @@ variable "table_deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "ingress_environment_readers" {
+  description = "IAM role ARNs besides the ingress's own that may decrypt the ingress's environment (CLIENT_KEY_SECRET): the operators' role (for trigger-ops clients --secret-from-function) and the role that runs this Terraform (the AWS provider reads the function's environment back). Everyone else, admins included, gets the variables' values withheld."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.ingress_environment_readers : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", arn))])
+    error_message = "ingress_environment_readers must be IAM role ARNs."
+  }
+}

@@ -706,3 +706,88 @@ fn text_of_functions_environment(body: &Body) -> String {
     }
     lines.join("\n")
 }
+
+/// The statements of a policy document, with their `condition` blocks as
+/// `(test, variable, values as text)`.
+fn conditions(statement: &Block) -> Vec<(String, String, String)> {
+    statement
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "condition")
+        .map(|c| {
+            let field = |name| text(attr(c.body(), name)).trim_matches('"').to_string();
+            (field("test"), field("variable"), text(attr(c.body(), "values")))
+        })
+        .collect()
+}
+
+#[test]
+fn only_the_ingress_and_named_readers_can_decrypt_its_environment() {
+    let body = root();
+    let key = block(&body, "data", &["aws_iam_policy_document", "key"]);
+    let deny = key
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "statement")
+        .find(|s| {
+            s.body()
+                .attributes()
+                .any(|a| a.key() == "effect" && text(a.expr()) == "\"Deny\"")
+        })
+        .expect("a Deny statement in the key policy");
+    assert_eq!(text(attr(deny.body(), "actions")), "[\"kms:Decrypt\"]");
+    let conditions = conditions(deny);
+    // Only the ingress's environment: Lambda's encryption context names it.
+    assert!(conditions.contains(&(
+        "StringEquals".into(),
+        "kms:EncryptionContext:LambdaFunctionName".into(),
+        "[\"${var.name}-ingress\"]".into()
+    )));
+    // Everyone but the ingress's role and the named readers.
+    assert!(conditions.contains(&(
+        "ArnNotEquals".into(),
+        "aws:PrincipalArn".into(),
+        "concat([aws_iam_role.function[\"ingress\"].arn], var.ingress_environment_readers)".into()
+    )), "{conditions:?}");
+    // The ingress's function is the one named, and its environment is
+    // encrypted with this key.
+    assert_eq!(
+        text(attr(block(&body, "resource", &["aws_lambda_function", "function"]).body(), "function_name")),
+        "\"${var.name}-${each.key}\""
+    );
+    assert_eq!(
+        text(attr(block(&body, "resource", &["aws_lambda_function", "function"]).body(), "kms_key_arn")),
+        "aws_kms_key.main.arn"
+    );
+    // No Allow statement grants Decrypt to a principal that could bypass
+    // it: a Deny always wins, so it is enough that the Deny exists and has
+    // no exemption beyond those two.
+    assert_eq!(conditions.len(), 3, "{conditions:?}");
+}
+
+#[test]
+fn every_trust_policy_names_the_account_it_trusts() {
+    let example = module(&terraform_dir().join("modules/example-pipeline"));
+    for body in [root(), example] {
+        let trusts = body
+            .blocks()
+            .filter(|b| b.identifier() == "data")
+            .flat_map(|d| d.body().blocks().filter(|b| b.identifier() == "statement"))
+            .filter(|s| {
+                s.body()
+                    .attributes()
+                    .any(|a| a.key() == "actions" && text(a.expr()).contains("sts:AssumeRole"))
+            })
+            .collect::<Vec<_>>();
+        assert!(!trusts.is_empty());
+        for trust in trusts {
+            let conditions = conditions(trust);
+            assert!(
+                conditions
+                    .iter()
+                    .any(|(test, variable, _)| test == "StringEquals" && variable == "aws:SourceAccount"),
+                "{trust:?}"
+            );
+        }
+    }
+}

@@ -941,3 +941,50 @@ async fn impossible_ids_cost_no_read_and_a_known_one_costs_one() {
         "a queued trigger not yet in a run: one read"
     );
 }
+
+/// Rotating `CLIENT_KEY_SECRET` (docs/operating.md, "Rotating the
+/// client-key secret") changes every client's key: what it does, as the
+/// runbook says it.
+#[tokio::test]
+async fn a_rotated_secret_gives_every_client_a_fresh_quota_and_drops_keyed_blocks() {
+    let old_secret = "test-secret-of-sufficient-length";
+    let h = harness(&[("CLIENT_KEY_SECRET", old_secret)]).await;
+    let blocked_ip = "198.51.100.23";
+    for _ in 0..3 {
+        assert_eq!(h.post_settled(None, CLIENT_IP).await.status, 202);
+    }
+    assert_eq!(h.post_settled(None, CLIENT_IP).await.status, 429);
+    let now = h.clock.now_ms();
+    let blocked = shared::rules::client_key::client_key(old_secret.as_bytes(), blocked_ip).unwrap();
+    Table::new(h.stack.dynamodb.clone(), h.stack.table_name.clone())
+        .blocks()
+        .block(&[blocked], now + 86_400_000, "runbook test", now)
+        .await
+        .unwrap();
+    assert_eq!(h.post_settled(None, blocked_ip).await.status, 403);
+
+    // The same table and queue, the new secret.
+    let new_secret = "rotated-secret-of-sufficient-length";
+    let config = IngressConfig::from_env(&Env::from_pairs([
+        ("TABLE_NAME", h.stack.table_name.as_str()),
+        ("QUEUE_URL", h.stack.queues.queue_url.as_str()),
+        ("PIPELINES", "app=app-pipeline,docs=docs-pipeline"),
+        ("CLIENT_KEY_SECRET", new_secret),
+    ]))
+    .unwrap();
+    let rotated = Ingress::new(
+        config.clone(),
+        Table::new(h.stack.dynamodb.clone(), config.table_name.clone()),
+        WorkQueue::new(h.stack.sqs.clone(), config.queue_url.clone()),
+        h.clock.clone(),
+        CallCounter::default(),
+    );
+    let post = |ip: &str| rest_event("POST", "/trigger", None, ip);
+    // A fresh quota for a client that had spent its own...
+    let answer = handle_settled(&rotated, post(CLIENT_IP)).await;
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    // ...and a block keyed with the old secret no longer matches: blocks
+    // are made again after a rotation.
+    let answer = handle_settled(&rotated, post(blocked_ip)).await;
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+}

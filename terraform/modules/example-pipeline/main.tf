@@ -173,6 +173,17 @@ data "aws_iam_policy_document" "codebuild_trust" {
       type        = "Service"
       identifiers = ["codebuild.amazonaws.com"]
     }
+    # Against the confused deputy: only this account's project of this name.
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${data.aws_partition.current.partition}:codebuild:${local.region}:${local.account}:project/${var.name}"]
+    }
   }
 }
 
@@ -253,6 +264,17 @@ data "aws_iam_policy_document" "codepipeline_trust" {
     principals {
       type        = "Service"
       identifiers = ["codepipeline.amazonaws.com"]
+    }
+    # Against the confused deputy: only this account's pipeline of this name.
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${data.aws_partition.current.partition}:codepipeline:${local.region}:${local.account}:${var.name}"]
     }
   }
 }
