@@ -20,10 +20,27 @@ data "aws_iam_policy_document" "lambda_trust" {
 data "aws_iam_policy_document" "ingress" {
   statement {
     sid = "Table"
-    # ConditionCheckItem: admission checks the operators' blocks in its
-    # transaction; BatchGetItem: a trigger's status with its run and lane.
-    actions   = ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    # Reads: the quota read back, the operators' blocks (condition checks in
+    # the admission transaction), a trigger's status with its run and lane.
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:GetItem"]
     resources = [aws_dynamodb_table.main.arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["client#*", "network#*", "global#*", "trigger#*", "run#*", "lane#*", "block#*"]
+    }
+  }
+  statement {
+    sid = "TableWrites"
+    # Admission writes quota (client, networks, global budget) and the
+    # trigger record; a refund deletes it. Nothing else: no run, lane or block.
+    actions   = ["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.main.arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["client#*", "network#*", "global#*", "trigger#*"]
+    }
   }
   statement {
     sid       = "WorkQueue"
@@ -35,8 +52,25 @@ data "aws_iam_policy_document" "ingress" {
 data "aws_iam_policy_document" "worker" {
   statement {
     sid       = "Table"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:GetItem"]
     resources = [aws_dynamodb_table.main.arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["trigger#*", "run#*", "lane#*", "pending#*", "execution#*"]
+    }
+  }
+  statement {
+    sid = "TableWrites"
+    # Runs, lanes, pending sets, the execution index, the triggers' starts;
+    # a refusal behind a full queue gives quota slots back.
+    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.main.arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["client#*", "network#*", "global#*", "trigger#*", "run#*", "lane#*", "pending#*", "execution#*"]
+    }
   }
   statement {
     sid = "WorkQueue"
@@ -62,8 +96,24 @@ data "aws_iam_policy_document" "worker" {
 data "aws_iam_policy_document" "notifier" {
   statement {
     sid       = "Table"
-    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:GetItem"]
     resources = [aws_dynamodb_table.main.arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["trigger#*", "run#*", "lane#*", "execution#*", "event#*"]
+    }
+  }
+  statement {
+    sid = "TableWrites"
+    # Outcomes and stages of triggers and runs, the lane freed, e-mail claims.
+    actions   = ["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.main.arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["trigger#*", "run#*", "lane#*", "event#*"]
+    }
   }
   statement {
     sid       = "Topic"

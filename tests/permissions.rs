@@ -3,7 +3,7 @@
 //! no call its role would refuse, no grant nothing uses.
 
 use serde_json::{json, Value};
-use shared::aws::permissions::calls_of;
+use shared::aws::permissions::{calls_of, key_allowed};
 use shared::aws::queue::WorkQueue;
 use shared::aws::table::runs::Opening;
 use shared::aws::table::Table;
@@ -16,12 +16,33 @@ use shared::rules::status::PipelineState;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::keys::{recording, KeyLog};
 use testkit::{dead_endpoint, rest_event, sdk_config_at, unique, Stack, REGION};
 
 const CLIENT_IP: &str = "192.0.2.10";
 
 fn observed(calls: &CallCounter) -> BTreeSet<String> {
     calls.snapshot().into_keys().collect()
+}
+
+/// Every item the function's calls named is one its role may touch
+/// (`dynamodb:LeadingKeys`, as Terraform writes it: tests/terraform.rs ties
+/// the two), and the `forbidden` ones are refused.
+fn assert_keys_within_grants(function: Function, keys: &KeyLog, forbidden: &[(&str, &str)]) {
+    let recorded = keys.snapshot();
+    assert!(!recorded.is_empty(), "{function:?}: no table call recorded");
+    for (action, pk) in &recorded {
+        assert!(
+            key_allowed(function, action, pk),
+            "{function:?} may not {action} {pk}"
+        );
+    }
+    for (action, pk) in forbidden {
+        assert!(
+            !key_allowed(function, action, pk),
+            "{function:?} must not {action} {pk}"
+        );
+    }
 }
 
 fn granted(function: Function) -> BTreeSet<String> {
@@ -32,6 +53,7 @@ fn granted(function: Function) -> BTreeSet<String> {
 async fn the_ingress_makes_exactly_its_granted_calls() {
     let stack = Stack::new().await;
     let calls = CallCounter::default();
+    let keys = KeyLog::default();
     let config = IngressConfig::from_env(&Env::from_pairs([
         ("TABLE_NAME", stack.table_name.as_str()),
         ("QUEUE_URL", stack.queues.queue_url.as_str()),
@@ -41,7 +63,10 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
     .unwrap();
     let ingress = ingress::Ingress::new(
         config.clone(),
-        Table::new(aws::dynamodb(&stack.sdk, &calls), &stack.table_name),
+        Table::new(
+            recording(aws::dynamodb(&stack.sdk, &calls), &keys),
+            &stack.table_name,
+        ),
         WorkQueue::new(aws::sqs(&stack.sdk, &calls), &stack.queues.queue_url),
         Arc::new(SystemClock),
         calls.clone(),
@@ -66,7 +91,10 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
     // The refund path: the queue is unreachable.
     let dead_queue = ingress::Ingress::new(
         config.clone(),
-        Table::new(aws::dynamodb(&stack.sdk, &calls), &stack.table_name),
+        Table::new(
+            recording(aws::dynamodb(&stack.sdk, &calls), &keys),
+            &stack.table_name,
+        ),
         WorkQueue::new(
             aws::sqs(&sdk_config_at(&dead_endpoint()).await, &calls),
             &stack.queues.queue_url,
@@ -93,7 +121,10 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
     .await;
     let settling = ingress::Ingress::new(
         config,
-        Table::new(aws::dynamodb(&lossy, &calls), &stack.table_name),
+        Table::new(
+            recording(aws::dynamodb(&lossy, &calls), &keys),
+            &stack.table_name,
+        ),
         WorkQueue::new(aws::sqs(&stack.sdk, &calls), &stack.queues.queue_url),
         Arc::new(SystemClock),
         calls.clone(),
@@ -104,12 +135,22 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
         .unwrap();
     assert_eq!(settled["statusCode"], 202);
     assert_eq!(observed(&calls), granted(Function::Ingress));
+    assert_keys_within_grants(
+        Function::Ingress,
+        &keys,
+        &[
+            ("dynamodb:UpdateItem", "run#R"),
+            ("dynamodb:PutItem", "block#K"),
+            ("dynamodb:UpdateItem", "lane#P"),
+        ],
+    );
 }
 
 #[tokio::test]
 async fn the_worker_makes_exactly_its_granted_calls() {
     let stack = Stack::new().await;
     let calls = CallCounter::default();
+    let keys = KeyLog::default();
     let pipeline = stack.pipeline("perm").await;
     let quiet = stack.pipeline("permq").await;
     let ghost = unique("ghost");
@@ -125,7 +166,7 @@ async fn the_worker_makes_exactly_its_granted_calls() {
     let worker = |codepipeline| {
         Arc::new(worker::Worker::new(
             config.clone(),
-            aws::dynamodb(&stack.sdk, &calls),
+            recording(aws::dynamodb(&stack.sdk, &calls), &keys),
             aws::sqs(&stack.sdk, &calls),
             codepipeline,
             clock.clone(),
@@ -182,12 +223,22 @@ async fn the_worker_makes_exactly_its_granted_calls() {
     let response = live.handle(stack.receive_event(60).await).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(observed(&calls), granted(Function::Worker));
+    assert_keys_within_grants(
+        Function::Worker,
+        &keys,
+        &[
+            ("dynamodb:PutItem", "block#K"),
+            ("dynamodb:UpdateItem", "event#E"),
+            ("dynamodb:DeleteItem", "trigger#T"),
+        ],
+    );
 }
 
 #[tokio::test]
 async fn the_notifier_makes_exactly_its_granted_calls() {
     let stack = Stack::new().await;
     let calls = CallCounter::default();
+    let keys = KeyLog::default();
     let (topic, _inbox) = stack.topic_with_inbox().await;
     let pipeline = stack.pipeline("perm").await;
     let trigger_id = stack.enqueue_trigger(&pipeline).await;
@@ -206,7 +257,7 @@ async fn the_notifier_makes_exactly_its_granted_calls() {
                 ("TOPIC_ARN", topic),
             ]))
             .unwrap(),
-            aws::dynamodb(&stack.sdk, &calls),
+            recording(aws::dynamodb(&stack.sdk, &calls), &keys),
             aws::sns(&stack.sdk, &calls),
             aws::codepipeline(&stack.sdk, &calls),
             aws::sqs(&stack.sdk, &calls),
@@ -278,6 +329,15 @@ async fn the_notifier_makes_exactly_its_granted_calls() {
         notifier::Outcome::Notified { .. }
     ));
     assert_eq!(observed(&calls), granted(Function::Notifier));
+    assert_keys_within_grants(
+        Function::Notifier,
+        &keys,
+        &[
+            ("dynamodb:UpdateItem", "client#K"),
+            ("dynamodb:PutItem", "block#K"),
+            ("dynamodb:UpdateItem", "global#1"),
+        ],
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use hcl::eval::{Context, Evaluate};
 use hcl::{Block, Body, Expression};
-use shared::aws::permissions::{allowed, Resource};
+use shared::aws::permissions::{allowed, Resource, KEY_GRANTS};
 use shared::config::{variables_of, Function, VARIABLES};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -265,7 +265,45 @@ fn each_role_allows_exactly_its_calls_on_its_resources() {
 /// is granted on, with exactly its actions, and no wildcard.
 fn document_allows_exactly(body: &Body, name: &str, function: Function) {
     let document = block(body, "data", &["aws_iam_policy_document", name]).body();
-    let found = statements(document);
+    let mut found = statements(document);
+    // The table's reads and writes are two statements, each naming the
+    // keys it may touch (shared::aws::permissions::KEY_GRANTS).
+    let grants: Vec<_> = KEY_GRANTS
+        .iter()
+        .filter(|g| g.function == function)
+        .collect();
+    for grant in &grants {
+        let statement = document
+            .blocks()
+            .filter(|b| b.identifier() == "statement")
+            .find(|s| text(attr(s.body(), "sid")) == format!("\"{}\"", grant.sid))
+            .unwrap_or_else(|| panic!("{name}: no statement {}", grant.sid));
+        let expected: BTreeSet<String> = grant.actions.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            strings(attr(statement.body(), "actions")),
+            expected,
+            "{name} {}",
+            grant.sid
+        );
+        let patterns: Vec<String> = grant.prefixes.iter().map(|p| format!("\"{p}*\"")).collect();
+        assert_eq!(
+            conditions(statement),
+            vec![(
+                "ForAllValues:StringLike".to_string(),
+                "dynamodb:LeadingKeys".to_string(),
+                format!("[{}]", patterns.join(", "))
+            )],
+            "{name} {}",
+            grant.sid
+        );
+    }
+    if let Some((writes, _)) = found.remove("TableWrites") {
+        found
+            .get_mut("Table")
+            .unwrap_or_else(|| panic!("{name}: writes without reads"))
+            .0
+            .extend(writes);
+    }
     let expected = allowed(function);
     assert_eq!(
         found.keys().cloned().collect::<BTreeSet<_>>(),
@@ -716,7 +754,11 @@ fn conditions(statement: &Block) -> Vec<(String, String, String)> {
         .filter(|b| b.identifier() == "condition")
         .map(|c| {
             let field = |name| text(attr(c.body(), name)).trim_matches('"').to_string();
-            (field("test"), field("variable"), text(attr(c.body(), "values")))
+            (
+                field("test"),
+                field("variable"),
+                text(attr(c.body(), "values")),
+            )
         })
         .collect()
 }
@@ -744,19 +786,29 @@ fn only_the_ingress_and_named_readers_can_decrypt_its_environment() {
         "[\"${var.name}-ingress\"]".into()
     )));
     // Everyone but the ingress's role and the named readers.
-    assert!(conditions.contains(&(
-        "ArnNotEquals".into(),
-        "aws:PrincipalArn".into(),
-        "concat([aws_iam_role.function[\"ingress\"].arn], var.ingress_environment_readers)".into()
-    )), "{conditions:?}");
+    assert!(
+        conditions.contains(&(
+            "ArnNotEquals".into(),
+            "aws:PrincipalArn".into(),
+            "concat([aws_iam_role.function[\"ingress\"].arn], var.ingress_environment_readers)"
+                .into()
+        )),
+        "{conditions:?}"
+    );
     // The ingress's function is the one named, and its environment is
     // encrypted with this key.
     assert_eq!(
-        text(attr(block(&body, "resource", &["aws_lambda_function", "function"]).body(), "function_name")),
+        text(attr(
+            block(&body, "resource", &["aws_lambda_function", "function"]).body(),
+            "function_name"
+        )),
         "\"${var.name}-${each.key}\""
     );
     assert_eq!(
-        text(attr(block(&body, "resource", &["aws_lambda_function", "function"]).body(), "kms_key_arn")),
+        text(attr(
+            block(&body, "resource", &["aws_lambda_function", "function"]).body(),
+            "kms_key_arn"
+        )),
         "aws_kms_key.main.arn"
     );
     // No Allow statement grants Decrypt to a principal that could bypass
@@ -785,7 +837,8 @@ fn every_trust_policy_names_the_account_it_trusts() {
             assert!(
                 conditions
                     .iter()
-                    .any(|(test, variable, _)| test == "StringEquals" && variable == "aws:SourceAccount"),
+                    .any(|(test, variable, _)| test == "StringEquals"
+                        && variable == "aws:SourceAccount"),
                 "{trust:?}"
             );
         }

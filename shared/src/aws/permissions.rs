@@ -293,6 +293,96 @@ pub fn allowed(function: Function) -> BTreeMap<Resource, BTreeSet<&'static str>>
     allowed
 }
 
+/// Which items of the table a function's role may name, by the prefix of
+/// their partition key (`dynamodb:LeadingKeys`, see
+/// [`crate::aws::table::items`]): one Terraform statement each, `sid`
+/// `Table` for reads and `TableWrites` for writes. Actions not listed for a
+/// function are not granted on the table at all.
+pub struct KeyGrant {
+    pub function: Function,
+    pub sid: &'static str,
+    pub actions: &'static [&'static str],
+    pub prefixes: &'static [&'static str],
+}
+
+const WRITES: &[&str] = &[
+    "dynamodb:DeleteItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+];
+
+pub const KEY_GRANTS: &[KeyGrant] = &[
+    // Admission: quota (client, networks, the global budget) and the trigger
+    // record; a refund deletes the record. Reads: the quota read back, the
+    // operators' blocks (condition checks), a trigger's status with its run
+    // and lane.
+    KeyGrant {
+        function: Ingress,
+        sid: "TableWrites",
+        actions: WRITES,
+        prefixes: &["client#", "network#", "global#", "trigger#"],
+    },
+    KeyGrant {
+        function: Ingress,
+        sid: "Table",
+        actions: &[
+            "dynamodb:BatchGetItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:GetItem",
+        ],
+        prefixes: &[
+            "client#", "network#", "global#", "trigger#", "run#", "lane#", "block#",
+        ],
+    },
+    // Runs, lanes, pending sets, the execution index and the triggers'
+    // starts; a refusal behind a full queue gives the quota slots back.
+    KeyGrant {
+        function: Worker,
+        sid: "TableWrites",
+        actions: &["dynamodb:PutItem", "dynamodb:UpdateItem"],
+        prefixes: &[
+            "client#",
+            "network#",
+            "global#",
+            "trigger#",
+            "run#",
+            "lane#",
+            "pending#",
+            "execution#",
+        ],
+    },
+    KeyGrant {
+        function: Worker,
+        sid: "Table",
+        actions: &["dynamodb:GetItem"],
+        prefixes: &["trigger#", "run#", "lane#", "pending#", "execution#"],
+    },
+    // Outcomes and stages of triggers and runs, the lane freed, the e-mail
+    // claims.
+    KeyGrant {
+        function: Notifier,
+        sid: "TableWrites",
+        actions: WRITES,
+        prefixes: &["trigger#", "run#", "lane#", "event#"],
+    },
+    KeyGrant {
+        function: Notifier,
+        sid: "Table",
+        actions: &["dynamodb:GetItem"],
+        prefixes: &["trigger#", "run#", "lane#", "execution#", "event#"],
+    },
+];
+
+/// May `function`'s role do `action` (`dynamodb:UpdateItem`, ...) on the
+/// item keyed `pk`, by [`KEY_GRANTS`]?
+pub fn key_allowed(function: Function, action: &str, pk: &str) -> bool {
+    KEY_GRANTS.iter().any(|g| {
+        g.function == function
+            && g.actions.contains(&action)
+            && g.prefixes.iter().any(|p| pk.starts_with(p))
+    })
+}
+
 /// The SDK calls a function's code makes.
 pub fn calls_of(function: Function) -> BTreeSet<&'static str> {
     GRANTS
@@ -330,6 +420,35 @@ mod tests {
             ])
         );
         assert!(calls_of(Function::Ops).contains("DynamoDB.Query"));
+        // Key grants cover exactly the table actions each function has.
+        for function in [Function::Ingress, Function::Worker, Function::Notifier] {
+            let keyed: BTreeSet<&str> = KEY_GRANTS
+                .iter()
+                .filter(|g| g.function == function)
+                .flat_map(|g| g.actions.iter().copied())
+                .collect();
+            assert_eq!(keyed, allowed(function)[&Resource::Table], "{function:?}");
+        }
+        assert!(key_allowed(
+            Function::Ingress,
+            "dynamodb:UpdateItem",
+            "client#ab"
+        ));
+        assert!(!key_allowed(
+            Function::Ingress,
+            "dynamodb:UpdateItem",
+            "run#R"
+        ));
+        assert!(!key_allowed(
+            Function::Ingress,
+            "dynamodb:UpdateItem",
+            "block#ab"
+        ));
+        assert!(key_allowed(
+            Function::Ingress,
+            "dynamodb:ConditionCheckItem",
+            "block#ab"
+        ));
         assert_eq!(
             allowed(Function::Ops)[&Resource::LedgerIndexes],
             BTreeSet::from(["dynamodb:Query"])

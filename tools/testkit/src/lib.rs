@@ -9,6 +9,7 @@
 //! ends. If an engine cannot be had, tests fail loudly: they never skip.
 
 mod http_server;
+pub mod keys;
 mod lossy_proxy;
 
 pub use http_server::{relay, serve_http};
