@@ -30,6 +30,18 @@ struct Dev {
     ports: [u16; 3],
 }
 
+/// A test that fails part way must not leave a stack running: the whole
+/// process group gets SIGTERM (a no-op once it has exited).
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let group = format!("-{}", self.child.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn curl(args: &[&str]) -> Output {
     Command::new("curl")
         .args(["-s", "--max-time", "5"])

@@ -275,6 +275,7 @@ proptest! {
             requested_at,
             client_key,
             inputs: None,
+            unsettled: false,
         };
         match WorkMessage::parse(&message.to_json()) {
             Ok(parsed) => prop_assert_eq!(&parsed, &message),

@@ -396,6 +396,7 @@ async fn an_sqs_500_is_a_queue_error() {
         requested_at: "2026-11-21T00:00:00.000Z".into(),
         client_key: "ab".repeat(32),
         inputs: None,
+        unsettled: false,
     };
     assert!(matches!(
         queue.send(&message).await,

@@ -148,6 +148,7 @@ impl Harness {
             fault,
             outputs: Some(outputs_path(prefix)),
             stage: stage.map(str::to_string),
+            chaos: None,
         };
         let stack = local_stack::start(
             &sdk,

@@ -68,6 +68,7 @@ async fn the_local_stack_refuses_anything_but_a_loopback_emulator() {
         fault: None,
         outputs: None,
         stage: None,
+        chaos: None,
     };
     let printed = CapturedLogs::default();
     let result = local_stack::start(

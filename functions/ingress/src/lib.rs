@@ -65,6 +65,7 @@ fn work_message(record: &TriggerRecord, has_inputs: bool) -> WorkMessage {
             serde_json::Value::Object(values) if has_inputs => Some(values),
             _ => None,
         },
+        unsettled: false,
     }
 }
 
@@ -445,10 +446,17 @@ impl Ingress {
                    "table unreachable: nothing taken, nothing enqueued");
             return Err(unavailable());
         }
-        let sent = self.queue.send(message).await;
+        // Marked unsettled: the client is told 503 (nothing spent), so the
+        // worker gives back whatever a committed admission took and starts
+        // nothing; without a committed record it does nothing.
+        let unsettled = WorkMessage {
+            unsettled: true,
+            ..message.clone()
+        };
+        let sent = self.queue.send(&unsettled).await;
         error!(decision = "unavailable", stage = "settle", trigger_id = %record.trigger_id, client_key = %client_key,
                error = %error, enqueued = sent.is_ok(),
-               "the admission's outcome is unknown: its message was sent in case it committed");
+               "the admission's outcome is unknown: a message was sent for the worker to give back what it took, if it committed");
         Err(unavailable())
     }
 

@@ -739,6 +739,31 @@ async fn every_answer_of_the_admission_lost_is_202_with_its_trigger_never_a_char
 }
 
 #[tokio::test]
+async fn an_admission_that_cannot_be_settled_is_503_and_its_one_message_says_so() {
+    let h = harness(&[]).await;
+    // The transaction commits, and neither its answers nor any answer of
+    // the settling write ever arrive.
+    let proxy = testkit::LossyProxy::losing_every_answer_to_any(
+        testkit::dynamodb_endpoint(),
+        &["TransactWriteItems", "PutItem"],
+    )
+    .await;
+    let ingress = instance_behind(&h, &proxy).await;
+    let out = ingress
+        .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
+        .await
+        .expect("an HTTP response");
+    assert_eq!(out["statusCode"], 503, "{out}");
+    // One message, marked: the worker gives back what the trigger took
+    // and runs nothing (functions/worker/tests/worker.rs,
+    // an_unsettled_admission_is_given_back_never_started), so the 503's
+    // "nothing spent" holds once it has passed.
+    let queued = h.queued().await;
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].unsettled);
+}
+
+#[tokio::test]
 async fn an_admission_that_never_committed_is_settled_void_and_costs_nothing() {
     let h = harness(&[]).await;
     let table = Table::new(h.stack.dynamodb.clone(), &h.stack.table_name);

@@ -37,7 +37,9 @@ use shared::rules::retry::{retry_delay, Failure, FailureKind};
 use shared::rules::runs::{input_set_key, lane_verdict, Lane, LaneVerdict, RunRecord, Wake};
 use shared::rules::status::{holder_state, HolderState, RunStatus, TriggerStatus};
 use shared::rules::time_format::ceil_seconds;
-use shared::rules::trigger::{canonical_trigger_id, ledger_expires_at, TriggerRecord, QUEUE_FULL};
+use shared::rules::trigger::{
+    canonical_trigger_id, ledger_expires_at, TriggerRecord, QUEUE_FULL, UNSETTLED,
+};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -101,6 +103,9 @@ enum Handled {
     Refused {
         retry_after_s: u64,
     },
+    /// Its client was told 503 (the ingress could not settle the
+    /// admission): what it took is given back, nothing runs.
+    GivenBack,
 }
 
 /// The message attribute that marks the one message carrying a lane's
@@ -220,6 +225,11 @@ impl Worker {
                       "its pipeline's queue is full: refused, every quota slot given back");
                 Outcome::Done
             }
+            Ok(Handled::GivenBack) => {
+                warn!(decision = "given_back", message_id = %message_id, trigger_id = %trigger,
+                      "its admission was never settled and its client told 503: every slot given back, not started");
+                Outcome::Done
+            }
             Ok(Handled::NoRecord) => {
                 warn!(decision = "skipped", message_id = %message_id, trigger_id = %trigger,
                       "no trigger record (quota given back, or expired); not started");
@@ -307,6 +317,19 @@ impl Worker {
         }
         if record.status == TriggerStatus::Refused {
             return Ok(Handled::NoRecord);
+        }
+        if work.unsettled {
+            let given_back = self
+                .table
+                .admission()
+                .refuse(&record, UNSETTLED, now, now)
+                .await
+                .map_err(unavailable)?;
+            return Ok(if given_back {
+                Handled::GivenBack
+            } else {
+                Handled::NoRecord
+            });
         }
         let inputs = self.inputs(work, &record.pipeline)?;
         let variables: Vec<(String, String)> = inputs

@@ -308,12 +308,71 @@ async fn a_refunded_trigger_is_not_started() {
         requested_at: rfc3339(0),
         client_key: "ab".repeat(32),
         inputs: None,
+        unsettled: false,
     };
     h.send_raw(&message.to_json()).await;
     let (_, response) = h.run_batch(60).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(h.stack.executions(&pipeline).await, 0);
     assert!(h.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_unsettled_admission_is_given_back_never_started() {
+    let stack = Stack::new().await;
+    let pipeline = stack.pipeline("unsettled").await;
+    let committed = stack.enqueue_trigger(&pipeline).await;
+    // The ingress could not tell whether its admission committed (every
+    // answer and every settle lost) and told its client 503: its one
+    // message says so. Here the admission had committed.
+    stack.drain(&stack.queues.queue_url).await;
+    let h = harness(stack, &format!("app={pipeline}"), "5", false).await;
+    let record = h
+        .table
+        .triggers()
+        .get(&committed, SystemClock.now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    let unsettled = |trigger_id: String| WorkMessage {
+        version: 1,
+        trigger_id,
+        pipeline: pipeline.clone(),
+        requested_at: rfc3339(record.requested_at),
+        client_key: record.client_key.to_string(),
+        inputs: None,
+        unsettled: true,
+    };
+    h.send_raw(&unsettled(committed.clone()).to_json()).await;
+    // And one whose admission never committed: no record, nothing to do.
+    h.send_raw(&unsettled(new_trigger_id()).to_json()).await;
+    let (count, response) = h.run_batch(60).await;
+    assert_eq!(count, 2);
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(h.stack.executions(&pipeline).await, 0, "nothing runs");
+    assert!(h.dead_letters().await.is_empty());
+    let after = h
+        .table
+        .triggers()
+        .get(&committed, SystemClock.now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.status, TriggerStatus::Refused);
+    assert_eq!(
+        after.refusal.as_ref().map(|r| r.reason.as_str()),
+        Some(shared::rules::trigger::UNSETTLED)
+    );
+    // The slot it took is back: the client's quota holds nothing.
+    let level = shared::aws::table::admission::QuotaLevel::client(
+        &record.client_key,
+        shared::rules::quota::QuotaPolicy {
+            limit: 1,
+            window: Duration::from_secs(60),
+        },
+    );
+    let slots = h.table.admission().slots(&level).await.unwrap();
+    assert!(slots.iter().all(|&t| t == 0), "{slots:?}");
 }
 
 #[tokio::test]

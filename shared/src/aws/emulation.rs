@@ -113,6 +113,18 @@ impl CodePipelineFront {
         self.book().started.get(execution_id).cloned()
     }
 
+    /// Every `StartPipelineExecution` through here with a token: (pipeline,
+    /// token, the one execution it started).
+    pub fn starts(&self) -> Vec<(String, String, String)> {
+        self.book()
+            .tokens
+            .iter()
+            .map(|((pipeline, token), execution)| {
+                (pipeline.clone(), token.clone(), execution.clone())
+            })
+            .collect()
+    }
+
     /// Records an execution started some other way (a push, the console).
     pub fn record(&self, execution_id: &str, started: Started) {
         self.book()

@@ -18,6 +18,11 @@ pub struct WorkMessage {
     /// The pipeline's input values (defaults filled in), when it has inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Sent by an ingress that could not tell whether its admission
+    /// committed, and answered 503 ("nothing spent"): the worker gives back
+    /// whatever the trigger took and runs nothing (docs/reference/work-message.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsettled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +74,7 @@ mod tests {
             requested_at: "2026-11-21T05:00:00.000Z".into(),
             client_key: "ab".repeat(32),
             inputs: None,
+            unsettled: false,
         }
     }
 

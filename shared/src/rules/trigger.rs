@@ -113,7 +113,7 @@ pub struct TriggerRecord {
 /// A trigger refused behind the queue: nothing ran, nothing was charged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// `queue_full`.
+    /// `queue_full`, or `unsettled`.
     pub reason: String,
     /// When trying again makes sense (epoch ms).
     pub retry_at: EpochMillis,
@@ -121,6 +121,10 @@ pub struct Refusal {
 
 /// Why a trigger is refused when its pipeline's queue is full.
 pub const QUEUE_FULL: &str = "queue_full";
+
+/// Why a trigger whose admission the ingress could not settle (it answered
+/// 503, "nothing spent") is given back by the worker instead of run.
+pub const UNSETTLED: &str = "unsettled";
 
 impl TriggerRecord {
     /// A trigger just accepted: `queued`, nothing run yet.

@@ -20,6 +20,8 @@ use tracing::warn;
 use worker::Worker;
 
 pub struct EventSource {
+    /// The chaos run's faults: a worker killed part way.
+    pub chaos: Option<Arc<crate::chaos::Chaos>>,
     pub worker: Arc<Worker>,
     pub queues: Arc<Deliveries>,
     pub queue_url: String,
@@ -46,7 +48,18 @@ impl EventSource {
     /// One invocation of the worker for one batch.
     async fn deliver(&self, messages: &[aws_sdk_sqs::types::Message]) {
         let event = sqs_event(messages, &self.queue_arn, &self.region);
-        let failed: HashSet<String> = match self.worker.handle(event).await {
+        let handled = crate::chaos::invoke(
+            self.chaos.as_deref(),
+            "worker killed mid-batch",
+            self.worker.handle(event),
+        )
+        .await;
+        let Some(handled) = handled else {
+            // Killed: nothing is deleted; the batch comes back after its
+            // visibility timeout, as after a crash.
+            return;
+        };
+        let failed: HashSet<String> = match handled {
             Ok(response) => response
                 .batch_item_failures
                 .into_iter()

@@ -11,6 +11,8 @@ pub struct Inbox {
     pub queues: Arc<Deliveries>,
     pub queue_url: String,
     pub console: Console,
+    /// Every e-mail so far, subject and body (the chaos run counts them).
+    pub kept: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Inbox {
@@ -22,6 +24,10 @@ impl Inbox {
                 let subject = envelope["Subject"].as_str().unwrap_or("(no subject)");
                 let body = envelope["Message"].as_str().unwrap_or_default();
                 self.console.email(subject, body);
+                self.kept
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!("{subject}\n{body}"));
             }
             acknowledge(
                 &self.queues,

@@ -11,6 +11,8 @@
 //!
 //! [`resources`] creates what Terraform creates; [`console`] prints.
 
+pub mod api_client;
+pub mod chaos;
 pub mod cli;
 pub mod console;
 pub mod event_source;
@@ -120,6 +122,8 @@ pub struct LocalOptions {
     pub outputs: Option<PathBuf>,
     /// Serve the API under `/<stage>/`, as a REST API stage (`prod`).
     pub stage: Option<String>,
+    /// The chaos run's faults ([`chaos`]); `None`: none.
+    pub chaos: Option<Arc<chaos::Chaos>>,
 }
 
 /// A stop signal the loops wait on.
@@ -220,6 +224,8 @@ pub struct LocalStack {
     pub notifier_function: String,
     /// Takes the table away from the notifier, and gives it back.
     pub notifier_table: outage::Outage,
+    /// Every e-mail on-call got, subject and body, in order.
+    pub emails: Arc<std::sync::Mutex<Vec<String>>>,
     /// The emulator's CodePipeline, for runs started outside the system.
     outside: aws_sdk_codepipeline::Client,
     stop: watch::Sender<bool>,
@@ -336,8 +342,11 @@ pub async fn start(
     let (front, serve_front) = CodePipelineFront::new(bind(0).await?, &upstream, &caller)
         .map_err(|e| LocalError::Failed(format!("cannot start the CodePipeline front: {e}")))?;
     let (stop, stopping) = Stopping::channel();
-    let table_endpoint = aws::endpoint_of(sdk, aws::DYNAMODB_SERVICE_ID)
-        .ok_or_else(|| LocalError::Refused("no DynamoDB emulator endpoint".into()))?;
+    let table_endpoint = match &options.chaos {
+        Some(chaos) => chaos.dynamodb.clone(),
+        None => aws::endpoint_of(sdk, aws::DYNAMODB_SERVICE_ID)
+            .ok_or_else(|| LocalError::Refused("no DynamoDB emulator endpoint".into()))?,
+    };
     let (notifier_table, serve_outage) =
         outage::start(bind(0).await?, stopping.clone(), table_endpoint)
             .map_err(|e| LocalError::Failed(format!("cannot start the table switch: {e}")))?;
@@ -363,13 +372,28 @@ pub async fn start(
         .with("QUEUE_URL", resources.queue_url.clone())
         .with("DLQ_URL", resources.dlq_url.clone())
         .with("TOPIC_ARN", resources.topic_arn.clone());
+    // Under chaos the functions' calls go through the fault proxies.
+    let (functions_sdk, front_url) = match &options.chaos {
+        Some(chaos) => (
+            aws::with_endpoints(
+                sdk,
+                aws::Endpoints {
+                    dynamodb: chaos.dynamodb.clone(),
+                    others: chaos.others.clone(),
+                    services: Vec::new(),
+                },
+            ),
+            chaos.codepipeline.clone(),
+        ),
+        None => (sdk.clone(), front.endpoint.clone()),
+    };
     let functions = Functions::build(
-        sdk,
+        &functions_sdk,
         &env,
         &resources,
         options.fault,
         &history_url,
-        &front.endpoint,
+        &front_url,
         &notifier_table.endpoint,
     )?;
     if let Some(path) = &options.outputs {
@@ -378,8 +402,10 @@ pub async fn start(
     }
     let calls = functions.calls.clone();
     let metrics = functions.metric_lines.clone();
+    let emails = Arc::new(std::sync::Mutex::new(Vec::new()));
     let parts = Parts {
         sdk,
+        emails: emails.clone(),
         resources: &resources,
         names: &names,
         options,
@@ -420,6 +446,7 @@ pub async fn start(
         lambda_url,
         notifier_function,
         notifier_table,
+        emails,
         outside: aws::codepipeline(sdk, &CallCounter::default()),
         stop,
         tasks,
@@ -666,6 +693,7 @@ impl Functions {
 /// What the parts AWS plays around the functions share.
 struct Parts<'a> {
     sdk: &'a SdkConfig,
+    emails: Arc<std::sync::Mutex<Vec<String>>>,
     resources: &'a resources::Resources,
     names: &'a [String],
     options: &'a LocalOptions,
@@ -718,6 +746,7 @@ impl Parts<'_> {
         self.codepipeline(&mut tasks, history_listener, &shared, front);
         tasks.spawn(
             rule_target::RuleTarget {
+                chaos: self.options.chaos.clone(),
                 notifier: functions.notifier,
                 queues: shared.queues.clone(),
                 queue_url: self.resources.events_queue_url.clone(),
@@ -733,6 +762,7 @@ impl Parts<'_> {
                 queues: shared.queues.clone(),
                 queue_url: self.resources.inbox_url.clone(),
                 console: self.console.clone(),
+                kept: self.emails.clone(),
             }
             .run(shared.stopping),
         );
@@ -755,6 +785,7 @@ impl Parts<'_> {
             .map(|r| r.to_string())
             .unwrap_or_else(|| "us-east-1".into());
         Ok(event_source::EventSource {
+            chaos: self.options.chaos.clone(),
             worker,
             queues: shared.queues.clone(),
             queue_url: self.resources.queue_url.clone(),

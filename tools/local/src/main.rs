@@ -55,6 +55,7 @@ async fn main() -> ExitCode {
         fault: args.fault,
         outputs: args.outputs.clone(),
         stage: args.stage.clone(),
+        chaos: None,
     };
     let stack = match local_stack::start(&sdk, &env, &options, Console::stdout()).await {
         Ok(stack) => stack,

@@ -19,6 +19,8 @@ use shared::rules::pipeline_event::{parse_codepipeline_event, CodePipelineEvent}
 use std::sync::Arc;
 
 pub struct RuleTarget {
+    /// The chaos run's faults: events twice or later, a notifier killed.
+    pub chaos: Option<Arc<crate::chaos::Chaos>>,
     pub notifier: Arc<Notifier>,
     pub queues: Arc<Deliveries>,
     pub queue_url: String,
@@ -102,7 +104,42 @@ impl RuleTarget {
                 .map(|o| o.trigger_id),
             None => None,
         };
-        let result = self.notifier.handle(event).await;
+        let fate = self
+            .chaos
+            .as_deref()
+            .map_or(crate::chaos::EventFate::Deliver, |c| c.event_fate());
+        let result = match fate {
+            crate::chaos::EventFate::Later(seconds) => {
+                // Back after `seconds`, behind the events sent meanwhile.
+                if let Some(receipt) = message.receipt_handle() {
+                    let _ = self.queues.delay(&self.queue_url, receipt, seconds).await;
+                }
+                return;
+            }
+            crate::chaos::EventFate::Twice => {
+                let (first, second) = tokio::join!(
+                    self.notifier.handle(event.clone()),
+                    self.notifier.handle(event)
+                );
+                // The delivery Lambda answers is the first; the second is
+                // EventBridge's at-least-once.
+                let _ = second;
+                first
+            }
+            crate::chaos::EventFate::Deliver => {
+                match crate::chaos::invoke(
+                    self.chaos.as_deref(),
+                    "notifier killed mid-event",
+                    self.notifier.handle(event),
+                )
+                .await
+                {
+                    Some(result) => result,
+                    // Killed: the event comes back after its visibility.
+                    None => return,
+                }
+            }
+        };
         let what = match &result {
             Ok(Outcome::Notified { .. }) => format!("{state}: e-mail sent to on-call"),
             Ok(Outcome::Duplicate { .. }) => {

@@ -397,6 +397,7 @@ impl Stack {
                 serde_json::Value::Object(values) if !values.is_empty() => Some(values),
                 _ => None,
             },
+            unsettled: false,
         };
         WorkQueue::new(self.sqs.clone(), &self.queues.queue_url)
             .send(&message)

@@ -35,9 +35,9 @@ impl std::error::Error for AnswerLost {}
 struct State {
     seen: Mutex<HashSet<[u8; 32]>>,
     lost: AtomicU64,
-    /// Lose every answer to this operation (`X-Amz-Target` suffix), and
-    /// only to it.
-    always: Option<String>,
+    /// Lose every answer to these operations (`X-Amz-Target` suffixes),
+    /// and only to them.
+    always: Vec<String>,
 }
 
 /// A running proxy; it stops with the test's runtime.
@@ -56,8 +56,13 @@ impl LossyProxy {
     /// A proxy that loses every answer to `operation` (`TransactWriteItems`),
     /// however often it is retried, and loses nothing else.
     pub async fn losing_every_answer_to(upstream: &str, operation: &str) -> Self {
+        Self::losing_every_answer_to_any(upstream, &[operation]).await
+    }
+
+    /// [`LossyProxy::losing_every_answer_to`] for several operations.
+    pub async fn losing_every_answer_to_any(upstream: &str, operations: &[&str]) -> Self {
         let state = State {
-            always: Some(format!(".{operation}")),
+            always: operations.iter().map(|op| format!(".{op}")).collect(),
             ..State::default()
         };
         Self::with_state(upstream, state).await
@@ -94,13 +99,13 @@ async fn forward(
 ) -> Result<Response<Full<Bytes>>, AnswerLost> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(|_| AnswerLost)?.to_bytes();
-    let first_time = match &state.always {
-        Some(operation) => parts
+    let first_time = match state.always.is_empty() {
+        false => parts
             .headers
             .get("x-amz-target")
             .and_then(|t| t.to_str().ok())
-            .is_some_and(|t| t.ends_with(operation.as_str())),
-        None => state
+            .is_some_and(|t| state.always.iter().any(|op| t.ends_with(op.as_str()))),
+        true => state
             .seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())

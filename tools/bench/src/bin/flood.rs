@@ -18,7 +18,7 @@
 
 use clap::Parser;
 use futures::stream::{self, StreamExt};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -97,34 +97,7 @@ fn per_trigger(calls: &CallCounter, per: u32) -> BTreeMap<String, f64> {
         .collect()
 }
 
-async fn request(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    method: &str,
-    url: &str,
-    body: String,
-) -> (u16, Value) {
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(url)
-        .body(Full::new(Bytes::from(body)))
-        .expect("a request");
-    match client.request(request).await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            (
-                status,
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            )
-        }
-        Err(_) => (0, Value::Null),
-    }
-}
+use local_stack::api_client::request;
 
 /// `GET /triggers/{id}`.
 async fn status_of(
@@ -170,6 +143,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             fault: None,
             outputs: None,
             stage: None,
+            chaos: None,
         },
         Console::new(Box::new(std::io::sink())),
     )

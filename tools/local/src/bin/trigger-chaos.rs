@@ -1,0 +1,64 @@
+//! `trigger-chaos`: the chaos run (docs/testing.md, "The chaos run") against
+//! the engines `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_DYNAMODB` point at
+//! on loopback (`scripts/chaos` starts them). Exits 1 if an invariant was
+//! violated.
+
+use clap::Parser;
+use local_stack::chaos::run::{run, ChaosConfig};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    about = "Many triggers through the whole local stack while faults happen together; then every invariant checked"
+)]
+struct Args {
+    /// Reproduces a run [default: a fresh one, printed].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Triggers sent.
+    #[arg(long, default_value_t = 150)]
+    triggers: u32,
+    /// Client addresses they come from.
+    #[arg(long, default_value_t = 60)]
+    clients: u32,
+    /// Also write the report as JSON-ish text here.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let mut config = ChaosConfig::short(seed);
+    config.triggers = args.triggers;
+    config.clients = args.clients.max(1);
+    let sdk = shared::aws::config_loader().load().await;
+    eprintln!(
+        "chaos run, seed {seed}: {} triggers from {} addresses",
+        config.triggers, config.clients
+    );
+    match run(&sdk, &config).await {
+        Ok(report) => {
+            let text = report.text();
+            println!("{text}");
+            if let Some(path) = &args.out {
+                let _ = std::fs::write(path, &text);
+            }
+            if report.held() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
