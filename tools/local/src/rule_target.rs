@@ -135,8 +135,14 @@ impl RuleTarget {
                 .await
                 {
                     Some(result) => result,
-                    // Killed: the event comes back after its visibility.
-                    None => return,
+                    // Killed: the event comes back when its visibility runs
+                    // out (the chaos run shortens the 30 s to 3).
+                    None => {
+                        if let Some(receipt) = message.receipt_handle() {
+                            let _ = self.queues.delay(&self.queue_url, receipt, 3).await;
+                        }
+                        return;
+                    }
                 }
             }
         };

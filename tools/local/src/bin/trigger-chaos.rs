@@ -16,10 +16,10 @@ struct Args {
     #[arg(long)]
     seed: Option<u64>,
     /// Triggers sent.
-    #[arg(long, default_value_t = 150)]
+    #[arg(long, default_value_t = 200)]
     triggers: u32,
     /// Client addresses they come from.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 80)]
     clients: u32,
     /// Also write the report as JSON-ish text here.
     #[arg(long)]
@@ -29,6 +29,10 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    // The functions' decision logs, on stderr (RUST_LOG filters them).
+    let _ = tracing::subscriber::set_global_default(shared::lambda::logging::json_subscriber(
+        std::io::stderr,
+    ));
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

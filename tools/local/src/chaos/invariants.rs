@@ -346,12 +346,19 @@ pub async fn check(
         }
         copies += n.saturating_sub(1);
     }
-    let strays = emails
+    let strays: Vec<&String> = emails
         .iter()
         .filter(|e| !executions.iter().any(|x| e.contains(x.as_str())))
-        .count();
-    if strays > 0 {
-        problems.push(format!("{strays} e-mail(s) about no execution of the run"));
+        .collect();
+    if !strays.is_empty() {
+        problems.push(format!(
+            "{} e-mail(s) about no execution of the run: {:?}",
+            strays.len(),
+            strays
+                .iter()
+                .map(|e| e.chars().take(400).collect::<String>())
+                .collect::<Vec<_>>()
+        ));
     }
     tallies.insert("e-mails sent twice (SNS: not idempotent)".into(), copies);
     verdicts.push(verdict(

@@ -58,8 +58,8 @@ impl ChaosConfig {
     pub fn short(seed: u64) -> Self {
         Self {
             seed,
-            triggers: 150,
-            clients: 60,
+            triggers: 100,
+            clients: 40,
             concurrency: 8,
             run_time: Duration::from_millis(600),
             rates: FaultRates {
@@ -225,6 +225,7 @@ pub async fn run(sdk: &SdkConfig, config: &ChaosConfig) -> Result<invariants::Re
         .buffer_unordered(config.concurrency)
         .collect()
         .await;
+    let sent_after = began.elapsed().as_secs();
     let mut pushes = Vec::new();
     for _ in 0..config.pushes {
         if let Ok(execution) = stack.push(&format!("{prefix}-app")).await {
@@ -274,6 +275,11 @@ pub async fn run(sdk: &SdkConfig, config: &ChaosConfig) -> Result<invariants::Re
         }
     }
     invariants::settle(&record, &accepted, deadline).await;
+    tallies.insert("seconds until every trigger was sent".into(), sent_after);
+    tallies.insert(
+        "seconds until everything settled (replays included)".into(),
+        began.elapsed().as_secs(),
+    );
 
     let mut faults: BTreeMap<String, u64> = BTreeMap::new();
     for proxy in &proxies {
