@@ -54,6 +54,9 @@ struct Book {
     /// (pipeline, token) → the execution it started.
     tokens: HashMap<(String, String), String>,
     started: HashMap<String, Started>,
+    /// Executions whose state is played elsewhere (the local stack's
+    /// runs): the status CodePipeline's API answers for them.
+    status: HashMap<String, String>,
 }
 
 struct State {
@@ -123,6 +126,16 @@ impl CodePipelineFront {
                 (pipeline.clone(), token.clone(), execution.clone())
             })
             .collect()
+    }
+
+    /// The status (`InProgress`, `Succeeded`, `Failed`, …) the API answers
+    /// for `execution_id` from now on: the emulator behind ends every
+    /// execution at once with `Succeeded`, while the runs played say
+    /// otherwise.
+    pub fn played(&self, execution_id: &str, status: &str) {
+        self.book()
+            .status
+            .insert(execution_id.to_string(), status.to_string());
     }
 
     /// Records an execution started some other way (a push, the console).
@@ -236,7 +249,12 @@ async fn answer(request: Request<Incoming>, state: &State) -> Response<Full<Byte
             let with_trigger = |execution: &mut Value, key: &str| {
                 let id = execution["pipelineExecutionId"]
                     .as_str()
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .to_string();
+                let id = id.as_str();
+                if let Some(status) = book.status.get(id) {
+                    execution["status"] = json!(status);
+                }
                 if let Some(started) = book.started.get(id) {
                     execution[key] = started.api_trigger();
                     if execution.get("startTime").is_none_or(Value::is_null) {

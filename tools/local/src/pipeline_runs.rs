@@ -158,6 +158,7 @@ impl PipelineRuns {
             ended_ms: None,
         };
         self.book.set(execution_id, run.clone());
+        self.front.played(execution_id, api_status(run.state));
         self.publish_execution(&run, execution_id).await;
         self.show_variables(pipeline, execution_id).await;
         let step = self.run_time / STAGES.len() as u32;
@@ -189,6 +190,7 @@ impl PipelineRuns {
         run.state = outcome;
         run.ended_ms = Some(self.clock.now_ms());
         self.book.set(execution_id, run.clone());
+        self.front.played(execution_id, api_status(run.state));
         self.publish_execution(&run, execution_id).await;
     }
 
@@ -521,5 +523,18 @@ mod tests {
             (status, body["__type"].as_str()),
             (400, Some("ValidationException"))
         );
+    }
+}
+
+/// CodePipeline's API name of an execution's state (`GetPipelineExecution`).
+fn api_status(state: PipelineState) -> &'static str {
+    match state {
+        PipelineState::Started | PipelineState::Resumed => "InProgress",
+        PipelineState::Succeeded => "Succeeded",
+        PipelineState::Failed => "Failed",
+        PipelineState::Stopping => "Stopping",
+        PipelineState::Stopped => "Stopped",
+        PipelineState::Canceled => "Cancelled",
+        PipelineState::Superseded => "Superseded",
     }
 }

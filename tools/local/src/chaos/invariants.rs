@@ -147,6 +147,19 @@ async fn in_flight(record: &Record<'_>, accepted: &[Accepted]) -> Vec<String> {
     left
 }
 
+/// Messages on the work DLQ and the events DLQ together.
+pub async fn dead_letters(record: &Record<'_>) -> u64 {
+    let queues = Deliveries::new(aws::sqs(record.sdk, &CallCounter::default()));
+    let resources = &record.stack.resources;
+    let mut n = 0;
+    for url in [&resources.dlq_url, &resources.events_dlq_url] {
+        if let Ok(c) = queues.counts(url).await {
+            n += c.visible + c.in_flight + c.delayed;
+        }
+    }
+    n
+}
+
 fn verdict(name: &'static str, problems: Vec<String>, ok: String) -> Verdict {
     Verdict {
         name,
