@@ -441,6 +441,19 @@ pub async fn serve_history(listener: TcpListener, stopping: Stopping, book: RunB
     .await
 }
 
+/// CodePipeline's API name of an execution's state (`GetPipelineExecution`).
+fn api_status(state: PipelineState) -> &'static str {
+    match state {
+        PipelineState::Started | PipelineState::Resumed => "InProgress",
+        PipelineState::Succeeded => "Succeeded",
+        PipelineState::Failed => "Failed",
+        PipelineState::Stopping => "Stopping",
+        PipelineState::Stopped => "Stopped",
+        PipelineState::Canceled => "Cancelled",
+        PipelineState::Superseded => "Superseded",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,18 +536,5 @@ mod tests {
             (status, body["__type"].as_str()),
             (400, Some("ValidationException"))
         );
-    }
-}
-
-/// CodePipeline's API name of an execution's state (`GetPipelineExecution`).
-fn api_status(state: PipelineState) -> &'static str {
-    match state {
-        PipelineState::Started | PipelineState::Resumed => "InProgress",
-        PipelineState::Succeeded => "Succeeded",
-        PipelineState::Failed => "Failed",
-        PipelineState::Stopping => "Stopping",
-        PipelineState::Stopped => "Stopped",
-        PipelineState::Canceled => "Cancelled",
-        PipelineState::Superseded => "Superseded",
     }
 }
