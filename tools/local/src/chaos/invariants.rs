@@ -107,9 +107,15 @@ fn ended(status: TriggerStatus) -> bool {
 
 /// Waits until every accepted trigger has ended and the queues are empty,
 /// or `deadline`.
+/// Also returns once nothing moves but triggers whose events wait in a
+/// DLQ: they end only after a replay.
 pub async fn settle(record: &Record<'_>, accepted: &[Accepted], deadline: Instant) {
     while Instant::now() < deadline {
-        if in_flight(record, accepted).await.is_empty() {
+        let left = in_flight(record, accepted).await;
+        if left.is_empty() {
+            return;
+        }
+        if left.iter().all(|l| l.starts_with("trigger ")) && dead_letters(record).await > 0 {
             return;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
