@@ -75,6 +75,17 @@ fn start_dev() -> Dev {
         .env("PORT", ports[0].to_string())
         .env("MOTO_PORT", ports[1].to_string())
         .env("DYNAMODB_PORT", ports[2].to_string());
+    // As a terminal starts a command: SIGINT at its default. A process
+    // started in the background by a non-interactive shell (as CI may run
+    // this test) inherits SIGINT ignored, and bash cannot trap a signal
+    // ignored on entry.
+    // SAFETY: `signal` is async-signal-safe; only it runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     let mut child = command.spawn().expect("scripts/dev starts");
     let url = format!("http://127.0.0.1:{}/pipelines", ports[0]);
     let deadline = Instant::now() + Duration::from_secs(300);
