@@ -14,7 +14,6 @@
 //! 5. every trigger's final status is its execution's outcome;
 //! 6. nothing left in flight: queues, DLQs and lanes empty.
 
-use super::run::ChaosConfig;
 use crate::LocalStack;
 use aws_config::SdkConfig;
 use shared::aws::queue::Deliveries;
@@ -182,7 +181,7 @@ fn verdict(name: &'static str, problems: Vec<String>, ok: String) -> Verdict {
 /// Checks every invariant.
 pub async fn check(
     record: &Record<'_>,
-    config: &ChaosConfig,
+    seed: u64,
     accepted: &[Accepted],
     pushes: &[String],
     faults: BTreeMap<String, u64>,
@@ -436,7 +435,7 @@ pub async fn check(
             }
         }
     }
-    for public in super::run::PUBLIC {
+    for public in super::PUBLIC {
         let target = format!("{}-{public}", record.prefix);
         if let Ok(lane) = record.table.runs().get_lane(&target).await {
             if lane.run_id.is_some() || !lane.waiting.is_empty() {
@@ -455,7 +454,7 @@ pub async fn check(
     ));
 
     Report {
-        seed: config.seed,
+        seed,
         faults,
         tallies,
         verdicts,

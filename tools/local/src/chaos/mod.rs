@@ -21,6 +21,11 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// The run's pipelines, each a CodePipeline of the run's own
+/// (`<prefix>-app`, …): `app` coalesces (three `ref`s), `solo` does not,
+/// `broken` fails in Build.
+pub const PUBLIC: [&str; 3] = ["app", "solo", "broken"];
+
 /// Where the functions' calls go under chaos, and what the stack's parts
 /// do to the functions.
 #[derive(Debug)]

@@ -7,7 +7,7 @@
 
 use super::invariants::{self, Accepted, Record};
 use super::proxy::{ChaosProxy, FaultRates};
-use super::Chaos;
+use super::{Chaos, PUBLIC};
 use crate::console::Console;
 use crate::{LocalError, LocalOptions};
 use aws_config::SdkConfig;
@@ -77,9 +77,6 @@ impl ChaosConfig {
     }
 }
 
-/// The pipelines, each a CodePipeline of this run's own (`<prefix>-app`, …):
-/// `app` coalesces (three `ref`s), `solo` does not, `broken` fails in Build.
-pub const PUBLIC: [&str; 3] = ["app", "solo", "broken"];
 const SETTINGS: &str = r#"{"app": {"max_pending": 100, "inputs": {"ref": {"type": "string", "pattern": "[a-z]{1,10}", "default": "main"}}}, "solo": {"coalesce": false}}"#;
 const SECRET: &str = "chaos-run-client-key-secret-0123456789";
 
@@ -307,8 +304,16 @@ pub async fn run(sdk: &SdkConfig, config: &ChaosConfig) -> Result<invariants::Re
             .entry(format!("replayed from the {queue}"))
             .or_insert(0) += n;
     }
-    let report =
-        invariants::check(&record, config, &accepted, &pushes, faults, tallies, began).await;
+    let report = invariants::check(
+        &record,
+        config.seed,
+        &accepted,
+        &pushes,
+        faults,
+        tallies,
+        began,
+    )
+    .await;
     let _ = std::fs::remove_file(&outputs);
     stack.stop().await;
     Ok(report)
