@@ -481,17 +481,12 @@ async fn an_opener_redelivered_after_a_crash_between_start_and_record_starts_not
     assert_eq!(lane.execution_id.as_deref(), Some("exec-1"));
 }
 
-#[tokio::test]
-async fn a_start_that_went_through_unrecorded_is_found_and_recorded_not_started_again() {
-    let clock = manual_clock();
-    let (h, pipeline) = coalescing_harness_at("unrecorded", &[], clock.clone()).await;
-    let first = h.enqueue(&pipeline).await;
-    // The first run's opener got as far as the start, then lost its record
-    // (DynamoDB refused the write) and, in the end, its message: the lane
-    // is held, CodePipeline runs the execution, nothing says so.
+/// `trigger`'s run opened and holding its lane, as its opener left it
+/// before it died; its message is gone (dead-lettered).
+async fn holds_the_lane_without_its_message(h: &Harness, trigger: &str) {
     h.stack.drain(&h.stack.queues.queue_url).await;
     let now = SystemClock.now_ms();
-    let record = h.table.triggers().get(&first, now).await.unwrap().unwrap();
+    let record = h.table.triggers().get(trigger, now).await.unwrap().unwrap();
     let opened = h
         .table
         .runs()
@@ -504,12 +499,23 @@ async fn a_start_that_went_through_unrecorded_is_found_and_recorded_not_started_
         )
         .await
         .unwrap();
-    assert_eq!(opened, Joined::Opened(first.clone()));
-    let run = h.table.runs().get(&first).await.unwrap().unwrap();
+    assert_eq!(opened, Joined::Opened(trigger.to_string()));
+    let run = h.table.runs().get(trigger).await.unwrap().unwrap();
     assert_eq!(
         h.table.runs().take_lane(&run, now).await.unwrap(),
         Take::Taken
     );
+}
+
+#[tokio::test]
+async fn a_start_that_went_through_unrecorded_is_found_and_recorded_not_started_again() {
+    let clock = manual_clock();
+    let (h, pipeline) = coalescing_harness_at("unrecorded", &[], clock.clone()).await;
+    let first = h.enqueue(&pipeline).await;
+    // The first run's opener got as far as the start, then lost its record
+    // (DynamoDB refused the write) and, in the end, its message: the lane
+    // is held, CodePipeline runs the execution, nothing says so.
+    holds_the_lane_without_its_message(&h, &first).await;
     let started = h
         .stack
         .codepipeline
@@ -558,25 +564,7 @@ async fn a_holder_that_never_started_frees_the_pipeline_after_a_minute() {
     let first = h.enqueue(&pipeline).await;
     // The opener took the lane and died before the start; its message is
     // gone (dead-lettered).
-    h.stack.drain(&h.stack.queues.queue_url).await;
-    let now = SystemClock.now_ms();
-    let record = h.table.triggers().get(&first, now).await.unwrap().unwrap();
-    h.table
-        .runs()
-        .join_or_open(
-            &record,
-            &input_set_key(&record.inputs),
-            &shared::aws::table::runs::Opening::up_to(100),
-            now,
-            now / 1000 + 3600,
-        )
-        .await
-        .unwrap();
-    let run = h.table.runs().get(&first).await.unwrap().unwrap();
-    assert_eq!(
-        h.table.runs().take_lane(&run, now).await.unwrap(),
-        Take::Taken
-    );
+    holds_the_lane_without_its_message(&h, &first).await;
     let second = h.enqueue(&pipeline).await;
     clock.advance(Duration::from_secs(61));
     drain_batches(&h).await;
