@@ -447,10 +447,25 @@ pub async fn start(
         notifier_function,
         notifier_table,
         emails,
-        outside: aws::codepipeline(sdk, &CallCounter::default()),
+        outside: pusher(sdk),
         stop,
         tasks,
     })
+}
+
+/// The client a push starts runs with: one attempt, a long timeout. A push
+/// carries no `clientRequestToken` (CodePipeline starts it itself), so an
+/// SDK retry after a slow answer would start a second, unknown execution.
+fn pusher(sdk: &SdkConfig) -> aws_sdk_codepipeline::Client {
+    let config = aws_sdk_codepipeline::config::Builder::from(sdk)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
+        )
+        .build();
+    aws_sdk_codepipeline::Client::from_conf(config)
 }
 
 /// `trigger-ops` as a person types it here: the binary beside this one,
