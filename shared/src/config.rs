@@ -193,6 +193,15 @@ impl Env {
         self.values.get(name).map(String::as_str)
     }
 
+    /// The names set that start with `prefix` (`AWS_ENDPOINT_URL` and its
+    /// per-service forms).
+    pub fn names_starting_with<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> {
+        self.values
+            .keys()
+            .map(String::as_str)
+            .filter(move |name| name.starts_with(prefix))
+    }
+
     fn default_of(name: &'static str) -> Option<&'static str> {
         VARIABLES
             .iter()

@@ -14,11 +14,15 @@ use std::sync::Arc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::logging::init();
-    let config = match IngressConfig::from_env(&Env::from_process()) {
+    let env = Env::from_process();
+    let config = match IngressConfig::from_env(&env) {
         Ok(config) => config,
         Err(e) => shared::lambda::fail_init("ingress", &e).await,
     };
-    let sdk = aws::config_loader().load().await;
+    let sdk = match aws::lambda_sdk_config(&env) {
+        Ok(sdk) => sdk,
+        Err(e) => shared::lambda::fail_init("ingress", &e).await,
+    };
     let calls = CallCounter::default();
     let table = Table::new(aws::dynamodb(&sdk, &calls), config.table_name.clone());
     let queue = WorkQueue::new(aws::sqs(&sdk, &calls), config.queue_url.clone());

@@ -106,3 +106,25 @@ fn a_pattern_wider_than_it_looks_is_warned_about_at_start() {
         "{warnings:?}"
     );
 }
+
+/// The SDK settings come from the variables Lambda sets; a function started
+/// without a region (or a key) stops at once naming it, instead of failing
+/// every invocation later.
+#[test]
+fn a_start_without_the_lambda_region_says_so() {
+    let (output, request) = start_without(
+        &[
+            ("CLIENT_KEY_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("PIPELINES", "app"),
+            ("TABLE_NAME", "t"),
+            ("QUEUE_URL", "http://127.0.0.1:9/q"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ],
+        "AWS_REGION",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("AWS_REGION is required"), "{stderr}");
+    assert!(request.contains("AWS_REGION"), "{request}");
+}

@@ -13,11 +13,15 @@ use std::sync::Arc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::logging::init();
-    let config = match NotifierConfig::from_env(&Env::from_process()) {
+    let env = Env::from_process();
+    let config = match NotifierConfig::from_env(&env) {
         Ok(config) => config,
         Err(e) => shared::lambda::fail_init("notifier", &e).await,
     };
-    let sdk = aws::config_loader().load().await;
+    let sdk = match aws::lambda_sdk_config(&env) {
+        Ok(sdk) => sdk,
+        Err(e) => shared::lambda::fail_init("notifier", &e).await,
+    };
     let calls = CallCounter::default();
     let notifier = Notifier::new(
         config,

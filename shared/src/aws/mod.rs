@@ -12,7 +12,8 @@
 //! - `provision` (feature `provision`): creating resources on an emulator.
 //!
 //! This module itself is the one way to build clients: SDK settings from the
-//! environment (`AWS_ENDPOINT_URL` and friends point at an emulator), tight
+//! environment (`AWS_ENDPOINT_URL` and friends point at an emulator; a
+//! Lambda reads nothing else, [`lambda_sdk_config`]), tight
 //! timeouts so a dead dependency becomes a fast 503, standard retries, and a
 //! [`CallCounter`] on every client so each invocation can say how many AWS
 //! calls it made.
@@ -30,9 +31,12 @@ pub mod queue;
 pub mod table;
 pub mod topic;
 
+use crate::config::{ConfigError, Env};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::config::retry::RetryPartition;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
@@ -50,18 +54,94 @@ use std::time::Duration;
 /// Attempts per call, the first included (throttling and 5xx are retried).
 pub const MAX_SDK_ATTEMPTS: u32 = 3;
 
-/// SDK settings shared by every client; `load().await` reads the environment.
+/// Tight timeouts, so a dead dependency becomes a fast 503.
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_timeout(Duration::from_secs(8))
+        .build()
+}
+
+fn retries() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(MAX_SDK_ATTEMPTS)
+}
+
+/// SDK settings shared by every client; `load().await` reads the environment
+/// and the profile files as the SDK's default chain does: the operators'
+/// tool, the local stack and the tests. The Lambdas use [`lambda_sdk_config`].
 pub fn config_loader() -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(https::https_client())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(3))
-                .operation_timeout(Duration::from_secs(8))
-                .build(),
-        )
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_SDK_ATTEMPTS))
+        .timeout_config(timeouts())
+        .retry_config(retries())
+}
+
+/// A Lambda function's SDK settings, from its environment alone: the region
+/// and the role's credentials as the Lambda runtime sets them, and endpoints
+/// from `AWS_ENDPOINT_URL_<SERVICE>` or `AWS_ENDPOINT_URL` (an emulator), with
+/// the same HTTPS client, timeouts and retries as [`config_loader`].
+///
+/// The SDK's default chain finds the same values in a function (the
+/// environment comes first in each of its chains), but first reads the
+/// profile files and builds the IMDS, ECS, SSO and web-identity providers
+/// a function never uses: about a third of a function's init
+/// (docs/performance.md). Credentials are read once: Lambda's do not
+/// change during an execution environment's life.
+pub fn lambda_sdk_config(env: &Env) -> Result<SdkConfig, ConfigError> {
+    let set = |name: &'static str| env.get(name).filter(|value| !value.trim().is_empty());
+    let required = |name: &'static str| set(name).ok_or(ConfigError::Missing { name });
+    let region = set("AWS_REGION")
+        .or_else(|| set("AWS_DEFAULT_REGION"))
+        .ok_or(ConfigError::Missing { name: "AWS_REGION" })?;
+    let mut credentials = Credentials::builder()
+        .access_key_id(required("AWS_ACCESS_KEY_ID")?)
+        .secret_access_key(required("AWS_SECRET_ACCESS_KEY")?)
+        .provider_name("Lambda environment");
+    credentials.set_session_token(set("AWS_SESSION_TOKEN").map(|t| t.trim().to_string()));
+    credentials.set_account_id(set("AWS_ACCOUNT_ID").map(|id| id.trim().into()));
+    Ok(SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .credentials_provider(SharedCredentialsProvider::new(credentials.build()))
+        .http_client(https::https_client())
+        .timeout_config(timeouts())
+        .retry_config(retries())
+        .service_config(EnvEndpoints::from_env(env))
+        .build())
+}
+
+/// Endpoints from the environment only: `AWS_ENDPOINT_URL_<SERVICE>` (the
+/// service id in upper case, spaces as `_`), then `AWS_ENDPOINT_URL`, as the
+/// SDK reads them without a profile.
+#[derive(Debug, Clone, Default)]
+struct EnvEndpoints {
+    urls: BTreeMap<String, String>,
+}
+
+impl EnvEndpoints {
+    fn from_env(env: &Env) -> Self {
+        Self {
+            urls: env
+                .names_starting_with(ENDPOINT_SETTING)
+                .filter_map(|name| Some((name.to_string(), env.get(name)?.to_string())))
+                .filter(|(_, url)| !url.is_empty())
+                .collect(),
+        }
+    }
+}
+
+impl LoadServiceConfig for EnvEndpoints {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        if key.env() != ENDPOINT_SETTING {
+            return None;
+        }
+        let service = key.service_id().to_uppercase().replace(' ', "_");
+        self.urls
+            .get(&format!("{ENDPOINT_SETTING}_{service}"))
+            .or_else(|| self.urls.get(ENDPOINT_SETTING))
+            .cloned()
+    }
 }
 
 /// Where the calls go when not to AWS itself: DynamoDB to one engine
