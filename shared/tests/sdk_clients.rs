@@ -247,3 +247,36 @@ async fn a_lambdas_calls_time_out_on_an_endpoint_that_never_answers() {
         other => panic!("not a timeout: {other:?}"),
     }
 }
+
+// ---- Clients built on first use ([`shared::aws::Lazy`]) ----
+
+#[tokio::test]
+async fn a_lazy_client_is_built_on_first_use_once_for_all_its_clones() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let built = Arc::new(AtomicUsize::new(0));
+    let sdk = testkit::sdk_config().await;
+    let calls = CallCounter::default();
+    let lazy = {
+        let (built, sdk, calls) = (Arc::clone(&built), sdk.clone(), calls.clone());
+        shared::aws::Lazy::new(move || {
+            built.fetch_add(1, Ordering::SeqCst);
+            shared::aws::sqs(&sdk, &calls)
+        })
+    };
+    let clone = lazy.clone();
+    let queue = shared::aws::queue::WorkQueue::new(clone, "http://unused");
+    assert_eq!(built.load(Ordering::SeqCst), 0, "built before any use");
+    lazy.list_queues().send().await.expect("moto answers");
+    let again = lazy.clone();
+    again.list_queues().send().await.expect("moto answers");
+    assert_eq!(built.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.count("SQS"), 2, "calls go through the client's counter");
+    drop(queue);
+
+    // The builder the functions' mains use: its calls are counted too.
+    let lazily = shared::aws::lazily(&sdk, &calls, shared::aws::sqs);
+    assert_eq!(calls.count("SQS"), 2);
+    lazily.list_queues().send().await.expect("moto answers");
+    assert_eq!(calls.count("SQS"), 3);
+}

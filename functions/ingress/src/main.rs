@@ -25,7 +25,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let calls = CallCounter::default();
     let table = Table::new(aws::dynamodb(&sdk, &calls), config.table_name.clone());
-    let queue = WorkQueue::new(aws::sqs(&sdk, &calls), config.queue_url.clone());
+    // Every invocation but the page's reads the table; only an accepted
+    // trigger sends a message, so the queue's client is built when first used.
+    let queue = WorkQueue::new(
+        aws::lazily(&sdk, &calls, aws::sqs),
+        config.queue_url.clone(),
+    );
     let ingress = Ingress::new(config, table, queue, Arc::new(SystemClock), calls);
     let ingress = &ingress;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

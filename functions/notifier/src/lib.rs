@@ -22,6 +22,7 @@ use shared::aws::table::stages::StageRecorded;
 use shared::aws::table::triggers::{ExecutionOwner, OutcomeRecord};
 use shared::aws::table::{StoreError, Table};
 use shared::aws::topic::{PublishError, Topic};
+use shared::aws::Lazy;
 use shared::clock::Clock;
 use shared::config::NotifierConfig;
 use shared::lambda::metrics::{Metrics, MetricsSink};
@@ -138,9 +139,9 @@ impl Notifier {
     pub fn new(
         config: NotifierConfig,
         dynamodb: aws_sdk_dynamodb::Client,
-        sns: aws_sdk_sns::Client,
-        codepipeline: aws_sdk_codepipeline::Client,
-        sqs: aws_sdk_sqs::Client,
+        sns: impl Into<Lazy<aws_sdk_sns::Client>>,
+        codepipeline: impl Into<Lazy<aws_sdk_codepipeline::Client>>,
+        sqs: impl Into<Lazy<aws_sdk_sqs::Client>>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {

@@ -23,12 +23,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Err(e) => shared::lambda::fail_init("notifier", &e).await,
     };
     let calls = CallCounter::default();
+    // The table's client at init (every event reads it), the others when
+    // first used (aws::Lazy): most events are stage changes, which send no
+    // e-mail and wake no run.
     let notifier = Notifier::new(
         config,
         aws::dynamodb(&sdk, &calls),
-        aws::sns(&sdk, &calls),
-        aws::codepipeline(&sdk, &calls),
-        aws::sqs(&sdk, &calls),
+        aws::lazily(&sdk, &calls, aws::sns),
+        aws::lazily(&sdk, &calls, aws::codepipeline),
+        aws::lazily(&sdk, &calls, aws::sqs),
         Arc::new(SystemClock),
     );
     let notifier = &notifier;

@@ -27,6 +27,7 @@ use shared::aws::queue::{queue_url_from_arn, DeadLetterQueue, Deliveries};
 use shared::aws::table::runs::{Joined, Opening, Take};
 use shared::aws::table::triggers::StartRecord;
 use shared::aws::table::{StoreError, Table};
+use shared::aws::Lazy;
 use shared::clock::Clock;
 use shared::config::WorkerConfig;
 use shared::lambda::metrics::{Metrics, MetricsSink};
@@ -132,10 +133,11 @@ impl Worker {
     pub fn new(
         config: WorkerConfig,
         dynamodb: aws_sdk_dynamodb::Client,
-        sqs: aws_sdk_sqs::Client,
-        codepipeline: aws_sdk_codepipeline::Client,
+        sqs: impl Into<Lazy<aws_sdk_sqs::Client>>,
+        codepipeline: impl Into<Lazy<aws_sdk_codepipeline::Client>>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let sqs = sqs.into();
         Self {
             metrics: Metrics::new(&config.metrics_namespace, "worker"),
             table: Table::new(dynamodb, config.table_name.clone()),

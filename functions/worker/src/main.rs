@@ -22,11 +22,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Err(e) => shared::lambda::fail_init("worker", &e).await,
     };
     let calls = CallCounter::default();
+    // The table's client at init (every message reads it), the others when
+    // first used (aws::Lazy).
     let worker = Arc::new(Worker::new(
         config,
         aws::dynamodb(&sdk, &calls),
-        aws::sqs(&sdk, &calls),
-        aws::codepipeline(&sdk, &calls),
+        aws::lazily(&sdk, &calls, aws::sqs),
+        aws::lazily(&sdk, &calls, aws::codepipeline),
         Arc::new(SystemClock),
     ));
     let worker = &worker;

@@ -48,7 +48,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 /// Attempts per call, the first included (throttling and 5xx are retried).
@@ -356,6 +356,55 @@ pub fn lambda(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_lambda::Client {
         .retry_partition(own_retry_budget("lambda"))
         .build();
     aws_sdk_lambda::Client::from_conf(config)
+}
+
+/// A client built when first used, then kept: what [`std::sync::LazyLock`]
+/// is for a static, per instance. A Lambda builds its DynamoDB client at
+/// init (every invocation uses it) and the others this way, so an
+/// invocation that never sends a message, an e-mail or a start never pays
+/// for building their clients — the largest part of a function's init
+/// (each SDK crate parses its own copy of AWS's partition table when a
+/// client is built; docs/performance.md). Adapters take
+/// `impl Into<Lazy<C>>`, so a client built already (tests, the tool) is
+/// handed in as before. `Deref` builds it on first use.
+#[derive(Clone)]
+pub struct Lazy<C>(Arc<LazyLock<C, Box<dyn FnOnce() -> C + Send>>>);
+
+impl<C> Lazy<C> {
+    pub fn new(build: impl FnOnce() -> C + Send + 'static) -> Self {
+        Self(Arc::new(LazyLock::new(Box::new(build))))
+    }
+}
+
+impl<C: Send + 'static> From<C> for Lazy<C> {
+    fn from(client: C) -> Self {
+        Self::new(move || client)
+    }
+}
+
+impl<C> std::ops::Deref for Lazy<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.0
+    }
+}
+
+impl<C> std::fmt::Debug for Lazy<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lazy")
+    }
+}
+
+/// A client of `build` (one of the builders above) over `sdk`, built when
+/// first used.
+pub fn lazily<C: 'static>(
+    sdk: &SdkConfig,
+    calls: &CallCounter,
+    build: fn(&SdkConfig, &CallCounter) -> C,
+) -> Lazy<C> {
+    let (sdk, calls) = (sdk.clone(), calls.clone());
+    Lazy::new(move || build(&sdk, &calls))
 }
 
 /// How [`describe`] names a call that could not reach the service at all.

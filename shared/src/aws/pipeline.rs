@@ -1,7 +1,7 @@
 //! The CodePipeline adapter: starting an execution, with its failure
 //! classified (worker), and finding out why an execution failed (notifier).
 
-use crate::aws::describe;
+use crate::aws::{describe, Lazy};
 use crate::rules::email::{FailedAction, FailureDetails};
 use crate::rules::retry::{classify_service_error, short_code, Failure, FailureKind};
 use aws_sdk_codepipeline::error::{ProvideErrorMetadata, SdkError};
@@ -11,7 +11,7 @@ use aws_sdk_codepipeline::types::{
 
 #[derive(Debug, Clone)]
 pub struct PipelineStarter {
-    client: aws_sdk_codepipeline::Client,
+    client: Lazy<aws_sdk_codepipeline::Client>,
 }
 
 /// Classifies any SDK error: service errors by code, everything that never got
@@ -50,8 +50,10 @@ where
 }
 
 impl PipelineStarter {
-    pub fn new(client: aws_sdk_codepipeline::Client) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<Lazy<aws_sdk_codepipeline::Client>>) -> Self {
+        Self {
+            client: client.into(),
+        }
     }
 
     /// Starts `pipeline` with `variables` (name, value) as its pipeline
@@ -171,15 +173,17 @@ impl PipelineStarter {
 /// Read-only calls about past executions: why one failed.
 #[derive(Debug, Clone)]
 pub struct PipelineHistory {
-    client: aws_sdk_codepipeline::Client,
+    client: Lazy<aws_sdk_codepipeline::Client>,
 }
 
 /// Action executions looked at per failure (one page).
 const ACTION_PAGE: i32 = 100;
 
 impl PipelineHistory {
-    pub fn new(client: aws_sdk_codepipeline::Client) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<Lazy<aws_sdk_codepipeline::Client>>) -> Self {
+        Self {
+            client: client.into(),
+        }
     }
 
     /// The failed actions (`ListActionExecutions`) and the execution's status

@@ -3,7 +3,7 @@
 //! received messages on any queue (the worker, the operators' tool and the
 //! local stack share it).
 
-use crate::aws::describe;
+use crate::aws::{describe, Lazy};
 use crate::rules::message::WorkMessage;
 use crate::rules::runs::Wake;
 use aws_sdk_sqs::operation::send_message::builders::SendMessageFluentBuilder;
@@ -34,14 +34,14 @@ where
 
 #[derive(Debug, Clone)]
 pub struct WorkQueue {
-    client: aws_sdk_sqs::Client,
+    client: Lazy<aws_sdk_sqs::Client>,
     url: String,
 }
 
 impl WorkQueue {
-    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<Lazy<aws_sdk_sqs::Client>>, url: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             url: url.into(),
         }
     }
@@ -111,12 +111,14 @@ pub struct QueueCounts {
 /// worker, the operators' tool and the local stack all go through it.
 #[derive(Debug, Clone)]
 pub struct Deliveries {
-    client: aws_sdk_sqs::Client,
+    client: Lazy<aws_sdk_sqs::Client>,
 }
 
 impl Deliveries {
-    pub fn new(client: aws_sdk_sqs::Client) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<Lazy<aws_sdk_sqs::Client>>) -> Self {
+        Self {
+            client: client.into(),
+        }
     }
 
     /// Fails clearly when the queue does not exist or cannot be reached.
@@ -354,7 +356,7 @@ impl Deliveries {
 /// String attributes `error_code` and `error_message`.
 #[derive(Debug, Clone)]
 pub struct DeadLetterQueue {
-    client: aws_sdk_sqs::Client,
+    client: Lazy<aws_sdk_sqs::Client>,
     url: String,
 }
 
@@ -364,9 +366,9 @@ const MAX_KEPT_ATTRIBUTES: usize = 8;
 pub const MAX_ERROR_MESSAGE_CHARS: usize = 1000;
 
 impl DeadLetterQueue {
-    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<Lazy<aws_sdk_sqs::Client>>, url: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             url: url.into(),
         }
     }

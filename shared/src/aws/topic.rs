@@ -1,6 +1,6 @@
 //! The SNS adapter: publishing an e-mail to the on-call topic.
 
-use crate::aws::describe;
+use crate::aws::{describe, Lazy};
 use crate::rules::email::Email;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,14 +12,14 @@ pub struct PublishError {
 
 #[derive(Debug, Clone)]
 pub struct Topic {
-    client: aws_sdk_sns::Client,
+    client: Lazy<aws_sdk_sns::Client>,
     arn: String,
 }
 
 impl Topic {
-    pub fn new(client: aws_sdk_sns::Client, arn: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<Lazy<aws_sdk_sns::Client>>, arn: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             arn: arn.into(),
         }
     }
