@@ -271,7 +271,11 @@ async fn a_lazy_client_is_built_on_first_use_once_for_all_its_clones() {
     let again = lazy.clone();
     again.list_queues().send().await.expect("moto answers");
     assert_eq!(built.load(Ordering::SeqCst), 1);
-    assert_eq!(calls.count("SQS"), 2, "calls go through the client's counter");
+    assert_eq!(
+        calls.count("SQS"),
+        2,
+        "calls go through the client's counter"
+    );
     drop(queue);
 
     // The builder the functions' mains use: its calls are counted too.

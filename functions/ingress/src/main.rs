@@ -1,5 +1,6 @@
-//! `ingress`: the Lambda behind API Gateway. Builds its clients once, then
-//! serves invocations through the Lambda Runtime API.
+//! `ingress`: the Lambda behind API Gateway. Builds each client once (the
+//! queue's on first use), then serves invocations through the Lambda
+//! Runtime API.
 
 use ingress::Ingress;
 use lambda_runtime::{service_fn, LambdaEvent};

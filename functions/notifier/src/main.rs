@@ -1,6 +1,6 @@
 //! `notifier`: the Lambda target of the EventBridge rule on CodePipeline
-//! state changes. Builds its clients once, then serves events through the
-//! Lambda Runtime API.
+//! state changes. Builds each client once (all but DynamoDB's on first
+//! use), then serves events through the Lambda Runtime API.
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use notifier::Notifier;

@@ -1,5 +1,6 @@
-//! `worker`: the Lambda on the work queue. Builds its clients once, then
-//! serves SQS batches through the Lambda Runtime API.
+//! `worker`: the Lambda on the work queue. Builds each client once (all but
+//! DynamoDB's on first use), then serves SQS batches through the Lambda
+//! Runtime API.
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
