@@ -168,7 +168,15 @@ fn json_answer(status: u16, body: &Value) -> Response<Full<Bytes>> {
     response
 }
 
-async fn answer(request: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+/// The emulator behind did not answer.
+fn unavailable() -> Response<Full<Bytes>> {
+    json_answer(
+        502,
+        &json!({"__type": "ServiceUnavailableException", "message": "the emulator did not answer"}),
+    )
+}
+
+async fn answer(request: Request<Incoming>, state: &Arc<State>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         return json_answer(
@@ -186,54 +194,18 @@ async fn answer(request: Request<Incoming>, state: &State) -> Response<Full<Byte
         .unwrap_or_default()
         .to_string();
     let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let unavailable = || {
-        json_answer(
-            502,
-            &json!({"__type": "ServiceUnavailableException", "message": "the emulator did not answer"}),
-        )
-    };
     match target.as_str() {
         "StartPipelineExecution" => {
-            let pipeline = asked["name"].as_str().unwrap_or_default().to_string();
-            let token = asked["clientRequestToken"].as_str().map(str::to_string);
-            let _one_at_a_time = state.starting.lock().await;
-            if let Some(token) = &token {
-                let known = state
-                    .book
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .tokens
-                    .get(&(pipeline.clone(), token.clone()))
-                    .cloned();
-                if let Some(execution_id) = known {
-                    return json_answer(200, &json!({"pipelineExecutionId": execution_id}));
-                }
-            }
-            let Some((head, answer)) =
-                relay_parts(&state.client, &state.upstream, &parts, body).await
-            else {
-                return unavailable();
-            };
-            if head.status.is_success() {
-                let answered: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-                if let Some(execution_id) = answered["pipelineExecutionId"].as_str() {
-                    let mut book = state.book.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(token) = token {
-                        book.tokens
-                            .insert((pipeline.clone(), token), execution_id.to_string());
-                    }
-                    book.started.insert(
-                        execution_id.to_string(),
-                        Started {
-                            pipeline,
-                            started_ms: now_ms(),
-                            trigger_type: "StartPipelineExecution".into(),
-                            trigger_detail: state.caller_arn.clone(),
-                        },
-                    );
-                }
-            }
-            Response::from_parts(head, Full::new(answer))
+            // AWS starts an execution whether or not its caller is still
+            // there to hear the answer. Served inline, a caller that gave
+            // up (an SDK attempt timeout) would cancel this half-way: after
+            // the emulator started the execution, before its token was
+            // kept, so the caller's retry would start a second one. On a
+            // task of its own, the start always finishes.
+            let state = Arc::clone(state);
+            tokio::spawn(async move { start(&state, &parts, body, &asked).await })
+                .await
+                .unwrap_or_else(|_| unavailable())
         }
         "ListPipelineExecutions" | "GetPipelineExecution" => {
             let Some((head, answer)) =
@@ -275,6 +247,59 @@ async fn answer(request: Request<Incoming>, state: &State) -> Response<Full<Byte
             .await
             .unwrap_or_else(unavailable),
     }
+}
+
+/// The longest the emulator is waited for on a start.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `StartPipelineExecution`, played as AWS plays it: one execution per
+/// (pipeline, token), remembered with who started it.
+async fn start(state: &State, parts: &Parts, body: Bytes, asked: &Value) -> Response<Full<Bytes>> {
+    let pipeline = asked["name"].as_str().unwrap_or_default().to_string();
+    let token = asked["clientRequestToken"].as_str().map(str::to_string);
+    let _one_at_a_time = state.starting.lock().await;
+    if let Some(token) = &token {
+        let known = state
+            .book
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .tokens
+            .get(&(pipeline.clone(), token.clone()))
+            .cloned();
+        if let Some(execution_id) = known {
+            return json_answer(200, &json!({"pipelineExecutionId": execution_id}));
+        }
+    }
+    // Bounded: a start that never comes back must not hold every other
+    // start behind `starting` for ever.
+    let relayed = tokio::time::timeout(
+        START_TIMEOUT,
+        relay_parts(&state.client, &state.upstream, parts, body),
+    )
+    .await;
+    let Ok(Some((head, answer))) = relayed else {
+        return unavailable();
+    };
+    if head.status.is_success() {
+        let answered: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+        if let Some(execution_id) = answered["pipelineExecutionId"].as_str() {
+            let mut book = state.book.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(token) = token {
+                book.tokens
+                    .insert((pipeline.clone(), token), execution_id.to_string());
+            }
+            book.started.insert(
+                execution_id.to_string(),
+                Started {
+                    pipeline,
+                    started_ms: now_ms(),
+                    trigger_type: "StartPipelineExecution".into(),
+                    trigger_detail: state.caller_arn.clone(),
+                },
+            );
+        }
+    }
+    Response::from_parts(head, Full::new(answer))
 }
 
 /// Sends a request (its method, path, headers but `Host`, and `body`) to

@@ -282,6 +282,41 @@ pub async fn check(
             problems.push(format!("run {run}: {n} executions"));
         }
     }
+    // What CodePipeline holds, not only what the front kept: a start the
+    // front lost track of (a second start for one run) shows here.
+    let known: BTreeSet<&str> = starts
+        .iter()
+        .map(|(_, _, execution)| execution.as_str())
+        .chain(pushes.iter().map(String::as_str))
+        .collect();
+    let codepipeline = aws::codepipeline(record.sdk, &CallCounter::default());
+    for public in super::PUBLIC {
+        let target = format!("{}-{public}", record.prefix);
+        match codepipeline
+            .list_pipeline_executions()
+            .pipeline_name(&target)
+            .max_results(100)
+            .send()
+            .await
+        {
+            Ok(listed) => {
+                for id in listed
+                    .pipeline_execution_summaries()
+                    .iter()
+                    .filter_map(|s| s.pipeline_execution_id())
+                    .filter(|id| !known.contains(id))
+                {
+                    problems.push(format!(
+                        "execution {id} of {target}: started by neither the worker nor a push"
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!(
+                "{target}: executions not listed: {}",
+                aws::describe(&e)
+            )),
+        }
+    }
     verdicts.push(verdict(
         "no execution without a trigger, one per run",
         problems,
