@@ -85,7 +85,7 @@ pub fn config_loader() -> ConfigLoader {
 /// The SDK's default chain finds the same values in a function (the
 /// environment comes first in each of its chains), but first reads the
 /// profile files and builds the IMDS, ECS, SSO and web-identity providers
-/// a function never uses: about a third of a function's init
+/// a function never uses, on every cold start
 /// (docs/performance.md). Credentials are read once: Lambda's do not
 /// change during an execution environment's life.
 pub fn lambda_sdk_config(env: &Env) -> Result<SdkConfig, ConfigError> {
