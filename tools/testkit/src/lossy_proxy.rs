@@ -5,7 +5,11 @@
 //! which goes through. Every operation thus runs with one lost answer, which
 //! no engine can be asked to produce. [`LossyProxy::losing_every_answer_to`]
 //! goes further: every answer to one operation is lost (the SDK's retries
-//! too), while the others get theirs.
+//! too), while the others get theirs; [`LossyProxy::losing_first_answers_to`]
+//! loses the answers of one operation's first calls, then none; and
+//! [`LossyProxy::failing_after`] lets an operation's first calls through,
+//! then answers every later one `500` without passing it on (the table
+//! went away after an admission).
 
 use crate::{relay, serve_http};
 use http_body_util::{BodyExt, Full};
@@ -35,9 +39,16 @@ impl std::error::Error for AnswerLost {}
 struct State {
     seen: Mutex<HashSet<[u8; 32]>>,
     lost: AtomicU64,
+    failed: AtomicU64,
     /// Lose every answer to these operations (`X-Amz-Target` suffixes),
     /// and only to them.
     always: Vec<String>,
+    /// Lose only this many answers more to `always`'s operations (none: no
+    /// bound).
+    countdown: Option<AtomicU64>,
+    /// After this many calls to the operation pass, answer every later one
+    /// `500 InternalServerError` without passing it on.
+    fail_after: Option<(String, AtomicU64)>,
 }
 
 /// A running proxy; it stops with the test's runtime.
@@ -68,6 +79,29 @@ impl LossyProxy {
         Self::with_state(upstream, state).await
     }
 
+    /// A proxy that loses the answers to the first `n` calls of `operation`
+    /// (the engine acts on each: `SendMessage` keeps its message), then
+    /// loses nothing.
+    pub async fn losing_first_answers_to(upstream: &str, operation: &str, n: u64) -> Self {
+        let state = State {
+            always: vec![format!(".{operation}")],
+            countdown: Some(AtomicU64::new(n)),
+            ..State::default()
+        };
+        Self::with_state(upstream, state).await
+    }
+
+    /// A proxy that passes the first `n` calls of `operation`, answers
+    /// every later one `500 InternalServerError` (the engine never sees
+    /// it), and passes everything else.
+    pub async fn failing_after(upstream: &str, operation: &str, n: u64) -> Self {
+        let state = State {
+            fail_after: Some((format!(".{operation}"), AtomicU64::new(n))),
+            ..State::default()
+        };
+        Self::with_state(upstream, state).await
+    }
+
     async fn with_state(upstream: &str, state: State) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -89,6 +123,23 @@ impl LossyProxy {
     pub fn lost(&self) -> u64 {
         self.state.lost.load(Ordering::SeqCst)
     }
+
+    /// How many calls were answered `500` so far.
+    pub fn failed(&self) -> u64 {
+        self.state.failed.load(Ordering::SeqCst)
+    }
+}
+
+/// DynamoDB's answer in an outage.
+fn server_error() -> Response<Full<Bytes>> {
+    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"the table is away (a test outage)"}"#;
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    response
 }
 
 async fn forward(
@@ -99,12 +150,30 @@ async fn forward(
 ) -> Result<Response<Full<Bytes>>, AnswerLost> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(|_| AnswerLost)?.to_bytes();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok())
+        .unwrap_or_default();
+    if let Some((operation, passes)) = &state.fail_after {
+        let passes = || {
+            passes
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        if target.ends_with(operation.as_str()) && !passes() {
+            state.failed.fetch_add(1, Ordering::SeqCst);
+            return Ok(server_error());
+        }
+    }
     let first_time = match state.always.is_empty() {
-        false => parts
-            .headers
-            .get("x-amz-target")
-            .and_then(|t| t.to_str().ok())
-            .is_some_and(|t| state.always.iter().any(|op| t.ends_with(op.as_str()))),
+        false => {
+            state.always.iter().any(|op| target.ends_with(op.as_str()))
+                && state.countdown.as_ref().is_none_or(|left| {
+                    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                })
+        }
         true => state
             .seen
             .lock()
