@@ -4,7 +4,7 @@
 //! table and the queue.
 
 use serde_json::Value;
-use shared::aws::queue::WorkQueue;
+use shared::aws::queue::{QueueError, WorkQueue};
 use shared::aws::table::admission::{Admission, QuotaLevel, Refund, Settled};
 use shared::aws::table::{StoreError, Table};
 use shared::aws::CallCounter;
@@ -48,9 +48,15 @@ fn quota_levels(config: &IngressConfig, keys: &QuotaKeys) -> Vec<QuotaLevel> {
         .collect()
 }
 
-/// How many times an admission of unknown outcome is settled before the
-/// ingress gives up asking (with pauses of 0.1, 0.2, 0.4 s).
+/// How many times an admission of unknown outcome, or an enqueue that
+/// failed, is settled before the ingress gives up asking (with pauses of
+/// 0.1, 0.2, 0.4 s).
 const SETTLE_ATTEMPTS: u32 = 3;
+
+/// No further round of settling an enqueue starts after this long, so the
+/// answer comes well inside the function's 10 s (each call is bounded by
+/// the SDK's operation timeout).
+const ENQUEUE_SETTLE_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The work queue message of an accepted trigger (`inputs` when the
 /// pipeline declares any).
@@ -375,12 +381,7 @@ impl Ingress {
                 Ok(accepted())
             }
             Err(send_error) => self
-                .give_back(
-                    &levels,
-                    &record,
-                    previous.as_deref(),
-                    &send_error.to_string(),
-                )
+                .settle_enqueue(&levels, &record, &message, previous.as_deref(), send_error)
                 .await
                 .map(|()| accepted()),
         }
@@ -460,39 +461,84 @@ impl Ingress {
         Err(unavailable())
     }
 
-    /// The enqueue failed: return the quota and delete the record, then 503.
-    /// `Ok` only if the trigger turned out to be in the queue after all.
-    async fn give_back(
+    /// The enqueue failed after the admission committed: the first of two
+    /// ways to settle it decides the answer. Sending again (`Ok`: 202, the
+    /// slot is spent on a trigger that runs; the worker runs a trigger once
+    /// however many messages carry it) or giving the quota back with the
+    /// record (503, nothing spent: a message that did get through finds no
+    /// record and runs nothing).
+    ///
+    /// A send whose outcome is unknown (its answer lost, a timeout, a 500)
+    /// may have left a message, so it is sent again before anything is
+    /// given back: with the table away, a refund cannot undo that message,
+    /// and a 503 would spend a slot and start a run. A refund whose outcome
+    /// is unknown rules sending again out (its record may be gone, and the
+    /// trigger with it); it is retried under its token, which DynamoDB
+    /// applies once.
+    async fn settle_enqueue(
         &self,
         levels: &[QuotaLevel],
         record: &TriggerRecord,
+        message: &WorkMessage,
         previous: Option<&[Vec<u64>]>,
-        send_error: &str,
+        send_error: QueueError,
     ) -> Result<(), ApiError> {
-        let refund = self
-            .table
-            .admission()
-            .refund(levels, self.config.global_quota.as_ref(), record, previous)
-            .await;
-        match refund {
-            Ok(Refund::Refunded) => {
-                warn!(decision = "unavailable", stage = "enqueue", trigger_id = %record.trigger_id,
-                      client_key = %record.client_key, error = %send_error,
-                      "queue unavailable: quota given back, record deleted");
-                Err(unavailable())
+        let ids = (&record.trigger_id, &record.client_key);
+        let started = tokio::time::Instant::now();
+        let mut may_send = true;
+        let mut send_again = !send_error.is_unreachable();
+        let mut maybe_sent = send_again;
+        let mut last_error = send_error.to_string();
+        for round in 0..SETTLE_ATTEMPTS {
+            if may_send && send_again {
+                match self.queue.send(message).await {
+                    Ok(message_id) => {
+                        info!(decision = "accepted", trigger_id = %ids.0, client_key = %ids.1,
+                              message_id = %message_id, error = %last_error, round,
+                              "the send failed, and was sent again: the trigger runs once");
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        warn!(trigger_id = %ids.0, round, error = %e, "could not send again yet");
+                        maybe_sent |= !e.is_unreachable();
+                        last_error = e.to_string();
+                    }
+                }
             }
-            Ok(Refund::AlreadyPickedUp) => {
-                info!(decision = "accepted", trigger_id = %record.trigger_id, client_key = %record.client_key,
-                      error = %send_error, "the send reported a failure but a worker already took the trigger");
-                Ok(())
+            let refund = self
+                .table
+                .admission()
+                .refund(levels, self.config.global_quota.as_ref(), record, previous)
+                .await;
+            match refund {
+                Ok(Refund::Refunded) => {
+                    warn!(decision = "unavailable", stage = "enqueue", trigger_id = %ids.0,
+                          client_key = %ids.1, error = %last_error,
+                          "queue unavailable: quota given back, record deleted");
+                    return Err(unavailable());
+                }
+                Ok(Refund::AlreadyPickedUp) => {
+                    info!(decision = "accepted", trigger_id = %ids.0, client_key = %ids.1,
+                          error = %last_error, "the send reported a failure but a worker already took the trigger");
+                    return Ok(());
+                }
+                Err(e) => {
+                    warn!(trigger_id = %ids.0, round, error = %e, send_error = %last_error,
+                          "could not give the quota back yet");
+                    may_send &= e.is_unreachable();
+                }
             }
-            Err(e) => {
-                error!(decision = "unavailable", stage = "refund", trigger_id = %record.trigger_id,
-                       client_key = %record.client_key, error = %e, send_error = %send_error,
-                       "queue and table unavailable: one quota unit stays taken, the record stays queued without a message");
-                Err(unavailable())
+            send_again = true;
+            if started.elapsed() >= ENQUEUE_SETTLE_BUDGET {
+                break;
             }
+            tokio::time::sleep(std::time::Duration::from_millis(100 << round)).await;
         }
+        error!(decision = "unavailable", stage = "refund", trigger_id = %ids.0,
+               client_key = %ids.1, error = %last_error, message_may_exist = maybe_sent,
+               refund_may_have_committed = !may_send,
+               "queue and table unavailable: unless the refund went through, one quota unit stays taken and the record stays queued (run by the message if one got through)");
+        Err(unavailable())
     }
 
     async fn get_trigger(&self, id: &str) -> Result<HttpResponse, ApiError> {

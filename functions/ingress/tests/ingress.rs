@@ -678,12 +678,13 @@ async fn lost_answers_during_a_burst_never_over_admit_nor_lose_a_trigger() {
     }
 }
 
-/// An ingress whose table calls go through `proxy`.
-async fn instance_behind(h: &Harness, proxy: &testkit::LossyProxy) -> Ingress {
+/// An ingress whose queue calls go through `queue` and table calls
+/// through `table` (each a proxy's endpoint, or an engine's).
+async fn instance_between(h: &Harness, table: &str, queue: &str) -> Ingress {
     let sdk = testkit::sdk_config_with(shared::aws::Endpoints {
-        dynamodb: proxy.endpoint.clone(),
+        dynamodb: table.to_string(),
         others: testkit::moto_endpoint().to_string(),
-        services: Vec::new(),
+        services: vec![("SQS".to_string(), queue.to_string())],
     })
     .await;
     let calls = CallCounter::default();
@@ -700,10 +701,107 @@ async fn instance_behind(h: &Harness, proxy: &testkit::LossyProxy) -> Ingress {
             shared::aws::dynamodb(&sdk, &calls),
             config.table_name.clone(),
         ),
-        WorkQueue::new(h.stack.sqs.clone(), config.queue_url.clone()),
+        WorkQueue::new(shared::aws::sqs(&sdk, &calls), config.queue_url.clone()),
         h.clock.clone(),
         calls,
     )
+}
+
+/// The request's 202 body, or a failure naming what came back.
+async fn accepted_by(ingress: &Ingress) -> Value {
+    let out = ingress
+        .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
+        .await
+        .expect("an HTTP response");
+    assert_eq!(out["statusCode"], 202, "{out}");
+    serde_json::from_str(out["body"].as_str().unwrap()).unwrap()
+}
+
+/// An ingress whose table calls go through `proxy`.
+async fn instance_behind(h: &Harness, proxy: &testkit::LossyProxy) -> Ingress {
+    instance_between(h, &proxy.endpoint, testkit::moto_endpoint()).await
+}
+
+#[tokio::test]
+async fn a_send_whose_answers_were_lost_is_sent_again_and_accepted_with_one_slot_spent() {
+    let h = harness(&[]).await;
+    // SQS keeps the message of every attempt of the first send, and none
+    // of their answers arrives: the send fails though messages exist.
+    let queue = testkit::LossyProxy::losing_first_answers_to(
+        testkit::moto_endpoint(),
+        "SendMessage",
+        u64::from(shared::aws::MAX_SDK_ATTEMPTS),
+    )
+    .await;
+    let ingress = instance_between(&h, testkit::dynamodb_endpoint(), &queue.endpoint).await;
+    let body = accepted_by(&ingress).await;
+    assert_eq!(queue.lost(), u64::from(shared::aws::MAX_SDK_ATTEMPTS));
+    let id = body["trigger_id"].as_str().unwrap();
+    assert_eq!(body["quota"]["remaining"], 2);
+    // Every message is this trigger's (the worker runs it once:
+    // functions/worker/tests/worker.rs, several messages of one trigger).
+    let queued = h.queued().await;
+    assert_eq!(queued.len(), shared::aws::MAX_SDK_ATTEMPTS as usize + 1);
+    assert!(queued.iter().all(|m| m.trigger_id == id && !m.unsettled));
+    assert_eq!(h.get(id).await.body["status"], "queued");
+    // One slot spent, for the one trigger: two more fit, then 429.
+    for _ in 0..2 {
+        assert_eq!(h.post(None, CLIENT_IP).await.status, 202);
+    }
+    assert_eq!(h.post(None, CLIENT_IP).await.status, 429);
+}
+
+#[tokio::test]
+async fn a_send_lost_while_the_table_is_away_is_sent_again_never_a_503_that_spends_and_runs() {
+    let h = harness(&[]).await;
+    // The admission commits; then every answer of the first send is lost
+    // (SQS kept its messages) and the table answers 500 to any refund.
+    // Answered 503, the slot would stay taken and a message would run.
+    let table =
+        testkit::LossyProxy::failing_after(testkit::dynamodb_endpoint(), "TransactWriteItems", 1)
+            .await;
+    let queue = testkit::LossyProxy::losing_first_answers_to(
+        testkit::moto_endpoint(),
+        "SendMessage",
+        u64::from(shared::aws::MAX_SDK_ATTEMPTS),
+    )
+    .await;
+    let ingress = instance_between(&h, &table.endpoint, &queue.endpoint).await;
+    let body = accepted_by(&ingress).await;
+    let id = body["trigger_id"].as_str().unwrap();
+    assert!(h
+        .queued()
+        .await
+        .iter()
+        .all(|m| m.trigger_id == id && !m.unsettled));
+    assert_eq!(h.get(id).await.body["status"], "queued");
+    assert_eq!(body["quota"]["remaining"], 2);
+}
+
+#[tokio::test]
+async fn a_send_lost_every_time_is_given_back_and_its_messages_find_no_record() {
+    let h = harness(&[("QUOTA_LIMIT", "1")]).await;
+    let queue =
+        testkit::LossyProxy::losing_every_answer_to(testkit::moto_endpoint(), "SendMessage").await;
+    let ingress = instance_between(&h, testkit::dynamodb_endpoint(), &queue.endpoint).await;
+    let out = ingress
+        .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
+        .await
+        .expect("an HTTP response");
+    assert_eq!(out["statusCode"], 503, "{out}");
+    // Messages got through (sent, their answers lost); their trigger's
+    // record is gone, so the worker runs none of them
+    // (functions/worker/tests/worker.rs, a_refunded_trigger_is_not_started).
+    let queued = h.queued().await;
+    assert!(
+        queued.len() > shared::aws::MAX_SDK_ATTEMPTS as usize,
+        "sent again before giving back"
+    );
+    let id = queued[0].trigger_id.clone();
+    assert!(queued.iter().all(|m| m.trigger_id == id));
+    assert_eq!(h.get(&id).await.status, 404);
+    // The one slot is back.
+    assert_eq!(h.post(None, CLIENT_IP).await.status, 202);
 }
 
 #[tokio::test]

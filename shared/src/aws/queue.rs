@@ -21,6 +21,15 @@ pub enum QueueError {
     Unavailable(String),
 }
 
+impl QueueError {
+    /// The queue could not even be connected to, so nothing was sent (as
+    /// opposed to a call that may have been carried out without its answer
+    /// arriving, or a `500` after which SQS may have kept the message).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unavailable(detail) if detail == crate::aws::CONNECTION_FAILED)
+    }
+}
+
 /// Every SQS error is the queue being unavailable, described for logs.
 impl<E, R> From<SdkError<E, R>> for QueueError
 where
