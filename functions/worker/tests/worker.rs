@@ -236,6 +236,49 @@ async fn a_redelivered_message_starts_one_execution() {
     assert_eq!(h.view(&id).await.status, TriggerStatus::Started);
 }
 
+/// The ingress sends a trigger again when a send's answers were lost (SQS
+/// kept those messages too): several messages of one trigger, in one
+/// batch, start one execution, coalescing on or off.
+#[tokio::test]
+async fn several_messages_of_one_trigger_start_one_execution() {
+    for (name, settings) in [("many-runs", "{}"), ("many-alone", ALONE)] {
+        let stack = Stack::new().await;
+        let pipeline = stack.pipeline(name).await;
+        let id = stack.enqueue_trigger(&pipeline).await;
+        let h = harness_with_settings(
+            stack,
+            &format!("app={pipeline}"),
+            "5",
+            false,
+            Arc::new(SystemClock),
+            settings,
+        )
+        .await;
+        let record = h.record(&id).await;
+        let again = WorkMessage {
+            version: 1,
+            trigger_id: id.clone(),
+            pipeline: pipeline.clone(),
+            requested_at: rfc3339(record.requested_at),
+            client_key: record.client_key.to_string(),
+            inputs: None,
+            unsettled: false,
+        };
+        for _ in 0..2 {
+            h.send_raw(&again.to_json()).await;
+        }
+        let (count, response) = h.run_batch(60).await;
+        assert_eq!(count, 3, "{name}");
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "{name}: {response:?}"
+        );
+        assert_eq!(h.stack.executions(&pipeline).await, 1, "{name}");
+        assert_eq!(h.view(&id).await.status, TriggerStatus::Started, "{name}");
+        assert!(h.dead_letters().await.is_empty(), "{name}");
+    }
+}
+
 #[tokio::test]
 async fn codepipeline_unreachable_retries_every_message_later_and_dead_letters_none() {
     let stack = Stack::new().await;
