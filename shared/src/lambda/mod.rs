@@ -6,6 +6,7 @@
 pub mod events;
 pub mod logging;
 pub mod metrics;
+pub mod pow;
 
 use std::fmt::Display;
 
