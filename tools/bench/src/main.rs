@@ -56,6 +56,13 @@ struct Args {
     /// Only the interleaved cold starts (no invocations).
     #[arg(long)]
     cold_only: bool,
+    /// Pause before each process starts, for the engines to settle
+    /// (DynamoDB Local's JVM compiles and collects after a burst of calls;
+    /// on 2 cores that would be counted as the next process's init). Cold
+    /// starts alone make no calls: `--cold-only --settle 100ms` runs many
+    /// rounds quickly.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    settle: Duration,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -134,9 +141,6 @@ const BARE: &str = "bare-lambda";
 
 /// What is measured, the floor first.
 const FUNCTIONS: [&str; 4] = [BARE, "ingress", "worker", "notifier"];
-
-/// How long the engines are left alone before a process starts.
-const ENGINES_SETTLE: Duration = Duration::from_secs(2);
 
 /// A function's process under the Runtime API.
 struct Process {
@@ -288,10 +292,8 @@ impl Bench {
     }
 
     async fn start(&self, name: &str) -> Process {
-        // DynamoDB Local's JVM compiles and collects for a while after a
-        // burst of calls (the set-up, the previous function's run); on 2
-        // cores that would be counted as this process's init.
-        tokio::time::sleep(ENGINES_SETTLE).await;
+        // The engines settle first (`--settle`).
+        tokio::time::sleep(self.args.settle).await;
         let path = binary(&self.args.binaries, name);
         let mut env = self.common_env();
         for (key, value) in &self.args.extra_env {
@@ -535,6 +537,15 @@ fn median(values: &[f64]) -> f64 {
     percentile(&sorted(values.to_vec()), 50.0)
 }
 
+/// Each start's init over the floor's start of the same round.
+fn paired_ratios(inits: &[f64], floor: &[f64]) -> Vec<f64> {
+    inits
+        .iter()
+        .zip(floor)
+        .map(|(init, floor)| init / floor)
+        .collect()
+}
+
 /// "1.23×": `value` over the floor's.
 fn ratio(value: f64, floor: f64) -> String {
     format!("{:.2}×", value / floor)
@@ -546,20 +557,26 @@ fn report(
     args: &Args,
 ) -> (String, Value) {
     let mut out = json!({});
-    let bare_cold = median(cold.get(BARE).map(Vec::as_slice).unwrap_or_default());
+    let bare_inits = cold.get(BARE).cloned().unwrap_or_default();
+    let bare_cold = median(&bare_inits);
     let mut text = format!(
-        "init over {} interleaved cold starts per function; median (min–max), and as a ratio to {BARE}\n\n\
-         | function | init ms | ratio |\n|---|---|---|\n",
+        "init over {} interleaved cold starts per function; median (min–max), as a ratio to {BARE}'s \
+         median, and the median of the ratios round by round (each start over {BARE}'s start of the \
+         same round: a slow spell of the machine moves both)\n\n\
+         | function | init ms | ratio | paired ratio (min–max) |\n|---|---|---|---|\n",
         args.cold_starts
     );
     for name in FUNCTIONS {
         let inits = cold.get(name).cloned().unwrap_or_default();
+        let paired = paired_ratios(&inits, &bare_inits);
         text.push_str(&format!(
-            "| {name} | {} | {} |\n",
+            "| {name} | {} | {} | {} |\n",
             spread(inits.clone(), 2),
-            ratio(median(&inits), bare_cold)
+            ratio(median(&inits), bare_cold),
+            spread(paired.clone(), 2),
         ));
         out["cold_starts"][name] = json!(inits);
+        out["cold_start_ratios"][name] = json!(paired);
     }
     let floor = |f: fn(&Run) -> f64| {
         median(
@@ -673,6 +690,12 @@ async fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratios_pair_each_start_with_the_floor_of_its_round() {
+        let ratios = paired_ratios(&[3.0, 2.0, 9.0], &[2.0, 1.0, 3.0]);
+        assert_eq!(ratios, [1.5, 2.0, 3.0]);
+    }
 
     #[test]
     fn percentiles_take_the_nearest_rank() {
