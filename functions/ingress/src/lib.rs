@@ -529,7 +529,7 @@ impl Ingress {
                 }
             }
             send_again = true;
-            if started.elapsed() >= ENQUEUE_SETTLE_BUDGET {
+            if round + 1 == SETTLE_ATTEMPTS || started.elapsed() >= ENQUEUE_SETTLE_BUDGET {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100 << round)).await;
