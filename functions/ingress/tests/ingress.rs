@@ -707,6 +707,15 @@ async fn instance_between(h: &Harness, table: &str, queue: &str) -> Ingress {
     )
 }
 
+/// Under the default quota of 3, the client has spent one slot: two more
+/// requests fit, then 429.
+async fn one_slot_spent(h: &Harness) {
+    for _ in 0..2 {
+        assert_eq!(h.post(None, CLIENT_IP).await.status, 202);
+    }
+    assert_eq!(h.post(None, CLIENT_IP).await.status, 429);
+}
+
 /// The request's 202 body, or a failure naming what came back.
 async fn accepted_by(ingress: &Ingress) -> Value {
     let out = ingress
@@ -744,11 +753,7 @@ async fn a_send_whose_answers_were_lost_is_sent_again_and_accepted_with_one_slot
     assert_eq!(queued.len(), shared::aws::MAX_SDK_ATTEMPTS as usize + 1);
     assert!(queued.iter().all(|m| m.trigger_id == id && !m.unsettled));
     assert_eq!(h.get(id).await.body["status"], "queued");
-    // One slot spent, for the one trigger: two more fit, then 429.
-    for _ in 0..2 {
-        assert_eq!(h.post(None, CLIENT_IP).await.status, 202);
-    }
-    assert_eq!(h.post(None, CLIENT_IP).await.status, 429);
+    one_slot_spent(&h).await;
 }
 
 #[tokio::test]
@@ -829,11 +834,7 @@ async fn every_answer_of_the_admission_lost_is_202_with_its_trigger_never_a_char
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].trigger_id, id);
     assert_eq!(h.get(&id).await.body["status"], "queued");
-    // One slot spent, for the one trigger: two more fit, then 429.
-    for _ in 0..2 {
-        assert_eq!(h.post(None, CLIENT_IP).await.status, 202);
-    }
-    assert_eq!(h.post(None, CLIENT_IP).await.status, 429);
+    one_slot_spent(&h).await;
 }
 
 #[tokio::test]

@@ -236,6 +236,23 @@ async fn a_redelivered_message_starts_one_execution() {
     assert_eq!(h.view(&id).await.status, TriggerStatus::Started);
 }
 
+/// The work message the ingress sends for `record` (no inputs).
+fn message_of(
+    record: &shared::rules::trigger::TriggerRecord,
+    pipeline: &str,
+    unsettled: bool,
+) -> WorkMessage {
+    WorkMessage {
+        version: 1,
+        trigger_id: record.trigger_id.clone(),
+        pipeline: pipeline.to_string(),
+        requested_at: rfc3339(record.requested_at),
+        client_key: record.client_key.to_string(),
+        inputs: None,
+        unsettled,
+    }
+}
+
 /// The ingress sends a trigger again when a send's answers were lost (SQS
 /// kept those messages too): several messages of one trigger, in one
 /// batch, start one execution, coalescing on or off.
@@ -254,16 +271,7 @@ async fn several_messages_of_one_trigger_start_one_execution() {
             settings,
         )
         .await;
-        let record = h.record(&id).await;
-        let again = WorkMessage {
-            version: 1,
-            trigger_id: id.clone(),
-            pipeline: pipeline.clone(),
-            requested_at: rfc3339(record.requested_at),
-            client_key: record.client_key.to_string(),
-            inputs: None,
-            unsettled: false,
-        };
+        let again = message_of(&h.record(&id).await, &pipeline, false);
         for _ in 0..2 {
             h.send_raw(&again.to_json()).await;
         }
@@ -378,13 +386,8 @@ async fn an_unsettled_admission_is_given_back_never_started() {
         .unwrap()
         .unwrap();
     let unsettled = |trigger_id: String| WorkMessage {
-        version: 1,
         trigger_id,
-        pipeline: pipeline.clone(),
-        requested_at: rfc3339(record.requested_at),
-        client_key: record.client_key.to_string(),
-        inputs: None,
-        unsettled: true,
+        ..message_of(&record, &pipeline, true)
     };
     h.send_raw(&unsettled(committed.clone()).to_json()).await;
     // And one whose admission never committed: no record, nothing to do.
