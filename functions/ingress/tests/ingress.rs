@@ -716,12 +716,17 @@ async fn one_slot_spent(h: &Harness) {
     assert_eq!(h.post(None, CLIENT_IP).await.status, 429);
 }
 
-/// The request's 202 body, or a failure naming what came back.
-async fn accepted_by(ingress: &Ingress) -> Value {
-    let out = ingress
+/// `ingress`'s answer to one `POST /trigger` from the client.
+async fn answer_of(ingress: &Ingress) -> Value {
+    ingress
         .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
         .await
-        .expect("an HTTP response");
+        .expect("an HTTP response")
+}
+
+/// The request's 202 body, or a failure naming what came back.
+async fn accepted_by(ingress: &Ingress) -> Value {
+    let out = answer_of(ingress).await;
     assert_eq!(out["statusCode"], 202, "{out}");
     serde_json::from_str(out["body"].as_str().unwrap()).unwrap()
 }
@@ -789,10 +794,7 @@ async fn a_send_lost_every_time_is_given_back_and_its_messages_find_no_record() 
     let queue =
         testkit::LossyProxy::losing_every_answer_to(testkit::moto_endpoint(), "SendMessage").await;
     let ingress = instance_between(&h, testkit::dynamodb_endpoint(), &queue.endpoint).await;
-    let out = ingress
-        .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
-        .await
-        .expect("an HTTP response");
+    let out = answer_of(&ingress).await;
     assert_eq!(out["statusCode"], 503, "{out}");
     // Messages got through (sent, their answers lost); their trigger's
     // record is gone, so the worker runs none of them
@@ -821,10 +823,7 @@ async fn every_answer_of_the_admission_lost_is_202_with_its_trigger_never_a_char
     // The transaction commits, and neither its answer nor its retries'
     // ever arrive: the ingress settles it (one conditional write) and
     // finds it committed.
-    let out = ingress
-        .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
-        .await
-        .expect("an HTTP response");
+    let out = answer_of(&ingress).await;
     assert!(proxy.lost() >= 1);
     assert_eq!(out["statusCode"], 202, "{out}");
     let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
@@ -848,10 +847,7 @@ async fn an_admission_that_cannot_be_settled_is_503_and_its_one_message_says_so(
     )
     .await;
     let ingress = instance_behind(&h, &proxy).await;
-    let out = ingress
-        .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
-        .await
-        .expect("an HTTP response");
+    let out = answer_of(&ingress).await;
     assert_eq!(out["statusCode"], 503, "{out}");
     // One message, marked: the worker gives back what the trigger took
     // and runs nothing (functions/worker/tests/worker.rs,

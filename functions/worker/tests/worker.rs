@@ -152,6 +152,12 @@ async fn variables_of(stack: &Stack, pipeline: &str) -> Vec<(String, String)> {
 /// A worker whose public pipeline `app` (a fresh CodePipeline) declares
 /// [`INPUT_SETTINGS`]; returns it and the CodePipeline name.
 async fn input_harness(prefix: &str) -> (Harness, String) {
+    harness_for(prefix, INPUT_SETTINGS).await
+}
+
+/// A worker whose public pipeline `app` (a fresh CodePipeline) has
+/// `settings`; returns it and the CodePipeline name.
+async fn harness_for(prefix: &str, settings: &str) -> (Harness, String) {
     let stack = Stack::new().await;
     let pipeline = stack.pipeline(prefix).await;
     let h = harness_with_settings(
@@ -160,7 +166,7 @@ async fn input_harness(prefix: &str) -> (Harness, String) {
         "5",
         false,
         Arc::new(SystemClock),
-        INPUT_SETTINGS,
+        settings,
     )
     .await;
     (h, pipeline)
@@ -259,18 +265,8 @@ fn message_of(
 #[tokio::test]
 async fn several_messages_of_one_trigger_start_one_execution() {
     for (name, settings) in [("many-runs", "{}"), ("many-alone", ALONE)] {
-        let stack = Stack::new().await;
-        let pipeline = stack.pipeline(name).await;
-        let id = stack.enqueue_trigger(&pipeline).await;
-        let h = harness_with_settings(
-            stack,
-            &format!("app={pipeline}"),
-            "5",
-            false,
-            Arc::new(SystemClock),
-            settings,
-        )
-        .await;
+        let (h, pipeline) = harness_for(name, settings).await;
+        let id = h.stack.enqueue_trigger(&pipeline).await;
         let again = message_of(&h.record(&id).await, &pipeline, false);
         for _ in 0..2 {
             h.send_raw(&again.to_json()).await;
