@@ -362,8 +362,9 @@ pub fn lambda(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_lambda::Client {
 /// is for a static, per instance. A Lambda builds its DynamoDB client at
 /// init (every invocation uses it) and the others this way, so an
 /// invocation that never sends a message, an e-mail or a start never pays
-/// for building their clients (≈ 0.1–0.4 ms a client at init;
-/// docs/performance.md). Adapters take
+/// for building their clients (≈ 0.1–0.4 ms a client at init, the first
+/// client of each SDK crate parsing that crate's copy of AWS's partition
+/// table; docs/performance.md). Adapters take
 /// `impl Into<Lazy<C>>`, so a client built already (tests, the tool) is
 /// handed in as before. `Deref` builds it on first use.
 #[derive(Clone)]
