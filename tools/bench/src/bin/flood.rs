@@ -44,6 +44,21 @@ enum Scenario {
     Ipv6Slash48,
 }
 
+/// How long the flood may take to settle: a pipeline runs one execution at
+/// a time, so up to `max_pending` runs wait behind the one in progress and
+/// the last ends about `(max_pending + 1) × run_time` after the flood.
+fn settle_limit(given: Option<Duration>, max_pending: u64, run_time: Duration) -> Duration {
+    given.unwrap_or_else(|| {
+        let runs = u32::try_from(max_pending)
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        run_time
+            .saturating_mul(runs)
+            .saturating_add(Duration::from_secs(300))
+            .max(Duration::from_secs(600))
+    })
+}
+
 /// The pipeline of `distinct`: one free-form input; `max_pending` as given.
 fn distinct_settings(max_pending: u64) -> String {
     format!(
@@ -70,9 +85,11 @@ struct Args {
     /// How long each pipeline run takes.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     run_time: Duration,
-    /// Give up waiting for the system to settle after this long.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-    limit: Duration,
+    /// Give up waiting for the system to settle after this long; by default
+    /// 5 minutes more than every run one after another, and at least 10
+    /// minutes ([`settle_limit`]).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    limit: Option<Duration>,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -229,7 +246,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The worker has drained the queue when nothing is visible or in flight
     // (a waiting run's message is delayed, not visible).
-    let deadline = start + args.limit;
+    let deadline = start + settle_limit(args.limit, args.max_pending, args.run_time);
     let drained_s = loop {
         let counts = queues.counts(&stack.resources.queue_url).await?;
         if counts.visible + counts.in_flight == 0 {
@@ -488,4 +505,22 @@ async fn one_slash48(
         "ingress_ms": {"p50": percentile(&latencies, 50.0), "p99": percentile(&latencies, 99.0)},
         "aws_calls_per_trigger": per_trigger(&calls, args.triggers),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_settle_limit_leaves_room_for_every_pending_run_one_after_another() {
+        let minute = Duration::from_secs(60);
+        // 10 pending runs of a minute behind the one in progress: 11 minutes, plus 5.
+        assert_eq!(settle_limit(None, 10, minute), 16 * minute);
+        // Short runs keep the 10-minute floor.
+        assert_eq!(settle_limit(None, 3, Duration::from_secs(5)), 10 * minute);
+        // A limit given is kept as given.
+        assert_eq!(settle_limit(Some(minute), 10, minute), minute);
+        // No overflow on absurd settings.
+        assert_eq!(settle_limit(None, u64::MAX, Duration::MAX), Duration::MAX);
+    }
 }
