@@ -86,8 +86,8 @@ struct Args {
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     run_time: Duration,
     /// Give up waiting for the system to settle after this long; by default
-    /// 5 minutes more than every run one after another, and at least 10
-    /// minutes ([`settle_limit`]).
+    /// 5 minutes more than `max_pending` + 1 runs one after another, and at
+    /// least 10 minutes.
     #[arg(long, value_parser = humantime::parse_duration)]
     limit: Option<Duration>,
     /// Also write the results as JSON here.
