@@ -271,16 +271,8 @@ impl Env {
         &self,
         pipelines: &Pipelines,
     ) -> Result<PipelineSettings, ConfigError> {
-        let settings = PipelineSettings::parse(&self.raw("PIPELINE_SETTINGS")?, pipelines)
-            .map_err(|reason| malformed("PIPELINE_SETTINGS", reason))?;
-        for warning in settings.warnings() {
-            tracing::warn!(
-                setting = "PIPELINE_SETTINGS",
-                warning,
-                "a pattern is wider than it looks"
-            );
-        }
-        Ok(settings)
+        PipelineSettings::parse(&self.raw("PIPELINE_SETTINGS")?, pipelines)
+            .map_err(|reason| malformed("PIPELINE_SETTINGS", reason))
     }
 }
 

@@ -4,12 +4,13 @@
 //!
 //! A public, unauthenticated endpoint must never pass free-form text to a
 //! pipeline: every input is declared with a type, a string input must have a
-//! pattern its whole value matches (the `regex` crate: linear time, and a
-//! size limit on the compiled pattern), and every value becomes a CodePipeline
+//! pattern its whole value matches (the `regex-lite` crate: linear time, a
+//! size limit on the compiled pattern, and classes and case folding that are
+//! ASCII, so `\d` means `[0-9]`), and every value becomes a CodePipeline
 //! variable of at most [`MAX_VALUE_CHARS`] characters.
 
-use super::text::{pattern_warnings, unreadable};
-use regex::{Regex, RegexBuilder};
+use super::text::unreadable;
+use regex_lite::{Regex, RegexBuilder};
 use serde_json::{Map, Number, Value};
 use std::collections::BTreeMap;
 
@@ -19,7 +20,7 @@ pub const MAX_INPUTS: usize = 50;
 pub const MAX_VALUE_CHARS: usize = 1000;
 /// The longest pattern text accepted.
 pub const MAX_PATTERN_CHARS: usize = 1000;
-/// The most a compiled pattern may take (the `regex` crate's size limit).
+/// The most a compiled pattern may take (`regex-lite`'s size limit).
 const PATTERN_SIZE_LIMIT: usize = 256 * 1024;
 /// The longest description, pipeline's or input's.
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
@@ -382,23 +383,6 @@ impl Inputs {
         }
     }
 
-    /// What an operator should know about the declared patterns
-    /// ([`pattern_warnings`]), one line per input and concern.
-    pub fn warnings(&self) -> Vec<String> {
-        self.0
-            .iter()
-            .filter_map(|input| match &input.kind {
-                InputKind::String { pattern, .. } => Some((input, pattern_text(pattern))),
-                _ => None,
-            })
-            .flat_map(|(input, pattern)| {
-                pattern_warnings(pattern)
-                    .into_iter()
-                    .map(move |warning| format!("input {}: {warning}", input.name))
-            })
-            .collect()
-    }
-
     /// The declarations as the public catalog shows them.
     pub fn to_json(&self) -> Value {
         Value::Object(
@@ -545,7 +529,6 @@ fn parse_input(name: &str, declaration: &Value) -> Result<Input, String> {
             }
             let pattern = RegexBuilder::new(&format!("^(?:{text})$"))
                 .size_limit(PATTERN_SIZE_LIMIT)
-                .dfa_size_limit(PATTERN_SIZE_LIMIT)
                 .build()
                 .map_err(|e| format!("\"pattern\" does not compile: {e}"))?;
             let max_length = match object.get("max_length") {
@@ -888,13 +871,40 @@ mod tests {
             .is_ok());
     }
 
+    /// A pattern means what it looks like: `\d`, `\w`, `\s` and `(?i)` are
+    /// ASCII, so no other script's digits or look-alike letters get through;
+    /// Unicode classes do not compile (the service does not start).
     #[test]
-    fn wide_pattern_classes_are_warned_about_by_input() {
-        let i = inputs(json!({"v": {"type": "string", "pattern": "v\\d+"},
-                              "c": {"type": "choice", "options": ["a"]}}));
-        let warnings = i.warnings();
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].starts_with("input v: \\d"), "{warnings:?}");
+    fn patterns_are_ascii_classes_and_ascii_case_folding() {
+        let i = inputs(json!({"v": {"type": "string", "pattern": "v\\d+\\.\\w+"},
+                              "b": {"type": "string", "pattern": "(?i)[a-z]+"},
+                              "s": {"type": "string", "pattern": "a\\sb"}}));
+        assert!(i
+            .resolve(Some(&json!({"v": "v12.rc_1", "b": "Main", "s": "a b"})))
+            .is_ok());
+        for (name, value) in [
+            ("v", "v\u{661}\u{662}.rc"),   // Arabic-Indic digits
+            ("v", "v\u{FF11}\u{FF12}.rc"), // fullwidth digits
+            ("v", "v1.r\u{e9}"),           // a letter outside ASCII for \w
+            ("b", "ma\u{17F}ter"),         // LONG S folds to s in Unicode
+            ("s", "a\u{A0}b"),             // no-break space for \s
+        ] {
+            let refused = errors(i.resolve(Some(&json!({ name: value }))));
+            assert!(
+                refused
+                    .iter()
+                    .any(|(input, why)| input == name && why.contains("must match")),
+                "{name}={value:?}: {refused:?}"
+            );
+        }
+        for pattern in ["\\p{L}+", "\\pN", "[\\p{Greek}]"] {
+            let declared = json!({"u": {"type": "string", "pattern": pattern}});
+            let refused = Inputs::parse(&declared).err().unwrap_or_default();
+            assert!(
+                refused.contains("input u: \"pattern\" does not compile"),
+                "{pattern}: {refused:?}"
+            );
+        }
     }
 
     proptest::proptest! {

@@ -137,21 +137,6 @@ impl PipelineSettings {
         Ok(Self(settings))
     }
 
-    /// What an operator should know about the settings (logged at start):
-    /// patterns whose classes or flags are wider than they look.
-    pub fn warnings(&self) -> Vec<String> {
-        self.0
-            .iter()
-            .flat_map(|(public, setting)| {
-                setting
-                    .inputs
-                    .warnings()
-                    .into_iter()
-                    .map(move |warning| format!("{public}: {warning}"))
-            })
-            .collect()
-    }
-
     /// The settings of a public pipeline (the defaults if it has none).
     pub fn of(&self, public: &str) -> &PipelineSetting {
         static DEFAULT: std::sync::LazyLock<PipelineSetting> =

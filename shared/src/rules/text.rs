@@ -9,16 +9,22 @@
 //! Such values are refused whatever the pattern says; text that holds one
 //! anyway (an older record) is shown with each such character escaped.
 
-use regex::Regex;
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Controls (Cc), format characters (Cf: bidi controls, zero-width
 /// characters, the soft hyphen, tags), line and paragraph separators (Zl,
 /// Zp) and private-use characters (Co).
-static UNREADABLE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}]").unwrap_or_else(|_| unreachable!())
-});
+fn is_unreadable(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::PrivateUse
+    )
+}
 
 /// Why a value is not plain, readable text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +55,11 @@ impl std::fmt::Display for Unreadable {
 
 /// `None` when `text` is plain, readable text: no invisible character and in NFC.
 pub fn unreadable(text: &str) -> Option<Unreadable> {
-    if let Some(found) = UNREADABLE.find(text) {
-        let character = text[found.start()..].chars().next().unwrap_or('\u{FFFD}');
-        let place = text[..found.start()].chars().count() + 1;
+    if let Some((place, character)) = text
+        .chars()
+        .zip(1..)
+        .find_map(|(c, place)| is_unreadable(c).then_some((place, c)))
+    {
         return Some(Unreadable::Invisible { character, place });
     }
     if !unicode_normalization::is_nfc(text) {
@@ -63,12 +71,18 @@ pub fn unreadable(text: &str) -> Option<Unreadable> {
 /// `text` with every invisible or control character written as `\u{202E}`
 /// (and a backslash as it is): what a person reads sees every character.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    UNREADABLE.replace_all(text, |found: &regex::Captures<'_>| {
-        found[0]
-            .chars()
-            .map(|c| format!("\\u{{{:X}}}", u32::from(c)))
-            .collect::<String>()
-    })
+    if !text.chars().any(is_unreadable) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_unreadable(c) {
+            shown.push_str(&format!("\\u{{{:X}}}", u32::from(c)));
+        } else {
+            shown.push(c);
+        }
+    }
+    Cow::Owned(shown)
 }
 
 /// Each line of `text` made [`printable`], its line breaks kept.
@@ -77,54 +91,6 @@ pub fn printable_lines(text: &str) -> String {
         .map(printable)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// What a pattern's author may not expect: `\d`, `\w`, `\s` and `\b` are
-/// Unicode classes (`\d` takes Arabic-Indic and fullwidth digits), and a
-/// case-insensitive flag folds Unicode (`k` matches the Kelvin sign U+212A).
-pub fn pattern_warnings(pattern: &str) -> Vec<String> {
-    let mut warnings = Vec::new();
-    let mut chars = pattern.chars().peekable();
-    // Inside `(?flags` / `(?flags:`; after a `-` the flags are turned off.
-    let mut flags: Option<bool> = None;
-    while let Some(c) = chars.next() {
-        if let Some(on) = flags {
-            match c {
-                'i' if on => {
-                    let note = "(?i) folds Unicode case (k matches U+212A KELVIN SIGN); \
-                                list both cases in ASCII instead"
-                        .to_string();
-                    if !warnings.contains(&note) {
-                        warnings.push(note);
-                    }
-                }
-                '-' => flags = Some(false),
-                c if c.is_ascii_alphabetic() => {}
-                _ => flags = None,
-            }
-            continue;
-        }
-        match c {
-            '\\' => {
-                if let Some(class @ ('d' | 'D' | 'w' | 'W' | 's' | 'S' | 'b' | 'B')) = chars.next()
-                {
-                    let note = format!(
-                        "\\{class} is a Unicode class here (\\d matches any script's digits); \
-                         write an ASCII class such as [0-9] or [A-Za-z0-9_]"
-                    );
-                    if !warnings.contains(&note) {
-                        warnings.push(note);
-                    }
-                }
-            }
-            '(' if chars.peek() == Some(&'?') => {
-                chars.next();
-                flags = Some(true);
-            }
-            _ => {}
-        }
-    }
-    warnings
 }
 
 #[cfg(test)]
@@ -179,23 +145,6 @@ mod tests {
         assert_eq!(printable_lines("a\u{7}\nb"), "a\\u{7}\nb");
     }
 
-    #[test]
-    fn unicode_classes_and_case_folding_are_warned_about() {
-        assert!(pattern_warnings("[a-z0-9-]{1,40}").is_empty());
-        assert!(pattern_warnings(r"v[0-9]+\.[0-9]+").is_empty());
-        assert!(
-            pattern_warnings(r"\\d").is_empty(),
-            "an escaped backslash then d"
-        );
-        let w = pattern_warnings(r"\d+-\w+-\d");
-        assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].contains("\\d") && w[1].contains("\\w"));
-        assert_eq!(pattern_warnings("(?i)main|dev").len(), 1);
-        assert_eq!(pattern_warnings("(?xi:main)").len(), 1);
-        assert!(pattern_warnings("(?x-i:main)").is_empty());
-        assert!(pattern_warnings("(?:main)|(?P<x>dev)").is_empty());
-    }
-
     fn any_char() -> impl Strategy<Value = char> {
         prop_oneof![
             proptest::char::range(' ', '~'),
@@ -211,7 +160,7 @@ mod tests {
         fn accepted_text_has_nothing_invisible_and_printable_leaves_it_alone(
             text in proptest::collection::vec(any_char(), 0..40).prop_map(|c| c.into_iter().collect::<String>())
         ) {
-            let has_invisible = text.chars().any(|c| UNREADABLE.is_match(c.encode_utf8(&mut [0; 4])));
+            let has_invisible = text.chars().any(is_unreadable);
             match unreadable(&text) {
                 None => {
                     prop_assert!(!has_invisible);
@@ -222,7 +171,7 @@ mod tests {
                 Some(Unreadable::NotComposed) => prop_assert!(!unicode_normalization::is_nfc(&text)),
             }
             let shown = printable(&text);
-            prop_assert!(!UNREADABLE.is_match(&shown), "{:?}", shown);
+            prop_assert!(!shown.chars().any(is_unreadable), "{:?}", shown);
             prop_assert!(!shown.contains('\n'));
         }
     }
