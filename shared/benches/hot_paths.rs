@@ -1,5 +1,6 @@
 //! The pure hot paths, per call: reading an API Gateway event, the client
-//! key, deciding the quota, shaping the 202, and rendering a failure e-mail.
+//! key, deciding the quota, checking a request's inputs, shaping the 202,
+//! and rendering a failure e-mail.
 //! `cargo bench -p shared --bench hot_paths` (scripts/bench runs it).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -9,6 +10,7 @@ use shared::rules::email::{render, FailedAction, FailureDetails};
 use shared::rules::http::event::parse_event;
 use shared::rules::http::response::LimitItem;
 use shared::rules::http::trigger_api::{accepted_response, parse_trigger_body};
+use shared::rules::inputs::Inputs;
 use shared::rules::message::WorkMessage;
 use shared::rules::pipeline_event::{parse_event as parse_state_change, state_change_event};
 use shared::rules::quota::QuotaPolicy;
@@ -49,6 +51,24 @@ fn hot_paths(c: &mut Criterion) {
     let slots = [NOW - 3_600_000, NOW - 60_000, 0];
     c.bench_function("decide the quota (3 per 7 days)", |b| {
         b.iter(|| policy.decide(black_box(&slots), black_box(NOW)))
+    });
+    // Input values are checked against their patterns (regex-lite: a
+    // linear-time matcher without a DFA) after the length limit: the longest
+    // value a pattern can be asked about is 1000 characters.
+    let inputs = Inputs::parse(&serde_json::json!({
+        "branch": {"type": "string", "pattern": "[a-z0-9][a-z0-9/._-]{0,999}"},
+        "words": {"type": "string", "pattern": "([a-z]+-)*[a-z]+"},
+        "env": {"type": "choice", "options": ["staging", "production"]},
+    }))
+    .expect("valid declarations");
+    let longest = "ab-".repeat(333) + "a";
+    c.bench_function("check inputs (two 1000-character values + a choice)", |b| {
+        let given = serde_json::json!({"branch": longest, "words": longest, "env": "staging"});
+        b.iter(|| {
+            inputs
+                .resolve(Some(black_box(&given)))
+                .expect("valid values")
+        })
     });
     let status = policy.status(&slots, NOW);
     c.bench_function("shape the 202 response", |b| {

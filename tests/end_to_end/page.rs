@@ -77,8 +77,9 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
     );
     assert!(
         output.status.success(),
-        "{said}\nthe stack printed:\n{}",
-        harness.printed()
+        "{said}\nthe stack printed:\n{}\nthe busy stack printed:\n{}",
+        harness.printed(),
+        busy.printed()
     );
     assert!(said.contains("every step passed"), "{said}");
     // The steps and the page's weight, for `cargo test -- --nocapture`.
