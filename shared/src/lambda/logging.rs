@@ -47,12 +47,10 @@ fn level_filter(rust_log: Option<&str>) -> Targets {
         .filter(|directive| !directive.is_empty())
         .collect::<Vec<_>>()
         .join(",");
-    if directives.is_empty() {
-        return Targets::new().with_default(tracing::Level::INFO);
-    }
-    directives
-        .parse()
-        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
+    Some(directives)
+        .filter(|directives| !directives.is_empty())
+        .and_then(|directives| directives.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
 }
 
 /// Installs the JSON subscriber on stdout for the whole process.
