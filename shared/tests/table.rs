@@ -360,6 +360,47 @@ async fn a_throttle_that_clears_admits() {
     assert_eq!(flaky.num_calls(), 2);
 }
 
+/// A refusal that means nothing was done (the table is missing, the role
+/// may not write it, the request is invalid) is told apart from one whose
+/// outcome is unknown: the ingress then answers 503 without settling or
+/// enqueueing anything.
+#[tokio::test]
+async fn definite_refusals_are_refused_not_unavailable() {
+    for (code, refused) in [
+        ("ResourceNotFoundException", true),
+        ("AccessDeniedException", true),
+        ("ValidationException", true),
+        ("UnrecognizedClientException", true),
+        ("ThrottlingException", false),
+        ("InternalServerError", false),
+    ] {
+        let body =
+            format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"no"}}"#);
+        let status = if code == "InternalServerError" {
+            500
+        } else {
+            400
+        };
+        let answer = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+            .sequence()
+            .http_status(status, Some(body))
+            .times(3)
+            .build();
+        let table = Table::new(mocked_dynamodb(&[&answer]), "t");
+        let err = admit(&table, &policy(3), None, &record("192.0.2.22", NOW), &[])
+            .await
+            .unwrap_err();
+        match (&err, refused) {
+            (StoreError::Refused(detail), true) | (StoreError::Unavailable(detail), false) => {
+                assert!(detail.contains(code), "{code}: {detail}")
+            }
+            _ => panic!("{code}: {err:?}"),
+        }
+        // A definite refusal is never retried: nothing happened.
+        assert_eq!(answer.num_calls(), if refused { 1 } else { 3 }, "{code}");
+    }
+}
+
 #[tokio::test]
 async fn a_500_is_unavailable() {
     let broken = mock!(aws_sdk_dynamodb::Client::transact_write_items)

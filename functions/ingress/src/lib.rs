@@ -403,7 +403,9 @@ impl Ingress {
     ) -> Result<Admission, ApiError> {
         let client_key = &record.client_key;
         if !matches!(error, StoreError::Unavailable(_)) || error.is_unreachable() {
-            // Refused, contended or never connected: it did not commit.
+            // Refused (the table is missing, the role may not write it, the
+            // request was invalid), contended or never connected: it did
+            // not commit, and nothing is enqueued.
             error!(decision = "unavailable", stage = "admit", client_key = %client_key, error = %error,
                    "table unavailable: nothing taken, nothing enqueued");
             return Err(unavailable());

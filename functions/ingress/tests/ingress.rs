@@ -224,6 +224,25 @@ async fn table_unreachable_is_503_and_nothing_is_enqueued() {
     assert_eq!(status.status, 503);
 }
 
+/// A definite refusal from DynamoDB (here a table that does not exist, on
+/// DynamoDB Local: `ResourceNotFoundException`) is a 503 at once: nothing
+/// was written, so nothing is settled and nothing is enqueued, however
+/// many requests come.
+#[tokio::test]
+async fn a_missing_table_is_503_at_once_and_nothing_is_enqueued() {
+    let h = harness(&[("TABLE_NAME", "no-such-table")]).await;
+    let before = h.stack.calls.total();
+    for n in 0..3 {
+        let r = h.post(None, &format!("203.0.113.{}", 10 + n)).await;
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert_eq!(r.headers["Retry-After"], "5");
+        assert_eq!(r.body["type"], "urn:pipeline-trigger:problem:unavailable");
+    }
+    // One refused admission per request: no settling write, no message.
+    assert_eq!(h.stack.calls.total() - before, 3);
+    assert!(h.queued().await.is_empty());
+}
+
 #[tokio::test]
 async fn malformed_requests_get_their_4xx_and_consume_nothing() {
     let h = harness(&[("QUOTA_LIMIT", "1")]).await;

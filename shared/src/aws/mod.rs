@@ -410,6 +410,44 @@ pub fn lazily<C: 'static>(
 /// How [`describe`] names a call that could not reach the service at all.
 pub const CONNECTION_FAILED: &str = "connection failed";
 
+/// Error codes with which a service refuses a call before carrying out any
+/// of it: the resource does not exist, the caller may not call it, the
+/// request is invalid or unsigned. (A throttle or a 5xx is no such answer:
+/// it ends the SDK's retries, and an earlier attempt may have been carried
+/// out.)
+const DEFINITE_REFUSALS: &[&str] = &[
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "AccessDenied",
+    "ValidationException",
+    "SerializationException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+];
+
+/// Did the service refuse the call without carrying any of it out? Also
+/// when the request could not even be built. (A connection that failed is
+/// [`CONNECTION_FAILED`], told apart by the callers that care; any other
+/// transport failure may have happened after the request went out.)
+pub fn is_definite_refusal<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::ServiceError(service) => service
+            .err()
+            .code()
+            .is_some_and(|code| DEFINITE_REFUSALS.contains(&code)),
+        SdkError::ConstructionFailure(_) => true,
+        _ => false,
+    }
+}
+
 /// A short, log-safe description of an SDK error: its code and message, or
 /// the transport failure.
 pub fn describe<E, R>(err: &SdkError<E, R>) -> String

@@ -38,9 +38,16 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// The table could not be reached or refused the call (after SDK retries).
+    /// The table could not be reached, or the call's outcome is unknown
+    /// (a timeout, a throttle or a 5xx after SDK retries: an earlier
+    /// attempt may have been carried out).
     #[error("the table is unavailable: {0}")]
     Unavailable(String),
+    /// The table refused the call before doing anything: it does not
+    /// exist, the role may not call it, the request was invalid, or it
+    /// could not even be sent (no credentials). Nothing was written.
+    #[error("the table refused the call: {0}")]
+    Refused(String),
     /// Concurrent writers kept changing the same item; the caller may retry later.
     #[error("too much contention on {0}")]
     Contention(String),
@@ -57,21 +64,26 @@ impl StoreError {
     }
 }
 
-/// The one conversion from an SDK error: the table is unavailable, and why.
+/// The one conversion from an SDK error: refused (nothing was done) or
+/// unavailable, and why.
 impl<E, R> From<SdkError<E, R>> for StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
     fn from(err: SdkError<E, R>) -> Self {
-        Self::Unavailable(describe(&err))
+        if crate::aws::is_definite_refusal(&err) {
+            Self::Refused(describe(&err))
+        } else {
+            Self::Unavailable(describe(&err))
+        }
     }
 }
 
 /// A request this code built wrongly never reaches the table.
 impl From<BuildError> for StoreError {
     fn from(err: BuildError) -> Self {
-        Self::Unavailable(err.to_string())
+        Self::Refused(err.to_string())
     }
 }
 
