@@ -72,7 +72,7 @@ locals {
 resource "aws_cloudwatch_metric_alarm" "accepted_surge" {
   alarm_name          = "${var.name}-accepted-surge"
   alarm_description   = "More than ${var.alarm_accepted_per_5m} triggers accepted in 5 minutes: a flood from many addresses? trigger-ops clients top --since 1h names the busiest keys (docs/operating.md)."
-  namespace           = var.metrics_namespace
+  namespace           = module.settings.metrics_namespace
   metric_name         = "Accepted"
   dimensions          = { Function = "ingress" }
   statistic           = "Sum"
@@ -107,7 +107,7 @@ resource "aws_cloudwatch_metric_alarm" "refused_surge" {
     content {
       id = "m${metric_query.key}"
       metric {
-        namespace   = var.metrics_namespace
+        namespace   = module.settings.metrics_namespace
         metric_name = "Rejected"
         dimensions  = { Function = "ingress", Scope = metric_query.value }
         period      = 300

@@ -118,22 +118,92 @@ moved {
   to   = aws_api_gateway_integration.route["GET /triggers/{id}"]
 }
 
-# API Gateway's own answers (the stage throttle's 429, a WAF block, a 5xx)
-# carry the CORS header too when one origin (or "*") is allowed, so an
-# embedding page can tell "too many requests" from a network error. A
-# gateway answer cannot choose among several origins: with more than one,
-# their pages see API Gateway's own answers as CORS errors (the ingress's
-# answers are not affected).
-resource "aws_api_gateway_gateway_response" "cors" {
-  for_each      = length(var.cors_allowed_origins) == 1 ? toset(["DEFAULT_4XX", "DEFAULT_5XX"]) : toset([])
+# Any other method on a route's path: a 405 problem with the methods it
+# takes, answered by API Gateway itself (a mock integration, no Lambda).
+locals {
+  route_methods = {
+    for path, _ in local.api_resources : path => sort([for route in values(local.api_routes) : route.method if route.path == path])
+  }
+  method_not_allowed = module.settings.edge.answers["method-not-allowed"]
+}
+
+resource "aws_api_gateway_method" "other" {
+  #checkov:skip=CKV_AWS_59:Public by design: it answers 405 with the methods the path takes, from a mock integration that reaches nothing.
+  #checkov:skip=CKV2_AWS_53:A mock integration that answers 405 has no request to validate.
+  for_each      = local.api_resources
+  rest_api_id   = aws_api_gateway_rest_api.api.id
+  resource_id   = each.value
+  http_method   = "ANY"
+  authorization = "NONE"
+}
+
+resource "aws_api_gateway_integration" "other" {
+  for_each             = aws_api_gateway_method.other
+  rest_api_id          = aws_api_gateway_rest_api.api.id
+  resource_id          = each.value.resource_id
+  http_method          = each.value.http_method
+  type                 = "MOCK"
+  passthrough_behavior = "WHEN_NO_TEMPLATES"
+  request_templates = {
+    "application/json" = jsonencode({ statusCode = 405 })
+  }
+}
+
+resource "aws_api_gateway_method_response" "other" {
+  for_each    = aws_api_gateway_method.other
+  rest_api_id = aws_api_gateway_rest_api.api.id
+  resource_id = each.value.resource_id
+  http_method = each.value.http_method
+  status_code = "405"
+  response_parameters = {
+    for name in concat(["Allow"], keys(local.method_not_allowed.headers)) : "method.response.header.${name}" => true
+  }
+}
+
+resource "aws_api_gateway_integration_response" "other" {
+  for_each    = aws_api_gateway_method.other
+  rest_api_id = aws_api_gateway_rest_api.api.id
+  resource_id = each.value.resource_id
+  http_method = each.value.http_method
+  status_code = aws_api_gateway_method_response.other[each.key].status_code
+  response_templates = {
+    "application/json" = local.method_not_allowed.body
+  }
+  response_parameters = merge(
+    { for name, value in local.method_not_allowed.headers : "method.response.header.${name}" => "'${value}'" },
+    { "method.response.header.Allow" = "'${join(", ", local.route_methods[each.key])}'" },
+  )
+
+  depends_on = [aws_api_gateway_integration.other]
+}
+
+# API Gateway's own answers (a throttle's 429, an unknown path, a WAF
+# block without its own answer, a 5xx) in the product's voice:
+# problem+json with Retry-After where it applies and the CORS headers an
+# allowed origin needs (modules/settings/edge-answers.json).
+resource "aws_api_gateway_gateway_response" "edge" {
+  for_each      = module.settings.edge.gateway
   rest_api_id   = aws_api_gateway_rest_api.api.id
   response_type = each.key
+  # null: the status API Gateway chose (DEFAULT_4XX covers several).
+  status_code = module.settings.edge.answers[each.value].status == null ? null : tostring(module.settings.edge.answers[each.value].status)
 
-  response_parameters = {
-    "gatewayresponse.header.Access-Control-Allow-Origin"   = "'${var.cors_allowed_origins[0]}'"
-    "gatewayresponse.header.Access-Control-Expose-Headers" = "'Retry-After'"
-    "gatewayresponse.header.Vary"                          = "'Origin'"
+  response_templates = {
+    "application/json" = module.settings.edge.answers[each.value].body
   }
+  response_parameters = {
+    for name, value in module.settings.edge.answers[each.value].headers : "gatewayresponse.header.${name}" => "'${value}'"
+  }
+}
+
+moved {
+  from = aws_api_gateway_gateway_response.cors["DEFAULT_4XX"]
+  to   = aws_api_gateway_gateway_response.edge["DEFAULT_4XX"]
+}
+
+moved {
+  from = aws_api_gateway_gateway_response.cors["DEFAULT_5XX"]
+  to   = aws_api_gateway_gateway_response.edge["DEFAULT_5XX"]
 }
 
 resource "aws_api_gateway_deployment" "api" {
@@ -144,7 +214,9 @@ resource "aws_api_gateway_deployment" "api" {
       local.api_resources,
       [for key, method in aws_api_gateway_method.route : method.id],
       [for key, integration in aws_api_gateway_integration.route : integration.id],
-      [for key, response in aws_api_gateway_gateway_response.cors : response.id],
+      [for key, integration in aws_api_gateway_integration.other : integration.id],
+      [for key, response in aws_api_gateway_integration_response.other : response.id],
+      [for key, response in aws_api_gateway_gateway_response.edge : response.id],
     ]))
   }
 
@@ -190,21 +262,13 @@ resource "aws_api_gateway_stage" "api" {
 }
 
 # Throttles per route, so that a flood on one does not starve the others:
-# the stage default (the page and its files), POST /trigger tight, the
-# status polls and the catalog looser. Each default's reason is in its
-# variable's description; docs/cost.md has what each allows at most.
-locals {
-  route_throttles = {
-    "*/*"               = { rate = var.api_throttle_rate_limit, burst = var.api_throttle_burst_limit }
-    "trigger/POST"      = { rate = var.trigger_throttle_rate_limit, burst = var.trigger_throttle_burst_limit }
-    "triggers/{id}/GET" = { rate = var.status_throttle_rate_limit, burst = var.status_throttle_burst_limit }
-    "pipelines/GET"     = { rate = var.status_throttle_rate_limit, burst = var.status_throttle_burst_limit }
-  }
-}
-
+# the stage default (the page and its files), POST /trigger, the status
+# polls and the catalog. They are chosen with the WAF's per-address rules
+# (docs/cost.md, "The throttles and the WAF"); each answers 429 throttled
+# in the product's voice (aws_api_gateway_gateway_response.edge).
 resource "aws_api_gateway_method_settings" "route" {
   #checkov:skip=CKV_AWS_225:Responses are per-client (quota headers, 202/429) and must never be cached.
-  for_each    = local.route_throttles
+  for_each    = module.settings.route_throttles
   rest_api_id = aws_api_gateway_rest_api.api.id
   stage_name  = aws_api_gateway_stage.api.stage_name
   method_path = each.key

@@ -1,15 +1,15 @@
 # One dashboard for the whole system: the decisions the functions publish as
-# Embedded Metric Format lines (namespace var.metrics_namespace, dimension
+# Embedded Metric Format lines (namespace module.settings.metrics_namespace, dimension
 # Function; see shared/src/rules/metrics.rs), the queue depths, the
 # functions' errors and the API's 5xx.
 
 locals {
   dashboard_region = data.aws_region.current.name
   # One metric line of a widget: [namespace, metric, dimension, value, ...].
-  decision = { for name in ["Accepted", "Invalid", "Unavailable"] : name => [var.metrics_namespace, name, "Function", "ingress"] }
-  rejected = [for scope in ["client", "network", "global", "blocked", "cross-site"] : [var.metrics_namespace, "Rejected", "Function", "ingress", "Scope", scope, { label = "Rejected (${scope})" }]]
-  runs     = [for name in ["RunsStarted", "TriggersCoalesced", "RunsWaiting", "Retried", "DeadLettered"] : [var.metrics_namespace, name, "Function", "worker"]]
-  emails   = [for state in var.notify_states : [var.metrics_namespace, "Emails", "Function", "notifier", "State", state, { label = "E-mails ${state}" }]]
+  decision = { for name in ["Accepted", "Invalid", "Unavailable"] : name => [module.settings.metrics_namespace, name, "Function", "ingress"] }
+  rejected = [for scope in ["client", "network", "global", "blocked", "cross-site"] : [module.settings.metrics_namespace, "Rejected", "Function", "ingress", "Scope", scope, { label = "Rejected (${scope})" }]]
+  runs     = [for name in ["RunsStarted", "TriggersCoalesced", "RunsWaiting", "Retried", "DeadLettered"] : [module.settings.metrics_namespace, name, "Function", "worker"]]
+  emails   = [for state in module.settings.notify_states : [module.settings.metrics_namespace, "Emails", "Function", "notifier", "State", state, { label = "E-mails ${state}" }]]
   widget = {
     type   = "metric"
     width  = 12

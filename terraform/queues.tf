@@ -30,7 +30,7 @@ resource "aws_sqs_queue" "work" {
   # cover one worker invocation.
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.work_dlq.arn
-    maxReceiveCount     = var.max_attempts + 2
+    maxReceiveCount     = module.settings.max_attempts + 2
   })
 }
 

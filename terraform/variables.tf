@@ -27,66 +27,21 @@ variable "tags" {
 }
 
 variable "pipelines" {
-  description = "Allowlist of pipelines the public may trigger: public name => CodePipeline name. Leave empty only with create_example_pipeline."
+  description = "Allowlist of pipelines the public may trigger: public name => CodePipeline name. Leave empty only with create_example_pipeline. Default: {}."
   type        = map(string)
-  default     = {}
-
-  validation {
-    condition = alltrue([
-      for public, pipeline in var.pipelines :
-      can(regex("^[A-Za-z0-9.@_-]{1,100}$", public)) && can(regex("^[A-Za-z0-9.@_-]{1,100}$", pipeline))
-    ])
-    error_message = "public names and pipeline names must be 1-100 characters of A-Z a-z 0-9 . @ _ -."
-  }
+  default     = null
 }
 
 variable "pipeline_settings" {
-  description = "Per public pipeline (a key of pipelines): description, coalesce (default true) and typed inputs, as docs/reference/configuration.md \"Typed inputs\" says; rendered with jsonencode into PIPELINE_SETTINGS. The functions check it fully when they start; Terraform checks what it can here. Example: { app = { description = \"The app\", inputs = { env = { type = \"choice\", options = [\"staging\", \"production\"], default = \"staging\" } } } }"
+  description = "Per public pipeline (a key of pipelines): description, coalesce (default true), max_pending (runs pending at once, default 3), reserved_pending (of those, slots only keyed triggers may fill, default 1) and typed inputs, as docs/reference/configuration.md \"PIPELINE_SETTINGS\" says; an attribute set to null counts as not set. Rendered with jsonencode into PIPELINE_SETTINGS; modules/settings refuses at plan whatever the functions would refuse at start, naming the pipeline and input. Example: { app = { description = \"The app\", inputs = { env = { type = \"choice\", options = [\"staging\", \"production\"], default = \"staging\" } } } } Default: {}."
   type        = any
-  default     = {}
-
-  validation {
-    condition     = can(keys(var.pipeline_settings))
-    error_message = "pipeline_settings must be a map keyed by public pipeline name."
-  }
-  validation {
-    condition = alltrue([
-      for public, setting in var.pipeline_settings :
-      can(regex("^[A-Za-z0-9.@_-]{1,100}$", public)) && length(setdiff(keys(setting), ["description", "coalesce", "inputs"])) == 0
-    ])
-    error_message = "Each pipeline's settings may have only description, coalesce and inputs."
-  }
-  validation {
-    condition = alltrue([
-      for public, setting in var.pipeline_settings :
-      length(try(setting.inputs, {})) <= 50 && alltrue([
-        for name, input in try(setting.inputs, {}) :
-        can(regex("^[A-Za-z0-9@_-]{1,128}$", name))
-        && contains(["choice", "boolean", "number", "string"], try(input.type, ""))
-        && (try(input.type, "") != "string" || can(regex(input.pattern, "")) || try(length(input.pattern) > 0, false))
-        && (try(input.type, "") != "choice" || try(length(input.options) > 0, false))
-      ])
-    ])
-    error_message = "Inputs: at most 50 per pipeline, names of 1-128 of A-Z a-z 0-9 @ - _, type choice, boolean, number or string; a string input needs a pattern, a choice input options."
-  }
+  default     = null
 }
 
 variable "cors_allowed_origins" {
-  description = "Origins whose pages may call the API from a browser (a trigger button embedded on another site), such as [\"https://docs.example.com\"], or [\"*\"] for any; empty: only the API's own page. CORS decides only what a browser lets another site read: the quota applies to every caller all the same."
+  description = "Origins whose pages may call the API from a browser (a trigger button embedded on another site), such as [\"https://docs.example.com\"], or [\"*\"] for any; empty: only the API's own page. CORS decides only what a browser lets another site read: the quota applies to every caller all the same. Default: []."
   type        = list(string)
-  default     = []
-
-  validation {
-    condition = (
-      var.cors_allowed_origins == ["*"]
-      || alltrue([for origin in var.cors_allowed_origins : can(regex("^https?://[a-z0-9.-]+(:[0-9]{1,5})?$", origin))])
-    )
-    error_message = "cors_allowed_origins: [\"*\"] alone, or origins such as https://docs.example.com (scheme and host in lower case, an optional port, no path or trailing slash)."
-  }
-  validation {
-    condition     = length(var.cors_allowed_origins) <= 50
-    error_message = "cors_allowed_origins: at most 50 origins."
-  }
+  default     = null
 }
 
 variable "default_pipeline" {
@@ -113,129 +68,69 @@ variable "alert_emails" {
 }
 
 variable "quota_limit" {
-  description = "Accepted triggers per client (IPv4 address or IPv6 /64) per quota_window."
+  description = "Accepted triggers per client (IPv4 address or IPv6 /64) per quota_window. Default: 3."
   type        = number
-  default     = 3
-
-  validation {
-    condition     = var.quota_limit >= 1 && var.quota_limit <= 100 && floor(var.quota_limit) == var.quota_limit
-    error_message = "quota_limit must be a whole number from 1 to 100."
-  }
+  default     = null
 }
 
 variable "quota_window" {
-  description = "Rolling quota window (humantime: 7d, 36h, 90s)."
+  description = "Rolling quota window (humantime: 7d, 36h, 90s). Default: \"7d\"."
   type        = string
-  default     = "7d"
-
-  validation {
-    condition     = can(regex("^[0-9]+(s|m|h|d)$", var.quota_window))
-    error_message = "quota_window must be a number followed by s, m, h or d."
-  }
+  default     = null
 }
 
 variable "network_quota_limits" {
-  description = "Per-network quotas over quota_window, each a slot every trigger also takes: comma-separated ipv4/<8-31>=N or ipv6/<32-63>=N, at most 4 levels, each N from quota_limit to 100; \"off\" for none. The default gives an IPv6 /56 (a household) 6 and a /48 (a site, or a free tunnel) 12 per week, so one person cannot multiply the quota by the 65,536 /64s of a /48. IPv4 levels are off by default: carrier-grade NAT puts many people behind one /24."
+  description = "Per-network quotas over quota_window, each a slot every trigger also takes: comma-separated ipv4/<8-31>=N or ipv6/<32-63>=N, at most 4 levels, each N from quota_limit to 100; \"off\" for none. Not set: an IPv6 /56 (a household) shares twice quota_limit and a /48 (a site, or a free tunnel) four times it, at most 100 each (ipv6/56=6,ipv6/48=12 at the default 3), so one person cannot multiply the quota by the 65,536 /64s of a /48. IPv4 levels are off by default: carrier-grade NAT puts many people behind one /24."
   type        = string
-  default     = "ipv6/56=6,ipv6/48=12"
-
-  validation {
-    condition     = lower(trimspace(var.network_quota_limits)) == "off" || trimspace(var.network_quota_limits) == "" || alltrue([for level in split(",", var.network_quota_limits) : can(regex("^\\s*ipv(4/([89]|[12][0-9]|3[01])|6/(3[2-9]|[45][0-9]|6[0-3]))=[0-9]{1,3}\\s*$", level))])
-    error_message = "network_quota_limits must be off, or levels like ipv6/56=6,ipv6/48=12 (ipv4/8-31, ipv6/32-63)."
-  }
+  default     = null
 }
 
 variable "global_quota_limit" {
-  description = "Accepted triggers for all clients together per global_quota_window; 0 turns the global budget off."
+  description = "Accepted triggers for all clients together per global_quota_window; 0 turns the global budget off. Default: 0."
   type        = number
-  default     = 0
-
-  validation {
-    condition     = var.global_quota_limit >= 0 && floor(var.global_quota_limit) == var.global_quota_limit
-    error_message = "global_quota_limit must be a whole number, 0 or more."
-  }
+  default     = null
 }
 
 variable "global_quota_window" {
-  description = "Window of the global budget (humantime)."
+  description = "Window of the global budget (humantime). Default: \"1d\"."
   type        = string
-  default     = "1d"
-
-  validation {
-    condition     = can(regex("^[0-9]+(s|m|h|d)$", var.global_quota_window))
-    error_message = "global_quota_window must be a number followed by s, m, h or d."
-  }
+  default     = null
 }
 
 variable "ledger_retention" {
-  description = "How long trigger records are kept (humantime)."
+  description = "How long trigger records are kept (humantime). Default: \"30d\"."
   type        = string
-  default     = "30d"
-
-  validation {
-    condition     = can(regex("^[0-9]+(s|m|h|d)$", var.ledger_retention))
-    error_message = "ledger_retention must be a number followed by s, m, h or d."
-  }
+  default     = null
 }
 
 variable "metrics_namespace" {
-  description = "CloudWatch namespace of the functions' metrics (Embedded Metric Format lines in their logs, METRICS_NAMESPACE); the dashboard reads it."
+  description = "CloudWatch namespace of the functions' metrics (Embedded Metric Format lines in their logs, METRICS_NAMESPACE); the dashboard reads it. Default: \"PipelineTrigger\"."
   type        = string
-  default     = "PipelineTrigger"
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9.\\-_/#:]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/") && !startswith(var.metrics_namespace, ":")
-    error_message = "metrics_namespace must be 1 to 255 of A-Z a-z 0-9 . - _ / # :, not starting with AWS/ or :."
-  }
+  default     = null
 }
 
 variable "run_poll_interval" {
-  description = "How often a pending run (coalesced triggers) looks whether its pipeline is free again (humantime, at most 15m: its message is sent again with this delay)."
+  description = "How often a pending run (coalesced triggers) looks whether its pipeline is free again (humantime, at most 15m: its message is sent again with this delay). Default: \"20s\"."
   type        = string
-  default     = "20s"
-
-  validation {
-    condition = can(regex("^[1-9][0-9]*(s|m)$", var.run_poll_interval)) && try(
-      endswith(var.run_poll_interval, "s") ? tonumber(trimsuffix(var.run_poll_interval, "s")) <= 900 : tonumber(trimsuffix(var.run_poll_interval, "m")) <= 15,
-      false
-    )
-    error_message = "run_poll_interval must be between 1s and 15m (SQS's longest message delay), written like 20s or 2m."
-  }
+  default     = null
 }
 
 variable "run_check_after" {
-  description = "How long a run in progress may go without a state change before the worker asks CodePipeline whether it still runs (a lost or late EventBridge event never holds the pipeline longer). Longer than a stage usually takes without news; humantime."
+  description = "How long a run in progress may go without a state change before the worker asks CodePipeline whether it still runs (a lost or late EventBridge event never holds the pipeline longer). Longer than a stage usually takes without news; humantime. Default: \"15m\"."
   type        = string
-  default     = "15m"
-
-  validation {
-    condition     = can(regex("^[1-9][0-9]*(s|m|h)$", var.run_check_after))
-    error_message = "run_check_after must be a positive number followed by s, m or h."
-  }
+  default     = null
 }
 
 variable "max_attempts" {
-  description = "Deliveries before the worker gives a message up to the DLQ."
+  description = "Deliveries before the worker gives a message up to the DLQ. Default: 5."
   type        = number
-  default     = 5
-
-  validation {
-    condition     = var.max_attempts >= 1 && var.max_attempts <= 100 && floor(var.max_attempts) == var.max_attempts
-    error_message = "max_attempts must be a whole number from 1 to 100."
-  }
+  default     = null
 }
 
 variable "notify_states" {
-  description = "Pipeline execution states that e-mail on-call (and that the EventBridge rule delivers)."
+  description = "Pipeline execution states that e-mail on-call (and that the EventBridge rule delivers). Default: [\"SUCCEEDED\", \"FAILED\", \"STOPPED\"]."
   type        = list(string)
-  default     = ["SUCCEEDED", "FAILED", "STOPPED"]
-
-  validation {
-    condition = length(var.notify_states) > 0 && length(var.notify_states) == length(distinct(var.notify_states)) && alltrue([
-      for s in var.notify_states : contains(["STARTED", "RESUMED", "STOPPING", "STOPPED", "SUCCEEDED", "FAILED", "SUPERSEDED", "CANCELED"], s)
-    ])
-    error_message = "notify_states must be distinct CodePipeline execution states (STARTED, RESUMED, STOPPING, STOPPED, SUCCEEDED, FAILED, SUPERSEDED, CANCELED)."
-  }
+  default     = null
 }
 
 variable "stage_name" {
@@ -250,80 +145,45 @@ variable "stage_name" {
 }
 
 variable "api_throttle_rate_limit" {
-  description = "Requests per second API Gateway lets through to the page and its files (GET /, /assets), all clients together; the stage default. A page view is 4 requests: 20/s serves 5 new visitors a second, and costs at most 1.7 million Lambda requests a day (docs/cost.md)."
+  description = "Requests per second API Gateway lets through to the page and its files (GET /, /assets), all clients together; the stage default. A page view is 4 requests: 20/s serves 5 new visitors a second, and costs at most 1.7 million Lambda requests a day (docs/cost.md). Default: 20."
   type        = number
-  default     = 20
-
-  validation {
-    condition     = var.api_throttle_rate_limit > 0 && var.api_throttle_rate_limit <= 10000
-    error_message = "api_throttle_rate_limit must be above 0 and at most 10000."
-  }
+  default     = null
 }
 
 variable "api_throttle_burst_limit" {
-  description = "Burst of requests API Gateway lets through to the page and its files."
+  description = "Burst of requests API Gateway lets through to the page and its files. Default: 40."
   type        = number
-  default     = 40
-
-  validation {
-    condition     = var.api_throttle_burst_limit >= 1 && var.api_throttle_burst_limit <= 5000 && floor(var.api_throttle_burst_limit) == var.api_throttle_burst_limit
-    error_message = "api_throttle_burst_limit must be a whole number from 1 to 5000."
-  }
+  default     = null
 }
 
 variable "trigger_throttle_rate_limit" {
-  description = "Requests per second to POST /trigger, all clients together: the costly route (an accepted trigger is a DynamoDB transaction, a message and a worker run; a refusal one transaction or none). 5/s is far above what the quota lets people use (3 a week each) and bounds a flood to 432,000 requests a day (docs/cost.md)."
+  description = "Requests per second to POST /trigger, all clients together: the costly route (an accepted trigger is a DynamoDB transaction, a message and a worker run; a refusal one transaction or none). Chosen with waf_trigger_rate_limit and waf_window_seconds: it takes trigger_throttle_rate_limit x waf_window_seconds / waf_trigger_rate_limit addresses, each under the WAF's limit, to hold it (1,200 with the defaults), and a day at this rate costs at most about 7 USD (docs/cost.md, \"The throttles and the WAF\"). Default: 20."
   type        = number
-  default     = 5
-
-  validation {
-    condition     = var.trigger_throttle_rate_limit > 0 && var.trigger_throttle_rate_limit <= 10000
-    error_message = "trigger_throttle_rate_limit must be above 0 and at most 10000."
-  }
+  default     = null
 }
 
 variable "trigger_throttle_burst_limit" {
-  description = "Burst of requests to POST /trigger."
+  description = "Burst of requests to POST /trigger. Default: 40."
   type        = number
-  default     = 10
-
-  validation {
-    condition     = var.trigger_throttle_burst_limit >= 1 && var.trigger_throttle_burst_limit <= 5000 && floor(var.trigger_throttle_burst_limit) == var.trigger_throttle_burst_limit
-    error_message = "trigger_throttle_burst_limit must be a whole number from 1 to 5000."
-  }
+  default     = null
 }
 
 variable "status_throttle_rate_limit" {
-  description = "Requests per second to GET /triggers/{id} and GET /pipelines, all clients together: the page polls a followed trigger every 2 to 30 s, so 50/s follows some 250 runs at once; a status read is one DynamoDB read or none (docs/cost.md)."
+  description = "Requests per second to GET /triggers/{id} and GET /pipelines, all clients together: the page polls a followed trigger every 2 to 30 s, so 50/s follows some 250 runs at once; a status read is one DynamoDB read or none (docs/cost.md). Default: 50."
   type        = number
-  default     = 50
-
-  validation {
-    condition     = var.status_throttle_rate_limit > 0 && var.status_throttle_rate_limit <= 10000
-    error_message = "status_throttle_rate_limit must be above 0 and at most 10000."
-  }
+  default     = null
 }
 
 variable "status_throttle_burst_limit" {
-  description = "Burst of requests to GET /triggers/{id} and GET /pipelines."
+  description = "Burst of requests to GET /triggers/{id} and GET /pipelines. Default: 100."
   type        = number
-  default     = 100
-
-  validation {
-    condition     = var.status_throttle_burst_limit >= 1 && var.status_throttle_burst_limit <= 5000 && floor(var.status_throttle_burst_limit) == var.status_throttle_burst_limit
-    error_message = "status_throttle_burst_limit must be a whole number from 1 to 5000."
-  }
+  default     = null
 }
 
 variable "refusal_memory" {
-  description = "How long a warm ingress answers a client it refused (quota, block) from memory, without an AWS call: 0s (off) to 60s. An unblock or a quota reset reaches warm instances at most this long later."
+  description = "How long a warm ingress answers a client it refused (quota, block) from memory, without an AWS call: 0s (off) to 60s. An unblock or a quota reset reaches warm instances at most this long later. Default: \"60s\"."
   type        = string
-  default     = "60s"
-
-  validation {
-    condition     = can(regex("^[0-9]+s$", var.refusal_memory)) && tonumber(trimsuffix(var.refusal_memory, "s")) <= 60
-    error_message = "refusal_memory must be whole seconds from 0s to 60s."
-  }
+  default     = null
 }
 
 variable "alarm_accepted_per_5m" {
@@ -345,31 +205,27 @@ variable "manage_api_gateway_account" {
 }
 
 variable "enable_waf" {
-  description = "Put a WAFv2 web ACL in front of the API: per-IP rate rules (all routes, and POST /trigger tighter) and AWS's known-bad-inputs rules. On by default: without it one address can use a route's whole throttle and answer everyone else 429 (about 5 USD a month plus 0.60 USD per million requests; docs/cost.md)."
+  description = "Put a WAFv2 web ACL in front of the API: per-address rate rules (all routes, and POST /trigger tighter, over waf_window_seconds) that answer 429 in the product's voice, and AWS's known-bad-inputs rules. On by default: without it one address can use a route's whole throttle and answer everyone else 429 (about 6 USD a month plus 0.60 USD per million requests; docs/cost.md). Default: true."
   type        = bool
-  default     = true
+  default     = null
 }
 
 variable "waf_trigger_rate_limit" {
-  description = "POST /trigger requests per IP per 5 minutes before WAF blocks (with enable_waf; at least 10, WAF's minimum). The quota allows 3 a week: 20 leaves room for retries and refusals while one address cannot take a real share of trigger_throttle_rate_limit."
+  description = "POST /trigger requests per address per waf_window_seconds before the WAF answers 429 (with enable_waf; at least 10, AWS WAF's minimum). The quota allows 3 a week: 10 in 10 minutes leaves room for retries and refusals while an address holds 1/60 of a request a second, so holding trigger_throttle_rate_limit takes 1,200 addresses (docs/cost.md). Default: 10."
   type        = number
-  default     = 20
+  default     = null
+}
 
-  validation {
-    condition     = var.waf_trigger_rate_limit >= 10 && var.waf_trigger_rate_limit <= 2000000000
-    error_message = "waf_trigger_rate_limit must be at least 10."
-  }
+variable "waf_window_seconds" {
+  description = "The window over which the WAF counts each address's requests (with enable_waf): 60, 120, 300 or 600 seconds; a refused address gets Retry-After of this window. Default: 600."
+  type        = number
+  default     = null
 }
 
 variable "waf_rate_limit" {
-  description = "Requests per IP per 5 minutes, all routes, before WAF blocks (with enable_waf): the page and a followed run's polls stay well under 100."
+  description = "Requests per address per waf_window_seconds, all routes, before the WAF answers 429 (with enable_waf): a page view is 4 requests and following a run polls at most every 2 s while it changes, about 30 times in 10 minutes. Default: 200."
   type        = number
-  default     = 100
-
-  validation {
-    condition     = var.waf_rate_limit >= 10 && var.waf_rate_limit <= 2000000000
-    error_message = "waf_rate_limit must be at least 10."
-  }
+  default     = null
 }
 
 variable "architecture" {
@@ -412,14 +268,9 @@ variable "worker_timeout_seconds" {
 }
 
 variable "worker_max_concurrency" {
-  description = "Most concurrent worker invocations (event source mapping maximum_concurrency), keeping StartPipelineExecution within CodePipeline's API limits."
+  description = "Most concurrent worker invocations (the event source mapping's maximum_concurrency, so no reservation is needed to bound it), keeping StartPipelineExecution within CodePipeline's API limits; with reserve_concurrency also reserved. Default: 2."
   type        = number
-  default     = 2
-
-  validation {
-    condition     = var.worker_max_concurrency >= 2 && var.worker_max_concurrency <= 1000
-    error_message = "worker_max_concurrency must be from 2 to 1000."
-  }
+  default     = null
 }
 
 variable "worker_batch_size" {
@@ -444,15 +295,22 @@ variable "worker_batching_window_seconds" {
   }
 }
 
-variable "ingress_reserved_concurrency" {
-  description = "Reserved (and most) concurrent ingress invocations."
-  type        = number
-  default     = 20
+variable "reserve_concurrency" {
+  description = "Reserve concurrency for the functions: ingress_reserved_concurrency, worker_max_concurrency and notifier_reserved_concurrency (27 with the defaults). Off by default: an account keeps at least 100 unreserved, so a new account (a quota of 10 or 50) cannot reserve any; scripts/deploy checks what the account has before it applies (docs/operating.md, \"Concurrency\"). Default: false."
+  type        = bool
+  default     = null
+}
 
-  validation {
-    condition     = var.ingress_reserved_concurrency >= 1
-    error_message = "ingress_reserved_concurrency must be at least 1."
-  }
+variable "notifier_reserved_concurrency" {
+  description = "The notifier's reserved concurrency, with reserve_concurrency. Default: 5."
+  type        = number
+  default     = null
+}
+
+variable "ingress_reserved_concurrency" {
+  description = "The ingress's reserved (and most) concurrent invocations, with reserve_concurrency. Default: 20."
+  type        = number
+  default     = null
 }
 
 variable "table_deletion_protection" {

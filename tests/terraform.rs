@@ -35,6 +35,12 @@ fn root() -> Body {
     module(&terraform_dir())
 }
 
+/// The provider-free module that checks the settings and renders each
+/// function's environment (planned by tests/terraform_plan.rs).
+fn settings() -> Body {
+    module(&terraform_dir().join("modules/settings"))
+}
+
 fn block<'a>(body: &'a Body, kind: &str, labels: &[&str]) -> &'a Block {
     body.blocks()
         .find(|b| {
@@ -109,13 +115,15 @@ const FUNCTIONS: [(&str, Function); 3] = [
 #[test]
 fn every_module_parses() {
     root();
+    settings();
     module(&terraform_dir().join("modules/example-pipeline"));
 }
 
 #[test]
 fn each_function_gets_exactly_the_variables_it_reads() {
     let body = root();
-    let environment = entries(local(&body, "function_environment"));
+    let settings = settings();
+    let environment = entries(local(&settings, "environment"));
     assert_eq!(
         environment.keys().collect::<Vec<_>>(),
         ["ingress", "notifier", "worker"]
@@ -128,21 +136,37 @@ fn each_function_gets_exactly_the_variables_it_reads() {
             .collect();
         assert_eq!(set, read, "{name}");
     }
-    // Each points at the right thing.
+    // Each points at the right thing: what the root module created comes
+    // in as `resources`.
     let ingress = entries(environment["ingress"]);
     let worker = entries(environment["worker"]);
     let notifier = entries(environment["notifier"]);
     for env in [&ingress, &worker, &notifier] {
-        assert_eq!(text(env["TABLE_NAME"]), "aws_dynamodb_table.main.name");
+        assert_eq!(text(env["TABLE_NAME"]), "var.resources.table_name");
         assert_eq!(text(env["LEDGER_RETENTION"]), "var.ledger_retention");
     }
-    assert_eq!(text(ingress["QUEUE_URL"]), "aws_sqs_queue.work.url");
+    assert_eq!(text(ingress["QUEUE_URL"]), "var.resources.queue_url");
     assert_eq!(
         text(ingress["CLIENT_KEY_SECRET"]),
-        "random_password.client_key_secret.result"
+        "var.resources.client_key_secret"
     );
-    assert_eq!(text(worker["DLQ_URL"]), "aws_sqs_queue.work_dlq.url");
-    assert_eq!(text(notifier["TOPIC_ARN"]), "aws_sns_topic.alerts.arn");
+    assert_eq!(text(worker["DLQ_URL"]), "var.resources.dlq_url");
+    assert_eq!(text(notifier["TOPIC_ARN"]), "var.resources.topic_arn");
+    let call = block(&body, "module", &["settings"]).body();
+    let resources = entries(attr(call, "resources"));
+    for (field, expected) in [
+        ("table_name", "aws_dynamodb_table.main.name"),
+        ("queue_url", "aws_sqs_queue.work.url"),
+        ("dlq_url", "aws_sqs_queue.work_dlq.url"),
+        ("topic_arn", "aws_sns_topic.alerts.arn"),
+        ("worker_role_arn", "aws_iam_role.function[\"worker\"].arn"),
+        (
+            "client_key_secret",
+            "random_password.client_key_secret.result",
+        ),
+    ] {
+        assert_eq!(text(resources[field]), expected, "{field}");
+    }
     // Only the contract's variables exist at all.
     let contract: BTreeSet<&str> = VARIABLES.iter().map(|v| v.name).collect();
     for env in environment.values() {
@@ -151,6 +175,10 @@ fn each_function_gets_exactly_the_variables_it_reads() {
         }
     }
     // The functions take exactly that map.
+    assert_eq!(
+        text(local(&body, "function_environment")),
+        "module.settings.environment"
+    );
     let function = block(&body, "resource", &["aws_lambda_function", "function"]);
     let env_block = function
         .body()
@@ -161,6 +189,39 @@ fn each_function_gets_exactly_the_variables_it_reads() {
         text(attr(env_block.body(), "variables")),
         "local.function_environment[each.key]"
     );
+}
+
+/// Every variable of the settings module is a variable of the root module
+/// too, passed as it is, null by default there (the module's default then
+/// applies), and the root's description says the module's default.
+#[test]
+fn the_root_passes_every_setting_through_and_says_its_default() {
+    let body = root();
+    let settings = settings();
+    let call = block(&body, "module", &["settings"]).body();
+    for variable in settings.blocks().filter(|b| b.identifier() == "variable") {
+        let name = variable.labels()[0].as_str();
+        if ["resources", "example_pipeline"].contains(&name) {
+            assert!(call.attributes().any(|a| a.key() == name), "{name}");
+            continue;
+        }
+        assert_eq!(text(attr(call, name)), format!("var.{name}"), "{name}");
+        let root_variable = block(&body, "variable", &[name]).body();
+        assert_eq!(text(attr(root_variable, "default")), "null", "{name}");
+        let described = text(attr(root_variable, "description"));
+        let default = variable.body().attributes().find(|a| a.key() == "default");
+        match default.map(|d| text(d.expr())) {
+            None => panic!("{name}: the module gives no default"),
+            Some(value) if value == "null" => {}
+            Some(value) => {
+                let said = format!("Default: {}.", value.replace('"', "\\\""));
+                assert!(
+                    described.ends_with(&format!("{said}\"")),
+                    "{name}: {described} does not end with {said}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -364,7 +425,7 @@ fn the_worker_queue_and_mapping_are_wired_for_partial_batches() {
         .expect("scaling_config bounds the worker's concurrency");
     assert_eq!(
         text(attr(scaling.body(), "maximum_concurrency")),
-        "var.worker_max_concurrency"
+        "module.settings.worker_max_concurrency"
     );
 
     // Visibility at least 6x the worker timeout, for every allowed timeout.
@@ -389,7 +450,10 @@ fn the_worker_queue_and_mapping_are_wired_for_partial_batches() {
     // Redrive to the DLQ only beyond the worker's own attempts.
     let redrive = text(attr(queue, "redrive_policy"));
     assert!(redrive.contains("aws_sqs_queue.work_dlq.arn"), "{redrive}");
-    assert!(redrive.contains("var.max_attempts + 2"), "{redrive}");
+    assert!(
+        redrive.contains("module.settings.max_attempts + 2"),
+        "{redrive}"
+    );
     let dlq = block(&body, "resource", &["aws_sqs_queue", "work_dlq"]).body();
     assert_eq!(text(attr(dlq, "message_retention_seconds")), "1209600");
     block(
@@ -440,7 +504,7 @@ fn the_rule_delivers_every_state_and_stage_of_the_allowlisted_pipelines() {
         "distinct(values(local.pipelines))"
     );
     // The variable's default is the notifier's default.
-    let default = variable_default(&body, "notify_states");
+    let default = variable_default(&settings(), "notify_states");
     let contract = VARIABLES
         .iter()
         .find(|v| v.name == "NOTIFY_STATES")
@@ -537,24 +601,31 @@ fn variables_are_documented_and_outputs_feed_trigger_ops() {
     ] {
         assert!(names.contains(expected), "{expected}");
     }
-    assert_eq!(variable_default(&body, "quota_limit"), hcl::Value::from(3));
-    let network_default = shared::config::VARIABLES
-        .iter()
-        .find(|v| v.name == "NETWORK_QUOTA_LIMITS")
-        .and_then(|v| v.default)
-        .expect("a default");
+    // The defaults live in the settings module (the root passes null);
+    // tests/terraform_plan.rs plans them and starts the functions on them.
+    let settings = settings();
     assert_eq!(
-        variable_default(&body, "network_quota_limits"),
-        hcl::Value::from(network_default)
+        variable_default(&settings, "quota_limit"),
+        hcl::Value::from(3)
     );
     assert_eq!(
-        variable_default(&body, "quota_window"),
+        variable_default(&settings, "network_quota_limits"),
+        hcl::Value::Null,
+        "derived from quota_limit, as the functions derive it"
+    );
+    assert_eq!(
+        variable_default(&settings, "quota_window"),
         hcl::Value::from("7d")
     );
     assert_eq!(
-        variable_default(&body, "enable_waf"),
+        variable_default(&settings, "enable_waf"),
         hcl::Value::from(true),
         "the WAF is on unless turned off"
+    );
+    assert_eq!(
+        variable_default(&settings, "reserve_concurrency"),
+        hcl::Value::from(false),
+        "a new account (a concurrency quota of 10) can apply the default plan"
     );
     let outputs: BTreeSet<&str> = body
         .blocks()
@@ -683,28 +754,45 @@ fn the_api_routes_exactly_what_the_ingress_answers_and_may_invoke_it_for_each() 
     // The invoke permissions come from the same routes.
     let permission = block(&body, "resource", &["aws_lambda_permission", "api"]).body();
     assert!(text(attr(permission, "for_each")).contains("values(local.api_routes)"));
-    // API Gateway's own 4xx and 5xx carry the CORS header for one allowed
-    // origin, so an embedding page can read a throttled 429.
+    // Any other method on those paths: API Gateway answers 405 itself.
+    let other = block(&body, "resource", &["aws_api_gateway_method", "other"]).body();
+    assert_eq!(text(attr(other, "for_each")), "local.api_resources");
+    assert_eq!(text(attr(other, "http_method")), "\"ANY\"");
+    let mock = block(&body, "resource", &["aws_api_gateway_integration", "other"]).body();
+    assert_eq!(text(attr(mock, "type")), "\"MOCK\"");
+    // API Gateway's own answers, one resource per response type the
+    // contract names (their bodies and headers: tests/terraform_plan.rs).
     let gateway = block(
         &body,
         "resource",
-        &["aws_api_gateway_gateway_response", "cors"],
+        &["aws_api_gateway_gateway_response", "edge"],
     )
     .body();
-    let each = text(attr(gateway, "for_each"));
-    assert!(
-        each.contains("length(var.cors_allowed_origins) == 1"),
-        "{each}"
-    );
-    assert!(
-        each.contains("DEFAULT_4XX") && each.contains("DEFAULT_5XX"),
-        "{each}"
-    );
-    let headers = entries(attr(gateway, "response_parameters"));
     assert_eq!(
-        text(headers["gatewayresponse.header.Access-Control-Allow-Origin"]),
-        "\"'${var.cors_allowed_origins[0]}'\""
+        text(attr(gateway, "for_each")),
+        "module.settings.edge.gateway"
     );
+    let answers: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(terraform_dir().join("modules/settings/edge-answers.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let types: BTreeSet<&str> = answers["gateway"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for needed in [
+        "THROTTLED",
+        "QUOTA_EXCEEDED",
+        "WAF_FILTERED",
+        "MISSING_AUTHENTICATION_TOKEN",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    ] {
+        assert!(types.contains(needed), "{needed}");
+    }
 }
 
 #[test]
@@ -717,25 +805,30 @@ fn the_deployment_writes_the_secrets_fingerprint_as_trigger_ops_computes_it() {
         "resource",
         &["aws_dynamodb_table_item", "secret_fingerprint"],
     );
-    let text = text(attr(item.body(), "item"));
-    assert!(text.contains(SECRET_FINGERPRINT_PK), "{text}");
+    let item = text(attr(item.body(), "item"));
+    assert!(item.contains(SECRET_FINGERPRINT_PK), "{item}");
     // Terraform's sha256() of the label and the secret the ingress gets.
     let hashed =
         format!("sha256(\"{FINGERPRINT_LABEL}${{random_password.client_key_secret.result}}\")");
     assert!(
-        text.replace(' ', "").contains(&hashed.replace(' ', "")),
-        "{text}\n{hashed}"
+        item.replace(' ', "").contains(&hashed.replace(' ', "")),
+        "{item}\n{hashed}"
     );
-    let environment = text_of_functions_environment(&body);
+    let environment = text_of_functions_environment(&settings());
     assert!(
-        environment.contains("CLIENT_KEY_SECRET=random_password.client_key_secret.result"),
+        environment.contains("CLIENT_KEY_SECRET=var.resources.client_key_secret"),
         "{environment}"
+    );
+    let call = block(&body, "module", &["settings"]).body();
+    assert_eq!(
+        text(entries(attr(call, "resources"))["client_key_secret"]),
+        "random_password.client_key_secret.result"
     );
 }
 
 /// The functions' environment map, as `NAME=expression` lines.
 fn text_of_functions_environment(body: &Body) -> String {
-    let environment = local(body, "function_environment");
+    let environment = local(body, "environment");
     let mut lines = Vec::new();
     for (_, function) in entries(environment) {
         for (name, value) in entries(function) {

@@ -84,6 +84,9 @@ impl Pipelines {
 pub const DEFAULT_MAX_PENDING: u64 = 3;
 /// The most `max_pending` may be.
 pub const MAX_PENDING_LIMIT: u64 = 100;
+/// Slots of `max_pending` only keyed triggers may fill, when
+/// `reserved_pending` is not set (fewer when `max_pending` is 1).
+pub const DEFAULT_RESERVED_PENDING: u64 = 1;
 
 /// One public pipeline's settings.
 #[derive(Debug, Clone)]
@@ -95,6 +98,11 @@ pub struct PipelineSetting {
     /// (`max_pending`, default [`DEFAULT_MAX_PENDING`]); a trigger that would
     /// open one more is refused, charged nothing.
     pub max_pending: u64,
+    /// Of `max_pending`, the slots only keyed triggers may fill
+    /// (`reserved_pending`, 0 to `max_pending` - 1; default
+    /// [`DEFAULT_RESERVED_PENDING`], or 0 when `max_pending` is 1):
+    /// anonymous triggers may have at most `max_pending` - this pending.
+    pub reserved_pending: u64,
     pub inputs: Inputs,
 }
 
@@ -104,6 +112,7 @@ impl Default for PipelineSetting {
             description: None,
             coalesce: true,
             max_pending: DEFAULT_MAX_PENDING,
+            reserved_pending: DEFAULT_RESERVED_PENDING,
             inputs: Inputs::default(),
         }
     }
@@ -147,11 +156,20 @@ impl PipelineSettings {
 
 fn parse_setting(value: &Value) -> Result<PipelineSetting, String> {
     let Value::Object(object) = value else {
-        return Err("must be an object (description, coalesce, max_pending, inputs)".into());
+        return Err(
+            "must be an object (description, coalesce, max_pending, reserved_pending, inputs)"
+                .into(),
+        );
     };
     only_fields(
         object,
-        &["description", "coalesce", "max_pending", "inputs"],
+        &[
+            "description",
+            "coalesce",
+            "max_pending",
+            "reserved_pending",
+            "inputs",
+        ],
     )?;
     let max_pending = match object.get("max_pending") {
         None => DEFAULT_MAX_PENDING,
@@ -164,6 +182,19 @@ fn parse_setting(value: &Value) -> Result<PipelineSetting, String> {
             }
         },
         Some(_) => return Err("\"max_pending\" must be a number".into()),
+    };
+    let reserved_pending = match object.get("reserved_pending") {
+        None => DEFAULT_RESERVED_PENDING.min(max_pending - 1),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(n) if n < max_pending => n,
+            _ => {
+                return Err(format!(
+                    "\"reserved_pending\" must be a whole number from 0 to max_pending - 1 ({})",
+                    max_pending - 1
+                ))
+            }
+        },
+        Some(_) => return Err("\"reserved_pending\" must be a number".into()),
     };
     let coalesce = match object.get("coalesce") {
         None => true,
@@ -178,6 +209,7 @@ fn parse_setting(value: &Value) -> Result<PipelineSetting, String> {
         description: description_of(object)?,
         coalesce,
         max_pending,
+        reserved_pending,
         inputs,
     })
 }
@@ -221,6 +253,33 @@ mod tests {
         ] {
             let err = PipelineSettings::parse(bad, &pipelines).unwrap_err();
             assert!(err.contains("max_pending"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn reserved_pending_defaults_to_one_slot_that_fits_and_is_bounded() {
+        let pipelines = Pipelines::parse("app,docs,one").unwrap();
+        let settings = PipelineSettings::parse(
+            r#"{"app": {"max_pending": 10, "reserved_pending": 9}, "one": {"max_pending": 1}}"#,
+            &pipelines,
+        )
+        .unwrap();
+        assert_eq!(settings.of("app").reserved_pending, 9);
+        assert_eq!(
+            settings.of("docs").reserved_pending,
+            DEFAULT_RESERVED_PENDING
+        );
+        // One pending run at most: none of it can be kept for keys unless asked.
+        assert_eq!(settings.of("one").reserved_pending, 0);
+        for bad in [
+            r#"{"app": {"reserved_pending": 3}}"#,
+            r#"{"app": {"max_pending": 1, "reserved_pending": 1}}"#,
+            r#"{"app": {"reserved_pending": -1}}"#,
+            r#"{"app": {"reserved_pending": 0.5}}"#,
+            r#"{"app": {"reserved_pending": "1"}}"#,
+        ] {
+            let err = PipelineSettings::parse(bad, &pipelines).unwrap_err();
+            assert!(err.contains("reserved_pending"), "{bad}: {err}");
         }
     }
 
