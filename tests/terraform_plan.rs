@@ -1273,3 +1273,78 @@ fn the_root_modules_own_variables_are_checked_by_terraform() {
         }
     }
 }
+
+/// The local stack's gateway (tools/local/src/edge.rs) gives the answers
+/// Terraform deploys, header for header, and plays the same numbers.
+#[test]
+fn the_local_gateway_gives_the_answers_and_numbers_terraform_deploys() {
+    let Some(bin) = terraform("the_local_gateway_gives_the_answers") else {
+        return;
+    };
+    use local_stack::edge::{Answers, Limits, Throttle};
+    use shared::rules::cors::CorsPolicy;
+    for origins in [
+        vec![],
+        vec!["*"],
+        vec!["https://a.example"],
+        vec!["https://a.example", "https://b.example:8443"],
+    ] {
+        let Planned::Accepted(outputs) = plan(
+            &bin,
+            &json!({"pipelines": {"app": "app"}, "cors_allowed_origins": origins, "waf_window_seconds": 120}),
+            &[],
+        ) else {
+            panic!("{origins:?} plans")
+        };
+        let answers = Answers::new(CorsPolicy::parse(&origins.join(",")).unwrap(), 120);
+        let deployed = outputs["edge"]["answers"].as_object().unwrap();
+        let slugs: BTreeSet<String> = deployed.keys().cloned().collect();
+        assert_eq!(slugs, answers.slugs().into_iter().collect(), "{origins:?}");
+        for (slug, answer) in deployed {
+            let (status, headers, body) = answers.rendered(slug);
+            let context = format!("{origins:?} {slug}");
+            assert_eq!(
+                answer["status"].as_u64().map(|s| s as u16),
+                status,
+                "{context}"
+            );
+            let deployed_headers: BTreeMap<String, String> =
+                serde_json::from_value(answer["headers"].clone()).unwrap();
+            assert_eq!(deployed_headers, headers.into_iter().collect(), "{context}");
+            let deployed_body: Value =
+                serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+            assert_eq!(deployed_body, body, "{context}");
+        }
+        // Which response type and WAF rule gives which answer.
+        for kind in outputs["edge"]["gateway"].as_object().unwrap().keys() {
+            assert_eq!(
+                answers.slug_of(kind),
+                outputs["edge"]["gateway"][kind],
+                "{kind}"
+            );
+        }
+        assert_eq!(answers.slug_of("rate"), outputs["edge"]["waf"]["rate"]);
+    }
+    let Planned::Accepted(defaults) = plan(&bin, &json!({"pipelines": {"app": "app"}}), &[]) else {
+        panic!("the defaults plan")
+    };
+    let limits = Limits::terraform_defaults();
+    let throttles = limits.throttles.clone().unwrap();
+    let deployed = defaults["route_throttles"].as_object().unwrap();
+    assert_eq!(
+        deployed.keys().collect::<BTreeSet<_>>(),
+        throttles
+            .iter()
+            .map(|(path, _)| path)
+            .collect::<BTreeSet<_>>()
+    );
+    for (path, Throttle { rate, burst }) in &throttles {
+        assert_eq!(deployed[path]["rate"].as_f64(), Some(*rate), "{path}");
+        assert_eq!(deployed[path]["burst"].as_f64(), Some(*burst), "{path}");
+    }
+    let waf = limits.waf.unwrap();
+    assert_eq!(
+        defaults["waf"],
+        json!({"enabled": true, "window_seconds": waf.window.as_secs(), "rate_limit": waf.rate_limit, "trigger_limit": waf.trigger_limit})
+    );
+}

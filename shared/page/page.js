@@ -276,7 +276,13 @@
         : `This address has ${quota.remaining} of ${quota.limit} triggers left.`;
       say(`Accepted: ${problem.pipeline} will run. ${left}`, "ok");
       follow(problem.trigger_id);
-    } else if (response.status === 429) {
+    } else if (response.status === 429 && type.endsWith(":throttled")) {
+      const until = retryAfter(response);
+      say(`The service is busy for everyone right now — this is not your quota, and nothing was counted. Try again ${until ? when(until) : "in a few seconds"}.`, "bad");
+    } else if (response.status === 429 && type.endsWith(":rate-limited")) {
+      const until = retryAfter(response);
+      say(`This address sent too many requests in the last few minutes, so the firewall holds it back; nothing was counted against its triggers. Try again ${until ? when(until) : "in a few minutes"}.`, "bad");
+    } else if (response.status === 429 && type.endsWith("quota-exceeded")) {
       const until = retryAfter(response);
       const scope = type.endsWith("global-quota-exceeded")
         ? "the service has reached its budget of runs for now"
@@ -284,7 +290,9 @@
           ? `your network (${problem.network || "the block your address is in"}) has used all its triggers for now`
           : "this address has used all its triggers for now";
       say(`Refused: ${scope}. You can trigger again ${until ? when(until) : "later"}.`, "bad");
-    } else if (response.status === 403) {
+    } else if (response.status === 403 && type.endsWith(":forbidden")) {
+      say("The firewall refused this request: something in it looks like an attack (text such as ${jndi:…}). Nothing was counted; change what you typed and try again.", "bad");
+    } else if (response.status === 403 && type.endsWith(":blocked")) {
       const until = retryAfter(response);
       say(`Refused: this address is blocked${until ? " until " + when(until) : ""}.`, "bad");
     } else if (response.status === 400 && type.endsWith("invalid-inputs")) {
@@ -296,6 +304,12 @@
     } else if (response.status === 503) {
       const until = retryAfter(response);
       say(`The service is unavailable right now; no quota was used. Try again ${until ? when(until) : "soon"}.`, "bad");
+    } else if (response.status === 502 || response.status === 504) {
+      const until = retryAfter(response);
+      say(`The service could not answer just now, so nothing came back to follow. Try again ${until ? when(until) : "in a few seconds"}.`, "bad");
+    } else if (response.status === 429) {
+      const until = retryAfter(response);
+      say(`Too many requests right now; nothing was counted. Try again ${until ? when(until) : "in a few seconds"}.`, "bad");
     } else {
       say(`Not triggered: ${problem.detail || problem.title || "the service answered " + response.status}.`, "bad");
     }
@@ -413,8 +427,12 @@
         $("progress").hidden = true;
         return;
       } else {
-        delay = Math.min(delay * 2, MAX_POLL_MS);
-        $("checked").textContent = `Could not check just now; trying again in ${Math.round(delay / 1000)} s.`;
+        // A busy service or address says when to ask again (Retry-After).
+        const until = response && retryAfter(response);
+        delay = Math.max(Math.min(delay * 2, MAX_POLL_MS), until ? until.getTime() - Date.now() : 0);
+        $("checked").textContent = until
+          ? `The service is busy; checking again ${when(new Date(Date.now() + delay))}.`
+          : `Could not check just now; trying again in ${Math.round(delay / 1000)} s.`;
       }
       pollTimer = setTimeout(check, delay);
     };

@@ -132,6 +132,21 @@ impl Harness {
         run_time: Duration,
         stage: Option<&str>,
     ) -> Self {
+        let edge = local_stack::edge::Limits::off();
+        Self::start_with_edge(prefix, settings, fault, run_time, stage, edge).await
+    }
+
+    /// As [`Harness::start_with`], with the route throttles and the WAF's
+    /// rate rules of `edge` (the tests that use [`Harness::start_with`]
+    /// send more than a person would, and have them off).
+    pub(crate) async fn start_with_edge(
+        prefix: &str,
+        settings: &[(&str, &str)],
+        fault: Option<local_stack::Fault>,
+        run_time: Duration,
+        stage: Option<&str>,
+        edge: local_stack::edge::Limits,
+    ) -> Self {
         let app = format!("{prefix}-app");
         let broken = format!("{prefix}-broken");
         let pipelines = format!("app={app},broken={broken}");
@@ -149,6 +164,7 @@ impl Harness {
             outputs: Some(outputs_path(prefix)),
             stage: stage.map(str::to_string),
             chaos: None,
+            edge,
         };
         let stack = local_stack::start(
             &sdk,

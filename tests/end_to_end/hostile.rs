@@ -10,7 +10,10 @@ async fn the_gateway_refuses_hostile_requests_clearly() {
     let huge = "x".repeat(local_stack::gateway::MAX_REQUEST_BYTES + 1);
     let response = post(&client, &harness, &huge).await;
     assert_eq!(response.status, 413, "{:?}", response.body);
-    assert_eq!(response.body["message"], "Request Entity Too Large");
+    assert_eq!(
+        response.body["type"],
+        "urn:pipeline-trigger:problem:payload-too-large"
+    );
     // Over the function's own limit: its problem+json 413.
     let response = post(
         &client,
@@ -30,11 +33,12 @@ async fn the_gateway_refuses_hostile_requests_clearly() {
     assert_eq!(post(&client, &harness, "{not json").await.status, 400);
     let unknown = post(&client, &harness, r#"{"pipeline":"../../etc"}"#).await;
     assert_eq!(unknown.status, 400, "{:?}", unknown.body);
+    // What no route takes, API Gateway answers itself, in the same voice.
+    let nowhere = send(&client, "GET", &harness.url("/nowhere"), "").await;
+    assert_eq!(nowhere.status, 404);
     assert_eq!(
-        send(&client, "GET", &harness.url("/nowhere"), "")
-            .await
-            .status,
-        404
+        nowhere.body["type"],
+        "urn:pipeline-trigger:problem:not-found"
     );
     let missing = send(
         &client,
@@ -44,11 +48,15 @@ async fn the_gateway_refuses_hostile_requests_clearly() {
     )
     .await;
     assert_eq!(missing.status, 404);
+    let delete = send(&client, "DELETE", &harness.url("/trigger"), "").await;
+    assert_eq!(delete.status, 405);
     assert_eq!(
-        send(&client, "DELETE", &harness.url("/trigger"), "")
-            .await
-            .status,
-        405
+        delete.headers.get("allow").and_then(|v| v.to_str().ok()),
+        Some("OPTIONS, POST")
+    );
+    assert_eq!(
+        delete.body["type"],
+        "urn:pipeline-trigger:problem:method-not-allowed"
     );
     // None of it reached the queue or used the quota.
     let accepted = post(&client, &harness, "").await;
@@ -69,6 +77,7 @@ async fn the_local_stack_refuses_anything_but_a_loopback_emulator() {
         outputs: None,
         stage: None,
         chaos: None,
+        edge: local_stack::edge::Limits::off(),
     };
     let printed = CapturedLogs::default();
     let result = local_stack::start(

@@ -7,6 +7,7 @@
 //! without seeing each other's triggers.
 
 mod coalescing;
+mod edge;
 mod harness;
 mod hops;
 mod hostile;

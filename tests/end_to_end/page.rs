@@ -1,6 +1,7 @@
 //! The public page, in headless Chromium.
 
 use crate::harness::*;
+use local_stack::edge::{Limits, Throttle, Waf};
 
 /// The public page in headless Chromium (tests/end_to_end/browser/page.cjs), against
 /// the stack served under a REST API stage: trigger with inputs and see
@@ -10,7 +11,9 @@ use crate::harness::*;
 /// whose queue is down, "unavailable"; on a third with `max_pending` 2 and
 /// 6-second runs, the place in line, a refused trigger and the end estimate,
 /// and that a site the API allows triggers from its page while another
-/// site's page is refused (`403 cross-site`).
+/// site's page is refused (`403 cross-site`); on two stacks with the edge's
+/// throttle and WAF on (small numbers), what a busy service, an address
+/// over the WAF's rule and a value the WAF refuses look like.
 /// Screenshots of each state land in `target/screenshots/page/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
@@ -56,6 +59,39 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
         Some("prod"),
     )
     .await;
+    // The edge as deployed, with numbers a page meets in a few clicks: a
+    // route throttle of one POST, and a WAF rule of two per address.
+    let throttled = Harness::start_with_edge(
+        &unique("page-throttled"),
+        &[("PIPELINE_SETTINGS", local_stack::DEFAULT_PIPELINE_SETTINGS)],
+        None,
+        Duration::from_secs(1),
+        Some("prod"),
+        edge_limits(
+            Some(Throttle {
+                rate: 1.0 / 600.0,
+                burst: 1.0,
+            }),
+            None,
+        ),
+    )
+    .await;
+    let firewalled = Harness::start_with_edge(
+        &unique("page-waf"),
+        &[("PIPELINE_SETTINGS", local_stack::DEFAULT_PIPELINE_SETTINGS)],
+        None,
+        Duration::from_secs(1),
+        Some("prod"),
+        edge_limits(
+            None,
+            Some(Waf {
+                window: Duration::from_secs(600),
+                rate_limit: 1000,
+                trigger_limit: 2,
+            }),
+        ),
+    )
+    .await;
     let shots = root.join("target/screenshots/page");
     let output = tokio::process::Command::new("node")
         .arg(tests.join("end_to_end/browser/page.cjs"))
@@ -65,6 +101,8 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
         .arg(busy.url("/prod"))
         .arg(allowed_port.to_string())
         .arg(other_port.to_string())
+        .arg(throttled.url("/prod"))
+        .arg(firewalled.url("/prod"))
         .env("NODE_PATH", &node_modules)
         .env("CHROMIUM", &chromium)
         .output()
@@ -97,12 +135,32 @@ async fn the_page_in_headless_chromium_triggers_and_follows_runs() {
         "running-estimate",
         "embedding-allowed",
         "embedding-refused",
+        "throttled",
+        "forbidden",
+        "rate-limited",
     ] {
         assert!(shots.join(format!("{state}.png")).exists(), "{state}");
     }
     harness.stack.stop().await;
     down.stack.stop().await;
     busy.stack.stop().await;
+    throttled.stack.stop().await;
+    firewalled.stack.stop().await;
+}
+
+/// A POST /trigger throttle and a WAF, the other routes generous.
+fn edge_limits(trigger: Option<Throttle>, waf: Option<Waf>) -> Limits {
+    let generous = Throttle {
+        rate: 100.0,
+        burst: 200.0,
+    };
+    Limits {
+        throttles: Some(vec![
+            ("*/*".into(), generous),
+            ("trigger/POST".into(), trigger.unwrap_or(generous)),
+        ]),
+        waf,
+    }
 }
 
 /// A loopback port nothing listens on now.

@@ -5,7 +5,9 @@
 //
 // Usage: node tests/end_to_end/browser/page.cjs <page URL> <screenshot folder>
 //   [<page URL of a stack whose queue is down> [<page URL of a stack with max_pending 2 and longer runs>
-//   <port of an embedding site it allows> <port of one it does not>]]
+//   <port of an embedding site it allows> <port of one it does not>
+//   [<page URL of a stack whose POST /trigger throttle takes one> <page URL of
+//   a stack whose WAF takes two POSTs an address>]]]
 // (NODE_PATH=tools/node/node_modules; CHROMIUM overrides /usr/bin/chromium).
 // Exits 0 when every step passed; otherwise prints the step that failed.
 "use strict";
@@ -15,12 +17,12 @@ const fs = require("node:fs");
 const http = require("node:http");
 const path = require("node:path");
 
-const [pageUrl, shots, unavailableUrl, busyUrl, allowedPort, otherPort] = process.argv.slice(2);
+const [pageUrl, shots, unavailableUrl, busyUrl, allowedPort, otherPort, throttledUrl, firewalledUrl] = process.argv.slice(2);
 if (!pageUrl || !shots) {
   console.error("usage: node tests/browser/page.cjs <page URL> <screenshot folder>");
   process.exit(2);
 }
-const origins = new Set([pageUrl, unavailableUrl, busyUrl].filter(Boolean).map((u) => new URL(u).origin));
+const origins = new Set([pageUrl, unavailableUrl, busyUrl, throttledUrl, firewalledUrl].filter(Boolean).map((u) => new URL(u).origin));
 const origin = new URL(pageUrl).origin;
 // A run takes a few seconds on the local stack; the page polls every few.
 const PATIENCE_MS = 60000;
@@ -116,8 +118,8 @@ async function main() {
       if (!origins.has(url.origin)) problems.push(`request to another origin: ${request.url()}`);
     });
     page.on("console", (message) => {
-      // The 400, 429 and 503 answers are steps of this test; anything else is not.
-      const expected = /Failed to load resource: .* status of (400|429|503)/.test(message.text());
+      // The 400, 403, 429 and 503 answers are steps of this test; anything else is not.
+      const expected = /Failed to load resource: .* status of (400|403|429|503)/.test(message.text());
       if (message.type() === "error" && !expected) problems.push(`console error: ${message.text()}`);
     });
     page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
@@ -375,6 +377,39 @@ async function main() {
           for (const server of embeddings) server.close();
         }
       }
+    }
+
+    if (throttledUrl && firewalledUrl) {
+      step("when the service is busy for everyone, the page says it is not this address's quota");
+      await page.goto(throttledUrl);
+      await page.waitForFunction(() => !document.getElementById("submit").disabled);
+      await submit.click();
+      await page.waitForFunction(() => /^Accepted/.test(document.getElementById("outcome").textContent), null, { timeout: PATIENCE_MS });
+      await submit.click();
+      await page.waitForFunction(() => /busy/.test(document.getElementById("outcome").textContent), null, { timeout: PATIENCE_MS });
+      assert.match(await outcome.textContent(),
+        /^The service is busy for everyone right now — this is not your quota, and nothing was counted\. Try again in 10 seconds\.$/);
+      await shot("throttled");
+
+      step("a value the firewall takes for an attack is refused, and the page says what to do");
+      await page.goto(firewalledUrl);
+      await page.waitForFunction(() => !document.getElementById("submit").disabled);
+      await branch.fill("${jndi:ldap://example.com/a}");
+      await submit.click();
+      await page.waitForFunction(() => /firewall/.test(document.getElementById("outcome").textContent), null, { timeout: PATIENCE_MS });
+      assert.match(await outcome.textContent(),
+        /^The firewall refused this request: something in it looks like an attack \(text such as \$\{jndi:…\}\)\. Nothing was counted; change what you typed and try again\.$/);
+      await shot("forbidden");
+
+      step("an address over the firewall's rule is told so, and when to try again, in words");
+      await branch.fill("main");
+      await submit.click();
+      await page.waitForFunction(() => /^Accepted/.test(document.getElementById("outcome").textContent), null, { timeout: PATIENCE_MS });
+      await submit.click();
+      await page.waitForFunction(() => /too many requests/.test(document.getElementById("outcome").textContent), null, { timeout: PATIENCE_MS });
+      assert.match(await outcome.textContent(),
+        /^This address sent too many requests in the last few minutes, so the firewall holds it back; nothing was counted against its triggers\. Try again in 10 minutes \(\d{1,2}:\d{2}\s?[AP]M\)\.$/);
+      await shot("rate-limited");
     }
 
     await context.close();

@@ -60,6 +60,27 @@ pub struct LocalArgs {
     /// trigger's, beside the public triggers.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub push_every: Option<Duration>,
+    /// API Gateway's route throttles and the WAF's per-address rate rules,
+    /// with Terraform's numbers (on), or none (off); the edge's answers in
+    /// the product's voice (404, 405, 413, 502) stay either way.
+    #[arg(long, value_enum, default_value_t = EdgeSwitch::On)]
+    pub edge: EdgeSwitch,
+}
+
+/// Whether the local gateway throttles and rate-limits as deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EdgeSwitch {
+    On,
+    Off,
+}
+
+impl EdgeSwitch {
+    pub fn limits(self) -> crate::edge::Limits {
+        match self {
+            Self::On => crate::edge::Limits::terraform_defaults(),
+            Self::Off => crate::edge::Limits::off(),
+        }
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -102,10 +123,13 @@ mod tests {
             "500ms",
             "--fault",
             "codepipeline-unreachable",
+            "--edge",
+            "off",
         ])
         .unwrap();
         {
             let args = cli.args;
+            assert_eq!(args.edge, EdgeSwitch::Off);
             assert_eq!(args.port, 3001);
             assert_eq!(args.failing, Some(vec!["a".to_string(), "b".to_string()]));
             assert_eq!(args.run_time, Duration::from_millis(500));
@@ -120,6 +144,7 @@ mod tests {
             vec!["--run-time", "soon"],
             vec!["--fault", "meteor"],
             vec!["--stage", "a/b"],
+            vec!["--edge", "maybe"],
         ] {
             let args = std::iter::once("trigger-local").chain(bad.iter().copied());
             assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");

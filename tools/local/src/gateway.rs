@@ -1,10 +1,14 @@
 //! API Gateway's part: HTTP on a loopback port, each request turned into the
 //! REST API event the ingress Lambda takes, and its proxy response back into
-//! HTTP. Like API Gateway, it refuses bodies over its payload limit itself,
-//! answers 502 when the function fails, and names the TCP peer as the source
-//! address (`X-Forwarded-For` is passed along and ignored by the ingress).
+//! HTTP. Like API Gateway (and the WAF in front of it), it answers what
+//! never reaches the function itself, in the product's voice ([`Edge`]): a
+//! body over its payload limit, an unknown path or method, a throttled
+//! route, an address over the WAF's rate rules, a failed invocation. It
+//! names the TCP peer as the source address (`X-Forwarded-For` is passed
+//! along and ignored by the ingress).
 
 use super::console::Console;
+use super::edge::{Answer, Edge, Request as EdgeRequest};
 use super::http_server::{self, json_response, read_body, BodyError};
 use super::Stopping;
 use http_body_util::Full;
@@ -31,6 +35,8 @@ pub struct Gateway {
     pub stage: Option<String>,
     pub console: Console,
     pub clock: Arc<dyn Clock>,
+    /// What API Gateway and the WAF answer before the ingress runs.
+    pub edge: Arc<Edge>,
 }
 
 impl Gateway {
@@ -47,10 +53,12 @@ impl Gateway {
     async fn answer(&self, request: Request<Incoming>, source_ip: IpAddr) -> Response<Full<Bytes>> {
         let request_id = ulid::Ulid::new().to_string();
         let (parts, body) = request.into_parts();
+        let method = parts.method.as_str();
+        let path = parts.uri.path();
         let body = match read_body(body, MAX_REQUEST_BYTES).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
-                return gateway_error(413, "Request Entity Too Large", &request_id)
+                return self.edge_answer(method, path, self.edge.too_large(), &request_id)
             }
             Err(BodyError::TimedOut) => return gateway_error(408, "Request Timeout", &request_id),
             Err(BodyError::Broken) => return gateway_error(400, "Bad Request", &request_id),
@@ -65,20 +73,29 @@ impl Gateway {
                     .map(|v| (name.as_str().to_string(), v.to_string()))
             })
             .collect();
-        let source = source_ip.to_string();
-        if let Some(stage) = &self.stage {
-            let path = parts.uri.path();
-            let inside = path
+        // The path inside the stage; outside every stage, no route.
+        let inner = match &self.stage {
+            None => Some(path),
+            Some(stage) => path
                 .strip_prefix(&format!("/{stage}"))
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-            if !inside {
-                // What API Gateway answers outside its stages.
-                return gateway_error(403, "Missing Authentication Token", &request_id);
-            }
+                .map(|rest| if rest.is_empty() { "/" } else { rest })
+                .filter(|rest| rest.starts_with('/')),
+        };
+        let seen = EdgeRequest {
+            method,
+            path: inner.unwrap_or(""),
+            uri: parts.uri.path_and_query().map_or(path, |p| p.as_str()),
+            headers: &headers,
+            body: &body,
+            source_ip,
+        };
+        if let Some(answer) = self.edge.answer(&seen, std::time::Instant::now()) {
+            return self.edge_answer(method, path, answer, &request_id);
         }
+        let source = source_ip.to_string();
         let event = api_gateway_event(&GatewayRequest {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
+            method,
+            path,
             stage: self.stage.as_deref(),
             query: parts.uri.query(),
             headers,
@@ -86,8 +103,6 @@ impl Gateway {
             source_ip: &source,
             request_id: &request_id,
         });
-        let method = parts.method.as_str();
-        let path = parts.uri.path();
         match self.ingress.handle(event).await {
             Ok(response) => {
                 self.log_hop(method, path, &response);
@@ -95,9 +110,42 @@ impl Gateway {
             }
             Err(e) => {
                 warn!(error = %e, request_id = %request_id, "the ingress failed the invocation");
-                gateway_error(502, "Internal server error", &request_id)
+                self.edge_answer(method, path, self.edge.bad_gateway(), &request_id)
             }
         }
+    }
+
+    /// An answer of the edge, logged as a hop of the gateway's.
+    fn edge_answer(
+        &self,
+        method: &str,
+        path: &str,
+        answer: Answer,
+        request_id: &str,
+    ) -> Response<Full<Bytes>> {
+        let title = serde_json::from_str::<Value>(&answer.body)
+            .ok()
+            .and_then(|body| body["title"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let path: String = path.chars().take(80).collect();
+        self.console.hop(
+            self.clock.now_ms(),
+            None,
+            "gateway",
+            &format!(
+                "{method} {path} -> {} {title} (the gateway's own answer)",
+                answer.status
+            ),
+        );
+        let mut builder = Response::builder()
+            .status(answer.status)
+            .header("x-amzn-RequestId", request_id);
+        for (name, value) in &answer.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder
+            .body(Full::new(Bytes::from(answer.body)))
+            .unwrap_or_else(|_| gateway_error(502, "Internal server error", request_id))
     }
 
     fn log_hop(&self, method: &str, path: &str, response: &Value) {

@@ -3,7 +3,8 @@
 //! handler code as the Lambdas; this module plays the parts AWS plays around
 //! them:
 //!
-//! - [`gateway`]: API Gateway (HTTP → REST API event → ingress);
+//! - [`gateway`]: API Gateway (HTTP → REST API event → ingress), and
+//!   [`edge`]: what it and the WAF answer themselves;
 //! - [`event_source`]: the event source mapping (work queue → worker);
 //! - [`pipeline_runs`]: CodePipeline's state changes and history;
 //! - [`rule_target`]: the EventBridge rule's target (→ notifier);
@@ -15,6 +16,7 @@ pub mod api_client;
 pub mod chaos;
 pub mod cli;
 pub mod console;
+pub mod edge;
 pub mod event_source;
 pub mod gateway;
 pub mod http_server;
@@ -124,6 +126,9 @@ pub struct LocalOptions {
     pub stage: Option<String>,
     /// The chaos run's faults ([`chaos`]); `None`: none.
     pub chaos: Option<Arc<chaos::Chaos>>,
+    /// The route throttles and the WAF's rate rules ([`edge::Limits`]):
+    /// Terraform's by default, off for tests that send more than a person.
+    pub edge: edge::Limits,
 }
 
 /// A stop signal the loops wait on.
@@ -620,6 +625,8 @@ async fn provision_resources(
 /// Lambda; their metric lines collected.
 struct Functions {
     ingress: ingress::Ingress,
+    /// The API's CORS origins: the edge's answers carry them too.
+    cors: shared::rules::cors::CorsPolicy,
     worker: Arc<worker::Worker>,
     notifier: Arc<notifier::Notifier>,
     calls: FunctionCalls,
@@ -650,8 +657,10 @@ impl Functions {
             }
             _ => aws::sqs(sdk, &calls.ingress),
         };
+        let ingress_config = IngressConfig::from_env(env)?;
+        let cors = ingress_config.cors.clone();
         let ingress = ingress::Ingress::new(
-            IngressConfig::from_env(env)?,
+            ingress_config,
             Table::new(
                 aws::dynamodb(sdk, &calls.ingress),
                 resources.table_name.clone(),
@@ -697,6 +706,7 @@ impl Functions {
         .with_metrics(metrics_sink);
         Ok(Self {
             ingress,
+            cors,
             worker: Arc::new(worker),
             notifier: Arc::new(notifier),
             calls,
@@ -754,6 +764,10 @@ impl Parts<'_> {
                 stage: self.options.stage.clone(),
                 console: self.console.clone(),
                 clock: shared.clock.clone(),
+                edge: Arc::new(edge::Edge::new(
+                    self.options.edge.clone(),
+                    functions.cors.clone(),
+                )),
             }
             .serve(listener, shared.stopping.clone()),
         );

@@ -56,6 +56,7 @@ async fn main() -> ExitCode {
         outputs: args.outputs.clone(),
         stage: args.stage.clone(),
         chaos: None,
+        edge: args.edge.limits(),
     };
     let stack = match local_stack::start(&sdk, &env, &options, Console::stdout()).await {
         Ok(stack) => stack,

@@ -161,6 +161,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             outputs: None,
             stage: None,
             chaos: None,
+            edge: local_stack::edge::Limits::off(),
         },
         Console::new(Box::new(std::io::sink())),
     )

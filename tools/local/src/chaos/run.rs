@@ -182,6 +182,7 @@ pub async fn run(sdk: &SdkConfig, config: &ChaosConfig) -> Result<invariants::Re
             outputs: Some(outputs.clone()),
             stage: None,
             chaos: Some(chaos.clone()),
+            edge: crate::edge::Limits::off(),
         },
         Console::new(Box::new(std::io::sink())),
     )
