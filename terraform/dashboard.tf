@@ -1,6 +1,7 @@
 # One dashboard for the whole system: the decisions the functions publish as
-# Embedded Metric Format lines (namespace module.settings.metrics_namespace, dimension
-# Function; see shared/src/rules/metrics.rs), the queue depths, the
+# Embedded Metric Format lines (namespace module.settings.metrics_namespace,
+# dimension Function; shared::rules::metrics::PUBLISHED lists every one and
+# tests/terraform.rs checks each is drawn), the queue depths, the
 # functions' errors and the API's 5xx.
 
 locals {
@@ -8,7 +9,7 @@ locals {
   # One metric line of a widget: [namespace, metric, dimension, value, ...].
   decision = { for name in ["Accepted", "Invalid", "Unavailable"] : name => [module.settings.metrics_namespace, name, "Function", "ingress"] }
   rejected = [for scope in ["client", "network", "global", "blocked", "cross-site"] : [module.settings.metrics_namespace, "Rejected", "Function", "ingress", "Scope", scope, { label = "Rejected (${scope})" }]]
-  runs     = [for name in ["RunsStarted", "TriggersCoalesced", "RunsWaiting", "Retried", "DeadLettered"] : [module.settings.metrics_namespace, name, "Function", "worker"]]
+  runs     = [for name in ["RunsStarted", "TriggersCoalesced", "RunsWaiting", "TriggersRefused", "Retried", "DeadLettered"] : [module.settings.metrics_namespace, name, "Function", "worker"]]
   emails   = [for state in module.settings.notify_states : [module.settings.metrics_namespace, "Emails", "Function", "notifier", "State", state, { label = "E-mails ${state}" }]]
   widget = {
     type   = "metric"
@@ -30,7 +31,7 @@ resource "aws_cloudwatch_dashboard" "main" {
         metrics = concat(values(local.decision), local.rejected)
       } }),
       merge(local.widget, { x = 12, y = 0, properties = {
-        title   = "Runs: started, triggers coalesced, waiting, retried, dead-lettered"
+        title   = "Runs: started, triggers coalesced, waiting, refused behind a full queue, retried, dead-lettered"
         region  = local.dashboard_region
         stat    = "Sum"
         period  = 300
@@ -61,7 +62,21 @@ resource "aws_cloudwatch_dashboard" "main" {
           [["AWS/ApiGateway", "5XXError", "ApiName", aws_api_gateway_rest_api.api.name, "Stage", aws_api_gateway_stage.api.stage_name, { label = "API 5xx" }]],
         )
       } }),
-      merge(local.widget, { x = 0, y = 12, width = 24, properties = {
+      merge(local.widget, { x = 0, y = 12, properties = {
+        title  = "The edge: API 4xx (throttles, unknown paths) and the WAF's blocks by rule"
+        region = local.dashboard_region
+        stat   = "Sum"
+        period = 300
+        view   = "timeSeries"
+        metrics = concat(
+          [["AWS/ApiGateway", "4XXError", "ApiName", aws_api_gateway_rest_api.api.name, "Stage", aws_api_gateway_stage.api.stage_name, { label = "API 4xx" }]],
+          [
+            for rule in(module.settings.waf.enabled ? concat(keys(local.waf_rate_rules), ["known-bad-inputs"]) : []) :
+            ["AWS/WAFV2", "BlockedRequests", "WebACL", var.name, "Region", local.dashboard_region, "Rule", "${var.name}-${rule}", { label = "WAF ${rule}" }]
+          ],
+        )
+      } }),
+      merge(local.widget, { x = 12, y = 12, properties = {
         title   = "On-call e-mails by state"
         region  = local.dashboard_region
         stat    = "Sum"

@@ -128,7 +128,7 @@ variable "max_attempts" {
 }
 
 variable "notify_states" {
-  description = "Pipeline execution states that e-mail on-call (and that the EventBridge rule delivers). Default: [\"SUCCEEDED\", \"FAILED\", \"STOPPED\"]."
+  description = "Pipeline execution states that e-mail on-call. Only the e-mails: the EventBridge rule delivers every state to the notifier, which records each on its run (GET /triggers/{id}, the page). Default: [\"SUCCEEDED\", \"FAILED\", \"STOPPED\"]."
   type        = list(string)
   default     = null
 }

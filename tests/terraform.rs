@@ -555,6 +555,113 @@ fn alarms_cover_both_dlqs_every_function_and_the_api() {
     assert_eq!(text(attr(alarm, "threshold")), "0");
 }
 
+/// Every alarm's name as its e-mail gives it after `<name>-`: the keys of
+/// `local.alarms` (its functions' errors and throttles expanded) and the
+/// `alarm_name` of every other alarm resource.
+fn alarm_names(body: &Body) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let functions: Vec<String> = entries(local(body, "functions")).into_keys().collect();
+    let alarms = local(body, "alarms");
+    let Expression::FuncCall(merge) = alarms else {
+        panic!("local.alarms is a merge: {alarms}")
+    };
+    for arg in &merge.args {
+        match arg {
+            Expression::Object(_) => names.extend(entries(arg).into_keys()),
+            // merge([for function, _ in local.functions : {for metric in [...] : "${function}-${lower(metric)}" => ...}]...)
+            other => {
+                let text = text(other);
+                assert!(text.contains("local.functions"), "{text}");
+                let metrics = text
+                    .split("for metric in [")
+                    .nth(1)
+                    .and_then(|rest| rest.split(']').next())
+                    .expect("the metrics of each function");
+                for function in &functions {
+                    for metric in metrics.split(',') {
+                        let metric = metric.trim().trim_matches('"').to_lowercase();
+                        names.insert(format!("{function}-{metric}"));
+                    }
+                }
+            }
+        }
+    }
+    for alarm in body.blocks().filter(|b| {
+        b.identifier() == "resource"
+            && b.labels()[0].as_str() == "aws_cloudwatch_metric_alarm"
+            && b.labels()[1].as_str() != "alarm"
+    }) {
+        let name = text(attr(alarm.body(), "alarm_name"));
+        let name = name
+            .trim_matches('"')
+            .strip_prefix("${var.name}-")
+            .unwrap_or_else(|| panic!("{name} is not <name>-<alarm>"));
+        names.insert(name.to_string());
+    }
+    names
+}
+
+/// On-call paged at night finds, for every alarm Terraform creates, a
+/// section of the runbook saying what it means, what to look at (a
+/// `trigger-ops` command or a metric) and what to do; and no section for
+/// an alarm that does not exist.
+#[test]
+fn every_alarm_has_its_runbook_section() {
+    let names = alarm_names(&root());
+    assert_eq!(names.len(), 11, "{names:?}");
+    let runbook =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operating.md"))
+            .unwrap();
+    let mut sections: BTreeMap<String, String> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in runbook.lines() {
+        if line.starts_with('#') {
+            current = line
+                .strip_prefix("### Alarm `")
+                .and_then(|rest| rest.strip_suffix('`'))
+                .map(str::to_string);
+            if let Some(name) = &current {
+                sections.insert(name.clone(), String::new());
+            }
+        } else if let Some(name) = &current {
+            let section = sections.get_mut(name).unwrap();
+            section.push_str(line);
+            section.push('\n');
+        }
+    }
+    for name in &names {
+        let section = sections
+            .get(name)
+            .unwrap_or_else(|| panic!("docs/operating.md has no section \"### Alarm `{name}`\""));
+        for part in ["**Means**", "**Look at**", "**Do**"] {
+            assert!(section.contains(part), "{name}: no {part}");
+        }
+        let look_at = section
+            .split("**Look at**")
+            .nth(1)
+            .and_then(|rest| rest.split("**Do**").next())
+            .unwrap();
+        let names_a_metric = look_at.contains('`');
+        assert!(
+            look_at.contains("trigger-ops") || names_a_metric,
+            "{name}: what to look at names no trigger-ops command or metric"
+        );
+    }
+    let documented: BTreeSet<String> = sections.into_keys().collect();
+    assert_eq!(
+        documented, names,
+        "runbook sections of alarms that do not exist"
+    );
+    // Named elsewhere in the runbook, an alarm is one that exists.
+    for mention in runbook.split("alarm `").skip(1) {
+        let name = mention.split('`').next().unwrap();
+        assert!(
+            names.contains(name),
+            "docs/operating.md names an alarm {name:?} that does not exist"
+        );
+    }
+}
+
 #[test]
 fn variables_are_documented_and_outputs_feed_trigger_ops() {
     let body = root();
@@ -684,27 +791,63 @@ fn every_checkov_skip_carries_a_reason() {
 
 #[test]
 fn the_dashboard_draws_every_metric_the_functions_publish() {
-    use shared::rules::metrics::*;
+    use shared::rules::metrics::PUBLISHED;
     let dashboard = std::fs::read_to_string(terraform_dir().join("dashboard.tf")).unwrap();
-    for metric in [
-        ACCEPTED,
-        REJECTED,
-        INVALID,
-        UNAVAILABLE,
-        RUNS_STARTED,
-        TRIGGERS_COALESCED,
-        RUNS_WAITING,
-        RETRIED,
-        DEAD_LETTERED,
-        EMAILS,
-    ] {
+    for published in PUBLISHED {
         assert!(
-            dashboard.contains(&format!("\"{metric}\"")),
-            "{metric} is not on the dashboard"
+            dashboard.contains(&format!("\"{}\"", published.metric)),
+            "{} is not on the dashboard",
+            published.metric
         );
+        if let Some((dimension, values)) = published.dimension {
+            assert!(
+                dashboard.contains(&format!("\"{dimension}\"")),
+                "{dimension}"
+            );
+            for value in values {
+                assert!(
+                    dashboard.contains(&format!("\"{value}\"")),
+                    "{} by {dimension} {value} is not on the dashboard",
+                    published.metric
+                );
+            }
+        }
     }
-    for scope in ["client", "global", "blocked"] {
-        assert!(dashboard.contains(&format!("\"{scope}\"")), "{scope}");
+    // PUBLISHED is every metric the functions count: each `metrics::NAME`
+    // their code uses is one of it.
+    let constants = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/src/rules/metrics.rs"),
+    )
+    .unwrap();
+    for function in ["ingress", "worker", "notifier"] {
+        let source = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../functions/{function}/src/lib.rs")),
+        )
+        .unwrap();
+        for used in source.split("metrics::").skip(1) {
+            let name: String = used
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            if name.is_empty() {
+                continue;
+            }
+            let value = constants
+                .lines()
+                .find_map(|line| {
+                    line.trim()
+                        .strip_prefix(&format!("pub const {name}: &str = \""))
+                        .and_then(|rest| rest.strip_suffix("\";"))
+                })
+                .unwrap_or_else(|| panic!("metrics::{name} is not a metric name"));
+            assert!(
+                PUBLISHED
+                    .iter()
+                    .any(|p| p.metric == value && p.function == function),
+                "{function} counts {value}, which PUBLISHED does not list"
+            );
+        }
     }
     let outputs = std::fs::read_to_string(terraform_dir().join("outputs.tf")).unwrap();
     assert!(outputs.contains("output \"dashboard_url\""));

@@ -92,6 +92,29 @@ Examples:
   trigger-ops clients unblock 203.0.113.0/24
   trigger-ops clients --secret-from-function pipeline-trigger-ingress show 203.0.113.7")]
     Clients(ClientsArgs),
+    /// The account's Lambda concurrency, and whether a deployment's reservations fit (scripts/deploy asks before it applies).
+    #[command(after_help = "\
+AWS keeps at least 100 units of concurrency unreserved in every account; a new
+account often has a quota of 10 or 50, so it can reserve none. Exit status 1
+when the reservation does not fit.
+
+Examples:
+  trigger-ops account
+  trigger-ops account --reserve 27
+  terraform show -json tfplan > plan.json && trigger-ops account --plan plan.json")]
+    Account {
+        /// Would reserving this much more concurrency fit?
+        #[arg(
+            long,
+            value_name = "N",
+            conflicts_with = "plan",
+            allow_negative_numbers = true
+        )]
+        reserve: Option<i64>,
+        /// Would this plan's reservations fit? (`terraform show -json PLAN` saved to FILE)
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+    },
     /// Run the whole system on this machine: `trigger-local` (next to this binary) with these arguments.
     #[command(
         disable_help_flag = true,

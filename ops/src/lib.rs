@@ -2,6 +2,7 @@
 //! and `local` (an alias of `trigger-local`). The queue work is in [`dlq`], target resolution in [`targets`],
 //! printing in [`report`]; [`run`] wires them for one command line.
 
+pub mod account;
 pub mod cli;
 pub mod clients;
 pub mod dlq;
@@ -102,6 +103,9 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
             return run_events(command, cli.json, &queues, &targets, ctx).await;
         }
         Command::Local { args } => return Err(run_local(args)),
+        Command::Account { reserve, plan } => {
+            return run_account(*reserve, plan.as_deref(), cli.json, ctx).await;
+        }
         Command::Clients(args) => {
             let table = Table::new(
                 shared::aws::dynamodb(ctx.sdk, &calls),
@@ -231,6 +235,41 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
             })
         }
     }
+}
+
+/// `trigger-ops account`: the account's concurrency, and whether `reserve`
+/// more (or what `plan` changes) fits.
+async fn run_account(
+    reserve: Option<i64>,
+    plan: Option<&std::path::Path>,
+    json: bool,
+    ctx: &Context<'_>,
+) -> Result<Ran, OpsError> {
+    let reserve = match plan {
+        None => reserve.unwrap_or(0),
+        Some(path) => {
+            let bad = |reason: String| OpsError::BadSetting {
+                what: "--plan",
+                reason: format!("{}: {reason}", path.display()),
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+            let plan = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            account::reserve_of_plan(&plan).map_err(bad)?
+        }
+    };
+    let lambda = shared::aws::lambda(ctx.sdk, &ctx.calls);
+    let concurrency = shared::aws::function_config::account_concurrency(&lambda)
+        .await
+        .map_err(OpsError::Store)?;
+    let fit = account::fit(concurrency, reserve);
+    Ok(Ran {
+        output: if json {
+            account::fit_json(&fit)
+        } else {
+            account::fit_text(&fit)
+        },
+        success: fit.fits,
+    })
 }
 
 async fn run_triggers(

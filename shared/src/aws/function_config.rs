@@ -27,3 +27,31 @@ pub async fn client_key_secret_of(
         .cloned()
         .ok_or_else(|| format!("{function} has no CLIENT_KEY_SECRET in its environment"))
 }
+
+/// What the account has of Lambda concurrency (`GetAccountSettings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountConcurrency {
+    /// The account's concurrency quota in this region.
+    pub limit: i64,
+    /// What no function has reserved.
+    pub unreserved: i64,
+}
+
+/// The account's concurrency quota and what is unreserved of it.
+pub async fn account_concurrency(
+    client: &aws_sdk_lambda::Client,
+) -> Result<AccountConcurrency, String> {
+    let output = client.get_account_settings().send().await.map_err(|e| {
+        format!(
+            "cannot read the account's Lambda settings: {}",
+            describe(&e)
+        )
+    })?;
+    let limit = output
+        .account_limit()
+        .ok_or("the account's Lambda settings have no limits")?;
+    Ok(AccountConcurrency {
+        limit: i64::from(limit.concurrent_executions()),
+        unreserved: i64::from(limit.unreserved_concurrent_executions().unwrap_or_default()),
+    })
+}

@@ -3,11 +3,12 @@
 //! per decision; every metric is a `Count` with the dimension `Function`,
 //! plus at most one more (`Scope`, `State`).
 //!
-//! The names each function publishes (the dashboard draws these):
-//! - ingress: `Accepted`, `Rejected` (`Scope` = `client`, `global`, `blocked`),
+//! What each function publishes is [`PUBLISHED`] (the dashboard draws
+//! every one):
+//! - ingress: `Accepted`, `Rejected` (`Scope` = [`REJECTED_SCOPES`]),
 //!   `Invalid`, `Unavailable`;
-//! - worker: `RunsStarted`, `TriggersCoalesced`, `RunsWaiting`, `Retried`,
-//!   `DeadLettered`;
+//! - worker: `RunsStarted`, `TriggersCoalesced`, `RunsWaiting`,
+//!   `TriggersRefused` (behind a full queue), `Retried`, `DeadLettered`;
 //! - notifier: `Emails` (`State` = the pipeline state).
 
 use crate::clock::EpochMillis;
@@ -24,6 +25,79 @@ pub const TRIGGERS_REFUSED: &str = "TriggersRefused";
 pub const RETRIED: &str = "Retried";
 pub const DEAD_LETTERED: &str = "DeadLettered";
 pub const EMAILS: &str = "Emails";
+
+/// One metric the functions publish: the function, its name, and its extra
+/// dimension with the values it takes (`None`: `Function` alone; an empty
+/// list of values: as configured, such as the states of `NOTIFY_STATES`).
+#[derive(Debug, Clone, Copy)]
+pub struct Published {
+    pub function: &'static str,
+    pub metric: &'static str,
+    pub dimension: Option<(&'static str, &'static [&'static str])>,
+}
+
+/// The scopes a refusal at the ingress is counted under (`Rejected`).
+pub const REJECTED_SCOPES: &[&str] = &["client", "network", "global", "blocked", "cross-site"];
+
+/// Every metric the functions publish; the dashboard draws each
+/// (tests/terraform.rs).
+pub const PUBLISHED: &[Published] = &[
+    Published {
+        function: "ingress",
+        metric: ACCEPTED,
+        dimension: None,
+    },
+    Published {
+        function: "ingress",
+        metric: REJECTED,
+        dimension: Some(("Scope", REJECTED_SCOPES)),
+    },
+    Published {
+        function: "ingress",
+        metric: INVALID,
+        dimension: None,
+    },
+    Published {
+        function: "ingress",
+        metric: UNAVAILABLE,
+        dimension: None,
+    },
+    Published {
+        function: "worker",
+        metric: RUNS_STARTED,
+        dimension: None,
+    },
+    Published {
+        function: "worker",
+        metric: TRIGGERS_COALESCED,
+        dimension: None,
+    },
+    Published {
+        function: "worker",
+        metric: RUNS_WAITING,
+        dimension: None,
+    },
+    Published {
+        function: "worker",
+        metric: TRIGGERS_REFUSED,
+        dimension: None,
+    },
+    Published {
+        function: "worker",
+        metric: RETRIED,
+        dimension: None,
+    },
+    Published {
+        function: "worker",
+        metric: DEAD_LETTERED,
+        dimension: None,
+    },
+    Published {
+        function: "notifier",
+        metric: EMAILS,
+        dimension: Some(("State", &[])),
+    },
+];
 
 /// The longest namespace CloudWatch accepts.
 pub const MAX_NAMESPACE: usize = 255;
