@@ -118,67 +118,9 @@ moved {
   to   = aws_api_gateway_integration.route["GET /triggers/{id}"]
 }
 
-# Any other method on a route's path: a 405 problem with the methods it
-# takes, answered by API Gateway itself (a mock integration, no Lambda).
-locals {
-  route_methods = {
-    for path, _ in local.api_resources : path => sort([for route in values(local.api_routes) : route.method if route.path == path])
-  }
-  method_not_allowed = module.settings.edge.answers["method-not-allowed"]
-}
-
-resource "aws_api_gateway_method" "other" {
-  #checkov:skip=CKV_AWS_59:Public by design: it answers 405 with the methods the path takes, from a mock integration that reaches nothing.
-  #checkov:skip=CKV2_AWS_53:A mock integration that answers 405 has no request to validate.
-  for_each      = local.api_resources
-  rest_api_id   = aws_api_gateway_rest_api.api.id
-  resource_id   = each.value
-  http_method   = "ANY"
-  authorization = "NONE"
-}
-
-resource "aws_api_gateway_integration" "other" {
-  for_each             = aws_api_gateway_method.other
-  rest_api_id          = aws_api_gateway_rest_api.api.id
-  resource_id          = each.value.resource_id
-  http_method          = each.value.http_method
-  type                 = "MOCK"
-  passthrough_behavior = "WHEN_NO_TEMPLATES"
-  request_templates = {
-    "application/json" = jsonencode({ statusCode = 405 })
-  }
-}
-
-resource "aws_api_gateway_method_response" "other" {
-  for_each    = aws_api_gateway_method.other
-  rest_api_id = aws_api_gateway_rest_api.api.id
-  resource_id = each.value.resource_id
-  http_method = each.value.http_method
-  status_code = "405"
-  response_parameters = {
-    for name in concat(["Allow"], keys(local.method_not_allowed.headers)) : "method.response.header.${name}" => true
-  }
-}
-
-resource "aws_api_gateway_integration_response" "other" {
-  for_each    = aws_api_gateway_method.other
-  rest_api_id = aws_api_gateway_rest_api.api.id
-  resource_id = each.value.resource_id
-  http_method = each.value.http_method
-  status_code = aws_api_gateway_method_response.other[each.key].status_code
-  response_templates = {
-    "application/json" = local.method_not_allowed.body
-  }
-  response_parameters = merge(
-    { for name, value in local.method_not_allowed.headers : "method.response.header.${name}" => "'${value}'" },
-    { "method.response.header.Allow" = "'${join(", ", local.route_methods[each.key])}'" },
-  )
-
-  depends_on = [aws_api_gateway_integration.other]
-}
-
-# API Gateway's own answers (a throttle's 429, an unknown path, a WAF
-# block without its own answer, a 5xx) in the product's voice:
+# API Gateway's own answers (a throttle's 429, an unknown path or a method
+# a path does not take, a WAF block without its own answer, a 5xx) in the
+# product's voice:
 # problem+json with Retry-After where it applies and the CORS headers an
 # allowed origin needs (modules/settings/edge-answers.json).
 resource "aws_api_gateway_gateway_response" "edge" {
@@ -214,8 +156,6 @@ resource "aws_api_gateway_deployment" "api" {
       local.api_resources,
       [for key, method in aws_api_gateway_method.route : method.id],
       [for key, integration in aws_api_gateway_integration.route : integration.id],
-      [for key, integration in aws_api_gateway_integration.other : integration.id],
-      [for key, response in aws_api_gateway_integration_response.other : response.id],
       [for key, response in aws_api_gateway_gateway_response.edge : response.id],
     ]))
   }
@@ -226,6 +166,7 @@ resource "aws_api_gateway_deployment" "api" {
 }
 
 resource "aws_cloudwatch_log_group" "api_access" {
+  #checkov:skip=CKV_AWS_338:Kept log_retention_days (30 by default: as long as the ledger keeps the triggers its lines speak of); set 365 where an audit asks for a year (docs/cost.md prices it).
   name              = "/aws/apigateway/${var.name}/access"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.main.arn

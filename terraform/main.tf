@@ -27,16 +27,18 @@ module "settings" {
   notify_states        = var.notify_states
   refusal_memory       = var.refusal_memory
 
-  api_throttle_rate_limit      = var.api_throttle_rate_limit
-  api_throttle_burst_limit     = var.api_throttle_burst_limit
-  trigger_throttle_rate_limit  = var.trigger_throttle_rate_limit
-  trigger_throttle_burst_limit = var.trigger_throttle_burst_limit
-  status_throttle_rate_limit   = var.status_throttle_rate_limit
-  status_throttle_burst_limit  = var.status_throttle_burst_limit
-  enable_waf                   = var.enable_waf
-  waf_window_seconds           = var.waf_window_seconds
-  waf_rate_limit               = var.waf_rate_limit
-  waf_trigger_rate_limit       = var.waf_trigger_rate_limit
+  api_throttle_rate_limit        = var.api_throttle_rate_limit
+  api_throttle_burst_limit       = var.api_throttle_burst_limit
+  trigger_throttle_rate_limit    = var.trigger_throttle_rate_limit
+  trigger_throttle_burst_limit   = var.trigger_throttle_burst_limit
+  status_throttle_rate_limit     = var.status_throttle_rate_limit
+  status_throttle_burst_limit    = var.status_throttle_burst_limit
+  preflight_throttle_rate_limit  = var.preflight_throttle_rate_limit
+  preflight_throttle_burst_limit = var.preflight_throttle_burst_limit
+  enable_waf                     = var.enable_waf
+  waf_window_seconds             = var.waf_window_seconds
+  waf_rate_limit                 = var.waf_rate_limit
+  waf_trigger_rate_limit         = var.waf_trigger_rate_limit
 
   reserve_concurrency           = var.reserve_concurrency
   ingress_reserved_concurrency  = var.ingress_reserved_concurrency

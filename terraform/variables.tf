@@ -180,6 +180,18 @@ variable "status_throttle_burst_limit" {
   default     = null
 }
 
+variable "preflight_throttle_rate_limit" {
+  description = "Requests per second to each OPTIONS route (a CORS preflight of an embedding page), all clients together: browsers keep a preflight's answer for Access-Control-Max-Age, so a few a second serve every page. Default: 5."
+  type        = number
+  default     = null
+}
+
+variable "preflight_throttle_burst_limit" {
+  description = "Burst of requests to each OPTIONS route. Default: 10."
+  type        = number
+  default     = null
+}
+
 variable "refusal_memory" {
   description = "How long a warm ingress answers a client it refused (quota, block) from memory, without an AWS call: 0s (off) to 60s. An unblock or a quota reset reaches warm instances at most this long later. Default: \"60s\"."
   type        = string
@@ -246,9 +258,9 @@ variable "lambda_package_dir" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of the functions', API's and WAF's log groups."
+  description = "Retention of the functions', API's and WAF's log groups: as long as the ledger keeps the triggers they speak of (ledger_retention, 30 days). A day of flood at every throttle's ceiling writes about 15 GB (docs/cost.md); raise it when an audit asks for longer. Default: 30."
   type        = number
-  default     = 365
+  default     = 30
 
   validation {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)

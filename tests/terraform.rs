@@ -897,12 +897,6 @@ fn the_api_routes_exactly_what_the_ingress_answers_and_may_invoke_it_for_each() 
     // The invoke permissions come from the same routes.
     let permission = block(&body, "resource", &["aws_lambda_permission", "api"]).body();
     assert!(text(attr(permission, "for_each")).contains("values(local.api_routes)"));
-    // Any other method on those paths: API Gateway answers 405 itself.
-    let other = block(&body, "resource", &["aws_api_gateway_method", "other"]).body();
-    assert_eq!(text(attr(other, "for_each")), "local.api_resources");
-    assert_eq!(text(attr(other, "http_method")), "\"ANY\"");
-    let mock = block(&body, "resource", &["aws_api_gateway_integration", "other"]).body();
-    assert_eq!(text(attr(mock, "type")), "\"MOCK\"");
     // API Gateway's own answers, one resource per response type the
     // contract names (their bodies and headers: tests/terraform_plan.rs).
     let gateway = block(

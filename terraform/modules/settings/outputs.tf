@@ -45,12 +45,17 @@ output "max_attempts" {
 }
 
 output "route_throttles" {
-  description = "API Gateway's method throttles: method path => { rate, burst }."
+  description = "API Gateway's method throttles: method path => { rate, burst }; every other method (GET / and its files) takes */* (each method a bucket of its own)."
   value = {
     "*/*"               = { rate = var.api_throttle_rate_limit, burst = var.api_throttle_burst_limit }
     "trigger/POST"      = { rate = var.trigger_throttle_rate_limit, burst = var.trigger_throttle_burst_limit }
     "triggers/{id}/GET" = { rate = var.status_throttle_rate_limit, burst = var.status_throttle_burst_limit }
     "pipelines/GET"     = { rate = var.status_throttle_rate_limit, burst = var.status_throttle_burst_limit }
+    # Browsers keep a preflight's answer (Access-Control-Max-Age): a few
+    # a second serve every embedding page.
+    "trigger/OPTIONS"       = { rate = var.preflight_throttle_rate_limit, burst = var.preflight_throttle_burst_limit }
+    "triggers/{id}/OPTIONS" = { rate = var.preflight_throttle_rate_limit, burst = var.preflight_throttle_burst_limit }
+    "pipelines/OPTIONS"     = { rate = var.preflight_throttle_rate_limit, burst = var.preflight_throttle_burst_limit }
   }
 }
 

@@ -286,6 +286,30 @@ variable "status_throttle_burst_limit" {
   }
 }
 
+variable "preflight_throttle_rate_limit" {
+  description = "Requests per second to each OPTIONS route (CORS preflights), all clients together."
+  type        = number
+  default     = 5
+  nullable    = false
+
+  validation {
+    condition     = var.preflight_throttle_rate_limit > 0 && var.preflight_throttle_rate_limit <= 10000
+    error_message = "preflight_throttle_rate_limit must be above 0 and at most 10000."
+  }
+}
+
+variable "preflight_throttle_burst_limit" {
+  description = "Burst of requests to each OPTIONS route."
+  type        = number
+  default     = 10
+  nullable    = false
+
+  validation {
+    condition     = var.preflight_throttle_burst_limit >= 1 && var.preflight_throttle_burst_limit <= 5000 && floor(var.preflight_throttle_burst_limit) == var.preflight_throttle_burst_limit
+    error_message = "preflight_throttle_burst_limit must be a whole number from 1 to 5000."
+  }
+}
+
 variable "enable_waf" {
   description = "Put the WAF's per-address rules in front of the API."
   type        = bool

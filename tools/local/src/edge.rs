@@ -4,9 +4,8 @@
 //! (the defaults of `terraform/modules/settings/variables.tf`, both read
 //! here at build time):
 //!
-//! - a path no route has: `404 not-found` (API Gateway's
-//!   `MISSING_AUTHENTICATION_TOKEN`); another method on a route's path:
-//!   `405 method-not-allowed` with `Allow` (the mock integration);
+//! - a path no route has, or a method its path does not take: `404
+//!   not-found` (API Gateway's `MISSING_AUTHENTICATION_TOKEN`);
 //! - each route's throttle, a token bucket of its method (API Gateway
 //!   throttles per method): `429 throttled`;
 //! - the WAF's per-address rate rules, every route and `POST /trigger`,
@@ -84,13 +83,17 @@ impl Limits {
             burst: number(&format!("{kind}_throttle_burst_limit")),
         };
         let (page, trigger, status) = (throttle("api"), throttle("trigger"), throttle("status"));
+        let preflight = throttle("preflight");
         Self {
-            // As api.tf lists them (module.settings.route_throttles).
+            // As modules/settings lists them (its output route_throttles).
             throttles: Some(vec![
                 ("*/*".into(), page),
                 ("trigger/POST".into(), trigger),
                 ("triggers/{id}/GET".into(), status),
                 ("pipelines/GET".into(), status),
+                ("trigger/OPTIONS".into(), preflight),
+                ("triggers/{id}/OPTIONS".into(), preflight),
+                ("pipelines/OPTIONS".into(), preflight),
             ]),
             waf: (number("enable_waf") == 1.0).then(|| Waf {
                 window: Duration::from_secs(number("waf_window_seconds") as u64),
@@ -326,23 +329,16 @@ impl Edge {
             let slug = self.answers.slug_of("MISSING_AUTHENTICATION_TOKEN");
             return Some(self.answers.answer(slug, By::Gateway, 404));
         };
-        let allowed: Vec<&str> = methods.split(", ").collect();
-        let method = if allowed.contains(&request.method) {
-            request.method
-        } else {
-            "ANY"
-        };
-        let method_path = format!("{}/{method}", resource.trim_start_matches('/'));
+        // A method the path does not take has no method to throttle: API
+        // Gateway answers MISSING_AUTHENTICATION_TOKEN, as for a path.
+        if !methods.split(", ").any(|m| m == request.method) {
+            let slug = self.answers.slug_of("MISSING_AUTHENTICATION_TOKEN");
+            return Some(self.answers.answer(slug, By::Gateway, 404));
+        }
+        let method_path = format!("{}/{}", resource.trim_start_matches('/'), request.method);
         if !self.take_token(&method_path, now) {
             let slug = self.answers.slug_of("THROTTLED");
             return Some(self.answers.answer(slug, By::Gateway, 429));
-        }
-        if method == "ANY" {
-            let mut sorted = allowed.clone();
-            sorted.sort_unstable();
-            let mut answer = self.answers.answer("method-not-allowed", By::Gateway, 405);
-            answer.headers.push(("Allow".into(), sorted.join(", ")));
-            return Some(answer);
         }
         None
     }
@@ -501,26 +497,30 @@ mod tests {
     }
 
     #[test]
-    fn unknown_paths_and_other_methods_get_404_and_405_in_the_products_voice() {
+    fn unknown_paths_and_methods_get_404_in_the_products_voice() {
         let edge = Edge::new(Limits::off(), CorsPolicy::Off);
         let now = Instant::now();
-        let missing = edge.answer(&request("GET", "/admin", IP), now).unwrap();
-        assert_eq!(missing.status, 404);
-        assert_eq!(
-            body(&missing)["type"],
-            "urn:pipeline-trigger:problem:not-found"
-        );
-        assert_eq!(
-            missing.header("Content-Type"),
-            Some("application/problem+json")
-        );
-        let wrong = edge
-            .answer(&request("DELETE", "/trigger", IP), now)
-            .unwrap();
-        assert_eq!(wrong.status, 405);
-        assert_eq!(wrong.header("Allow"), Some("OPTIONS, POST"));
-        assert_eq!(body(&wrong)["status"], 405);
+        for (method, path) in [
+            ("GET", "/admin"),
+            ("DELETE", "/trigger"),
+            ("GET", "/trigger"),
+        ] {
+            let missing = edge.answer(&request(method, path, IP), now).unwrap();
+            assert_eq!(missing.status, 404, "{method} {path}");
+            assert_eq!(
+                body(&missing)["type"],
+                "urn:pipeline-trigger:problem:not-found"
+            );
+            assert_eq!(body(&missing)["status"], 404);
+            assert_eq!(
+                missing.header("Content-Type"),
+                Some("application/problem+json")
+            );
+        }
         assert!(edge.answer(&request("POST", "/trigger", IP), now).is_none());
+        assert!(edge
+            .answer(&request("OPTIONS", "/trigger", IP), now)
+            .is_none());
         assert!(edge
             .answer(&request("GET", "/triggers/01ABC", IP), now)
             .is_none());
