@@ -63,31 +63,55 @@ resource "aws_cloudwatch_metric_alarm" "alarm" {
   ok_actions          = [aws_sns_topic.alerts.arn]
 }
 
-# A surge of decisions at the ingress, from its metric lines (EMF): accepted
-# triggers, and refusals at every level summed.
+# Alarms on the functions' decisions, from their metric lines (EMF), each
+# above a threshold: a surge of accepted anonymous triggers (5 minutes), and
+# an anonymous lane the worker keeps refusing behind (every minute of 5).
 locals {
-  refusal_scopes = ["client", "network", "global", "blocked", "cross-site"]
+  decision_alarms = {
+    accepted-surge = {
+      description = "More than ${var.alarm_accepted_per_5m} anonymous triggers accepted in 5 minutes: a flood from many addresses? trigger-ops clients top --since 1h names the busiest keys (docs/operating.md)."
+      metric      = "Accepted"
+      dimensions  = { Function = "ingress", Lane = "anonymous" }
+      period      = 300
+      periods     = 1
+      threshold   = var.alarm_accepted_per_5m
+    }
+    # A flood holds a pipeline's anonymous lane: keyed triggers still run
+    # (their reserved slots), anonymous people do not.
+    anonymous-lane-full = {
+      description = "More than ${var.alarm_lane_full_per_minute} anonymous triggers a minute refused behind a full queue, 5 minutes running: a flood holds the anonymous lane. trigger-ops pipelines show NAME, then flush and block (docs/operating.md)."
+      metric      = "TriggersRefused"
+      dimensions  = { Function = "worker", Lane = "anonymous" }
+      period      = 60
+      periods     = 5
+      threshold   = var.alarm_lane_full_per_minute
+    }
+  }
 }
 
-resource "aws_cloudwatch_metric_alarm" "accepted_surge" {
-  alarm_name          = "${var.name}-accepted-surge"
-  alarm_description   = "More than ${var.alarm_accepted_per_5m} triggers accepted in 5 minutes: a flood from many addresses? trigger-ops clients top --since 1h names the busiest keys (docs/operating.md)."
+resource "aws_cloudwatch_metric_alarm" "decision" {
+  for_each            = local.decision_alarms
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = each.value.description
   namespace           = module.settings.metrics_namespace
-  metric_name         = "Accepted"
-  dimensions          = { Function = "ingress" }
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
   statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = var.alarm_accepted_per_5m
+  period              = each.value.period
+  evaluation_periods  = each.value.periods
+  datapoints_to_alarm = each.value.periods
+  threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alerts.arn]
   ok_actions          = [aws_sns_topic.alerts.arn]
 }
 
+# Refusals at the ingress, every level (local.refusal_scopes, dashboard.tf)
+# summed.
 resource "aws_cloudwatch_metric_alarm" "refused_surge" {
   alarm_name          = "${var.name}-refused-surge"
-  alarm_description   = "More than ${var.alarm_refused_per_5m} triggers refused in 5 minutes (quota, network, global, blocked, cross-site): someone is knocking. The dashboard splits them by scope (docs/operating.md)."
+  alarm_description   = "More than ${var.alarm_refused_per_5m} triggers refused in 5 minutes (quota, network, global, key quota, invalid key, blocked, cross-site): someone is knocking. The dashboard splits them by scope (docs/operating.md)."
   evaluation_periods  = 1
   threshold           = var.alarm_refused_per_5m
   comparison_operator = "GreaterThanThreshold"
@@ -115,4 +139,10 @@ resource "aws_cloudwatch_metric_alarm" "refused_surge" {
       }
     }
   }
+}
+
+# The surge alarm of earlier versions is the first of the decision alarms.
+moved {
+  from = aws_cloudwatch_metric_alarm.accepted_surge
+  to   = aws_cloudwatch_metric_alarm.decision["accepted-surge"]
 }

@@ -1,15 +1,22 @@
 # One dashboard for the whole system: the decisions the functions publish as
 # Embedded Metric Format lines (namespace module.settings.metrics_namespace,
-# dimension Function; shared::rules::metrics::PUBLISHED lists every one and
+# dimension Function and Lane, Scope or State; shared::rules::metrics::PUBLISHED lists every one and
 # tests/terraform.rs checks each is drawn), the queue depths, the
 # functions' errors and the API's 5xx.
 
 locals {
   dashboard_region = data.aws_region.current.name
+  # The values of the metrics' second dimension: shared::rules::metrics
+  # REJECTED_SCOPES (Scope) and LANES (Lane), exactly (tests/terraform.rs).
+  refusal_scopes = ["client", "network", "global", "key", "invalid-key", "blocked", "cross-site"]
+  lanes          = ["anonymous", "key"]
   # One metric line of a widget: [namespace, metric, dimension, value, ...].
-  decision = { for name in ["Accepted", "Invalid", "Unavailable"] : name => [module.settings.metrics_namespace, name, "Function", "ingress"] }
-  rejected = [for scope in ["client", "network", "global", "blocked", "cross-site"] : [module.settings.metrics_namespace, "Rejected", "Function", "ingress", "Scope", scope, { label = "Rejected (${scope})" }]]
-  runs     = [for name in ["RunsStarted", "TriggersCoalesced", "RunsWaiting", "TriggersRefused", "Retried", "DeadLettered"] : [module.settings.metrics_namespace, name, "Function", "worker"]]
+  # Per lane (local.lanes: anonymous, key): accepted, started, refused behind a full queue.
+  accepted = [for lane in local.lanes : [module.settings.metrics_namespace, "Accepted", "Function", "ingress", "Lane", lane, { label = "Accepted (${lane})" }]]
+  decision = { for name in ["Invalid", "Unavailable"] : name => [module.settings.metrics_namespace, name, "Function", "ingress"] }
+  rejected = [for scope in local.refusal_scopes : [module.settings.metrics_namespace, "Rejected", "Function", "ingress", "Scope", scope, { label = "Rejected (${scope})" }]]
+  by_lane  = [for pair in setproduct(["RunsStarted", "TriggersRefused"], local.lanes) : [module.settings.metrics_namespace, pair[0], "Function", "worker", "Lane", pair[1], { label = "${pair[0]} (${pair[1]})" }]]
+  runs     = [for name in ["TriggersCoalesced", "RunsWaiting", "Retried", "DeadLettered"] : [module.settings.metrics_namespace, name, "Function", "worker"]]
   emails   = [for state in module.settings.notify_states : [module.settings.metrics_namespace, "Emails", "Function", "notifier", "State", state, { label = "E-mails ${state}" }]]
   widget = {
     type   = "metric"
@@ -28,15 +35,15 @@ resource "aws_cloudwatch_dashboard" "main" {
         stat    = "Sum"
         period  = 300
         view    = "timeSeries"
-        metrics = concat(values(local.decision), local.rejected)
+        metrics = concat(local.accepted, values(local.decision), local.rejected)
       } }),
       merge(local.widget, { x = 12, y = 0, properties = {
-        title   = "Runs: started, triggers coalesced, waiting, refused behind a full queue, retried, dead-lettered"
+        title   = "Runs: started and refused behind a full queue (per lane), triggers coalesced, waiting, retried, dead-lettered"
         region  = local.dashboard_region
         stat    = "Sum"
         period  = 300
         view    = "timeSeries"
-        metrics = local.runs
+        metrics = concat(local.by_lane, local.runs)
       } }),
       merge(local.widget, { x = 0, y = 6, properties = {
         title  = "Queue depths"

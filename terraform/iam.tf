@@ -20,26 +20,28 @@ data "aws_iam_policy_document" "lambda_trust" {
 data "aws_iam_policy_document" "ingress" {
   statement {
     sid = "Table"
-    # Reads: the quota read back, the operators' blocks (condition checks in
-    # the admission transaction), a trigger's status with its run and lane.
+    # Reads: the quota read back, the operators' blocks and a trigger key
+    # still good (condition checks in the admission transaction), a
+    # presented key by its hash, a trigger's status with its run and lane.
     actions   = ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:GetItem"]
     resources = [aws_dynamodb_table.main.arn]
     condition {
       test     = "ForAllValues:StringLike"
       variable = "dynamodb:LeadingKeys"
-      values   = ["client#*", "network#*", "global#*", "trigger#*", "run#*", "lane#*", "block#*"]
+      values   = ["client#*", "network#*", "global#*", "keyquota#*", "apikey#*", "trigger#*", "run#*", "lane#*", "block#*"]
     }
   }
   statement {
     sid = "TableWrites"
-    # Admission writes quota (client, networks, global budget) and the
-    # trigger record; a refund deletes it. Nothing else: no run, lane or block.
+    # Admission writes quota (client, networks, global budget, a trigger
+    # key's) and the trigger record; a refund deletes it. Nothing else: no
+    # run, lane, block or key.
     actions   = ["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.main.arn]
     condition {
       test     = "ForAllValues:StringLike"
       variable = "dynamodb:LeadingKeys"
-      values   = ["client#*", "network#*", "global#*", "trigger#*"]
+      values   = ["client#*", "network#*", "global#*", "keyquota#*", "trigger#*"]
     }
   }
   statement {
@@ -69,7 +71,7 @@ data "aws_iam_policy_document" "worker" {
     condition {
       test     = "ForAllValues:StringLike"
       variable = "dynamodb:LeadingKeys"
-      values   = ["client#*", "network#*", "global#*", "trigger#*", "run#*", "lane#*", "pending#*", "execution#*"]
+      values   = ["client#*", "network#*", "global#*", "keyquota#*", "trigger#*", "run#*", "lane#*", "pending#*", "execution#*"]
     }
   }
   statement {
@@ -182,7 +184,7 @@ resource "aws_iam_role_policy" "logs" {
 data "aws_iam_policy_document" "operators" {
   statement {
     sid       = "Table"
-    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.main.arn]
   }
   statement {

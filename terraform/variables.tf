@@ -199,15 +199,25 @@ variable "refusal_memory" {
 }
 
 variable "alarm_accepted_per_5m" {
-  description = "Alarm when more triggers than this are accepted in 5 minutes: a distributed flood that the quotas let through one slot at a time (see docs/operating.md, \"A flood\")."
+  description = "Alarm when more anonymous triggers than this are accepted in 5 minutes: a distributed flood that the quotas let through one slot at a time (see docs/operating.md, \"A flood\")."
   type        = number
   default     = 100
 }
 
 variable "alarm_refused_per_5m" {
-  description = "Alarm when more triggers than this are refused in 5 minutes (quota, network, global, blocked, cross-site): someone is knocking."
+  description = "Alarm when more triggers than this are refused in 5 minutes (quota, network, global, key quota, invalid key, blocked, cross-site): someone is knocking."
   type        = number
   default     = 500
+}
+
+variable "alarm_lane_full_per_minute" {
+  description = "Alarm when more anonymous triggers than this are refused a minute behind a full queue (queue_full), 5 minutes running: a flood holds a pipeline's anonymous lane (see docs/operating.md, \"Alarm anonymous-lane-full\")."
+  type        = number
+  default     = 5
+  validation {
+    condition     = var.alarm_lane_full_per_minute >= 0
+    error_message = "alarm_lane_full_per_minute is a count of refusals a minute: 0 or more."
+  }
 }
 
 variable "manage_api_gateway_account" {

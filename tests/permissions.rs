@@ -88,6 +88,16 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
         .await
         .unwrap();
     assert_eq!(status["statusCode"], 200);
+    // A keyed trigger: the key looked up by its hash, checked still good in
+    // the admission, its own quota taken.
+    let key = stack
+        .create_key("perm-key", &[], shared::rules::keys::DEFAULT_KEY_QUOTA)
+        .await;
+    let keyed = ingress
+        .handle(testkit::keyed_event("/trigger", None, CLIENT_IP, &key))
+        .await
+        .unwrap();
+    assert_eq!(keyed["statusCode"], 202, "{keyed}");
     // The refund path: the queue is unreachable.
     let dead_queue = ingress::Ingress::new(
         config.clone(),
@@ -104,6 +114,11 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
     );
     let refused = dead_queue
         .handle(rest_event("POST", "/trigger", None, CLIENT_IP))
+        .await
+        .unwrap();
+    assert_eq!(refused["statusCode"], 503);
+    let refused = dead_queue
+        .handle(testkit::keyed_event("/trigger", None, CLIENT_IP, &key))
         .await
         .unwrap();
     assert_eq!(refused["statusCode"], 503);
@@ -142,6 +157,8 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
             ("dynamodb:UpdateItem", "run#R"),
             ("dynamodb:PutItem", "block#K"),
             ("dynamodb:UpdateItem", "lane#P"),
+            ("dynamodb:UpdateItem", "apikey#H"),
+            ("dynamodb:PutItem", "keyname#N"),
         ],
     );
 }
@@ -275,11 +292,11 @@ async fn the_notifier_makes_exactly_its_granted_calls() {
     );
     // A run that ends wakes the one waiting for its pipeline.
     let opening = shared::aws::table::runs::Opening {
-        max_pending: 3,
         wake: Some(shared::rules::runs::Wake {
             queue_url: stack.queues.queue_url.clone(),
             message: "{}".into(),
         }),
+        ..shared::aws::table::runs::Opening::up_to(3)
     };
     let mut runs = Vec::new();
     for n in 0..2 {
@@ -481,6 +498,10 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         ],
         vec!["clients", "unblock", "192.0.2.0/24"],
         vec!["clients", "reset", "192.0.2.7", "--yes"],
+        vec!["keys", "create", "perm-ops-key", "--pipeline", "app"],
+        vec!["keys", "list"],
+        vec!["keys", "rotate", "perm-ops-key"],
+        vec!["keys", "revoke", "perm-ops-key"],
         vec![
             "clients",
             "--secret-from-function",

@@ -586,10 +586,26 @@ fn alarm_names(body: &Body) -> BTreeSet<String> {
             }
         }
     }
+    // Alarms over a map of their own: its keys.
     for alarm in body.blocks().filter(|b| {
         b.identifier() == "resource"
             && b.labels()[0].as_str() == "aws_cloudwatch_metric_alarm"
-            && b.labels()[1].as_str() != "alarm"
+            && b.body().attributes().any(|a| a.key() == "for_each")
+    }) {
+        let each = text(attr(alarm.body(), "for_each"));
+        let map = each.strip_prefix("local.").expect("for_each = local.<map>");
+        assert_eq!(
+            text(attr(alarm.body(), "alarm_name")),
+            "\"${var.name}-${each.key}\""
+        );
+        if map != "alarms" {
+            names.extend(entries(local(body, map)).into_keys());
+        }
+    }
+    for alarm in body.blocks().filter(|b| {
+        b.identifier() == "resource"
+            && b.labels()[0].as_str() == "aws_cloudwatch_metric_alarm"
+            && !b.body().attributes().any(|a| a.key() == "for_each")
     }) {
         let name = text(attr(alarm.body(), "alarm_name"));
         let name = name
@@ -608,7 +624,7 @@ fn alarm_names(body: &Body) -> BTreeSet<String> {
 #[test]
 fn every_alarm_has_its_runbook_section() {
     let names = alarm_names(&root());
-    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(names.len(), 12, "{names:?}");
     let runbook =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operating.md"))
             .unwrap();
@@ -849,6 +865,22 @@ fn the_dashboard_draws_every_metric_the_functions_publish() {
             );
         }
     }
+    // The dimensions' values as the functions count them, exactly.
+    let body = root();
+    let strings = |name: &str| -> Vec<String> {
+        let Expression::Array(values) = local(&body, name) else {
+            panic!("local.{name} is a list");
+        };
+        values
+            .iter()
+            .map(|v| text(v).trim_matches('"').to_string())
+            .collect()
+    };
+    assert_eq!(
+        strings("refusal_scopes"),
+        shared::rules::metrics::REJECTED_SCOPES
+    );
+    assert_eq!(strings("lanes"), shared::rules::metrics::LANES);
     let outputs = std::fs::read_to_string(terraform_dir().join("outputs.tf")).unwrap();
     assert!(outputs.contains("output \"dashboard_url\""));
 }

@@ -92,6 +92,18 @@ Examples:
   trigger-ops clients unblock 203.0.113.0/24
   trigger-ops clients --secret-from-function pipeline-trigger-ingress show 203.0.113.7")]
     Clients(ClientsArgs),
+    /// Trigger keys, the keyed lane: make one (shown once), list, revoke, rotate.
+    #[command(
+        subcommand,
+        after_help = "\
+Only a key's SHA-256 is kept: a key is shown once, when made or rotated.
+Examples:
+  trigger-ops keys create ci-deploy --pipeline app --quota 50/1d
+  trigger-ops keys list
+  trigger-ops keys rotate ci-deploy --overlap 1d
+  trigger-ops keys revoke ci-deploy"
+    )]
+    Keys(KeysCommand),
     /// The account's Lambda concurrency, and whether a deployment's reservations fit (scripts/deploy asks before it applies).
     #[command(after_help = "\
 AWS keeps at least 100 units of concurrency unreserved in every account; a new
@@ -163,6 +175,34 @@ pub struct ClientsArgs {
     pub secret_from_function: Option<String>,
     #[command(subcommand)]
     pub command: ClientsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a key for NAME (a person, a CI job); it is printed once.
+    Create {
+        /// 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit.
+        name: String,
+        /// A public pipeline it may trigger (again for more); none given: every one.
+        #[arg(long = "pipeline", value_name = "P")]
+        pipelines: Vec<String>,
+        /// Its own quota: N per DURATION [default: 20/1d].
+        #[arg(long, value_name = "N/DURATION", value_parser = shared::rules::keys::parse_key_quota)]
+        quota: Option<shared::rules::quota::QuotaPolicy>,
+    },
+    /// Every key: name, pipelines, quota, created, last used, uses (never the key).
+    List,
+    /// Refuse a key from now on (a warm ingress within REFUSAL_MEMORY for its 401; the
+    /// admission at once).
+    Revoke { name: String },
+    /// A new key for NAME, printed once; the old one keeps working for the overlap. The
+    /// quota stays.
+    Rotate {
+        name: String,
+        /// How long the old key keeps working [default: 1d].
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        overlap: Option<Duration>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

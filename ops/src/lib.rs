@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clients;
 pub mod dlq;
 pub mod events;
+pub mod keys;
 pub mod report;
 pub mod targets;
 pub mod triggers;
@@ -126,6 +127,17 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
             };
             check_secret(&table, &secret).await?;
             return run_clients(&args.command, cli.json, &table, &secret, ctx).await;
+        }
+        Command::Keys(command) => {
+            let table = Table::new(
+                shared::aws::dynamodb(ctx.sdk, &calls),
+                targets.need(Need::Table)?,
+            );
+            let now = shared::clock::Clock::now_ms(&SystemClock);
+            return Ok(Ran {
+                output: keys::run(command, cli.json, &table, now).await?,
+                success: true,
+            });
         }
         Command::Triggers(command) => {
             let table = Table::new(

@@ -238,6 +238,14 @@ pub fn client_text(view: &ClientView) -> String {
     out
 }
 
+/// The lane a trigger came in: `anonymous`, or `key:<name>`.
+fn lane_text(view: &shared::rules::trigger::TriggerView) -> String {
+    match &view.key {
+        Some(name) => format!("key:{}", cell(name, 64)),
+        None => view.lane.as_str().to_string(),
+    }
+}
+
 /// `triggers list` for people.
 pub fn triggers_text(listed: &[crate::triggers::Listed]) -> String {
     if listed.is_empty() {
@@ -253,6 +261,7 @@ pub fn triggers_text(listed: &[crate::triggers::Listed]) -> String {
                 l.view.status.as_str().to_string(),
                 if l.view.coalesced { "joined" } else { "" }.to_string(),
                 or_dash(&l.view.execution_id),
+                lane_text(&l.view),
                 l.client_key.clone(),
             ]
         })
@@ -265,6 +274,7 @@ pub fn triggers_text(listed: &[crate::triggers::Listed]) -> String {
             "STATUS",
             "RUN",
             "EXECUTION",
+            "LANE",
             "CLIENT",
         ],
         &rows,
@@ -275,13 +285,14 @@ pub fn triggers_text(listed: &[crate::triggers::Listed]) -> String {
 pub fn trigger_text(shown: &crate::triggers::Shown) -> String {
     let t = &shown.trigger;
     let mut out = format!(
-        "trigger     {}\npipeline    {} ({})\nstatus      {}\nrequested   {}\nupdated     {}\nclient key  {}\n",
+        "trigger     {}\npipeline    {} ({})\nstatus      {}\nrequested   {}\nupdated     {}\nlane        {}\nclient key  {}\n",
         t.view.trigger_id,
         t.view.pipeline,
         t.target,
         t.view.status.as_str(),
         t.view.requested_at,
         t.view.updated_at,
+        lane_text(&t.view),
         t.client_key
     );
     if let Some(inputs) = t.view.inputs.as_object().filter(|i| !i.is_empty()) {

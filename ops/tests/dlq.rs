@@ -71,7 +71,12 @@ async fn seed(stack: &Stack, pipeline: &str, n: usize, dead: bool) -> Vec<String
         ("DLQ_URL", stack.queues.dlq_url.as_str()),
         ("PIPELINES", allowlist.as_str()),
         ("MAX_ATTEMPTS", "1"),
-        ("PIPELINE_SETTINGS", r#"{"app": {"coalesce": false}}"#),
+        // The ghost lane's safety poll stays delayed, out of these counts.
+        ("RUN_POLL_INTERVAL", "15m"),
+        (
+            "PIPELINE_SETTINGS",
+            r#"{"app": {"coalesce": false, "max_pending": 100, "reserved_pending": 0}}"#,
+        ),
     ]))
     .unwrap();
     let codepipeline = if dead {
@@ -95,8 +100,19 @@ async fn seed(stack: &Stack, pipeline: &str, n: usize, dead: bool) -> Vec<String
         if event["Records"].as_array().unwrap().is_empty() {
             break;
         }
-        let response = worker.handle(event).await.unwrap();
+        let response = worker.handle(event.clone()).await.unwrap();
         assert!(response.batch_item_failures.is_empty());
+        // As Lambda does: a batch without failures is deleted.
+        for record in event["Records"].as_array().unwrap() {
+            stack
+                .sqs
+                .delete_message()
+                .queue_url(&stack.queues.queue_url)
+                .receipt_handle(record["receiptHandle"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
     }
     ids
 }

@@ -71,13 +71,21 @@ fn hot_paths(c: &mut Criterion) {
         })
     });
     let status = policy.status(&slots, NOW);
+    let record = shared::rules::trigger::TriggerRecord::queued(
+        "01M7YF4J7YB11KS24RQ2ZCHF1Q".into(),
+        "app",
+        "app-pipeline",
+        shared::rules::client_key::client_key(b"0123456789abcdef", "192.0.2.1")
+            .expect("an address"),
+        Default::default(),
+        NOW,
+        NOW / 1000 + 86_400,
+    );
     c.bench_function("shape the 202 response", |b| {
         b.iter(|| {
             accepted_response(
                 "/prod",
-                black_box("01M7YF4J7YB11KS24RQ2ZCHF1Q"),
-                "app",
-                serde_json::json!({}),
+                black_box(&record),
                 &status,
                 &[LimitItem::of("client", &policy, &status)],
                 NOW,

@@ -53,6 +53,7 @@ async fn admitted(
             global_window: None,
             inputs: inputs.clone(),
             run_id: None,
+            key: None,
             execution_id: None,
             error_code: None,
             error_message: None,
@@ -67,6 +68,7 @@ async fn admitted(
                 None,
                 &record,
                 &[],
+                None,
             )
             .await
             .unwrap();

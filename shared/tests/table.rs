@@ -39,6 +39,7 @@ fn record(ip: &str, at: u64) -> TriggerRecord {
         global_window: None,
         inputs: Default::default(),
         run_id: None,
+        key: None,
         execution_id: None,
         error_code: None,
         error_message: None,
@@ -66,7 +67,7 @@ async fn admit(
     let level = QuotaLevel::client(&record.client_key, *policy);
     table
         .admission()
-        .admit(&[level], global, record, blocks)
+        .admit(&[level], global, record, blocks, None)
         .await
 }
 
@@ -720,6 +721,7 @@ async fn a_conflict_on_the_run_is_retried_never_taken_for_a_run_that_moved_on() 
         expires_at: NOW / 1000 + 60,
         stages: Vec::new(),
         wake: None,
+        lane: None,
     };
     assert_eq!(
         table.runs().take_lane(&run, NOW).await.unwrap(),

@@ -16,8 +16,11 @@ pub(crate) use std::sync::Arc;
 pub(crate) use std::time::Duration;
 pub(crate) use testkit::{unique, CapturedLogs};
 
-/// Settings that turn coalescing off for `app`: one execution per trigger.
-pub(crate) const ALONE: &str = r#"{"app": {"coalesce": false}}"#;
+/// Settings that turn coalescing off for `app`: one execution per trigger,
+/// each waiting its turn, with room in the queue for every trigger a test
+/// sends.
+pub(crate) const ALONE: &str =
+    r#"{"app": {"coalesce": false, "max_pending": 10, "reserved_pending": 0}}"#;
 
 /// Longest wait for any hop; waits end as soon as the condition holds.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(150);

@@ -51,7 +51,10 @@ async fn the_gateway_refuses_hostile_requests_clearly() {
     // A method the path does not take: no such method, as API Gateway says.
     let delete = send(&client, "DELETE", &harness.url("/trigger"), "").await;
     assert_eq!(delete.status, 404);
-    assert_eq!(delete.body["type"], "urn:pipeline-trigger:problem:not-found");
+    assert_eq!(
+        delete.body["type"],
+        "urn:pipeline-trigger:problem:not-found"
+    );
     // None of it reached the queue or used the quota.
     let accepted = post(&client, &harness, "").await;
     assert_eq!(accepted.status, 202);

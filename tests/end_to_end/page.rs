@@ -170,8 +170,10 @@ fn free_port() -> u16 {
 }
 
 /// Two pending runs at most, and one input, for the queue's steps.
+// Three pending runs, one of them reserved for keyed triggers: a page
+// (anonymous) fills the queue with two.
 const BUSY_SETTINGS: &str = r#"{
-  "app": {"max_pending": 2, "inputs": {
+  "app": {"max_pending": 3, "inputs": {
     "branch": {"type": "string", "pattern": "[a-z0-9-]{1,40}", "default": "main",
                "hint": "lowercase letters, digits and dashes"}}},
   "broken": {}

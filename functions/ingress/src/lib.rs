@@ -5,48 +5,33 @@
 
 use serde_json::Value;
 use shared::aws::queue::{QueueError, WorkQueue};
+mod charge;
+
 use shared::aws::table::admission::{Admission, QuotaLevel, Refund, Settled};
 use shared::aws::table::{StoreError, Table};
 use shared::aws::CallCounter;
 use shared::clock::Clock;
 use shared::config::IngressConfig;
 use shared::lambda::metrics::{Metrics, MetricsSink};
-use shared::rules::client_key::{block_keys, quota_keys, QuotaKeys};
 use shared::rules::http::event::{parse_event, EventError, HttpRequest};
-use shared::rules::http::response::{
-    ApiError, HttpResponse, LimitItem, QuotaScope, UNAVAILABLE_RETRY_AFTER_S,
-};
+use shared::rules::http::response::{ApiError, HttpResponse, UNAVAILABLE_RETRY_AFTER_S};
 use shared::rules::http::trigger_api::{
     accepted_response, catalog_response, parse_trigger_body, route, Route,
 };
 use shared::rules::inputs::values_to_json;
+use shared::rules::keys::KeyMemory;
 use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
 use shared::rules::metrics;
 use shared::rules::page::{asset_response, page_response};
-use shared::rules::quota::{QuotaPolicy, QuotaStatus};
-use shared::rules::refusals::{RefusalMemory, GLOBAL};
-use shared::rules::time_format::{ceil_seconds, rfc3339};
+use shared::rules::pipelines::Pipeline;
+use shared::rules::quota::GlobalPolicy;
+use shared::rules::refusals::RefusalMemory;
+use shared::rules::time_format::rfc3339;
 use shared::rules::trigger::{
-    canonical_trigger_id, could_exist, ledger_expires_at, trigger_id_at, NetworkKey, TriggerRecord,
+    canonical_trigger_id, could_exist, ledger_expires_at, trigger_id_at, TriggerRecord,
 };
 use std::sync::{Arc, Mutex};
 use tracing::{error, info, warn};
-
-/// The quota levels a request takes a slot of: the client's, then each
-/// network's, every one over `QUOTA_WINDOW`.
-fn quota_levels(config: &IngressConfig, keys: &QuotaKeys) -> Vec<QuotaLevel> {
-    std::iter::once(QuotaLevel::client(&keys.client, config.quota))
-        .chain(keys.networks.iter().map(|(level, key)| {
-            QuotaLevel::network(
-                key,
-                QuotaPolicy {
-                    limit: level.limit,
-                    window: config.quota.window,
-                },
-            )
-        }))
-        .collect()
-}
 
 /// How many times an admission of unknown outcome, or an enqueue that
 /// failed, is settled before the ingress gives up asking (with pauses of
@@ -75,26 +60,6 @@ fn work_message(record: &TriggerRecord, has_inputs: bool) -> WorkMessage {
     }
 }
 
-/// How the RateLimit fields and the 429 name each level.
-fn level_names(keys: &QuotaKeys) -> Vec<String> {
-    std::iter::once("client".to_string())
-        .chain(keys.networks.iter().map(|(level, _)| level.name()))
-        .collect()
-}
-
-fn limit_items(
-    names: &[String],
-    levels: &[QuotaLevel],
-    statuses: &[QuotaStatus],
-) -> Vec<LimitItem> {
-    names
-        .iter()
-        .zip(levels)
-        .zip(statuses)
-        .map(|((name, level), status)| LimitItem::of(name.clone(), &level.policy, status))
-        .collect()
-}
-
 pub struct Ingress {
     config: IngressConfig,
     table: Table,
@@ -104,6 +69,8 @@ pub struct Ingress {
     metrics: Metrics,
     /// Whom this instance just refused: a repeat is answered from memory.
     refusals: Mutex<RefusalMemory>,
+    /// The trigger keys this instance just looked up.
+    keys: Mutex<KeyMemory>,
 }
 
 fn unavailable() -> ApiError {
@@ -128,6 +95,10 @@ impl Ingress {
                 shared::rules::refusals::MAX_REMEMBERED,
                 u64::try_from(config.refusal_memory.as_millis()).unwrap_or(u64::MAX),
             )),
+            keys: Mutex::new(KeyMemory::new(
+                shared::rules::refusals::MAX_REMEMBERED,
+                u64::try_from(config.refusal_memory.as_millis()).unwrap_or(u64::MAX),
+            )),
             config,
             table,
             queue,
@@ -147,10 +118,17 @@ impl Ingress {
         self.refusals.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One metric line per `POST /trigger` decision.
-    fn count(&self, result: &Result<HttpResponse, ApiError>) {
+    /// The keys looked up lately.
+    fn keys(&self) -> std::sync::MutexGuard<'_, KeyMemory> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One metric line per `POST /trigger` decision; an acceptance by its
+    /// lane.
+    fn count(&self, result: &Result<HttpResponse, ApiError>, keyed: bool) {
+        let lane = if keyed { "key" } else { "anonymous" };
         match result {
-            Ok(_) => self.metrics.count(metrics::ACCEPTED, None),
+            Ok(_) => self.metrics.count(metrics::ACCEPTED, Some(("Lane", lane))),
             Err(ApiError::QuotaExceeded { scope, .. }) => self
                 .metrics
                 .count(metrics::REJECTED, Some(("Scope", scope.as_str()))),
@@ -160,6 +138,9 @@ impl Ingress {
             Err(ApiError::CrossSite) => self
                 .metrics
                 .count(metrics::REJECTED, Some(("Scope", "cross-site"))),
+            Err(ApiError::InvalidKey(_)) => self
+                .metrics
+                .count(metrics::REJECTED, Some(("Scope", "invalid-key"))),
             Err(ApiError::Unavailable { .. }) => self.metrics.count(metrics::UNAVAILABLE, None),
             Err(_) => self.metrics.count(metrics::INVALID, None),
         }
@@ -191,7 +172,7 @@ impl Ingress {
         match route(&request.method, &request.path)? {
             Route::PostTrigger => {
                 let result = self.post_trigger(request).await;
-                self.count(&result);
+                self.count(&result, request.key.is_some());
                 result
             }
             Route::GetPipelines => Ok(catalog_response(
@@ -214,7 +195,7 @@ impl Ingress {
     async fn post_trigger(&self, request: &HttpRequest) -> Result<HttpResponse, ApiError> {
         let config = &self.config;
         // Another site's page cannot spend its visitors' quota: refused
-        // before anything is read or charged.
+        // before anything is read or charged (a key included).
         if config.cors.refuses_trigger(
             request.origin.as_deref(),
             request.host.as_deref(),
@@ -224,166 +205,117 @@ impl Ingress {
                   fetch_site = %request.fetch_site.as_deref().unwrap_or("-"), aws_calls = 0);
             return Err(ApiError::CrossSite);
         }
-        let asked = parse_trigger_body(&request.body_bytes()?)?;
-        let pipeline = match asked.pipeline {
-            None => config.pipelines.default_pipeline(),
-            Some(name) => {
-                config
-                    .pipelines
-                    .by_public(&name)
-                    .ok_or_else(|| ApiError::UnknownPipeline {
-                        given: name.chars().take(100).collect(),
-                        valid: config
-                            .pipelines
-                            .public_names()
-                            .iter()
-                            .map(|s| s.to_string())
-                            .collect(),
-                    })?
+        // A key's shape is checked before anything else: a malformed one
+        // never falls back to the anonymous lane.
+        let presented = match &request.key {
+            None => None,
+            Some(Ok(key)) => Some(key),
+            Some(Err(refusal)) => {
+                info!(decision = "rejected", scope = "invalid-key", reason = %refusal, aws_calls = 0);
+                return Err(ApiError::InvalidKey(*refusal));
             }
         };
+        let asked = parse_trigger_body(&request.body_bytes()?)?;
+        let pipeline = self.pipeline_of(asked.pipeline)?;
         let declared = &config.settings.of(&pipeline.public).inputs;
         let inputs = declared
             .resolve(asked.inputs.as_ref())
             .map_err(ApiError::InvalidInputs)?;
         let source_ip = request.source_ip.as_deref().unwrap_or("");
-        // The client's own key (its quota) and its network's: a block on
-        // either stops it.
-        let blocks = block_keys(&config.client_key_secret, source_ip)
-            .map_err(|_| ApiError::NoClientAddress)?;
-        let keys = quota_keys(&config.client_key_secret, source_ip, &config.networks)
-            .map_err(|_| ApiError::NoClientAddress)?;
-        let client_key = keys.client.clone();
         let now = self.clock.now_ms();
+        let calls_before = self.calls.total();
+        let charge = match presented {
+            Some(key) => {
+                self.key_charge(key, &pipeline.public, source_ip, now)
+                    .await?
+            }
+            None => self.address_charge(source_ip)?,
+        };
         // Refused within the last minute (this client, one of its networks,
-        // the global budget): the same answer again, without an AWS call.
-        let mut remembered: Vec<&str> = vec![client_key.as_str()];
-        remembered.extend(keys.networks.iter().map(|(_, key)| key.as_str()));
-        remembered.push(GLOBAL);
-        if let Some(refusal) = self.memory().recall(&remembered, client_key.as_str(), now) {
-            info!(decision = "rejected", from_memory = true, reason = %refusal, client_key = %client_key, aws_calls = 0);
+        // the global budget, or this key): the same answer again, without
+        // an AWS call.
+        let remembered: Vec<&str> = charge.remembered.iter().map(String::as_str).collect();
+        if let Some(refusal) = self.memory().recall(&remembered, remembered[0], now) {
+            info!(decision = "rejected", from_memory = true, reason = %refusal, client_key = %charge.client_key, aws_calls = 0);
             return Err(refusal);
         }
-        let levels = quota_levels(config, &keys);
         let mut record = TriggerRecord::queued(
             trigger_id_at(now),
             &pipeline.public,
             &pipeline.name,
-            client_key.clone(),
+            charge.client_key.clone(),
             inputs,
             now,
             ledger_expires_at(now, config.ledger_retention),
         );
-        record.networks = keys
-            .networks
-            .iter()
-            .map(|(level, key)| NetworkKey {
-                level: level.name(),
-                key: key.clone(),
-            })
-            .collect();
-        record.global_window = config.global_quota.map(|g| g.bucket(now).0);
-        let calls_before = self.calls.total();
+        record.networks = charge.networks.clone();
+        record.key = charge.key.as_ref().map(|k| k.name.clone());
+        record.global_window = charge.global.map(|g| g.bucket(now).0);
         let message = work_message(&record, !declared.is_empty());
-        let admission = match self
+        let key_hash = charge.key.as_ref().map(|k| k.hash.as_str());
+        let admitted = self
             .table
             .admission()
-            .admit(&levels, config.global_quota.as_ref(), &record, &blocks)
-            .await
-        {
+            .admit(
+                &charge.levels,
+                charge.global.as_ref(),
+                &record,
+                &charge.blocks,
+                key_hash,
+            )
+            .await;
+        let admission = match admitted {
             Ok(admission) => admission,
-            Err(e) => self.settle(&record, &levels, &message, e).await?,
+            Err(e) => self.settle(&record, &charge.levels, &message, e).await?,
         };
-        let names = level_names(&keys);
-        let (statuses, previous) = match admission {
-            // A settled admission knows no earlier state (empty): a refund reads it.
-            Admission::Accepted { statuses, previous } => {
-                (statuses, (!previous.is_empty()).then_some(previous))
-            }
-            Admission::Blocked { until } => {
-                let retry_after_s = ceil_seconds(until.saturating_sub(now)).max(1);
-                info!(decision = "rejected", scope = "blocked", client_key = %client_key,
-                      retry_after_s, aws_calls = self.calls.total() - calls_before);
-                let refusal = ApiError::Blocked { retry_after_s };
-                self.memory()
-                    .remember(client_key.as_str(), refusal.clone(), now);
-                return Err(refusal);
-            }
-            Admission::Exhausted {
-                level,
-                statuses,
-                retry_after_ms,
-            } => {
-                let retry_after_s = ceil_seconds(retry_after_ms).max(1);
-                let scope = match level {
-                    0 => QuotaScope::Client,
-                    n => QuotaScope::Network(names[n].clone()),
-                };
-                info!(decision = "rejected", scope = scope.as_str(), level = %names[level], client_key = %client_key,
-                      network_key = %level.checked_sub(1).map(|n| keys.networks[n].1.to_string()).unwrap_or_default(),
-                      retry_after_s, aws_calls = self.calls.total() - calls_before);
-                let refusal = ApiError::QuotaExceeded {
-                    scope,
-                    limits: limit_items(&names, &levels, &statuses),
-                    retry_after_s,
-                };
-                // Under the key of the level that refused.
-                let refused_key = match level {
-                    0 => client_key.as_str(),
-                    n => keys.networks[n - 1].1.as_str(),
-                };
-                self.memory().remember(refused_key, refusal.clone(), now);
-                return Err(refusal);
-            }
-            Admission::GlobalExhausted {
-                statuses,
-                retry_after_ms,
-            } => {
-                let retry_after_s = ceil_seconds(retry_after_ms).max(1);
-                let global = config
-                    .global_quota
-                    .expect("a global rejection implies a global policy");
-                info!(decision = "rejected", scope = "global", client_key = %client_key,
-                      retry_after_s, aws_calls = self.calls.total() - calls_before);
-                let mut limits = limit_items(&names, &levels, &statuses);
-                limits.push(LimitItem {
-                    name: "global".into(),
-                    limit: global.limit,
-                    window_s: global.window.as_secs(),
-                    remaining: Some(0),
-                    reset_s: retry_after_s,
-                });
-                let refusal = ApiError::QuotaExceeded {
-                    scope: QuotaScope::Global,
-                    limits,
-                    retry_after_s,
-                };
-                self.memory().remember(GLOBAL, refusal.clone(), now);
-                return Err(refusal);
-            }
-        };
+        let (statuses, previous) =
+            self.decide(admission, &charge, now, self.calls.total() - calls_before)?;
         let accepted = || {
             accepted_response(
                 &request.base_path,
-                &record.trigger_id,
-                &record.pipeline,
-                values_to_json(&record.inputs),
+                &record,
                 &statuses[0],
-                &limit_items(&names, &levels, &statuses),
+                &charge.limits(&statuses),
                 now,
             )
         };
         match self.queue.send(&message).await {
             Ok(message_id) => {
-                info!(decision = "accepted", trigger_id = %record.trigger_id, client_key = %client_key,
+                info!(decision = "accepted", trigger_id = %record.trigger_id, client_key = %record.client_key,
+                      lane = record.lane().as_str(), key = %record.key.as_deref().unwrap_or("-"),
                       pipeline = %record.pipeline, message_id = %message_id, remaining = statuses[0].remaining,
                       aws_calls = self.calls.total() - calls_before);
                 Ok(accepted())
             }
             Err(send_error) => self
-                .settle_enqueue(&levels, &record, &message, previous.as_deref(), send_error)
+                .settle_enqueue(
+                    &charge.levels,
+                    charge.global.as_ref(),
+                    &record,
+                    &message,
+                    previous.as_deref(),
+                    send_error,
+                )
                 .await
                 .map(|()| accepted()),
+        }
+    }
+
+    /// The public pipeline a request names, or the default.
+    fn pipeline_of(&self, asked: Option<String>) -> Result<&Pipeline, ApiError> {
+        let pipelines = &self.config.pipelines;
+        match asked {
+            None => Ok(pipelines.default_pipeline()),
+            Some(name) => pipelines
+                .by_public(&name)
+                .ok_or_else(|| ApiError::UnknownPipeline {
+                    given: name.chars().take(100).collect(),
+                    valid: pipelines
+                        .public_names()
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect(),
+                }),
         }
     }
 
@@ -480,6 +412,7 @@ impl Ingress {
     async fn settle_enqueue(
         &self,
         levels: &[QuotaLevel],
+        global: Option<&GlobalPolicy>,
         record: &TriggerRecord,
         message: &WorkMessage,
         previous: Option<&[Vec<u64>]>,
@@ -510,7 +443,7 @@ impl Ingress {
             let refund = self
                 .table
                 .admission()
-                .refund(levels, self.config.global_quota.as_ref(), record, previous)
+                .refund(levels, global, record, previous)
                 .await;
             match refund {
                 Ok(Refund::Refunded) => {

@@ -2,6 +2,10 @@
 //! queue's on first use), then serves invocations through the Lambda
 //! Runtime API.
 
+// The handler's future nests deeply (the admission, its settling and the
+// enqueue's, each awaited in turn): the compiler's default depth is short of it.
+#![recursion_limit = "256"]
+
 use ingress::Ingress;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;

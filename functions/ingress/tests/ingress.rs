@@ -904,7 +904,13 @@ async fn an_admission_that_never_committed_is_settled_void_and_costs_nothing() {
     };
     let late = table
         .admission()
-        .admit(&[QuotaLevel::client(&key, policy)], None, &record, &[])
+        .admit(
+            &[QuotaLevel::client(&key, policy)],
+            None,
+            &record,
+            &[],
+            None,
+        )
         .await;
     assert!(
         matches!(late, Err(shared::aws::table::StoreError::Corrupt(_))),
@@ -930,7 +936,13 @@ async fn an_admission_that_never_committed_is_settled_void_and_costs_nothing() {
     assert!(matches!(
         table
             .admission()
-            .admit(&[QuotaLevel::client(&key, policy)], None, &committed, &[])
+            .admit(
+                &[QuotaLevel::client(&key, policy)],
+                None,
+                &committed,
+                &[],
+                None
+            )
             .await
             .unwrap(),
         Admission::Accepted { .. }

@@ -13,7 +13,9 @@
 //! - `StartPipelineExecution` with the run id as `clientRequestToken` →
 //!   record the run `started`.
 //!
-//! With `coalesce` off the trigger starts at once, its own id the token.
+//! With `coalesce` off each trigger is a run of its own, in the same queue.
+//! Keyed triggers (a trigger key: `record.key`) open runs of the keyed lane,
+//! which may fill the slots `reserved_pending` keeps and start first.
 //! Transient failures come back later (visibility doubled per delivery);
 //! permanent ones, and the last attempt, go to the DLQ with their reason —
 //! sent before the delete, so a crash in between can duplicate a DLQ entry,
@@ -25,7 +27,6 @@ use serde_json::Value;
 use shared::aws::pipeline::PipelineStarter;
 use shared::aws::queue::{queue_url_from_arn, DeadLetterQueue, Deliveries};
 use shared::aws::table::runs::{Joined, Opening, Take};
-use shared::aws::table::triggers::StartRecord;
 use shared::aws::table::{StoreError, Table};
 use shared::aws::Lazy;
 use shared::clock::Clock;
@@ -35,7 +36,9 @@ use shared::rules::inputs::{errors_text, InputValues};
 use shared::rules::message::{MessageError, WorkMessage};
 use shared::rules::metrics;
 use shared::rules::retry::{retry_delay, Failure, FailureKind};
-use shared::rules::runs::{input_set_key, lane_verdict, Lane, LaneVerdict, RunRecord, Wake};
+use shared::rules::runs::{
+    input_set_key, lane_verdict, Lane, LaneVerdict, RunLane, RunRecord, Wake,
+};
 use shared::rules::status::{holder_state, HolderState, RunStatus, TriggerStatus};
 use shared::rules::time_format::ceil_seconds;
 use shared::rules::trigger::{
@@ -84,6 +87,8 @@ enum Handled {
         execution_id: String,
         /// Its run's CodePipeline, when the run queued for it.
         lane: Option<String>,
+        /// Which lane its run waited in (the metrics count per lane).
+        by: RunLane,
     },
     AlreadyStarted {
         execution_id: String,
@@ -103,6 +108,9 @@ enum Handled {
     /// Its pipeline's queue was full: refused, charged nothing.
     Refused {
         retry_after_s: u64,
+        /// The trigger's lane: an anonymous lane refusing for minutes on
+        /// end is a flood (the alarm `anonymous-lane-full`).
+        by: RunLane,
     },
     /// Its client was told 503 (the ingress could not settle the
     /// admission): what it took is given back, nothing runs.
@@ -203,8 +211,13 @@ impl Worker {
         };
         let trigger = trigger_id.as_deref().unwrap_or("-");
         match result {
-            Ok(Handled::Started { execution_id, lane }) => {
-                self.metrics.count(metrics::RUNS_STARTED, None);
+            Ok(Handled::Started {
+                execution_id,
+                lane,
+                by,
+            }) => {
+                self.metrics
+                    .count(metrics::RUNS_STARTED, Some(("Lane", by.as_str())));
                 info!(decision = "started", message_id = %message_id, trigger_id = %trigger, execution_id = %execution_id, receive_count);
                 match lane {
                     // Runs may still wait: the lane's poll goes on.
@@ -221,9 +234,10 @@ impl Worker {
                     _ => Outcome::Done,
                 }
             }
-            Ok(Handled::Refused { retry_after_s }) => {
-                self.metrics.count(metrics::TRIGGERS_REFUSED, None);
-                info!(decision = "refused", message_id = %message_id, trigger_id = %trigger, retry_after_s,
+            Ok(Handled::Refused { retry_after_s, by }) => {
+                self.metrics
+                    .count(metrics::TRIGGERS_REFUSED, Some(("Lane", by.as_str())));
+                info!(decision = "refused", message_id = %message_id, trigger_id = %trigger, retry_after_s, lane = by.as_str(),
                       "its pipeline's queue is full: refused, every quota slot given back");
                 Outcome::Done
             }
@@ -338,33 +352,58 @@ impl Worker {
             .iter()
             .map(|(name, value)| (name.clone(), value.variable_value()))
             .collect();
-        if !self.config.settings.of(&record.pipeline).coalesce && record.run_id.is_none() {
-            return self.start_alone(work, trigger_id, &variables).await;
-        }
         let expires_at = ledger_expires_at(now, self.config.ledger_retention);
+        let bound = self
+            .config
+            .settings
+            .bound(&self.config.pipelines, &record.target);
+        let lane = record.lane();
         let opening = Opening {
-            max_pending: self.config.settings.of(&record.pipeline).max_pending,
+            max_pending: bound.max_pending,
+            anonymous_max: bound.anonymous_max(),
+            lane,
             wake: self.wake_of(message),
+        };
+        // Triggers join the pending run of their input set; without
+        // coalescing each is a run of its own, in the same queue.
+        let set_key = match self.config.settings.of(&record.pipeline).coalesce {
+            true => input_set_key(&inputs),
+            false => record.trigger_id.clone(),
         };
         let run_id = match &record.run_id {
             Some(run_id) => run_id.clone(),
             None => match self
                 .table
                 .runs()
-                .join_or_open(&record, &input_set_key(&inputs), &opening, now, expires_at)
+                .join_or_open(&record, &set_key, &opening, now, expires_at)
                 .await
                 .map_err(unavailable)?
             {
                 Joined::NoRecord => return Ok(Handled::NoRecord),
-                Joined::Joined(run_id) => return Ok(Handled::Joined { run_id }),
-                Joined::Opened(run_id) => run_id,
+                Joined::Joined(run_id) | Joined::Opened(run_id) => run_id,
                 Joined::QueueFull(lane) => return self.refuse(&record, &lane, now).await,
             },
         };
         if run_id != record.trigger_id {
+            if lane == RunLane::Key {
+                self.promote(&run_id).await?;
+            }
             return Ok(Handled::Joined { run_id });
         }
         self.start_run(&record, &variables, message).await
+    }
+
+    /// A keyed trigger joined the pending run `run_id`: an anonymous one
+    /// moves to the keyed queue (keyed runs start first).
+    async fn promote(&self, run_id: &str) -> Result<(), Failure> {
+        let runs = self.table.runs();
+        let Some(run) = runs.get(run_id).await.map_err(unavailable)? else {
+            return Ok(());
+        };
+        if runs.promote(&run).await.map_err(unavailable)? {
+            info!(decision = "promoted", run_id = %run_id, "a keyed trigger joined an anonymous pending run: it waits in the keyed queue now");
+        }
+        Ok(())
     }
 
     /// The trigger would open one pending run more than its pipeline
@@ -390,6 +429,7 @@ impl Worker {
         }
         Ok(Handled::Refused {
             retry_after_s: ceil_seconds(retry_in),
+            by: record.lane(),
         })
     }
 
@@ -400,38 +440,6 @@ impl Worker {
             queue_url: self.source_queue(message)?,
             message: message.body.clone()?,
         })
-    }
-
-    /// Coalescing off: the trigger's own execution, at once.
-    async fn start_alone(
-        &self,
-        work: &WorkMessage,
-        trigger_id: &str,
-        variables: &[(String, String)],
-    ) -> Result<Handled, Failure> {
-        let execution_id = self
-            .starter
-            .start(&work.pipeline, trigger_id, variables)
-            .await?;
-        let now = self.clock.now_ms();
-        let expires_at = ledger_expires_at(now, self.config.ledger_retention);
-        match self
-            .table
-            .triggers()
-            .record_started(trigger_id, &execution_id, now, expires_at)
-            .await
-            .map_err(unavailable)?
-        {
-            StartRecord::Recorded => Ok(Handled::Started {
-                execution_id,
-                lane: None,
-            }),
-            StartRecord::MissingRecord => Ok(Handled::NoRecord),
-            StartRecord::OtherExecution(existing) => Ok(Handled::AlreadyStarted {
-                execution_id: existing,
-                lane: None,
-            }),
-        }
     }
 
     /// The opener's part: the run starts when its CodePipeline's lane is
@@ -486,7 +494,7 @@ impl Worker {
                 }
                 lane = runs.get_lane(&target).await.map_err(unavailable)?;
             }
-            if lane.waiting.first() != Some(&run.run_id) {
+            if lane.first_waiting() != Some(run.run_id.as_str()) {
                 // Others were opened first: they start first.
                 if poll_token(message).is_some() {
                     self.wake_next(&lane).await;
@@ -535,6 +543,7 @@ impl Worker {
         Ok(Handled::Started {
             execution_id,
             lane: Some(target),
+            by: run.lane.unwrap_or(RunLane::Anonymous),
         })
     }
 
@@ -575,7 +584,7 @@ impl Worker {
                 return self.retry_later(message, &failure, 1).await;
             }
         };
-        if lane.poll_token.as_deref() != poll_token(message) || lane.waiting.is_empty() {
+        if lane.poll_token.as_deref() != poll_token(message) || !lane.has_waiting() {
             return Outcome::Done;
         }
         let mut lane = lane;

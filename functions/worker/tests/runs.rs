@@ -574,32 +574,59 @@ async fn a_holder_that_never_started_frees_the_pipeline_after_a_minute() {
     assert_eq!(lane.run_id.as_deref(), Some(second.as_str()));
 }
 
+/// Without coalescing each trigger is a run of its own, in the same
+/// bounded queue as every run: one in progress, the others waiting their
+/// turn, a trigger past `max_pending` refused and charged nothing
+/// (docs/reference/configuration.md).
 #[tokio::test]
-async fn with_coalesce_off_every_trigger_starts_its_own_execution_at_once() {
+async fn with_coalesce_off_each_trigger_is_a_run_of_its_own_in_the_bounded_queue() {
     let (h, pipeline) = coalescing_harness(
         "alone",
-        &[("PIPELINE_SETTINGS", r#"{"app": {"coalesce": false}}"#)],
+        &[(
+            "PIPELINE_SETTINGS",
+            r#"{"app": {"coalesce": false, "max_pending": 2, "reserved_pending": 0}}"#,
+        )],
     )
     .await;
-    let ids = [
-        h.enqueue(&pipeline).await,
-        h.enqueue(&pipeline).await,
-        h.enqueue(&pipeline).await,
-    ];
-    assert_eq!(drain_batches(&h).await, 3);
-    assert_eq!(h.stack.executions(&pipeline).await, 3);
-    let mut executions = std::collections::BTreeSet::new();
-    for id in &ids {
-        let view = h.view(id).await;
-        assert_eq!(view.status, TriggerStatus::Started);
-        assert!(!view.coalesced);
-        executions.insert(view.execution_id.unwrap());
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let id = h.enqueue(&pipeline).await;
+        drain_batches(&h).await;
+        ids.push(id);
     }
-    assert_eq!(executions.len(), 3);
-    assert_eq!(
-        h.table.runs().get_lane(&pipeline).await.unwrap().run_id,
-        None
-    );
+    // The first runs; two wait behind it, each its own run; the fourth
+    // would be a third pending run: refused.
+    assert_eq!(h.stack.executions(&pipeline).await, 1);
+    assert_eq!(h.view(&ids[0]).await.status, TriggerStatus::Started);
+    for (id, position) in [(&ids[1], 1), (&ids[2], 2)] {
+        let view = h.view(id).await;
+        assert_eq!(view.status, TriggerStatus::Queued);
+        assert!(!view.coalesced);
+        assert_eq!(view.run.as_ref().map(|r| r.id.as_str()), Some(id.as_str()));
+        assert_eq!(view.queue.map(|q| q.position), Some(position));
+    }
+    let refused = h.view(&ids[3]).await;
+    assert_eq!(refused.status, TriggerStatus::Refused);
+    assert_eq!(refused.reason.as_deref(), Some("queue_full"));
+    // The end of each run starts the next, in order, one at a time.
+    end_as_the_notifier_does(&h, &ids[0], TriggerStatus::Succeeded).await;
+    drain_batches(&h).await;
+    assert_eq!(h.stack.executions(&pipeline).await, 2);
+    assert_eq!(h.view(&ids[1]).await.status, TriggerStatus::Started);
+    assert_eq!(h.view(&ids[2]).await.status, TriggerStatus::Queued);
+    end_as_the_notifier_does(&h, &ids[1], TriggerStatus::Succeeded).await;
+    drain_batches(&h).await;
+    assert_eq!(h.stack.executions(&pipeline).await, 3);
+    let executions: std::collections::BTreeSet<String> = futures::future::join_all(
+        ids[..3]
+            .iter()
+            .map(|id| async { h.view(id).await.execution_id }),
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
+    assert_eq!(executions.len(), 3, "three runs, three executions");
 }
 
 #[tokio::test]
@@ -757,4 +784,129 @@ async fn waiting_runs_cost_nothing_one_poll_per_pipeline_and_start_in_opening_or
     }
     drain_batches(&h).await;
     assert_eq!(h.stack.executions(&pipeline).await, 5);
+}
+
+/// A keyed trigger of `value` for `ref`, charged to the key `key`.
+async fn enqueue_keyed(h: &Harness, pipeline: &str, value: &str, key: &str) -> String {
+    h.stack
+        .enqueue_keyed_trigger(pipeline, json!({ "ref": value }), key)
+        .await
+}
+
+/// Of `max_pending` 3, `reserved_pending` (default 1) is for keyed
+/// triggers: a flood of anonymous input sets fills two and is refused
+/// after; a keyed trigger opens the third and starts right after the run in
+/// progress; a keyed trigger joining an anonymous run takes it along to the
+/// keyed queue; the bound holds all along (docs/reference/configuration.md).
+#[tokio::test]
+async fn keyed_runs_have_slots_no_flood_can_take_and_start_first() {
+    let settings = ref_settings(3);
+    let (h, pipeline) =
+        coalescing_harness("keyed", &[("PIPELINE_SETTINGS", settings.as_str())]).await;
+    let running = enqueue_ref(&h, &pipeline, "a").await;
+    drain_batches(&h).await;
+    let mut anonymous = Vec::new();
+    for value in ["b", "c", "d"] {
+        anonymous.push(enqueue_ref(&h, &pipeline, value).await);
+        drain_batches(&h).await;
+    }
+    let refused = h.view(&anonymous[2]).await;
+    assert_eq!(refused.status, TriggerStatus::Refused, "{refused:?}");
+    assert_eq!(refused.lane, shared::rules::runs::RunLane::Anonymous);
+    // The reserved slot: a keyed run, first in line.
+    let keyed = enqueue_keyed(&h, &pipeline, "k", "ci-main").await;
+    drain_batches(&h).await;
+    let view = h.view(&keyed).await;
+    assert_eq!(view.status, TriggerStatus::Queued, "{view:?}");
+    assert_eq!(view.queue.map(|q| q.position), Some(1));
+    assert_eq!(view.key.as_deref(), Some("ci-main"));
+    for (id, position) in [(&anonymous[0], 2), (&anonymous[1], 3)] {
+        assert_eq!(h.view(id).await.queue.map(|q| q.position), Some(position));
+    }
+    // Three pending: a second keyed input set is refused too, and its key's
+    // slot given back.
+    let second = enqueue_keyed(&h, &pipeline, "k2", "ci-main").await;
+    drain_batches(&h).await;
+    assert_eq!(h.view(&second).await.status, TriggerStatus::Refused);
+    let key_level = QuotaLevel::key("ci-main", shared::rules::keys::DEFAULT_KEY_QUOTA);
+    let slots = h.table.admission().slots(&key_level).await.unwrap();
+    let taken = slots.iter().filter(|at| **at != 0).count();
+    assert_eq!(taken, 1, "only the accepted keyed trigger's: {slots:?}");
+    // A keyed trigger of c's input set joins c's run, which moves to the
+    // keyed queue behind k; the pending runs stay three, so an anonymous
+    // newcomer is still refused.
+    let joiner = enqueue_keyed(&h, &pipeline, "c", "deploy-bot").await;
+    drain_batches(&h).await;
+    let joined = h.view(&joiner).await;
+    assert_eq!(
+        joined.run.as_ref().map(|r| r.id.as_str()),
+        Some(anonymous[1].as_str())
+    );
+    assert_eq!(joined.queue.map(|q| q.position), Some(2));
+    assert_eq!(
+        h.view(&anonymous[0]).await.queue.map(|q| q.position),
+        Some(3)
+    );
+    let late = enqueue_ref(&h, &pipeline, "e").await;
+    drain_batches(&h).await;
+    assert_eq!(h.view(&late).await.status, TriggerStatus::Refused);
+    // They start one at a time: k, then c (keyed now), then b.
+    let mut holder = running;
+    for next in [&keyed, &anonymous[1], &anonymous[0]] {
+        end_as_the_notifier_does(&h, &holder, TriggerStatus::Succeeded).await;
+        drain_batches(&h).await;
+        assert_eq!(h.view(next).await.status, TriggerStatus::Started, "{next}");
+        holder = next.clone();
+    }
+    assert_eq!(h.stack.executions(&pipeline).await, 4);
+}
+
+/// Two public names of one CodePipeline share its lane and one bound: the
+/// tightest `max_pending`, whichever name the triggers come by.
+#[tokio::test]
+async fn aliases_of_one_codepipeline_share_one_bound() {
+    let stack = Stack::new().await;
+    let pipeline = stack.pipeline("alias").await;
+    let allowlist = format!("app={pipeline},app-too={pipeline}");
+    let settings = r#"{"app": {"max_pending": 2, "reserved_pending": 0, "inputs": {"ref": {"type": "string", "pattern": "[a-z0-9-]{1,40}"}}},
+                       "app-too": {"max_pending": 5, "reserved_pending": 0, "inputs": {"ref": {"type": "string", "pattern": "[a-z0-9-]{1,40}"}}}}"#;
+    let h = harness_from(
+        stack,
+        &[
+            ("PIPELINES", allowlist.as_str()),
+            ("PIPELINE_SETTINGS", settings),
+        ],
+        None,
+        Arc::new(SystemClock),
+    )
+    .await;
+    let running = enqueue_ref(&h, &pipeline, "a").await;
+    drain_batches(&h).await;
+    let mut ids = Vec::new();
+    for (public, value) in [
+        ("app", "b"),
+        ("app-too", "c"),
+        ("app-too", "d"),
+        ("app", "e"),
+    ] {
+        ids.push(
+            h.stack
+                .enqueue_trigger_as(public, &pipeline, json!({ "ref": value }))
+                .await,
+        );
+        drain_batches(&h).await;
+    }
+    let statuses: Vec<TriggerStatus> =
+        futures::future::join_all(ids.iter().map(|id| async { h.view(id).await.status })).await;
+    assert_eq!(
+        statuses,
+        [
+            TriggerStatus::Queued,
+            TriggerStatus::Queued,
+            TriggerStatus::Refused,
+            TriggerStatus::Refused
+        ]
+    );
+    assert_eq!(h.view(&running).await.status, TriggerStatus::Started);
+    assert_eq!(h.stack.executions(&pipeline).await, 1);
 }

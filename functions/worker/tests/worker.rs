@@ -87,29 +87,48 @@ impl Clock for PanicsOnce {
     }
 }
 
+/// `count` CodePipelines of their own (each its own lane, so their runs
+/// start side by side) and the allowlist naming them all.
+async fn pipelines(stack: &Stack, name: &str, count: usize) -> (Vec<String>, String) {
+    let mut names = Vec::new();
+    for i in 0..count {
+        names.push(stack.pipeline(&format!("{name}{i}")).await);
+    }
+    let allowlist: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("p{i}={p}"))
+        .collect();
+    (names, allowlist.join(","))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_one_message_fails_only_that_message() {
     let stack = Stack::new().await;
-    let pipeline = stack.pipeline("panic").await;
+    let (targets, allowlist) = pipelines(&stack, "panic", 5).await;
     let h = harness_with_settings(
         stack,
-        &format!("app={pipeline}"),
+        &allowlist,
         "5",
         false,
         Arc::new(PanicsOnce::default()),
-        ALONE,
+        "{}",
     )
     .await;
     let mut ids = Vec::new();
-    for _ in 0..5 {
-        ids.push(h.enqueue(&pipeline).await);
+    for target in &targets {
+        ids.push(h.enqueue(target).await);
     }
     let (count, response) = h.run_batch(0).await;
     assert_eq!(count, 5);
     // Exactly the panicked message is reported failed (SQS redelivers it);
     // the other four started.
     assert_eq!(response.batch_item_failures.len(), 1, "{response:?}");
-    assert_eq!(h.stack.executions(&pipeline).await, 4);
+    let mut started = 0;
+    for target in &targets {
+        started += h.stack.executions(target).await;
+    }
+    assert_eq!(started, 4);
     let mut queued = Vec::new();
     for id in &ids {
         match h.view(id).await.status {
@@ -130,7 +149,11 @@ async fn a_panic_in_one_message_fails_only_that_message() {
         "every message is still on the queue until deleted"
     );
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
-    assert_eq!(h.stack.executions(&pipeline).await, 5);
+    let mut started = 0;
+    for target in &targets {
+        started += h.stack.executions(target).await;
+    }
+    assert_eq!(started, 5);
     assert_eq!(h.view(&queued[0]).await.status, TriggerStatus::Started);
 }
 
@@ -286,21 +309,12 @@ async fn several_messages_of_one_trigger_start_one_execution() {
 #[tokio::test]
 async fn codepipeline_unreachable_retries_every_message_later_and_dead_letters_none() {
     let stack = Stack::new().await;
-    let pipeline = stack.pipeline("down").await;
-    let h = harness_with_settings(
-        stack,
-        &format!("app={pipeline}"),
-        "5",
-        true,
-        Arc::new(SystemClock),
-        ALONE,
-    )
-    .await;
-    let ids = [
-        h.enqueue(&pipeline).await,
-        h.enqueue(&pipeline).await,
-        h.enqueue(&pipeline).await,
-    ];
+    let (targets, allowlist) = pipelines(&stack, "down", 3).await;
+    let h = harness_with_settings(stack, &allowlist, "5", true, Arc::new(SystemClock), "{}").await;
+    let mut ids = Vec::new();
+    for target in &targets {
+        ids.push(h.enqueue(target).await);
+    }
     // Received with a 1 s visibility: without the worker's change they would be back at once.
     let (count, response) = h.run_batch(1).await;
     assert_eq!(count, 3);
@@ -316,7 +330,9 @@ async fn codepipeline_unreachable_retries_every_message_later_and_dead_letters_n
     for id in &ids {
         assert_eq!(h.view(id).await.status, TriggerStatus::Queued);
     }
-    assert_eq!(h.stack.executions(&pipeline).await, 0);
+    for target in &targets {
+        assert_eq!(h.stack.executions(target).await, 0);
+    }
 }
 
 #[tokio::test]

@@ -264,11 +264,19 @@ pub const GRANTS: &[Grant] = &[
     // ... clients (look up, reset, block, unblock) and triggers (show).
     call(Ops, "DynamoDB.GetItem", &["dynamodb:GetItem"], Table),
     call(Ops, "DynamoDB.DeleteItem", &["dynamodb:DeleteItem"], Table),
-    // A block is the anchor prefixes it covers, written all or none.
+    // A block is the anchor prefixes it covers, written all or none; a
+    // trigger key's items are made, rotated and revoked together.
     call(
         Ops,
         "DynamoDB.TransactWriteItems",
-        &["dynamodb:PutItem"],
+        &["dynamodb:PutItem", "dynamodb:UpdateItem"],
+        Table,
+    ),
+    // `keys list`: every key's uses.
+    call(
+        Ops,
+        "DynamoDB.BatchGetItem",
+        &["dynamodb:BatchGetItem"],
         Table,
     ),
     call(Ops, "DynamoDB.Query", &["dynamodb:Query"], LedgerIndexes),
@@ -312,15 +320,16 @@ const WRITES: &[&str] = &[
 ];
 
 pub const KEY_GRANTS: &[KeyGrant] = &[
-    // Admission: quota (client, networks, the global budget) and the trigger
-    // record; a refund deletes the record. Reads: the quota read back, the
-    // operators' blocks (condition checks), a trigger's status with its run
-    // and lane.
+    // Admission: quota (client, networks, the global budget, a trigger
+    // key's) and the trigger record; a refund deletes the record. Reads:
+    // the quota read back, the operators' blocks and a trigger key still
+    // good (condition checks), a presented key by its hash, a trigger's
+    // status with its run and lane.
     KeyGrant {
         function: Ingress,
         sid: "TableWrites",
         actions: WRITES,
-        prefixes: &["client#", "network#", "global#", "trigger#"],
+        prefixes: &["client#", "network#", "global#", "keyquota#", "trigger#"],
     },
     KeyGrant {
         function: Ingress,
@@ -331,7 +340,15 @@ pub const KEY_GRANTS: &[KeyGrant] = &[
             "dynamodb:GetItem",
         ],
         prefixes: &[
-            "client#", "network#", "global#", "trigger#", "run#", "lane#", "block#",
+            "client#",
+            "network#",
+            "global#",
+            "keyquota#",
+            "apikey#",
+            "trigger#",
+            "run#",
+            "lane#",
+            "block#",
         ],
     },
     // Runs, lanes, pending sets, the execution index and the triggers'
@@ -344,6 +361,7 @@ pub const KEY_GRANTS: &[KeyGrant] = &[
             "client#",
             "network#",
             "global#",
+            "keyquota#",
             "trigger#",
             "run#",
             "lane#",

@@ -252,6 +252,10 @@ pub fn render(
                 );
             }
             body.line("Client key", &format!("{}...", trigger.client_key.prefix()));
+            // A trigger key by its name (never the key): who on-call can ask.
+            if let Some(name) = &trigger.key {
+                body.line("Trigger key", name);
+            }
             body.line("Public name", &trigger.pipeline);
             if !trigger.inputs.is_empty() {
                 body.blank();
@@ -310,6 +314,7 @@ mod tests {
             error_code: None,
             error_message: None,
             run_id: None,
+            key: None,
             expires_at: 1_800_000_000,
             stages: Vec::new(),
             refusal: None,
@@ -366,6 +371,31 @@ mod tests {
                 "{:?}", email.body);
             proptest::prop_assert!(!email.subject.chars().any(char::is_control));
         }
+    }
+
+    #[test]
+    fn a_keyed_trigger_is_named_by_its_key_name() {
+        let mut keyed = trigger();
+        keyed.key = Some("ci-main".into());
+        let email = render(
+            &event(PipelineState::Succeeded),
+            Some(&Origin::single(keyed)),
+            None,
+        );
+        assert!(
+            email.body.contains(
+                "Client key     ab12ab12ab12...\nTrigger key    ci-main\nPublic name    app\n"
+            ),
+            "{}",
+            email.body
+        );
+        assert!(!render(
+            &event(PipelineState::Succeeded),
+            Some(&Origin::single(trigger())),
+            None
+        )
+        .body
+        .contains("Trigger key"));
     }
 
     #[test]

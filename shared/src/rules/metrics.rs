@@ -1,14 +1,15 @@
 //! Metrics as CloudWatch Embedded Metric Format (EMF) log lines: no API
 //! call, CloudWatch extracts them from the function's log stream. One line
 //! per decision; every metric is a `Count` with the dimension `Function`,
-//! plus at most one more (`Scope`, `State`).
+//! plus at most one more (`Lane`, `Scope`, `State`).
 //!
 //! What each function publishes is [`PUBLISHED`] (the dashboard draws
 //! every one):
-//! - ingress: `Accepted`, `Rejected` (`Scope` = [`REJECTED_SCOPES`]),
-//!   `Invalid`, `Unavailable`;
-//! - worker: `RunsStarted`, `TriggersCoalesced`, `RunsWaiting`,
-//!   `TriggersRefused` (behind a full queue), `Retried`, `DeadLettered`;
+//! - ingress: `Accepted` (`Lane` = [`LANES`]), `Rejected` (`Scope` =
+//!   [`REJECTED_SCOPES`]), `Invalid`, `Unavailable`;
+//! - worker: `RunsStarted` (`Lane`), `TriggersCoalesced`, `RunsWaiting`,
+//!   `TriggersRefused` (behind a full queue; `Lane`), `Retried`,
+//!   `DeadLettered`;
 //! - notifier: `Emails` (`State` = the pipeline state).
 
 use crate::clock::EpochMillis;
@@ -37,7 +38,18 @@ pub struct Published {
 }
 
 /// The scopes a refusal at the ingress is counted under (`Rejected`).
-pub const REJECTED_SCOPES: &[&str] = &["client", "network", "global", "blocked", "cross-site"];
+pub const REJECTED_SCOPES: &[&str] = &[
+    "client",
+    "network",
+    "global",
+    "key",
+    "invalid-key",
+    "blocked",
+    "cross-site",
+];
+
+/// The lanes a trigger comes in (`Lane`): without a key, or with one.
+pub const LANES: &[&str] = &["anonymous", "key"];
 
 /// Every metric the functions publish; the dashboard draws each
 /// (tests/terraform.rs).
@@ -45,7 +57,7 @@ pub const PUBLISHED: &[Published] = &[
     Published {
         function: "ingress",
         metric: ACCEPTED,
-        dimension: None,
+        dimension: Some(("Lane", LANES)),
     },
     Published {
         function: "ingress",
@@ -65,7 +77,7 @@ pub const PUBLISHED: &[Published] = &[
     Published {
         function: "worker",
         metric: RUNS_STARTED,
-        dimension: None,
+        dimension: Some(("Lane", LANES)),
     },
     Published {
         function: "worker",
@@ -80,7 +92,7 @@ pub const PUBLISHED: &[Published] = &[
     Published {
         function: "worker",
         metric: TRIGGERS_REFUSED,
-        dimension: None,
+        dimension: Some(("Lane", LANES)),
     },
     Published {
         function: "worker",

@@ -2,7 +2,8 @@
 //! function of its inputs with unit and property tests beside it; the
 //! adapters (`aws/`) and the handlers call them.
 //!
-//! - [`client_key`]: a client address to its keyed, non-reversible key.
+//! - [`client_key`]: a client address to its keyed, non-reversible key;
+//!   [`keys`]: trigger keys, the keyed lane.
 //! - [`quota`]: the rolling-window quota and the global budget;
 //!   [`refusals`]: a warm instance's memory of whom it just refused.
 //! - [`http`]: API Gateway events in, routes, bodies, every response out;
@@ -27,6 +28,7 @@ pub mod cors;
 pub mod email;
 pub mod http;
 pub mod inputs;
+pub mod keys;
 pub mod message;
 pub mod metrics;
 pub mod page;

@@ -118,6 +118,23 @@ impl Default for PipelineSetting {
     }
 }
 
+/// The bound of one CodePipeline's queue (over the public names that
+/// point at it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// Pending runs at most, every lane.
+    pub max_pending: u64,
+    /// Of those, the slots only keyed runs may fill.
+    pub reserved_pending: u64,
+}
+
+impl Bound {
+    /// Pending anonymous runs at most.
+    pub fn anonymous_max(&self) -> u64 {
+        self.max_pending - self.reserved_pending
+    }
+}
+
 /// `PIPELINE_SETTINGS`: settings by public pipeline name; a pipeline not
 /// named has the defaults.
 #[derive(Debug, Clone, Default)]
@@ -144,6 +161,33 @@ impl PipelineSettings {
             settings.insert(public, parsed);
         }
         Ok(Self(settings))
+    }
+
+    /// The bound of a CodePipeline's queue: every public name that points
+    /// at it shares one lane and one bound (docs/reference/configuration.md):
+    /// the tightest `max_pending` of them, and the most `reserved_pending`
+    /// any of them asks that fits under it.
+    pub fn bound(&self, pipelines: &Pipelines, target: &str) -> Bound {
+        let aliases: Vec<&PipelineSetting> = pipelines
+            .iter()
+            .filter(|p| p.name == target)
+            .map(|p| self.of(&p.public))
+            .collect();
+        let max_pending = aliases
+            .iter()
+            .map(|s| s.max_pending)
+            .min()
+            .unwrap_or(DEFAULT_MAX_PENDING);
+        let reserved_pending = aliases
+            .iter()
+            .map(|s| s.reserved_pending)
+            .max()
+            .unwrap_or(DEFAULT_RESERVED_PENDING)
+            .min(max_pending - 1);
+        Bound {
+            max_pending,
+            reserved_pending,
+        }
     }
 
     /// The settings of a public pipeline (the defaults if it has none).
@@ -281,6 +325,39 @@ mod tests {
             let err = PipelineSettings::parse(bad, &pipelines).unwrap_err();
             assert!(err.contains("reserved_pending"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn aliases_of_one_codepipeline_share_the_tightest_bound() {
+        let pipelines = Pipelines::parse("app=x,app2=x,docs=y").unwrap();
+        let settings = PipelineSettings::parse(
+            r#"{"app": {"max_pending": 5, "reserved_pending": 1},
+                "app2": {"max_pending": 2, "reserved_pending": 0},
+                "docs": {"max_pending": 4, "reserved_pending": 3}}"#,
+            &pipelines,
+        )
+        .unwrap();
+        let shared = settings.bound(&pipelines, "x");
+        assert_eq!(
+            shared,
+            Bound {
+                max_pending: 2,
+                reserved_pending: 1
+            }
+        );
+        assert_eq!(shared.anonymous_max(), 1);
+        assert_eq!(settings.bound(&pipelines, "y").anonymous_max(), 1);
+        // A name without settings has the defaults; one CodePipeline alone
+        // has its own.
+        let plain = Pipelines::parse("a").unwrap();
+        let none = PipelineSettings::parse("{}", &plain).unwrap();
+        assert_eq!(
+            none.bound(&plain, "a"),
+            Bound {
+                max_pending: DEFAULT_MAX_PENDING,
+                reserved_pending: DEFAULT_RESERVED_PENDING
+            }
+        );
     }
 
     #[test]

@@ -47,6 +47,37 @@ pub struct RunRecord {
     /// The opener's work message and the queue it came from: what wakes the
     /// run when the run before it ends.
     pub wake: Option<Wake>,
+    /// Which of its CodePipeline's queues it waits in (its opener's lane);
+    /// `None`: opened before runs kept theirs (it waits as an anonymous run,
+    /// counted under its public pipeline).
+    pub lane: Option<RunLane>,
+}
+
+/// Which queue of a CodePipeline a run waits in: keyed runs start before
+/// anonymous ones, and only they may fill the reserved slots
+/// (`reserved_pending`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunLane {
+    Anonymous,
+    Key,
+}
+
+impl RunLane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Anonymous => "anonymous",
+            Self::Key => "key",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "anonymous" => Some(Self::Anonymous),
+            "key" => Some(Self::Key),
+            _ => None,
+        }
+    }
 }
 
 /// How to wake a waiting run: send its opener's message again.
@@ -95,8 +126,11 @@ pub struct Lane {
     pub checked_at: EpochMillis,
     /// When the holder took the lane (epoch ms).
     pub taken_at: EpochMillis,
-    /// The pending runs, in the order they were opened (over every public
-    /// pipeline and input set of this CodePipeline): the first starts next.
+    /// The pending runs opened by keyed triggers, in the order they were
+    /// opened: they start before every anonymous one.
+    pub waiting_key: Vec<String>,
+    /// The pending anonymous runs, in the order they were opened (over every
+    /// public pipeline and input set of this CodePipeline).
     pub waiting: Vec<String>,
     /// How long the last runs took (ms), oldest first, at most
     /// [`KEPT_DURATIONS`].
@@ -119,9 +153,24 @@ pub struct QueuePlace {
 }
 
 impl Lane {
+    /// Every waiting run in the order they start: the keyed ones first.
+    pub fn in_order(&self) -> impl Iterator<Item = &String> {
+        self.waiting_key.iter().chain(&self.waiting)
+    }
+
+    /// The waiting run that starts next.
+    pub fn first_waiting(&self) -> Option<&str> {
+        self.in_order().next().map(String::as_str)
+    }
+
+    /// Does any run wait?
+    pub fn has_waiting(&self) -> bool {
+        !self.waiting_key.is_empty() || !self.waiting.is_empty()
+    }
+
     /// Where `run_id` stands among the waiting runs, if it waits.
     pub fn place(&self, run_id: &str) -> Option<QueuePlace> {
-        let index = self.waiting.iter().position(|r| r == run_id)?;
+        let index = self.in_order().position(|r| r == run_id)?;
         Some(QueuePlace {
             position: index + 1,
             ahead: index + usize::from(self.run_id.is_some()),
@@ -178,7 +227,7 @@ impl Lane {
     pub fn next_to_wake(&self) -> Option<&str> {
         match self.run_id {
             Some(_) => None,
-            None => self.waiting.first().map(String::as_str),
+            None => self.first_waiting(),
         }
     }
 
@@ -285,6 +334,26 @@ mod tests {
         );
         assert_eq!(l.estimated_start("B", 5_000), Some(25_000));
         assert_eq!(l.next_start_in(5_000, 1_000), 1_000);
+    }
+
+    #[test]
+    fn keyed_runs_wait_ahead_of_every_anonymous_one() {
+        let mut l = lane(Some("H"), 0);
+        l.waiting = vec!["A1".into(), "A2".into()];
+        l.waiting_key = vec!["K1".into()];
+        assert_eq!(l.first_waiting(), Some("K1"));
+        assert_eq!(l.place("K1").map(|p| p.position), Some(1));
+        assert_eq!(l.place("A1").map(|p| p.position), Some(2));
+        assert_eq!(l.place("A2").map(|p| (p.position, p.ahead)), Some((3, 3)));
+        assert_eq!(l.next_to_wake(), None, "the lane is held");
+        l.run_id = None;
+        assert_eq!(l.next_to_wake(), Some("K1"));
+        l.waiting_key.clear();
+        assert_eq!(l.next_to_wake(), Some("A1"));
+        assert!(l.has_waiting());
+        l.waiting.clear();
+        assert!(!l.has_waiting());
+        assert_eq!(l.next_to_wake(), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A trigger and its record in the ledger: what `GET /triggers/{id}` shows.
 
 use super::inputs::{values_to_json, InputValues};
-use super::runs::{Lane, QueuePlace, RunRecord};
+use super::runs::{Lane, QueuePlace, RunLane, RunRecord};
 use super::stages::{stage_views, StageRecord, StageView};
 use super::status::TriggerStatus;
 use crate::clock::EpochMillis;
@@ -98,6 +98,9 @@ pub struct TriggerRecord {
     pub inputs: InputValues,
     /// The run it joined or opened (with coalescing on).
     pub run_id: Option<String>,
+    /// The trigger key it came with (its name): the keyed lane; `None`:
+    /// the anonymous lane.
+    pub key: Option<String>,
     /// Its execution, without coalescing (a run holds its own).
     pub execution_id: Option<String>,
     pub error_code: Option<String>,
@@ -149,6 +152,7 @@ impl TriggerRecord {
             global_window: None,
             inputs,
             run_id: None,
+            key: None,
             execution_id: None,
             error_code: None,
             error_message: None,
@@ -213,6 +217,17 @@ impl TriggerRecord {
             reason: refusal.map(|r| r.reason.clone()),
             retry_after_seconds: refusal.map(|r| ceil_seconds(r.retry_at.saturating_sub(now))),
             stages: stage_views(run.map_or(&self.stages, |r| &r.stages)),
+            lane: self.lane(),
+            key: self.key.clone(),
+        }
+    }
+
+    /// The lane it came in: `key` with a trigger key, else `anonymous`.
+    pub fn lane(&self) -> RunLane {
+        if self.key.is_some() {
+            RunLane::Key
+        } else {
+            RunLane::Anonymous
         }
     }
 }
@@ -255,6 +270,11 @@ pub struct TriggerView {
     /// Its run's stages in the order they started (none reported yet: absent).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageView>,
+    /// `anonymous`, or `key` for a trigger that came with a trigger key.
+    pub lane: RunLane,
+    /// The trigger key's name (never the key), in the keyed lane.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 #[cfg(test)]
@@ -316,6 +336,7 @@ mod tests {
             expires_at: 99,
             stages: Vec::new(),
             wake: None,
+            lane: None,
         }
     }
 

@@ -339,6 +339,36 @@ impl Stack {
         sqs_event(received.messages(), &arn)
     }
 
+    /// A trigger key made as `trigger-ops keys create` makes one (160
+    /// random bits, only its SHA-256 stored), for `pipelines` (empty: every
+    /// one) with `quota`. Returns the key.
+    pub async fn create_key(
+        &self,
+        name: &str,
+        pipelines: &[&str],
+        quota: shared::rules::quota::QuotaPolicy,
+    ) -> String {
+        let mut bytes = [0u8; 20];
+        getrandom::fill(&mut bytes).expect("random bytes");
+        let key = shared::rules::keys::key_from_bytes(&bytes);
+        let record = shared::rules::keys::KeyRecord {
+            name: name.to_string(),
+            hash: shared::rules::keys::key_hash(&key),
+            pipelines: pipelines.iter().map(|p| p.to_string()).collect(),
+            quota,
+            created_at: shared::clock::Clock::now_ms(&shared::clock::SystemClock),
+            revoked_at: None,
+            valid_until: None,
+        };
+        let made = shared::aws::table::Table::new(self.dynamodb.clone(), &self.table_name)
+            .keys()
+            .create(&record)
+            .await
+            .expect("create a key");
+        assert!(made, "a key named {name} exists");
+        key
+    }
+
     /// A trigger for `pipeline` exactly as the ingress makes one: quota taken
     /// and record written through the table adapter, message sent through the
     /// queue adapter. Each call is a new client. Returns the trigger id.
@@ -355,6 +385,39 @@ impl Stack {
         pipeline: &str,
         inputs: serde_json::Value,
     ) -> String {
+        self.enqueue_in_lane("app", pipeline, inputs, None).await
+    }
+
+    /// [`Stack::enqueue_trigger_with_inputs`] by the public name `public`
+    /// of the CodePipeline `pipeline`.
+    pub async fn enqueue_trigger_as(
+        &self,
+        public: &str,
+        pipeline: &str,
+        inputs: serde_json::Value,
+    ) -> String {
+        self.enqueue_in_lane(public, pipeline, inputs, None).await
+    }
+
+    /// A keyed trigger for `pipeline` as the ingress makes one: charged to
+    /// the quota of the key named `key` (20 a day), in the keyed lane.
+    pub async fn enqueue_keyed_trigger(
+        &self,
+        pipeline: &str,
+        inputs: serde_json::Value,
+        key: &str,
+    ) -> String {
+        self.enqueue_in_lane("app", pipeline, inputs, Some(key))
+            .await
+    }
+
+    async fn enqueue_in_lane(
+        &self,
+        public: &str,
+        pipeline: &str,
+        inputs: serde_json::Value,
+        key: Option<&str>,
+    ) -> String {
         static NEXT_CLIENT: AtomicU32 = AtomicU32::new(1);
         let address =
             std::net::Ipv4Addr::from(0x0A00_0000 | NEXT_CLIENT.fetch_add(1, Ordering::SeqCst));
@@ -366,21 +429,28 @@ impl Stack {
         .expect("a valid address");
         let record = TriggerRecord::queued(
             new_trigger_id(),
-            "app",
+            public,
             pipeline,
             client_key,
             shared::rules::inputs::values_from_json(&inputs).expect("input values"),
             now,
             now / 1000 + 86_400,
         );
-        let policy = QuotaPolicy {
-            limit: 1,
-            window: Duration::from_secs(60),
+        let mut record = record;
+        record.key = key.map(str::to_string);
+        let level = match key {
+            None => QuotaLevel::client(
+                &record.client_key,
+                QuotaPolicy {
+                    limit: 1,
+                    window: Duration::from_secs(60),
+                },
+            ),
+            Some(name) => QuotaLevel::key(name, shared::rules::keys::DEFAULT_KEY_QUOTA),
         };
-        let level = QuotaLevel::client(&record.client_key, policy);
         let admission = Table::new(self.dynamodb.clone(), &self.table_name)
             .admission()
-            .admit(&[level], None, &record, &[])
+            .admit(&[level], None, &record, &[], None)
             .await
             .expect("admit");
         assert!(
@@ -598,6 +668,15 @@ pub fn rest_event(method: &str, path: &str, body: Option<&str>, ip: &str) -> ser
         source_ip: ip,
         request_id: "r-1",
     })
+}
+
+/// [`rest_event`] with `Authorization: Bearer <key>`: a keyed trigger.
+pub fn keyed_event(path: &str, body: Option<&str>, ip: &str, key: &str) -> serde_json::Value {
+    let mut event = rest_event("POST", path, body, ip);
+    let bearer = format!("Bearer {key}");
+    event["headers"]["Authorization"] = serde_json::Value::from(bearer.as_str());
+    event["multiValueHeaders"]["Authorization"] = serde_json::json!([bearer]);
+    event
 }
 
 /// The SQS event Lambda's event source mapping builds from received messages.

@@ -22,6 +22,7 @@ pub struct Harness {
     pub stack: Stack,
     pub ingress: Ingress,
     pub clock: Arc<ManualClock>,
+    pub config: IngressConfig,
 }
 
 #[derive(Default)]
@@ -64,6 +65,7 @@ pub async fn harness_with(extra: &[(&str, &str)], faults: Faults) -> Harness {
         stack,
         ingress,
         clock,
+        config,
     }
 }
 
@@ -104,6 +106,18 @@ pub struct Reply {
 }
 
 impl Harness {
+    /// Another instance of the function, just started (nothing remembered),
+    /// on the same table, queue and clock.
+    pub fn cold_instance(&self) -> Ingress {
+        Ingress::new(
+            self.config.clone(),
+            Table::new(self.stack.dynamodb.clone(), self.config.table_name.clone()),
+            WorkQueue::new(self.stack.sqs.clone(), self.config.queue_url.clone()),
+            self.clock.clone(),
+            self.stack.calls.clone(),
+        )
+    }
+
     pub async fn send(&self, event: Value) -> Reply {
         let out = self
             .ingress

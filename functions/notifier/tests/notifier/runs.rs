@@ -74,11 +74,11 @@ async fn the_end_of_a_run_wakes_the_first_run_waiting_for_its_pipeline() {
             .await;
         let record = h.table.triggers().get(&id, now).await.unwrap().unwrap();
         let opening = shared::aws::table::runs::Opening {
-            max_pending: 3,
             wake: Some(shared::rules::runs::Wake {
                 queue_url: h.stack.queues.queue_url.clone(),
                 message: format!("opener message of {id}"),
             }),
+            ..shared::aws::table::runs::Opening::up_to(3)
         };
         h.table
             .runs()

@@ -15,8 +15,8 @@
 //! never over-admits at any level.
 
 use super::items::{
-    block_pk, client_pk, get_n, get_s, global_pk, n, network_pk, record_to_item, s, slot_name,
-    trigger_pk, Item,
+    apikey_pk, block_pk, client_pk, get_n, get_s, global_pk, keyquota_pk, n, network_pk,
+    record_to_item, s, slot_name, trigger_pk, Item,
 };
 use super::{cancelled, condition_failed, conflicted, failed, Rounds, StoreError, Table};
 use crate::clock::EpochMillis;
@@ -35,12 +35,15 @@ use aws_sdk_dynamodb::types::{
 /// never will): a void marker, read as no record.
 pub const VOID: &str = "void";
 
-/// One quota a trigger takes a slot of: the client's own (`client#<key>`)
-/// or a network's (`network#<key>`), each with its limit over the window.
+/// One quota a trigger takes a slot of: the client's own (`client#<key>`),
+/// a network's (`network#<key>`) or a trigger key's (`keyquota#<name>`),
+/// each with its limit over the window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaLevel {
     pub pk: String,
     pub policy: QuotaPolicy,
+    /// A trigger key's quota also counts its uses and its last use.
+    pub counts_uses: bool,
 }
 
 impl QuotaLevel {
@@ -48,6 +51,7 @@ impl QuotaLevel {
         Self {
             pk: client_pk(key),
             policy,
+            counts_uses: false,
         }
     }
 
@@ -55,6 +59,16 @@ impl QuotaLevel {
         Self {
             pk: network_pk(key),
             policy,
+            counts_uses: false,
+        }
+    }
+
+    /// A trigger key's quota, by its name (a rotated key keeps it).
+    pub fn key(name: &str, policy: QuotaPolicy) -> Self {
+        Self {
+            pk: keyquota_pk(name),
+            policy,
+            counts_uses: true,
         }
     }
 }
@@ -81,6 +95,9 @@ pub enum Admission {
     },
     /// An operator blocked the client or its network until then: nothing taken.
     Blocked { until: EpochMillis },
+    /// The trigger key was revoked, or its rotation's overlap ended, since
+    /// it was read: nothing taken.
+    KeyRefused,
 }
 
 impl Admission {
@@ -194,6 +211,8 @@ fn statuses(
 }
 
 impl Admissions<'_> {
+    /// The update of one quota item to `slots`, expecting `expect`; an
+    /// admission (`admitting`) also counts a trigger key's use.
     fn quota_update(
         &self,
         level: &QuotaLevel,
@@ -201,6 +220,7 @@ impl Admissions<'_> {
         token: &str,
         slots: &[EpochMillis],
         now: EpochMillis,
+        admitting: bool,
     ) -> Result<TransactWriteItem, StoreError> {
         let policy = &level.policy;
         let mut sets = vec!["w = :w".to_string(), "expires_at = :exp".to_string()];
@@ -210,6 +230,14 @@ impl Admissions<'_> {
             .expression_attribute_values(":w", s(token))
             .expression_attribute_values(":exp", n(policy.expires_at_seconds(slots, now)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if level.counts_uses && admitting {
+            sets.push("uses = if_not_exists(uses, :zero) + :one".to_string());
+            sets.push("last_used_at = :now".to_string());
+            update = update
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":now", n(now));
+        }
         for (i, slot) in policy.normalize(slots).iter().enumerate() {
             sets.push(format!("{} = :t{i}", slot_name(i)));
             update = update.expression_attribute_values(format!(":t{i}"), n(slot));
@@ -278,15 +306,35 @@ impl Admissions<'_> {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// Takes one slot of every level (the client's, then each network's)
-    /// and of the global budget, and writes the trigger record, atomically,
-    /// or says why not.
+    /// The admission's check that the trigger key (by its hash) is still
+    /// good: there, not revoked, within its rotation's overlap.
+    fn key_still_good(
+        &self,
+        hash: &str,
+        now: EpochMillis,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(self.0.name())
+            .key("pk", s(apikey_pk(hash)))
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(revoked_at) AND (attribute_not_exists(valid_until) OR valid_until > :now)",
+            )
+            .expression_attribute_values(":now", n(now))
+            .build()?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// Takes one slot of every level (the client's, then each network's;
+    /// or a trigger key's) and of the global budget, and writes the trigger
+    /// record, atomically, or says why not. With `key` (a trigger key's
+    /// hash), the key must still be good when it commits.
     pub async fn admit(
         &self,
         levels: &[QuotaLevel],
         global: Option<&GlobalPolicy>,
         record: &TriggerRecord,
         blocks: &[ClientKey],
+        key: Option<&str>,
     ) -> Result<Admission, StoreError> {
         let now = record.requested_at;
         // First guess: every level's whole budget is free.
@@ -302,9 +350,11 @@ impl Admissions<'_> {
             .iter()
             .map(|block| self.not_blocked(block, now))
             .collect::<Result<Vec<_>, _>>()?;
+        let key_check = key.map(|hash| self.key_still_good(hash, now)).transpose()?;
         let record_at = levels.len();
         let global_at = record_at + 1;
-        let first_check = global_at + usize::from(global.is_some());
+        let key_at = global_at + usize::from(global.is_some());
+        let first_check = key_at + usize::from(key_check.is_some());
         let contended = levels.first().map_or_else(String::new, |l| l.pk.clone());
         let mut rounds = Rounds::new(&contended);
         loop {
@@ -317,12 +367,14 @@ impl Admissions<'_> {
                     &record.trigger_id,
                     &plan.next,
                     now,
+                    true,
                 )?);
             }
             items.push(self.record_put(record)?);
             if let Some(global) = global {
                 items.push(self.global_update(global, now, 1)?);
             }
+            items.extend(key_check.iter().cloned());
             items.extend(block_checks.iter().cloned());
             let Some(reasons) = self.0.transact(items).await? else {
                 return Ok(Admission::Accepted {
@@ -338,6 +390,9 @@ impl Admissions<'_> {
                 .max();
             if let Some(until) = blocked_until {
                 return Ok(Admission::Blocked { until });
+            }
+            if key_check.is_some() && condition_failed(reasons.get(key_at)) {
+                return Ok(Admission::KeyRefused);
             }
             let level_failed: Vec<bool> =
                 (0..levels.len()).map(|i| failed(reasons.get(i))).collect();
@@ -506,7 +561,7 @@ impl Admissions<'_> {
             let mut planned = Vec::new();
             for (i, (level, plan)) in levels.iter().zip(&plans).enumerate() {
                 if let Some((expect, slots)) = plan {
-                    items.push(self.quota_update(level, expect, &token, slots, now)?);
+                    items.push(self.quota_update(level, expect, &token, slots, now, false)?);
                     planned.push(i);
                 }
             }
@@ -552,7 +607,7 @@ impl Admissions<'_> {
     /// Refuses a queued trigger behind the queue (its pipeline's queue is
     /// full): its record says `refused`, why and when to try again, and
     /// every slot it took — its client's, its networks', the global
-    /// budget's — is given back, in one transaction. Returns whether it did
+    /// budget's, or its trigger key's — is given back, in one transaction. Returns whether it did
     /// (`false`: the trigger moved on, it joined a run or is gone).
     pub async fn refuse(
         &self,
@@ -561,9 +616,13 @@ impl Admissions<'_> {
         retry_at: EpochMillis,
         now: EpochMillis,
     ) -> Result<bool, StoreError> {
-        let quotas: Vec<String> = std::iter::once(client_pk(&record.client_key))
-            .chain(record.networks.iter().map(|n| network_pk(&n.key)))
-            .collect();
+        // A keyed trigger took a slot of its key's quota only.
+        let quotas: Vec<String> = match &record.key {
+            Some(name) => vec![keyquota_pk(name)],
+            None => std::iter::once(client_pk(&record.client_key))
+                .chain(record.networks.iter().map(|n| network_pk(&n.key)))
+                .collect(),
+        };
         let mark = Update::builder()
             .table_name(self.0.name())
             .key("pk", s(trigger_pk(&record.trigger_id)))

@@ -5,13 +5,14 @@
 //! `global#<window start ms>`, `trigger#<id>`, `execution#<execution id>`,
 //! `run#<run id>`, `pending#<public>#<CodePipeline>#<input set>`,
 //! `lane#<CodePipeline>`, `block#<key>`, `event#<EventBridge event id>`,
-//! `meta#client-key`.
+//! `meta#client-key`, `apikey#<SHA-256 of a key>`, `keyname#<name>`,
+//! `keyquota#<name>`.
 
 use super::StoreError;
 use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
 use crate::rules::inputs::{values_from_json, values_to_json, InputValues};
-use crate::rules::runs::{Lane, RunRecord, Wake};
+use crate::rules::runs::{Lane, RunLane, RunRecord, Wake};
 use crate::rules::stages::StageRecord;
 use crate::rules::status::{PipelineState, RunStatus, TriggerStatus};
 use crate::rules::time_format::{day_of, parse_rfc3339, rfc3339};
@@ -44,6 +45,22 @@ pub fn client_pk(key: &ClientKey) -> String {
 pub fn network_pk(key: &ClientKey) -> String {
     format!("network#{key}")
 }
+
+/// A trigger key, by its SHA-256 (what a request presents is looked up here).
+pub fn apikey_pk(hash: &str) -> String {
+    format!("apikey#{hash}")
+}
+/// A trigger key, by its name: its current hash, for operators.
+pub fn keyname_pk(name: &str) -> String {
+    format!("keyname#{name}")
+}
+/// A trigger key's quota (by name: a rotated key keeps it) and its uses.
+pub fn keyquota_pk(name: &str) -> String {
+    format!("keyquota#{name}")
+}
+/// The `day` of the `keyname#` items: `keys list` queries the ledger's day
+/// index with it, without a scan.
+pub const KEYS_DAY: &str = "keys";
 
 pub fn block_pk(key: &ClientKey) -> String {
     format!("block#{key}")
@@ -125,6 +142,7 @@ pub fn record_to_item(record: &TriggerRecord) -> Item {
         ("execution_id", &record.execution_id),
         ("error_code", &record.error_code),
         ("error_message", &record.error_message),
+        ("key_name", &record.key),
     ] {
         if let Some(value) = value {
             item.insert(name.to_string(), s(value));
@@ -211,6 +229,7 @@ pub fn item_to_record(item: &Item) -> Result<TriggerRecord, StoreError> {
                 .ok_or_else(|| corrupt("inputs"))?,
         },
         run_id: fields.optional("run_id"),
+        key: fields.optional("key_name"),
         execution_id: fields.optional("execution_id"),
         error_code: fields.optional("error_code"),
         error_message: fields.optional("error_message"),
@@ -248,6 +267,9 @@ pub fn run_to_item(run: &RunRecord) -> Item {
         item.insert("queue_url".to_string(), s(&wake.queue_url));
         item.insert("message".to_string(), s(&wake.message));
     }
+    if let Some(lane) = run.lane {
+        item.insert("lane".to_string(), s(lane.as_str()));
+    }
     item
 }
 
@@ -274,10 +296,36 @@ pub fn item_to_run(item: &Item) -> Result<RunRecord, StoreError> {
             }),
             _ => None,
         },
+        lane: get_s(item, "lane").and_then(RunLane::parse),
     })
 }
 
-/// The attribute counting a public pipeline's pending runs on its lane.
+/// The attribute of a lane counting its pending runs, every lane.
+pub const PENDING: &str = "pending";
+/// The attribute of a lane counting its pending anonymous runs.
+pub const PENDING_ANONYMOUS: &str = "pending_anonymous";
+
+/// The lane's attributes a pending run counts in (taken when it opens or
+/// queues again, given back when it leaves the queue); a run opened before
+/// runs had lanes counted under its public pipeline.
+pub fn counters_of(run: &RunRecord) -> Vec<String> {
+    match run.lane {
+        Some(RunLane::Key) => vec![PENDING.to_string()],
+        Some(RunLane::Anonymous) => vec![PENDING.to_string(), PENDING_ANONYMOUS.to_string()],
+        None => vec![pending_count(&run.pipeline)],
+    }
+}
+
+/// The list of a lane a pending run waits in.
+pub fn waiting_list_of(run: &RunRecord) -> &'static str {
+    match run.lane {
+        Some(RunLane::Key) => "waiting_key",
+        _ => "waiting",
+    }
+}
+
+/// The attribute counting a public pipeline's pending runs on its lane
+/// (runs opened before runs had lanes).
 pub fn pending_count(public: &str) -> String {
     format!("pending:{public}")
 }
@@ -297,6 +345,10 @@ pub(crate) fn item_to_lane(item: Option<&Item>) -> Lane {
         execution_id: get_s(item, "execution_id").map(str::to_string),
         checked_at: get_n(item, "checked_at").unwrap_or(0),
         taken_at: get_n(item, "taken_at").unwrap_or(0),
+        waiting_key: list("waiting_key")
+            .iter()
+            .filter_map(|v| v.as_s().ok().cloned())
+            .collect(),
         waiting: list("waiting")
             .iter()
             .filter_map(|v| v.as_s().ok().cloned())

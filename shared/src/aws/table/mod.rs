@@ -10,7 +10,8 @@
 //! - [`stages`]: a run's stages, one attribute each;
 //! - [`ledger`]: the ledger listed by day and by run (indexes, no scans);
 //! - [`claims`]: the notifier's once-per-event claim;
-//! - [`blocks`]: operators' blocks of clients and networks.
+//! - [`blocks`]: operators' blocks of clients and networks;
+//! - [`keys`]: trigger keys, by hash and by name, and their uses.
 //!
 //! Each aggregate is reached through [`Table`] (`table.runs().take_lane(…)`),
 //! so a call says where it lives. This file holds what they share: the
@@ -21,6 +22,7 @@ pub mod admission;
 pub mod blocks;
 pub mod claims;
 pub mod items;
+pub mod keys;
 pub mod ledger;
 pub mod runs;
 pub mod secret;

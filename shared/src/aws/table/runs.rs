@@ -11,7 +11,12 @@
 //!   that triggers of that set join. It may point at a run that has moved
 //!   on; the next trigger then replaces it.
 //! - `lane#<CodePipeline name>`: `run_id` and `execution_id` of the run in
-//!   progress, `checked_at` (epoch ms); no `run_id`: free.
+//!   progress, `checked_at` (epoch ms); no `run_id`: free. `waiting_key`
+//!   and `waiting`: the pending runs of the keyed and of the anonymous
+//!   lane, each in the order they were opened (keyed ones start first);
+//!   `pending` counts them all and `pending_anonymous` the anonymous ones,
+//!   so an anonymous run opens only while both have room (the slots
+//!   `reserved_pending` keeps are for keyed runs).
 //! - `trigger#<id>` gets `run_id`; `execution#<id>` gets `run_id`.
 //!
 //! Joining writes the run and the trigger in one transaction conditioned on
@@ -20,15 +25,15 @@
 //! `pending` (and is served by its execution) or opens a new run.
 
 use super::items::{
-    execution_pk, get_s, item_to_lane, item_to_run, lane_pk, n, pending_count, pending_pk, run_pk,
-    run_to_item, s, trigger_pk, Item,
+    counters_of, execution_pk, get_s, item_to_lane, item_to_run, lane_pk, n, pending_pk, run_pk,
+    run_to_item, s, trigger_pk, waiting_list_of, Item, PENDING, PENDING_ANONYMOUS,
 };
 use super::{
     applied, cancelled, condition_failed, conflicted, failed, Rounds, StoreError, Table,
     NEWER_OUTCOME,
 };
 use crate::clock::EpochMillis;
-use crate::rules::runs::{Lane, RunRecord, Wake, KEPT_DURATIONS};
+use crate::rules::runs::{Lane, RunLane, RunRecord, Wake, KEPT_DURATIONS};
 use crate::rules::status::{RunStatus, TriggerStatus};
 use crate::rules::time_format::rfc3339;
 use crate::rules::trigger::TriggerRecord;
@@ -61,23 +66,46 @@ pub enum Joined {
     QueueFull(Lane),
 }
 
-/// What a new run needs to be opened: its pipeline's bound, and how to wake
-/// it (its opener's message and queue).
+/// What a new run needs to be opened: its CodePipeline's bounds, its lane,
+/// and how to wake it (its opener's message and queue).
 #[derive(Debug, Clone)]
 pub struct Opening {
+    /// Pending runs at most, every lane.
     pub max_pending: u64,
+    /// Pending anonymous runs at most (`max_pending` - `reserved_pending`).
+    pub anonymous_max: u64,
+    pub lane: RunLane,
     pub wake: Option<Wake>,
 }
 
 impl Opening {
-    /// At most `max_pending` pending runs, none of them wakeable (tests,
-    /// tools).
+    /// At most `max_pending` pending runs, anonymous, none of them wakeable
+    /// (tests, tools).
     pub fn up_to(max_pending: u64) -> Self {
         Self {
             max_pending,
+            anonymous_max: max_pending,
+            lane: RunLane::Anonymous,
             wake: None,
         }
     }
+}
+
+/// `SET c = c - :one, …` over a run's counters (named `#c0`, `#c1`, …).
+fn count_down(
+    update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    counters: &[String],
+) -> (
+    aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    Vec<String>,
+) {
+    let mut sets = Vec::new();
+    let mut update = update;
+    for (i, counter) in counters.iter().enumerate() {
+        update = update.expression_attribute_names(format!("#c{i}"), counter);
+        sets.push(format!("#c{i} = #c{i} - :one"));
+    }
+    (update, sets)
 }
 
 /// How taking the lane ended.
@@ -166,6 +194,7 @@ impl Runs<'_> {
             None => claim.condition_expression("attribute_not_exists(pk)"),
         };
         let run = RunRecord {
+            lane: Some(opening.lane),
             run_id: trigger.trigger_id.clone(),
             pipeline: trigger.pipeline.clone(),
             target: trigger.target.clone(),
@@ -184,23 +213,42 @@ impl Runs<'_> {
             .set_item(Some(run_to_item(&run)))
             .condition_expression("attribute_not_exists(pk)")
             .build()?;
-        // The new run joins its CodePipeline's queue, last, while its
-        // public pipeline has fewer than `max_pending` pending.
-        let enqueue = Update::builder()
+        // The new run joins its lane's queue of its CodePipeline, last,
+        // while the CodePipeline has fewer than `max_pending` pending runs
+        // and, for an anonymous run, fewer than its anonymous bound.
+        let (list, condition) = match opening.lane {
+            RunLane::Key => (
+                "waiting_key",
+                "attribute_not_exists(#pending) OR #pending < :max",
+            ),
+            RunLane::Anonymous => (
+                "waiting",
+                "(attribute_not_exists(#pending) OR #pending < :max) AND (attribute_not_exists(#anon) OR #anon < :anon_max)",
+            ),
+        };
+        let mut enqueue = Update::builder()
             .table_name(self.0.name())
             .key("pk", s(lane_pk(&trigger.target)))
-            .update_expression(
-                "SET waiting = list_append(if_not_exists(waiting, :none), :run), #pending = if_not_exists(#pending, :zero) + :one",
-            )
-            .condition_expression("attribute_not_exists(#pending) OR #pending < :max")
-            .expression_attribute_names("#pending", pending_count(&trigger.pipeline))
+            .condition_expression(condition)
+            .expression_attribute_names("#pending", PENDING)
             .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
             .expression_attribute_values(":run", AttributeValue::L(vec![s(&trigger.trigger_id)]))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":max", n(opening.max_pending))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()?;
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        enqueue = match opening.lane {
+            RunLane::Key => enqueue.update_expression(format!(
+                "SET {list} = list_append(if_not_exists({list}, :none), :run), #pending = if_not_exists(#pending, :zero) + :one"
+            )),
+            RunLane::Anonymous => enqueue
+                .update_expression(format!(
+                    "SET {list} = list_append(if_not_exists({list}, :none), :run), #pending = if_not_exists(#pending, :zero) + :one, #anon = if_not_exists(#anon, :zero) + :one"
+                ))
+                .expression_attribute_names("#anon", PENDING_ANONYMOUS)
+                .expression_attribute_values(":anon_max", n(opening.anonymous_max)),
+        };
+        let enqueue = enqueue.build()?;
         Ok(vec![
             self.bind_trigger(&trigger.trigger_id, &trigger.trigger_id)?,
             TransactWriteItem::builder().put(claim.build()?).build(),
@@ -302,14 +350,22 @@ impl Runs<'_> {
     /// moves the run to `starting`, in one transaction. A lane already
     /// `run`'s (a redelivery) is taken again as it is.
     pub async fn take_lane(&self, run: &RunRecord, now: EpochMillis) -> Result<Take, StoreError> {
-        let lane = Update::builder()
+        // Free, and the run first in line: first of the keyed queue, or of
+        // the anonymous one while no keyed run waits.
+        let list = waiting_list_of(run);
+        let first = match list {
+            "waiting_key" => "waiting_key[0] = :r",
+            _ => "attribute_not_exists(waiting_key[0]) AND waiting[0] = :r",
+        };
+        let (lane, counts) = count_down(Update::builder(), &counters_of(run));
+        let lane = lane
             .table_name(self.0.name())
             .key("pk", s(lane_pk(&run.target)))
-            .update_expression(
-                "SET run_id = :r, checked_at = :now, taken_at = :now, #pending = #pending - :one REMOVE waiting[0], execution_id",
-            )
-            .condition_expression("attribute_not_exists(run_id) AND waiting[0] = :r")
-            .expression_attribute_names("#pending", pending_count(&run.pipeline))
+            .update_expression(format!(
+                "SET run_id = :r, checked_at = :now, taken_at = :now, {} REMOVE {list}[0], execution_id",
+                counts.join(", ")
+            ))
+            .condition_expression(format!("attribute_not_exists(run_id) AND {first}"))
             .expression_attribute_values(":r", s(&run.run_id))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":one", n(1))
@@ -379,17 +435,26 @@ impl Runs<'_> {
     /// there already. The queue's bound is not checked: the run was
     /// accepted once. Returns the lane as it now is.
     pub async fn requeue(&self, run: &RunRecord) -> Result<Lane, StoreError> {
-        let result = self
+        let list = waiting_list_of(run);
+        let mut update = self
             .0
             .client()
             .update_item()
             .table_name(self.0.name())
-            .key("pk", s(lane_pk(&run.target)))
-            .update_expression(
-                "SET waiting = list_append(if_not_exists(waiting, :none), :run), #pending = if_not_exists(#pending, :zero) + :one",
-            )
-            .condition_expression("attribute_not_exists(waiting) OR NOT contains(waiting, :r)")
-            .expression_attribute_names("#pending", pending_count(&run.pipeline))
+            .key("pk", s(lane_pk(&run.target)));
+        let mut counts = Vec::new();
+        for (i, counter) in counters_of(run).iter().enumerate() {
+            update = update.expression_attribute_names(format!("#c{i}"), counter);
+            counts.push(format!("#c{i} = if_not_exists(#c{i}, :zero) + :one"));
+        }
+        let result = update
+            .update_expression(format!(
+                "SET {list} = list_append(if_not_exists({list}, :none), :run), {}",
+                counts.join(", ")
+            ))
+            .condition_expression(format!(
+                "attribute_not_exists({list}) OR NOT contains({list}, :r)"
+            ))
             .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
             .expression_attribute_values(":run", AttributeValue::L(vec![s(&run.run_id)]))
             .expression_attribute_values(":r", s(&run.run_id))
@@ -418,20 +483,28 @@ impl Runs<'_> {
         loop {
             rounds.next().await?;
             let lane = self.get_lane(&run.target).await?;
-            let Some(index) = lane.waiting.iter().position(|r| *r == run.run_id) else {
+            let list = waiting_list_of(run);
+            let waiting = match list {
+                "waiting_key" => &lane.waiting_key,
+                _ => &lane.waiting,
+            };
+            let Some(index) = waiting.iter().position(|r| *r == run.run_id) else {
                 return Ok(lane);
             };
-            let result = self
+            let mut update = self
                 .0
                 .client()
                 .update_item()
                 .table_name(self.0.name())
-                .key("pk", s(lane_pk(&run.target)))
-                .update_expression(format!(
-                    "SET #pending = #pending - :one REMOVE waiting[{index}]"
-                ))
-                .condition_expression(format!("waiting[{index}] = :r"))
-                .expression_attribute_names("#pending", pending_count(&run.pipeline))
+                .key("pk", s(lane_pk(&run.target)));
+            let mut counts = Vec::new();
+            for (i, counter) in counters_of(run).iter().enumerate() {
+                update = update.expression_attribute_names(format!("#c{i}"), counter);
+                counts.push(format!("#c{i} = #c{i} - :one"));
+            }
+            let result = update
+                .update_expression(format!("SET {} REMOVE {list}[{index}]", counts.join(", ")))
+                .condition_expression(format!("{list}[{index}] = :r"))
                 .expression_attribute_values(":r", s(&run.run_id))
                 .expression_attribute_values(":one", n(1))
                 .return_values(ReturnValue::AllNew)
@@ -445,6 +518,70 @@ impl Runs<'_> {
                         .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+
+    /// Moves the anonymous pending run `run` into the keyed queue, last of
+    /// it: a keyed trigger joined it, and a keyed trigger's run starts
+    /// before anonymous ones. One slot of the anonymous bound frees; the
+    /// pending runs stay as many. Returns whether it moved (not when the
+    /// run is keyed already, not pending, or no longer waiting).
+    pub async fn promote(&self, run: &RunRecord) -> Result<bool, StoreError> {
+        if run.lane != Some(RunLane::Anonymous) || run.status != RunStatus::Pending {
+            return Ok(false);
+        }
+        let contended = lane_pk(&run.target);
+        let mut rounds = Rounds::new(&contended);
+        loop {
+            rounds.next().await?;
+            let lane = self.get_lane(&run.target).await?;
+            let Some(index) = lane.waiting.iter().position(|r| *r == run.run_id) else {
+                return Ok(false);
+            };
+            let queue = Update::builder()
+                .table_name(self.0.name())
+                .key("pk", s(lane_pk(&run.target)))
+                .update_expression(format!(
+                    "SET waiting_key = list_append(if_not_exists(waiting_key, :none), :run), #anon = #anon - :one REMOVE waiting[{index}]"
+                ))
+                .condition_expression(format!("waiting[{index}] = :r"))
+                .expression_attribute_names("#anon", PENDING_ANONYMOUS)
+                .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+                .expression_attribute_values(":run", AttributeValue::L(vec![s(&run.run_id)]))
+                .expression_attribute_values(":r", s(&run.run_id))
+                .expression_attribute_values(":one", n(1))
+                .build()?;
+            let keyed = Update::builder()
+                .table_name(self.0.name())
+                .key("pk", s(run_pk(&run.run_id)))
+                .update_expression("SET #lane = :key")
+                .condition_expression("#status = :pending AND #lane = :anonymous")
+                .expression_attribute_names("#lane", "lane")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":key", s(RunLane::Key.as_str()))
+                .expression_attribute_values(":anonymous", s(RunLane::Anonymous.as_str()))
+                .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+                .build()?;
+            let items = vec![
+                TransactWriteItem::builder().update(queue).build(),
+                TransactWriteItem::builder().update(keyed).build(),
+            ];
+            let Some(reasons) = self.0.transact(items).await? else {
+                return Ok(true);
+            };
+            // The run left `pending` (it is starting) or was promoted by
+            // another keyed trigger.
+            if condition_failed(reasons.get(1)) {
+                return Ok(false);
+            }
+            // The queue moved: look again.
+            if condition_failed(reasons.first()) {
+                continue;
+            }
+            if !conflicted(&reasons) {
+                return Err(cancelled(&reasons));
+            }
+            rounds.conflicted();
         }
     }
 
@@ -473,11 +610,11 @@ impl Runs<'_> {
         update = match mine {
             Some(mine) => update
                 .condition_expression(
-                    "size(waiting) > :zero AND (attribute_not_exists(poll_until) OR poll_until <= :now OR poll_token = :mine)",
+                    "(size(waiting) > :zero OR size(waiting_key) > :zero) AND (attribute_not_exists(poll_until) OR poll_until <= :now OR poll_token = :mine)",
                 )
                 .expression_attribute_values(":mine", s(mine)),
             None => update.condition_expression(
-                "size(waiting) > :zero AND (attribute_not_exists(poll_until) OR poll_until <= :now)",
+                "(size(waiting) > :zero OR size(waiting_key) > :zero) AND (attribute_not_exists(poll_until) OR poll_until <= :now)",
             ),
         }
         .expression_attribute_values(":zero", n(0));

@@ -222,7 +222,8 @@ impl Triggers<'_> {
     }
 
     /// Puts a `dead_lettered` trigger back to `queued` (an operator replayed
-    /// its message), dropping the reason. Returns whether a record changed.
+    /// its message), dropping the reason, and the run it opened back to
+    /// `pending`. Returns whether the trigger's record changed.
     pub async fn record_requeued(
         &self,
         trigger_id: &str,
@@ -244,7 +245,13 @@ impl Triggers<'_> {
             .expression_attribute_values(":now", s(rfc3339(now)))
             .send()
             .await;
-        applied(result)
+        if !applied(result)? {
+            return Ok(false);
+        }
+        // A trigger that opened a run brings its run back too (with every
+        // trigger it serves): the worker places it last in its lane.
+        self.0.runs().revive(trigger_id, now).await?;
+        Ok(true)
     }
 
     /// Who started an execution (the worker's `execution#<id>` index), or

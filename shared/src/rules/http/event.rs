@@ -3,6 +3,7 @@
 //! source address API Gateway saw, the `Origin`, and the body as sent
 //! (docs/reference/http-api.md).
 
+use crate::rules::keys::{KeyRefusal, PresentedKey};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -41,6 +42,9 @@ pub struct HttpRequest {
     pub host: Option<String>,
     /// The `Sec-Fetch-Site` header a browser sends (`same-origin`, `cross-site`, …).
     pub fetch_site: Option<String>,
+    /// The `Authorization` header as a trigger key (`None`: no header). Kept
+    /// only as the key (which never prints), never as text.
+    pub key: Option<Result<PresentedKey, KeyRefusal>>,
     pub(super) body: Option<String>,
     pub(super) body_is_base64: bool,
 }
@@ -155,6 +159,7 @@ pub fn parse_event(event: &Value) -> Result<HttpRequest, EventError> {
         origin: header("origin"),
         host: header("host"),
         fetch_site: header("sec-fetch-site"),
+        key: header("authorization").map(|value| PresentedKey::from_authorization(&value)),
         body: raw.body,
         body_is_base64: raw.is_base64_encoded,
     })

@@ -16,9 +16,11 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuotaScope {
     Client,
-    /// A network level, by name (`ipv6/48`).
+    /// A network level, by name (`ipv6/48`, `group:aws`).
     Network(String),
     Global,
+    /// A trigger key's own quota.
+    Key,
 }
 
 impl QuotaScope {
@@ -28,6 +30,7 @@ impl QuotaScope {
             Self::Client => "client",
             Self::Network(_) => "network",
             Self::Global => "global",
+            Self::Key => "key",
         }
     }
 }
@@ -93,6 +96,11 @@ pub enum ApiError {
     /// A browser's POST from another site's page (docs/reference/http-api.md).
     #[error("a trigger from another site's page is refused; trigger from this API's own page, or ask its operators to allow your site")]
     CrossSite,
+    /// A trigger key that is malformed, unknown, revoked, past its
+    /// rotation's overlap or not for this pipeline: charged nothing, and
+    /// never the anonymous lane instead.
+    #[error("{0}; ask the operators for a key, or trigger without one")]
+    InvalidKey(crate::rules::keys::KeyRefusal),
 }
 
 fn scope_words(scope: &QuotaScope) -> String {
@@ -100,6 +108,7 @@ fn scope_words(scope: &QuotaScope) -> String {
         QuotaScope::Client => "quota".into(),
         QuotaScope::Network(name) => format!("the quota of your network ({name})"),
         QuotaScope::Global => "the global budget".into(),
+        QuotaScope::Key => "the quota of your trigger key".into(),
     }
 }
 
@@ -116,6 +125,7 @@ impl ApiError {
             | Self::UnknownPipeline { .. }
             | Self::InvalidInputs(_)
             | Self::NoClientAddress => 400,
+            Self::InvalidKey(_) => 401,
             Self::Blocked { .. } | Self::CrossSite => 403,
             Self::QuotaExceeded { .. } => 429,
             Self::Unavailable { .. } => 503,
@@ -144,6 +154,11 @@ impl ApiError {
                 scope: QuotaScope::Global,
                 ..
             } => ("global-quota-exceeded", "Global Trigger Budget Exhausted"),
+            Self::QuotaExceeded {
+                scope: QuotaScope::Key,
+                ..
+            } => ("key-quota-exceeded", "Trigger Key Quota Exceeded"),
+            Self::InvalidKey(_) => ("invalid-key", "Invalid Trigger Key"),
             Self::Unavailable { .. } => ("unavailable", "Service Unavailable"),
             Self::Blocked { .. } => ("blocked", "Client Blocked"),
             Self::CrossSite => ("cross-site", "Cross-Site Trigger Refused"),
@@ -186,6 +201,9 @@ impl ApiError {
             }
             Self::Unavailable { retry_after_s } | Self::Blocked { retry_after_s } => {
                 response.header("Retry-After", &retry_after_s.to_string());
+            }
+            Self::InvalidKey(_) => {
+                response.header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
             }
             _ => {}
         }

@@ -4,8 +4,11 @@
 
 use super::event::HttpRequest;
 use super::response::{ApiError, HttpResponse, LimitItem, MAX_BODY_BYTES};
+use crate::rules::inputs::values_to_json;
 use crate::rules::pipelines::{PipelineSettings, Pipelines};
 use crate::rules::quota::QuotaStatus;
+use crate::rules::runs::RunLane;
+use crate::rules::trigger::TriggerRecord;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -214,7 +217,13 @@ pub struct AcceptedBody {
     /// Every input of the pipeline, defaults filled in.
     pub inputs: Value,
     pub status_url: String,
+    /// The quota the trigger was charged to: its client's, or its key's.
     pub quota: QuotaBody,
+    /// `anonymous`, or `key` for a trigger that came with a trigger key.
+    pub lane: RunLane,
+    /// The trigger key's name (never the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// The path of a trigger's status, as the client addresses the API
@@ -223,31 +232,32 @@ pub fn status_url(base_path: &str, trigger_id: &str) -> String {
     format!("{base_path}/triggers/{trigger_id}")
 }
 
-/// `202 Accepted` for a queued trigger: `status` is the client's own quota
-/// (the body's `quota`), `limits` every level for the RateLimit fields.
+/// `202 Accepted` for a queued trigger: `status` is the quota it was
+/// charged to (the body's `quota`), `limits` every level for the RateLimit
+/// fields.
 pub fn accepted_response(
     base_path: &str,
-    trigger_id: &str,
-    pipeline: &str,
-    inputs: Value,
+    record: &TriggerRecord,
     status: &QuotaStatus,
     limits: &[LimitItem],
     now_ms: u64,
 ) -> HttpResponse {
     let body = AcceptedBody {
-        trigger_id: trigger_id.to_string(),
+        trigger_id: record.trigger_id.clone(),
         status: "queued",
-        pipeline: pipeline.to_string(),
-        inputs,
-        status_url: status_url(base_path, trigger_id),
+        pipeline: record.pipeline.clone(),
+        inputs: values_to_json(&record.inputs),
+        status_url: status_url(base_path, &record.trigger_id),
         quota: QuotaBody {
             limit: status.limit,
             remaining: status.remaining,
             resets_at: crate::rules::time_format::rfc3339(now_ms + status.reset_after_ms),
         },
+        lane: record.lane(),
+        key: record.key.clone(),
     };
     let mut response = HttpResponse::json(202, &body);
-    response.header("Location", &status_url(base_path, trigger_id));
+    response.header("Location", &status_url(base_path, &record.trigger_id));
     response.rate_limit(limits);
     response
 }
@@ -395,11 +405,23 @@ mod tests {
             remaining: 2,
             reset_after_ms: 604_800_000,
         };
+        let mut inputs = crate::rules::inputs::InputValues::new();
+        inputs.insert(
+            "env".into(),
+            crate::rules::inputs::InputValue::Text("staging".into()),
+        );
+        let mut record = TriggerRecord::queued(
+            "01ABC".into(),
+            "app",
+            "app-pipeline",
+            crate::rules::client_key::ClientKey::from_stored(&"ab".repeat(32)).unwrap(),
+            inputs,
+            1_000,
+            0,
+        );
         let response = accepted_response(
             "/prod",
-            "01ABC",
-            "app",
-            json!({"env": "staging"}),
+            &record,
             &status,
             &[LimitItem::of("client", &policy, &status)],
             1_000,
@@ -413,7 +435,16 @@ mod tests {
             json!({"trigger_id": "01ABC", "status": "queued", "pipeline": "app",
                    "inputs": {"env": "staging"},
                    "status_url": "/prod/triggers/01ABC",
-                   "quota": {"limit": 3, "remaining": 2, "resets_at": "1970-01-08T00:00:01.000Z"}})
+                   "quota": {"limit": 3, "remaining": 2, "resets_at": "1970-01-08T00:00:01.000Z"},
+                   "lane": "anonymous"})
+        );
+        // A keyed trigger names its key (never the key itself).
+        record.key = Some("ci-main".into());
+        let keyed = accepted_response("", &record, &status, &[], 1_000);
+        let body: Value = serde_json::from_str(&keyed.body).unwrap();
+        assert_eq!(
+            (&body["lane"], &body["key"]),
+            (&json!("key"), &json!("ci-main"))
         );
         let apigw = response.to_apigw();
         assert_eq!(apigw["statusCode"], 202);

@@ -1,0 +1,256 @@
+//! Who a trigger is charged to, and what a refusal of it says.
+//!
+//! - An anonymous trigger takes a slot of its address's quota (an IPv4
+//!   address, an IPv6 /64), of each network level its address is in, and
+//!   of the global budget; operators' blocks of any of them stop it.
+//! - A keyed trigger (`Authorization: Bearer ptk_…`) takes a slot of its
+//!   key's own quota only: no address, network, block or global budget of
+//!   the anonymous lane can stop it. A key that is malformed, unknown,
+//!   revoked, past its rotation's overlap or not for the pipeline is a 401,
+//!   charged nothing, never the anonymous lane instead.
+
+use crate::Ingress;
+use shared::aws::table::admission::{Admission, QuotaLevel};
+use shared::aws::table::StoreError;
+use shared::clock::EpochMillis;
+use shared::rules::client_key::{block_keys, quota_keys, ClientKey};
+use shared::rules::http::response::{ApiError, LimitItem, QuotaScope, UNAVAILABLE_RETRY_AFTER_S};
+use shared::rules::keys::{KeyRecord, KeyRefusal, PresentedKey};
+use shared::rules::quota::{GlobalPolicy, QuotaPolicy, QuotaStatus};
+use shared::rules::refusals::GLOBAL;
+use shared::rules::time_format::ceil_seconds;
+use shared::rules::trigger::NetworkKey;
+use tracing::{error, info};
+
+/// Who a trigger is charged to.
+pub(crate) struct Charge {
+    /// The quotas it takes a slot of, in the order the RateLimit fields
+    /// name them (`names`).
+    pub levels: Vec<QuotaLevel>,
+    pub names: Vec<String>,
+    pub blocks: Vec<ClientKey>,
+    pub global: Option<GlobalPolicy>,
+    /// The address's key: the ledger's, whatever the lane.
+    pub client_key: ClientKey,
+    pub networks: Vec<NetworkKey>,
+    /// The trigger key, in the keyed lane.
+    pub key: Option<KeyRecord>,
+    /// Under which keys a warm instance remembers its refusals, the
+    /// client's own first.
+    pub remembered: Vec<String>,
+}
+
+impl Charge {
+    /// The RateLimit items of `statuses`, one per level.
+    pub fn limits(&self, statuses: &[QuotaStatus]) -> Vec<LimitItem> {
+        self.names
+            .iter()
+            .zip(&self.levels)
+            .zip(statuses)
+            .map(|((name, level), status)| LimitItem::of(name.clone(), &level.policy, status))
+            .collect()
+    }
+
+    /// The key a refusal of `level` is remembered under.
+    fn refused_key(&self, level: usize) -> &str {
+        &self.remembered[level.min(self.remembered.len() - 1)]
+    }
+}
+
+/// An accepted trigger: its statuses, one per level, and what the levels
+/// were before (to give them back should the enqueue fail; `None` when a
+/// settled admission knows no earlier state).
+pub(crate) type Decided = (Vec<QuotaStatus>, Option<Vec<Vec<EpochMillis>>>);
+
+/// How a key's 401 is logged and counted: its reason, never the key.
+fn invalid_key(refusal: KeyRefusal, name: Option<&str>, aws_calls: u64) -> ApiError {
+    info!(decision = "rejected", scope = "invalid-key", reason = %refusal,
+          key = %name.unwrap_or("-"), aws_calls);
+    ApiError::InvalidKey(refusal)
+}
+
+impl Ingress {
+    /// An anonymous trigger's charge: its address's quota, its networks',
+    /// the global budget, and the blocks that may stop it.
+    pub(crate) fn address_charge(&self, source_ip: &str) -> Result<Charge, ApiError> {
+        let config = &self.config;
+        let blocks = block_keys(&config.client_key_secret, source_ip)
+            .map_err(|_| ApiError::NoClientAddress)?;
+        let keys = quota_keys(&config.client_key_secret, source_ip, &config.networks)
+            .map_err(|_| ApiError::NoClientAddress)?;
+        let network = |limit: usize| QuotaPolicy {
+            limit,
+            window: config.quota.window,
+        };
+        let levels = std::iter::once(QuotaLevel::client(&keys.client, config.quota))
+            .chain(
+                keys.networks
+                    .iter()
+                    .map(|(level, key)| QuotaLevel::network(key, network(level.limit))),
+            )
+            .collect();
+        let names = std::iter::once("client".to_string())
+            .chain(keys.networks.iter().map(|(level, _)| level.name()))
+            .collect();
+        let mut remembered = vec![keys.client.to_string()];
+        remembered.extend(keys.networks.iter().map(|(_, key)| key.to_string()));
+        remembered.push(GLOBAL.to_string());
+        Ok(Charge {
+            levels,
+            names,
+            blocks,
+            global: config.global_quota,
+            networks: keys
+                .networks
+                .iter()
+                .map(|(level, key)| NetworkKey {
+                    level: level.name(),
+                    key: key.clone(),
+                })
+                .collect(),
+            client_key: keys.client,
+            key: None,
+            remembered,
+        })
+    }
+
+    /// A keyed trigger's charge: the key, looked up (or remembered), must
+    /// be good for `public`; it is charged its own quota only.
+    pub(crate) async fn key_charge(
+        &self,
+        presented: &PresentedKey,
+        public: &str,
+        source_ip: &str,
+        now: EpochMillis,
+    ) -> Result<Charge, ApiError> {
+        let client_key =
+            shared::rules::client_key::client_key(&self.config.client_key_secret, source_ip)
+                .map_err(|_| ApiError::NoClientAddress)?;
+        let hash = presented.hash();
+        let remembered = self.keys().recall(&hash, now);
+        let calls_before = self.calls.total();
+        let found = match remembered {
+            Some(found) => found,
+            None => {
+                let found = self.table.keys().by_hash(&hash).await.map_err(|e| {
+                    error!(decision = "unavailable", stage = "key", error = %e);
+                    unavailable(&e)
+                })?;
+                self.keys().remember(&hash, found.clone(), now);
+                found
+            }
+        };
+        let aws_calls = self.calls.total() - calls_before;
+        let Some(record) = found else {
+            return Err(invalid_key(KeyRefusal::Unknown, None, aws_calls));
+        };
+        if let Err(refusal) = record.allows(public, now) {
+            return Err(invalid_key(refusal, Some(&record.name), aws_calls));
+        }
+        Ok(Charge {
+            levels: vec![QuotaLevel::key(&record.name, record.quota)],
+            names: vec!["key".to_string()],
+            blocks: Vec::new(),
+            global: None,
+            client_key,
+            networks: Vec::new(),
+            remembered: vec![format!("key:{}", record.name)],
+            key: Some(record),
+        })
+    }
+
+    /// What an admission that took nothing says to the client (remembered,
+    /// so a repeat costs no AWS call); an acceptance's statuses and what
+    /// the levels were before (to give them back).
+    pub(crate) fn decide(
+        &self,
+        admission: Admission,
+        charge: &Charge,
+        now: EpochMillis,
+        aws_calls: u64,
+    ) -> Result<Decided, ApiError> {
+        let client_key = &charge.client_key;
+        let key = charge.key.as_ref().map_or("-", |k| k.name.as_str());
+        let refusal = match admission {
+            // A settled admission knows no earlier state (empty): a refund reads it.
+            Admission::Accepted { statuses, previous } => {
+                return Ok((statuses, (!previous.is_empty()).then_some(previous)))
+            }
+            Admission::KeyRefused => {
+                // Revoked (or past its overlap) since it was read.
+                let hash = charge
+                    .key
+                    .as_ref()
+                    .map(|k| k.hash.clone())
+                    .unwrap_or_default();
+                self.keys().forget(&hash);
+                return Err(invalid_key(KeyRefusal::Revoked, Some(key), aws_calls));
+            }
+            Admission::Blocked { until } => {
+                let retry_after_s = ceil_seconds(until.saturating_sub(now)).max(1);
+                info!(decision = "rejected", scope = "blocked", client_key = %client_key, retry_after_s, aws_calls);
+                self.memory().remember(
+                    charge.refused_key(0),
+                    ApiError::Blocked { retry_after_s },
+                    now,
+                );
+                return Err(ApiError::Blocked { retry_after_s });
+            }
+            Admission::Exhausted {
+                level,
+                statuses,
+                retry_after_ms,
+            } => {
+                let scope = match (&charge.key, level) {
+                    (Some(_), _) => QuotaScope::Key,
+                    (None, 0) => QuotaScope::Client,
+                    (None, n) => QuotaScope::Network(charge.names[n].clone()),
+                };
+                info!(decision = "rejected", scope = scope.as_str(), level = %charge.names[level],
+                      client_key = %client_key, key = %key, network_key = %charge.networks.get(level.wrapping_sub(1)).map(|n| n.key.to_string()).unwrap_or_default(),
+                      retry_after_s = ceil_seconds(retry_after_ms).max(1), aws_calls);
+                let refusal = ApiError::QuotaExceeded {
+                    scope,
+                    limits: charge.limits(&statuses),
+                    retry_after_s: ceil_seconds(retry_after_ms).max(1),
+                };
+                self.memory()
+                    .remember(charge.refused_key(level), refusal.clone(), now);
+                refusal
+            }
+            Admission::GlobalExhausted {
+                statuses,
+                retry_after_ms,
+            } => {
+                let retry_after_s = ceil_seconds(retry_after_ms).max(1);
+                let global = charge
+                    .global
+                    .expect("a global refusal implies a global policy");
+                info!(decision = "rejected", scope = "global", client_key = %client_key, retry_after_s, aws_calls);
+                let mut limits = charge.limits(&statuses);
+                limits.push(LimitItem {
+                    name: "global".into(),
+                    limit: global.limit,
+                    window_s: global.window.as_secs(),
+                    remaining: Some(0),
+                    reset_s: retry_after_s,
+                });
+                let refusal = ApiError::QuotaExceeded {
+                    scope: QuotaScope::Global,
+                    limits,
+                    retry_after_s,
+                };
+                self.memory().remember(GLOBAL, refusal.clone(), now);
+                refusal
+            }
+        };
+        Err(refusal)
+    }
+}
+
+/// The table could not be asked: 503, nothing taken.
+fn unavailable(_: &StoreError) -> ApiError {
+    ApiError::Unavailable {
+        retry_after_s: UNAVAILABLE_RETRY_AFTER_S,
+    }
+}
