@@ -3,6 +3,8 @@
 
 use ops::dlq::{Filter, Queues, ReplayOptions};
 use serde_json::Value;
+mod common;
+
 use shared::aws;
 use shared::aws::table::Table;
 use shared::clock::{Clock, SystemClock};
@@ -11,54 +13,9 @@ use shared::rules::status::TriggerStatus;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use common::{ops, ops_with};
 use testkit::{dead_endpoint, moto_endpoint, sdk_config_at, unique, Stack};
 use worker::Worker;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<std::process::Output> for Run {
-    fn from(output: std::process::Output) -> Self {
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {} / {}", self.stdout, self.stderr))
-    }
-}
-
-/// Runs the binary the way an operator does, configured by environment.
-fn ops_with(stack: &Stack, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_trigger-ops"))
-        .env_clear()
-        .envs(testkit::engine_env())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", testkit::REGION)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("QUEUE_URL", &stack.queues.queue_url)
-        .env("DLQ_URL", &stack.queues.dlq_url)
-        .env("TABLE_NAME", &stack.table_name)
-        .envs(env.iter().copied())
-        .args(args)
-        .output()
-        .expect("run trigger-ops");
-    Run::from(output)
-}
-
-fn ops(stack: &Stack, args: &[&str]) -> Run {
-    ops_with(stack, &[], args)
-}
 
 /// `n` triggers for `pipeline` that the worker gave up on: `PipelineNotFound`
 /// when the pipeline does not exist, `ConnectionError` when `dead` (its
