@@ -5,6 +5,7 @@ use ops::dlq::{Filter, Queues, ReplayOptions};
 use serde_json::Value;
 mod common;
 
+use common::{ops, ops_with};
 use shared::aws;
 use shared::aws::table::Table;
 use shared::clock::{Clock, SystemClock};
@@ -13,7 +14,6 @@ use shared::rules::status::TriggerStatus;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use common::{ops, ops_with};
 use testkit::{dead_endpoint, moto_endpoint, sdk_config_at, unique, Stack};
 use worker::Worker;
 

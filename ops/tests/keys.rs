@@ -19,7 +19,15 @@ async fn a_key_is_shown_once_and_only_its_hash_is_kept() {
     let stack = Stack::new().await;
     let made = ops(
         &stack,
-        &["keys", "create", "ci-main", "--pipeline", "app", "--quota", "5/1h"],
+        &[
+            "keys",
+            "create",
+            "ci-main",
+            "--pipeline",
+            "app",
+            "--quota",
+            "5/1h",
+        ],
     );
     assert_eq!(made.code, 0, "{}", made.stderr);
     let key = made
@@ -96,7 +104,10 @@ async fn bad_names_and_quotas_are_refused_before_anything_is_written() {
 async fn list_shows_every_key_its_uses_and_state_never_the_key() {
     let stack = Stack::new().await;
     let empty = ops(&stack, &["keys", "list"]);
-    assert_eq!(empty.stdout, "no trigger keys (trigger-ops keys create NAME)\n");
+    assert_eq!(
+        empty.stdout,
+        "no trigger keys (trigger-ops keys create NAME)\n"
+    );
     let mut keys = Vec::new();
     for name in ["alpha", "beta", "gamma"] {
         let made = ops(&stack, &["--json", "keys", "create", name]);
@@ -108,14 +119,26 @@ async fn list_shows_every_key_its_uses_and_state_never_the_key() {
         shared::rules::keys::DEFAULT_KEY_QUOTA,
     );
     for _ in 0..2 {
-        let trigger = stack.enqueue_keyed_trigger("p", serde_json::json!({}), "alpha").await;
+        let trigger = stack
+            .enqueue_keyed_trigger("p", serde_json::json!({}), "alpha")
+            .await;
         assert!(!trigger.is_empty());
     }
     assert_eq!(
-        table(&stack).admission().slots(&level).await.unwrap().iter().filter(|s| **s != 0).count(),
+        table(&stack)
+            .admission()
+            .slots(&level)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|s| **s != 0)
+            .count(),
         2
     );
-    assert_eq!(ops(&stack, &["keys", "rotate", "beta", "--overlap", "1h"]).code, 0);
+    assert_eq!(
+        ops(&stack, &["keys", "rotate", "beta", "--overlap", "1h"]).code,
+        0
+    );
     assert_eq!(ops(&stack, &["keys", "revoke", "gamma"]).code, 0);
     let listed = ops(&stack, &["--json", "keys", "list"]).json();
     let listed = listed["keys"].as_array().unwrap();
@@ -145,7 +168,10 @@ async fn rotate_keeps_the_old_key_for_the_overlap_and_revoke_ends_both() {
         .as_str()
         .unwrap()
         .to_string();
-    let rotated = ops(&stack, &["--json", "keys", "rotate", "deploy-bot", "--overlap", "2h"]);
+    let rotated = ops(
+        &stack,
+        &["--json", "keys", "rotate", "deploy-bot", "--overlap", "2h"],
+    );
     assert_eq!(rotated.code, 0, "{}", rotated.stderr);
     let rotated = rotated.json();
     let new = rotated["key"].as_str().unwrap().to_string();
@@ -154,7 +180,10 @@ async fn rotate_keeps_the_old_key_for_the_overlap_and_revoke_ends_both() {
     let keys = table(&stack);
     let old_record = keys.keys().by_hash(&key_hash(&old)).await.unwrap().unwrap();
     let until = old_record.valid_until.expect("the overlap's end");
-    assert!((until as i64 - (now + 7_200_000) as i64).abs() < 60_000, "{until}");
+    assert!(
+        (until as i64 - (now + 7_200_000) as i64).abs() < 60_000,
+        "{until}"
+    );
     assert!(old_record.allows("app", now).is_ok());
     assert!(old_record.allows("app", until).is_err());
     let new_record = keys.keys().by_hash(&key_hash(&new)).await.unwrap().unwrap();

@@ -64,10 +64,25 @@ pub(crate) async fn send(
     url: &str,
     body: &str,
 ) -> Response {
-    let request = hyper::Request::builder()
+    send_with(client, method, url, body, &[]).await
+}
+
+/// [`send`] with more request headers.
+pub(crate) async fn send_with(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    method: &str,
+    url: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    let mut request = hyper::Request::builder()
         .method(method)
         .uri(url)
-        .header("content-type", "application/json")
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
         .body(Full::new(Bytes::from(body.to_string())))
         .expect("a request");
     let response = client.request(request).await.expect("the gateway answers");

@@ -12,6 +12,7 @@ mod harness;
 mod hops;
 mod hostile;
 mod inputs;
+mod lanes;
 mod operators;
 mod page;
 mod quota;
