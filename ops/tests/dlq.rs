@@ -5,7 +5,7 @@ use ops::dlq::{Filter, Queues, ReplayOptions};
 use serde_json::Value;
 mod common;
 
-use common::{ops, ops_with};
+use common::{ops, ops_with, Run};
 use shared::aws;
 use shared::aws::table::Table;
 use shared::clock::{Clock, SystemClock};
