@@ -502,6 +502,8 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         vec!["keys", "list"],
         vec!["keys", "rotate", "perm-ops-key"],
         vec!["keys", "revoke", "perm-ops-key"],
+        vec!["pipelines", "show", "app"],
+        vec!["pipelines", "flush", "app", "--yes", "--lane", "all"],
         vec![
             "clients",
             "--secret-from-function",

@@ -104,6 +104,19 @@ Examples:
   trigger-ops keys revoke ci-deploy"
     )]
     Keys(KeysCommand),
+    /// A pipeline's lane: what runs, what waits (per lane), the last hour; clear a flood.
+    #[command(
+        subcommand,
+        after_help = "\
+NAME is a public name (app) or a CodePipeline name. Public names come from
+--terraform-outputs (output pipelines), else from the last hour's triggers.
+
+Examples:
+  trigger-ops pipelines show app
+  trigger-ops pipelines flush app --yes                # the anonymous runs waiting
+  trigger-ops pipelines flush app --yes --lane all     # the keyed ones too"
+    )]
+    Pipelines(PipelinesCommand),
     /// The account's Lambda concurrency, and whether a deployment's reservations fit (scripts/deploy asks before it applies).
     #[command(after_help = "\
 AWS keeps at least 100 units of concurrency unreserved in every account; a new
@@ -141,6 +154,33 @@ Examples:
         )]
         args: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelinesCommand {
+    /// The run in progress, the pending runs with their lanes and ages, the last
+    /// hour's acceptances and refusals, the busiest network keys.
+    Show {
+        /// A public name or a CodePipeline name.
+        name: String,
+    },
+    /// End every pending run of a lane as refused (flushed): never started, no
+    /// quota given back. Only with --yes.
+    Flush {
+        name: String,
+        /// Flush for good (without it nothing changes).
+        #[arg(long)]
+        yes: bool,
+        /// Which pending runs: the anonymous lane's, or all (keyed ones too).
+        #[arg(long, value_enum, default_value_t = FlushLane::Anonymous)]
+        lane: FlushLane,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FlushLane {
+    Anonymous,
+    All,
 }
 
 #[derive(Debug, Subcommand)]

@@ -368,13 +368,19 @@ pub async fn top(
     limit: usize,
     now: EpochMillis,
 ) -> Result<Vec<TopView>, OpsError> {
-    use std::collections::{BTreeSet, HashMap};
     let since = now.saturating_sub(u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
     let records = table
         .ledger()
         .since(since, now, MAX_TOP_READ, &|_| true)
         .await
         .map_err(store_error)?;
+    Ok(busiest(&records, limit))
+}
+
+/// The `limit` client and network keys with the most of `records`, the
+/// busiest first (pure).
+pub fn busiest(records: &[shared::rules::trigger::TriggerRecord], limit: usize) -> Vec<TopView> {
+    use std::collections::{BTreeSet, HashMap};
     struct Tally {
         triggers: usize,
         refused: usize,
@@ -383,7 +389,7 @@ pub async fn top(
         last: EpochMillis,
     }
     let mut tallies: HashMap<(String, String), Tally> = HashMap::new();
-    for record in &records {
+    for record in records {
         let refused = usize::from(record.status == shared::rules::status::TriggerStatus::Refused);
         let levels = std::iter::once(("client".to_string(), record.client_key.to_string())).chain(
             record
@@ -420,7 +426,7 @@ pub async fn top(
         .collect();
     top.sort_by(|a, b| b.triggers.cmp(&a.triggers).then(a.key.cmp(&b.key)));
     top.truncate(limit);
-    Ok(top)
+    top
 }
 
 /// The most ledger records `clients top` reads.

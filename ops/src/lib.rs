@@ -8,6 +8,7 @@ pub mod clients;
 pub mod dlq;
 pub mod events;
 pub mod keys;
+pub mod pipelines;
 pub mod report;
 pub mod targets;
 pub mod triggers;
@@ -138,6 +139,13 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
                 output: keys::run(command, cli.json, &table, now).await?,
                 success: true,
             });
+        }
+        Command::Pipelines(command) => {
+            let table = Table::new(
+                shared::aws::dynamodb(ctx.sdk, &calls),
+                targets.need(Need::Table)?,
+            );
+            return run_pipelines(command, cli.json, &table, &targets).await;
         }
         Command::Triggers(command) => {
             let table = Table::new(
@@ -281,6 +289,58 @@ async fn run_account(
             account::fit_text(&fit)
         },
         success: fit.fits,
+    })
+}
+
+async fn run_pipelines(
+    command: &cli::PipelinesCommand,
+    json: bool,
+    table: &Table,
+    targets: &targets::Targets,
+) -> Result<Ran, OpsError> {
+    let now = shared::clock::Clock::now_ms(&SystemClock);
+    let name = match command {
+        cli::PipelinesCommand::Show { name } | cli::PipelinesCommand::Flush { name, .. } => name,
+    };
+    let recent = pipelines::last_hour(table, now).await?;
+    let (codepipeline, publics) = pipelines::resolve(name, &targets.pipelines, &recent)
+        .ok_or_else(|| {
+            OpsError::NotFound(format!(
+                "no pipeline {name:?}: not a public name of --terraform-outputs' pipelines{}, and no trigger of it in the last hour (give its CodePipeline name)",
+                if targets.pipelines.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", targets.pipelines.keys().cloned().collect::<Vec<_>>().join(", "))
+                }
+            ))
+        })?;
+    let output = match command {
+        cli::PipelinesCommand::Show { .. } => {
+            let shown = pipelines::show(table, &codepipeline, publics, &recent, now).await?;
+            if json {
+                serde_json::to_string(&shown).unwrap_or_default()
+            } else {
+                pipelines::show_text(&shown)
+            }
+        }
+        cli::PipelinesCommand::Flush { yes, lane, .. } => {
+            if !yes {
+                return Err(OpsError::Refused(format!(
+                    "flush ends the waiting runs of {codepipeline} on table {} as refused, with no quota given back: add --yes to do it (nothing was changed)",
+                    table.name()
+                )));
+            }
+            let flushed = pipelines::flush(table, &codepipeline, *lane, now).await?;
+            if json {
+                serde_json::to_string(&flushed).unwrap_or_default()
+            } else {
+                pipelines::flushed_text(&flushed)
+            }
+        }
+    };
+    Ok(Ran {
+        output,
+        success: true,
     })
 }
 

@@ -23,6 +23,8 @@ pub struct Targets {
     pub table_name: Option<String>,
     pub events_dlq_url: Option<String>,
     pub notifier_function: Option<String>,
+    /// Public name => CodePipeline name (the output `pipelines`).
+    pub pipelines: std::collections::BTreeMap<String, String>,
 }
 
 fn is_url(text: &str) -> bool {
@@ -136,6 +138,14 @@ pub fn resolve(
             OUTPUT_NOTIFIER_FUNCTION,
             false,
         )?,
+        pipelines: outputs
+            .and_then(|o| o.get("pipelines")?.get("value")?.as_object().cloned())
+            .map(|map| {
+                map.into_iter()
+                    .filter_map(|(public, name)| Some((public, name.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 

@@ -115,6 +115,8 @@ enum Handled {
     /// Its client was told 503 (the ingress could not settle the
     /// admission): what it took is given back, nothing runs.
     GivenBack,
+    /// Its run was flushed by an operator: refused, nothing given back.
+    Flushed,
 }
 
 /// The message attribute that marks the one message carrying a lane's
@@ -244,6 +246,11 @@ impl Worker {
             Ok(Handled::GivenBack) => {
                 warn!(decision = "given_back", message_id = %message_id, trigger_id = %trigger,
                       "its admission was never settled and its client told 503: every slot given back, not started");
+                Outcome::Done
+            }
+            Ok(Handled::Flushed) => {
+                info!(decision = "flushed", message_id = %message_id, trigger_id = %trigger,
+                      "its run was flushed by an operator (trigger-ops pipelines flush): not started");
                 Outcome::Done
             }
             Ok(Handled::NoRecord) => {
@@ -472,6 +479,8 @@ impl Worker {
                     lane: Some(target),
                 })
             }
+            // An operator flushed it: its triggers are refused, it never starts.
+            RunStatus::Flushed => return Ok(Handled::Flushed),
         }
         let mut lane = runs.get_lane(&target).await.map_err(unavailable)?;
         let holds = lane.run_id.as_deref() == Some(run.run_id.as_str());

@@ -132,6 +132,10 @@ pub enum RunStatus {
     Execution(TriggerStatus),
     /// Its opener's message went to the DLQ: every trigger of the run with it.
     DeadLettered,
+    /// An operator cleared its lane's queue (`trigger-ops pipelines
+    /// flush`): never started, every trigger `refused` (`flushed`), no
+    /// quota given back.
+    Flushed,
 }
 
 impl RunStatus {
@@ -140,6 +144,7 @@ impl RunStatus {
             Self::Pending => "pending",
             Self::Starting => "starting",
             Self::DeadLettered => "dead_lettered",
+            Self::Flushed => "flushed",
             Self::Execution(status) => status.as_str(),
         }
     }
@@ -149,6 +154,7 @@ impl RunStatus {
             "pending" => Some(Self::Pending),
             "starting" => Some(Self::Starting),
             "dead_lettered" => Some(Self::DeadLettered),
+            "flushed" => Some(Self::Flushed),
             // `queued` and `dead_lettered` are not execution states.
             "queued" | "refused" => None,
             other => TriggerStatus::parse(other).map(Self::Execution),
@@ -160,6 +166,7 @@ impl RunStatus {
         match self {
             Self::Pending | Self::Starting => TriggerStatus::Queued,
             Self::DeadLettered => TriggerStatus::DeadLettered,
+            Self::Flushed => TriggerStatus::Refused,
             Self::Execution(status) => status,
         }
     }

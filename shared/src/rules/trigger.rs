@@ -3,7 +3,7 @@
 use super::inputs::{values_to_json, InputValues};
 use super::runs::{Lane, QueuePlace, RunLane, RunRecord};
 use super::stages::{stage_views, StageRecord, StageView};
-use super::status::TriggerStatus;
+use super::status::{RunStatus, TriggerStatus};
 use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
 use crate::rules::time_format::{ceil_seconds, rfc3339};
@@ -125,6 +125,10 @@ pub struct Refusal {
 /// Why a trigger is refused when its pipeline's queue is full.
 pub const QUEUE_FULL: &str = "queue_full";
 
+/// Why a trigger whose run an operator flushed (`trigger-ops pipelines
+/// flush`) is refused: charged, not run.
+pub const FLUSHED: &str = "flushed";
+
 /// Why a trigger whose admission the ingress could not settle (it answered
 /// 503, "nothing spent") is given back by the worker instead of run.
 pub const UNSETTLED: &str = "unsettled";
@@ -194,9 +198,17 @@ impl TriggerRecord {
             }),
             _ => None,
         };
-        let refusal = self
-            .refusal
+        // A run an operator flushed refuses every trigger it served: try
+        // again at once (nothing was given back).
+        let flushed = run
+            .filter(|r| r.status == RunStatus::Flushed)
+            .map(|r| Refusal {
+                reason: FLUSHED.to_string(),
+                retry_at: r.updated_at,
+            });
+        let refusal = flushed
             .as_ref()
+            .or(self.refusal.as_ref())
             .filter(|_| status == TriggerStatus::Refused);
         TriggerView {
             trigger_id: self.trigger_id.clone(),

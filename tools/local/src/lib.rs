@@ -360,7 +360,11 @@ pub async fn start(
     let notifier_function = format!("{}-notifier", options.prefix);
     let base_url = url_of(&listener)?;
     let history_url = url_of(&history_listener)?;
-    let resources = provision_resources(sdk, &options.prefix, &names, max_attempts).await?;
+    let mut resources = provision_resources(sdk, &options.prefix, &names, max_attempts).await?;
+    resources.catalog = pipelines
+        .iter()
+        .map(|p| (p.public.clone(), p.name.clone()))
+        .collect();
     // As Terraform does: the secret's fingerprint beside it, for trigger-ops.
     Table::new(
         aws::dynamodb(sdk, &CallCounter::default()),

@@ -36,7 +36,10 @@ pub struct Resources {
     /// A queue subscribed to the topic: the e-mails on-call would get.
     pub inbox_url: String,
     pub rule_name: String,
+    /// The CodePipeline names provisioned.
     pub pipelines: Vec<String>,
+    /// Public name => CodePipeline name, as Terraform's output `pipelines`.
+    pub catalog: std::collections::BTreeMap<String, String>,
 }
 
 fn failed(what: impl std::fmt::Display) -> LocalError {
@@ -108,6 +111,7 @@ pub async fn provision(
         inbox_url,
         rule_name,
         pipelines: pipelines.to_vec(),
+        catalog: Default::default(),
     })
 }
 
@@ -139,7 +143,7 @@ impl Resources {
             "events_dlq_url": output(self.events_dlq_url.clone().into()),
             "table_name": output(self.table_name.clone().into()),
             "topic_arn": output(self.topic_arn.clone().into()),
-            "pipelines": output(self.pipelines.clone().into()),
+            "pipelines": {"sensitive": false, "type": ["map", "string"], "value": self.catalog},
         })
     }
 

@@ -478,6 +478,19 @@ impl Runs<'_> {
     /// Takes `run` out of its CodePipeline's queue (its opener was given
     /// up to the DLQ). Returns the lane as it now is.
     pub async fn leave_queue(&self, run: &RunRecord) -> Result<Lane, StoreError> {
+        self.out_of_queue(run, None).await?;
+        self.get_lane(&run.target).await
+    }
+
+    /// Takes `run` out of its queue, its counters counted down, in one
+    /// transaction with `with` (an update of the run whose condition says
+    /// it may still leave). Returns whether it did: not when the run is in
+    /// no queue, or `with`'s condition failed.
+    async fn out_of_queue(
+        &self,
+        run: &RunRecord,
+        with: Option<Update>,
+    ) -> Result<bool, StoreError> {
         let contended = lane_pk(&run.target);
         let mut rounds = Rounds::new(&contended);
         loop {
@@ -489,35 +502,36 @@ impl Runs<'_> {
                 _ => &lane.waiting,
             };
             let Some(index) = waiting.iter().position(|r| *r == run.run_id) else {
-                return Ok(lane);
+                return Ok(false);
             };
-            let mut update = self
-                .0
-                .client()
-                .update_item()
+            let (queue, counts) = count_down(Update::builder(), &counters_of(run));
+            let queue = queue
                 .table_name(self.0.name())
-                .key("pk", s(lane_pk(&run.target)));
-            let mut counts = Vec::new();
-            for (i, counter) in counters_of(run).iter().enumerate() {
-                update = update.expression_attribute_names(format!("#c{i}"), counter);
-                counts.push(format!("#c{i} = #c{i} - :one"));
-            }
-            let result = update
+                .key("pk", s(lane_pk(&run.target)))
                 .update_expression(format!("SET {} REMOVE {list}[{index}]", counts.join(", ")))
                 .condition_expression(format!("{list}[{index}] = :r"))
                 .expression_attribute_values(":r", s(&run.run_id))
                 .expression_attribute_values(":one", n(1))
-                .return_values(ReturnValue::AllNew)
-                .send()
-                .await;
-            match result {
-                Ok(output) => return Ok(item_to_lane(output.attributes())),
-                // The queue moved: look again.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(e.into()),
+                .build()?;
+            let mut items = vec![TransactWriteItem::builder().update(queue).build()];
+            items.extend(
+                with.iter()
+                    .map(|u| TransactWriteItem::builder().update(u.clone()).build()),
+            );
+            let Some(reasons) = self.0.transact(items).await? else {
+                return Ok(true);
+            };
+            if condition_failed(reasons.get(1)) {
+                return Ok(false);
             }
+            // The queue moved: look again.
+            if condition_failed(reasons.first()) {
+                continue;
+            }
+            if !conflicted(&reasons) {
+                return Err(cancelled(&reasons));
+            }
+            rounds.conflicted();
         }
     }
 
@@ -583,6 +597,50 @@ impl Runs<'_> {
             }
             rounds.conflicted();
         }
+    }
+
+    /// Ends every pending run of `target`'s anonymous queue (and of its
+    /// keyed queue too with `keyed`) as `flushed`: never started, each of
+    /// its triggers `refused`, no quota given back (an operator clears a
+    /// flood). A run that leaves `pending` meanwhile (it is starting) is
+    /// left alone. Returns the runs flushed, in queue order.
+    pub async fn flush(
+        &self,
+        target: &str,
+        keyed: bool,
+        now: EpochMillis,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let lane = self.get_lane(target).await?;
+        let mut queued: Vec<String> = lane.waiting.clone();
+        if keyed {
+            queued.extend(lane.waiting_key.iter().cloned());
+        }
+        let mut flushed = Vec::new();
+        for run_id in queued {
+            let Some(run) = self.get(&run_id).await? else {
+                continue;
+            };
+            if self.flush_one(&run, now).await? {
+                flushed.push(run);
+            }
+        }
+        Ok(flushed)
+    }
+
+    /// Takes one pending run out of its queue as `flushed`. Returns
+    /// whether it did (not when it is starting, or flushed already).
+    async fn flush_one(&self, run: &RunRecord, now: EpochMillis) -> Result<bool, StoreError> {
+        let ended = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(run_pk(&run.run_id)))
+            .update_expression("SET #status = :flushed, updated_at = :at")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":flushed", s(RunStatus::Flushed.as_str()))
+            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+            .expression_attribute_values(":at", s(rfc3339(now)))
+            .build()?;
+        self.out_of_queue(run, Some(ended)).await
     }
 
     /// Takes the lane's safety poll for the message carrying `token`, until
