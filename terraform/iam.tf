@@ -22,13 +22,14 @@ data "aws_iam_policy_document" "ingress" {
     sid = "Table"
     # Reads: the quota read back, the operators' blocks and a trigger key
     # still good (condition checks in the admission transaction), a
-    # presented key by its hash, a trigger's status with its run and lane.
+    # presented key by its hash, the network groups (at most once a minute),
+    # a trigger's status with its run and lane.
     actions   = ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:GetItem"]
     resources = [aws_dynamodb_table.main.arn]
     condition {
       test     = "ForAllValues:StringLike"
       variable = "dynamodb:LeadingKeys"
-      values   = ["client#*", "network#*", "global#*", "keyquota#*", "apikey#*", "trigger#*", "run#*", "lane#*", "block#*"]
+      values   = ["client#*", "network#*", "global#*", "keyquota#*", "apikey#*", "netgroup#*", "trigger#*", "run#*", "lane#*", "block#*"]
     }
   }
   statement {

@@ -59,8 +59,20 @@ async fn the_ingress_makes_exactly_its_granted_calls() {
         ("QUEUE_URL", stack.queues.queue_url.as_str()),
         ("PIPELINES", "app"),
         ("CLIENT_KEY_SECRET", "permissions-test-secret-0123"),
+        ("NETWORK_QUOTA_LIMITS", "group:perm=10"),
     ]))
     .unwrap();
+    // A network group the client's address is in: read by the ingress.
+    Table::new(stack.dynamodb.clone(), &stack.table_name)
+        .network_groups()
+        .import(
+            "perm",
+            &shared::rules::network_groups::parse_ranges(b"192.0.2.0/24\n").unwrap(),
+            "test",
+            shared::clock::Clock::now_ms(&SystemClock),
+        )
+        .await
+        .unwrap();
     let ingress = ingress::Ingress::new(
         config.clone(),
         Table::new(
@@ -475,6 +487,10 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         "--function",
         "perm-notifier",
     ];
+    let cidrs = format!(
+        "{}/data/network-groups/cidrs.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
     for command in [
         vec!["dlq", "stats"],
         vec!["dlq", "peek"],
@@ -502,6 +518,9 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         vec!["keys", "list"],
         vec!["keys", "rotate", "perm-ops-key"],
         vec!["keys", "revoke", "perm-ops-key"],
+        vec!["networks", "import", "perm-ops", &cidrs],
+        vec!["networks", "list"],
+        vec!["networks", "remove", "perm-ops"],
         vec!["pipelines", "show", "app"],
         vec!["pipelines", "flush", "app", "--yes", "--lane", "all"],
         vec![

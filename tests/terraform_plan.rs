@@ -553,6 +553,18 @@ fn edge_and_ordinary_values_terraform_accepts_start_every_function() {
                 json!({"network_quota_limits": " IPv4/24=20 , ipv6/48=12,ipv6/32=100,ipv4/16=30 "}),
             ),
             starts(
+                "network levels with blanks around / and =",
+                json!({"network_quota_limits": "ipv6 / 48 = 12,ipv4\t/24=20"}),
+            ),
+            starts(
+                "network groups beside four levels",
+                json!({"network_quota_limits": "ipv6/56=6,ipv6/48=12,ipv4/24=10,ipv4/16=20,group:aws=30,group:gcp-2 = 040"}),
+            ),
+            starts(
+                "eight network groups",
+                json!({"network_quota_limits": "group:a=3,group:b=3,group:c=3,group:d=3,group:e=3,group:f=3,group:g=3,group:h=3"}),
+            ),
+            starts(
                 "aliases of one CodePipeline",
                 json!({"pipelines": {"app": "x", "app2": "x"}}),
             ),
@@ -737,6 +749,18 @@ fn values_the_functions_refuse_terraform_refuses_first_naming_the_variable() {
             refused("a level above 100", json!({"network_quota_limits": "ipv6/48=101"}), &["network_quota_limits: \"ipv6/48=101\": the limit must be between"]),
             refused("garbage levels", json!({"network_quota_limits": "lots"}), &["network_quota_limits: \"lots\""]),
             refused("a trailing comma", json!({"network_quota_limits": "ipv6/48=12,"}), &["network_quota_limits: \"\""]),
+            refused("a group in capitals", json!({"network_quota_limits": "group:AWS=30"}), &["network_quota_limits: \"group:AWS=30\""]),
+            refused("GROUP in capitals", json!({"network_quota_limits": "GROUP:aws=30"}), &["network_quota_limits: \"GROUP:aws=30\""]),
+            refused("a group with no name", json!({"network_quota_limits": "group:=30"}), &["network_quota_limits: \"group:=30\""]),
+            refused("a group name too long", json!({"network_quota_limits": format!("group:{}=30", "a".repeat(33))}), &["network_quota_limits:"]),
+            refused("a group name with a blank", json!({"network_quota_limits": "group: aws=30"}), &["network_quota_limits: \"group: aws=30\""]),
+            refused("a group twice", json!({"network_quota_limits": "group:aws=30,group:aws=40"}), &["network_quota_limits: a group is listed twice"]),
+            refused("nine groups", json!({"network_quota_limits": "group:a=3,group:b=3,group:c=3,group:d=3,group:e=3,group:f=3,group:g=3,group:h=3,group:i=3"}), &["network_quota_limits: at most 8 groups"]),
+            refused("a group below quota_limit", json!({"network_quota_limits": "group:aws=2"}), &["network_quota_limits: \"group:aws=2\": the limit must be between quota_limit (3) and 100"]),
+            refused("a group above 100", json!({"network_quota_limits": "group:aws=101"}), &["the limit must be between"]),
+            refused("a limit of four digits", json!({"network_quota_limits": "ipv6/48=0012"}), &["network_quota_limits: \"ipv6/48=0012\""]),
+            refused("a signed prefix", json!({"network_quota_limits": "ipv6/+48=12"}), &["network_quota_limits: \"ipv6/+48=12\""]),
+            refused("a wide blank inside a level", json!({"network_quota_limits": "ipv6\u{3000}/48=12"}), &["network_quota_limits:"]),
             refused("a negative global budget", json!({"global_quota_limit": -1}), &["global_quota_limit must be"]),
             refused("a fractional global budget", json!({"global_quota_limit": 2.5}), &["global_quota_limit must be"]),
             refused("a global window in words", json!({"global_quota_window": "1 day"}), &["global_quota_window must be"]),
@@ -1346,5 +1370,116 @@ fn the_local_gateway_gives_the_answers_and_numbers_terraform_deploys() {
     assert_eq!(
         defaults["waf"],
         json!({"enabled": true, "window_seconds": waf.window.as_secs(), "rate_limit": waf.rate_limit, "trigger_limit": waf.trigger_limit})
+    );
+}
+
+/// Random `network_quota_limits` texts, from the pieces a level is made
+/// of (and the near misses): Terraform refuses exactly those the ingress
+/// refuses. PLAN_SEEDS draws more.
+#[test]
+fn terraform_and_the_functions_agree_on_random_network_levels() {
+    let Some(bin) = terraform("terraform_and_the_functions_agree_on_random_network_levels") else {
+        return;
+    };
+    use rand::{Rng, SeedableRng};
+    const PIECES: &[&str] = &[
+        "ipv4", "ipv6", "IPv6", "ipv5", "group:", "GROUP:", "aws", "gcp-2", "a", "-x", "/", "=",
+        ",", " ", "\t", "\u{3000}", "+", "0", "8", "16", "24", "31", "32", "48", "56", "63", "64",
+        "3", "12", "030", "100", "101", "0012", "off",
+    ];
+    const PER_SEED: usize = 40;
+    let seeds: Vec<u64> = match std::env::var("PLAN_SEEDS") {
+        Ok(range) => {
+            let (first, last) = range.split_once('-').expect("PLAN_SEEDS=first-last");
+            (first.parse().unwrap()..=last.parse().unwrap()).collect()
+        }
+        Err(_) => vec![1, 2, 3],
+    };
+    let mut texts = Vec::new();
+    for seed in seeds {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for _ in 0..PER_SEED {
+            // Mostly well-formed items, some pieces shuffled in.
+            let items = rng.random_range(1..=4);
+            let text: Vec<String> = (0..items)
+                .map(|_| {
+                    if rng.random_bool(0.85) {
+                        let pick = |rng: &mut rand::rngs::StdRng, from: &[&str]| {
+                            from[rng.random_range(0..from.len())].to_string()
+                        };
+                        match rng.random_range(0..3) {
+                            0 => format!(
+                                "{}/{}={}",
+                                pick(&mut rng, &["ipv4", "ipv6", "IPv4"]),
+                                pick(&mut rng, &["8", "24", "31", "32", "48", "63", "64", "7"]),
+                                pick(&mut rng, &["3", "12", "100", "101", "2"]),
+                            ),
+                            _ => format!(
+                                "group:{}={}",
+                                pick(&mut rng, &["aws", "gcp-2", "a", "aws"]),
+                                pick(&mut rng, &["3", "30", "100", "101", "2", "030"]),
+                            ),
+                        }
+                    } else {
+                        (0..rng.random_range(1..=6))
+                            .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+                            .collect()
+                    }
+                })
+                .collect();
+            texts.push(text.join(","));
+        }
+    }
+    let verdicts: Vec<(String, bool)> = std::thread::scope(|scope| {
+        let chunks: Vec<_> = texts
+            .chunks(texts.len().div_ceil(2))
+            .map(|chunk| {
+                let bin = &bin;
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|text| {
+                            let planned = plan(
+                                bin,
+                                &json!({"network_quota_limits": text, "pipelines": {"app": "app"}}),
+                                &[],
+                            );
+                            (text.clone(), matches!(planned, Planned::Accepted(_)))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        chunks
+            .into_iter()
+            .flat_map(|c| c.join().expect("a planning thread"))
+            .collect()
+    });
+    let mut disagreements = Vec::new();
+    let mut accepted = 0;
+    for (text, terraform_accepts) in &verdicts {
+        let functions_accept = shared::rules::quota::NetworkLimits::parse(text, 3, 100).is_ok();
+        accepted += usize::from(*terraform_accepts);
+        if *terraform_accepts != functions_accept {
+            disagreements.push(format!(
+                "{text:?}: Terraform {}, the ingress {}",
+                if *terraform_accepts {
+                    "accepts"
+                } else {
+                    "refuses"
+                },
+                if functions_accept {
+                    "accepts"
+                } else {
+                    "refuses"
+                }
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+    assert!(
+        accepted > verdicts.len() / 10 && accepted < verdicts.len() * 9 / 10,
+        "{accepted} of {} accepted: the draw should give both",
+        verdicts.len()
     );
 }

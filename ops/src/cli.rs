@@ -104,6 +104,24 @@ Examples:
   trigger-ops keys revoke ci-deploy"
     )]
     Keys(KeysCommand),
+    /// Network groups: named address ranges (a cloud's published ranges) that share one quota.
+    #[command(
+        subcommand,
+        after_help = "\
+A group is a quota level once NETWORK_QUOTA_LIMITS names it (group:NAME=N, the
+same window as every level): every address in it shares N. The ingress picks
+up an import or a removal within a minute.
+
+Examples:
+  curl -sO https://ip-ranges.amazonaws.com/ip-ranges.json
+  trigger-ops networks import aws ip-ranges.json
+  trigger-ops networks import gcp cloud.json
+  trigger-ops networks import oracle public_ip_ranges.json
+  trigger-ops networks import partners partners.txt     # one CIDR a line
+  trigger-ops networks list
+  trigger-ops networks remove partners"
+    )]
+    Networks(NetworksCommand),
     /// A pipeline's lane: what runs, what waits (per lane), the last hour; clear a flood.
     #[command(
         subcommand,
@@ -154,6 +172,21 @@ Examples:
         )]
         args: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworksCommand {
+    /// Make (or replace) the group NAME from FILE: AWS ip-ranges.json, Google cloud.json,
+    /// Oracle public_ip_ranges.json, or one network a line.
+    Import {
+        /// 1 to 32 of a-z 0-9 -, starting with a letter or digit.
+        name: String,
+        file: PathBuf,
+    },
+    /// Every group: its networks, ranges, where it came from, when, and its level.
+    List,
+    /// Remove the group NAME: its addresses no longer share its quota.
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]

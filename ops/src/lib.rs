@@ -8,6 +8,7 @@ pub mod clients;
 pub mod dlq;
 pub mod events;
 pub mod keys;
+pub mod networks;
 pub mod pipelines;
 pub mod report;
 pub mod targets;
@@ -137,6 +138,18 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
             let now = shared::clock::Clock::now_ms(&SystemClock);
             return Ok(Ran {
                 output: keys::run(command, cli.json, &table, now).await?,
+                success: true,
+            });
+        }
+        Command::Networks(command) => {
+            let table = Table::new(
+                shared::aws::dynamodb(ctx.sdk, &calls),
+                targets.need(Need::Table)?,
+            );
+            let limits = ctx.env.network_limits(&ctx.env.quota()?)?;
+            let now = shared::clock::Clock::now_ms(&SystemClock);
+            return Ok(Ran {
+                output: networks::run(command, cli.json, &table, &limits, now).await?,
                 success: true,
             });
         }

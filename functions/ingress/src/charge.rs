@@ -2,7 +2,8 @@
 //!
 //! - An anonymous trigger takes a slot of its address's quota (an IPv4
 //!   address, an IPv6 /64), of each network level its address is in, and
-//!   of the global budget; operators' blocks of any of them stop it.
+//!   of each network group it is in (`group:NAME`), and of the global
+//!   budget; operators' blocks of any of them stop it.
 //! - A keyed trigger (`Authorization: Bearer ptk_…`) takes a slot of its
 //!   key's own quota only: no address, network, block or global budget of
 //!   the anonymous lane can stop it. A key that is malformed, unknown,
@@ -13,9 +14,10 @@ use crate::Ingress;
 use shared::aws::table::admission::{Admission, QuotaLevel};
 use shared::aws::table::StoreError;
 use shared::clock::EpochMillis;
-use shared::rules::client_key::{block_keys, quota_keys, ClientKey};
+use shared::rules::client_key::{block_keys, group_key, parse_source_ip, quota_keys, ClientKey};
 use shared::rules::http::response::{ApiError, LimitItem, QuotaScope, UNAVAILABLE_RETRY_AFTER_S};
 use shared::rules::keys::{KeyRecord, KeyRefusal, PresentedKey};
+use shared::rules::network_groups::Matcher;
 use shared::rules::quota::{GlobalPolicy, QuotaPolicy, QuotaStatus};
 use shared::rules::refusals::GLOBAL;
 use shared::rules::time_format::ceil_seconds;
@@ -70,43 +72,57 @@ fn invalid_key(refusal: KeyRefusal, name: Option<&str>, aws_calls: u64) -> ApiEr
 }
 
 impl Ingress {
-    /// An anonymous trigger's charge: its address's quota, its networks',
-    /// the global budget, and the blocks that may stop it.
-    pub(crate) fn address_charge(&self, source_ip: &str) -> Result<Charge, ApiError> {
+    /// An anonymous trigger's charge: its address's quota, its networks'
+    /// and network groups' (`groups`: those the instance holds), the global
+    /// budget, and the blocks that may stop it.
+    pub(crate) fn address_charge(
+        &self,
+        source_ip: &str,
+        groups: &Matcher,
+    ) -> Result<Charge, ApiError> {
         let config = &self.config;
-        let blocks = block_keys(&config.client_key_secret, source_ip)
+        let secret = &config.client_key_secret;
+        let blocks = block_keys(secret, source_ip).map_err(|_| ApiError::NoClientAddress)?;
+        let keys = quota_keys(secret, source_ip, &config.networks)
             .map_err(|_| ApiError::NoClientAddress)?;
-        let keys = quota_keys(&config.client_key_secret, source_ip, &config.networks)
-            .map_err(|_| ApiError::NoClientAddress)?;
-        let network = |limit: usize| QuotaPolicy {
+        let address = parse_source_ip(source_ip).map_err(|_| ApiError::NoClientAddress)?;
+        // Each network level, then each group the address is in: (name,
+        // key, limit).
+        let mut networks: Vec<(String, ClientKey, usize)> = keys
+            .networks
+            .iter()
+            .map(|(level, key)| (level.name(), key.clone(), level.limit))
+            .collect();
+        for name in groups.groups_of(address) {
+            if let Some(level) = config.networks.groups().iter().find(|g| g.name == name) {
+                networks.push((level.level_name(), group_key(secret, name), level.limit));
+            }
+        }
+        let policy = |limit: usize| QuotaPolicy {
             limit,
             window: config.quota.window,
         };
         let levels = std::iter::once(QuotaLevel::client(&keys.client, config.quota))
             .chain(
-                keys.networks
+                networks
                     .iter()
-                    .map(|(level, key)| QuotaLevel::network(key, network(level.limit))),
+                    .map(|(_, key, limit)| QuotaLevel::network(key, policy(*limit))),
             )
             .collect();
         let names = std::iter::once("client".to_string())
-            .chain(keys.networks.iter().map(|(level, _)| level.name()))
+            .chain(networks.iter().map(|(name, _, _)| name.clone()))
             .collect();
         let mut remembered = vec![keys.client.to_string()];
-        remembered.extend(keys.networks.iter().map(|(_, key)| key.to_string()));
+        remembered.extend(networks.iter().map(|(_, key, _)| key.to_string()));
         remembered.push(GLOBAL.to_string());
         Ok(Charge {
             levels,
             names,
             blocks,
             global: config.global_quota,
-            networks: keys
-                .networks
-                .iter()
-                .map(|(level, key)| NetworkKey {
-                    level: level.name(),
-                    key: key.clone(),
-                })
+            networks: networks
+                .into_iter()
+                .map(|(level, key, _)| NetworkKey { level, key })
                 .collect(),
             client_key: keys.client,
             key: None,

@@ -6,6 +6,7 @@
 use serde_json::Value;
 use shared::aws::queue::{QueueError, WorkQueue};
 mod charge;
+mod groups;
 
 use shared::aws::table::admission::{Admission, QuotaLevel, Refund, Settled};
 use shared::aws::table::{StoreError, Table};
@@ -71,6 +72,8 @@ pub struct Ingress {
     refusals: Mutex<RefusalMemory>,
     /// The trigger keys this instance just looked up.
     keys: Mutex<KeyMemory>,
+    /// The network groups this instance holds.
+    groups: Mutex<groups::GroupMemory>,
 }
 
 fn unavailable() -> ApiError {
@@ -99,6 +102,7 @@ impl Ingress {
                 shared::rules::refusals::MAX_REMEMBERED,
                 u64::try_from(config.refusal_memory.as_millis()).unwrap_or(u64::MAX),
             )),
+            groups: Mutex::default(),
             config,
             table,
             queue,
@@ -229,7 +233,7 @@ impl Ingress {
                 self.key_charge(key, &pipeline.public, source_ip, now)
                     .await?
             }
-            None => self.address_charge(source_ip)?,
+            None => self.address_charge(source_ip, &*self.groups(now).await)?,
         };
         // Refused within the last minute (this client, one of its networks,
         // the global budget, or this key): the same answer again, without

@@ -264,6 +264,8 @@ pub const GRANTS: &[Grant] = &[
     // ... clients (look up, reset, block, unblock) and triggers (show).
     call(Ops, "DynamoDB.GetItem", &["dynamodb:GetItem"], Table),
     call(Ops, "DynamoDB.DeleteItem", &["dynamodb:DeleteItem"], Table),
+    // A network group's pieces (`networks import`).
+    call(Ops, "DynamoDB.PutItem", &["dynamodb:PutItem"], Table),
     // A block is the anchor prefixes it covers, written all or none; a
     // trigger key's items are made, rotated and revoked together.
     call(
@@ -323,8 +325,8 @@ pub const KEY_GRANTS: &[KeyGrant] = &[
     // Admission: quota (client, networks, the global budget, a trigger
     // key's) and the trigger record; a refund deletes the record. Reads:
     // the quota read back, the operators' blocks and a trigger key still
-    // good (condition checks), a presented key by its hash, a trigger's
-    // status with its run and lane.
+    // good (condition checks), a presented key by its hash, the network
+    // groups, a trigger's status with its run and lane.
     KeyGrant {
         function: Ingress,
         sid: "TableWrites",
@@ -345,6 +347,7 @@ pub const KEY_GRANTS: &[KeyGrant] = &[
             "global#",
             "keyquota#",
             "apikey#",
+            "netgroup#",
             "trigger#",
             "run#",
             "lane#",

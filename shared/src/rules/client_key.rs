@@ -179,6 +179,15 @@ pub fn keyed(secret: &[u8], canonical: &str) -> ClientKey {
     ClientKey(hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The quota key of a network group (`group:aws`): every address in the
+/// group shares it.
+pub fn group_key(secret: &[u8], name: &str) -> ClientKey {
+    keyed(
+        secret,
+        &format!("{}{name}", crate::rules::network_groups::GROUP_PREFIX),
+    )
+}
+
 /// The network around a client that `clients show` names as its network:
 /// the IPv4 /24 of an IPv4 client, the IPv6 /48 of an IPv6 one.
 pub fn canonical_network(address: IpAddr) -> String {

@@ -31,6 +31,7 @@ pub mod inputs;
 pub mod keys;
 pub mod message;
 pub mod metrics;
+pub mod network_groups;
 pub mod page;
 pub mod pipeline_event;
 pub mod pipelines;

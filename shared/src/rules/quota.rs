@@ -197,46 +197,102 @@ impl NetworkLevel {
 /// The most network levels: each is one more item in the admission.
 pub const MAX_NETWORK_LEVELS: usize = 4;
 
-/// `NETWORK_QUOTA_LIMITS`: the network levels, narrowest first per family.
+/// One group level of `NETWORK_QUOTA_LIMITS` (`group:aws=30`): every client
+/// whose address is in the named network group (`trigger-ops networks
+/// import`) shares `limit` acceptances per window.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupLevel {
+    pub name: String,
+    pub limit: usize,
+}
+
+impl GroupLevel {
+    /// `group:aws`: how the 429, the RateLimit fields and operators name it.
+    pub fn level_name(&self) -> String {
+        format!(
+            "{}{}",
+            crate::rules::network_groups::GROUP_PREFIX,
+            self.name
+        )
+    }
+}
+
+/// `NETWORK_QUOTA_LIMITS`: the network levels, narrowest first per family,
+/// and the group levels by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetworkLimits(Vec<NetworkLevel>);
+pub struct NetworkLimits(Vec<NetworkLevel>, Vec<GroupLevel>);
+
+/// `text` without the ASCII blanks around it.
+fn blank(text: &str) -> &str {
+    text.trim_matches(|c: char| c.is_ascii_whitespace())
+}
 
 impl NetworkLimits {
-    /// `ipv6/56=6,ipv6/48=12`; `off` or empty: none. Each limit is at least
-    /// `client_limit` (a network never holds less than one of its clients)
-    /// and at most `max_limit` (the slots one item holds).
+    /// `ipv6/56=6,ipv6/48=12,group:aws=30`; `off` or empty: none. Each limit
+    /// is at least `client_limit` (a network never holds less than one of
+    /// its clients) and at most `max_limit` (the slots one item holds).
     pub fn parse(text: &str, client_limit: usize, max_limit: usize) -> Result<Self, String> {
+        use crate::rules::network_groups::{is_valid_group_name, GROUP_PREFIX, MAX_GROUPS};
         let text = text.trim();
         if text.is_empty() || text.eq_ignore_ascii_case("off") {
             return Ok(Self::default());
         }
         let mut levels: Vec<NetworkLevel> = Vec::new();
+        let mut groups: Vec<GroupLevel> = Vec::new();
         for item in text.split(',').map(str::trim) {
             let bad = || {
                 format!(
-                    "{item:?} is not a level like ipv4/24=20 or ipv6/48=12 (ipv4/8-31, ipv6/32-63)"
+                    "{item:?} is not a level like ipv4/24=20, ipv6/48=12 (ipv4/8-31, ipv6/32-63) or group:aws=30"
                 )
             };
+            // Inside an item, ASCII blanks only around `/` and `=`, and
+            // numbers of 1 to 3 digits (as Terraform's check reads them).
+            let digits = |text: &str| {
+                let text = blank(text);
+                ((1..=3).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| text.parse::<usize>().ok())
+                    .flatten()
+            };
             let (network, limit) = item.split_once('=').ok_or_else(bad)?;
-            let (family, prefix) = network.trim().split_once('/').ok_or_else(bad)?;
-            let family = match family.trim().to_ascii_lowercase().as_str() {
+            let network = blank(network);
+            let limit_of = |limit: &str| -> Result<usize, String> {
+                let limit = digits(limit)
+                    .ok_or_else(|| format!("{item:?}: the limit is not a whole number"))?;
+                if limit < client_limit || limit > max_limit {
+                    return Err(format!(
+                        "{item:?}: the limit must be between QUOTA_LIMIT ({client_limit}) and {max_limit}"
+                    ));
+                }
+                Ok(limit)
+            };
+            if let Some(name) = network.strip_prefix(GROUP_PREFIX) {
+                if !is_valid_group_name(name) {
+                    return Err(format!(
+                        "{item:?}: a group name is 1 to 32 of a-z 0-9 -, starting with a letter or digit"
+                    ));
+                }
+                if groups.iter().any(|g| g.name == name) {
+                    return Err(format!("{GROUP_PREFIX}{name} is listed twice"));
+                }
+                groups.push(GroupLevel {
+                    name: name.to_string(),
+                    limit: limit_of(limit)?,
+                });
+                continue;
+            }
+            let (family, prefix) = network.split_once('/').ok_or_else(bad)?;
+            let family = match blank(family).to_ascii_lowercase().as_str() {
                 "ipv4" => Family::V4,
                 "ipv6" => Family::V6,
                 _ => return Err(bad()),
             };
-            let prefix: u8 = prefix.trim().parse().map_err(|_| bad())?;
+            let prefix = digits(prefix)
+                .and_then(|p| u8::try_from(p).ok())
+                .ok_or_else(bad)?;
             if !family.prefixes().contains(&prefix) {
                 return Err(bad());
             }
-            let limit: usize = limit
-                .trim()
-                .parse()
-                .map_err(|_| format!("{item:?}: the limit is not a whole number"))?;
-            if limit < client_limit || limit > max_limit {
-                return Err(format!(
-                    "{item:?}: the limit must be between QUOTA_LIMIT ({client_limit}) and {max_limit}"
-                ));
-            }
+            let limit = limit_of(limit)?;
             if levels
                 .iter()
                 .any(|l| l.family == family && l.prefix == prefix)
@@ -252,8 +308,17 @@ impl NetworkLimits {
         if levels.len() > MAX_NETWORK_LEVELS {
             return Err(format!("at most {MAX_NETWORK_LEVELS} levels"));
         }
+        if groups.len() > MAX_GROUPS {
+            return Err(format!("at most {MAX_GROUPS} groups"));
+        }
         levels.sort_by_key(|l| (l.family, std::cmp::Reverse(l.prefix)));
-        Ok(Self(levels))
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Self(levels, groups))
+    }
+
+    /// The group levels, by name.
+    pub fn groups(&self) -> &[GroupLevel] {
+        &self.1
     }
 
     /// The levels that apply to an address of `family`, narrowest first.
@@ -266,7 +331,7 @@ impl NetworkLimits {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_empty() && self.1.is_empty()
     }
 }
 
@@ -482,9 +547,45 @@ mod tests {
             "ipv6/48=12,ipv6/48=20",
             "ipv4/8=3,ipv4/9=3,ipv4/10=3,ipv4/11=3,ipv4/12=3",
             "ipv6/48=12,",
+            "group:=30",
+            "group:AWS=30",
+            "group:aws=2",
+            "group:aws=30,group:aws=40",
+            "group:aws",
+            "group:a,b=30",
+            "groups:aws=30",
+            "group:a=9,group:b=9,group:c=9,group:d=9,group:e=9,group:f=9,group:g=9,group:h=9,group:i=9",
         ] {
             assert!(NetworkLimits::parse(bad, 3, 100).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn group_levels_come_by_name_beside_the_network_levels() {
+        let limits =
+            NetworkLimits::parse("group:oracle=20,ipv6/48=12,group:aws=30", 3, 100).unwrap();
+        assert_eq!(limits.iter().count(), 1);
+        let groups: Vec<(String, usize)> = limits
+            .groups()
+            .iter()
+            .map(|g| (g.level_name(), g.limit))
+            .collect();
+        assert_eq!(
+            groups,
+            [("group:aws".into(), 30), ("group:oracle".into(), 20)]
+        );
+        // Groups do not count against the four prefix levels.
+        assert!(NetworkLimits::parse(
+            "ipv4/8=3,ipv4/9=3,ipv4/10=3,ipv4/11=3,group:aws=3,group:gcp=3",
+            3,
+            100
+        )
+        .is_ok());
+        assert!(!NetworkLimits::parse("group:aws=30", 3, 100)
+            .unwrap()
+            .is_empty());
+        let error = NetworkLimits::parse("group:Aws=30", 3, 100).unwrap_err();
+        assert!(error.contains("a group name is"), "{error}");
     }
 
     #[test]

@@ -69,12 +69,21 @@ locals {
   )
   network_text   = lower(trimspace(local.network_quota_limits))
   network_levels = local.network_text == "" || local.network_text == "off" ? [] : [for item in split(",", local.network_quota_limits) : trimspace(item)]
-  network_parsed = [
+  # Each item is a prefix level (ipv6/48=12) or a network group's
+  # (group:aws=30, the group imported with trigger-ops networks import).
+  network_items = [
     for item in local.network_levels : {
-      item   = item
-      parsed = try(regex("^(?i)(ipv4|ipv6)/([0-9]{1,3})=([0-9]{1,3})$", item), null)
+      item  = item
+      group = try(regex("^group:([a-z0-9][a-z0-9-]{0,31})\\s*=\\s*([0-9]{1,3})$", item), null)
     }
   ]
+  network_parsed = [
+    for level in local.network_items : {
+      item   = level.item
+      parsed = try(regex("^(?i)(ipv4|ipv6)\\s*/\\s*([0-9]{1,3})\\s*=\\s*([0-9]{1,3})$", level.item), null)
+    } if level.group == null
+  ]
+  network_groups = [for level in local.network_items : level if level.group != null]
 
   problems = concat(
     local.pipeline_problems,
@@ -98,7 +107,7 @@ locals {
   network_problems = concat(
     [
       for level in local.network_parsed :
-      "network_quota_limits: ${jsonencode(level.item)} is not a level like ipv4/24=20 or ipv6/48=12 (ipv4/8-31, ipv6/32-63)"
+      "network_quota_limits: ${jsonencode(level.item)} is not a level like ipv4/24=20, ipv6/48=12 (ipv4/8-31, ipv6/32-63) or group:aws=30"
       if level.parsed == null ? true : !(
         lower(level.parsed[0]) == "ipv4" ? tonumber(level.parsed[1]) >= 8 && tonumber(level.parsed[1]) <= 31
         : tonumber(level.parsed[1]) >= 32 && tonumber(level.parsed[1]) <= 63
@@ -109,8 +118,15 @@ locals {
       "network_quota_limits: ${jsonencode(level.item)}: the limit must be between quota_limit (${var.quota_limit}) and 100"
       if level.parsed == null ? false : tonumber(level.parsed[2]) < var.quota_limit || tonumber(level.parsed[2]) > 100
     ],
-    length(local.network_levels) <= 4 ? [] : ["network_quota_limits: at most 4 levels"],
+    [
+      for level in local.network_groups :
+      "network_quota_limits: ${jsonencode(level.item)}: the limit must be between quota_limit (${var.quota_limit}) and 100"
+      if tonumber(level.group[1]) < var.quota_limit || tonumber(level.group[1]) > 100
+    ],
+    length(local.network_parsed) <= 4 ? [] : ["network_quota_limits: at most 4 levels"],
+    length(local.network_groups) <= 8 ? [] : ["network_quota_limits: at most 8 groups"],
     length(distinct([for level in local.network_parsed : level.parsed == null ? level.item : "${lower(level.parsed[0])}/${tonumber(level.parsed[1])}"])) == length(local.network_parsed) ? [] : ["network_quota_limits: a level is listed twice"],
+    length(distinct([for level in local.network_groups : level.group[0]])) == length(local.network_groups) ? [] : ["network_quota_limits: a group is listed twice"],
   )
 
   setting_problems = flatten([

@@ -17,13 +17,34 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-/// `(IAM action, partition key)` pairs a client's requests named.
+/// `(IAM action, partition key)` pairs a client's requests named, in the
+/// order they were named.
 #[derive(Debug, Clone, Default)]
-pub struct KeyLog(Arc<Mutex<BTreeSet<(String, String)>>>);
+pub struct KeyLog(Arc<Mutex<Vec<(String, String)>>>);
 
 impl KeyLog {
+    /// Every pair named, once each.
     pub fn snapshot(&self) -> BTreeSet<(String, String)> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// How many requests named so far (an index into [`KeyLog::since`]).
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The pairs named since `start` (a [`KeyLog::len`]), in order.
+    pub fn since(&self, start: usize) -> Vec<(String, String)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())[start..].to_vec()
     }
 
     fn add(&self, action: &str, key: Option<&HashMap<String, AttributeValue>>) {
@@ -35,7 +56,7 @@ impl KeyLog {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((format!("dynamodb:{action}"), pk));
+            .push((format!("dynamodb:{action}"), pk));
     }
 }
 

@@ -109,9 +109,14 @@ impl Harness {
     /// Another instance of the function, just started (nothing remembered),
     /// on the same table, queue and clock.
     pub fn cold_instance(&self) -> Ingress {
+        self.instance_with(self.stack.dynamodb.clone())
+    }
+
+    /// [`Harness::cold_instance`] whose table calls go through `dynamodb`.
+    pub fn instance_with(&self, dynamodb: aws_sdk_dynamodb::Client) -> Ingress {
         Ingress::new(
             self.config.clone(),
-            Table::new(self.stack.dynamodb.clone(), self.config.table_name.clone()),
+            Table::new(dynamodb, self.config.table_name.clone()),
             WorkQueue::new(self.stack.sqs.clone(), self.config.queue_url.clone()),
             self.clock.clone(),
             self.stack.calls.clone(),

@@ -24,6 +24,7 @@ pub mod claims;
 pub mod items;
 pub mod keys;
 pub mod ledger;
+pub mod network_groups;
 pub mod runs;
 pub mod secret;
 pub mod stages;
