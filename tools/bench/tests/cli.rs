@@ -7,6 +7,7 @@ use std::process::Command;
 fn each_bench_binary_explains_itself() {
     for (binary, words) in [
         (env!("CARGO_BIN_EXE_flood"), "--scenario"),
+        (env!("CARGO_BIN_EXE_lockout"), "--attacker"),
         (env!("CARGO_BIN_EXE_lambda-bench"), "--binaries"),
     ] {
         let output = Command::new(binary).arg("--help").output().expect("runs");

@@ -15,11 +15,22 @@ pub async fn request(
     url: &str,
     body: String,
 ) -> (u16, Value) {
-    let Ok(request) = hyper::Request::builder()
-        .method(method)
-        .uri(url)
-        .body(Full::new(Bytes::from(body)))
-    else {
+    request_with(client, method, url, body, &[]).await
+}
+
+/// [`request`] with more headers (`Authorization` for a trigger key).
+pub async fn request_with(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    method: &str,
+    url: &str,
+    body: String,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut builder = hyper::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let Ok(request) = builder.body(Full::new(Bytes::from(body))) else {
         return (0, Value::Null);
     };
     match client.request(request).await {
