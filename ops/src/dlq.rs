@@ -135,7 +135,8 @@ pub struct ReplaySummary {
     pub moved: u64,
     pub skipped_by_filter: u64,
     pub failed: u64,
-    /// Moved messages whose trigger record could not be put back to `queued`.
+    /// Messages left in the DLQ because their trigger record could not be
+    /// put back to `queued` (the table was unreachable).
     pub records_not_updated: u64,
     pub stopped_early: bool,
     /// Dry run: what would move. Otherwise: what moved.
@@ -359,13 +360,12 @@ impl Queues {
                 on_batch(summary.messages.len() as u64);
                 continue;
             }
-            if matching.is_empty() {
-                continue;
-            }
-            let moved = self
-                .move_batch(dlq_url, queue_url, &matching, &mut summary, &mut held)
-                .await;
-            for shown in moved {
+            // The record goes back to `queued` before its message moves: the
+            // worker drops a copy of a trigger whose record still says
+            // `dead_lettered` (it is one already in the DLQ). A record that
+            // cannot be set back keeps its message in the DLQ.
+            let mut ready = Vec::new();
+            for (message, shown) in matching {
                 if let (Some(table), Some(trigger_id)) = (table, shown.trigger_id.as_deref()) {
                     if table
                         .triggers()
@@ -374,8 +374,19 @@ impl Queues {
                         .is_err()
                     {
                         summary.records_not_updated += 1;
+                        held.push(message);
+                        continue;
                     }
                 }
+                ready.push((message, shown));
+            }
+            if ready.is_empty() {
+                continue;
+            }
+            let moved = self
+                .move_batch(dlq_url, queue_url, &ready, &mut summary, &mut held)
+                .await;
+            for shown in moved {
                 summary.moved += 1;
                 summary.messages.push(shown);
             }

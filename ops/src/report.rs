@@ -171,7 +171,7 @@ pub fn replay_text(summary: &ReplaySummary) -> String {
     ));
     if summary.records_not_updated > 0 {
         out.push_str(&format!(
-            " ({} trigger records not set back to queued)",
+            " ({} left in the DLQ: their trigger records could not be set back to queued)",
             summary.records_not_updated
         ));
     }

@@ -335,6 +335,40 @@ async fn replay_towards_a_missing_queue_deletes_nothing_and_fails() {
     assert_eq!(stats(&stack)["dlq"]["visible"], 3);
 }
 
+/// The record goes back to `queued` before its message moves (the worker
+/// drops a copy whose record still says `dead_lettered`): with the table
+/// unreachable, every message stays in the DLQ, visible again, and the
+/// summary says why.
+#[tokio::test]
+async fn a_record_that_cannot_be_set_back_keeps_its_message_in_the_dlq() {
+    let stack = Stack::new().await;
+    let ids = seed(&stack, &unique("ghost"), 3, false).await;
+    let unreachable = Table::new(
+        aws::dynamodb(&sdk_config_at(&dead_endpoint()).await, &stack.calls),
+        &stack.table_name,
+    );
+    let queues = Queues::new(stack.sqs.clone(), Arc::new(SystemClock));
+    let summary = queues
+        .replay(
+            &stack.queues.dlq_url,
+            &stack.queues.queue_url,
+            Some(&unreachable),
+            &all_at(100.0),
+            &AtomicBool::new(false),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!((summary.moved, summary.records_not_updated), (0, 3));
+    let counts = stats(&stack);
+    assert_eq!(counts["dlq"]["visible"], 3, "{counts}");
+    assert_eq!(counts["work_queue"]["visible"], 0, "{counts}");
+    for id in &ids {
+        assert_eq!(status(&stack, id).await, TriggerStatus::DeadLettered);
+    }
+    assert!(ops::report::replay_text(&summary).contains("3 left in the DLQ"));
+}
+
 #[tokio::test]
 async fn ctrl_c_finishes_the_batch_in_flight_and_stops() {
     let stack = Stack::new().await;

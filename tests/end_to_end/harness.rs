@@ -239,7 +239,7 @@ impl Harness {
     pub(crate) async fn depth(&self, url: &str) -> u64 {
         let deliveries = shared::aws::queue::Deliveries::new(self.sqs.clone());
         let counts = deliveries.counts(url).await.expect("queue counts");
-        counts.visible + counts.in_flight
+        counts.visible + counts.in_flight + counts.delayed
     }
 
     pub(crate) async fn executions(&self, pipeline: &str) -> usize {

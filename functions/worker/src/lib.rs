@@ -117,6 +117,12 @@ enum Handled {
     GivenBack,
     /// Its run was flushed by an operator: refused, nothing given back.
     Flushed,
+    /// A copy (a lane's poll or wake) of a trigger already in the DLQ: not
+    /// tried again, so the DLQ holds it once. A replay sets the record back
+    /// to `queued` before it moves the message.
+    InTheDlq {
+        lane: String,
+    },
 }
 
 /// The message attribute that marks the one message carrying a lane's
@@ -253,6 +259,15 @@ impl Worker {
                       "its run was flushed by an operator (trigger-ops pipelines flush): not started");
                 Outcome::Done
             }
+            Ok(Handled::InTheDlq { lane }) => {
+                info!(decision = "duplicate", message_id = %message_id, trigger_id = %trigger,
+                      "its trigger is already in the DLQ: this copy is not tried again");
+                match poll_token(&message) {
+                    // This message carries its lane's poll: the lane is looked after.
+                    Some(_) => self.watch(&message, trigger, &lane).await,
+                    None => Outcome::Done,
+                }
+            }
             Ok(Handled::NoRecord) => {
                 warn!(decision = "skipped", message_id = %message_id, trigger_id = %trigger,
                       "no trigger record (quota given back, or expired); not started");
@@ -340,6 +355,11 @@ impl Worker {
         }
         if record.status == TriggerStatus::Refused {
             return Ok(Handled::NoRecord);
+        }
+        if record.status == TriggerStatus::DeadLettered {
+            return Ok(Handled::InTheDlq {
+                lane: record.target.clone(),
+            });
         }
         if work.unsettled {
             let given_back = self
@@ -466,8 +486,10 @@ impl Worker {
         match run.status {
             RunStatus::Pending | RunStatus::Starting => {}
             RunStatus::DeadLettered => {
-                // The opener was replayed from the DLQ: the run, with every
-                // trigger it serves, gets its chance again, last in line.
+                // The opener was replayed from the DLQ (its record is
+                // `queued` again) while its run was not revived with it: the
+                // run, with every trigger it serves, gets its chance again,
+                // last in line.
                 runs.revive(&run.run_id, now).await.map_err(unavailable)?;
                 runs.requeue(&run).await.map_err(unavailable)?;
                 info!(decision = "revived", run_id = %run.run_id, triggers = run.triggers,

@@ -674,6 +674,12 @@ async fn a_dead_lettered_run_takes_its_triggers_along_and_replaying_its_opener_r
     let dead = h.dead_letters().await;
     assert!((1..=2).contains(&dead.len()), "{dead:?}");
     assert!(dead.iter().all(|d| d.0 == "PipelineNotFound"), "{dead:?}");
+    // A late copy of the opener (a wake or poll still on its way) is not
+    // tried again while its record says dead-lettered: the DLQ holds it.
+    h.send_raw(&dead[0].2).await;
+    drain_batches(&h).await;
+    assert_eq!(h.dead_letters().await, Vec::new(), "no second DLQ entry");
+    assert_eq!(h.view(&opener).await.status, TriggerStatus::DeadLettered);
     // An operator brings the pipeline back and replays the message, as
     // `trigger-ops dlq replay` does.
     h.stack
