@@ -13,7 +13,7 @@ use shared::rules::http::response::LimitItem;
 use shared::rules::http::trigger_api::{accepted_response, parse_trigger_body};
 use shared::rules::inputs::Inputs;
 use shared::rules::message::WorkMessage;
-use shared::rules::network_groups::{Matcher, Network, Ranges};
+use shared::rules::network_groups::{Matcher, Ranges};
 use shared::rules::pipeline_event::{parse_event as parse_state_change, state_change_event};
 use shared::rules::quota::QuotaPolicy;
 use shared::rules::status::PipelineState;
@@ -182,43 +182,11 @@ fn parse_scaling(c: &mut Criterion) {
     group.finish();
 }
 
-/// Networks of the sizes the providers publish (AWS about 10,000, Google
-/// and Oracle about a thousand each), drawn from a fixed seed.
-fn cloud_sized_groups() -> std::collections::BTreeMap<String, Ranges> {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let mut groups = std::collections::BTreeMap::new();
-    for (name, v4, v6) in [
-        ("aws", 7_500, 2_500),
-        ("gcp", 700, 200),
-        ("oracle", 1_000, 0),
-    ] {
-        let mut networks = Vec::new();
-        for _ in 0..v4 {
-            let length = 16 + (next() % 13) as u8;
-            let mask = u32::MAX << (32 - length);
-            networks.push(Network::V4(next() as u32 & mask, length));
-        }
-        for _ in 0..v6 {
-            let length = 32 + (next() % 33) as u8;
-            let mask = u128::MAX << (128 - length);
-            networks.push(Network::V6(((next() as u128) << 64) & mask, length));
-        }
-        groups.insert(name.to_string(), Ranges::of(&networks));
-    }
-    groups
-}
-
 /// What the ingress does with network groups: match an address (every
 /// anonymous trigger), and build the matcher from the stored pieces (the
 /// first trigger after an import, once a minute at most).
 fn network_groups(c: &mut Criterion) {
-    let groups = cloud_sized_groups();
+    let groups = testkit::clouds::cloud_sized_groups(&[]);
     let matcher = Matcher::new(&groups);
     let addresses: Vec<std::net::IpAddr> = [
         "203.0.113.7",

@@ -56,6 +56,12 @@ struct Args {
     /// Only the interleaved cold starts (no invocations).
     #[arg(long)]
     cold_only: bool,
+    /// Give the ingress three cloud-sized network groups (`group:aws`,
+    /// `group:gcp`, `group:oracle`, about 12,900 networks; the bench's
+    /// clients, 10.0.0.0/8, in `aws`): the init and the first invocation
+    /// (which loads them) beside the others.
+    #[arg(long)]
+    cloud_groups: bool,
     /// Pause before each process starts, for the engines to settle
     /// (DynamoDB Local's JVM compiles and collects after a burst of calls;
     /// on 2 cores that would be counted as the next process's init). Cold
@@ -78,6 +84,8 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 #[derive(Debug, Default, Clone)]
 struct Run {
     init_ms: f64,
+    /// The first invocation's latency (the ingress loads its network groups then).
+    first_ms: f64,
     rss_kb: u64,
     p50_ms: f64,
     p99_ms: f64,
@@ -238,15 +246,40 @@ fn binary(dir: &std::path::Path, name: &str) -> PathBuf {
 struct Setup {
     stack: Stack,
     pipeline: String,
+    /// Ten CodePipelines, `p0` to `p9`: a batch of ten is ten runs that
+    /// start together (each CodePipeline runs one at a time).
+    batch_pipelines: Vec<String>,
     topic: String,
     /// Where the ingress enqueues: kept apart from the worker's queue.
     ingress_queue: String,
 }
 
 impl Setup {
-    async fn new() -> Self {
+    async fn new(cloud_groups: bool) -> Self {
         let stack = Stack::new().await;
+        if cloud_groups {
+            let table =
+                shared::aws::table::Table::new(stack.dynamodb.clone(), stack.table_name.clone());
+            let clients = [shared::rules::network_groups::Network::V4(0x0A00_0000, 8)];
+            for (name, ranges) in testkit::clouds::cloud_sized_groups(&clients) {
+                let parsed = shared::rules::network_groups::Parsed {
+                    format: shared::rules::network_groups::Format::CidrList,
+                    networks: ranges.v4.len() + ranges.v6.len(),
+                    ranges,
+                };
+                let now = shared::clock::Clock::now_ms(&shared::clock::SystemClock);
+                table
+                    .network_groups()
+                    .import(&name, &parsed, "lambda-bench", now)
+                    .await
+                    .expect("import a group");
+            }
+        }
         let pipeline = stack.pipeline("bench").await;
+        let mut batch_pipelines = Vec::new();
+        for i in 0..10 {
+            batch_pipelines.push(stack.pipeline(&format!("bench-p{i}")).await);
+        }
         let (topic, _inbox) = stack.topic_with_inbox().await;
         let ingress_queue = stack
             .sqs
@@ -260,6 +293,7 @@ impl Setup {
         Self {
             stack,
             pipeline,
+            batch_pipelines,
             topic,
             ingress_queue,
         }
@@ -278,10 +312,23 @@ impl Bench {
             ("TABLE_NAME", self.setup.stack.table_name.clone()),
             ("QUEUE_URL", self.setup.ingress_queue.clone()),
             ("DLQ_URL", self.setup.stack.queues.dlq_url.clone()),
-            ("PIPELINES", format!("app={}", self.setup.pipeline)),
+            (
+                "PIPELINES",
+                std::iter::once(format!("app={}", self.setup.pipeline))
+                    .chain(
+                        self.setup
+                            .batch_pipelines
+                            .iter()
+                            .enumerate()
+                            .map(|(i, p)| format!("p{i}={p}")),
+                    )
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             // One start per message: what the batch comparison measures
             // (coalescing would make a batch of ten one start; `flood`
-            // measures coalescing).
+            // measures coalescing). Each run is freed after its start, as
+            // the notifier frees it when CodePipeline says it ended.
             (
                 "PIPELINE_SETTINGS",
                 r#"{"app": {"coalesce": false}}"#.into(),
@@ -296,6 +343,12 @@ impl Bench {
         tokio::time::sleep(self.args.settle).await;
         let path = binary(&self.args.binaries, name);
         let mut env = self.common_env();
+        if self.args.cloud_groups {
+            env.push((
+                "NETWORK_QUOTA_LIMITS",
+                "ipv6/56=6,ipv6/48=12,group:aws=100,group:gcp=100,group:oracle=100".into(),
+            ));
+        }
         for (key, value) in &self.args.extra_env {
             env.push((key.as_str(), value.clone()));
         }
@@ -419,6 +472,18 @@ impl Bench {
         }
     }
 
+    /// The run `run_id` ended, as the notifier records it when
+    /// CodePipeline says so: its lane is free for the next start. Not
+    /// counted: the notifier's calls are measured with the notifier.
+    async fn ended(&self, target: &str, run_id: &str) {
+        let table = shared::aws::table::Table::new(
+            self.setup.stack.dynamodb.clone(),
+            self.setup.stack.table_name.clone(),
+        );
+        let now = shared::clock::Clock::now_ms(&shared::clock::SystemClock);
+        let _ = table.runs().free_lane(target, run_id, now, None).await;
+    }
+
     /// Returns the run and the trigger ids it started.
     async fn worker(&self) -> (Run, Vec<String>) {
         let process = self.start("worker").await;
@@ -433,8 +498,15 @@ impl Bench {
         let mut failed = 0;
         for _ in 0..self.args.batches {
             for n in [1, 10] {
-                for _ in 0..n {
-                    triggers.push(self.setup.stack.enqueue_trigger(pipeline).await);
+                let mut batch = Vec::new();
+                for i in 0..n {
+                    let target = &self.setup.batch_pipelines[i];
+                    let id = self
+                        .setup
+                        .stack
+                        .enqueue_trigger_as(&format!("p{i}"), target, json!({}))
+                        .await;
+                    batch.push((target.clone(), id));
                 }
                 let (event, receipts) = self.batch_of(n).await;
                 let (response, took) = process.invoke(event).await;
@@ -442,12 +514,16 @@ impl Bench {
                 failed += response["batchItemFailures"].as_array().map_or(0, Vec::len);
                 sizes.entry(n).or_default().push(ms(took));
                 self.delete(receipts).await;
+                for (target, id) in batch {
+                    self.ended(&target, &id).await;
+                    triggers.push(id);
+                }
             }
         }
         self.proxy.stand_in_for_starts(None);
         let (mut latencies, mut calls) = (Vec::new(), Vec::new());
         for _ in 0..self.args.invocations {
-            triggers.push(self.setup.stack.enqueue_trigger(pipeline).await);
+            let id = self.setup.stack.enqueue_trigger(pipeline).await;
             let (event, receipts) = self.batch_of(1).await;
             self.measure(&process, event, &mut latencies, &mut calls, |r| {
                 let failures = r["batchItemFailures"].as_array().map_or(0, Vec::len);
@@ -455,6 +531,8 @@ impl Bench {
             })
             .await;
             self.delete(receipts).await;
+            self.ended(pipeline, &id).await;
+            triggers.push(id);
         }
         let mut run = finish(process, latencies, calls).await;
         let median = |n: usize| {
@@ -473,17 +551,16 @@ impl Bench {
             &self.setup.stack.table_name,
         );
         let mut executions = Vec::new();
+        // Each trigger is a run of its own (`coalesce` off): its run holds
+        // the execution.
         for trigger in triggers.iter().rev().take(self.args.invocations) {
-            let record = table
-                .triggers()
-                .get(
-                    trigger,
-                    shared::clock::Clock::now_ms(&shared::clock::SystemClock),
-                )
+            let run = table
+                .runs()
+                .get(trigger)
                 .await
-                .expect("read a trigger")
-                .expect("the trigger exists");
-            executions.push(record.execution_id.expect("the worker started it"));
+                .expect("read a run")
+                .expect("the trigger's run exists");
+            executions.push(run.execution_id.expect("the worker started it"));
         }
         let process = self.start("notifier").await;
         let (mut latencies, mut calls) = (Vec::new(), Vec::new());
@@ -511,9 +588,11 @@ impl Bench {
 async fn finish(process: Process, latencies: Vec<f64>, calls: Vec<(String, String)>) -> Run {
     let init_ms = ms(process.init);
     let rss_kb = process.finish().await;
+    let first_ms = latencies.first().copied().unwrap_or(f64::NAN);
     let latencies = sorted(latencies);
     Run {
         init_ms,
+        first_ms,
         rss_kb,
         p50_ms: percentile(&latencies, 50.0),
         p99_ms: percentile(&latencies, 99.0),
@@ -589,22 +668,24 @@ fn report(
     let (bare_init, bare_rss) = (floor(|r| r.init_ms), floor(|r| r.rss_kb as f64));
     text.push_str(&format!(
         "\n{} fresh processes per function, {} invocations each; median (min–max) over processes\n\n\
-         | function | init ms | init ratio | peak RSS MB | RSS ratio | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|\n",
+         | function | init ms | init ratio | peak RSS MB | RSS ratio | first ms | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|---|\n",
         args.runs, args.invocations
     ));
     for (name, runs) in results {
         let field = |f: fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
         text.push_str(&format!(
-            "| {name} | {} | {} | {} | {} | {} | {} |\n",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} |\n",
             spread(field(|r| r.init_ms), 2),
             ratio(median(&field(|r| r.init_ms)), bare_init),
             spread(field(|r| r.rss_kb as f64 / 1024.0), 1),
             ratio(median(&field(|r| r.rss_kb as f64)), bare_rss),
+            spread(field(|r| r.first_ms), 2),
             spread(field(|r| r.p50_ms), 2),
             spread(field(|r| r.p99_ms), 2),
         ));
         out[*name] = json!({
             "init_ms": field(|r| r.init_ms),
+            "first_ms": field(|r| r.first_ms),
             "peak_rss_kb": runs.iter().map(|r| r.rss_kb).collect::<Vec<_>>(),
             "p50_ms": field(|r| r.p50_ms),
             "p99_ms": field(|r| r.p99_ms),
@@ -646,10 +727,11 @@ async fn main() {
         assert!(path.is_file(), "no {name} binary at {}", path.display());
     }
     let proxy = AwsProxy::start(testkit::engines()).await.expect("a proxy");
+    let cloud_groups = args.cloud_groups;
     let mut bench = Bench {
         args,
         proxy,
-        setup: Setup::new().await,
+        setup: Setup::new(cloud_groups).await,
     };
     let mut results: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
     let runs = if bench.args.cold_only {
@@ -660,7 +742,7 @@ async fn main() {
     for run in 0..runs {
         eprintln!("run {} of {}", run + 1, bench.args.runs);
         if run > 0 {
-            bench.setup = Setup::new().await;
+            bench.setup = Setup::new(bench.args.cloud_groups).await;
         }
         results.entry(BARE).or_default().push(bench.bare().await);
         let (worker, triggers) = bench.worker().await;

@@ -8,6 +8,7 @@
 //! `.venv/bin/moto_server`), and a watcher stops it when the test process
 //! ends. If an engine cannot be had, tests fail loudly: they never skip.
 
+pub mod clouds;
 mod http_server;
 pub mod keys;
 mod lossy_proxy;

@@ -384,7 +384,7 @@ impl PendingSampler {
             let mut last = Instant::now();
             while !state.stop.load(Ordering::Relaxed) {
                 if let Ok(lane) = table.runs().get_lane(&pipeline).await {
-                    let waiting = lane.waiting.len() as u64;
+                    let waiting = lane.in_order().count() as u64;
                     state.most.fetch_max(waiting, Ordering::Relaxed);
                     let ms = last.elapsed().as_millis() as u64;
                     state

@@ -473,11 +473,11 @@ pub async fn check(
     for public in super::PUBLIC {
         let target = format!("{}-{public}", record.prefix);
         if let Ok(lane) = record.table.runs().get_lane(&target).await {
-            if lane.run_id.is_some() || !lane.waiting.is_empty() {
+            if lane.run_id.is_some() || lane.has_waiting() {
                 left.push(format!(
                     "lane {target}: held by {:?}, {} waiting",
                     lane.run_id,
-                    lane.waiting.len()
+                    lane.in_order().count()
                 ));
             }
         }
