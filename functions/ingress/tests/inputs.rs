@@ -101,6 +101,55 @@ async fn every_invalid_input_is_listed_in_one_400_that_costs_nothing() {
     );
 }
 
+/// An input named twice is a 400 (a JSON map would keep the last value
+/// silently), and a look-alike blank behind a loose pattern is invalid:
+/// neither costs an AWS call nor a slot.
+#[tokio::test]
+async fn a_name_given_twice_or_a_look_alike_value_is_a_400_that_costs_nothing() {
+    let loose = r#"{"app": {"inputs": {"tag": {"type": "string", "pattern": ".{1,40}"}}}}"#;
+    let h = harness(&[("PIPELINE_SETTINGS", loose)]).await;
+    let before = h.stack.calls.snapshot();
+    let twice = r#"{"pipeline": "app", "inputs": {"tag": "a", "tag": "b"}}"#;
+    let r = h.post(Some(twice), CLIENT_IP).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["type"],
+        "urn:pipeline-trigger:problem:malformed-body"
+    );
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(r#"input "tag" is given twice"#),
+        "{}",
+        r.body
+    );
+    for blank in [
+        '\u{3164}', '\u{FFA0}', '\u{FE0F}', '\u{34F}', '\u{2800}', '\u{A0}',
+    ] {
+        let body = json!({"pipeline": "app", "inputs": {"tag": format!("v1{blank}")}}).to_string();
+        let r = h.post(Some(&body), CLIENT_IP).await;
+        assert_eq!(r.status, 400, "U+{:04X}: {}", u32::from(blank), r.body);
+        assert_eq!(r.body["errors"][0]["input"], "tag");
+        let detail = r.body["errors"][0]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("U+{:04X}", u32::from(blank))),
+            "{detail}"
+        );
+    }
+    assert!(h.stack.calls.since(&before).is_empty());
+    let r = h
+        .post(
+            Some(r#"{"pipeline": "app", "inputs": {"tag": "v1"}}"#),
+            CLIENT_IP,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["quota"]["remaining"].as_u64()),
+        (202, Some(2))
+    );
+}
+
 #[tokio::test]
 async fn bodies_up_to_8_kib_are_read() {
     let h = harness_with_inputs().await;

@@ -69,10 +69,12 @@ fn ascii(text: &str) -> String {
 }
 
 /// One line of at most `max` characters: control characters and runs of
-/// whitespace become one space.
+/// ASCII whitespace become one space; any other character that is not
+/// plainly visible (a no-break space, a Hangul filler, a bidi control) is
+/// shown as its escape, never obeyed or merged.
 fn one_line(text: &str, max: usize) -> String {
     let spaced = text
-        .split(|c: char| c.is_whitespace() || c.is_control())
+        .split(|c: char| c.is_ascii_whitespace() || c.is_control())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
@@ -361,7 +363,7 @@ mod tests {
         /// Whatever a stored value holds, the body shows every character:
         /// no control, bidi or zero-width character is sent, only its escape.
         #[test]
-        fn no_value_puts_an_invisible_character_in_the_body(value in "\\PC{0,20}[\u{0}-\u{1F}\u{200B}-\u{200F}\u{202A}-\u{202E}\u{2066}-\u{2069}\u{FEFF}]{1,3}\\PC{0,20}") {
+        fn no_value_puts_an_invisible_character_in_the_body(value in "\\PC{0,20}[\u{0}-\u{1F}\u{200B}-\u{200F}\u{202A}-\u{202E}\u{2066}-\u{2069}\u{FEFF}\u{3164}\u{FFA0}\u{FE0F}\u{34F}\u{2800}\u{A0}\u{3000}]{1,3}\\PC{0,20}") {
             let mut trigger = trigger();
             trigger.inputs.insert("branch".into(), InputValue::Text(value));
             let email = render(&event(PipelineState::Failed), Some(&Origin::single(trigger)), None);
@@ -371,6 +373,30 @@ mod tests {
                 "{:?}", email.body);
             proptest::prop_assert!(!email.subject.chars().any(char::is_control));
         }
+    }
+
+    /// Values stored before look-alikes were refused reach on-call as
+    /// escapes, never as blanks that read like a space or like nothing.
+    #[test]
+    fn look_alike_blanks_in_a_value_are_shown_as_escapes() {
+        let mut trigger = trigger();
+        trigger.inputs.insert(
+            "branch".into(),
+            InputValue::Text("a\u{3164}b\u{FFA0}c\u{FE0F}d\u{34F}e\u{2800}f\u{A0}g".into()),
+        );
+        let email = render(
+            &event(PipelineState::Succeeded),
+            Some(&Origin::single(trigger)),
+            None,
+        );
+        assert!(
+            email
+                .body
+                .contains(r"a\u{3164}b\u{FFA0}c\u{FE0F}d\u{34F}e\u{2800}f\u{A0}g"),
+            "{}",
+            email.body
+        );
+        assert!(email.body.is_ascii(), "{}", email.body);
     }
 
     #[test]

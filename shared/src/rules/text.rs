@@ -12,9 +12,56 @@
 use std::borrow::Cow;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
+/// Unicode's `Default_Ignorable_Code_Point` (DerivedCoreProperties.txt,
+/// Unicode 16.0): what a renderer shows as nothing at all, such as U+3164
+/// HANGUL FILLER, U+FFA0, U+034F and the variation selectors. Inclusive
+/// ranges, in order.
+const DEFAULT_IGNORABLE: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+];
+
+fn is_default_ignorable(c: char) -> bool {
+    let c = u32::from(c);
+    DEFAULT_IGNORABLE
+        .binary_search_by(|&(first, last)| {
+            if last < c {
+                std::cmp::Ordering::Less
+            } else if first > c {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
+}
+
+/// Blanks that read as an ordinary space, or as nothing: every space
+/// separator (Zs) but U+0020 (U+00A0 NO-BREAK SPACE, U+3000, …) and U+2800
+/// BRAILLE PATTERN BLANK.
+fn is_blank_look_alike(c: char) -> bool {
+    c == '\u{2800}' || (c != ' ' && c.general_category() == GeneralCategory::SpaceSeparator)
+}
+
 /// Controls (Cc), format characters (Cf: bidi controls, zero-width
 /// characters, the soft hyphen, tags), line and paragraph separators (Zl,
-/// Zp) and private-use characters (Co).
+/// Zp), private-use characters (Co), default-ignorable code points and
+/// blank look-alikes: nothing a person reading the text could tell apart.
 fn is_unreadable(c: char) -> bool {
     matches!(
         c.general_category(),
@@ -23,7 +70,8 @@ fn is_unreadable(c: char) -> bool {
             | GeneralCategory::LineSeparator
             | GeneralCategory::ParagraphSeparator
             | GeneralCategory::PrivateUse
-    )
+    ) || is_default_ignorable(c)
+        || is_blank_look_alike(c)
 }
 
 /// Why a value is not plain, readable text.
@@ -41,7 +89,8 @@ impl std::fmt::Display for Unreadable {
         match self {
             Self::Invisible { character, place } => write!(
                 f,
-                "must not contain control, bidi, zero-width or other invisible characters \
+                "must not contain control, bidi, zero-width, default-ignorable or other \
+                 invisible characters, nor a space other than U+0020 \
                  (U+{:04X} at character {place})",
                 u32::from(*character)
             ),
@@ -127,6 +176,58 @@ mod tests {
         }
     }
 
+    /// The look-alikes that each became a run of their own behind a loose
+    /// pattern (`.{1,40}`): refused, and escaped wherever they are shown.
+    #[test]
+    fn default_ignorables_and_blank_look_alikes_are_refused_and_escaped() {
+        for code in [
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{FE0F}',
+            '\u{034F}',
+            '\u{2800}',
+            '\u{00A0}',
+            '\u{115F}',
+            '\u{180B}',
+            '\u{3000}',
+            '\u{2007}',
+            '\u{E0100}',
+            '\u{1D173}',
+            '\u{061C}',
+        ] {
+            let text = format!("v{code}1");
+            assert_eq!(
+                unreadable(&text),
+                Some(Unreadable::Invisible {
+                    character: code,
+                    place: 2
+                }),
+                "U+{:04X}",
+                u32::from(code)
+            );
+            assert_eq!(
+                printable(&text),
+                format!("v\\u{{{:X}}}1", u32::from(code)),
+                "U+{:04X}",
+                u32::from(code)
+            );
+        }
+        // Visible neighbours stay: the space, a Hangul letter, an emoji
+        // without a selector, Braille dots.
+        for fine in ["a b", "\u{314F}", "\u{1F680}", "\u{2801}"] {
+            assert_eq!(unreadable(fine), None, "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_ignorable_table_is_sorted_and_disjoint() {
+        for pair in DEFAULT_IGNORABLE.windows(2) {
+            assert!(pair[0].0 <= pair[0].1 && pair[0].1 < pair[1].0, "{pair:?}");
+        }
+        assert!(is_default_ignorable('\u{E0FFF}') && !is_default_ignorable('\u{E1000}'));
+        assert!(is_default_ignorable('\u{2065}') && !is_default_ignorable('\u{2070}'));
+    }
+
     #[test]
     fn decomposed_text_is_refused_and_composed_text_accepted() {
         assert_eq!(unreadable("cafe\u{0301}"), Some(Unreadable::NotComposed));
@@ -173,6 +274,38 @@ mod tests {
             let shown = printable(&text);
             prop_assert!(!shown.chars().any(is_unreadable), "{:?}", shown);
             prop_assert!(!shown.contains('\n'));
+        }
+
+        /// Over the whole code-point range: a character between two
+        /// letters is accepted exactly when it is none of the kinds refused,
+        /// and what is shown of it is the character or its escape.
+        #[test]
+        fn every_code_point_is_accepted_or_refused_by_its_kind(c in proptest::char::any()) {
+            let text = format!("a{c}b");
+            let refused_kind = is_unreadable(c);
+            prop_assert_eq!(refused_kind, matches!(
+                c.general_category(),
+                GeneralCategory::Control
+                    | GeneralCategory::Format
+                    | GeneralCategory::LineSeparator
+                    | GeneralCategory::ParagraphSeparator
+                    | GeneralCategory::PrivateUse
+                    | GeneralCategory::SpaceSeparator
+            ) && c != ' ' || is_default_ignorable(c) || c == '\u{2800}');
+            match unreadable(&text) {
+                Some(Unreadable::Invisible { character, place }) => {
+                    prop_assert!(refused_kind);
+                    prop_assert_eq!((character, place), (c, 2));
+                }
+                Some(Unreadable::NotComposed) => prop_assert!(!refused_kind),
+                None => prop_assert!(!refused_kind),
+            }
+            let shown = printable(&text).into_owned();
+            if refused_kind {
+                prop_assert_eq!(shown, format!("a\\u{{{:X}}}b", u32::from(c)));
+            } else {
+                prop_assert_eq!(shown, text);
+            }
         }
     }
 }

@@ -137,7 +137,76 @@ pub fn route(method: &str, path: &str) -> Result<Route, ApiError> {
 #[serde(deny_unknown_fields)]
 struct TriggerBody {
     pipeline: Option<String>,
-    inputs: Option<Value>,
+    inputs: Option<SentInputs>,
+}
+
+/// The `inputs` field as sent. An object naming one input twice is
+/// refused, as a repeated top-level field is: a JSON map would silently
+/// keep the last value. Anything else is kept as sent (the pipeline's
+/// inputs refuse it later, naming the field).
+struct SentInputs(Value);
+
+impl<'de> Deserialize<'de> for SentInputs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SentInputsVisitor)
+    }
+}
+
+struct SentInputsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SentInputsVisitor {
+    type Value = SentInputs;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object of input values")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SentInputs, A::Error> {
+        let mut values = serde_json::Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if values.contains_key(&name) {
+                let shown: String = name.chars().take(128).collect();
+                return Err(serde::de::Error::custom(format!(
+                    "input {shown:?} is given twice in \"inputs\""
+                )));
+            }
+            let value: Value = map.next_value()?;
+            values.insert(name, value);
+        }
+        Ok(SentInputs(Value::Object(values)))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<SentInputs, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            items.push(item);
+        }
+        Ok(SentInputs(Value::Array(items)))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<SentInputs, E> {
+        Ok(SentInputs(Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<SentInputs, E> {
+        Ok(SentInputs(Value::from(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<SentInputs, E> {
+        Ok(SentInputs(Value::from(v)))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<SentInputs, E> {
+        Ok(SentInputs(Value::from(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<SentInputs, E> {
+        Ok(SentInputs(Value::String(v.to_string())))
+    }
+
+    fn visit_unit<E>(self) -> Result<SentInputs, E> {
+        Ok(SentInputs(Value::Null))
+    }
 }
 
 /// What a `POST /trigger` body asks for.
@@ -173,7 +242,7 @@ pub fn parse_trigger_body(bytes: &[u8]) -> Result<TriggerRequest, ApiError> {
         )),
         _ => Ok(TriggerRequest {
             pipeline: body.pipeline,
-            inputs: body.inputs,
+            inputs: body.inputs.map(|sent| sent.0),
         }),
     }
 }
@@ -381,11 +450,34 @@ mod tests {
             br#"{"pipeline": ""}"#,
             br#"{"pipeline": "a", "extra": 1}"#,
             br#"{"pipeline": "a", "pipeline": "b"}"#,
+            br#"{"inputs": {"env": "a", "env": "b"}}"#,
+            br#"{"inputs": {"env": "a", "n": 1, "env": "a"}}"#,
             b"\xff\xfe",
             b"{\"pipeline\": \"a\"} trailing",
         ] {
             let err = parse_trigger_body(bad).unwrap_err();
             assert_eq!(err.status(), 400, "{}", String::from_utf8_lossy(bad));
+        }
+        let twice = parse_trigger_body(br#"{"inputs": {"env": "a", "env": "b"}}"#).unwrap_err();
+        assert!(
+            twice.to_string().contains(r#"input "env" is given twice"#),
+            "{twice}"
+        );
+        // Not an object: kept as sent, for the inputs check to name.
+        for (sent, kept) in [
+            (&br#"{"inputs": null}"#[..], None),
+            (br#"{"inputs": 5}"#, Some(json!(5))),
+            (br#"{"inputs": -5}"#, Some(json!(-5))),
+            (br#"{"inputs": 0.5}"#, Some(json!(0.5))),
+            (br#"{"inputs": "x"}"#, Some(json!("x"))),
+            (br#"{"inputs": true}"#, Some(json!(true))),
+            (br#"{"inputs": [1, {"a": 1}]}"#, Some(json!([1, {"a": 1}]))),
+            (
+                br#"{"inputs": {"a": {"b": 1}}}"#,
+                Some(json!({"a": {"b": 1}})),
+            ),
+        ] {
+            assert_eq!(parse_trigger_body(sent).unwrap().inputs, kept);
         }
         let deep = format!("{}{}", "{\"pipeline\":".repeat(200), "1");
         assert_eq!(
