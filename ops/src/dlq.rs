@@ -138,6 +138,13 @@ pub struct ReplaySummary {
     /// Messages left in the DLQ because their trigger record could not be
     /// put back to `queued` (the table was unreachable).
     pub records_not_updated: u64,
+    /// Messages with the body of one moved in this replay (the worker gave
+    /// it up again, or the DLQ held it twice): left where they are, so a
+    /// message that always fails is moved once per replay, never in a loop.
+    pub came_back: u64,
+    /// What the DLQ holds once the replay ended (visible and in flight);
+    /// `None` when it could not be counted.
+    pub left: Option<u64>,
     pub stopped_early: bool,
     /// Dry run: what would move. Otherwise: what moved.
     pub messages: Vec<DlqMessage>,
@@ -312,12 +319,21 @@ impl Queues {
             dry_run,
             ..ReplaySummary::default()
         };
-        let limit = max.unwrap_or(u64::MAX);
+        // Without `--max`: at most what the DLQ held when the replay began,
+        // so messages given up again meanwhile wait for the next replay.
+        let limit = match max {
+            Some(max) => *max,
+            None => {
+                let at_start = self.counts("DLQ", dlq_url).await?;
+                at_start.visible + at_start.in_flight
+            }
+        };
         let pace = Pace {
             rate: *rate,
             started: Instant::now(),
         };
         let mut seen = HashSet::new();
+        let mut moved_bodies: HashSet<String> = HashSet::new();
         let mut held: Vec<Message> = Vec::new();
         let per_batch = (rate.ceil() as usize).clamp(1, BATCH);
         loop {
@@ -345,11 +361,19 @@ impl Queues {
             let mut matching = Vec::new();
             for message in fresh {
                 let shown = DlqMessage::from_sqs(&message, self.clock.now_ms());
-                if filter.matches(&shown) {
-                    matching.push((message, shown));
-                } else {
+                if !filter.matches(&shown) {
                     summary.skipped_by_filter += 1;
                     held.push(message);
+                    continue;
+                }
+                // Remembered before it moves: a copy given up again while
+                // this replay runs (a new message id), or a second copy in
+                // the DLQ, is recognised by its body and left.
+                if !moved_bodies.insert(message.body().unwrap_or_default().to_string()) {
+                    summary.came_back += 1;
+                    held.push(message);
+                } else {
+                    matching.push((message, shown));
                 }
             }
             if dry_run {
@@ -398,7 +422,15 @@ impl Queues {
                 "{unreleased} skipped messages stay invisible for up to {WORK_HOLD_S} s"
             ));
         }
+        summary.left = self.left(dlq_url).await;
         Ok(summary)
+    }
+
+    /// What a queue holds, visible and in flight; `None` if it cannot be
+    /// counted (the summary then says so rather than guess).
+    pub(crate) async fn left(&self, url: &str) -> Option<u64> {
+        let counts = self.deliveries.counts(url).await.ok()?;
+        Some(counts.visible + counts.in_flight)
     }
 
     /// Sends a batch to the work queue and deletes from the DLQ exactly the

@@ -172,6 +172,9 @@ pub struct EventsReplay {
     pub failed: u64,
     pub unreadable: u64,
     pub stopped_early: bool,
+    /// What the events DLQ holds once the replay ended; `None` when it
+    /// could not be counted.
+    pub left: Option<u64>,
     pub events: Vec<DeadEvent>,
     pub failures: Vec<String>,
 }
@@ -205,7 +208,18 @@ impl Queues {
             dry_run: notifier.is_none(),
             ..EventsReplay::default()
         };
-        let limit = max.unwrap_or(u64::MAX);
+        // Without `--max`: at most what the DLQ held when the replay began.
+        let limit = match max {
+            Some(max) => max,
+            None => {
+                let at_start = self
+                    .deliveries
+                    .counts(url)
+                    .await
+                    .map_err(queue_error("events DLQ", url))?;
+                at_start.visible + at_start.in_flight
+            }
+        };
         let mut seen = HashSet::new();
         let mut held: Vec<Message> = Vec::new();
         loop {
@@ -262,6 +276,9 @@ impl Queues {
             }
         }
         self.deliveries.release(url, &held).await;
+        if !summary.dry_run {
+            summary.left = self.left(url).await;
+        }
         Ok(summary)
     }
 }

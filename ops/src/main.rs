@@ -13,16 +13,7 @@ use std::sync::Arc;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
-            if flag.swap(true, Ordering::SeqCst) {
-                eprintln!("second Ctrl-C: stopping now");
-                std::process::exit(130);
-            }
-            eprintln!("Ctrl-C: finishing the batch in flight, then stopping (again to stop now)");
-        }
-    });
+    stop_on_signals(stop.clone());
     // The local stack's outputs say how to reach it; else the usual settings.
     let local = match ops::targets::outputs_path(&cli.targets)
         .and_then(|path| path.map(|p| ops::targets::read_outputs(&p)).transpose())
@@ -65,4 +56,25 @@ async fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Ctrl-C and SIGTERM (a terminal, `timeout`, a CI job's cancel) ask a long
+/// command to finish the batch in flight and release what it holds; a
+/// second signal stops at once.
+fn stop_on_signals(stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            let name = tokio::select! {
+                r = tokio::signal::ctrl_c() => match r { Ok(()) => "Ctrl-C", Err(_) => return },
+                Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => "SIGTERM",
+            };
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("second {name}: stopping now");
+                std::process::exit(130);
+            }
+            eprintln!("{name}: finishing the batch in flight, releasing what is held, then stopping (again to stop now)");
+        }
+    });
 }

@@ -160,7 +160,7 @@ pub fn replay_text(summary: &ReplaySummary) -> String {
         return out;
     }
     if summary.stopped_early {
-        out.push_str("stopped by Ctrl-C after the batch in flight\n");
+        out.push_str("stopped (Ctrl-C or SIGTERM) after the batch in flight\n");
     }
     for failure in &summary.failures {
         out.push_str(&format!("failure: {failure}\n"));
@@ -169,6 +169,12 @@ pub fn replay_text(summary: &ReplaySummary) -> String {
         "moved {}, skipped by filter {}, failed {}",
         summary.moved, summary.skipped_by_filter, summary.failed
     ));
+    if summary.came_back > 0 {
+        out.push_str(&format!(
+            ", came back {} (given up again, or a second copy of one moved: left for the next replay)",
+            summary.came_back
+        ));
+    }
     if summary.records_not_updated > 0 {
         out.push_str(&format!(
             " ({} left in the DLQ: their trigger records could not be set back to queued)",
@@ -176,7 +182,16 @@ pub fn replay_text(summary: &ReplaySummary) -> String {
         ));
     }
     out.push('\n');
+    out.push_str(&left_line(summary.left));
     out
+}
+
+/// The last line of a replay: what the queue still holds, honestly.
+fn left_line(left: Option<u64>) -> String {
+    match left {
+        Some(n) => format!("the DLQ holds {n} now\n"),
+        None => "the DLQ could not be counted afterwards (see `dlq stats`)\n".to_string(),
+    }
 }
 
 pub fn replay_json(summary: &ReplaySummary) -> String {
@@ -441,7 +456,10 @@ pub fn events_replay_text(summary: &crate::events::EventsReplay) -> String {
         out.push_str(&format!("  {failure}\n"));
     }
     if summary.stopped_early {
-        out.push_str("stopped early (Ctrl-C)\n");
+        out.push_str("stopped early (Ctrl-C or SIGTERM)\n");
+    }
+    if !summary.dry_run {
+        out.push_str(&left_line(summary.left));
     }
     out
 }
@@ -523,7 +541,7 @@ mod tests {
         };
         assert_eq!(
             replay_text(&summary),
-            "failure: sending to the work queue failed: QueueDoesNotExist\nmoved 3, skipped by filter 2, failed 1\n"
+            "failure: sending to the work queue failed: QueueDoesNotExist\nmoved 3, skipped by filter 2, failed 1\nthe DLQ could not be counted afterwards (see `dlq stats`)\n"
         );
         let dry = ReplaySummary {
             dry_run: true,

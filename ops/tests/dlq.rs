@@ -22,6 +22,19 @@ use worker::Worker;
 /// CodePipeline endpoint refuses connections, one attempt allowed). Not
 /// coalesced: one DLQ message per trigger.
 async fn seed(stack: &Stack, pipeline: &str, n: usize, dead: bool) -> Vec<String> {
+    let worker = ghost_worker(stack, pipeline, dead).await;
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(stack.enqueue_trigger(pipeline).await);
+    }
+    work_off(stack, &worker).await;
+    ids
+}
+
+/// The real worker for `pipeline`, which does not exist (or, when `dead`,
+/// whose CodePipeline cannot be reached): it gives every trigger up to the
+/// DLQ, each replayed copy again.
+async fn ghost_worker(stack: &Stack, pipeline: &str, dead: bool) -> Arc<Worker> {
     let allowlist = format!("app={pipeline}");
     let config = WorkerConfig::from_env(&Env::from_pairs([
         ("TABLE_NAME", stack.table_name.as_str()),
@@ -41,17 +54,17 @@ async fn seed(stack: &Stack, pipeline: &str, n: usize, dead: bool) -> Vec<String
     } else {
         stack.codepipeline.clone()
     };
-    let worker = Arc::new(Worker::new(
+    Arc::new(Worker::new(
         config,
         stack.dynamodb.clone(),
         stack.sqs.clone(),
         codepipeline,
         Arc::new(SystemClock),
-    ));
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        ids.push(stack.enqueue_trigger(pipeline).await);
-    }
+    ))
+}
+
+/// Hands the work queue to `worker`, batch by batch, until it is empty.
+async fn work_off(stack: &Stack, worker: &Arc<Worker>) {
     loop {
         let event = stack.receive_event(60).await;
         if event["Records"].as_array().unwrap().is_empty() {
@@ -71,7 +84,6 @@ async fn seed(stack: &Stack, pipeline: &str, n: usize, dead: bool) -> Vec<String
                 .unwrap();
         }
     }
-    ids
 }
 
 fn stats(stack: &Stack) -> Value {
@@ -228,7 +240,7 @@ async fn filters_move_only_matching_messages() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.stdout.trim_end(),
-        "moved 3, skipped by filter 0, failed 0"
+        "moved 3, skipped by filter 0, failed 0\nthe DLQ holds 0 now"
     );
     let counts = stats(&stack);
     assert_eq!(counts["dlq"]["visible"], 0);
@@ -392,6 +404,139 @@ async fn ctrl_c_finishes_the_batch_in_flight_and_stops() {
     let counts = stats(&stack);
     assert_eq!(counts["work_queue"]["visible"], 10);
     assert_eq!(counts["dlq"]["visible"], 5);
+}
+
+/// A message that always fails: the worker gives every replayed copy up
+/// again, while the replay runs, under a new message id. The replay moves
+/// each message once, recognises what comes back by its body, ends, and
+/// says what the DLQ holds; the next replay does the same, never more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_of_messages_that_always_fail_moves_each_once_and_ends() {
+    let stack = Arc::new(Stack::new().await);
+    let ghost = unique("ghost");
+    let ids = seed(&stack, &ghost, 3, false).await;
+    // The DLQ holds one of them twice, as after an earlier failed replay.
+    let looked = stack
+        .sqs
+        .receive_message()
+        .queue_url(&stack.queues.dlq_url)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    let body = looked.messages()[0].body().unwrap().to_string();
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.queues.dlq_url)
+        .message_body(&body)
+        .send()
+        .await
+        .unwrap();
+    let worker = ghost_worker(&stack, &ghost, false).await;
+    let done = Arc::new(AtomicBool::new(false));
+    let background = {
+        let (stack, worker, done) = (stack.clone(), worker.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::SeqCst) {
+                work_off(&stack, &worker).await;
+            }
+        })
+    };
+    for round in 0..2 {
+        let replay = {
+            let stack = stack.clone();
+            tokio::task::spawn_blocking(move || {
+                ops(
+                    &stack,
+                    &["dlq", "replay", "--max", "20", "--rate", "4", "--json"],
+                )
+            })
+        };
+        let run = replay.await.unwrap();
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let summary = run.json();
+        assert_eq!(summary["moved"], 3, "round {round}: {summary}");
+        assert!(summary["came_back"].as_u64().unwrap() >= 1, "{summary}");
+        assert!(summary["left"].as_u64().is_some(), "{summary}");
+        // The worker gives the three up again; then the DLQ holds what it
+        // held before the replay: the three and the second copy.
+        work_off(&stack, &worker).await;
+        let counts = stats(&stack);
+        assert_eq!(counts["dlq"]["visible"], 4, "round {round}: {counts}");
+        assert_eq!(counts["dlq"]["in_flight"], 0, "round {round}: {counts}");
+        for id in &ids {
+            assert_eq!(status(&stack, id).await, TriggerStatus::DeadLettered);
+        }
+    }
+    done.store(true, Ordering::SeqCst);
+    background.await.unwrap();
+    let text = ops(&stack, &["dlq", "replay", "--rate", "4"]);
+    assert!(text.stdout.contains("came back"), "{}", text.stdout);
+    assert!(text.stdout.contains("the DLQ holds"), "{}", text.stdout);
+}
+
+/// SIGTERM (a CI job's cancel, `timeout`) stops a replay after the batch
+/// in flight: what it skipped is visible again at once, and the summary
+/// counts what moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_replay_and_leaves_nothing_invisible() {
+    let stack = Stack::new().await;
+    let (moving, skipped) = (unique("ghost"), unique("ghost"));
+    seed(&stack, &moving, 6, false).await;
+    seed(&stack, &skipped, 4, false).await;
+    let mut child = common::ops_command(
+        &stack,
+        &[],
+        &[
+            "dlq",
+            "replay",
+            "--pipeline",
+            &moving,
+            "--rate",
+            "0.2",
+            "--json",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("trigger-ops starts");
+    // Once the first message moved (the next is due 5 s later), stop it.
+    // Counted without receiving: `dlq stats` would hold the DLQ's messages
+    // for a moment, and the replay would find the queue empty.
+    let deliveries = shared::aws::queue::Deliveries::new(stack.sqs.clone());
+    for look in 0.. {
+        if let Some(ended) = child.try_wait().expect("the child can be waited on") {
+            let run = Run::from(child.wait_with_output().unwrap());
+            panic!(
+                "trigger-ops ended before the signal ({ended}): {} {}",
+                run.stdout, run.stderr
+            );
+        }
+        let counts = deliveries.counts(&stack.queues.queue_url).await.unwrap();
+        if counts.visible >= 1 {
+            break;
+        }
+        assert!(look < 600, "nothing moved: {counts:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let run = Run::from(child.wait_with_output().expect("trigger-ops ends"));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("SIGTERM"), "{}", run.stderr);
+    let summary = run.json();
+    assert_eq!(summary["stopped_early"], true, "{summary}");
+    let moved = summary["moved"].as_u64().unwrap();
+    assert!((1..6).contains(&moved), "{summary}");
+    let counts = stats(&stack);
+    assert_eq!(counts["dlq"]["in_flight"], 0, "nothing held: {counts}");
+    assert_eq!(counts["dlq"]["visible"], 10 - moved, "{counts}");
+    assert_eq!(summary["left"], 10 - moved, "{summary}");
 }
 
 #[tokio::test]

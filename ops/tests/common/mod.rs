@@ -31,7 +31,16 @@ impl Run {
 
 /// Runs the binary the way an operator does, configured by environment.
 pub fn ops_with(stack: &Stack, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_trigger-ops"))
+    let output = ops_command(stack, env, args)
+        .output()
+        .expect("run trigger-ops");
+    Run::from(output)
+}
+
+/// The command line [`ops_with`] runs, for a test that signals it.
+pub fn ops_command(stack: &Stack, env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_trigger-ops"));
+    command
         .env_clear()
         .envs(testkit::engine_env())
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -42,10 +51,8 @@ pub fn ops_with(stack: &Stack, env: &[(&str, &str)], args: &[&str]) -> Run {
         .env("DLQ_URL", &stack.queues.dlq_url)
         .env("TABLE_NAME", &stack.table_name)
         .envs(env.iter().copied())
-        .args(args)
-        .output()
-        .expect("run trigger-ops");
-    Run::from(output)
+        .args(args);
+    command
 }
 
 pub fn ops(stack: &Stack, args: &[&str]) -> Run {
