@@ -84,11 +84,15 @@ pub struct Context<'a> {
 
 pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
     let outputs = match targets::outputs_path(&cli.targets)? {
-        Some(path) => Some(targets::read_outputs(&path)?),
+        Some(path) => Some((targets::read_outputs(&path)?, path.display().to_string())),
         None => None,
     };
+    let outputs = outputs.as_ref().map(|(value, path)| targets::Outputs {
+        value,
+        path: path.as_str(),
+    });
     let local = match &outputs {
-        Some(outputs) => targets::LocalAccess::from_outputs(outputs)?,
+        Some(outputs) => targets::LocalAccess::from_outputs(outputs.value)?,
         None => None,
     };
     if ctx.sdk.region().is_none() && !matches!(cli.command, Command::Local { .. }) {
@@ -97,7 +101,12 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
              or pass --local for the one scripts/dev runs",
         ));
     }
-    let targets = targets::resolve(&cli.targets, ctx.env, outputs.as_ref())?;
+    let targets = targets::resolve(&cli.targets, ctx.env, outputs)?;
+    // A command that changes something says what it acts on first, and
+    // refuses before anything when a target is missing or disputed.
+    for need in cli.command.writes() {
+        eprintln!("acting on the {}", targets.describe(need)?);
+    }
     let calls = ctx.calls.clone();
     let queues = Queues::new(shared::aws::sqs(ctx.sdk, &calls), Arc::new(SystemClock));
     let command = match &cli.command {

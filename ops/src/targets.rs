@@ -1,6 +1,10 @@
-//! Which queues and table the tool works on: flags first, then the
-//! environment (`QUEUE_URL`, `DLQ_URL`, `TABLE_NAME`), then the JSON of
-//! `terraform output -json`.
+//! Which queues and table the tool works on: a flag always wins; else the
+//! environment (`QUEUE_URL`, `DLQ_URL`, `TABLE_NAME`, …) or the JSON of
+//! `terraform output -json` (`--terraform-outputs`, `--local`). When both
+//! of those name a target and disagree, a command that needs it refuses and
+//! names both: a stale variable never silently wins over a file given on
+//! the command line. Each target remembers where it came from, so a
+//! command that changes something says what it acts on first.
 
 use crate::cli::TargetArgs;
 use crate::OpsError;
@@ -25,6 +29,12 @@ pub struct Targets {
     pub notifier_function: Option<String>,
     /// Public name => CodePipeline name (the output `pipelines`).
     pub pipelines: std::collections::BTreeMap<String, String>,
+    /// Where each resolved target came from (a flag, a variable, the
+    /// outputs file), by its variable's name.
+    pub sources: std::collections::BTreeMap<&'static str, String>,
+    /// Targets the environment and the outputs file disagree on, with no
+    /// flag to decide: why a command that needs one refuses.
+    pub conflicts: std::collections::BTreeMap<&'static str, String>,
 }
 
 fn is_url(text: &str) -> bool {
@@ -77,68 +87,102 @@ pub fn read_outputs(path: &std::path::Path) -> Result<serde_json::Value, OpsErro
     Ok(value)
 }
 
+/// The terraform outputs a command line gave, and the file they came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Outputs<'a> {
+    pub value: &'a serde_json::Value,
+    pub path: &'a str,
+}
+
 /// Resolves every target; what a command needs is checked by [`Targets::need`].
 pub fn resolve(
     args: &TargetArgs,
     env: &Env,
-    outputs: Option<&serde_json::Value>,
+    outputs: Option<Outputs<'_>>,
 ) -> Result<Targets, OpsError> {
-    let pick = |flag: &Option<String>,
-                flag_name: &'static str,
-                name: &'static str,
-                output_name: &str,
-                url: bool|
+    let mut sources = std::collections::BTreeMap::new();
+    let mut conflicts = std::collections::BTreeMap::new();
+    let mut pick = |flag: &Option<String>,
+                    flag_name: &'static str,
+                    name: &'static str,
+                    output_name: &str,
+                    url: bool|
      -> Result<Option<String>, OpsError> {
-        let value = match flag {
-            Some(value) => Some(value.trim().to_string()),
-            None => match from_env(env, name, url)? {
-                Some(value) => Some(value),
-                None => outputs.and_then(|o| output(o, output_name)),
-            },
+        let from_outputs = outputs.and_then(|o| Some((output(o.value, output_name)?, o.path)));
+        let value = match (flag, from_env(env, name, url)?, from_outputs) {
+            (Some(value), _, _) => Some((value.trim().to_string(), flag_name.to_string())),
+            (None, Some(set), Some((given, path))) if set != given => {
+                conflicts.insert(
+                    name,
+                    format!(
+                        "{name} says {set:?} but the terraform outputs {path} say {given:?} \
+                         ({output_name}): pass {flag_name} to choose, or unset {name} \
+                         (nothing was touched)"
+                    ),
+                );
+                None
+            }
+            (None, Some(set), _) => Some((set, name.to_string())),
+            (None, None, Some((given, path))) => {
+                Some((given, format!("the terraform outputs {path}")))
+            }
+            (None, None, None) => None,
         };
         match value {
-            Some(value) if url && !is_url(&value) => Err(OpsError::BadSetting {
+            Some((value, _)) if url && !is_url(&value) => Err(OpsError::BadSetting {
                 what: flag_name,
                 reason: format!("{value:?} is not an http(s) queue URL"),
             }),
-            Some(value) if value.is_empty() => Err(OpsError::BadSetting {
+            Some((value, _)) if value.is_empty() => Err(OpsError::BadSetting {
                 what: flag_name,
                 reason: "is empty".into(),
             }),
-            other => Ok(other),
+            Some((value, source)) => {
+                sources.insert(name, source);
+                Ok(Some(value))
+            }
+            None => Ok(None),
         }
     };
+    let queue_url = pick(
+        &args.queue_url,
+        "--queue-url",
+        "QUEUE_URL",
+        OUTPUT_QUEUE_URL,
+        true,
+    )?;
+    let dlq_url = pick(&args.dlq_url, "--dlq-url", "DLQ_URL", OUTPUT_DLQ_URL, true)?;
+    let table_name = pick(
+        &args.table_name,
+        "--table-name",
+        "TABLE_NAME",
+        OUTPUT_TABLE_NAME,
+        false,
+    )?;
+    let events_dlq_url = pick(
+        &args.events_dlq_url,
+        "--events-dlq-url",
+        "EVENTS_DLQ_URL",
+        OUTPUT_EVENTS_DLQ_URL,
+        true,
+    )?;
+    let notifier_function = pick(
+        &args.function,
+        "--function",
+        "NOTIFIER_FUNCTION",
+        OUTPUT_NOTIFIER_FUNCTION,
+        false,
+    )?;
     Ok(Targets {
-        queue_url: pick(
-            &args.queue_url,
-            "--queue-url",
-            "QUEUE_URL",
-            OUTPUT_QUEUE_URL,
-            true,
-        )?,
-        dlq_url: pick(&args.dlq_url, "--dlq-url", "DLQ_URL", OUTPUT_DLQ_URL, true)?,
-        table_name: pick(
-            &args.table_name,
-            "--table-name",
-            "TABLE_NAME",
-            OUTPUT_TABLE_NAME,
-            false,
-        )?,
-        events_dlq_url: pick(
-            &args.events_dlq_url,
-            "--events-dlq-url",
-            "EVENTS_DLQ_URL",
-            OUTPUT_EVENTS_DLQ_URL,
-            true,
-        )?,
-        notifier_function: pick(
-            &args.function,
-            "--function",
-            "NOTIFIER_FUNCTION",
-            OUTPUT_NOTIFIER_FUNCTION,
-            false,
-        )?,
+        queue_url,
+        dlq_url,
+        table_name,
+        events_dlq_url,
+        notifier_function,
+        sources,
+        conflicts,
         pipelines: outputs
+            .map(|o| o.value)
             .and_then(|o| o.get("pipelines")?.get("value")?.as_object().cloned())
             .map(|map| {
                 map.into_iter()
@@ -159,8 +203,33 @@ pub enum Need {
     Notifier,
 }
 
+impl Need {
+    /// The variable that names this target, and what it is called.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Need::Queue => ("QUEUE_URL", "work queue"),
+            Need::Dlq => ("DLQ_URL", "DLQ"),
+            Need::Table => ("TABLE_NAME", "table"),
+            Need::EventsDlq => ("EVENTS_DLQ_URL", "events DLQ"),
+            Need::Notifier => ("NOTIFIER_FUNCTION", "notifier function"),
+        }
+    }
+}
+
 impl Targets {
+    /// "table pipeline-trigger (from --table-name)": what a command that
+    /// changes something prints before it acts.
+    pub fn describe(&self, need: Need) -> Result<String, OpsError> {
+        let value = self.need(need)?;
+        let (name, what) = need.names();
+        let source = self.sources.get(name).map(String::as_str).unwrap_or("?");
+        Ok(format!("{what} {value} (from {source})"))
+    }
+
     pub fn need(&self, need: Need) -> Result<&str, OpsError> {
+        if let Some(conflict) = self.conflicts.get(need.names().0) {
+            return Err(OpsError::Refused(conflict.clone()));
+        }
         let (value, what) = match need {
             Need::Queue => (
                 &self.queue_url,
@@ -201,16 +270,50 @@ mod tests {
     }
 
     #[test]
-    fn flags_win_over_environment_over_outputs() {
+    fn flags_win_and_environment_and_outputs_must_agree() {
         let args = TargetArgs {
             dlq_url: Some("http://flag/dlq".into()),
             ..TargetArgs::default()
         };
         let env = Env::from_pairs([("DLQ_URL", "http://env/dlq"), ("QUEUE_URL", "http://env/q")]);
-        let targets = resolve(&args, &env, Some(&outputs())).unwrap();
-        assert_eq!(targets.dlq_url.as_deref(), Some("http://flag/dlq"));
-        assert_eq!(targets.queue_url.as_deref(), Some("http://env/q"));
-        assert_eq!(targets.table_name.as_deref(), Some("pipeline-trigger"));
+        let outputs = outputs();
+        let given = Outputs {
+            value: &outputs,
+            path: "out.json",
+        };
+        let targets = resolve(&args, &env, Some(given)).unwrap();
+        assert_eq!(targets.need(Need::Dlq).unwrap(), "http://flag/dlq");
+        assert_eq!(
+            targets.describe(Need::Dlq).unwrap(),
+            "DLQ http://flag/dlq (from --dlq-url)"
+        );
+        assert_eq!(
+            targets.describe(Need::Table).unwrap(),
+            "table pipeline-trigger (from the terraform outputs out.json)"
+        );
+        // The environment and the file disagree, no flag decides: refused,
+        // naming both, for the command that needs it.
+        let err = targets.need(Need::Queue).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(
+            text.contains("QUEUE_URL says \"http://env/q\"")
+                && text.contains("out.json")
+                && text.contains("https://sqs.eu-west-1.amazonaws.com/1/work")
+                && text.contains("--queue-url"),
+            "{text}"
+        );
+        // They agree: no conflict; the variable is named as the source.
+        let env = Env::from_pairs([("TABLE_NAME", "pipeline-trigger")]);
+        let targets = resolve(&TargetArgs::default(), &env, Some(given)).unwrap();
+        assert_eq!(
+            targets.describe(Need::Table).unwrap(),
+            "table pipeline-trigger (from TABLE_NAME)"
+        );
+        // Without a file, the environment as before.
+        let env = Env::from_pairs([("QUEUE_URL", "http://env/q")]);
+        let targets = resolve(&TargetArgs::default(), &env, None).unwrap();
+        assert_eq!(targets.need(Need::Queue).unwrap(), "http://env/q");
     }
 
     #[test]
@@ -263,7 +366,15 @@ mod tests {
         let good = dir.join("good.json");
         std::fs::write(&good, outputs().to_string()).unwrap();
         let read = read_outputs(&good).unwrap();
-        let targets = resolve(&TargetArgs::default(), &Env::from_pairs([]), Some(&read)).unwrap();
+        let targets = resolve(
+            &TargetArgs::default(),
+            &Env::from_pairs([]),
+            Some(Outputs {
+                value: &read,
+                path: "good.json",
+            }),
+        )
+        .unwrap();
         assert_eq!(
             targets.need(Need::Queue).unwrap(),
             "https://sqs.eu-west-1.amazonaws.com/1/work"
