@@ -41,3 +41,33 @@ resource "aws_lambda_permission" "events" {
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.pipeline_state.arn
 }
+
+# The settler: every 5 minutes the worker looks for trigger records the last
+# double fault left `queued` without a run (admission committed, neither the
+# message nor the refund got through, the client told 503) and sends each
+# again marked `unsettled`, so what it took is given back
+# (docs/design.md, "When something fails").
+resource "aws_cloudwatch_event_rule" "settle" {
+  name                = "${var.name}-settle"
+  description         = "The worker settles triggers left queued without a run"
+  schedule_expression = "rate(5 minutes)"
+}
+
+resource "aws_cloudwatch_event_target" "settle" {
+  rule  = aws_cloudwatch_event_rule.settle.name
+  arn   = aws_lambda_function.function["worker"].arn
+  input = jsonencode({ settle = { queue_url = aws_sqs_queue.work.url } })
+
+  retry_policy {
+    maximum_event_age_in_seconds = 300
+    maximum_retry_attempts       = 2
+  }
+}
+
+resource "aws_lambda_permission" "settle" {
+  statement_id  = "eventbridge-settle"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.function["worker"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.settle.arn
+}

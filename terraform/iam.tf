@@ -88,6 +88,12 @@ data "aws_iam_policy_document" "worker" {
     resources = [aws_sqs_queue.work_dlq.arn]
   }
   statement {
+    sid = "DayIndex"
+    # The settler (on its schedule) finds records the last double fault left queued.
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.main.arn}/index/by_day"]
+  }
+  statement {
     sid = "Pipelines"
     # GetPipelineExecution: is a run not heard of for RUN_CHECK_AFTER still going?
     # ListPipelineExecutions: did a start that was never recorded go through?

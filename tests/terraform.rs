@@ -303,6 +303,7 @@ fn reference(resource: Resource) -> &'static str {
         Resource::Pipelines => "local.pipeline_arns",
         Resource::IngressFunction => "[aws_lambda_function.function[\"ingress\"].arn]",
         Resource::NotifierFunction => "[aws_lambda_function.function[\"notifier\"].arn]",
+        Resource::DayIndex => "[\"${aws_dynamodb_table.main.arn}/index/by_day\"]",
         Resource::LedgerIndexes => {
             "[\"${aws_dynamodb_table.main.arn}/index/by_day\", \"${aws_dynamodb_table.main.arn}/index/by_run\"]"
         }

@@ -19,15 +19,13 @@ use shared::rules::http::response::{ApiError, HttpResponse, UNAVAILABLE_RETRY_AF
 use shared::rules::http::trigger_api::{
     accepted_response, catalog_response, parse_trigger_body, route, Route,
 };
-use shared::rules::inputs::values_to_json;
 use shared::rules::keys::KeyMemory;
-use shared::rules::message::{WorkMessage, MESSAGE_VERSION};
+use shared::rules::message::WorkMessage;
 use shared::rules::metrics;
 use shared::rules::page::{asset_response, page_response};
 use shared::rules::pipelines::Pipeline;
 use shared::rules::quota::GlobalPolicy;
 use shared::rules::refusals::RefusalMemory;
-use shared::rules::time_format::rfc3339;
 use shared::rules::trigger::{
     canonical_trigger_id, could_exist, ledger_expires_at, trigger_id_at, TriggerRecord,
 };
@@ -43,23 +41,6 @@ const SETTLE_ATTEMPTS: u32 = 3;
 /// answer comes well inside the function's 10 s (each call is bounded by
 /// the SDK's operation timeout).
 const ENQUEUE_SETTLE_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// The work queue message of an accepted trigger (`inputs` when the
-/// pipeline declares any).
-fn work_message(record: &TriggerRecord, has_inputs: bool) -> WorkMessage {
-    WorkMessage {
-        version: MESSAGE_VERSION,
-        trigger_id: record.trigger_id.clone(),
-        pipeline: record.target.clone(),
-        requested_at: rfc3339(record.requested_at),
-        client_key: record.client_key.to_string(),
-        inputs: match values_to_json(&record.inputs) {
-            serde_json::Value::Object(values) if has_inputs => Some(values),
-            _ => None,
-        },
-        unsettled: false,
-    }
-}
 
 pub struct Ingress {
     config: IngressConfig,
@@ -255,7 +236,7 @@ impl Ingress {
         record.networks = charge.networks.clone();
         record.key = charge.key.as_ref().map(|k| k.name.clone());
         record.global_window = charge.global.map(|g| g.bucket(now).0);
-        let message = work_message(&record, !declared.is_empty());
+        let message = WorkMessage::of(&record, !declared.is_empty());
         let key_hash = charge.key.as_ref().map(|k| k.hash.as_str());
         let admitted = self
             .table

@@ -48,6 +48,8 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
+pub mod settle;
+
 /// An invocation that is not an SQS event.
 #[derive(Debug, thiserror::Error)]
 #[error("not an SQS event: {0}")]
@@ -169,6 +171,26 @@ impl Worker {
     pub fn with_metrics(mut self, sink: MetricsSink) -> Self {
         self.metrics = self.metrics.with_sink(sink);
         self
+    }
+
+    /// Any invocation: the schedule's `{"settle": {…}}` settles
+    /// (`settle.rs`); anything else is an SQS batch.
+    pub async fn invoke(self: &Arc<Self>, event: Value) -> Result<Value, NotSqsEvent> {
+        match shared::rules::settle::SettleRequest::from_event(&event) {
+            Some(Ok(request)) => match self.settle(&request).await {
+                Ok(settled) => Ok(serde_json::json!({ "settled": settled })),
+                Err(e) => Err(NotSqsEvent(format!(
+                    "settle: the ledger could not be read: {e}"
+                ))),
+            },
+            Some(Err(e)) => Err(NotSqsEvent(format!(
+                "a settle request that is not one: {e}"
+            ))),
+            None => {
+                let response = self.handle(event).await?;
+                serde_json::to_value(response).map_err(|e| NotSqsEvent(e.to_string()))
+            }
+        }
     }
 
     /// One invocation: every message of the batch concurrently; a panic in one

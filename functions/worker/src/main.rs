@@ -1,6 +1,6 @@
 //! `worker`: the Lambda on the work queue. Builds each client once (all but
-//! DynamoDB's on first use), then serves SQS batches through the Lambda
-//! Runtime API.
+//! DynamoDB's on first use), then serves SQS batches, and the settler's
+//! schedule, through the Lambda Runtime API.
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
@@ -34,7 +34,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     ));
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        worker.handle(event.payload).await
+        worker.invoke(event.payload).await
     }))
     .await
 }

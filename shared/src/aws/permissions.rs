@@ -18,6 +18,8 @@ pub enum Resource {
     Pipelines,
     /// The table's indexes the ledger is read by (operators).
     LedgerIndexes,
+    /// The ledger's day index alone (the worker's settler).
+    DayIndex,
     /// The deployed ingress function (operators read its CLIENT_KEY_SECRET).
     IngressFunction,
     /// The deployed notifier (operators hand it dead events again).
@@ -34,6 +36,7 @@ impl Resource {
             Self::Topic => "Topic",
             Self::Pipelines => "Pipelines",
             Self::LedgerIndexes => "LedgerIndexes",
+            Self::DayIndex => "DayIndex",
             Self::IngressFunction => "IngressFunction",
             Self::NotifierFunction => "NotifierFunction",
         }
@@ -77,8 +80,8 @@ const fn platform(
 }
 
 use Resource::{
-    EventsDlq, IngressFunction, LedgerIndexes, NotifierFunction, Pipelines, Table, Topic, WorkDlq,
-    WorkQueue,
+    DayIndex, EventsDlq, IngressFunction, LedgerIndexes, NotifierFunction, Pipelines, Table, Topic,
+    WorkDlq, WorkQueue,
 };
 
 /// A transaction is authorized per item action: admission and refund update,
@@ -138,6 +141,8 @@ pub const GRANTS: &[Grant] = &[
         WorkQueue,
     ),
     call(Worker, "SQS.SendMessage", &["sqs:SendMessage"], WorkDlq),
+    // The settler finds records the last double fault left queued.
+    call(Worker, "DynamoDB.Query", &["dynamodb:Query"], DayIndex),
     // The lane's poll sends its message again, delayed; a freed lane wakes
     // its first waiting run.
     call(Worker, "SQS.SendMessage", &["sqs:SendMessage"], WorkQueue),

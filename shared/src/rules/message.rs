@@ -36,6 +36,24 @@ pub enum MessageError {
 }
 
 impl WorkMessage {
+    /// The message of an accepted trigger (`inputs` when its pipeline
+    /// declares any): what the ingress sends, and what the settler sends
+    /// again marked `unsettled`.
+    pub fn of(record: &crate::rules::trigger::TriggerRecord, has_inputs: bool) -> Self {
+        Self {
+            version: MESSAGE_VERSION,
+            trigger_id: record.trigger_id.clone(),
+            pipeline: record.target.clone(),
+            requested_at: crate::rules::time_format::rfc3339(record.requested_at),
+            client_key: record.client_key.to_string(),
+            inputs: match crate::rules::inputs::values_to_json(&record.inputs) {
+                serde_json::Value::Object(values) if has_inputs => Some(values),
+                _ => None,
+            },
+            unsettled: false,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a WorkMessage always serializes")
     }

@@ -14,7 +14,8 @@
 //! - [`pipeline_event`]: the EventBridge state change the notifier reads.
 //! - [`runs`]: triggers coalesced into runs; a CodePipeline's lane.
 //! - [`stages`]: a run's stages, forward only, in the order they started.
-//! - [`retry`]: transient or permanent, and how long to wait.
+//! - [`retry`]: transient or permanent, and how long to wait;
+//!   [`settle`]: which records the last double fault left in limbo.
 //! - [`metrics`]: Embedded Metric Format lines.
 //! - [`email`]: the on-call e-mail; [`time_format`]: RFC 3339 and seconds.
 //! - [`text`]: what a value may hold; text shown with nothing invisible.
@@ -39,6 +40,7 @@ pub mod quota;
 pub mod refusals;
 pub mod retry;
 pub mod runs;
+pub mod settle;
 pub mod stages;
 pub mod status;
 pub mod text;

@@ -26,6 +26,7 @@ pub mod outage;
 pub mod pipeline_runs;
 pub mod resources;
 pub mod rule_target;
+pub mod settler;
 
 use aws_config::SdkConfig;
 use console::Console;
@@ -775,6 +776,16 @@ impl Parts<'_> {
             }
             .serve(listener, shared.stopping.clone()),
         );
+        if self.options.chaos.is_none() {
+            tasks.spawn(
+                settler::Settler {
+                    worker: functions.worker.clone(),
+                    queue_url: self.resources.queue_url.clone(),
+                    console: self.console.clone(),
+                }
+                .run(shared.stopping.clone()),
+            );
+        }
         tasks.spawn(self.event_source(functions.worker, &shared).await?);
         self.codepipeline(&mut tasks, history_listener, &shared, front);
         tasks.spawn(

@@ -86,6 +86,63 @@ impl Ledger<'_> {
         Ok(found)
     }
 
+    /// Trigger records admitted between `since` and `until` that are still
+    /// `queued` with no run (the settler's limbo candidates), at most
+    /// `limit`; the caller decides with `rules::settle::needs_settling`.
+    pub async fn queued_without_run(
+        &self,
+        since: EpochMillis,
+        until: EpochMillis,
+        now: EpochMillis,
+        limit: usize,
+    ) -> Result<Vec<TriggerRecord>, StoreError> {
+        let mut found = Vec::new();
+        if until < since {
+            return Ok(found);
+        }
+        for day in days_back(since, now) {
+            for shard in 0..DAY_SHARDS {
+                let mut start = None;
+                loop {
+                    let output = self
+                        .0
+                        .client()
+                        .query()
+                        .table_name(self.0.name())
+                        .index_name(BY_DAY)
+                        .key_condition_expression(
+                            "#day = :day AND requested_at BETWEEN :since AND :until",
+                        )
+                        .filter_expression("#status = :queued AND attribute_not_exists(run_id)")
+                        .expression_attribute_names("#day", "day")
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(":day", s(format!("{day}#{shard}")))
+                        .expression_attribute_values(":since", s(rfc3339(since)))
+                        .expression_attribute_values(":until", s(rfc3339(until)))
+                        .expression_attribute_values(
+                            ":queued",
+                            s(crate::rules::status::TriggerStatus::Queued.as_str()),
+                        )
+                        .limit(PAGE)
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await?;
+                    for item in output.items() {
+                        found.push(item_to_record(item)?);
+                        if found.len() >= limit {
+                            return Ok(found);
+                        }
+                    }
+                    start = output.last_evaluated_key().cloned();
+                    if start.is_none() {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// The triggers a run serves, oldest first.
     pub async fn of_run(
         &self,

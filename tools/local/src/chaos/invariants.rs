@@ -223,6 +223,22 @@ pub async fn check(
                     .or_insert(0) += 1;
             }
             Some(v) if v.status == TriggerStatus::Refused => {
+                let reason = record
+                    .table
+                    .triggers()
+                    .get(&a.trigger_id, now)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.refusal)
+                    .map(|r| r.reason);
+                if reason.as_deref() == Some(shared::rules::trigger::UNSETTLED) {
+                    // Only a client told 503 is given back as unsettled.
+                    problems.push(format!(
+                        "{}: answered 202, then given back as unsettled",
+                        a.trigger_id
+                    ));
+                }
                 *endings
                     .entry("refused behind a full queue".into())
                     .or_insert(0) += 1;
@@ -486,6 +502,35 @@ pub async fn check(
         "nothing left in flight",
         left,
         "queues, DLQs and lanes empty".into(),
+    ));
+
+    // 7. No record stays queued without a run past the settling: the last
+    // double fault's records (503, admission committed, neither message nor
+    // refund through) were found by the settler and given back.
+    let since =
+        now.saturating_sub(u64::try_from(began.elapsed().as_millis()).unwrap_or(0) + 60_000);
+    let problems = match record
+        .table
+        .ledger()
+        .queued_without_run(since, now, now, 1000)
+        .await
+    {
+        Ok(limbo) => limbo
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: still queued without a run (client {})",
+                    r.trigger_id,
+                    r.client_key.prefix()
+                )
+            })
+            .collect(),
+        Err(e) => vec![format!("the ledger could not be read: {e}")],
+    };
+    verdicts.push(verdict(
+        "no record stays queued without a run past the settling",
+        problems,
+        "every admitted record ran, waited in a lane, or was given back".into(),
     ));
 
     Report {
