@@ -32,7 +32,6 @@ use shared::rules::pipeline_event::{
     parse_codepipeline_event, starter, CodePipelineEvent, EventProblem, ExecutionTrigger,
     PipelineEvent, StageEvent, Starter,
 };
-use shared::rules::runs::{Lane, RunRecord};
 use shared::rules::status::run_status_of;
 use shared::rules::status::PipelineState;
 use shared::rules::trigger::ledger_expires_at;
@@ -414,28 +413,6 @@ impl Notifier {
         })
     }
 
-    /// The run before it ended: the first waiting run of the lane is woken
-    /// (its opener's message sent again). Best effort: should it fail, the
-    /// lane's poll wakes it.
-    async fn wake_next(&self, lane: &Lane) {
-        let Some(head) = lane.next_to_wake() else {
-            return;
-        };
-        let woken = match self.table.runs().get(head).await {
-            Ok(Some(RunRecord {
-                wake: Some(wake), ..
-            })) => self.deliveries.wake(&wake).await.map_err(|e| e.to_string()),
-            Ok(_) => Err("the run has no opener message to send".to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match woken {
-            Ok(()) => info!(decision = "wake", run_id = %head, "the next waiting run is woken"),
-            Err(e) => {
-                warn!(run_id = %head, error = %e, "could not wake the next waiting run; the lane's poll will")
-            }
-        }
-    }
-
     async fn record_run_outcome(
         &self,
         event: &PipelineEvent,
@@ -466,7 +443,7 @@ impl Notifier {
                     info!(decision = "lane_freed", run_id = %run_id, execution_id = %event.execution_id,
                           freed = freed.is_some(), took_ms = took, "the run ended; its pipeline is free for the next");
                     if let Some(lane) = freed {
-                        self.wake_next(&lane).await;
+                        shared::aws::lanes::wake_next(&self.table, &self.deliveries, &lane).await;
                     }
                 }
                 match recorded {

@@ -550,7 +550,7 @@ impl Worker {
             if lane.first_waiting() != Some(run.run_id.as_str()) {
                 // Others were opened first: they start first.
                 if poll_token(message).is_some() {
-                    self.wake_next(&lane).await;
+                    shared::aws::lanes::wake_next(&self.table, &self.deliveries, &lane).await;
                 }
                 return Ok(Handled::Waiting {
                     position: lane.place(&run.run_id).map(|p| p.position),
@@ -600,30 +600,6 @@ impl Worker {
         })
     }
 
-    /// Sends the first waiting run's opener message again when the lane is
-    /// free: the end of the run before it wakes it. Best effort: the lane's
-    /// poll wakes it otherwise.
-    async fn wake_next(&self, lane: &Lane) {
-        let Some(head) = lane.next_to_wake() else {
-            return;
-        };
-        let woken = match self.table.runs().get(head).await {
-            Ok(Some(RunRecord {
-                wake: Some(wake), ..
-            })) => self.deliveries.wake(&wake).await.map_err(|e| e.to_string()),
-            Ok(_) => Err("the run has no opener message to send".to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match woken {
-            Ok(()) => {
-                info!(decision = "wake", run_id = %head, "the lane is free: its first waiting run is woken")
-            }
-            Err(e) => {
-                warn!(run_id = %head, error = %e, "could not wake the first waiting run; the lane's poll will")
-            }
-        }
-    }
-
     /// The lane's safety poll, carried by this message: looks after the
     /// lane (asks CodePipeline about a holder not heard of for
     /// `RUN_CHECK_AFTER`, wakes the first waiting run of a free lane), then
@@ -657,7 +633,7 @@ impl Worker {
                 }
             }
         }
-        self.wake_next(&lane).await;
+        shared::aws::lanes::wake_next(&self.table, &self.deliveries, &lane).await;
         self.poll(message, trigger_id, target).await
     }
 
@@ -886,7 +862,9 @@ impl Worker {
                     Err(e) => Err(e),
                 };
                 match lane {
-                    Ok(lane) => self.wake_next(&lane).await,
+                    Ok(lane) => {
+                        shared::aws::lanes::wake_next(&self.table, &self.deliveries, &lane).await
+                    }
                     Err(e) => {
                         warn!(run_id = %run_id, error = %e, "could not take the run out of its lane; the lane's poll will")
                     }

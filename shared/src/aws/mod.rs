@@ -23,6 +23,7 @@ pub mod emulation;
 #[cfg(feature = "operators")]
 pub mod function_config;
 pub mod https;
+pub mod lanes;
 pub mod permissions;
 pub mod pipeline;
 #[cfg(feature = "provision")]
