@@ -86,6 +86,18 @@ async fn work_off(stack: &Stack, worker: &Arc<Worker>) {
     }
 }
 
+/// Puts `body` on the DLQ as it is.
+async fn dead_letter_raw(stack: &Stack, body: &str) {
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.queues.dlq_url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
 fn stats(stack: &Stack) -> Value {
     let run = ops(stack, &["dlq", "stats", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -425,14 +437,7 @@ async fn a_replay_of_messages_that_always_fail_moves_each_once_and_ends() {
         .await
         .unwrap();
     let body = looked.messages()[0].body().unwrap().to_string();
-    stack
-        .sqs
-        .send_message()
-        .queue_url(&stack.queues.dlq_url)
-        .message_body(&body)
-        .send()
-        .await
-        .unwrap();
+    dead_letter_raw(&stack, &body).await;
     let worker = ghost_worker(&stack, &ghost, false).await;
     let done = Arc::new(AtomicBool::new(false));
     let background = {
@@ -654,14 +659,7 @@ async fn missing_or_wrong_urls_and_help_are_clear() {
 async fn peek_previews_a_body_that_is_not_a_work_message_escaped() {
     let stack = Stack::new().await;
     let body = format!("not json \u{1b}[31m\r\n{}", "A".repeat(400));
-    stack
-        .sqs
-        .send_message()
-        .queue_url(&stack.queues.dlq_url)
-        .message_body(&body)
-        .send()
-        .await
-        .unwrap();
+    dead_letter_raw(&stack, &body).await;
     let run = ops(&stack, &["dlq", "peek", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let message = run.json()["messages"][0].clone();

@@ -15,20 +15,12 @@ use shared::rules::pipeline_event::state_change_event;
 use shared::rules::status::PipelineState;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use testkit::{unique, Stack};
+use testkit::Stack;
 
 #[tokio::test]
 async fn a_replay_of_events_the_notifier_always_fails_tries_each_once_and_ends() {
     let stack = Stack::new().await;
-    let url = stack
-        .sqs
-        .create_queue()
-        .queue_name(unique("events-dlq"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let url = stack.queue("events-dlq").await;
     for i in 0..3 {
         let event = state_change_event(
             &format!("ev-{i}"),

@@ -12,6 +12,16 @@ use testkit::{unique, Stack};
 
 /// The other stack a stale environment points at.
 const STALE_TABLE: &str = "other-stack-table";
+/// A block that ends by itself, of an address no test sends from.
+const BLOCK: [&str; 7] = [
+    "clients",
+    "block",
+    "203.0.113.9",
+    "--for",
+    "1h",
+    "--reason",
+    "test",
+];
 
 fn sample(name: &str) -> String {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -38,15 +48,7 @@ fn writing_commands(events_dlq: &str) -> Vec<Vec<String>> {
             "notifier",
         ],
         vec!["events", "purge", "--yes", "--events-dlq-url", events_dlq],
-        vec![
-            "clients",
-            "block",
-            "203.0.113.9",
-            "--for",
-            "1h",
-            "--reason",
-            "test",
-        ],
+        BLOCK.to_vec(),
         vec!["clients", "unblock", "203.0.113.9"],
         vec!["clients", "reset", "203.0.113.9", "--yes"],
         vec!["keys", "create", "ci"],
@@ -71,15 +73,7 @@ fn run(stack: &Stack, env: &[(&str, &str)], line: &[String]) -> Run {
 #[tokio::test]
 async fn a_flag_beats_a_stale_variable_and_the_target_is_printed_first() {
     let stack = Stack::new().await;
-    let events_dlq = stack
-        .sqs
-        .create_queue()
-        .queue_name(unique("events-dlq"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let events_dlq = stack.queue("events-dlq").await;
     let stale = [("TABLE_NAME", STALE_TABLE)];
     for line in writing_commands(&events_dlq) {
         let mut flagged = vec!["--table-name".to_string(), stack.table_name.clone()];
@@ -174,17 +168,7 @@ async fn a_variable_and_the_outputs_file_that_disagree_are_refused_naming_both()
         common::ops_command(
             &stack,
             &[("CLIENT_KEY_SECRET", "0123456789abcdef0123456789abcdef")],
-            &[
-                "--terraform-outputs",
-                &file,
-                "clients",
-                "block",
-                "203.0.113.9",
-                "--for",
-                "1h",
-                "--reason",
-                "test",
-            ],
+            &[&["--terraform-outputs", file.as_str()][..], &BLOCK[..]].concat(),
         )
         .env_remove("TABLE_NAME")
         .output()

@@ -513,6 +513,18 @@ impl Stack {
         (topic, inbox)
     }
 
+    /// A fresh, empty queue beside the stack's (an events DLQ, say); its URL.
+    pub async fn queue(&self, prefix: &str) -> String {
+        self.sqs
+            .create_queue()
+            .queue_name(unique(prefix))
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("a queue URL")
+    }
+
     /// The e-mails that reached an inbox since the last call, as (subject, body).
     pub async fn emails(&self, inbox_url: &str) -> Vec<(String, String)> {
         emails(&self.sqs, inbox_url).await

@@ -12,9 +12,13 @@ use super::{StoreError, Table};
 use crate::clock::EpochMillis;
 use crate::rules::time_format::{days_back, rfc3339};
 use crate::rules::trigger::TriggerRecord;
+use aws_sdk_dynamodb::types::AttributeValue;
 
 pub const BY_DAY: &str = "by_day";
 pub const BY_RUN: &str = "by_run";
+
+/// A day in milliseconds.
+const DAY_MS: EpochMillis = 86_400_000;
 
 /// Items read per page of a query.
 const PAGE: i32 = 200;
@@ -46,29 +50,17 @@ impl Ledger<'_> {
                 let mut kept = 0;
                 let mut start = None;
                 loop {
-                    let output = self
-                        .0
-                        .client()
-                        .query()
-                        .table_name(self.0.name())
-                        .index_name(BY_DAY)
-                        .key_condition_expression("#day = :day AND requested_at >= :since")
-                        .expression_attribute_names("#day", "day")
-                        .expression_attribute_values(":day", s(format!("{day}#{shard}")))
-                        .expression_attribute_values(":since", s(rfc3339(since)))
-                        .scan_index_forward(false)
-                        .limit(PAGE)
-                        .set_exclusive_start_key(start)
-                        .send()
+                    let (records, next) = self
+                        // No upper bound but a day ahead (another clock's "now").
+                        .page(&format!("{day}#{shard}"), since, now + DAY_MS, false, start)
                         .await?;
-                    for item in output.items() {
-                        let record = item_to_record(item)?;
+                    for record in records {
                         if !record.is_expired(now) && keep(&record) && kept < limit {
                             kept += 1;
                             of_day.push(record);
                         }
                     }
-                    start = output.last_evaluated_key().cloned();
+                    start = next;
                     if start.is_none() || kept >= limit {
                         break;
                     }
@@ -104,36 +96,16 @@ impl Ledger<'_> {
             for shard in 0..DAY_SHARDS {
                 let mut start = None;
                 loop {
-                    let output = self
-                        .0
-                        .client()
-                        .query()
-                        .table_name(self.0.name())
-                        .index_name(BY_DAY)
-                        .key_condition_expression(
-                            "#day = :day AND requested_at BETWEEN :since AND :until",
-                        )
-                        .filter_expression("#status = :queued AND attribute_not_exists(run_id)")
-                        .expression_attribute_names("#day", "day")
-                        .expression_attribute_names("#status", "status")
-                        .expression_attribute_values(":day", s(format!("{day}#{shard}")))
-                        .expression_attribute_values(":since", s(rfc3339(since)))
-                        .expression_attribute_values(":until", s(rfc3339(until)))
-                        .expression_attribute_values(
-                            ":queued",
-                            s(crate::rules::status::TriggerStatus::Queued.as_str()),
-                        )
-                        .limit(PAGE)
-                        .set_exclusive_start_key(start)
-                        .send()
+                    let (records, next) = self
+                        .page(&format!("{day}#{shard}"), since, until, true, start)
                         .await?;
-                    for item in output.items() {
-                        found.push(item_to_record(item)?);
+                    for record in records {
+                        found.push(record);
                         if found.len() >= limit {
                             return Ok(found);
                         }
                     }
-                    start = output.last_evaluated_key().cloned();
+                    start = next;
                     if start.is_none() {
                         break;
                     }
@@ -141,6 +113,56 @@ impl Ledger<'_> {
             }
         }
         Ok(found)
+    }
+
+    /// One page of the day index's partition `day_shard`: records requested
+    /// between `since` and `until`, newest first; with `queued_only`, only
+    /// those still `queued` without a run. The records and where the next
+    /// page starts.
+    async fn page(
+        &self,
+        day_shard: &str,
+        since: EpochMillis,
+        until: EpochMillis,
+        queued_only: bool,
+        start: Option<std::collections::HashMap<String, AttributeValue>>,
+    ) -> Result<
+        (
+            Vec<TriggerRecord>,
+            Option<std::collections::HashMap<String, AttributeValue>>,
+        ),
+        StoreError,
+    > {
+        let mut query = self
+            .0
+            .client()
+            .query()
+            .table_name(self.0.name())
+            .index_name(BY_DAY)
+            .key_condition_expression("#day = :day AND requested_at BETWEEN :since AND :until")
+            .expression_attribute_names("#day", "day")
+            .expression_attribute_values(":day", s(day_shard))
+            .expression_attribute_values(":since", s(rfc3339(since)))
+            .expression_attribute_values(":until", s(rfc3339(until)))
+            .scan_index_forward(false)
+            .limit(PAGE)
+            .set_exclusive_start_key(start);
+        if queued_only {
+            query = query
+                .filter_expression("#status = :queued AND attribute_not_exists(run_id)")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(
+                    ":queued",
+                    s(crate::rules::status::TriggerStatus::Queued.as_str()),
+                );
+        }
+        let output = query.send().await?;
+        let records = output
+            .items()
+            .iter()
+            .map(item_to_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((records, output.last_evaluated_key().cloned()))
     }
 
     /// The triggers a run serves, oldest first.

@@ -178,6 +178,21 @@ fn verdict(name: &'static str, problems: Vec<String>, ok: String) -> Verdict {
     }
 }
 
+/// The trigger's own record, when it can be read.
+async fn stored(
+    record: &Record<'_>,
+    trigger_id: &str,
+    now: u64,
+) -> Option<shared::rules::trigger::TriggerRecord> {
+    record
+        .table
+        .triggers()
+        .get(trigger_id, now)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Checks every invariant.
 pub async fn check(
     record: &Record<'_>,
@@ -207,13 +222,8 @@ pub async fn check(
                 problems.push(format!("{}: still {:?}", a.trigger_id, v.status))
             }
             Some(v) if v.status == TriggerStatus::DeadLettered => {
-                let reason = record
-                    .table
-                    .triggers()
-                    .get(&a.trigger_id, now)
+                let reason = stored(record, &a.trigger_id, now)
                     .await
-                    .ok()
-                    .flatten()
                     .and_then(|r| r.error_code);
                 if reason.is_none() {
                     problems.push(format!("{}: dead-lettered without a reason", a.trigger_id));
@@ -223,13 +233,8 @@ pub async fn check(
                     .or_insert(0) += 1;
             }
             Some(v) if v.status == TriggerStatus::Refused => {
-                let reason = record
-                    .table
-                    .triggers()
-                    .get(&a.trigger_id, now)
+                let reason = stored(record, &a.trigger_id, now)
                     .await
-                    .ok()
-                    .flatten()
                     .and_then(|r| r.refusal)
                     .map(|r| r.reason);
                 if reason.as_deref() == Some(shared::rules::trigger::UNSETTLED) {
