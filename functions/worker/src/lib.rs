@@ -235,6 +235,9 @@ impl Worker {
             .unwrap_or(1);
         let parsed = parse_work(message.body.as_deref().unwrap_or_default());
         let trigger_id = parsed.as_ref().ok().map(|(_, id)| id.clone());
+        // Its CodePipeline: the lane whose poll this message may carry.
+        let target = parsed.as_ref().ok().map(|(work, _)| work.pipeline.clone());
+        let target = target.as_deref();
         let result = match parsed {
             Ok((work, trigger_id)) => self.start(&work, &trigger_id, &message).await,
             Err(failure) => Err(failure),
@@ -258,48 +261,41 @@ impl Worker {
             Ok(Handled::AlreadyStarted { execution_id, lane }) => {
                 info!(decision = "duplicate", message_id = %message_id, trigger_id = %trigger, execution_id = %execution_id,
                       "trigger already has an execution; acknowledged without starting again");
-                match (lane, poll_token(&message)) {
-                    // This message carries its lane's poll: the lane is looked after.
-                    (Some(lane), Some(_)) => self.watch(&message, trigger, &lane).await,
-                    _ => Outcome::Done,
-                }
+                self.keeping_poll(&message, trigger, lane.as_deref().or(target))
+                    .await
             }
             Ok(Handled::Refused { retry_after_s, by }) => {
                 self.metrics
                     .count(metrics::TRIGGERS_REFUSED, Some(("Lane", by.as_str())));
                 info!(decision = "refused", message_id = %message_id, trigger_id = %trigger, retry_after_s, lane = by.as_str(),
                       "its pipeline's queue is full: refused, every quota slot given back");
-                Outcome::Done
+                self.keeping_poll(&message, trigger, target).await
             }
             Ok(Handled::GivenBack) => {
                 warn!(decision = "given_back", message_id = %message_id, trigger_id = %trigger,
                       "its admission was never settled and its client told 503: every slot given back, not started");
-                Outcome::Done
+                self.keeping_poll(&message, trigger, target).await
             }
             Ok(Handled::Flushed) => {
                 info!(decision = "flushed", message_id = %message_id, trigger_id = %trigger,
                       "its run was flushed by an operator (trigger-ops pipelines flush): not started");
-                Outcome::Done
+                self.keeping_poll(&message, trigger, target).await
             }
             Ok(Handled::InTheDlq { lane }) => {
                 info!(decision = "duplicate", message_id = %message_id, trigger_id = %trigger,
                       "its trigger is already in the DLQ: this copy is not tried again");
-                match poll_token(&message) {
-                    // This message carries its lane's poll: the lane is looked after.
-                    Some(_) => self.watch(&message, trigger, &lane).await,
-                    None => Outcome::Done,
-                }
+                self.keeping_poll(&message, trigger, Some(&lane)).await
             }
             Ok(Handled::NoRecord) => {
                 warn!(decision = "skipped", message_id = %message_id, trigger_id = %trigger,
                       "no trigger record (quota given back, or expired); not started");
-                Outcome::Done
+                self.keeping_poll(&message, trigger, target).await
             }
             Ok(Handled::Joined { run_id }) => {
                 self.metrics.count(metrics::TRIGGERS_COALESCED, None);
                 info!(decision = "joined", message_id = %message_id, trigger_id = %trigger, run_id = %run_id,
                       "coalesced into a pending run; its opener starts it");
-                Outcome::Done
+                self.keeping_poll(&message, trigger, target).await
             }
             Ok(Handled::Waiting { lane, position }) => {
                 self.metrics.count(metrics::RUNS_WAITING, None);
@@ -598,6 +594,21 @@ impl Worker {
             lane: Some(target),
             by: run.lane.unwrap_or(RunLane::Anonymous),
         })
+    }
+
+    /// A message done with, whatever became of its trigger: if it carries
+    /// its lane's poll, the poll goes on while runs wait there (dropping it
+    /// would leave waiting runs to wakes alone, which are best effort).
+    async fn keeping_poll(
+        &self,
+        message: &SqsMessage,
+        trigger_id: &str,
+        lane: Option<&str>,
+    ) -> Outcome {
+        match (poll_token(message), lane) {
+            (Some(_), Some(lane)) => self.watch(message, trigger_id, lane).await,
+            _ => Outcome::Done,
+        }
     }
 
     /// The lane's safety poll, carried by this message: looks after the

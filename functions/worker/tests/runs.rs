@@ -916,3 +916,63 @@ async fn aliases_of_one_codepipeline_share_one_bound() {
     assert_eq!(h.view(&running).await.status, TriggerStatus::Started);
     assert_eq!(h.stack.executions(&pipeline).await, 1);
 }
+
+/// Each trigger a run of its own, all waiting in one lane.
+const ALONE_SETTINGS: &str =
+    r#"{"app": {"coalesce": false, "max_pending": 10, "reserved_pending": 0}}"#;
+
+/// The message carrying a lane's poll may belong to a trigger whose run
+/// started meanwhile (woken by another copy), or that was refused or gone:
+/// whatever became of it, the poll goes on while runs still wait, since the
+/// wakes are best effort (a chaos run found a free lane with two runs
+/// waiting and no message left to start them).
+#[tokio::test]
+async fn the_lanes_poll_goes_on_whatever_became_of_the_trigger_that_carries_it() {
+    let (h, pipeline) =
+        coalescing_harness("pollkeep", &[("PIPELINE_SETTINGS", ALONE_SETTINGS)]).await;
+    let holder = h.enqueue(&pipeline).await;
+    drain_batches(&h).await;
+    assert_eq!(h.view(&holder).await.status, TriggerStatus::Started);
+    let (b, c) = (h.enqueue(&pipeline).await, h.enqueue(&pipeline).await);
+    drain_batches(&h).await;
+    // One of them took the poll: its message comes back after the interval.
+    poll_interval_passes().await;
+    let polls = h.stack.drain(&h.stack.queues.queue_url).await;
+    let poll = polls
+        .iter()
+        .find(|m| {
+            m.message_attributes()
+                .is_some_and(|a| a.contains_key(worker::POLL_TOKEN))
+        })
+        .expect("a message carrying the lane's poll");
+    let carrier: serde_json::Value = serde_json::from_str(poll.body().unwrap()).unwrap();
+    let carrier = carrier["trigger_id"].as_str().unwrap().to_string();
+    assert!(carrier == b || carrier == c, "{carrier}");
+    // Its trigger started meanwhile (as a wake of another copy would).
+    let now = SystemClock.now_ms();
+    h.table
+        .triggers()
+        .record_started(&carrier, "ex-by-a-wake", now, now / 1000 + 3600)
+        .await
+        .unwrap();
+    // The poll comes back: it is not dropped, it polls on.
+    let mut send = h
+        .stack
+        .sqs
+        .send_message()
+        .queue_url(&h.stack.queues.queue_url)
+        .message_body(poll.body().unwrap());
+    for (name, value) in poll.message_attributes().unwrap() {
+        send = send.message_attributes(name, value.clone());
+    }
+    send.send().await.unwrap();
+    drain_batches(&h).await;
+    poll_interval_passes().await;
+    let again = h.stack.drain(&h.stack.queues.queue_url).await;
+    assert!(
+        again.iter().any(|m| m
+            .message_attributes()
+            .is_some_and(|a| a.contains_key(worker::POLL_TOKEN))),
+        "the lane's poll went on: {again:?}"
+    );
+}
