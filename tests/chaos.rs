@@ -7,10 +7,12 @@
 
 use local_stack::chaos::run::{run, ChaosConfig};
 
-/// Seeds that found a fault once, run every time: 1795990597584785675
-/// ended with a client charged for a trigger it was answered 503 for (an
-/// SQS answer lost while the table was down; docs/testing.md).
-const FOUND: &[u64] = &[1_795_990_597_584_785_675];
+/// Seeds that found a fault once, run every time (docs/testing.md):
+/// 1795990597584785675 ended with a client charged for a trigger it was
+/// answered 503 for (an SQS answer lost while the table was down);
+/// 1796657374804590403 left a free lane with two runs waiting and no
+/// message to start them (the lane's poll dropped with a duplicate).
+const FOUND: &[u64] = &[1_795_990_597_584_785_675, 1_796_657_374_804_590_403];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_accepted_trigger_ends_exactly_once_whatever_fails() {
