@@ -2,7 +2,7 @@
 //! block or unblock a client or a network. Addresses are keyed exactly as
 //! the ingress keys them (`CLIENT_KEY_SECRET`); only keys reach the table.
 
-use crate::OpsError;
+use crate::error::OpsError;
 use serde::Serialize;
 use shared::aws::table::admission::QuotaLevel;
 use shared::aws::table::blocks::Block;

@@ -6,7 +6,7 @@
 //! the command did with the others. A crash leaves it invisible only until
 //! its hold lapses.
 
-use crate::OpsError;
+use crate::error::OpsError;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde::Serialize;
 pub use shared::aws::queue::QueueCounts;

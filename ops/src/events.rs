@@ -10,7 +10,7 @@
 //! duplicate, never a second e-mail.
 
 use crate::dlq::{queue_error, split_new, Queues, STATS_SCAN, WORK_HOLD_S};
-use crate::OpsError;
+use crate::error::OpsError;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde::Serialize;
 use serde_json::Value;

@@ -4,8 +4,8 @@
 //! SHA-256 only.
 
 use crate::cli::KeysCommand;
+use crate::error::OpsError;
 use crate::report::age;
-use crate::OpsError;
 use shared::aws::table::keys::KeyEntry;
 use shared::aws::table::Table;
 use shared::clock::EpochMillis;

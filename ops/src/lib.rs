@@ -6,6 +6,7 @@ pub mod account;
 pub mod cli;
 pub mod clients;
 pub mod dlq;
+pub mod error;
 pub mod events;
 pub mod keys;
 pub mod networks;
@@ -14,57 +15,19 @@ pub mod report;
 pub mod targets;
 pub mod triggers;
 
+pub use error::OpsError;
+
 use aws_config::SdkConfig;
 use cli::{Cli, ClientsCommand, Command, DlqCommand, EventsCommand, TriggersCommand};
 use dlq::{Filter, Queues, ReplayOptions};
 use shared::aws::table::Table;
 use shared::aws::CallCounter;
 use shared::clock::SystemClock;
-use shared::config::{ConfigError, Env};
+use shared::config::Env;
 use std::io::IsTerminal;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use targets::Need;
-
-#[derive(Debug, thiserror::Error)]
-pub enum OpsError {
-    #[error("missing {0}")]
-    MissingSetting(&'static str),
-    #[error("{what}: {reason}")]
-    BadSetting { what: &'static str, reason: String },
-    #[error("{0}")]
-    Config(#[from] ConfigError),
-    #[error("cannot read terraform outputs {path}: {reason}")]
-    TerraformOutputs { path: String, reason: String },
-    #[error("the {which} at {url} cannot be used: {reason}")]
-    Queue {
-        which: &'static str,
-        url: String,
-        reason: String,
-    },
-    #[error("{0}")]
-    Refused(String),
-    #[error("{0}")]
-    Local(String),
-    #[error("{0}")]
-    Store(String),
-    #[error("{0}")]
-    NotFound(String),
-}
-
-impl OpsError {
-    /// 2 for a wrong command line or settings (nothing was touched), 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::MissingSetting(_)
-            | Self::BadSetting { .. }
-            | Self::Config(_)
-            | Self::TerraformOutputs { .. }
-            | Self::Refused(_) => 2,
-            Self::Queue { .. } | Self::Local(_) | Self::Store(_) | Self::NotFound(_) => 1,
-        }
-    }
-}
 
 /// What a command printed and whether it fully succeeded.
 #[derive(Debug)]

@@ -3,8 +3,8 @@
 //! once `NETWORK_QUOTA_LIMITS` names it (`group:NAME=N`).
 
 use crate::cli::NetworksCommand;
+use crate::error::OpsError;
 use crate::report::{age, table as columns};
-use crate::OpsError;
 use shared::aws::table::network_groups::GroupEntry;
 use shared::aws::table::Table;
 use shared::clock::EpochMillis;

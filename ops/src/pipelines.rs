@@ -5,7 +5,7 @@
 
 use crate::cli::FlushLane;
 use crate::clients::{busiest, TopView};
-use crate::OpsError;
+use crate::error::OpsError;
 use serde::Serialize;
 use shared::aws::table::Table;
 use shared::clock::EpochMillis;

@@ -7,7 +7,7 @@
 //! command that changes something says what it acts on first.
 
 use crate::cli::TargetArgs;
-use crate::OpsError;
+use crate::error::OpsError;
 use shared::config::{ConfigError, Env};
 
 /// The names Terraform's outputs use.

@@ -2,7 +2,7 @@
 //! run and the triggers coalesced with it. Read through the table's indexes
 //! (`by_day`, `by_run`): never a scan.
 
-use crate::OpsError;
+use crate::error::OpsError;
 use serde::Serialize;
 use shared::aws::table::Table;
 use shared::clock::EpochMillis;
