@@ -18,6 +18,8 @@ locals {
   by_lane  = [for pair in setproduct(["RunsStarted", "TriggersRefused"], local.lanes) : [module.settings.metrics_namespace, pair[0], "Function", "worker", "Lane", pair[1], { label = "${pair[0]} (${pair[1]})" }]]
   runs     = [for name in ["TriggersCoalesced", "RunsWaiting", "Retried", "DeadLettered"] : [module.settings.metrics_namespace, name, "Function", "worker"]]
   emails   = [for state in module.settings.notify_states : [module.settings.metrics_namespace, "Emails", "Function", "notifier", "State", state, { label = "E-mails ${state}" }]]
+  # The WAF's rules that block, by the name each metric carries (none without the WAF).
+  waf_blocking = module.settings.waf.enabled ? concat(keys(local.waf_rate_rules), ["known-bad-inputs"]) : []
   widget = {
     type   = "metric"
     width  = 12
@@ -78,7 +80,7 @@ resource "aws_cloudwatch_dashboard" "main" {
         metrics = concat(
           [["AWS/ApiGateway", "4XXError", "ApiName", aws_api_gateway_rest_api.api.name, "Stage", aws_api_gateway_stage.api.stage_name, { label = "API 4xx" }]],
           [
-            for rule in(module.settings.waf.enabled ? concat(keys(local.waf_rate_rules), ["known-bad-inputs"]) : []) :
+            for rule in local.waf_blocking :
             ["AWS/WAFV2", "BlockedRequests", "WebACL", var.name, "Region", local.dashboard_region, "Rule", "${var.name}-${rule}", { label = "WAF ${rule}" }]
           ],
         )
