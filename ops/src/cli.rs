@@ -174,39 +174,6 @@ Examples:
     },
 }
 
-impl Command {
-    /// What this command line changes, if it changes anything: the targets
-    /// it prints before it acts (a dry run or a listing changes nothing).
-    pub fn writes(&self) -> Vec<crate::targets::Need> {
-        use crate::targets::Need;
-        match self {
-            Command::Dlq(DlqCommand::Replay(args)) if !args.dry_run => {
-                vec![Need::Dlq, Need::Queue, Need::Table]
-            }
-            Command::Dlq(DlqCommand::Purge { .. }) => vec![Need::Dlq],
-            Command::Events(EventsCommand::Replay { dry_run: false, .. }) => {
-                vec![Need::EventsDlq, Need::Notifier]
-            }
-            Command::Events(EventsCommand::Purge { .. }) => vec![Need::EventsDlq],
-            Command::Clients(ClientsArgs {
-                command:
-                    ClientsCommand::Reset { .. }
-                    | ClientsCommand::Block { .. }
-                    | ClientsCommand::Unblock { .. },
-                ..
-            })
-            | Command::Keys(
-                KeysCommand::Create { .. }
-                | KeysCommand::Revoke { .. }
-                | KeysCommand::Rotate { .. },
-            )
-            | Command::Networks(NetworksCommand::Import { .. } | NetworksCommand::Remove { .. })
-            | Command::Pipelines(PipelinesCommand::Flush { .. }) => vec![Need::Table],
-            _ => Vec::new(),
-        }
-    }
-}
-
 #[derive(Debug, Subcommand)]
 pub enum NetworksCommand {
     /// Make (or replace) the group NAME from FILE: AWS ip-ranges.json, Google cloud.json,

@@ -67,7 +67,7 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
     let targets = targets::resolve(&cli.targets, ctx.env, outputs)?;
     // A command that changes something says what it acts on first, and
     // refuses before anything when a target is missing or disputed.
-    for need in cli.command.writes() {
+    for need in targets::writes(&cli.command) {
         eprintln!("acting on the {}", targets.describe(need)?);
     }
     let calls = ctx.calls.clone();

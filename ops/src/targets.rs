@@ -6,7 +6,10 @@
 //! the command line. Each target remembers where it came from, so a
 //! command that changes something says what it acts on first.
 
-use crate::cli::TargetArgs;
+use crate::cli::{
+    ClientsArgs, ClientsCommand, Command, DlqCommand, EventsCommand, KeysCommand, NetworksCommand,
+    PipelinesCommand, TargetArgs,
+};
 use crate::error::OpsError;
 use shared::config::{ConfigError, Env};
 
@@ -191,6 +194,34 @@ pub fn resolve(
             })
             .unwrap_or_default(),
     })
+}
+
+/// What this command line changes, if it changes anything: the targets
+/// it prints before it acts (a dry run or a listing changes nothing).
+pub fn writes(command: &Command) -> Vec<Need> {
+    match command {
+        Command::Dlq(DlqCommand::Replay(args)) if !args.dry_run => {
+            vec![Need::Dlq, Need::Queue, Need::Table]
+        }
+        Command::Dlq(DlqCommand::Purge { .. }) => vec![Need::Dlq],
+        Command::Events(EventsCommand::Replay { dry_run: false, .. }) => {
+            vec![Need::EventsDlq, Need::Notifier]
+        }
+        Command::Events(EventsCommand::Purge { .. }) => vec![Need::EventsDlq],
+        Command::Clients(ClientsArgs {
+            command:
+                ClientsCommand::Reset { .. }
+                | ClientsCommand::Block { .. }
+                | ClientsCommand::Unblock { .. },
+            ..
+        })
+        | Command::Keys(
+            KeysCommand::Create { .. } | KeysCommand::Revoke { .. } | KeysCommand::Rotate { .. },
+        )
+        | Command::Networks(NetworksCommand::Import { .. } | NetworksCommand::Remove { .. })
+        | Command::Pipelines(PipelinesCommand::Flush { .. }) => vec![Need::Table],
+        _ => Vec::new(),
+    }
 }
 
 /// Which target a command needs.

@@ -184,7 +184,7 @@ pub fn keyed(secret: &[u8], canonical: &str) -> ClientKey {
 pub fn group_key(secret: &[u8], name: &str) -> ClientKey {
     keyed(
         secret,
-        &format!("{}{name}", crate::rules::network_groups::GROUP_PREFIX),
+        &format!("{}{name}", crate::rules::quota::GROUP_PREFIX),
     )
 }
 

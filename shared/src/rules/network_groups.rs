@@ -15,10 +15,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-/// How `NETWORK_QUOTA_LIMITS` names a group's level: `group:aws`.
-pub const GROUP_PREFIX: &str = "group:";
-/// The most groups `NETWORK_QUOTA_LIMITS` may name.
-pub const MAX_GROUPS: usize = 8;
+/// How a group is named as a quota level; defined beside the levels.
+pub use crate::rules::quota::{is_valid_group_name, GROUP_PREFIX, MAX_GROUPS};
 /// The largest file `networks import` reads.
 pub const MAX_FILE_BYTES: usize = 32 * 1024 * 1024;
 /// The most networks one group holds (AWS publishes about 10,000).
@@ -27,16 +25,6 @@ pub const MAX_PREFIXES: usize = 200_000;
 /// a mistake (or an attack on the quota of everyone).
 pub const WIDEST_V4: u8 = 8;
 pub const WIDEST_V6: u8 = 16;
-
-/// Is `name` a group name: 1 to 32 of a-z 0-9 -, starting with a letter
-/// or digit?
-pub fn is_valid_group_name(name: &str) -> bool {
-    (1..=32).contains(&name.len())
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
 
 /// Which published shape a file has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,6 +18,21 @@
 use crate::clock::EpochMillis;
 use std::time::Duration;
 
+/// How `NETWORK_QUOTA_LIMITS` names a network group's level: `group:aws`.
+pub const GROUP_PREFIX: &str = "group:";
+/// The most groups `NETWORK_QUOTA_LIMITS` may name.
+pub const MAX_GROUPS: usize = 8;
+
+/// Is `name` a group name: 1 to 32 of a-z 0-9 -, starting with a letter
+/// or digit?
+pub fn is_valid_group_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// `QUOTA_LIMIT` acceptances per client per rolling `QUOTA_WINDOW`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaPolicy {
@@ -209,11 +224,7 @@ pub struct GroupLevel {
 impl GroupLevel {
     /// `group:aws`: how the 429, the RateLimit fields and operators name it.
     pub fn level_name(&self) -> String {
-        format!(
-            "{}{}",
-            crate::rules::network_groups::GROUP_PREFIX,
-            self.name
-        )
+        format!("{}{}", GROUP_PREFIX, self.name)
     }
 }
 
@@ -232,7 +243,6 @@ impl NetworkLimits {
     /// is at least `client_limit` (a network never holds less than one of
     /// its clients) and at most `max_limit` (the slots one item holds).
     pub fn parse(text: &str, client_limit: usize, max_limit: usize) -> Result<Self, String> {
-        use crate::rules::network_groups::{is_valid_group_name, GROUP_PREFIX, MAX_GROUPS};
         let text = text.trim();
         if text.is_empty() || text.eq_ignore_ascii_case("off") {
             return Ok(Self::default());
