@@ -132,6 +132,25 @@ pub struct LocalOptions {
     pub edge: edge::Limits,
 }
 
+impl LocalOptions {
+    /// A stack for a benchmark: a free port, no faults, no outputs file,
+    /// no edge limits (the bench sends far more than a person), runs of
+    /// `run_time`.
+    pub fn bench(prefix: String, run_time: Duration) -> Self {
+        Self {
+            port: 0,
+            prefix,
+            failing: vec![],
+            run_time,
+            fault: None,
+            outputs: None,
+            stage: None,
+            chaos: None,
+            edge: edge::Limits::off(),
+        }
+    }
+}
+
 /// A stop signal the loops wait on.
 #[derive(Clone)]
 pub struct Stopping(watch::Receiver<bool>);

@@ -152,17 +152,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stack = local_stack::start(
         &sdk,
         &env,
-        &LocalOptions {
-            port: 0,
-            prefix: prefix.clone(),
-            failing: vec![],
-            run_time: args.run_time,
-            fault: None,
-            outputs: None,
-            stage: None,
-            chaos: None,
-            edge: local_stack::edge::Limits::off(),
-        },
+        &LocalOptions::bench(prefix.clone(), args.run_time),
         Console::new(Box::new(std::io::sink())),
     )
     .await?;
