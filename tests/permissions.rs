@@ -318,6 +318,7 @@ async fn the_notifier_makes_exactly_its_granted_calls() {
         wake: Some(shared::rules::runs::Wake {
             queue_url: stack.queues.queue_url.clone(),
             message: "{}".into(),
+            attributes: Vec::new(),
         }),
         ..shared::aws::table::runs::Opening::up_to(3)
     };

@@ -138,9 +138,9 @@ pub struct ReplaySummary {
     /// Messages left in the DLQ because their trigger record could not be
     /// put back to `queued` (the table was unreachable).
     pub records_not_updated: u64,
-    /// Messages with the body of one moved in this replay (the worker gave
-    /// it up again, or the DLQ held it twice): left where they are, so a
-    /// message that always fails is moved once per replay, never in a loop.
+    /// Copies moved by this replay that the worker gave up again while it
+    /// ran: left where they are, so a message that always fails is moved
+    /// once per replay, never in a loop.
     pub came_back: u64,
     /// What the DLQ holds once the replay ended (visible and in flight);
     /// `None` when it could not be counted.
@@ -149,6 +149,27 @@ pub struct ReplaySummary {
     /// Dry run: what would move. Otherwise: what moved.
     pub messages: Vec<DlqMessage>,
     pub failures: Vec<String>,
+}
+
+/// The message attribute that names the replay call that moved a copy.
+pub const REPLAYED_BY: &str = "replayed_by";
+
+/// The replay call that moved this message, if one did.
+fn replayed_by(message: &Message) -> Option<&str> {
+    message
+        .message_attributes()?
+        .get(REPLAYED_BY)?
+        .string_value()
+}
+
+/// A replay call's id: random, so two calls (even at one instant, from two
+/// terminals) never take each other's copies for their own.
+fn replay_call_id(now_ms: u64) -> String {
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(_) => format!("{now_ms}-{}", std::process::id()),
+    }
 }
 
 pub(crate) fn queue_error<'a>(
@@ -333,7 +354,11 @@ impl Queues {
             started: Instant::now(),
         };
         let mut seen = HashSet::new();
-        let mut moved_bodies: HashSet<String> = HashSet::new();
+        // Each copy this call moves carries its id; the worker keeps a
+        // message's attributes when it gives it up again, so what comes back
+        // during this call is known for certain (a second copy the DLQ held
+        // from before has no such mark, and moves like any other).
+        let call = replay_call_id(self.clock.now_ms());
         let mut held: Vec<Message> = Vec::new();
         let per_batch = (rate.ceil() as usize).clamp(1, BATCH);
         loop {
@@ -366,10 +391,9 @@ impl Queues {
                     held.push(message);
                     continue;
                 }
-                // Remembered before it moves: a copy given up again while
-                // this replay runs (a new message id), or a second copy in
-                // the DLQ, is recognised by its body and left.
-                if !moved_bodies.insert(message.body().unwrap_or_default().to_string()) {
+                // A copy this call moved that was given up again while it
+                // runs (a new message id): left for the next replay.
+                if replayed_by(&message) == Some(call.as_str()) {
                     summary.came_back += 1;
                     held.push(message);
                 } else {
@@ -408,7 +432,7 @@ impl Queues {
                 continue;
             }
             let moved = self
-                .move_batch(dlq_url, queue_url, &ready, &mut summary, &mut held)
+                .move_batch(dlq_url, queue_url, &ready, &call, &mut summary, &mut held)
                 .await;
             for shown in moved {
                 summary.moved += 1;
@@ -440,11 +464,16 @@ impl Queues {
         dlq_url: &str,
         queue_url: &str,
         batch: &[(Message, DlqMessage)],
+        call: &str,
         summary: &mut ReplaySummary,
         held: &mut Vec<Message>,
     ) -> Vec<DlqMessage> {
         let messages: Vec<&Message> = batch.iter().map(|(m, _)| m).collect();
-        let accepted: Vec<usize> = match self.deliveries.copy_batch(queue_url, &messages).await {
+        let copied = self
+            .deliveries
+            .copy_batch(queue_url, &messages, (REPLAYED_BY, call))
+            .await;
+        let accepted: Vec<usize> = match copied {
             Ok((accepted, refused)) => {
                 for (i, reason) in refused {
                     summary.failures.push(format!(

@@ -171,7 +171,7 @@ pub fn replay_text(summary: &ReplaySummary) -> String {
     ));
     if summary.came_back > 0 {
         out.push_str(&format!(
-            ", came back {} (given up again, or a second copy of one moved: left for the next replay)",
+            ", came back {} (given up again while this replay ran: left for the next one)",
             summary.came_back
         ));
     }

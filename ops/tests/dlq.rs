@@ -309,7 +309,16 @@ async fn bodies_and_attributes_arrive_unchanged() {
     }
     let run = ops(&stack, &["dlq", "replay"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let moved = contents(&stack, &stack.queues.queue_url).await;
+    // Each copy carries the replay's mark, and otherwise what it had.
+    let mut moved = contents(&stack, &stack.queues.queue_url).await;
+    for (_, attributes) in moved.iter_mut() {
+        let marks = attributes
+            .iter()
+            .filter(|(k, _)| k == ops::dlq::REPLAYED_BY)
+            .count();
+        assert_eq!(marks, 1, "{attributes:?}");
+        attributes.retain(|(k, _)| k != ops::dlq::REPLAYED_BY);
+    }
     assert_eq!(moved, dlq_copy);
     assert!(moved.iter().all(|(_, a)| a
         .iter()
@@ -419,15 +428,17 @@ async fn ctrl_c_finishes_the_batch_in_flight_and_stops() {
 }
 
 /// A message that always fails: the worker gives every replayed copy up
-/// again, while the replay runs, under a new message id. The replay moves
-/// each message once, recognises what comes back by its body, ends, and
-/// says what the DLQ holds; the next replay does the same, never more.
+/// again, while the replay runs, under a new message id (here after each
+/// batch, so every copy is back before the replay looks again). The replay
+/// moves each message once, a second copy the DLQ held from before like any
+/// other, recognises what comes back by the mark it put on each copy, ends,
+/// and says what the DLQ holds; the next replay does the same, never more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_of_messages_that_always_fail_moves_each_once_and_ends() {
     let stack = Arc::new(Stack::new().await);
     let ghost = unique("ghost");
     let ids = seed(&stack, &ghost, 3, false).await;
-    // The DLQ holds one of them twice, as after an earlier failed replay.
+    // The DLQ holds one of them twice, as after a dead-lettering sent twice.
     let looked = stack
         .sqs
         .receive_message()
@@ -439,45 +450,61 @@ async fn a_replay_of_messages_that_always_fail_moves_each_once_and_ends() {
     let body = looked.messages()[0].body().unwrap().to_string();
     dead_letter_raw(&stack, &body).await;
     let worker = ghost_worker(&stack, &ghost, false).await;
-    let done = Arc::new(AtomicBool::new(false));
-    let background = {
-        let (stack, worker, done) = (stack.clone(), worker.clone(), done.clone());
-        tokio::spawn(async move {
-            while !done.load(Ordering::SeqCst) {
-                work_off(&stack, &worker).await;
-            }
-        })
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let queues = Queues::new(stack.sqs.clone(), Arc::new(SystemClock));
+    let options = ReplayOptions {
+        max: Some(20),
+        ..all_at(10.0)
     };
-    for round in 0..2 {
-        let replay = {
-            let stack = stack.clone();
-            tokio::task::spawn_blocking(move || {
-                ops(
-                    &stack,
-                    &["dlq", "replay", "--max", "20", "--rate", "4", "--json"],
-                )
-            })
-        };
-        let run = replay.await.unwrap();
-        assert_eq!(run.code, 0, "{}", run.stderr);
-        let summary = run.json();
-        assert_eq!(summary["moved"], 3, "round {round}: {summary}");
-        assert!(summary["came_back"].as_u64().unwrap() >= 1, "{summary}");
-        assert!(summary["left"].as_u64().is_some(), "{summary}");
-        // The worker gives the three up again; then the DLQ holds what it
-        // held before the replay: the three and the second copy.
-        work_off(&stack, &worker).await;
+    let runtime = tokio::runtime::Handle::current();
+    let give_up_again = |_: u64| {
+        tokio::task::block_in_place(|| runtime.block_on(work_off(&stack, &worker)));
+    };
+    // Round 0 moves the four; the worker gives three up again (the second
+    // copy of a trigger already given up is dropped, not dead-lettered
+    // twice). Round 1 moves those three; they come back once more.
+    for (round, moving) in [(0, 4), (1, 3)] {
+        let summary = queues
+            .replay(
+                &stack.queues.dlq_url,
+                &stack.queues.queue_url,
+                Some(&table),
+                &options,
+                &AtomicBool::new(false),
+                &give_up_again,
+            )
+            .await
+            .unwrap();
+        assert_eq!(summary.moved, moving, "round {round}: {summary:?}");
+        assert_eq!(summary.came_back, 3, "round {round}: {summary:?}");
+        assert_eq!(summary.left, Some(3), "round {round}: {summary:?}");
+        assert!(!summary.stopped_early);
+        let text = ops::report::replay_text(&summary);
+        assert!(text.contains("came back 3"), "{text}");
+        // What came back is visible again at once, not held for minutes.
         let counts = stats(&stack);
-        assert_eq!(counts["dlq"]["visible"], 4, "round {round}: {counts}");
+        assert_eq!(counts["dlq"]["visible"], 3, "round {round}: {counts}");
         assert_eq!(counts["dlq"]["in_flight"], 0, "round {round}: {counts}");
         for id in &ids {
             assert_eq!(status(&stack, id).await, TriggerStatus::DeadLettered);
         }
     }
-    done.store(true, Ordering::SeqCst);
-    background.await.unwrap();
-    let text = ops(&stack, &["dlq", "replay", "--rate", "4"]);
-    assert!(text.stdout.contains("came back"), "{}", text.stdout);
+    // The binary, with nobody working the queue: each message moves once,
+    // the copies this call made are not taken for the DLQ's own.
+    let run = ops(
+        &stack,
+        &["dlq", "replay", "--max", "20", "--rate", "10", "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary = run.json();
+    assert_eq!(summary["moved"], 3, "{summary}");
+    assert_eq!(summary["came_back"], 0, "{summary}");
+    assert_eq!(summary["left"], 0, "{summary}");
+    let counts = stats(&stack);
+    assert_eq!(counts["work_queue"]["visible"], 3, "{counts}");
+    work_off(&stack, &worker).await;
+    let text = ops(&stack, &["dlq", "replay", "--rate", "10"]);
+    assert!(text.stdout.contains("moved 3"), "{}", text.stdout);
     assert!(text.stdout.contains("the DLQ holds"), "{}", text.stdout);
 }
 

@@ -478,13 +478,34 @@ impl Worker {
         })
     }
 
-    /// How to wake a run this message opens: the same message, on the queue
-    /// it came from.
+    /// How to wake a run this message opens: the same message, with its
+    /// String attributes (a replay's mark among them), on the queue it came
+    /// from. Not the lane's poll: that belongs to this delivery.
     fn wake_of(&self, message: &SqsMessage) -> Option<Wake> {
         Some(Wake {
             queue_url: self.source_queue(message)?,
             message: message.body.clone()?,
+            attributes: string_attributes(message)
+                .into_iter()
+                .filter(|(name, _)| name != POLL_TOKEN)
+                .collect(),
         })
+    }
+
+    /// A waiting run is woken with its opener's latest message: after a
+    /// replay, the copy that carries the replay's mark, so what the run gives
+    /// up again is known as come back (best effort: otherwise the replay
+    /// moves it once more, within its bound).
+    async fn keep_wake(&self, run: &RunRecord, message: &SqsMessage) {
+        let Some(wake) = self.wake_of(message) else {
+            return;
+        };
+        if run.wake.as_ref().is_none_or(|kept| kept == &wake) {
+            return;
+        }
+        if let Err(e) = self.table.runs().set_wake(&run.run_id, &wake).await {
+            warn!(run_id = %run.run_id, error = %e, "could not keep the opener's latest message; the run wakes with the earlier one");
+        }
     }
 
     /// The opener's part: the run starts when its CodePipeline's lane is
@@ -522,6 +543,7 @@ impl Worker {
             // An operator flushed it: its triggers are refused, it never starts.
             RunStatus::Flushed => return Ok(Handled::Flushed),
         }
+        self.keep_wake(&run, message).await;
         let mut lane = runs.get_lane(&target).await.map_err(unavailable)?;
         let holds = lane.run_id.as_deref() == Some(run.run_id.as_str());
         if !holds && run.status == RunStatus::Pending && lane.place(&run.run_id).is_none() {

@@ -55,6 +55,7 @@ impl Worker {
             let wake = Wake {
                 queue_url: request.queue_url.clone(),
                 message: message.to_json(),
+                attributes: Vec::new(),
             };
             match self.deliveries.wake(&wake).await {
                 Ok(()) => {

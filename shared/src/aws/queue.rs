@@ -253,21 +253,27 @@ impl Deliveries {
     }
 
     /// Sends received messages to `queue_url` with body and attributes
-    /// unchanged (up to [`BATCH`]). Returns the indexes the queue accepted
+    /// unchanged but for one String attribute `tag` (name, value) set on
+    /// each copy (up to [`BATCH`]). Returns the indexes the queue accepted
     /// and, for the others, why not.
     pub async fn copy_batch(
         &self,
         queue_url: &str,
         messages: &[&Message],
+        tag: (&str, &str),
     ) -> Result<(Vec<usize>, Vec<(usize, String)>), QueueError> {
+        let (tag_name, tag_value) = tag;
+        let tag_value = string_attribute(tag_value)?;
         let entries: Vec<_> = messages
             .iter()
             .enumerate()
             .filter_map(|(i, m)| {
+                let mut attributes = m.message_attributes().cloned().unwrap_or_default();
+                attributes.insert(tag_name.to_string(), tag_value.clone());
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
                     .message_body(m.body().unwrap_or_default())
-                    .set_message_attributes(m.message_attributes().cloned())
+                    .set_message_attributes(Some(attributes))
                     .build()
                     .ok()
             })
@@ -341,12 +347,15 @@ impl Deliveries {
     /// Sends a waiting run's opener message again, now: the run before it
     /// ended, so it may start.
     pub async fn wake(&self, wake: &Wake) -> Result<(), QueueError> {
-        self.client
-            .send_message()
-            .queue_url(&wake.queue_url)
-            .message_body(&wake.message)
-            .send()
-            .await?;
+        with_attributes(
+            self.client
+                .send_message()
+                .queue_url(&wake.queue_url)
+                .message_body(&wake.message),
+            &wake.attributes,
+        )?
+        .send()
+        .await?;
         Ok(())
     }
 

@@ -80,11 +80,13 @@ impl RunLane {
     }
 }
 
-/// How to wake a waiting run: send its opener's message again.
+/// How to wake a waiting run: send its opener's message again, body and
+/// String attributes unchanged (a replay's mark among them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wake {
     pub queue_url: String,
     pub message: String,
+    pub attributes: Vec<(String, String)>,
 }
 
 /// The key of an input set: two triggers have the same input set exactly

@@ -77,6 +77,7 @@ async fn the_end_of_a_run_wakes_the_first_run_waiting_for_its_pipeline() {
             wake: Some(shared::rules::runs::Wake {
                 queue_url: h.stack.queues.queue_url.clone(),
                 message: format!("opener message of {id}"),
+                attributes: Vec::new(),
             }),
             ..shared::aws::table::runs::Opening::up_to(3)
         };

@@ -266,6 +266,12 @@ pub fn run_to_item(run: &RunRecord) -> Item {
     if let Some(wake) = &run.wake {
         item.insert("queue_url".to_string(), s(&wake.queue_url));
         item.insert("message".to_string(), s(&wake.message));
+        if !wake.attributes.is_empty() {
+            item.insert(
+                "message_attributes".to_string(),
+                message_attributes_value(&wake.attributes),
+            );
+        }
     }
     if let Some(lane) = run.lane {
         item.insert("lane".to_string(), s(lane.as_str()));
@@ -293,6 +299,7 @@ pub fn item_to_run(item: &Item) -> Result<RunRecord, StoreError> {
             (Some(queue_url), Some(message)) => Some(Wake {
                 queue_url: queue_url.to_string(),
                 message: message.to_string(),
+                attributes: message_attributes_of(item),
             }),
             _ => None,
         },
@@ -373,6 +380,28 @@ pub(crate) fn stage_of(name: &str, value: &AttributeValue) -> Option<StageRecord
         since: get_n(map, "since")?,
         seen: get_n(map, "seen")?,
     })
+}
+/// A waiting run's message's String attributes, as the item keeps them.
+pub(crate) fn message_attributes_value(attributes: &[(String, String)]) -> AttributeValue {
+    AttributeValue::M(
+        attributes
+            .iter()
+            .map(|(name, value)| (name.clone(), s(value)))
+            .collect(),
+    )
+}
+/// The String attributes a waiting run's message carries (sorted by name;
+/// unreadable ones are left out).
+fn message_attributes_of(item: &Item) -> Vec<(String, String)> {
+    let Some(AttributeValue::M(map)) = item.get("message_attributes") else {
+        return Vec::new();
+    };
+    let mut attributes: Vec<(String, String)> = map
+        .iter()
+        .filter_map(|(name, value)| Some((name.clone(), value.as_s().ok()?.clone())))
+        .collect();
+    attributes.sort();
+    attributes
 }
 /// The stages an item holds (unreadable ones are left out).
 pub fn stages_of(item: &Item) -> Vec<StageRecord> {

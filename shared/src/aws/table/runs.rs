@@ -25,8 +25,9 @@
 //! `pending` (and is served by its execution) or opens a new run.
 
 use super::items::{
-    counters_of, execution_pk, get_s, item_to_lane, item_to_run, lane_pk, n, pending_pk, run_pk,
-    run_to_item, s, trigger_pk, waiting_list_of, Item, PENDING, PENDING_ANONYMOUS,
+    counters_of, execution_pk, get_s, item_to_lane, item_to_run, lane_pk, message_attributes_value,
+    n, pending_pk, run_pk, run_to_item, s, trigger_pk, waiting_list_of, Item, PENDING,
+    PENDING_ANONYMOUS,
 };
 use super::{
     applied, cancelled, condition_failed, conflicted, failed, Rounds, StoreError, Table,
@@ -931,6 +932,29 @@ impl Runs<'_> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The message that wakes a pending run is now `wake` (its opener came
+    /// again with other attributes: a replay's mark). Returns whether it did.
+    pub async fn set_wake(&self, run_id: &str, wake: &Wake) -> Result<bool, StoreError> {
+        let result = self
+            .0
+            .client()
+            .update_item()
+            .table_name(self.0.name())
+            .key("pk", s(run_pk(run_id)))
+            .update_expression(
+                "SET queue_url = :queue_url, message = :message, message_attributes = :attributes",
+            )
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+            .expression_attribute_values(":queue_url", s(&wake.queue_url))
+            .expression_attribute_values(":message", s(&wake.message))
+            .expression_attribute_values(":attributes", message_attributes_value(&wake.attributes))
+            .send()
+            .await;
+        applied(result)
     }
 
     /// A dead-lettered run whose opener was replayed from the DLQ goes back
