@@ -33,10 +33,27 @@ locals {
   built_architecture = try(trimspace(file("${var.lambda_package_dir}/architecture")), "not built")
 }
 
-# Generated here, kept in the state (encrypt the state backend), never in a tfvars file.
+# Generated here, kept in the state (encrypt the state backend), never in a
+# tfvars file. Two secrets take turns: a rotation (client_key_generation one
+# up) makes the other slot's secret anew and keeps this one as the previous
+# for the overlap. Slot 0 keeps no keeper at generation 0, so a deployment
+# from before rotations keeps its secret.
 resource "random_password" "client_key_secret" {
-  length  = 48
-  special = false
+  for_each = module.settings.client_key_slots
+  length   = 48
+  special  = false
+  keepers  = each.value <= 0 ? null : { generation = tostring(each.value) }
+}
+
+moved {
+  from = random_password.client_key_secret
+  to   = random_password.client_key_secret["0"]
+}
+
+locals {
+  client_key_current_slot    = module.settings.client_key_current_slot
+  client_key_secret          = random_password.client_key_secret[local.client_key_current_slot].result
+  client_key_secret_previous = random_password.client_key_secret[local.client_key_current_slot == "0" ? "1" : "0"].result
 }
 
 resource "aws_cloudwatch_log_group" "function" {

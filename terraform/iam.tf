@@ -191,7 +191,7 @@ resource "aws_iam_role_policy" "logs" {
 data "aws_iam_policy_document" "operators" {
   statement {
     sid       = "Table"
-    actions   = ["dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.main.arn]
   }
   statement {

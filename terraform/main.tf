@@ -27,6 +27,9 @@ module "settings" {
   notify_states        = var.notify_states
   refusal_memory       = var.refusal_memory
 
+  client_key_generation     = var.client_key_generation
+  client_key_previous_until = var.client_key_previous_until
+
   api_throttle_rate_limit        = var.api_throttle_rate_limit
   api_throttle_burst_limit       = var.api_throttle_burst_limit
   trigger_throttle_rate_limit    = var.trigger_throttle_rate_limit
@@ -46,12 +49,13 @@ module "settings" {
   notifier_reserved_concurrency = var.notifier_reserved_concurrency
 
   resources = {
-    table_name        = aws_dynamodb_table.main.name
-    queue_url         = aws_sqs_queue.work.url
-    dlq_url           = aws_sqs_queue.work_dlq.url
-    topic_arn         = aws_sns_topic.alerts.arn
-    worker_role_arn   = aws_iam_role.function["worker"].arn
-    client_key_secret = random_password.client_key_secret.result
+    table_name                 = aws_dynamodb_table.main.name
+    queue_url                  = aws_sqs_queue.work.url
+    dlq_url                    = aws_sqs_queue.work_dlq.url
+    topic_arn                  = aws_sns_topic.alerts.arn
+    worker_role_arn            = aws_iam_role.function["worker"].arn
+    client_key_secret          = local.client_key_secret
+    client_key_secret_previous = local.client_key_secret_previous
   }
 }
 

@@ -60,15 +60,23 @@ resource "aws_dynamodb_table" "main" {
   }
 }
 
-# The client-key secret's fingerprint beside it (docs/reference/table.md):
+# The client-key secrets' fingerprints beside them (docs/reference/table.md):
 # trigger-ops refuses to key addresses with a CLIENT_KEY_SECRET that is not
-# the ingress's. SHA-256 of a label and 48 random characters tells nothing
-# of the secret; a rotation (docs/operating.md) rewrites it.
+# the ingress's, and `trigger-ops secret rotate` reads the generation and the
+# overlap from here. SHA-256 of a label and 48 random characters tells
+# nothing of a secret; a rotation (docs/operating.md) rewrites the item.
 resource "aws_dynamodb_table_item" "secret_fingerprint" {
   table_name = aws_dynamodb_table.main.name
   hash_key   = aws_dynamodb_table.main.hash_key
-  item = jsonencode({
-    pk          = { S = "meta#client-key" }
-    fingerprint = { S = sha256("pipeline-trigger client-key fingerprint:${random_password.client_key_secret.result}") }
-  })
+  item = jsonencode(merge(
+    {
+      pk          = { S = "meta#client-key" }
+      fingerprint = { S = sha256("pipeline-trigger client-key fingerprint:${local.client_key_secret}") }
+      generation  = { N = tostring(module.settings.client_key_rotation.generation) }
+    },
+    module.settings.client_key_rotation.previous_until == "" ? {} : {
+      previous_fingerprint = { S = sha256("pipeline-trigger client-key fingerprint:${local.client_key_secret_previous}") }
+      previous_until       = { S = module.settings.client_key_rotation.previous_until }
+    },
+  ))
 }

@@ -192,6 +192,18 @@ variable "preflight_throttle_burst_limit" {
   default     = null
 }
 
+variable "client_key_generation" {
+  description = "Which client-key secret is current: each step up rotates it, keeping the one before for the overlap client_key_previous_until sets (docs/operating.md, \"Rotating the client-key secret\"; trigger-ops secret rotate prints both values). Default: 0."
+  type        = number
+  default     = null
+}
+
+variable "client_key_previous_until" {
+  description = "Until when the secret before the last rotation still counts (RFC 3339): each client is charged and refused under both secrets' keys until then, so a rotation gives nobody a fresh quota and lifts no block; empty: none. Default: \"\"."
+  type        = string
+  default     = null
+}
+
 variable "refusal_memory" {
   description = "How long a warm ingress answers a client it refused (quota, block) from memory, without an AWS call: 0s (off) to 60s. An unblock or a quota reset reaches warm instances at most this long later. Default: \"60s\"."
   type        = string

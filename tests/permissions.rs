@@ -422,6 +422,15 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         .await
         .unwrap();
     let env = Env::from_pairs([("CLIENT_KEY_SECRET", "permissions-test-secret-0123")]);
+    // What the deployment writes beside the secret (`secret rotate` plans
+    // from it).
+    table
+        .secret()
+        .put_fingerprint(&shared::rules::client_key::secret_fingerprint(
+            b"permissions-test-secret-0123",
+        ))
+        .await
+        .unwrap();
     // The deployed ingress, whose secret `--secret-from-function` reads.
     let function = unique("ingress");
     shared::aws::provision::create_function(
@@ -535,6 +544,13 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         vec!["networks", "remove", "perm-ops"],
         vec!["pipelines", "show", "app"],
         vec!["pipelines", "flush", "app", "--yes", "--lane", "all"],
+        vec!["secret", "rotate"],
+        vec![
+            "secret",
+            "status",
+            "--secret-from-function",
+            function.as_str(),
+        ],
         vec![
             "clients",
             "--secret-from-function",

@@ -160,9 +160,10 @@ fn each_function_gets_exactly_the_variables_it_reads() {
         ("dlq_url", "aws_sqs_queue.work_dlq.url"),
         ("topic_arn", "aws_sns_topic.alerts.arn"),
         ("worker_role_arn", "aws_iam_role.function[\"worker\"].arn"),
+        ("client_key_secret", "local.client_key_secret"),
         (
-            "client_key_secret",
-            "random_password.client_key_secret.result",
+            "client_key_secret_previous",
+            "local.client_key_secret_previous",
         ),
     ] {
         assert_eq!(text(resources[field]), expected, "{field}");
@@ -977,13 +978,18 @@ fn the_deployment_writes_the_secrets_fingerprint_as_trigger_ops_computes_it() {
     );
     let item = text(attr(item.body(), "item"));
     assert!(item.contains(SECRET_FINGERPRINT_PK), "{item}");
-    // Terraform's sha256() of the label and the secret the ingress gets.
-    let hashed =
-        format!("sha256(\"{FINGERPRINT_LABEL}${{random_password.client_key_secret.result}}\")");
-    assert!(
-        item.replace(' ', "").contains(&hashed.replace(' ', "")),
-        "{item}\n{hashed}"
-    );
+    // Terraform's sha256() of the label and the secrets the ingress gets
+    // (the previous one during a rotation's overlap).
+    for secret in [
+        "local.client_key_secret",
+        "local.client_key_secret_previous",
+    ] {
+        let hashed = format!("sha256(\"{FINGERPRINT_LABEL}${{{secret}}}\")");
+        assert!(
+            item.replace(' ', "").contains(&hashed.replace(' ', "")),
+            "{item}\n{hashed}"
+        );
+    }
     let environment = text_of_functions_environment(&settings());
     assert!(
         environment.contains("CLIENT_KEY_SECRET=var.resources.client_key_secret"),
@@ -992,7 +998,7 @@ fn the_deployment_writes_the_secrets_fingerprint_as_trigger_ops_computes_it() {
     let call = block(&body, "module", &["settings"]).body();
     assert_eq!(
         text(entries(attr(call, "resources"))["client_key_secret"]),
-        "random_password.client_key_secret.result"
+        "local.client_key_secret"
     );
 }
 

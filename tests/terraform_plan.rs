@@ -156,6 +156,7 @@ fn resources() -> Value {
         "topic_arn": "arn:aws:sns:eu-west-1:123456789012:pipeline-trigger-alerts",
         "worker_role_arn": "arn:aws:iam::123456789012:role/pipeline-trigger-worker",
         "client_key_secret": "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL",
+        "client_key_secret_previous": "LKJIHGFEDCBAzyxwvutsrqponmlkjihgfedcba9876543210",
     })
 }
 
@@ -587,6 +588,11 @@ fn edge_and_ordinary_values_terraform_accepts_start_every_function() {
             ),
             starts("900 seconds of poll", json!({"run_poll_interval": "900s"})),
             starts("no refusal memory", json!({"refusal_memory": "0s"})),
+            starts("a rotated secret", json!({"client_key_generation": 3})),
+            starts(
+                "a rotation's overlap",
+                json!({"client_key_generation": 1, "client_key_previous_until": "2026-12-14T18:00:00Z"}),
+            ),
             starts(
                 "a global budget",
                 json!({"global_quota_limit": 1000, "global_quota_window": "1h"}),
@@ -782,6 +788,10 @@ fn values_the_functions_refuse_terraform_refuses_first_naming_the_variable() {
             refused("an unknown state", json!({"notify_states": ["EXPLODED"]}), &["notify_states must be"]),
             refused("a state twice", json!({"notify_states": ["FAILED", "FAILED"]}), &["notify_states must be"]),
             refused("a refusal memory of 61 s", json!({"refusal_memory": "61s"}), &["refusal_memory must be"]),
+            refused("an overlap that is not a time", json!({"client_key_generation": 1, "client_key_previous_until": "next week"}), &["client_key_previous_until must be empty or an RFC 3339 time"]),
+            refused("an overlap without a rotation", json!({"client_key_previous_until": "2026-12-14T18:00:00Z"}), &["client_key_previous_until needs a rotation"]),
+            refused("a generation below 0", json!({"client_key_generation": -1}), &["client_key_generation must be a whole number"]),
+            refused("a generation of 1.5", json!({"client_key_generation": 1.5}), &["client_key_generation must be a whole number"]),
             refused("a negative refusal memory", json!({"refusal_memory": "-1s"}), &["refusal_memory must be"]),
             refused("an origin with a slash", json!({"cors_allowed_origins": ["https://docs.example.com/"]}), &["cors_allowed_origins"]),
             refused("any origin among others", json!({"cors_allowed_origins": ["*", "https://a.example"]}), &["cors_allowed_origins"]),

@@ -135,6 +135,21 @@ Examples:
   trigger-ops pipelines flush app --yes --lane all     # the keyed ones too"
     )]
     Pipelines(PipelinesCommand),
+    /// The client-key secret: its rotation (what to give Terraform, in the right order) and status.
+    #[command(
+        subcommand,
+        after_help = "\
+A rotation keeps the previous secret for an overlap: each client is charged and
+refused under both secrets' keys until then, so nobody gets a fresh quota and no
+block lifts. The overlap is at least QUOTA_WINDOW and outlasts every block in
+force; no rotation starts while one runs (docs/operating.md).
+
+Examples:
+  trigger-ops secret rotate                 # prints the two Terraform variables
+  trigger-ops secret rotate --overlap 14d
+  trigger-ops secret status --secret-from-function pipeline-trigger-ingress"
+    )]
+    Secret(SecretCommand),
     /// The account's Lambda concurrency, and whether a deployment's reservations fit (scripts/deploy asks before it applies).
     #[command(after_help = "\
 AWS keeps at least 100 units of concurrency unreserved in every account; a new
@@ -237,6 +252,22 @@ pub enum TriggersCommand {
     Show {
         /// The trigger id.
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// What to set for a rotation: client_key_generation one up, and until when the previous secret counts.
+    Rotate {
+        /// How long the previous secret counts (at least QUOTA_WINDOW, the default).
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+        overlap: Option<std::time::Duration>,
+    },
+    /// The generation, whether an overlap runs, and whether a given secret is the ingress's.
+    Status {
+        /// Check the CLIENT_KEY_SECRET of this deployed ingress function.
+        #[arg(long, value_name = "FUNCTION")]
+        secret_from_function: Option<String>,
     },
 }
 

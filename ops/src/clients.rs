@@ -181,6 +181,37 @@ pub async fn show(
     })
 }
 
+/// During a rotation's overlap: the client as the ingress sees it under
+/// both secrets, the fuller of each quota, and every block.
+pub fn fuller(current: ClientView, previous: ClientView) -> ClientView {
+    let mut view = if previous.remaining < current.remaining {
+        ClientView {
+            client_key: current.client_key.clone(),
+            networks: current.networks.clone(),
+            blocks: current.blocks.clone(),
+            ..previous.clone()
+        }
+    } else {
+        current
+    };
+    for network in &mut view.networks {
+        if let Some(before) = previous.networks.iter().find(|n| n.level == network.level) {
+            if before.remaining < network.remaining {
+                *network = NetworkView {
+                    key: network.key.clone(),
+                    ..before.clone()
+                };
+            }
+        }
+    }
+    for block in previous.blocks {
+        if !view.blocks.contains(&block) {
+            view.blocks.push(block);
+        }
+    }
+    view
+}
+
 /// A network level's policy: its limit over the client's window.
 fn level_policy(policy: &QuotaPolicy, level: &NetworkLevel) -> QuotaPolicy {
     QuotaPolicy {
@@ -388,14 +419,39 @@ pub fn busiest(records: &[shared::rules::trigger::TriggerRecord], limit: usize) 
         first: EpochMillis,
         last: EpochMillis,
     }
+    // A rotation's overlap: a record charged under both secrets names the
+    // key each level had before, so earlier records count as the same one.
+    let mut renamed: HashMap<String, String> = HashMap::new();
+    for record in records {
+        for previous in &record.previous_keys {
+            let now_key = match previous.level.as_str() {
+                "client" => Some(&record.client_key),
+                level => record
+                    .networks
+                    .iter()
+                    .find(|n| n.level == level)
+                    .map(|n| &n.key),
+            };
+            if let Some(now_key) = now_key {
+                renamed.insert(previous.key.to_string(), now_key.to_string());
+            }
+        }
+    }
+    let current = |key: &shared::rules::client_key::ClientKey| {
+        renamed
+            .get(key.as_str())
+            .cloned()
+            .unwrap_or_else(|| key.to_string())
+    };
     let mut tallies: HashMap<(String, String), Tally> = HashMap::new();
     for record in records {
         let refused = usize::from(record.status == shared::rules::status::TriggerStatus::Refused);
-        let levels = std::iter::once(("client".to_string(), record.client_key.to_string())).chain(
+        let client = current(&record.client_key);
+        let levels = std::iter::once(("client".to_string(), client.clone())).chain(
             record
                 .networks
                 .iter()
-                .map(|n| (n.level.clone(), n.key.to_string())),
+                .map(|n| (n.level.clone(), current(&n.key))),
         );
         for level in levels {
             let tally = tallies.entry(level).or_insert_with(|| Tally {
@@ -407,7 +463,7 @@ pub fn busiest(records: &[shared::rules::trigger::TriggerRecord], limit: usize) 
             });
             tally.triggers += 1;
             tally.refused += refused;
-            tally.clients.insert(record.client_key.to_string());
+            tally.clients.insert(client.clone());
             tally.first = tally.first.min(record.requested_at);
             tally.last = tally.last.max(record.requested_at);
         }
@@ -431,3 +487,57 @@ pub fn busiest(records: &[shared::rules::trigger::TriggerRecord], limit: usize) 
 
 /// The most ledger records `clients top` reads.
 pub const MAX_TOP_READ: usize = 100_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::rules::trigger::{NetworkKey, TriggerRecord};
+
+    fn key(secret: &str, canonical: &str) -> ClientKey {
+        keyed(secret.as_bytes(), canonical)
+    }
+
+    fn record(at: EpochMillis, client: ClientKey, previous: Option<ClientKey>) -> TriggerRecord {
+        let mut record = TriggerRecord::queued(
+            format!("t{at}"),
+            "app",
+            "app-pipeline",
+            client,
+            Default::default(),
+            at,
+            0,
+        );
+        record.previous_keys = previous
+            .into_iter()
+            .map(|key| NetworkKey {
+                level: "client".into(),
+                key,
+            })
+            .collect();
+        record
+    }
+
+    /// Triggers from before a rotation, from its overlap (charged under
+    /// both secrets) and after: one client, counted once.
+    #[test]
+    fn top_counts_a_client_across_a_rotation_as_one() {
+        let (old, new) = (key("old", "ipv4:192.0.2.7"), key("new", "ipv4:192.0.2.7"));
+        let other = key("new", "ipv4:192.0.2.8");
+        let records = [
+            record(1, old.clone(), None),
+            record(2, old.clone(), None),
+            record(3, new.clone(), Some(old.clone())),
+            record(4, new.clone(), None),
+            record(5, other.clone(), Some(key("old", "ipv4:192.0.2.8"))),
+        ];
+        let top = busiest(&records, 10);
+        assert_eq!(top.len(), 2, "{top:?}");
+        assert_eq!(top[0].key, new.to_string());
+        assert_eq!((top[0].triggers, top[0].clients), (4, 1));
+        assert_eq!(top[0].first_at, rfc3339(1));
+        assert_eq!(top[1].key, other.to_string());
+        // Without the overlap's records nothing links the two keys.
+        let unlinked = busiest(&[records[0].clone(), records[3].clone()], 10);
+        assert_eq!(unlinked.len(), 2, "{unlinked:?}");
+    }
+}

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod networks;
 pub mod pipelines;
 pub mod report;
+pub mod secret;
 pub mod targets;
 pub mod triggers;
 
@@ -86,21 +87,34 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
                 shared::aws::dynamodb(ctx.sdk, &calls),
                 targets.need(Need::Table)?,
             );
-            let secret = match &args.secret_from_function {
+            let (secret, previous) = match &args.secret_from_function {
                 None => match (&local, ctx.env.get("CLIENT_KEY_SECRET")) {
-                    (Some(local), None) => local.client_key_secret.clone().into_bytes(),
-                    _ => ctx.env.client_key_secret()?,
+                    (Some(local), None) => (local.client_key_secret.clone().into_bytes(), None),
+                    _ => (ctx.env.client_key_secret()?, ctx.env.previous_secret()?),
                 },
                 Some(function) => {
                     let lambda = shared::aws::lambda(ctx.sdk, &calls);
-                    shared::aws::function_config::client_key_secret_of(&lambda, function)
+                    shared::aws::function_config::client_key_secrets_of(&lambda, function)
                         .await
                         .map_err(OpsError::Store)?
-                        .into_bytes()
                 }
             };
             check_secret(&table, &secret).await?;
-            return run_clients(&args.command, cli.json, &table, &secret, ctx).await;
+            // During a rotation's overlap the ingress keys each client under
+            // both secrets: so does every look, reset and unblock here.
+            let now = shared::clock::Clock::now_ms(&SystemClock);
+            let mut secrets = vec![secret];
+            secrets.extend(
+                shared::config::PreviousSecret::at(previous.as_ref(), now).map(<[u8]>::to_vec),
+            );
+            return run_clients(&args.command, cli.json, &table, &secrets, ctx).await;
+        }
+        Command::Secret(command) => {
+            let table = Table::new(
+                shared::aws::dynamodb(ctx.sdk, &calls),
+                targets.need(Need::Table)?,
+            );
+            return run_secret(command, cli.json, &table, ctx).await;
         }
         Command::Keys(command) => {
             let table = Table::new(
@@ -449,19 +463,74 @@ async fn run_events(
     Ok(Ran { output, success })
 }
 
+/// `trigger-ops secret rotate | status`.
+async fn run_secret(
+    command: &cli::SecretCommand,
+    json: bool,
+    table: &Table,
+    ctx: &Context<'_>,
+) -> Result<Ran, OpsError> {
+    let now = shared::clock::Clock::now_ms(&SystemClock);
+    let state = table
+        .secret()
+        .state()
+        .await
+        .map_err(|e| OpsError::Store(e.to_string()))?;
+    let output = match command {
+        cli::SecretCommand::Rotate { overlap } => {
+            let window = ctx.env.quota()?.window;
+            let last_block_ends = table
+                .blocks()
+                .last_ends(now)
+                .await
+                .map_err(|e| OpsError::Store(e.to_string()))?;
+            let rotation = secret::plan_rotation(&state, now, window, last_block_ends, *overlap)
+                .map_err(OpsError::Refused)?;
+            report::render(json, &rotation, secret::rotation_text)
+        }
+        cli::SecretCommand::Status {
+            secret_from_function,
+        } => {
+            let secret = match secret_from_function {
+                Some(function) => {
+                    let lambda = shared::aws::lambda(ctx.sdk, &ctx.calls);
+                    let (secret, _) =
+                        shared::aws::function_config::client_key_secrets_of(&lambda, function)
+                            .await
+                            .map_err(OpsError::Store)?;
+                    Some(secret)
+                }
+                None => ctx.env.client_key_secret().ok(),
+            };
+            let status = secret::status(&state, secret.as_deref(), now);
+            report::render(json, &status, secret::status_text)
+        }
+    };
+    Ok(Ran {
+        output,
+        success: true,
+    })
+}
+
 async fn run_clients(
     command: &ClientsCommand,
     json: bool,
     table: &Table,
-    secret: &[u8],
+    secrets: &[Vec<u8>],
     ctx: &Context<'_>,
 ) -> Result<Ran, OpsError> {
     let now = shared::clock::Clock::now_ms(&SystemClock);
+    let secret = secrets.first().map(Vec::as_slice).unwrap_or_default();
     let output = match command {
         ClientsCommand::Show { address } => {
             let quota = ctx.env.quota()?;
             let networks = ctx.env.network_limits(&quota)?;
-            let view = clients::show(table, secret, &quota, &networks, address, now).await?;
+            let mut view = clients::show(table, secret, &quota, &networks, address, now).await?;
+            for previous in &secrets[1..] {
+                let before =
+                    clients::show(table, previous, &quota, &networks, address, now).await?;
+                view = clients::fuller(view, before);
+            }
             if json {
                 serde_json::to_string(&view).unwrap_or_default()
             } else {
@@ -477,7 +546,11 @@ async fn run_clients(
             }
             let quota = ctx.env.quota()?;
             let networks = ctx.env.network_limits(&quota)?;
-            let reset = clients::reset(table, secret, &quota, &networks, address).await?;
+            let mut reset = clients::reset(table, secret, &quota, &networks, address).await?;
+            for previous in &secrets[1..] {
+                let before = clients::reset(table, previous, &quota, &networks, address).await?;
+                reset.had_slots |= before.had_slots;
+            }
             let what = match reset.level.as_str() {
                 "client" => format!("client {}", reset.target),
                 level => format!("network {} ({level})", reset.target),
@@ -514,7 +587,10 @@ async fn run_clients(
             }
         }
         ClientsCommand::Unblock { target } => {
-            let lifted = clients::unblock(table, secret, target, now).await?;
+            let mut lifted = false;
+            for secret in secrets {
+                lifted |= clients::unblock(table, secret, target, now).await?;
+            }
             if json {
                 serde_json::json!({"unblocked": lifted}).to_string()
             } else if lifted {
@@ -536,16 +612,23 @@ async fn run_clients(
 /// the deployment) cannot tell: said on stderr, and the command goes on.
 async fn check_secret(table: &Table, secret: &[u8]) -> Result<(), OpsError> {
     let ours = shared::rules::client_key::secret_fingerprint(secret);
-    match table.secret().fingerprint().await {
-        Ok(Some(theirs)) if theirs == ours => Ok(()),
-        Ok(Some(_)) => Err(OpsError::Refused(
+    let state = table.secret().state().await;
+    match state.map(|s| (s.fingerprint, s.previous_fingerprint)) {
+        Ok((Some(theirs), _)) if theirs == ours => Ok(()),
+        Ok((Some(_), Some(previous))) if previous == ours => Err(OpsError::Refused(
+            "this CLIENT_KEY_SECRET is the ingress's previous one (rotated away): keys made \
+             with it alone miss the current quotas. Use --secret-from-function <ingress \
+             function>, which reads both"
+                .into(),
+        )),
+        Ok((Some(_), _)) => Err(OpsError::Refused(
             "this CLIENT_KEY_SECRET is not the ingress's (its fingerprint differs from the one \
              the deployment wrote to the table): every address would be keyed wrongly, so \
              nothing was read or changed. Use --secret-from-function <ingress function> \
              (or --local for the stack scripts/dev runs)"
                 .into(),
         )),
-        Ok(None) => {
+        Ok((None, _)) => {
             eprintln!(
                 "warning: the table holds no fingerprint of the ingress's secret, so this one \
                  cannot be checked (apply the Terraform again to write it)"

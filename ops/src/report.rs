@@ -194,6 +194,15 @@ fn left_line(left: Option<u64>) -> String {
     }
 }
 
+/// A command's answer: `value` as JSON with `--json`, else `text` of it.
+pub fn render<T: serde::Serialize>(json: bool, value: &T, text: impl Fn(&T) -> String) -> String {
+    if json {
+        serde_json::to_string(value).unwrap_or_default()
+    } else {
+        text(value)
+    }
+}
+
 pub fn replay_json(summary: &ReplaySummary) -> String {
     serde_json::to_string(summary).unwrap_or_default()
 }

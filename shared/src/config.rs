@@ -93,6 +93,16 @@ pub const VARIABLES: &[Variable] = &[
         default: None,
     },
     Variable {
+        name: "CLIENT_KEY_SECRET_PREVIOUS",
+        used_by: &[Ingress, Ops],
+        default: Some(""),
+    },
+    Variable {
+        name: "CLIENT_KEY_PREVIOUS_UNTIL",
+        used_by: &[Ingress, Ops],
+        default: Some(""),
+    },
+    Variable {
         name: "MAX_ATTEMPTS",
         used_by: &[Worker],
         default: Some("5"),
@@ -295,6 +305,9 @@ pub struct IngressConfig {
     pub networks: NetworkLimits,
     pub global_quota: Option<GlobalPolicy>,
     pub client_key_secret: Vec<u8>,
+    /// The secret before the last rotation, honoured until its overlap
+    /// ends (`CLIENT_KEY_SECRET_PREVIOUS`, `CLIENT_KEY_PREVIOUS_UNTIL`).
+    pub previous_secret: Option<PreviousSecret>,
     pub ledger_retention: Duration,
     pub metrics_namespace: String,
     /// Which other sites' pages may call the API (`CORS_ALLOWED_ORIGINS`).
@@ -302,6 +315,23 @@ pub struct IngressConfig {
     /// How long a warm instance answers a refused client from memory
     /// (`REFUSAL_MEMORY`, 0 to 60 s; default 60 s).
     pub refusal_memory: Duration,
+}
+
+/// The client-key secret before a rotation, and until when it still counts:
+/// a client is charged and refused under both secrets' keys until then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub secret: Vec<u8>,
+    pub until: crate::clock::EpochMillis,
+}
+
+impl PreviousSecret {
+    /// The previous secret, while its overlap lasts at `now`.
+    pub fn at(previous: Option<&Self>, now: crate::clock::EpochMillis) -> Option<&[u8]> {
+        previous
+            .filter(|p| now < p.until)
+            .map(|p| p.secret.as_slice())
+    }
 }
 
 /// The largest `QUOTA_LIMIT`: each acceptance in the window is one attribute
@@ -331,6 +361,52 @@ impl Env {
             ));
         }
         Ok(secret.into_bytes())
+    }
+
+    /// `CLIENT_KEY_SECRET_PREVIOUS` and `CLIENT_KEY_PREVIOUS_UNTIL` (RFC
+    /// 3339): both or neither; the previous secret at least 16 bytes and not
+    /// the current one.
+    pub fn previous_secret(&self) -> Result<Option<PreviousSecret>, ConfigError> {
+        let secret = self.raw("CLIENT_KEY_SECRET_PREVIOUS")?;
+        let until = self.raw("CLIENT_KEY_PREVIOUS_UNTIL")?;
+        match (secret.is_empty(), until.trim().is_empty()) {
+            (true, true) => return Ok(None),
+            (false, true) => {
+                return Err(malformed(
+                    "CLIENT_KEY_PREVIOUS_UNTIL",
+                    "must be set with CLIENT_KEY_SECRET_PREVIOUS: until when the previous secret counts (RFC 3339)",
+                ))
+            }
+            (true, false) => {
+                return Err(malformed(
+                    "CLIENT_KEY_SECRET_PREVIOUS",
+                    "must be set with CLIENT_KEY_PREVIOUS_UNTIL",
+                ))
+            }
+            (false, false) => {}
+        }
+        if secret.len() < 16 {
+            return Err(malformed(
+                "CLIENT_KEY_SECRET_PREVIOUS",
+                format!("must be at least 16 bytes, got {}", secret.len()),
+            ));
+        }
+        if secret.as_bytes() == self.client_key_secret()?.as_slice() {
+            return Err(malformed(
+                "CLIENT_KEY_SECRET_PREVIOUS",
+                "is CLIENT_KEY_SECRET itself: a rotation needs a new secret",
+            ));
+        }
+        let until = crate::rules::time_format::parse_rfc3339(until.trim()).ok_or_else(|| {
+            malformed(
+                "CLIENT_KEY_PREVIOUS_UNTIL",
+                "must be an RFC 3339 time, like 2026-12-14T00:00:00Z",
+            )
+        })?;
+        Ok(Some(PreviousSecret {
+            secret: secret.into_bytes(),
+            until,
+        }))
     }
 
     /// `QUOTA_LIMIT` per `QUOTA_WINDOW`.
@@ -377,6 +453,7 @@ impl IngressConfig {
                 window: global_window,
             }),
             client_key_secret: secret,
+            previous_secret: env.previous_secret()?,
             ledger_retention: env.duration("LEDGER_RETENTION")?,
             metrics_namespace: env.metrics_namespace()?,
             cors: CorsPolicy::parse(&env.raw("CORS_ALLOWED_ORIGINS")?)

@@ -50,6 +50,7 @@ async fn admitted(
             )
             .unwrap(),
             networks: Vec::new(),
+            previous_keys: Vec::new(),
             global_window: None,
             inputs: inputs.clone(),
             run_id: None,

@@ -36,6 +36,7 @@ fn record(ip: &str, at: u64) -> TriggerRecord {
         updated_at: at,
         client_key: client_key(b"0123456789abcdef", ip).unwrap(),
         networks: Vec::new(),
+        previous_keys: Vec::new(),
         global_window: None,
         inputs: Default::default(),
         run_id: None,

@@ -11,9 +11,10 @@
 //!   charged nothing, never the anonymous lane instead.
 
 use crate::Ingress;
-use shared::aws::table::admission::{Admission, QuotaLevel};
+use shared::aws::table::admission::{Admission, QuotaLevel, CLIENT_LEVEL};
 use shared::aws::table::StoreError;
 use shared::clock::EpochMillis;
+use shared::config::PreviousSecret;
 use shared::rules::client_key::{block_keys, group_key, parse_source_ip, quota_keys, ClientKey};
 use shared::rules::http::response::{ApiError, LimitItem, QuotaScope, UNAVAILABLE_RETRY_AFTER_S};
 use shared::rules::keys::{KeyRecord, KeyRefusal, PresentedKey};
@@ -35,6 +36,9 @@ pub(crate) struct Charge {
     /// The address's key: the ledger's, whatever the lane.
     pub client_key: ClientKey,
     pub networks: Vec<NetworkKey>,
+    /// During a rotation's overlap, the previous secret's keys it is also
+    /// charged under (the record keeps them, so a refusal gives them back).
+    pub previous_keys: Vec<NetworkKey>,
     /// The trigger key, in the keyed lane.
     pub key: Option<KeyRecord>,
     /// Under which keys a warm instance remembers its refusals, the
@@ -43,20 +47,38 @@ pub(crate) struct Charge {
 }
 
 impl Charge {
-    /// The RateLimit items of `statuses`, one per level.
+    /// The RateLimit items of `statuses`, one per level name: during a
+    /// rotation's overlap a level counted under both secrets shows the
+    /// fuller of the two.
     pub fn limits(&self, statuses: &[QuotaStatus]) -> Vec<LimitItem> {
-        self.names
-            .iter()
-            .zip(&self.levels)
-            .zip(statuses)
-            .map(|((name, level), status)| LimitItem::of(name.clone(), &level.policy, status))
-            .collect()
+        let mut items: Vec<LimitItem> = Vec::new();
+        for ((name, level), status) in self.names.iter().zip(&self.levels).zip(statuses) {
+            let item = LimitItem::of(name.clone(), &level.policy, status);
+            match items.iter_mut().find(|i| i.name == item.name) {
+                Some(kept)
+                    if (item.remaining, std::cmp::Reverse(item.reset_s))
+                        < (kept.remaining, std::cmp::Reverse(kept.reset_s)) =>
+                {
+                    *kept = item
+                }
+                Some(_) => {}
+                None => items.push(item),
+            }
+        }
+        items
     }
 
     /// The key a refusal of `level` is remembered under.
     fn refused_key(&self, level: usize) -> &str {
         &self.remembered[level.min(self.remembered.len() - 1)]
     }
+}
+
+/// One secret's keys for an address: (level name, key, limit) per level,
+/// the client's first; and its block keys.
+struct KeyedLevels {
+    levels: Vec<(String, ClientKey, usize)>,
+    blocks: Vec<ClientKey>,
 }
 
 /// An accepted trigger: its statuses, one per level, and what the levels
@@ -74,60 +96,96 @@ fn invalid_key(refusal: KeyRefusal, name: Option<&str>, aws_calls: u64) -> ApiEr
 impl Ingress {
     /// An anonymous trigger's charge: its address's quota, its networks'
     /// and network groups' (`groups`: those the instance holds), the global
-    /// budget, and the blocks that may stop it.
+    /// budget, and the blocks that may stop it. During a rotation's overlap
+    /// the same again under the previous secret's keys: a client is charged
+    /// and refused under both, so a rotation gives nobody a fresh quota and
+    /// lifts no block.
     pub(crate) fn address_charge(
         &self,
         source_ip: &str,
         groups: &Matcher,
+        now: EpochMillis,
     ) -> Result<Charge, ApiError> {
         let config = &self.config;
-        let secret = &config.client_key_secret;
-        let blocks = block_keys(secret, source_ip).map_err(|_| ApiError::NoClientAddress)?;
-        let keys = quota_keys(secret, source_ip, &config.networks)
-            .map_err(|_| ApiError::NoClientAddress)?;
-        let address = parse_source_ip(source_ip).map_err(|_| ApiError::NoClientAddress)?;
-        // Each network level, then each group the address is in: (name,
-        // key, limit).
-        let mut networks: Vec<(String, ClientKey, usize)> = keys
-            .networks
-            .iter()
-            .map(|(level, key)| (level.name(), key.clone(), level.limit))
-            .collect();
-        for name in groups.groups_of(address) {
-            if let Some(level) = config.networks.groups().iter().find(|g| g.name == name) {
-                networks.push((level.level_name(), group_key(secret, name), level.limit));
-            }
-        }
+        let current = self.keyed_levels(&config.client_key_secret, source_ip, groups)?;
+        let previous = PreviousSecret::at(config.previous_secret.as_ref(), now)
+            .map(|secret| self.keyed_levels(secret, source_ip, groups))
+            .transpose()?;
         let policy = |limit: usize| QuotaPolicy {
             limit,
             window: config.quota.window,
         };
-        let levels = std::iter::once(QuotaLevel::client(&keys.client, config.quota))
-            .chain(
-                networks
-                    .iter()
-                    .map(|(_, key, limit)| QuotaLevel::network(key, policy(*limit))),
-            )
+        let every = || {
+            current
+                .levels
+                .iter()
+                .chain(previous.iter().flat_map(|p| &p.levels))
+        };
+        let levels = every()
+            .map(|(name, key, limit)| match name.as_str() {
+                CLIENT_LEVEL => QuotaLevel::client(key, config.quota),
+                _ => QuotaLevel::network(key, policy(*limit)),
+            })
             .collect();
-        let names = std::iter::once("client".to_string())
-            .chain(networks.iter().map(|(name, _, _)| name.clone()))
-            .collect();
-        let mut remembered = vec![keys.client.to_string()];
-        remembered.extend(networks.iter().map(|(_, key, _)| key.to_string()));
+        let names = every().map(|(name, _, _)| name.clone()).collect();
+        let mut remembered: Vec<String> = every().map(|(_, key, _)| key.to_string()).collect();
         remembered.push(GLOBAL.to_string());
+        let mut blocks = current.blocks;
+        let mut previous_keys = Vec::new();
+        if let Some(previous) = previous {
+            blocks.extend(previous.blocks);
+            previous_keys = previous
+                .levels
+                .into_iter()
+                .map(|(level, key, _)| NetworkKey { level, key })
+                .collect();
+        }
+        let mut levels_now = current.levels.into_iter();
+        let client_key = levels_now
+            .next()
+            .map(|(_, key, _)| key)
+            .ok_or(ApiError::NoClientAddress)?;
         Ok(Charge {
             levels,
             names,
             blocks,
             global: config.global_quota,
-            networks: networks
-                .into_iter()
+            networks: levels_now
                 .map(|(level, key, _)| NetworkKey { level, key })
                 .collect(),
-            client_key: keys.client,
+            previous_keys,
+            client_key,
             key: None,
             remembered,
         })
+    }
+
+    /// Under one secret: the client's level, then each network level, then
+    /// each group the address is in, as (name, key, limit); and the keys of
+    /// the blocks that may stop it.
+    fn keyed_levels(
+        &self,
+        secret: &[u8],
+        source_ip: &str,
+        groups: &Matcher,
+    ) -> Result<KeyedLevels, ApiError> {
+        let config = &self.config;
+        let blocks = block_keys(secret, source_ip).map_err(|_| ApiError::NoClientAddress)?;
+        let keys = quota_keys(secret, source_ip, &config.networks)
+            .map_err(|_| ApiError::NoClientAddress)?;
+        let address = parse_source_ip(source_ip).map_err(|_| ApiError::NoClientAddress)?;
+        let mut levels = vec![(CLIENT_LEVEL.to_string(), keys.client, config.quota.limit)];
+        levels.extend(
+            keys.networks
+                .into_iter()
+                .map(|(level, key)| (level.name(), key, level.limit)),
+        );
+        for name in groups.groups_of(address) {
+            if let Some(level) = config.networks.groups().iter().find(|g| g.name == name) {
+                levels.push((level.level_name(), group_key(secret, name), level.limit));
+            }
+        }
+        Ok(KeyedLevels { levels, blocks })
     }
 
     /// A keyed trigger's charge: the key, looked up (or remembered), must
@@ -170,6 +228,7 @@ impl Ingress {
             global: None,
             client_key,
             networks: Vec::new(),
+            previous_keys: Vec::new(),
             remembered: vec![format!("key:{}", record.name)],
             key: Some(record),
         })
@@ -217,13 +276,14 @@ impl Ingress {
                 statuses,
                 retry_after_ms,
             } => {
-                let scope = match (&charge.key, level) {
+                let name = &charge.names[level];
+                let scope = match (&charge.key, name.as_str()) {
                     (Some(_), _) => QuotaScope::Key,
-                    (None, 0) => QuotaScope::Client,
-                    (None, n) => QuotaScope::Network(charge.names[n].clone()),
+                    (None, CLIENT_LEVEL) => QuotaScope::Client,
+                    (None, _) => QuotaScope::Network(name.clone()),
                 };
-                info!(decision = "rejected", scope = scope.as_str(), level = %charge.names[level],
-                      client_key = %client_key, key = %key, network_key = %charge.networks.get(level.wrapping_sub(1)).map(|n| n.key.to_string()).unwrap_or_default(),
+                info!(decision = "rejected", scope = scope.as_str(), level = %name,
+                      client_key = %client_key, key = %key, level_key = %charge.refused_key(level),
                       retry_after_s = ceil_seconds(retry_after_ms).max(1), aws_calls);
                 let refusal = ApiError::QuotaExceeded {
                     scope,

@@ -214,7 +214,7 @@ impl Ingress {
                 self.key_charge(key, &pipeline.public, source_ip, now)
                     .await?
             }
-            None => self.address_charge(source_ip, &*self.groups(now).await)?,
+            None => self.address_charge(source_ip, &*self.groups(now).await, now)?,
         };
         // Refused within the last minute (this client, one of its networks,
         // the global budget, or this key): the same answer again, without
@@ -234,6 +234,7 @@ impl Ingress {
             ledger_expires_at(now, config.ledger_retention),
         );
         record.networks = charge.networks.clone();
+        record.previous_keys = charge.previous_keys.clone();
         record.key = charge.key.as_ref().map(|k| k.name.clone());
         record.global_window = charge.global.map(|g| g.bucket(now).0);
         let message = WorkMessage::of(&record, !declared.is_empty());

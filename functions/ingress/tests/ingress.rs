@@ -1093,34 +1093,43 @@ async fn impossible_ids_cost_no_read_and_a_known_one_costs_one() {
     );
 }
 
-/// Rotating `CLIENT_KEY_SECRET` (docs/operating.md, "Rotating the
-/// client-key secret") changes every client's key: what it does, as the
-/// runbook says it.
+/// Rotating `CLIENT_KEY_SECRET` with its overlap (docs/operating.md,
+/// "Rotating the client-key secret"): while the previous secret counts, a
+/// client is charged and refused under both keys, so nobody gets a fresh
+/// quota and no block lifts; a refusal behind a full queue gives back the
+/// slots of both. Once the overlap ends only the new keys count.
 #[tokio::test]
-async fn a_rotated_secret_gives_every_client_a_fresh_quota_and_drops_keyed_blocks() {
+async fn a_rotation_keeps_every_quota_and_block_through_its_overlap() {
     let old_secret = "test-secret-of-sufficient-length";
     let h = harness(&[("CLIENT_KEY_SECRET", old_secret)]).await;
-    let blocked_ip = "198.51.100.23";
+    let (blocked_ip, halfway_ip) = ("198.51.100.23", "198.51.100.24");
     for _ in 0..3 {
         assert_eq!(h.post_settled(None, CLIENT_IP).await.status, 202);
     }
     assert_eq!(h.post_settled(None, CLIENT_IP).await.status, 429);
+    for _ in 0..2 {
+        assert_eq!(h.post_settled(None, halfway_ip).await.status, 202);
+    }
     let now = h.clock.now_ms();
     let blocked = shared::rules::client_key::client_key(old_secret.as_bytes(), blocked_ip).unwrap();
-    Table::new(h.stack.dynamodb.clone(), h.stack.table_name.clone())
+    let table = Table::new(h.stack.dynamodb.clone(), h.stack.table_name.clone());
+    table
         .blocks()
-        .block(&[blocked], now + 86_400_000, "runbook test", now)
+        .block(&[blocked], now + 3 * 86_400_000, "runbook test", now)
         .await
         .unwrap();
     assert_eq!(h.post_settled(None, blocked_ip).await.status, 403);
 
-    // The same table and queue, the new secret.
+    // The same table and queue, the new secret, the old one for a day.
     let new_secret = "rotated-secret-of-sufficient-length";
+    let until = shared::rules::time_format::rfc3339(now + 86_400_000);
     let config = IngressConfig::from_env(&Env::from_pairs([
         ("TABLE_NAME", h.stack.table_name.as_str()),
         ("QUEUE_URL", h.stack.queues.queue_url.as_str()),
         ("PIPELINES", "app=app-pipeline,docs=docs-pipeline"),
         ("CLIENT_KEY_SECRET", new_secret),
+        ("CLIENT_KEY_SECRET_PREVIOUS", old_secret),
+        ("CLIENT_KEY_PREVIOUS_UNTIL", until.as_str()),
     ]))
     .unwrap();
     let rotated = Ingress::new(
@@ -1131,11 +1140,66 @@ async fn a_rotated_secret_gives_every_client_a_fresh_quota_and_drops_keyed_block
         CallCounter::default(),
     );
     let post = |ip: &str| rest_event("POST", "/trigger", None, ip);
-    // A fresh quota for a client that had spent its own...
+    // The client that had spent its quota is still refused, by its own
+    // level, and RateLimit names each level once.
+    let answer = handle_settled(&rotated, post(CLIENT_IP)).await;
+    assert_eq!(answer["statusCode"], 429, "{answer}");
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["scope"], "client", "{body}");
+    let limits = answer["headers"]["RateLimit"].as_str().unwrap_or_default();
+    assert_eq!(limits.matches("\"client\"").count(), 1, "{answer}");
+    assert!(limits.contains("r=0"), "{answer}");
+    // The block made with the old secret still stops its address.
+    let answer = handle_settled(&rotated, post(blocked_ip)).await;
+    assert_eq!(answer["statusCode"], 403, "{answer}");
+    // A client halfway through its quota has exactly what it had left.
+    let answer = handle_settled(&rotated, post(halfway_ip)).await;
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    let third: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    let answer = handle_settled(&rotated, post(halfway_ip)).await;
+    assert_eq!(answer["statusCode"], 429, "{answer}");
+    // Its third trigger is charged under both keys, and the ledger says so.
+    let id = third["trigger_id"].as_str().unwrap();
+    let record = table
+        .triggers()
+        .get(id, h.clock.now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    let previous =
+        shared::rules::client_key::client_key(old_secret.as_bytes(), halfway_ip).unwrap();
+    assert_eq!(
+        record.client_key,
+        shared::rules::client_key::client_key(new_secret.as_bytes(), halfway_ip).unwrap()
+    );
+    assert_eq!(record.previous_keys[0].level, "client");
+    assert_eq!(record.previous_keys[0].key, previous);
+    // Refused behind a full queue, it gets its slot back under both keys.
+    let refused = table
+        .admission()
+        .refuse(&record, "queue_full", h.clock.now_ms(), h.clock.now_ms())
+        .await
+        .unwrap();
+    assert!(refused);
+    for key in [&record.client_key, &previous] {
+        let level = shared::aws::table::admission::QuotaLevel::client(key, config.quota);
+        let slots = table.admission().slots(&level).await.unwrap();
+        let taken = slots.iter().filter(|&&t| t > 0).count();
+        assert_eq!(taken, usize::from(key == &previous) * 2, "{key}: {slots:?}");
+    }
+    // (Past the minute a warm instance remembers its refusal for.)
+    h.clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        handle_settled(&rotated, post(halfway_ip)).await["statusCode"],
+        202
+    );
+
+    // Past the overlap only the new keys count: the old slots and the
+    // block keyed with the old secret no longer match (the rotation
+    // command makes the overlap a whole window and outlast every block).
+    h.clock.advance(std::time::Duration::from_secs(86_400 + 1));
     let answer = handle_settled(&rotated, post(CLIENT_IP)).await;
     assert_eq!(answer["statusCode"], 202, "{answer}");
-    // ...and a block keyed with the old secret no longer matches: blocks
-    // are made again after a rotation.
     let answer = handle_settled(&rotated, post(blocked_ip)).await;
     assert_eq!(answer["statusCode"], 202, "{answer}");
 }

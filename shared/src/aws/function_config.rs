@@ -4,11 +4,13 @@
 
 use crate::aws::describe;
 
-/// The `CLIENT_KEY_SECRET` of the deployed function `function` (name or ARN).
-pub async fn client_key_secret_of(
+/// The client-key secrets of the deployed function `function` (name or
+/// ARN), as its loader reads them: `CLIENT_KEY_SECRET`, and during a
+/// rotation's overlap the previous one.
+pub async fn client_key_secrets_of(
     client: &aws_sdk_lambda::Client,
     function: &str,
-) -> Result<String, String> {
+) -> Result<(Vec<u8>, Option<crate::config::PreviousSecret>), String> {
     let output = client
         .get_function_configuration()
         .function_name(function)
@@ -20,12 +22,23 @@ pub async fn client_key_secret_of(
                 describe(&e)
             )
         })?;
-    output
+    let variables = output
         .environment()
         .and_then(|e| e.variables())
-        .and_then(|v| v.get("CLIENT_KEY_SECRET"))
         .cloned()
-        .ok_or_else(|| format!("{function} has no CLIENT_KEY_SECRET in its environment"))
+        .unwrap_or_default();
+    if !variables.contains_key("CLIENT_KEY_SECRET") {
+        return Err(format!(
+            "{function} has no CLIENT_KEY_SECRET in its environment"
+        ));
+    }
+    let env =
+        crate::config::Env::from_pairs(variables.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let read = |e: crate::config::ConfigError| format!("{function}: {e}");
+    Ok((
+        env.client_key_secret().map_err(read)?,
+        env.previous_secret().map_err(read)?,
+    ))
 }
 
 /// What the account has of Lambda concurrency (`GetAccountSettings`).

@@ -287,6 +287,9 @@ pub const GRANTS: &[Grant] = &[
         Table,
     ),
     call(Ops, "DynamoDB.Query", &["dynamodb:Query"], LedgerIndexes),
+    // `secret rotate`: when the last block in force ends (blocks have no
+    // index; a rotation is rare).
+    call(Ops, "DynamoDB.Scan", &["dynamodb:Scan"], Table),
     // ... and the secret, read from the deployed ingress when asked to.
     call(
         Ops,

@@ -310,6 +310,7 @@ mod tests {
             updated_at: parse_rfc3339("2026-11-21T09:59:59Z").unwrap(),
             client_key: ClientKey::from_stored(&"ab12".repeat(16)).unwrap(),
             networks: Vec::new(),
+            previous_keys: Vec::new(),
             global_window: None,
             inputs: Default::default(),
             execution_id: Some("1a2b3c4d-1111-2222-3333-444455556666".into()),

@@ -92,6 +92,9 @@ pub struct TriggerRecord {
     pub client_key: ClientKey,
     /// The networks whose quota it took a slot of (`NETWORK_QUOTA_LIMITS`).
     pub networks: Vec<NetworkKey>,
+    /// During a rotation's overlap, the quotas it also took under the
+    /// previous secret: `client` (the client's own), then its networks'.
+    pub previous_keys: Vec<NetworkKey>,
     /// The start of the global budget's window it counted in (when on).
     pub global_window: Option<EpochMillis>,
     /// The pipeline's input values, defaults filled in (empty: none declared).
@@ -153,6 +156,7 @@ impl TriggerRecord {
             updated_at: now,
             client_key,
             networks: Vec::new(),
+            previous_keys: Vec::new(),
             global_window: None,
             inputs,
             run_id: None,

@@ -312,11 +312,14 @@ locals {
       GLOBAL_QUOTA_LIMIT   = tostring(var.global_quota_limit)
       GLOBAL_QUOTA_WINDOW  = var.global_quota_window
       CLIENT_KEY_SECRET    = var.resources.client_key_secret
-      LEDGER_RETENTION     = var.ledger_retention
-      METRICS_NAMESPACE    = var.metrics_namespace
-      PIPELINE_SETTINGS    = local.pipeline_settings_json
-      CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins)
-      REFUSAL_MEMORY       = var.refusal_memory
+      # Both set during a rotation's overlap, both empty otherwise.
+      CLIENT_KEY_SECRET_PREVIOUS = var.client_key_previous_until == "" ? "" : var.resources.client_key_secret_previous
+      CLIENT_KEY_PREVIOUS_UNTIL  = var.client_key_previous_until
+      LEDGER_RETENTION           = var.ledger_retention
+      METRICS_NAMESPACE          = var.metrics_namespace
+      PIPELINE_SETTINGS          = local.pipeline_settings_json
+      CORS_ALLOWED_ORIGINS       = join(",", var.cors_allowed_origins)
+      REFUSAL_MEMORY             = var.refusal_memory
     }
     worker = {
       TABLE_NAME        = var.resources.table_name

@@ -94,3 +94,23 @@ output "worker_max_concurrency" {
   description = "The event source mapping's maximum_concurrency."
   value       = var.worker_max_concurrency
 }
+
+output "client_key_slots" {
+  description = "The two client-key secrets that take turns, by slot: the generation each holds (a change of it makes that slot's secret anew). The current secret is in slot generation % 2, the previous one in the other."
+  value = {
+    for slot in [0, 1] : tostring(slot) => var.client_key_generation - ((var.client_key_generation - slot) % 2 + 2) % 2
+  }
+}
+
+output "client_key_current_slot" {
+  description = "The slot of the current client-key secret."
+  value       = tostring(var.client_key_generation % 2)
+}
+
+output "client_key_rotation" {
+  description = "The client-key generation and until when the previous secret counts (\"\": it does not)."
+  value = {
+    generation     = var.client_key_generation
+    previous_until = var.client_key_previous_until
+  }
+}

@@ -197,6 +197,34 @@ variable "notify_states" {
   }
 }
 
+variable "client_key_generation" {
+  description = "Which client-key secret is current: each step up rotates it (trigger-ops secret rotate says to what, with client_key_previous_until)."
+  type        = number
+  default     = 0
+  nullable    = false
+
+  validation {
+    condition     = var.client_key_generation >= 0 && floor(var.client_key_generation) == var.client_key_generation
+    error_message = "client_key_generation must be a whole number, 0 or more."
+  }
+}
+
+variable "client_key_previous_until" {
+  description = "Until when the secret before the last rotation still counts (RFC 3339, like 2026-12-14T18:00:00Z): the ingress charges and refuses each client under both secrets' keys until then. Empty: only the current secret."
+  type        = string
+  default     = ""
+  nullable    = false
+
+  validation {
+    condition     = var.client_key_previous_until == "" || can(formatdate("YYYY", var.client_key_previous_until))
+    error_message = "client_key_previous_until must be empty or an RFC 3339 time, like 2026-12-14T18:00:00Z."
+  }
+  validation {
+    condition     = var.client_key_previous_until == "" || var.client_key_generation >= 1
+    error_message = "client_key_previous_until needs a rotation: client_key_generation 1 or more."
+  }
+}
+
 variable "refusal_memory" {
   description = "How long a warm ingress answers a client it refused from memory: 0s to 60s."
   type        = string
@@ -405,6 +433,8 @@ variable "resources" {
     topic_arn         = string
     worker_role_arn   = string
     client_key_secret = string
+    # The secret before the last rotation ("" when client_key_previous_until is).
+    client_key_secret_previous = string
   })
   sensitive = true
 }

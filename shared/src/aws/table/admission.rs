@@ -35,6 +35,10 @@ use aws_sdk_dynamodb::types::{
 /// never will): a void marker, read as no record.
 pub const VOID: &str = "void";
 
+/// The level name of a client's own quota (in RateLimit, and among a
+/// record's `previous_keys`).
+pub const CLIENT_LEVEL: &str = "client";
+
 /// One quota a trigger takes a slot of: the client's own (`client#<key>`),
 /// a network's (`network#<key>`) or a trigger key's (`keyquota#<name>`),
 /// each with its limit over the window.
@@ -616,11 +620,16 @@ impl Admissions<'_> {
         retry_at: EpochMillis,
         now: EpochMillis,
     ) -> Result<bool, StoreError> {
-        // A keyed trigger took a slot of its key's quota only.
+        // A keyed trigger took a slot of its key's quota only; during a
+        // rotation's overlap an anonymous one also took its previous keys'.
         let quotas: Vec<String> = match &record.key {
             Some(name) => vec![keyquota_pk(name)],
             None => std::iter::once(client_pk(&record.client_key))
                 .chain(record.networks.iter().map(|n| network_pk(&n.key)))
+                .chain(record.previous_keys.iter().map(|n| match n.level.as_str() {
+                    CLIENT_LEVEL => client_pk(&n.key),
+                    _ => network_pk(&n.key),
+                }))
                 .collect(),
         };
         let mark = Update::builder()

@@ -2,7 +2,7 @@
 //! (epoch ms), `reason`, `blocked_at`), checked by the admission transaction
 //! (see [`super::admission`]). Keys only: no address is stored.
 
-use super::items::{block_pk, get_n, get_s, n, s};
+use super::items::{block_pk, get_n, get_s, n, s, BLOCK_PREFIX};
 use super::{StoreError, Table};
 use crate::clock::EpochMillis;
 use crate::rules::client_key::ClientKey;
@@ -94,5 +94,37 @@ impl Blocks<'_> {
                 blocked_at: get_n(item, "blocked_at").unwrap_or(0),
             })
         }))
+    }
+
+    /// When the last block in force ends (`None`: none is). A Scan of the
+    /// whole table, for `trigger-ops secret rotate` only: an overlap must
+    /// outlast every block made with the secret it retires.
+    pub async fn last_ends(&self, now: EpochMillis) -> Result<Option<EpochMillis>, StoreError> {
+        let mut last = None;
+        let mut start = None;
+        loop {
+            let output = self
+                .0
+                .client()
+                .scan()
+                .table_name(self.0.name())
+                .filter_expression("begins_with(pk, :block) AND blocked_until > :now")
+                .projection_expression("blocked_until")
+                .expression_attribute_values(":block", s(BLOCK_PREFIX))
+                .expression_attribute_values(":now", n(now))
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            last = output
+                .items()
+                .iter()
+                .filter_map(|item| get_n(item, "blocked_until"))
+                .chain(last)
+                .max();
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(last);
+            }
+        }
     }
 }

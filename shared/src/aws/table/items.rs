@@ -62,8 +62,11 @@ pub fn keyquota_pk(name: &str) -> String {
 /// index with it, without a scan.
 pub const KEYS_DAY: &str = "keys";
 
+/// What every block item's key starts with.
+pub const BLOCK_PREFIX: &str = "block#";
+
 pub fn block_pk(key: &ClientKey) -> String {
-    format!("block#{key}")
+    format!("{BLOCK_PREFIX}{key}")
 }
 pub fn trigger_pk(trigger_id: &str) -> String {
     format!("trigger#{trigger_id}")
@@ -121,6 +124,18 @@ pub fn record_to_item(record: &TriggerRecord) -> Item {
         item.insert(
             "networks".to_string(),
             AttributeValue::L(record.networks.iter().map(|n| s(n.to_stored())).collect()),
+        );
+    }
+    if !record.previous_keys.is_empty() {
+        item.insert(
+            "previous_keys".to_string(),
+            AttributeValue::L(
+                record
+                    .previous_keys
+                    .iter()
+                    .map(|n| s(n.to_stored()))
+                    .collect(),
+            ),
         );
     }
     if let Some(window) = record.global_window {
@@ -207,18 +222,9 @@ pub fn item_to_record(item: &Item) -> Result<TriggerRecord, StoreError> {
         client_key: get_s(item, "client_key")
             .and_then(ClientKey::from_stored)
             .ok_or_else(|| corrupt("client_key"))?,
-        networks: match item.get("networks") {
-            None => Vec::new(),
-            Some(value) => value
-                .as_l()
-                .ok()
-                .and_then(|list| {
-                    list.iter()
-                        .map(|v| v.as_s().ok().and_then(|t| NetworkKey::from_stored(t)))
-                        .collect::<Option<Vec<_>>>()
-                })
-                .ok_or_else(|| corrupt("networks"))?,
-        },
+        networks: network_keys_of(item, "networks").ok_or_else(|| corrupt("networks"))?,
+        previous_keys: network_keys_of(item, "previous_keys")
+            .ok_or_else(|| corrupt("previous_keys"))?,
         global_window: get_n(item, "global_window"),
         inputs: match get_s(item, "inputs") {
             None => InputValues::new(),
@@ -380,6 +386,18 @@ pub(crate) fn stage_of(name: &str, value: &AttributeValue) -> Option<StageRecord
         since: get_n(map, "since")?,
         seen: get_n(map, "seen")?,
     })
+}
+/// A list of `level=key` an item holds under `name` (none: empty); `None`
+/// when one is unreadable.
+fn network_keys_of(item: &Item, name: &str) -> Option<Vec<NetworkKey>> {
+    match item.get(name) {
+        None => Some(Vec::new()),
+        Some(value) => value.as_l().ok().and_then(|list| {
+            list.iter()
+                .map(|v| v.as_s().ok().and_then(|t| NetworkKey::from_stored(t)))
+                .collect()
+        }),
+    }
 }
 /// A waiting run's message's String attributes, as the item keeps them.
 pub(crate) fn message_attributes_value(attributes: &[(String, String)]) -> AttributeValue {
