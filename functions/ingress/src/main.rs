@@ -7,27 +7,16 @@
 #![recursion_limit = "256"]
 
 use ingress::Ingress;
-use lambda_runtime::{service_fn, LambdaEvent};
-use serde_json::Value;
 use shared::aws::queue::WorkQueue;
 use shared::aws::table::Table;
 use shared::aws::{self, CallCounter};
 use shared::clock::SystemClock;
-use shared::config::{Env, IngressConfig};
+use shared::config::IngressConfig;
 use std::sync::Arc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::lambda::logging::init();
-    let env = Env::from_process();
-    let config = match IngressConfig::from_env(&env) {
-        Ok(config) => config,
-        Err(e) => shared::lambda::fail_init("ingress", &e).await,
-    };
-    let sdk = match aws::lambda_sdk_config(&env) {
-        Ok(sdk) => sdk,
-        Err(e) => shared::lambda::fail_init("ingress", &e).await,
-    };
+    let (config, sdk) = shared::lambda::start("ingress", IngressConfig::from_env).await;
     let calls = CallCounter::default();
     let table = Table::new(aws::dynamodb(&sdk, &calls), config.table_name.clone());
     // Every invocation but the page's reads the table; only an accepted
@@ -37,9 +26,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config.queue_url.clone(),
     );
     let ingress = Ingress::new(config, table, queue, Arc::new(SystemClock), calls);
-    let ingress = &ingress;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        ingress.handle(event.payload).await
-    }))
-    .await
+    shared::lambda::serve(|event| ingress.handle(event)).await
 }
