@@ -203,10 +203,6 @@ pub fn render<T: serde::Serialize>(json: bool, value: &T, text: impl Fn(&T) -> S
     }
 }
 
-pub fn replay_json(summary: &ReplaySummary) -> String {
-    serde_json::to_string(summary).unwrap_or_default()
-}
-
 /// `clients show` for people.
 pub fn client_text(view: &ClientView) -> String {
     let window = humantime::format_duration(Duration::from_secs(view.window_seconds));
