@@ -44,7 +44,7 @@ pub struct LocalArgs {
     pub run_time: Duration,
     /// Inject a fault to rehearse with.
     #[arg(long, value_enum)]
-    pub fault: Option<crate::Fault>,
+    pub fault: Option<crate::stack::Fault>,
     /// Write the resources as `terraform output -json` does, for `--terraform-outputs`.
     #[arg(long, value_name = "FILE")]
     pub outputs: Option<PathBuf>,
@@ -133,7 +133,10 @@ mod tests {
             assert_eq!(args.port, 3001);
             assert_eq!(args.failing, Some(vec!["a".to_string(), "b".to_string()]));
             assert_eq!(args.run_time, Duration::from_millis(500));
-            assert_eq!(args.fault, Some(crate::Fault::CodepipelineUnreachable));
+            assert_eq!(
+                args.fault,
+                Some(crate::stack::Fault::CodepipelineUnreachable)
+            );
         }
     }
 

@@ -5,7 +5,7 @@
 //! its retry delay) runs out. Redrive to the DLQ is the queue's own.
 
 use super::console::Console;
-use super::{acknowledge, receive, Stopping};
+use crate::stopping::{acknowledge, receive, Stopping};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use shared::aws::queue::Deliveries;
 use shared::aws::table::Table;
@@ -21,7 +21,7 @@ use worker::Worker;
 
 pub struct EventSource {
     /// The chaos run's faults: a worker killed part way.
-    pub chaos: Option<Arc<crate::chaos::Chaos>>,
+    pub chaos: Option<Arc<crate::faults::Chaos>>,
     pub worker: Arc<Worker>,
     pub queues: Arc<Deliveries>,
     pub queue_url: String,
@@ -48,7 +48,7 @@ impl EventSource {
     /// One invocation of the worker for one batch.
     async fn deliver(&self, messages: &[aws_sdk_sqs::types::Message]) {
         let event = sqs_event(messages, &self.queue_arn, &self.region);
-        let handled = crate::chaos::invoke(
+        let handled = crate::faults::invoke(
             self.chaos.as_deref(),
             "worker killed mid-batch",
             self.worker.handle(event),

@@ -10,7 +10,7 @@
 use super::console::Console;
 use super::edge::{Answer, Edge, Request as EdgeRequest};
 use super::http_server::{self, json_response, read_body, BodyError};
-use super::Stopping;
+use crate::stopping::Stopping;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};

@@ -1,7 +1,7 @@
 //! The one HTTP/1.1 server of the local stack (the API, and CodePipeline's
 //! read calls): accept on a loopback listener, bounded header and body reads.
 
-use super::Stopping;
+use crate::stopping::Stopping;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};

@@ -2,7 +2,7 @@
 //! envelope of one e-mail, printed as the e-mail reads.
 
 use super::console::Console;
-use super::{acknowledge, receive, Stopping};
+use crate::stopping::{acknowledge, receive, Stopping};
 use serde_json::Value;
 use shared::aws::queue::Deliveries;
 use std::sync::Arc;

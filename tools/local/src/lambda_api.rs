@@ -5,7 +5,7 @@
 //! function error.
 
 use super::http_server::{self, json_response, read_body};
-use super::Stopping;
+use crate::stopping::Stopping;
 use hyper::body::Incoming;
 use hyper::Request;
 use notifier::Notifier;

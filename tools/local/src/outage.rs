@@ -5,7 +5,7 @@
 //! away from a function and give it back.
 
 use super::http_server::{self, json_response};
-use super::Stopping;
+use crate::stopping::Stopping;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::Request;

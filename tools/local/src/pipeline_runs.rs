@@ -10,7 +10,7 @@
 
 use super::console::Console;
 use super::http_server::{self, json_response, read_body};
-use super::Stopping;
+use crate::stopping::Stopping;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_smithy_types::DateTime;
 use hyper::body::Incoming;

@@ -2,7 +2,7 @@
 //! same provisioning code the tests use, named from one prefix so a restart
 //! on the same emulator finds them again.
 
-use crate::LocalError;
+use crate::error::LocalError;
 use shared::aws::provision;
 use shared::rules::pipeline_event::rule_pattern;
 use std::path::Path;

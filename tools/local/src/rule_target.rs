@@ -9,7 +9,7 @@
 
 use super::console::Console;
 use super::resources::{EVENT_DELIVERIES, EVENT_VISIBILITY_S};
-use super::{acknowledge, receive, Stopping};
+use crate::stopping::{acknowledge, receive, Stopping};
 use notifier::{Notifier, Outcome};
 use serde_json::Value;
 use shared::aws::queue::Deliveries;
@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 pub struct RuleTarget {
     /// The chaos run's faults: events twice or later, a notifier killed.
-    pub chaos: Option<Arc<crate::chaos::Chaos>>,
+    pub chaos: Option<Arc<crate::faults::Chaos>>,
     pub notifier: Arc<Notifier>,
     pub queues: Arc<Deliveries>,
     pub queue_url: String,
@@ -107,16 +107,16 @@ impl RuleTarget {
         let fate = self
             .chaos
             .as_deref()
-            .map_or(crate::chaos::EventFate::Deliver, |c| c.event_fate());
+            .map_or(crate::faults::EventFate::Deliver, |c| c.event_fate());
         let result = match fate {
-            crate::chaos::EventFate::Later(seconds) => {
+            crate::faults::EventFate::Later(seconds) => {
                 // Back after `seconds`, behind the events sent meanwhile.
                 if let Some(receipt) = message.receipt_handle() {
                     let _ = self.queues.delay(&self.queue_url, receipt, seconds).await;
                 }
                 return;
             }
-            crate::chaos::EventFate::Twice => {
+            crate::faults::EventFate::Twice => {
                 let (first, second) = tokio::join!(
                     self.notifier.handle(event.clone()),
                     self.notifier.handle(event)
@@ -126,8 +126,8 @@ impl RuleTarget {
                 let _ = second;
                 first
             }
-            crate::chaos::EventFate::Deliver => {
-                match crate::chaos::invoke(
+            crate::faults::EventFate::Deliver => {
+                match crate::faults::invoke(
                     self.chaos.as_deref(),
                     "notifier killed mid-event",
                     self.notifier.handle(event),

@@ -5,7 +5,7 @@
 //! in flight (`chaos::run`).
 
 use super::console::Console;
-use super::Stopping;
+use crate::stopping::Stopping;
 use shared::rules::settle::SettleRequest;
 use std::sync::Arc;
 use std::time::Duration;

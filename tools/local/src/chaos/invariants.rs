@@ -14,7 +14,7 @@
 //! 5. every trigger's final status is its execution's outcome;
 //! 6. nothing left in flight: queues, DLQs and lanes empty.
 
-use crate::LocalStack;
+use crate::stack::LocalStack;
 use aws_config::SdkConfig;
 use shared::aws::queue::Deliveries;
 use shared::aws::table::admission::QuotaLevel;

@@ -6,10 +6,12 @@
 //! hands everything it recorded to [`super::invariants`].
 
 use super::invariants::{self, Accepted, Record};
-use super::proxy::{ChaosProxy, FaultRates};
-use super::{Chaos, PUBLIC};
+use super::PUBLIC;
 use crate::console::Console;
-use crate::{LocalError, LocalOptions};
+use crate::error::LocalError;
+use crate::faults::proxy::{ChaosProxy, FaultRates};
+use crate::faults::Chaos;
+use crate::stack::LocalOptions;
 use aws_config::SdkConfig;
 use futures::stream::{self, StreamExt};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -170,7 +172,7 @@ pub async fn run(sdk: &SdkConfig, config: &ChaosConfig) -> Result<invariants::Re
         ("RUN_POLL_INTERVAL", "1s"),
         ("RUN_CHECK_AFTER", "30s"),
     ]);
-    let stack = crate::start(
+    let stack = crate::stack::start(
         sdk,
         &env,
         &LocalOptions {
@@ -301,7 +303,7 @@ pub async fn run(sdk: &SdkConfig, config: &ChaosConfig) -> Result<invariants::Re
             *faults
                 .entry(format!("{}: {}", proxy.name(), fault.name()))
                 .or_insert(0) += n;
-            if op.ends_with("Publish") && fault == super::proxy::Fault::LostAnswer {
+            if op.ends_with("Publish") && fault == crate::faults::proxy::Fault::LostAnswer {
                 *tallies
                     .entry("SNS Publish answers lost".into())
                     .or_insert(0) += n;
@@ -334,7 +336,7 @@ pub async fn run(sdk: &SdkConfig, config: &ChaosConfig) -> Result<invariants::Re
 
 /// The settler once, with no wait (nothing is in flight any more), through
 /// clients without faults: how many records it sent to be given back.
-async fn settle_limbo(sdk: &SdkConfig, stack: &crate::LocalStack, pipelines: &str) -> u64 {
+async fn settle_limbo(sdk: &SdkConfig, stack: &crate::stack::LocalStack, pipelines: &str) -> u64 {
     let env = Env::from_pairs([
         ("TABLE_NAME", stack.resources.table_name.as_str()),
         ("DLQ_URL", stack.resources.dlq_url.as_str()),
@@ -363,7 +365,7 @@ async fn settle_limbo(sdk: &SdkConfig, stack: &crate::LocalStack, pipelines: &st
 /// as an operator runs them: how many each moved.
 async fn replay(
     sdk: &SdkConfig,
-    stack: &crate::LocalStack,
+    stack: &crate::stack::LocalStack,
     outputs: &std::path::Path,
 ) -> Vec<(&'static str, u64)> {
     use clap::Parser;
