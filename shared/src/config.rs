@@ -731,6 +731,63 @@ mod tests {
         );
     }
 
+    /// A rotation's overlap: both variables or neither, a previous secret
+    /// that is one (and not the current), an end that is a time; the
+    /// previous secret counts only before its end.
+    #[test]
+    fn the_previous_secret_comes_with_its_end_and_counts_until_then() {
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut all = vec![("CLIENT_KEY_SECRET", SECRET)];
+            all.extend_from_slice(pairs);
+            Env::from_pairs(all).previous_secret()
+        };
+        assert_eq!(with(&[]), Ok(None));
+        let until = "2026-12-14T18:00:00Z";
+        let previous = with(&[
+            ("CLIENT_KEY_SECRET_PREVIOUS", "the-old-secret-0123456789"),
+            ("CLIENT_KEY_PREVIOUS_UNTIL", until),
+        ])
+        .unwrap()
+        .unwrap();
+        let end = crate::rules::time_format::parse_rfc3339(until).unwrap();
+        assert_eq!(previous.until, end);
+        assert!(PreviousSecret::at(Some(&previous), end - 1).is_some());
+        assert!(PreviousSecret::at(Some(&previous), end).is_none());
+        let refused = |pairs: &[(&'static str, &'static str)], name: &str| {
+            let err = with(pairs).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        };
+        refused(
+            &[("CLIENT_KEY_SECRET_PREVIOUS", "the-old-secret-0123456789")],
+            "CLIENT_KEY_PREVIOUS_UNTIL",
+        );
+        refused(
+            &[("CLIENT_KEY_PREVIOUS_UNTIL", until)],
+            "CLIENT_KEY_SECRET_PREVIOUS",
+        );
+        refused(
+            &[
+                ("CLIENT_KEY_SECRET_PREVIOUS", "short"),
+                ("CLIENT_KEY_PREVIOUS_UNTIL", until),
+            ],
+            "at least 16 bytes",
+        );
+        refused(
+            &[
+                ("CLIENT_KEY_SECRET_PREVIOUS", SECRET),
+                ("CLIENT_KEY_PREVIOUS_UNTIL", until),
+            ],
+            "a rotation needs a new secret",
+        );
+        refused(
+            &[
+                ("CLIENT_KEY_SECRET_PREVIOUS", "the-old-secret-0123456789"),
+                ("CLIENT_KEY_PREVIOUS_UNTIL", "next week"),
+            ],
+            "RFC 3339",
+        );
+    }
+
     #[test]
     fn variables_per_function_match_the_contract() {
         assert_eq!(
@@ -745,6 +802,8 @@ mod tests {
                 "GLOBAL_QUOTA_LIMIT",
                 "GLOBAL_QUOTA_WINDOW",
                 "CLIENT_KEY_SECRET",
+                "CLIENT_KEY_SECRET_PREVIOUS",
+                "CLIENT_KEY_PREVIOUS_UNTIL",
                 "LEDGER_RETENTION",
                 "METRICS_NAMESPACE",
                 "PIPELINE_SETTINGS",
