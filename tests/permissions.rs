@@ -1,9 +1,8 @@
 //! Each handler, run through its main paths against moto with a call counter
-//! of its own, makes exactly the SDK calls `shared::aws::permissions` grants it:
+//! of its own, makes exactly the SDK calls `testkit::permissions` grants it:
 //! no call its role would refuse, no grant nothing uses.
 
 use serde_json::{json, Value};
-use shared::aws::permissions::{calls_of, key_allowed};
 use shared::aws::queue::WorkQueue;
 use shared::aws::table::runs::Opening;
 use shared::aws::table::Table;
@@ -17,6 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::keys::{recording, KeyLog};
+use testkit::permissions::{calls_of, key_allowed};
 use testkit::{dead_endpoint, rest_event, sdk_config_at, unique, Stack, REGION};
 
 const CLIENT_IP: &str = "192.0.2.10";
@@ -433,7 +433,7 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         .unwrap();
     // The deployed ingress, whose secret `--secret-from-function` reads.
     let function = unique("ingress");
-    shared::aws::provision::create_function(
+    testkit::provision::create_function(
         &stack.iam,
         &aws::lambda(&stack.sdk, &CallCounter::default()),
         &function,
@@ -443,7 +443,7 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
     .unwrap();
     // The notifier's DLQ with an event Lambda gave up on, and a stand-in
     // for Lambda's Invoke that accepts it (the notifier is not deployed here).
-    let events_dlq = shared::aws::provision::create_queues(&stack.sqs, &unique("events"), 3)
+    let events_dlq = testkit::provision::create_queues(&stack.sqs, &unique("events"), 3)
         .await
         .unwrap()
         .dlq_url;
@@ -583,7 +583,7 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
 async fn the_secret_read_from_the_deployed_ingress_keys_addresses_as_the_environment_does() {
     let stack = Stack::new().await;
     let function = unique("ingress");
-    shared::aws::provision::create_function(
+    testkit::provision::create_function(
         &stack.iam,
         &aws::lambda(&stack.sdk, &CallCounter::default()),
         &function,

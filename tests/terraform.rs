@@ -4,10 +4,10 @@
 
 use hcl::eval::{Context, Evaluate};
 use hcl::{Block, Body, Expression};
-use shared::aws::permissions::{allowed, Resource, KEY_GRANTS};
 use shared::config::{variables_of, Function, VARIABLES};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use testkit::permissions::{allowed, Resource, KEY_GRANTS};
 
 fn terraform_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform")
@@ -330,7 +330,7 @@ fn document_allows_exactly(body: &Body, name: &str, function: Function) {
     let document = block(body, "data", &["aws_iam_policy_document", name]).body();
     let mut found = statements(document);
     // The table's reads and writes are two statements, each naming the
-    // keys it may touch (shared::aws::permissions::KEY_GRANTS).
+    // keys it may touch (testkit::permissions::KEY_GRANTS).
     let grants: Vec<_> = KEY_GRANTS
         .iter()
         .filter(|g| g.function == function)

@@ -616,7 +616,7 @@ async fn a_replayed_trigger_is_started_by_the_worker() {
     let ids = seed(&stack, &name, 1, false).await;
     assert_eq!(status(&stack, &ids[0]).await, TriggerStatus::DeadLettered);
     // Ops create it, then replay.
-    shared::aws::provision::create_pipeline(&stack.iam, &stack.codepipeline, &name)
+    testkit::provision::create_pipeline(&stack.iam, &stack.codepipeline, &name)
         .await
         .unwrap();
     let run = ops(&stack, &["dlq", "replay"]);

@@ -5,7 +5,6 @@
 //! `cargo bench -p shared --bench hot_paths` (scripts/bench runs it).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use shared::lambda::events::{api_gateway_event, GatewayRequest};
 use shared::rules::client_key::client_key;
 use shared::rules::email::{render, FailedAction, FailureDetails};
 use shared::rules::http::event::parse_event;
@@ -19,6 +18,7 @@ use shared::rules::quota::QuotaPolicy;
 use shared::rules::status::PipelineState;
 use std::hint::black_box;
 use std::time::Duration;
+use testkit::events::{api_gateway_event, GatewayRequest};
 
 const NOW: u64 = 1_795_000_000_000;
 

@@ -214,7 +214,7 @@ impl Harness {
     /// A queue subscribed to the on-call topic, for counting e-mails.
     pub(crate) async fn inbox(&self) -> String {
         let sns = shared::aws::sns(&self.sdk, &shared::aws::CallCounter::default());
-        shared::aws::provision::create_inbox(
+        testkit::provision::create_inbox(
             &sns,
             &self.sqs,
             &self.stack.resources.topic_arn,

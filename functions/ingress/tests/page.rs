@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use shared::lambda::events::{api_gateway_event, GatewayRequest};
+use testkit::events::{api_gateway_event, GatewayRequest};
 
 const SITE: &str = "https://docs.example.com";
 

@@ -7,9 +7,13 @@
 //! - [`queue`]: SQS: the work queue and its dead-letter queue.
 //! - [`topic`]: SNS: on-call e-mail.
 //! - [`pipeline`]: CodePipeline: starting runs, reading their history.
-//! - [`permissions`]: which SDK calls each function makes, and the IAM
-//!   actions they need (checked against the calls and the Terraform).
-//! - `provision` (feature `provision`): creating resources on an emulator.
+//! - [`lanes`]: waking the next run of a lane (worker and notifier).
+//! - `function_config` (feature `operators`): a deployed function's
+//!   configuration, for the operators' tool.
+//!
+//! Creating resources on an emulator, the CodePipeline front and the IAM
+//! grants checked against the Terraform live with the tests
+//! (`tools/testkit`), not here: the Lambdas link only the product.
 //!
 //! This module itself is the one way to build clients: SDK settings from the
 //! environment (`AWS_ENDPOINT_URL` and friends point at an emulator; a
@@ -18,16 +22,11 @@
 //! [`CallCounter`] on every client so each invocation can say how many AWS
 //! calls it made.
 
-#[cfg(feature = "provision")]
-pub mod emulation;
 #[cfg(feature = "operators")]
 pub mod function_config;
 pub mod https;
 pub mod lanes;
-pub mod permissions;
 pub mod pipeline;
-#[cfg(feature = "provision")]
-pub mod provision;
 pub mod queue;
 pub mod table;
 pub mod topic;
@@ -38,7 +37,6 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
-use aws_sdk_dynamodb::config::retry::RetryPartition;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -276,34 +274,37 @@ impl Intercept for CallCounter {
     }
 }
 
-/// The client's own retry budget (the SDK's token bucket, with its default
-/// size and costs). By default the SDK shares one budget per service across
-/// the whole process. A Lambda builds one client per service, so there it
-/// is the same thing; but the tests and the local stack run many clients in
-/// one process, and one of them retrying a dead endpoint must not spend the
-/// retries another one needs.
-fn own_retry_budget(service: &'static str) -> RetryPartition {
-    RetryPartition::custom(service).build()
+/// The one way a client is built: `$krate`'s client over the shared
+/// settings `$sdk`, counting its calls on `$calls`, with a retry budget of
+/// its own (the SDK's token bucket, with its default size and costs). By
+/// default the SDK shares one budget per service across the whole process.
+/// A Lambda builds one client per service, so there it is the same thing;
+/// but the tests and the local stack run many clients in one process, and
+/// one of them retrying a dead endpoint must not spend the retries another
+/// one needs.
+#[macro_export]
+macro_rules! sdk_client {
+    ($krate:ident, $sdk:expr, $calls:expr) => {{
+        let config = $krate::config::Builder::from($sdk)
+            .interceptor($calls.clone())
+            .retry_partition(
+                $krate::config::retry::RetryPartition::custom(stringify!($krate)).build(),
+            )
+            .build();
+        $krate::Client::from_conf(config)
+    }};
 }
 
 pub fn dynamodb(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
-        .interceptor(calls.clone())
-        .retry_partition(own_retry_budget("dynamodb"))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+    sdk_client!(aws_sdk_dynamodb, sdk, calls)
 }
 
 pub fn sqs(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::config::Builder::from(sdk)
-        .interceptor(calls.clone())
-        .retry_partition(own_retry_budget("sqs"))
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
+    sdk_client!(aws_sdk_sqs, sdk, calls)
 }
 
 pub fn codepipeline(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_codepipeline::Client {
-    codepipeline_at(sdk, calls, None)
+    sdk_client!(aws_sdk_codepipeline, sdk, calls)
 }
 
 /// A CodePipeline client sending its calls to `endpoint` instead of where
@@ -314,49 +315,24 @@ pub fn codepipeline_at(
     calls: &CallCounter,
     endpoint: Option<&str>,
 ) -> aws_sdk_codepipeline::Client {
-    let mut config = aws_sdk_codepipeline::config::Builder::from(sdk)
-        .interceptor(calls.clone())
-        .retry_partition(own_retry_budget("codepipeline"));
-    if let Some(endpoint) = endpoint {
-        config = config.endpoint_url(endpoint);
+    match endpoint {
+        None => codepipeline(sdk, calls),
+        Some(endpoint) => {
+            let client = codepipeline(sdk, calls);
+            let config = client.config().to_builder().endpoint_url(endpoint).build();
+            aws_sdk_codepipeline::Client::from_conf(config)
+        }
     }
-    aws_sdk_codepipeline::Client::from_conf(config.build())
 }
 
 pub fn sns(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_sns::Client {
-    let config = aws_sdk_sns::config::Builder::from(sdk)
-        .interceptor(calls.clone())
-        .retry_partition(own_retry_budget("sns"))
-        .build();
-    aws_sdk_sns::Client::from_conf(config)
-}
-
-#[cfg(feature = "provision")]
-pub fn iam(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_iam::Client {
-    let config = aws_sdk_iam::config::Builder::from(sdk)
-        .interceptor(calls.clone())
-        .retry_partition(own_retry_budget("iam"))
-        .build();
-    aws_sdk_iam::Client::from_conf(config)
-}
-
-#[cfg(feature = "provision")]
-pub fn eventbridge(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_eventbridge::Client {
-    let config = aws_sdk_eventbridge::config::Builder::from(sdk)
-        .interceptor(calls.clone())
-        .retry_partition(own_retry_budget("eventbridge"))
-        .build();
-    aws_sdk_eventbridge::Client::from_conf(config)
+    sdk_client!(aws_sdk_sns, sdk, calls)
 }
 
 /// Lambda, for operators: the deployed ingress's configuration.
 #[cfg(feature = "operators")]
 pub fn lambda(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_lambda::Client {
-    let config = aws_sdk_lambda::config::Builder::from(sdk)
-        .interceptor(calls.clone())
-        .retry_partition(own_retry_budget("lambda"))
-        .build();
-    aws_sdk_lambda::Client::from_conf(config)
+    sdk_client!(aws_sdk_lambda, sdk, calls)
 }
 
 /// A client built when first used, then kept: what [`std::sync::LazyLock`]

@@ -1,10 +1,9 @@
 //! The Lambda Runtime API plumbing: how each function's `main` starts
 //! ([`start`]) and serves ([`serve`]), failing the start cleanly when
-//! configuration is wrong (here), JSON logs ([`logging`]), and the event
-//! shapes AWS sends, built for tests and the local stack ([`events`]), and
-//! where metric lines go ([`metrics`]).
+//! configuration is wrong (here), JSON logs ([`logging`]), and where
+//! metric lines go ([`metrics`]). The event shapes AWS sends are built for
+//! the tests and the local stack in `tools/testkit` (`events`).
 
-pub mod events;
 pub mod logging;
 pub mod metrics;
 pub mod pow;

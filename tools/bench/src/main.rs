@@ -19,13 +19,13 @@ use aws_proxy::{since, AwsProxy};
 use clap::Parser;
 use runtime_api::{Outcome, RuntimeApi};
 use serde_json::{json, Value};
-use shared::lambda::events::sqs_event;
 use shared::rules::pipeline_event::state_change_event;
 use shared::rules::status::PipelineState;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use testkit::events::sqs_event;
 use testkit::Stack;
 
 #[derive(Parser)]

@@ -10,12 +10,12 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use shared::aws::queue::Deliveries;
 use shared::aws::table::Table;
 use shared::clock::Clock;
-use shared::lambda::events::sqs_event;
 use shared::rules::message::WorkMessage;
 use shared::rules::status::RunStatus;
 use shared::rules::status::TriggerStatus;
 use std::collections::HashSet;
 use std::sync::Arc;
+use testkit::events::sqs_event;
 use tracing::warn;
 use worker::Worker;
 

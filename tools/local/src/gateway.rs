@@ -17,9 +17,9 @@ use hyper::{Request, Response, StatusCode};
 use ingress::Ingress;
 use serde_json::Value;
 use shared::clock::Clock;
-use shared::lambda::events::{api_gateway_event, GatewayRequest};
 use std::net::IpAddr;
 use std::sync::Arc;
+use testkit::events::{api_gateway_event, GatewayRequest};
 use tokio::net::TcpListener;
 use tracing::warn;
 

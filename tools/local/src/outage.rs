@@ -70,7 +70,7 @@ pub fn start(
                 let Ok(body) = http_server::read_body(body, 16 * 1024 * 1024).await else {
                     return failed();
                 };
-                shared::aws::emulation::relay(&client, &upstream, &parts, body)
+                testkit::emulation::relay(&client, &upstream, &parts, body)
                     .await
                     .unwrap_or_else(failed)
             }

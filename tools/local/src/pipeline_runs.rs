@@ -16,7 +16,6 @@ use aws_smithy_types::DateTime;
 use hyper::body::Incoming;
 use hyper::Request;
 use serde_json::{json, Value};
-use shared::aws::emulation::CodePipelineFront;
 use shared::aws::table::Table;
 use shared::clock::Clock;
 use shared::rules::pipeline_event::{
@@ -27,6 +26,7 @@ use shared::rules::time_format::rfc3339;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::emulation::CodePipelineFront;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tracing::warn;

@@ -3,9 +3,9 @@
 //! on the same emulator finds them again.
 
 use crate::error::LocalError;
-use shared::aws::provision;
 use shared::rules::pipeline_event::rule_pattern;
 use std::path::Path;
+use testkit::provision;
 
 /// How many times the rule target's queue delivers an event before it moves
 /// to the events DLQ: EventBridge's first try and Lambda's two async retries.

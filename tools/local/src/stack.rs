@@ -10,7 +10,6 @@ use crate::{
     rule_target, settler,
 };
 use aws_config::SdkConfig;
-use shared::aws::emulation::{CodePipelineFront, Started};
 use shared::aws::queue::{Deliveries, WorkQueue};
 use shared::aws::table::Table;
 use shared::aws::{self, CallCounter};
@@ -23,6 +22,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::emulation::{CodePipelineFront, Started};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -516,9 +516,9 @@ async fn provision_resources(
             dynamodb: &aws::dynamodb(sdk, &calls),
             sqs: &aws::sqs(sdk, &calls),
             sns: &aws::sns(sdk, &calls),
-            iam: &aws::iam(sdk, &calls),
+            iam: &testkit::iam(sdk, &calls),
             codepipeline: &aws::codepipeline(sdk, &calls),
-            events: &aws::eventbridge(sdk, &calls),
+            events: &testkit::eventbridge(sdk, &calls),
         },
         prefix,
         names,
@@ -721,7 +721,7 @@ impl Parts<'_> {
         shared: &Shared,
     ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, LocalError> {
         let sqs = aws::sqs(self.sdk, &shared.calls);
-        let queue_arn = shared::aws::provision::queue_arn(&sqs, &self.resources.queue_url)
+        let queue_arn = testkit::provision::queue_arn(&sqs, &self.resources.queue_url)
             .await
             .map_err(|e| LocalError::Failed(e.to_string()))?;
         let region = self
@@ -757,7 +757,7 @@ impl Parts<'_> {
         tasks.spawn(
             Arc::new(pipeline_runs::PipelineRuns {
                 codepipeline: aws::codepipeline(self.sdk, &shared.calls),
-                events: aws::eventbridge(self.sdk, &shared.calls),
+                events: testkit::eventbridge(self.sdk, &shared.calls),
                 pipelines: self.names.to_vec(),
                 failing: self.options.failing.iter().cloned().collect::<HashSet<_>>(),
                 run_time: self.options.run_time,

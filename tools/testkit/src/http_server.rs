@@ -30,4 +30,4 @@ where
     });
 }
 
-pub use shared::aws::emulation::relay;
+pub use crate::emulation::relay;

@@ -9,13 +9,27 @@
 //! ends. If an engine cannot be had, tests fail loudly: they never skip.
 
 pub mod clouds;
+pub mod emulation;
+pub mod events;
 mod http_server;
 pub mod keys;
 mod lossy_proxy;
+pub mod permissions;
+pub mod provision;
 
+pub use emulation::CodePipelineFront;
 pub use http_server::{relay, serve_http};
 pub use lossy_proxy::LossyProxy;
-pub use shared::aws::emulation::CodePipelineFront;
+
+/// IAM, for provisioning on the emulator ([`provision`]).
+pub fn iam(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_iam::Client {
+    shared::sdk_client!(aws_sdk_iam, sdk, calls)
+}
+
+/// EventBridge, for provisioning on the emulator ([`provision`]).
+pub fn eventbridge(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_eventbridge::Client {
+    shared::sdk_client!(aws_sdk_eventbridge, sdk, calls)
+}
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
@@ -185,7 +199,7 @@ pub fn engine_env() -> [(&'static str, String); 3] {
 /// The worker's role in the tests: the front records its starts as made by it.
 pub const WORKER_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/pipeline-trigger-worker";
 
-/// This test process's CodePipeline front ([`shared::aws::emulation`]) in
+/// This test process's CodePipeline front ([`crate::emulation`]) in
 /// front of moto: one token, one execution; who started each. Started once,
 /// on a thread and runtime of its own, so it outlives every test's runtime.
 pub fn codepipeline_front() -> &'static CodePipelineFront {
@@ -268,7 +282,7 @@ pub struct Stack {
     pub iam: aws_sdk_iam::Client,
     pub sns: aws_sdk_sns::Client,
     pub table_name: String,
-    pub queues: shared::aws::provision::Queues,
+    pub queues: crate::provision::Queues,
 }
 
 impl Stack {
@@ -278,13 +292,13 @@ impl Stack {
         let dynamodb = shared::aws::dynamodb(&sdk, &calls);
         let sqs = shared::aws::sqs(&sdk, &calls);
         let codepipeline = shared::aws::codepipeline(&sdk, &calls);
-        let iam = shared::aws::iam(&sdk, &calls);
+        let iam = crate::iam(&sdk, &calls);
         let sns = shared::aws::sns(&sdk, &calls);
         let table_name = unique("table");
-        shared::aws::provision::create_table(&dynamodb, &table_name)
+        crate::provision::create_table(&dynamodb, &table_name)
             .await
             .expect("create table");
-        let queues = shared::aws::provision::create_queues(&sqs, &unique("work"), 5)
+        let queues = crate::provision::create_queues(&sqs, &unique("work"), 5)
             .await
             .expect("create queues");
         Self {
@@ -303,7 +317,7 @@ impl Stack {
     /// Creates a pipeline with a fresh name; returns the name.
     pub async fn pipeline(&self, prefix: &str) -> String {
         let name = unique(prefix);
-        shared::aws::provision::create_pipeline(&self.iam, &self.codepipeline, &name)
+        crate::provision::create_pipeline(&self.iam, &self.codepipeline, &name)
             .await
             .expect("create pipeline");
         name
@@ -316,7 +330,7 @@ impl Stack {
 
     /// The ARN of a queue.
     pub async fn queue_arn(&self, queue_url: &str) -> String {
-        shared::aws::provision::queue_arn(&self.sqs, queue_url)
+        crate::provision::queue_arn(&self.sqs, queue_url)
             .await
             .expect("queue ARN")
     }
@@ -503,13 +517,12 @@ impl Stack {
     /// A fresh on-call topic and a queue subscribed to it; returns the
     /// topic ARN and the inbox URL (read it with [`Stack::emails`]).
     pub async fn topic_with_inbox(&self) -> (String, String) {
-        let topic = shared::aws::provision::create_topic(&self.sns, &unique("on-call"))
+        let topic = crate::provision::create_topic(&self.sns, &unique("on-call"))
             .await
             .expect("create topic");
-        let inbox =
-            shared::aws::provision::create_inbox(&self.sns, &self.sqs, &topic, &unique("inbox"))
-                .await
-                .expect("create inbox");
+        let inbox = crate::provision::create_inbox(&self.sns, &self.sqs, &topic, &unique("inbox"))
+            .await
+            .expect("create inbox");
         (topic, inbox)
     }
 
@@ -665,7 +678,7 @@ pub fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
 /// An API Gateway REST (v1 proxy) event, as API Gateway hands it to the
 /// ingress; it carries an `X-Forwarded-For` the ingress must ignore.
 pub fn rest_event(method: &str, path: &str, body: Option<&str>, ip: &str) -> serde_json::Value {
-    shared::lambda::events::api_gateway_event(&shared::lambda::events::GatewayRequest {
+    crate::events::api_gateway_event(&crate::events::GatewayRequest {
         method,
         stage: None,
         path,
@@ -694,7 +707,7 @@ pub fn keyed_event(path: &str, body: Option<&str>, ip: &str, key: &str) -> serde
 
 /// The SQS event Lambda's event source mapping builds from received messages.
 pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> serde_json::Value {
-    shared::lambda::events::sqs_event(messages, queue_arn, REGION)
+    crate::events::sqs_event(messages, queue_arn, REGION)
 }
 
 /// Checks an Embedded Metric Format line against the specification's

@@ -204,12 +204,12 @@ async fn forward(
     }
     let upstream = lock(&state.upstream).clone();
     match fault {
-        None => shared::aws::emulation::relay(client, &upstream, &parts, body)
+        None => testkit::emulation::relay(client, &upstream, &parts, body)
             .await
             .ok_or(Dropped),
         Some(Fault::LostAnswer) => {
             // The engine acts; its answer never arrives.
-            let _ = shared::aws::emulation::relay(client, &upstream, &parts, body).await;
+            let _ = testkit::emulation::relay(client, &upstream, &parts, body).await;
             Err(Dropped)
         }
         Some(Fault::ServerError | Fault::Outage) => Ok(answer(500, json, "InternalServerError")),

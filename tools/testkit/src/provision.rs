@@ -62,8 +62,8 @@ pub async fn create_table(
         ))
         .set_global_secondary_indexes(Some(
             [
-                (crate::aws::table::ledger::BY_DAY, "day"),
-                (crate::aws::table::ledger::BY_RUN, "run_id"),
+                (shared::aws::table::ledger::BY_DAY, "day"),
+                (shared::aws::table::ledger::BY_RUN, "run_id"),
             ]
             .into_iter()
             .map(|(index, hash)| {
@@ -335,12 +335,10 @@ pub async fn create_event_rule(
 
 /// An empty zip archive: the code of a function that is only configured
 /// (the emulator never runs it).
-#[cfg(feature = "operators")]
 const EMPTY_ZIP: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
 
 /// A Lambda function named `name` with `environment`, as Terraform deploys
 /// the ingress (for tests of what operators read from it).
-#[cfg(feature = "operators")]
 pub async fn create_function(
     iam: &aws_sdk_iam::Client,
     lambda: &aws_sdk_lambda::Client,

@@ -1,4 +1,4 @@
-//! The CodePipeline front (`shared::aws::emulation`) plays CodePipeline's
+//! The CodePipeline front (`testkit::emulation`) plays CodePipeline's
 //! idempotency as AWS does, also when the caller stops listening: AWS
 //! starts an execution whether or not its caller hears the answer, and a
 //! retry with the same `clientRequestToken` gets that execution back.
@@ -8,9 +8,9 @@ use aws_sdk_codepipeline::config::timeout::TimeoutConfig;
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use shared::aws::emulation::{relay, CodePipelineFront};
 use shared::aws::CallCounter;
 use std::time::Duration;
+use testkit::emulation::{relay, CodePipelineFront};
 use tokio::net::TcpListener;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -46,7 +46,7 @@ async fn a_start_whose_caller_gave_up_is_kept_and_its_retry_gets_the_same_execut
     let calls = CallCounter::default();
     let moto = shared::aws::codepipeline(&on_moto, &calls);
     let pipeline = testkit::unique("front");
-    shared::aws::provision::create_pipeline(&shared::aws::iam(&on_moto, &calls), &moto, &pipeline)
+    testkit::provision::create_pipeline(&testkit::iam(&on_moto, &calls), &moto, &pipeline)
         .await
         .expect("create pipeline");
 

@@ -70,7 +70,7 @@ pub fn api_gateway_event(request: &GatewayRequest<'_>) -> Value {
         None => request.path,
     };
     // The resource template API Gateway would match, and its parameters.
-    let (resource, parameters) = crate::rules::http::trigger_api::resource_of(routed);
+    let (resource, parameters) = shared::rules::http::trigger_api::resource_of(routed);
     json!({
         "resource": resource,
         "path": routed,
@@ -141,7 +141,7 @@ pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str, regi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::http::event::parse_event;
+    use shared::rules::http::event::parse_event;
 
     fn request<'a>(body: &'a [u8]) -> GatewayRequest<'a> {
         GatewayRequest {

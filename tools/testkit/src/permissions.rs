@@ -4,7 +4,7 @@
 //! handlers really make; `tests/terraform.rs` checks `terraform/iam.tf`
 //! against this list. One list, so the role can be neither short nor wide.
 
-use crate::config::Function::{self, Ingress, Notifier, Ops, Worker};
+use shared::config::Function::{self, Ingress, Notifier, Ops, Worker};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a grant is on; the name is the policy statement's `sid` in Terraform.
@@ -45,7 +45,7 @@ impl Resource {
 
 pub struct Grant {
     pub function: Function,
-    /// The SDK call (`Service.Operation`, as [`crate::aws::CallCounter`]
+    /// The SDK call (`Service.Operation`, as [`shared::aws::CallCounter`]
     /// names it), or `None` for what Lambda does with the role.
     pub call: Option<&'static str>,
     pub actions: &'static [&'static str],
@@ -313,7 +313,7 @@ pub fn allowed(function: Function) -> BTreeMap<Resource, BTreeSet<&'static str>>
 
 /// Which items of the table a function's role may name, by the prefix of
 /// their partition key (`dynamodb:LeadingKeys`, see
-/// [`crate::aws::table::items`]): one Terraform statement each, `sid`
+/// [`shared::aws::table::items`]): one Terraform statement each, `sid`
 /// `Table` for reads and `TableWrites` for writes. Actions not listed for a
 /// function are not granted on the table at all.
 pub struct KeyGrant {
