@@ -281,17 +281,23 @@ impl Intercept for CallCounter {
 /// A Lambda builds one client per service, so there it is the same thing;
 /// but the tests and the local stack run many clients in one process, and
 /// one of them retrying a dead endpoint must not spend the retries another
-/// one needs.
+/// one needs. An `endpoint` (`Option<&str>`) sends its calls elsewhere than
+/// the settings say.
 #[macro_export]
 macro_rules! sdk_client {
-    ($krate:ident, $sdk:expr, $calls:expr) => {{
-        let config = $krate::config::Builder::from($sdk)
+    ($krate:ident, $sdk:expr, $calls:expr $(, endpoint = $endpoint:expr)?) => {{
+        #[allow(unused_mut)]
+        let mut config = $krate::config::Builder::from($sdk)
             .interceptor($calls.clone())
             .retry_partition(
                 $krate::config::retry::RetryPartition::custom(stringify!($krate)).build(),
-            )
-            .build();
-        $krate::Client::from_conf(config)
+            );
+        $(
+            if let Some(endpoint) = $endpoint {
+                config = config.endpoint_url(endpoint);
+            }
+        )?
+        $krate::Client::from_conf(config.build())
     }};
 }
 
@@ -315,14 +321,7 @@ pub fn codepipeline_at(
     calls: &CallCounter,
     endpoint: Option<&str>,
 ) -> aws_sdk_codepipeline::Client {
-    match endpoint {
-        None => codepipeline(sdk, calls),
-        Some(endpoint) => {
-            let client = codepipeline(sdk, calls);
-            let config = client.config().to_builder().endpoint_url(endpoint).build();
-            aws_sdk_codepipeline::Client::from_conf(config)
-        }
-    }
+    sdk_client!(aws_sdk_codepipeline, sdk, calls, endpoint = endpoint)
 }
 
 pub fn sns(sdk: &SdkConfig, calls: &CallCounter) -> aws_sdk_sns::Client {
