@@ -353,6 +353,40 @@ async fn state_changes_only_move_a_run_forward() {
     assert!(!view.coalesced);
 }
 
+/// A run read as pending and started before it is queued again (a poll
+/// racing the start) never comes back into the queue: it would hold a place
+/// there for ever. A run still pending is queued again, once.
+#[tokio::test]
+async fn a_run_started_since_it_was_read_is_never_queued_again() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let records = started_run(&table, 1, "exec-raced").await;
+    let run_id = table
+        .triggers()
+        .get(&records[0].trigger_id, NOW)
+        .await
+        .unwrap()
+        .unwrap()
+        .run_id
+        .unwrap();
+    let mut stale = table.runs().get(&run_id).await.unwrap().unwrap();
+    stale.status = RunStatus::Pending;
+    let lane = table.runs().requeue(&stale).await.unwrap();
+    assert!(!lane.has_waiting(), "{lane:?}");
+    // A pending run of another pipeline is queued, and only once.
+    let pending = admitted(&table, &unique("p"), &InputValues::new(), 1).await;
+    let Joined::Opened(id) = join_all(&table, &pending).await.remove(0) else {
+        panic!()
+    };
+    let run = table.runs().get(&id).await.unwrap().unwrap();
+    let out = table.runs().leave_queue(&run).await.unwrap();
+    assert!(out.place(&id).is_none(), "{out:?}");
+    let after = table.runs().requeue(&run).await.unwrap();
+    assert!(after.place(&id).is_some(), "{after:?}");
+    let again = table.runs().requeue(&run).await.unwrap();
+    assert_eq!(again.waiting.len(), after.waiting.len(), "{again:?}");
+}
+
 /// A started run of `count` triggers (the opener and `count - 1` joiners).
 async fn started_run(table: &Table, count: usize, execution_id: &str) -> Vec<TriggerRecord> {
     let records = admitted(table, &unique("p"), &InputValues::new(), count).await;

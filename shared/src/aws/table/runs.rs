@@ -433,14 +433,14 @@ impl Runs<'_> {
 
     /// Puts `run` (pending) last in its CodePipeline's queue again — a run
     /// revived by a replay, or one opened before runs queued — unless it is
-    /// there already. The queue's bound is not checked: the run was
-    /// accepted once. Returns the lane as it now is.
+    /// there already, in one transaction with a check that the run is still
+    /// pending: a run started, dead-lettered or flushed since it was read
+    /// never comes back into the queue (it would hold a place for ever, and
+    /// keep the lane's poll going). The queue's bound is not checked: the
+    /// run was accepted once. Returns the lane as it now is.
     pub async fn requeue(&self, run: &RunRecord) -> Result<Lane, StoreError> {
         let list = waiting_list_of(run);
-        let mut update = self
-            .0
-            .client()
-            .update_item()
+        let mut update = Update::builder()
             .table_name(self.0.name())
             .key("pk", s(lane_pk(&run.target)));
         let mut counts = Vec::new();
@@ -448,7 +448,7 @@ impl Runs<'_> {
             update = update.expression_attribute_names(format!("#c{i}"), counter);
             counts.push(format!("#c{i} = if_not_exists(#c{i}, :zero) + :one"));
         }
-        let result = update
+        let queue = update
             .update_expression(format!(
                 "SET {list} = list_append(if_not_exists({list}, :none), :run), {}",
                 counts.join(", ")
@@ -461,18 +461,36 @@ impl Runs<'_> {
             .expression_attribute_values(":r", s(&run.run_id))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => Ok(item_to_lane(output.attributes())),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                self.get_lane(&run.target).await
+            .build()?;
+        // The check is an update that changes nothing (the worker may
+        // update runs; it needs no grant to merely check one).
+        let still_pending = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(run_pk(&run.run_id)))
+            .update_expression("SET #status = :pending")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+            .build()?;
+        let items = vec![
+            TransactWriteItem::builder().update(queue).build(),
+            TransactWriteItem::builder().update(still_pending).build(),
+        ];
+        let contended = lane_pk(&run.target);
+        let mut rounds = Rounds::new(&contended);
+        loop {
+            rounds.next().await?;
+            let Some(reasons) = self.0.transact(items.clone()).await? else {
+                return self.get_lane(&run.target).await;
+            };
+            // In the queue already, or no longer pending: nothing to add.
+            if condition_failed(reasons.first()) || condition_failed(reasons.get(1)) {
+                return self.get_lane(&run.target).await;
             }
-            Err(e) => Err(e.into()),
+            if !conflicted(&reasons) {
+                return Err(cancelled(&reasons));
+            }
+            rounds.conflicted();
         }
     }
 
