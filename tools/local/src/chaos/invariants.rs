@@ -12,7 +12,10 @@
 //!    answer was lost, or a notifier killed between publishing and recording
 //!    it, sends it twice;
 //! 5. every trigger's final status is its execution's outcome;
-//! 6. nothing left in flight: queues, DLQs and lanes empty.
+//! 6. nothing left in flight: queues, DLQs and lanes empty;
+//! 7. no record stays queued without a run past the settling.
+//!
+//! One function per invariant, each reading what `check` gathered once.
 
 use crate::stack::LocalStack;
 use aws_config::SdkConfig;
@@ -24,6 +27,7 @@ use shared::clock::{Clock, SystemClock};
 use shared::rules::client_key::client_key;
 use shared::rules::quota::QuotaPolicy;
 use shared::rules::status::TriggerStatus;
+use shared::rules::trigger::TriggerView;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -210,9 +214,52 @@ pub async fn check(
             views.insert(a.trigger_id.clone(), view);
         }
     }
-    let mut verdicts = Vec::new();
+    let seen = Seen {
+        record,
+        accepted,
+        pushes,
+        views,
+        now,
+    };
+    let (emails, copies) = one_email_per_outcome(&seen).await;
+    tallies.insert("e-mails sent twice (SNS: not idempotent)".into(), copies);
+    let verdicts = vec![
+        every_202_ended_once(&seen).await,
+        no_execution_without_a_trigger(&seen).await,
+        no_client_overcharged(&seen).await,
+        emails,
+        statuses_are_outcomes(&seen).await,
+        nothing_in_flight(&seen).await,
+        no_record_left_queued(&seen, began).await,
+    ];
+    Report {
+        seed,
+        faults,
+        tallies,
+        verdicts,
+        seconds: began.elapsed().as_secs_f64(),
+    }
+}
 
-    // 1. Every 202 ended exactly once.
+/// What every invariant reads: the run's records, what it accepted and
+/// pushed, and each accepted trigger's view as it ended.
+struct Seen<'a> {
+    record: &'a Record<'a>,
+    accepted: &'a [Accepted],
+    pushes: &'a [String],
+    views: BTreeMap<String, TriggerView>,
+    now: u64,
+}
+
+/// Every 202 ended exactly once.
+async fn every_202_ended_once(seen: &Seen<'_>) -> Verdict {
+    let &Seen {
+        record,
+        accepted,
+        ref views,
+        now,
+        ..
+    } = seen;
     let mut problems = Vec::new();
     let mut endings: BTreeMap<String, u64> = BTreeMap::new();
     for a in accepted {
@@ -259,13 +306,21 @@ pub async fn check(
             }
         }
     }
-    verdicts.push(verdict(
+    verdict(
         "every 202 ended exactly once",
         problems,
         format!("{} accepted: {endings:?}", accepted.len()),
-    ));
+    )
+}
 
-    // 2. No execution without a trigger; one per run.
+/// No execution without a trigger; one per run.
+async fn no_execution_without_a_trigger(seen: &Seen<'_>) -> Verdict {
+    let &Seen {
+        record,
+        pushes,
+        ref views,
+        ..
+    } = seen;
     let starts = record.stack.front.starts();
     let mut problems = Vec::new();
     let named: BTreeMap<&str, BTreeSet<&str>> = views.values().fold(BTreeMap::new(), |mut m, v| {
@@ -303,8 +358,23 @@ pub async fn check(
             problems.push(format!("run {run}: {n} executions"));
         }
     }
-    // What CodePipeline holds, not only what the front kept: a start the
-    // front lost track of (a second start for one run) shows here.
+    problems.extend(unknown_executions(seen, &starts).await);
+    verdict(
+        "no execution without a trigger, one per run",
+        problems,
+        format!(
+            "{} executions started by the worker, one per run; {} pushes beside them",
+            starts.len(),
+            pushes.len()
+        ),
+    )
+}
+
+/// What CodePipeline holds, not only what the front kept: a start the
+/// front lost track of (a second start for one run) shows here.
+async fn unknown_executions(seen: &Seen<'_>, starts: &[(String, String, String)]) -> Vec<String> {
+    let &Seen { record, pushes, .. } = seen;
+    let mut problems = Vec::new();
     let known: BTreeSet<&str> = starts
         .iter()
         .map(|(_, _, execution)| execution.as_str())
@@ -338,17 +408,18 @@ pub async fn check(
             )),
         }
     }
-    verdicts.push(verdict(
-        "no execution without a trigger, one per run",
-        problems,
-        format!(
-            "{} executions started by the worker, one per run; {} pushes beside them",
-            starts.len(),
-            pushes.len()
-        ),
-    ));
+    problems
+}
 
-    // 3. No client charged more than its accepted triggers.
+/// No client charged more than its accepted triggers.
+async fn no_client_overcharged(seen: &Seen<'_>) -> Verdict {
+    let &Seen {
+        record,
+        accepted,
+        ref views,
+        now,
+        ..
+    } = seen;
     let policy = QuotaPolicy {
         limit: 3,
         window: Duration::from_secs(7 * 86_400),
@@ -386,7 +457,7 @@ pub async fn check(
             ));
         }
     }
-    verdicts.push(verdict(
+    verdict(
         "no client charged more than its accepted triggers",
         problems,
         format!(
@@ -394,9 +465,17 @@ pub async fn check(
             kept.len(),
             kept.values().sum::<u64>()
         ),
-    ));
+    )
+}
 
-    // 4. One e-mail per execution outcome; copies counted apart.
+/// One e-mail per execution outcome; copies counted apart.
+async fn one_email_per_outcome(seen: &Seen<'_>) -> (Verdict, u64) {
+    let &Seen {
+        record,
+        pushes,
+        ref views,
+        ..
+    } = seen;
     let emails = record
         .stack
         .emails
@@ -434,8 +513,7 @@ pub async fn check(
                 .collect::<Vec<_>>()
         ));
     }
-    tallies.insert("e-mails sent twice (SNS: not idempotent)".into(), copies);
-    verdicts.push(verdict(
+    let verdict = verdict(
         "one e-mail per execution outcome",
         problems,
         format!(
@@ -443,10 +521,18 @@ pub async fn check(
             emails.len(),
             executions.len()
         ),
-    ));
+    );
+    (verdict, copies)
+}
 
-    // 5. A trigger's final status is its execution's outcome (the played
-    // runs: `broken` fails, the others succeed).
+/// A trigger's final status is its execution's outcome (the played
+/// runs: `broken` fails, the others succeed).
+async fn statuses_are_outcomes(seen: &Seen<'_>) -> Verdict {
+    let &Seen {
+        accepted,
+        ref views,
+        ..
+    } = seen;
     let mut problems = Vec::new();
     for a in accepted {
         let Some(v) = views.get(&a.trigger_id) else {
@@ -467,13 +553,18 @@ pub async fn check(
             ));
         }
     }
-    verdicts.push(verdict(
+    verdict(
         "every trigger's status is its execution's",
         problems,
         "all match".into(),
-    ));
+    )
+}
 
-    // 6. Nothing left in flight.
+/// Nothing left in flight.
+async fn nothing_in_flight(seen: &Seen<'_>) -> Verdict {
+    let &Seen {
+        record, accepted, ..
+    } = seen;
     let mut left = in_flight(record, accepted).await;
     let queues = Deliveries::new(aws::sqs(record.sdk, &CallCounter::default()));
     let resources = &record.stack.resources;
@@ -503,15 +594,18 @@ pub async fn check(
             }
         }
     }
-    verdicts.push(verdict(
+    verdict(
         "nothing left in flight",
         left,
         "queues, DLQs and lanes empty".into(),
-    ));
+    )
+}
 
-    // 7. No record stays queued without a run past the settling: the last
-    // double fault's records (503, admission committed, neither message nor
-    // refund through) were found by the settler and given back.
+/// No record stays queued without a run past the settling: the last
+/// double fault's records (503, admission committed, neither message nor
+/// refund through) were found by the settler and given back.
+async fn no_record_left_queued(seen: &Seen<'_>, began: Instant) -> Verdict {
+    let &Seen { record, now, .. } = seen;
     let since =
         now.saturating_sub(u64::try_from(began.elapsed().as_millis()).unwrap_or(0) + 60_000);
     let problems = match record
@@ -532,19 +626,11 @@ pub async fn check(
             .collect(),
         Err(e) => vec![format!("the ledger could not be read: {e}")],
     };
-    verdicts.push(verdict(
+    verdict(
         "no record stays queued without a run past the settling",
         problems,
         "every admitted record ran, waited in a lane, or was given back".into(),
-    ));
-
-    Report {
-        seed,
-        faults,
-        tallies,
-        verdicts,
-        seconds: began.elapsed().as_secs_f64(),
-    }
+    )
 }
 
 /// What the messages left on a DLQ say about why they failed (the last
