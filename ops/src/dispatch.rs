@@ -33,7 +33,59 @@ pub struct Context<'a> {
     pub calls: CallCounter,
 }
 
+impl Ran {
+    /// A command that fully succeeded.
+    fn done(output: String) -> Result<Self, OpsError> {
+        Ok(Self {
+            output,
+            success: true,
+        })
+    }
+}
+
+/// Runs one command line: its targets resolved (and said on stderr when
+/// it changes something), then the command.
 pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
+    let (targets, local) = resolve(cli, ctx)?;
+    let table = || -> Result<Table, OpsError> {
+        Ok(Table::new(
+            shared::aws::dynamodb(ctx.sdk, &ctx.calls),
+            targets.need(Need::Table)?,
+        ))
+    };
+    let queues = || Queues::new(shared::aws::sqs(ctx.sdk, &ctx.calls), Arc::new(SystemClock));
+    let now = shared::clock::Clock::now_ms(&SystemClock);
+    match &cli.command {
+        Command::Dlq(command) => run_dlq(command, cli.json, &queues(), &targets, ctx).await,
+        Command::Events(command) => run_events(command, cli.json, &queues(), &targets, ctx).await,
+        Command::Local { args } => Err(run_local(args)),
+        Command::Account { reserve, plan } => {
+            run_account(*reserve, plan.as_deref(), cli.json, ctx).await
+        }
+        Command::Clients(args) => {
+            let table = table()?;
+            let secrets = client_secrets(args, local.as_ref(), &table, ctx).await?;
+            run_clients(&args.command, cli.json, &table, &secrets, ctx).await
+        }
+        Command::Secret(command) => run_secret(command, cli.json, &table()?, ctx).await,
+        Command::Keys(command) => Ran::done(keys::run(command, cli.json, &table()?, now).await?),
+        Command::Networks(command) => {
+            let limits = ctx.env.network_limits(&ctx.env.quota()?)?;
+            Ran::done(networks::run(command, cli.json, &table()?, &limits, now).await?)
+        }
+        Command::Pipelines(command) => run_pipelines(command, cli.json, &table()?, &targets).await,
+        Command::Triggers(command) => run_triggers(command, cli.json, &table()?).await,
+    }
+}
+
+/// The targets: from the environment and `--terraform-outputs` (or
+/// `--local`), checked before any AWS call. A command that changes
+/// something says what it acts on first, and refuses before anything when
+/// a target is missing or disputed.
+fn resolve(
+    cli: &Cli,
+    ctx: &Context<'_>,
+) -> Result<(targets::Targets, Option<targets::LocalAccess>), OpsError> {
     let outputs = match targets::outputs_path(&cli.targets)? {
         Some(path) => Some((targets::read_outputs(&path)?, path.display().to_string())),
         None => None,
@@ -53,107 +105,56 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
         ));
     }
     let targets = targets::resolve(&cli.targets, ctx.env, outputs)?;
-    // A command that changes something says what it acts on first, and
-    // refuses before anything when a target is missing or disputed.
     for need in targets::writes(&cli.command) {
         eprintln!("acting on the {}", targets.describe(need)?);
     }
-    let calls = ctx.calls.clone();
-    let queues = Queues::new(shared::aws::sqs(ctx.sdk, &calls), Arc::new(SystemClock));
-    let command = match &cli.command {
-        Command::Dlq(command) => command,
-        Command::Events(command) => {
-            return run_events(command, cli.json, &queues, &targets, ctx).await;
-        }
-        Command::Local { args } => return Err(run_local(args)),
-        Command::Account { reserve, plan } => {
-            return run_account(*reserve, plan.as_deref(), cli.json, ctx).await;
-        }
-        Command::Clients(args) => {
-            let table = Table::new(
-                shared::aws::dynamodb(ctx.sdk, &calls),
-                targets.need(Need::Table)?,
-            );
-            let (secret, previous) = match &args.secret_from_function {
-                None => match (&local, ctx.env.get("CLIENT_KEY_SECRET")) {
-                    (Some(local), None) => (local.client_key_secret.clone().into_bytes(), None),
-                    _ => (ctx.env.client_key_secret()?, ctx.env.previous_secret()?),
-                },
-                Some(function) => {
-                    let lambda = shared::aws::lambda(ctx.sdk, &calls);
-                    shared::aws::function_config::client_key_secrets_of(&lambda, function)
-                        .await
-                        .map_err(OpsError::Store)?
-                }
-            };
-            check_secret(&table, &secret).await?;
-            // During a rotation's overlap the ingress keys each client under
-            // both secrets: so does every look, reset and unblock here.
-            let now = shared::clock::Clock::now_ms(&SystemClock);
-            let mut secrets = vec![secret];
-            secrets.extend(
-                shared::config::PreviousSecret::at(previous.as_ref(), now).map(<[u8]>::to_vec),
-            );
-            return run_clients(&args.command, cli.json, &table, &secrets, ctx).await;
-        }
-        Command::Secret(command) => {
-            let table = Table::new(
-                shared::aws::dynamodb(ctx.sdk, &calls),
-                targets.need(Need::Table)?,
-            );
-            return run_secret(command, cli.json, &table, ctx).await;
-        }
-        Command::Keys(command) => {
-            let table = Table::new(
-                shared::aws::dynamodb(ctx.sdk, &calls),
-                targets.need(Need::Table)?,
-            );
-            let now = shared::clock::Clock::now_ms(&SystemClock);
-            return Ok(Ran {
-                output: keys::run(command, cli.json, &table, now).await?,
-                success: true,
-            });
-        }
-        Command::Networks(command) => {
-            let table = Table::new(
-                shared::aws::dynamodb(ctx.sdk, &calls),
-                targets.need(Need::Table)?,
-            );
-            let limits = ctx.env.network_limits(&ctx.env.quota()?)?;
-            let now = shared::clock::Clock::now_ms(&SystemClock);
-            return Ok(Ran {
-                output: networks::run(command, cli.json, &table, &limits, now).await?,
-                success: true,
-            });
-        }
-        Command::Pipelines(command) => {
-            let table = Table::new(
-                shared::aws::dynamodb(ctx.sdk, &calls),
-                targets.need(Need::Table)?,
-            );
-            return run_pipelines(command, cli.json, &table, &targets).await;
-        }
-        Command::Triggers(command) => {
-            let table = Table::new(
-                shared::aws::dynamodb(ctx.sdk, &calls),
-                targets.need(Need::Table)?,
-            );
-            return run_triggers(command, cli.json, &table).await;
+    Ok((targets, local))
+}
+
+/// The client-key secrets `clients` keys addresses with: the ingress's
+/// (read from its function, or the local stack's), checked against the
+/// fingerprint the deployment wrote; during a rotation's overlap the
+/// previous one too, as the ingress keys each client under both.
+async fn client_secrets(
+    args: &cli::ClientsArgs,
+    local: Option<&targets::LocalAccess>,
+    table: &Table,
+    ctx: &Context<'_>,
+) -> Result<Vec<Vec<u8>>, OpsError> {
+    let (secret, previous) = match &args.secret_from_function {
+        None => match (local, ctx.env.get("CLIENT_KEY_SECRET")) {
+            (Some(local), None) => (local.client_key_secret.clone().into_bytes(), None),
+            _ => (ctx.env.client_key_secret()?, ctx.env.previous_secret()?),
+        },
+        Some(function) => {
+            let lambda = shared::aws::lambda(ctx.sdk, &ctx.calls);
+            shared::aws::function_config::client_key_secrets_of(&lambda, function)
+                .await
+                .map_err(OpsError::Store)?
         }
     };
-    let ok = |output: String| {
-        Ok(Ran {
-            output,
-            success: true,
-        })
-    };
+    check_secret(table, &secret).await?;
+    let now = shared::clock::Clock::now_ms(&SystemClock);
+    let mut secrets = vec![secret];
+    secrets.extend(shared::config::PreviousSecret::at(previous.as_ref(), now).map(<[u8]>::to_vec));
+    Ok(secrets)
+}
+
+/// `trigger-ops dlq stats | peek | replay | purge`.
+async fn run_dlq(
+    command: &DlqCommand,
+    json: bool,
+    queues: &Queues,
+    targets: &targets::Targets,
+    ctx: &Context<'_>,
+) -> Result<Ran, OpsError> {
     match command {
         DlqCommand::Stats => {
             let (work_url, dlq_url) = (targets.need(Need::Queue)?, targets.need(Need::Dlq)?);
             let work = queues.counts("work queue", work_url).await?;
             let dlq = queues.counts("DLQ", dlq_url).await?;
             let oldest = queues.oldest_age(dlq_url).await?;
-            ok(if cli.json {
+            Ran::done(if json {
                 report::stats_json(&work, &dlq, oldest)
             } else {
                 report::stats_text(&work, &dlq, oldest)
@@ -163,63 +164,13 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
             let dlq_url = targets.need(Need::Dlq)?;
             queues.check("DLQ", dlq_url).await?;
             let messages = queues.peek(dlq_url, *max as usize).await?;
-            ok(if cli.json {
+            Ran::done(if json {
                 report::messages_json(&messages)
             } else {
                 report::messages_text(&messages)
             })
         }
-        DlqCommand::Replay(args) => {
-            let (work_url, dlq_url) = (targets.need(Need::Queue)?, targets.need(Need::Dlq)?);
-            let table = if args.dry_run {
-                None
-            } else {
-                Some(Table::new(
-                    shared::aws::dynamodb(ctx.sdk, &calls),
-                    targets.need(Need::Table)?,
-                ))
-            };
-            queues.check("DLQ", dlq_url).await?;
-            if !args.dry_run {
-                // A wrong work queue fails here, before anything is received.
-                queues.check("work queue", work_url).await?;
-            }
-            // The bar's length costs a call: only when a terminal shows it.
-            let bar = if std::io::stderr().is_terminal() {
-                let length = match args.max {
-                    Some(max) => max,
-                    None => queues.counts("DLQ", dlq_url).await?.visible,
-                };
-                indicatif::ProgressBar::new(length)
-            } else {
-                indicatif::ProgressBar::hidden()
-            };
-            let options = ReplayOptions {
-                filter: Filter {
-                    error_code: args.error_code.clone(),
-                    pipeline: args.pipeline.clone(),
-                },
-                max: args.max,
-                rate: args.rate,
-                dry_run: args.dry_run,
-            };
-            let summary = queues
-                .replay(
-                    dlq_url,
-                    work_url,
-                    table.as_ref(),
-                    &options,
-                    &ctx.stop,
-                    &|done| bar.set_position(done),
-                )
-                .await?;
-            bar.finish_and_clear();
-            let success = summary.failed == 0 && summary.failures.is_empty();
-            Ok(Ran {
-                output: report::render(cli.json, &summary, report::replay_text),
-                success,
-            })
-        }
+        DlqCommand::Replay(args) => run_replay(args, json, queues, targets, ctx).await,
         DlqCommand::Purge { yes, older_than } => {
             let dlq_url = targets.need(Need::Dlq)?;
             if !yes {
@@ -230,13 +181,73 @@ pub async fn run(cli: &Cli, ctx: &Context<'_>) -> Result<Ran, OpsError> {
             }
             queues.check("DLQ", dlq_url).await?;
             let (deleted, kept) = queues.purge(dlq_url, *older_than).await?;
-            ok(if cli.json {
-                serde_json::json!({"deleted": deleted, "kept": kept}).to_string()
-            } else {
-                format!("deleted {deleted}, kept {kept}\n")
-            })
+            Ran::done(report::answer(
+                json,
+                serde_json::json!({"deleted": deleted, "kept": kept}),
+                || format!("deleted {deleted}, kept {kept}\n"),
+            ))
         }
     }
+}
+
+/// `trigger-ops dlq replay`: both queues checked before anything moves, a
+/// progress bar when a terminal shows it.
+async fn run_replay(
+    args: &cli::ReplayArgs,
+    json: bool,
+    queues: &Queues,
+    targets: &targets::Targets,
+    ctx: &Context<'_>,
+) -> Result<Ran, OpsError> {
+    let (work_url, dlq_url) = (targets.need(Need::Queue)?, targets.need(Need::Dlq)?);
+    let table = if args.dry_run {
+        None
+    } else {
+        Some(Table::new(
+            shared::aws::dynamodb(ctx.sdk, &ctx.calls),
+            targets.need(Need::Table)?,
+        ))
+    };
+    queues.check("DLQ", dlq_url).await?;
+    if !args.dry_run {
+        // A wrong work queue fails here, before anything is received.
+        queues.check("work queue", work_url).await?;
+    }
+    // The bar's length costs a call: only when a terminal shows it.
+    let bar = if std::io::stderr().is_terminal() {
+        let length = match args.max {
+            Some(max) => max,
+            None => queues.counts("DLQ", dlq_url).await?.visible,
+        };
+        indicatif::ProgressBar::new(length)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let options = ReplayOptions {
+        filter: Filter {
+            error_code: args.error_code.clone(),
+            pipeline: args.pipeline.clone(),
+        },
+        max: args.max,
+        rate: args.rate,
+        dry_run: args.dry_run,
+    };
+    let summary = queues
+        .replay(
+            dlq_url,
+            work_url,
+            table.as_ref(),
+            &options,
+            &ctx.stop,
+            &|done| bar.set_position(done),
+        )
+        .await?;
+    bar.finish_and_clear();
+    let success = summary.failed == 0 && summary.failures.is_empty();
+    Ok(Ran {
+        output: report::render(json, &summary, report::replay_text),
+        success,
+    })
 }
 
 /// `trigger-ops account`: the account's concurrency, and whether `reserve`
@@ -349,11 +360,9 @@ async fn run_triggers(
                 limit: *limit as usize,
             };
             let listed = triggers::list(table, &filter, now).await?;
-            if json {
-                serde_json::json!({ "triggers": listed }).to_string()
-            } else {
+            report::answer(json, serde_json::json!({ "triggers": listed }), || {
                 report::triggers_text(&listed)
-            }
+            })
         }
         TriggersCommand::Show { id } => {
             let shown = triggers::show(table, id, now).await?;
@@ -379,20 +388,18 @@ async fn run_events(
         EventsCommand::Stats => {
             let counts = queues.counts("events DLQ", url).await?;
             let oldest = queues.oldest_event_age(url).await?;
-            let output = if json {
-                serde_json::json!({"events_dlq": counts, "oldest_age_seconds": oldest}).to_string()
-            } else {
-                report::events_stats_text(&counts, oldest)
-            };
+            let output = report::answer(
+                json,
+                serde_json::json!({"events_dlq": counts, "oldest_age_seconds": oldest}),
+                || report::events_stats_text(&counts, oldest),
+            );
             (output, true)
         }
         EventsCommand::Peek { max } => {
             let events = queues.peek_events(url, *max as usize).await?;
-            let output = if json {
-                serde_json::json!({ "events": events }).to_string()
-            } else {
+            let output = report::answer(json, serde_json::json!({ "events": events }), || {
                 report::events_text(&events)
-            };
+            });
             (output, true)
         }
         EventsCommand::Replay { max, dry_run } => {
@@ -419,11 +426,9 @@ async fn run_events(
                 ));
             }
             let (deleted, _) = queues.purge(url, None).await?;
-            let output = if json {
-                serde_json::json!({ "deleted": deleted }).to_string()
-            } else {
+            let output = report::answer(json, serde_json::json!({ "deleted": deleted }), || {
                 format!("deleted {deleted} events\n")
-            };
+            });
             (output, true)
         }
     };
@@ -479,6 +484,8 @@ async fn run_secret(
     })
 }
 
+/// `trigger-ops clients …`: each under every secret the ingress keys
+/// with (two during a rotation's overlap; the first is the current one).
 async fn run_clients(
     command: &ClientsCommand,
     json: bool,
@@ -501,40 +508,13 @@ async fn run_clients(
             report::render(json, &view, report::client_text)
         }
         ClientsCommand::Reset { address, yes } => {
-            if !yes {
-                return Err(OpsError::Refused(
-                    "reset frees the client's whole quota: add --yes to do it (nothing was changed)"
-                        .into(),
-                ));
-            }
-            let quota = ctx.env.quota()?;
-            let networks = ctx.env.network_limits(&quota)?;
-            let mut reset = clients::reset(table, secret, &quota, &networks, address).await?;
-            for previous in &secrets[1..] {
-                let before = clients::reset(table, previous, &quota, &networks, address).await?;
-                reset.had_slots |= before.had_slots;
-            }
-            let what = match reset.level.as_str() {
-                "client" => format!("client {}", reset.target),
-                level => format!("network {} ({level})", reset.target),
-            };
-            if json {
-                serde_json::json!({"reset": true, "had_slots": reset.had_slots,
-                                   "level": reset.level, "target": reset.target})
-                .to_string()
-            } else if reset.had_slots {
-                format!("reset the quota of {what}: it is free again\n")
-            } else {
-                format!("{what} had no quota taken; nothing to free\n")
-            }
+            reset_client(address, *yes, json, table, secrets, ctx).await?
         }
         ClientsCommand::Top { since, limit } => {
             let top = clients::top(table, *since, *limit, now).await?;
-            if json {
-                serde_json::json!({"top": top}).to_string()
-            } else {
+            report::answer(json, serde_json::json!({"top": top}), || {
                 report::top_text(&top)
-            }
+            })
         }
         ClientsCommand::Block {
             target,
@@ -543,30 +523,66 @@ async fn run_clients(
         } => {
             let until = clients::block(table, secret, target, *duration, reason, now).await?;
             let until = shared::rules::time_format::rfc3339(until);
-            if json {
-                serde_json::json!({"blocked": true, "until": until}).to_string()
-            } else {
-                format!("blocked until {until}: 403 blocked, no quota taken\n")
-            }
+            report::answer(
+                json,
+                serde_json::json!({"blocked": true, "until": until}),
+                || format!("blocked until {until}: 403 blocked, no quota taken\n"),
+            )
         }
         ClientsCommand::Unblock { target } => {
             let mut lifted = false;
             for secret in secrets {
                 lifted |= clients::unblock(table, secret, target, now).await?;
             }
-            if json {
-                serde_json::json!({"unblocked": lifted}).to_string()
-            } else if lifted {
-                "block lifted\n".into()
-            } else {
-                "no block was in force\n".into()
-            }
+            report::answer(
+                json,
+                serde_json::json!({"unblocked": lifted}),
+                || match lifted {
+                    true => "block lifted\n".into(),
+                    false => "no block was in force\n".into(),
+                },
+            )
         }
     };
-    Ok(Ran {
-        output,
-        success: true,
-    })
+    Ran::done(output)
+}
+
+/// `clients reset ADDRESS --yes`: the client's quota freed under every
+/// secret.
+async fn reset_client(
+    address: &str,
+    yes: bool,
+    json: bool,
+    table: &Table,
+    secrets: &[Vec<u8>],
+    ctx: &Context<'_>,
+) -> Result<String, OpsError> {
+    if !yes {
+        return Err(OpsError::Refused(
+            "reset frees the client's whole quota: add --yes to do it (nothing was changed)".into(),
+        ));
+    }
+    let quota = ctx.env.quota()?;
+    let networks = ctx.env.network_limits(&quota)?;
+    let secret = secrets.first().map(Vec::as_slice).unwrap_or_default();
+    let mut reset = clients::reset(table, secret, &quota, &networks, address).await?;
+    for previous in &secrets[1..] {
+        let before = clients::reset(table, previous, &quota, &networks, address).await?;
+        reset.had_slots |= before.had_slots;
+    }
+    let what = match reset.level.as_str() {
+        "client" => format!("client {}", reset.target),
+        level => format!("network {} ({level})", reset.target),
+    };
+    Ok(report::answer(
+        json,
+        serde_json::json!({"reset": true, "had_slots": reset.had_slots,
+                           "level": reset.level, "target": reset.target}),
+        || match reset.had_slots {
+            true => format!("reset the quota of {what}: it is free again\n"),
+            false => format!("{what} had no quota taken; nothing to free\n"),
+        },
+    ))
 }
 
 /// Refuses a client-key secret that is not the ingress's: every key it

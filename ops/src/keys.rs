@@ -5,7 +5,7 @@
 
 use crate::cli::KeysCommand;
 use crate::error::OpsError;
-use crate::report::age;
+use crate::report::{self, age};
 use shared::aws::table::keys::KeyEntry;
 use shared::aws::table::Table;
 use shared::clock::EpochMillis;
@@ -100,23 +100,24 @@ pub async fn run(
             if !table.keys().revoke(name, now).await.map_err(store_error)? {
                 return Err(OpsError::NotFound(format!("no key named {name}")));
             }
-            Ok(if json {
-                serde_json::json!({"name": name, "revoked": true}).to_string()
-            } else {
-                format!(
+            Ok(report::answer(
+                json,
+                serde_json::json!({"name": name, "revoked": true}),
+                || {
+                    format!(
                     "revoked {name} on table {}: refused from now on (a warm ingress answers its 401 from memory at most REFUSAL_MEMORY later; no trigger of it is accepted after now)\n",
                     table.name()
                 )
-            })
+                },
+            ))
         }
         KeysCommand::List => {
             let keys = table.keys().list().await.map_err(store_error)?;
-            Ok(if json {
-                serde_json::json!({"keys": keys.iter().map(|k| entry_json(k, now)).collect::<Vec<_>>()})
-                    .to_string()
-            } else {
-                list_text(&keys, now)
-            })
+            Ok(report::answer(
+                json,
+                serde_json::json!({"keys": keys.iter().map(|k| entry_json(k, now)).collect::<Vec<_>>()}),
+                || list_text(&keys, now),
+            ))
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::cli::NetworksCommand;
 use crate::error::OpsError;
-use crate::report::{age, table as columns};
+use crate::report::{self, age, table as columns};
 use shared::aws::table::network_groups::GroupEntry;
 use shared::aws::table::Table;
 use shared::clock::EpochMillis;
@@ -139,15 +139,17 @@ pub async fn run(
                 .await
                 .map_err(store_error)?
                 .ok_or_else(|| OpsError::NotFound(format!("no network group named {name}")))?;
-            Ok(if json {
-                serde_json::json!({"removed": removed.name, "table": table.name()}).to_string()
-            } else {
-                format!(
+            Ok(report::answer(
+                json,
+                serde_json::json!({"removed": removed.name, "table": table.name()}),
+                || {
+                    format!(
                     "removed network group {name} ({} networks) from table {}: within a minute its addresses no longer share group:{name}\n",
                     removed.networks,
                     table.name()
                 )
-            })
+                },
+            ))
         }
     }
 }

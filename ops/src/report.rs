@@ -203,6 +203,16 @@ pub fn render<T: serde::Serialize>(json: bool, value: &T, text: impl Fn(&T) -> S
     }
 }
 
+/// A command's answer of several values: `object` (made with
+/// `serde_json::json!`) with `--json`, else the `text` people read.
+pub fn answer(json: bool, object: serde_json::Value, text: impl FnOnce() -> String) -> String {
+    if json {
+        object.to_string()
+    } else {
+        text()
+    }
+}
+
 /// `clients show` for people.
 pub fn client_text(view: &ClientView) -> String {
     let window = humantime::format_duration(Duration::from_secs(view.window_seconds));
