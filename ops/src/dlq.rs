@@ -329,26 +329,13 @@ impl Queues {
         stop: &AtomicBool,
         on_batch: &dyn Fn(u64),
     ) -> Result<ReplaySummary, OpsError> {
-        let ReplayOptions {
-            filter,
-            max,
-            rate,
-            dry_run,
-        } = options;
-        let dry_run = *dry_run;
+        let ReplayOptions { filter, rate, .. } = options;
+        let dry_run = options.dry_run;
         let mut summary = ReplaySummary {
             dry_run,
             ..ReplaySummary::default()
         };
-        // Without `--max`: at most what the DLQ held when the replay began,
-        // so messages given up again meanwhile wait for the next replay.
-        let limit = match max {
-            Some(max) => *max,
-            None => {
-                let at_start = self.counts("DLQ", dlq_url).await?;
-                at_start.visible + at_start.in_flight
-            }
-        };
+        let limit = self.replay_limit("DLQ", dlq_url, options.max).await?;
         let pace = Pace {
             rate: *rate,
             started: Instant::now(),
@@ -383,23 +370,7 @@ impl Queues {
             if fresh.is_empty() {
                 break;
             }
-            let mut matching = Vec::new();
-            for message in fresh {
-                let shown = DlqMessage::from_sqs(&message, self.clock.now_ms());
-                if !filter.matches(&shown) {
-                    summary.skipped_by_filter += 1;
-                    held.push(message);
-                    continue;
-                }
-                // A copy this call moved that was given up again while it
-                // runs (a new message id): left for the next replay.
-                if replayed_by(&message) == Some(call.as_str()) {
-                    summary.came_back += 1;
-                    held.push(message);
-                } else {
-                    matching.push((message, shown));
-                }
-            }
+            let matching = self.to_move(fresh, filter, &call, &mut summary, &mut held);
             if dry_run {
                 for (message, shown) in matching {
                     summary.messages.push(shown);
@@ -408,26 +379,9 @@ impl Queues {
                 on_batch(summary.messages.len() as u64);
                 continue;
             }
-            // The record goes back to `queued` before its message moves: the
-            // worker drops a copy of a trigger whose record still says
-            // `dead_lettered` (it is one already in the DLQ). A record that
-            // cannot be set back keeps its message in the DLQ.
-            let mut ready = Vec::new();
-            for (message, shown) in matching {
-                if let (Some(table), Some(trigger_id)) = (table, shown.trigger_id.as_deref()) {
-                    if table
-                        .triggers()
-                        .record_requeued(trigger_id, self.clock.now_ms())
-                        .await
-                        .is_err()
-                    {
-                        summary.records_not_updated += 1;
-                        held.push(message);
-                        continue;
-                    }
-                }
-                ready.push((message, shown));
-            }
+            let ready = self
+                .set_back(table, matching, &mut summary, &mut held)
+                .await;
             if ready.is_empty() {
                 continue;
             }
@@ -440,14 +394,93 @@ impl Queues {
             }
             on_batch(summary.moved);
         }
-        let unreleased = self.deliveries.release(dlq_url, &held).await;
+        self.finish(dlq_url, &held, &mut summary).await;
+        Ok(summary)
+    }
+
+    /// The held messages visible again at once, and what the DLQ holds now.
+    async fn finish(&self, dlq_url: &str, held: &[Message], summary: &mut ReplaySummary) {
+        let unreleased = self.deliveries.release(dlq_url, held).await;
         if unreleased > 0 {
             summary.failures.push(format!(
                 "{unreleased} skipped messages stay invisible for up to {WORK_HOLD_S} s"
             ));
         }
         summary.left = self.left(dlq_url).await;
-        Ok(summary)
+    }
+
+    /// Without `--max`: at most what the DLQ held when the replay began,
+    /// so messages given up again meanwhile wait for the next replay.
+    pub(crate) async fn replay_limit(
+        &self,
+        what: &'static str,
+        url: &str,
+        max: Option<u64>,
+    ) -> Result<u64, OpsError> {
+        Ok(match max {
+            Some(max) => max,
+            None => {
+                let at_start = self.counts(what, url).await?;
+                at_start.visible + at_start.in_flight
+            }
+        })
+    }
+
+    /// Of a batch received, what moves: those the filter matches, but not
+    /// a copy this call moved that was given up again while it runs (a new
+    /// message id), left for the next replay. The others are held.
+    fn to_move(
+        &self,
+        fresh: Vec<Message>,
+        filter: &Filter,
+        call: &str,
+        summary: &mut ReplaySummary,
+        held: &mut Vec<Message>,
+    ) -> Vec<(Message, DlqMessage)> {
+        let mut matching = Vec::new();
+        for message in fresh {
+            let shown = DlqMessage::from_sqs(&message, self.clock.now_ms());
+            if !filter.matches(&shown) {
+                summary.skipped_by_filter += 1;
+                held.push(message);
+            } else if replayed_by(&message) == Some(call) {
+                summary.came_back += 1;
+                held.push(message);
+            } else {
+                matching.push((message, shown));
+            }
+        }
+        matching
+    }
+
+    /// The record goes back to `queued` before its message moves: the
+    /// worker drops a copy of a trigger whose record still says
+    /// `dead_lettered` (it is one already in the DLQ). A record that cannot
+    /// be set back keeps its message in the DLQ (held).
+    async fn set_back(
+        &self,
+        table: Option<&shared::aws::table::Table>,
+        matching: Vec<(Message, DlqMessage)>,
+        summary: &mut ReplaySummary,
+        held: &mut Vec<Message>,
+    ) -> Vec<(Message, DlqMessage)> {
+        let mut ready = Vec::new();
+        for (message, shown) in matching {
+            if let (Some(table), Some(trigger_id)) = (table, shown.trigger_id.as_deref()) {
+                if table
+                    .triggers()
+                    .record_requeued(trigger_id, self.clock.now_ms())
+                    .await
+                    .is_err()
+                {
+                    summary.records_not_updated += 1;
+                    held.push(message);
+                    continue;
+                }
+            }
+            ready.push((message, shown));
+        }
+        ready
     }
 
     /// What a queue holds, visible and in flight; `None` if it cannot be

@@ -208,18 +208,7 @@ impl Queues {
             dry_run: notifier.is_none(),
             ..EventsReplay::default()
         };
-        // Without `--max`: at most what the DLQ held when the replay began.
-        let limit = match max {
-            Some(max) => max,
-            None => {
-                let at_start = self
-                    .deliveries
-                    .counts(url)
-                    .await
-                    .map_err(queue_error("events DLQ", url))?;
-                at_start.visible + at_start.in_flight
-            }
-        };
+        let limit = self.replay_limit("events DLQ", url, max).await?;
         let mut seen = HashSet::new();
         let mut held: Vec<Message> = Vec::new();
         loop {
@@ -249,26 +238,16 @@ impl Queues {
                     held.push(message);
                     continue;
                 };
-                match notifier.invoke(&event).await {
-                    Ok(()) => {
-                        if let Err(e) = self.deliveries.delete_batch(url, &[&message]).await {
-                            summary.failures.push(format!(
-                                "event {} handled but not deleted ({e:?}): a replay again is a duplicate, not a second e-mail",
-                                dead.event_id.as_deref().unwrap_or("?")
-                            ));
-                        }
-                        summary.replayed += 1;
-                        summary.events.push(dead);
-                    }
-                    Err(reason) => {
-                        summary.failed += 1;
-                        summary.failures.push(format!(
-                            "event {}: {reason}; it stays on the DLQ",
-                            dead.event_id.as_deref().unwrap_or("?")
-                        ));
-                        held.push(message);
-                    }
-                }
+                self.hand_over(
+                    url,
+                    message,
+                    dead,
+                    &event,
+                    notifier,
+                    &mut summary,
+                    &mut held,
+                )
+                .await;
             }
             let handled = summary.replayed + summary.failed + summary.events.len() as u64;
             if stop.load(Ordering::SeqCst) || handled >= limit {
@@ -280,6 +259,41 @@ impl Queues {
             summary.left = self.left(url).await;
         }
         Ok(summary)
+    }
+
+    /// Hands one dead event to the notifier: deleted once it accepted it,
+    /// else held on the DLQ with the reason.
+    #[allow(clippy::too_many_arguments)]
+    async fn hand_over(
+        &self,
+        url: &str,
+        message: Message,
+        dead: DeadEvent,
+        event: &serde_json::Value,
+        notifier: &Notifier,
+        summary: &mut EventsReplay,
+        held: &mut Vec<Message>,
+    ) {
+        match notifier.invoke(event).await {
+            Ok(()) => {
+                if let Err(e) = self.deliveries.delete_batch(url, &[&message]).await {
+                    summary.failures.push(format!(
+                        "event {} handled but not deleted ({e:?}): a replay again is a duplicate, not a second e-mail",
+                        dead.event_id.as_deref().unwrap_or("?")
+                    ));
+                }
+                summary.replayed += 1;
+                summary.events.push(dead);
+            }
+            Err(reason) => {
+                summary.failed += 1;
+                summary.failures.push(format!(
+                    "event {}: {reason}; it stays on the DLQ",
+                    dead.event_id.as_deref().unwrap_or("?")
+                ));
+                held.push(message);
+            }
+        }
     }
 }
 

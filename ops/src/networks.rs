@@ -76,41 +76,7 @@ pub async fn run(
     let groups = table.network_groups();
     match command {
         NetworksCommand::Import { name, file } => {
-            check_name(name)?;
-            let parsed = read_group_file(file)?;
-            let source = file
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let (entry, replaced) = groups
-                .import(name, &parsed, &source, now)
-                .await
-                .map_err(store_error)?;
-            let (v4, v6) = parsed.ranges.coverage();
-            if json {
-                return Ok(serde_json::json!({
-                    "group": entry,
-                    "table": table.name(),
-                    "ipv4_addresses": v4,
-                    "ipv6_64s": v6.to_string(),
-                    "replaced": replaced.map(|r| r.version),
-                    "level": level_of(name, limits),
-                })
-                .to_string());
-            }
-            Ok(format!(
-                "network group {name} on table {}: {} networks from {source} ({}), merged into {} IPv4 and {} IPv6 ranges ({v4} IPv4 addresses, {v6} IPv6 /64s){}; the ingress uses it within a minute\n{}\n",
-                table.name(),
-                entry.networks,
-                entry.format,
-                entry.v4,
-                entry.v6,
-                match &replaced {
-                    Some(old) => format!("; it replaces the import of {}", rfc3339(old.imported_at)),
-                    None => String::new(),
-                },
-                level_text(name, limits),
-            ))
+            import(name, file, json, table, limits, now).await
         }
         NetworksCommand::List => {
             let entries = groups.list().await.map_err(store_error)?;
@@ -152,6 +118,53 @@ pub async fn run(
             ))
         }
     }
+}
+
+/// `networks import NAME FILE`: the group's ranges replaced by the file's.
+async fn import(
+    name: &str,
+    file: &std::path::Path,
+    json: bool,
+    table: &Table,
+    limits: &NetworkLimits,
+    now: EpochMillis,
+) -> Result<String, OpsError> {
+    check_name(name)?;
+    let parsed = read_group_file(file)?;
+    let source = file
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (entry, replaced) = table
+        .network_groups()
+        .import(name, &parsed, &source, now)
+        .await
+        .map_err(store_error)?;
+    let (v4, v6) = parsed.ranges.coverage();
+    if json {
+        return Ok(serde_json::json!({
+            "group": entry,
+            "table": table.name(),
+            "ipv4_addresses": v4,
+            "ipv6_64s": v6.to_string(),
+            "replaced": replaced.map(|r| r.version),
+            "level": level_of(name, limits),
+        })
+        .to_string());
+    }
+    Ok(format!(
+        "network group {name} on table {}: {} networks from {source} ({}), merged into {} IPv4 and {} IPv6 ranges ({v4} IPv4 addresses, {v6} IPv6 /64s){}; the ingress uses it within a minute\n{}\n",
+        table.name(),
+        entry.networks,
+        entry.format,
+        entry.v4,
+        entry.v6,
+        match &replaced {
+            Some(old) => format!("; it replaces the import of {}", rfc3339(old.imported_at)),
+            None => String::new(),
+        },
+        level_text(name, limits),
+    ))
 }
 
 fn list_text(entries: &[GroupEntry], limits: &NetworkLimits, now: EpochMillis) -> String {

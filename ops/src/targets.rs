@@ -97,6 +97,62 @@ pub struct Outputs<'a> {
     pub path: &'a str,
 }
 
+/// Where one target may be given: its flag, its environment variable,
+/// its Terraform output; and whether it is a queue URL.
+struct Source<'a> {
+    flag: &'a Option<String>,
+    flag_name: &'static str,
+    name: &'static str,
+    output: &'static str,
+    url: bool,
+}
+
+/// What was found for one target.
+enum Found {
+    /// The value and where it came from.
+    Given(String, String),
+    /// The environment and the outputs file disagree, and no flag chose.
+    Disputed(String),
+    None,
+}
+
+/// One target: a flag wins; else the environment, unless the outputs file
+/// says otherwise (disputed: nothing is touched); else the outputs file.
+fn find(source: &Source<'_>, env: &Env, outputs: Option<Outputs<'_>>) -> Result<Found, OpsError> {
+    let Source {
+        flag,
+        flag_name,
+        name,
+        output: output_name,
+        url,
+    } = *source;
+    let from_outputs = outputs.and_then(|o| Some((output(o.value, output_name)?, o.path)));
+    let found = match (flag, from_env(env, name, url)?, from_outputs) {
+        (Some(value), _, _) => Found::Given(value.trim().to_string(), flag_name.to_string()),
+        (None, Some(set), Some((given, path))) if set != given => Found::Disputed(format!(
+            "{name} says {set:?} but the terraform outputs {path} say {given:?} \
+             ({output_name}): pass {flag_name} to choose, or unset {name} \
+             (nothing was touched)"
+        )),
+        (None, Some(set), _) => Found::Given(set, name.to_string()),
+        (None, None, Some((given, path))) => {
+            Found::Given(given, format!("the terraform outputs {path}"))
+        }
+        (None, None, None) => Found::None,
+    };
+    match found {
+        Found::Given(value, _) if url && !is_url(&value) => Err(OpsError::BadSetting {
+            what: flag_name,
+            reason: format!("{value:?} is not an http(s) queue URL"),
+        }),
+        Found::Given(value, _) if value.is_empty() => Err(OpsError::BadSetting {
+            what: flag_name,
+            reason: "is empty".into(),
+        }),
+        found => Ok(found),
+    }
+}
+
 /// Resolves every target; what a command needs is checked by [`Targets::need`].
 pub fn resolve(
     args: &TargetArgs,
@@ -108,44 +164,27 @@ pub fn resolve(
     let mut pick = |flag: &Option<String>,
                     flag_name: &'static str,
                     name: &'static str,
-                    output_name: &str,
+                    output: &'static str,
                     url: bool|
      -> Result<Option<String>, OpsError> {
-        let from_outputs = outputs.and_then(|o| Some((output(o.value, output_name)?, o.path)));
-        let value = match (flag, from_env(env, name, url)?, from_outputs) {
-            (Some(value), _, _) => Some((value.trim().to_string(), flag_name.to_string())),
-            (None, Some(set), Some((given, path))) if set != given => {
-                conflicts.insert(
-                    name,
-                    format!(
-                        "{name} says {set:?} but the terraform outputs {path} say {given:?} \
-                         ({output_name}): pass {flag_name} to choose, or unset {name} \
-                         (nothing was touched)"
-                    ),
-                );
+        let source = Source {
+            flag,
+            flag_name,
+            name,
+            output,
+            url,
+        };
+        Ok(match find(&source, env, outputs)? {
+            Found::Given(value, from) => {
+                sources.insert(name, from);
+                Some(value)
+            }
+            Found::Disputed(why) => {
+                conflicts.insert(name, why);
                 None
             }
-            (None, Some(set), _) => Some((set, name.to_string())),
-            (None, None, Some((given, path))) => {
-                Some((given, format!("the terraform outputs {path}")))
-            }
-            (None, None, None) => None,
-        };
-        match value {
-            Some((value, _)) if url && !is_url(&value) => Err(OpsError::BadSetting {
-                what: flag_name,
-                reason: format!("{value:?} is not an http(s) queue URL"),
-            }),
-            Some((value, _)) if value.is_empty() => Err(OpsError::BadSetting {
-                what: flag_name,
-                reason: "is empty".into(),
-            }),
-            Some((value, source)) => {
-                sources.insert(name, source);
-                Ok(Some(value))
-            }
-            None => Ok(None),
-        }
+            Found::None => None,
+        })
     };
     let queue_url = pick(
         &args.queue_url,
