@@ -68,6 +68,53 @@ impl Charge {
         items
     }
 
+    /// Whose quota `level` is: the trigger key's, the client's, or a
+    /// network's.
+    pub fn scope(&self, level: usize) -> QuotaScope {
+        let name = &self.names[level];
+        match (&self.key, name.as_str()) {
+            (Some(_), _) => QuotaScope::Key,
+            (None, CLIENT_LEVEL) => QuotaScope::Client,
+            (None, _) => QuotaScope::Network(name.clone()),
+        }
+    }
+
+    /// The 429 of a full level: its scope (the trigger key's, the
+    /// client's, or a network's) and every level's RateLimit.
+    pub fn quota_refusal(
+        &self,
+        level: usize,
+        statuses: &[QuotaStatus],
+        retry_after_ms: u64,
+    ) -> ApiError {
+        ApiError::QuotaExceeded {
+            scope: self.scope(level),
+            limits: self.limits(statuses),
+            retry_after_s: ceil_seconds(retry_after_ms).max(1),
+        }
+    }
+
+    /// The 429 of the global budget: every level's RateLimit, and the
+    /// budget's, spent.
+    pub fn global_refusal(&self, statuses: &[QuotaStatus], retry_after_ms: u64) -> ApiError {
+        let retry_after_s = ceil_seconds(retry_after_ms).max(1);
+        let mut limits = self.limits(statuses);
+        if let Some(global) = self.global {
+            limits.push(LimitItem {
+                name: "global".into(),
+                limit: global.limit,
+                window_s: global.window.as_secs(),
+                remaining: Some(0),
+                reset_s: retry_after_s,
+            });
+        }
+        ApiError::QuotaExceeded {
+            scope: QuotaScope::Global,
+            limits,
+            retry_after_s,
+        }
+    }
+
     /// The key a refusal of `level` is remembered under.
     fn refused_key(&self, level: usize) -> &str {
         &self.remembered[level.min(self.remembered.len() - 1)]
@@ -276,20 +323,10 @@ impl Ingress {
                 statuses,
                 retry_after_ms,
             } => {
-                let name = &charge.names[level];
-                let scope = match (&charge.key, name.as_str()) {
-                    (Some(_), _) => QuotaScope::Key,
-                    (None, CLIENT_LEVEL) => QuotaScope::Client,
-                    (None, _) => QuotaScope::Network(name.clone()),
-                };
-                info!(decision = "rejected", scope = scope.as_str(), level = %name,
+                let refusal = charge.quota_refusal(level, &statuses, retry_after_ms);
+                info!(decision = "rejected", scope = charge.scope(level).as_str(), level = %charge.names[level],
                       client_key = %client_key, key = %key, level_key = %charge.refused_key(level),
                       retry_after_s = ceil_seconds(retry_after_ms).max(1), aws_calls);
-                let refusal = ApiError::QuotaExceeded {
-                    scope,
-                    limits: charge.limits(&statuses),
-                    retry_after_s: ceil_seconds(retry_after_ms).max(1),
-                };
                 self.memory()
                     .remember(charge.refused_key(level), refusal.clone(), now);
                 refusal
@@ -298,24 +335,9 @@ impl Ingress {
                 statuses,
                 retry_after_ms,
             } => {
-                let retry_after_s = ceil_seconds(retry_after_ms).max(1);
-                let global = charge
-                    .global
-                    .expect("a global refusal implies a global policy");
-                info!(decision = "rejected", scope = "global", client_key = %client_key, retry_after_s, aws_calls);
-                let mut limits = charge.limits(&statuses);
-                limits.push(LimitItem {
-                    name: "global".into(),
-                    limit: global.limit,
-                    window_s: global.window.as_secs(),
-                    remaining: Some(0),
-                    reset_s: retry_after_s,
-                });
-                let refusal = ApiError::QuotaExceeded {
-                    scope: QuotaScope::Global,
-                    limits,
-                    retry_after_s,
-                };
+                let refusal = charge.global_refusal(&statuses, retry_after_ms);
+                info!(decision = "rejected", scope = "global", client_key = %client_key,
+                      retry_after_s = ceil_seconds(retry_after_ms).max(1), aws_calls);
                 self.memory().remember(GLOBAL, refusal.clone(), now);
                 refusal
             }

@@ -3,15 +3,16 @@
 //! from API Gateway events. Rules live in `shared`; this wires them to the
 //! table and the queue.
 
-use serde_json::Value;
-use shared::aws::queue::{QueueError, WorkQueue};
 mod charge;
 mod groups;
 
+use charge::Charge;
+use serde_json::Value;
+use shared::aws::queue::{QueueError, WorkQueue};
 use shared::aws::table::admission::{Admission, QuotaLevel, Refund, Settled};
 use shared::aws::table::{StoreError, Table};
 use shared::aws::CallCounter;
-use shared::clock::Clock;
+use shared::clock::{Clock, EpochMillis};
 use shared::config::IngressConfig;
 use shared::lambda::metrics::{Metrics, MetricsSink};
 use shared::rules::http::event::{parse_event, EventError, HttpRequest};
@@ -19,7 +20,8 @@ use shared::rules::http::response::{ApiError, HttpResponse, UNAVAILABLE_RETRY_AF
 use shared::rules::http::trigger_api::{
     accepted_response, catalog_response, parse_trigger_body, route, Route,
 };
-use shared::rules::keys::KeyMemory;
+use shared::rules::inputs::InputValues;
+use shared::rules::keys::{KeyMemory, PresentedKey};
 use shared::rules::message::WorkMessage;
 use shared::rules::metrics;
 use shared::rules::page::{asset_response, page_response};
@@ -179,27 +181,7 @@ impl Ingress {
 
     async fn post_trigger(&self, request: &HttpRequest) -> Result<HttpResponse, ApiError> {
         let config = &self.config;
-        // Another site's page cannot spend its visitors' quota: refused
-        // before anything is read or charged (a key included).
-        if config.cors.refuses_trigger(
-            request.origin.as_deref(),
-            request.host.as_deref(),
-            request.fetch_site.as_deref(),
-        ) {
-            info!(decision = "rejected", scope = "cross-site", origin = %request.origin.as_deref().unwrap_or("-"),
-                  fetch_site = %request.fetch_site.as_deref().unwrap_or("-"), aws_calls = 0);
-            return Err(ApiError::CrossSite);
-        }
-        // A key's shape is checked before anything else: a malformed one
-        // never falls back to the anonymous lane.
-        let presented = match &request.key {
-            None => None,
-            Some(Ok(key)) => Some(key),
-            Some(Err(refusal)) => {
-                info!(decision = "rejected", scope = "invalid-key", reason = %refusal, aws_calls = 0);
-                return Err(ApiError::InvalidKey(*refusal));
-            }
-        };
+        let presented = self.presented_key(request)?;
         let asked = parse_trigger_body(&request.body_bytes()?)?;
         let pipeline = self.pipeline_of(asked.pipeline)?;
         let declared = &config.settings.of(&pipeline.public).inputs;
@@ -224,19 +206,7 @@ impl Ingress {
             info!(decision = "rejected", from_memory = true, reason = %refusal, client_key = %charge.client_key, aws_calls = 0);
             return Err(refusal);
         }
-        let mut record = TriggerRecord::queued(
-            trigger_id_at(now),
-            &pipeline.public,
-            &pipeline.name,
-            charge.client_key.clone(),
-            inputs,
-            now,
-            ledger_expires_at(now, config.ledger_retention),
-        );
-        record.networks = charge.networks.clone();
-        record.previous_keys = charge.previous_keys.clone();
-        record.key = charge.key.as_ref().map(|k| k.name.clone());
-        record.global_window = charge.global.map(|g| g.bucket(now).0);
+        let record = self.new_record(pipeline, &charge, inputs, now);
         let message = WorkMessage::of(&record, !declared.is_empty());
         let key_hash = charge.key.as_ref().map(|k| k.hash.as_str());
         let admitted = self
@@ -285,6 +255,58 @@ impl Ingress {
                 .await
                 .map(|()| accepted()),
         }
+    }
+
+    /// Refused before anything is read or charged: a trigger from another
+    /// site's page (it cannot spend its visitors' quota, a key included),
+    /// or a key of the wrong shape (it never falls back to the anonymous
+    /// lane). Otherwise the key presented, if any.
+    fn presented_key<'r>(
+        &self,
+        request: &'r HttpRequest,
+    ) -> Result<Option<&'r PresentedKey>, ApiError> {
+        if self.config.cors.refuses_trigger(
+            request.origin.as_deref(),
+            request.host.as_deref(),
+            request.fetch_site.as_deref(),
+        ) {
+            info!(decision = "rejected", scope = "cross-site", origin = %request.origin.as_deref().unwrap_or("-"),
+                  fetch_site = %request.fetch_site.as_deref().unwrap_or("-"), aws_calls = 0);
+            return Err(ApiError::CrossSite);
+        }
+        match &request.key {
+            None => Ok(None),
+            Some(Ok(key)) => Ok(Some(key)),
+            Some(Err(refusal)) => {
+                info!(decision = "rejected", scope = "invalid-key", reason = %refusal, aws_calls = 0);
+                Err(ApiError::InvalidKey(*refusal))
+            }
+        }
+    }
+
+    /// The trigger's record, `queued`, with everything it is charged to
+    /// (so a refusal can give each back).
+    fn new_record(
+        &self,
+        pipeline: &Pipeline,
+        charge: &Charge,
+        inputs: InputValues,
+        now: EpochMillis,
+    ) -> TriggerRecord {
+        let mut record = TriggerRecord::queued(
+            trigger_id_at(now),
+            &pipeline.public,
+            &pipeline.name,
+            charge.client_key.clone(),
+            inputs,
+            now,
+            ledger_expires_at(now, self.config.ledger_retention),
+        );
+        record.networks = charge.networks.clone();
+        record.previous_keys = charge.previous_keys.clone();
+        record.key = charge.key.as_ref().map(|k| k.name.clone());
+        record.global_window = charge.global.map(|g| g.bucket(now).0);
+        record
     }
 
     /// The public pipeline a request names, or the default.

@@ -169,22 +169,7 @@ impl Notifier {
         let event = match parse_codepipeline_event(&payload) {
             Ok(CodePipelineEvent::Execution(event)) => event,
             Ok(CodePipelineEvent::Stage(stage)) => return self.record_stage(stage).await,
-            Err(problem) => {
-                match &problem {
-                    EventProblem::NotOurs(_) => {
-                        info!(decision = "ignore", reason = %problem, "not a pipeline state change")
-                    }
-                    EventProblem::UnknownState(_) => {
-                        warn!(decision = "ignore", reason = %problem, "unknown pipeline state: no e-mail")
-                    }
-                    EventProblem::Malformed(_) => {
-                        error!(decision = "drop", reason = %problem, "malformed event acknowledged without an e-mail")
-                    }
-                }
-                return Ok(Outcome::Ignored {
-                    reason: problem.to_string(),
-                });
-            }
+            Err(problem) => return Ok(ignored(problem)),
         };
         let now = self.clock.now_ms();
         let origin = match self
@@ -536,5 +521,24 @@ impl Notifier {
                 Err(NotifierError::Publish(e))
             }
         }
+    }
+}
+
+/// An event that is not one to record or e-mail: logged by what it is
+/// (not ours, an unknown state, or malformed), and acknowledged.
+fn ignored(problem: EventProblem) -> Outcome {
+    match &problem {
+        EventProblem::NotOurs(_) => {
+            info!(decision = "ignore", reason = %problem, "not a pipeline state change")
+        }
+        EventProblem::UnknownState(_) => {
+            warn!(decision = "ignore", reason = %problem, "unknown pipeline state: no e-mail")
+        }
+        EventProblem::Malformed(_) => {
+            error!(decision = "drop", reason = %problem, "malformed event acknowledged without an e-mail")
+        }
+    }
+    Outcome::Ignored {
+        reason: problem.to_string(),
     }
 }

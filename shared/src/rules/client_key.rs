@@ -297,19 +297,33 @@ pub fn parse_block_target(text: &str) -> Result<BlockTarget, String> {
             shown(&canonical)
         ));
     }
-    // The narrowest anchor at least as long as the prefix, and its copies.
+    Ok(BlockTarget::Prefix {
+        shown: shown(&canonical),
+        anchors: anchors_of(address, length, anchors),
+    })
+}
+
+/// The block items that cover `address/length`: the narrowest anchor at
+/// least as long as the prefix, and its copies across the prefix (at the
+/// narrowest anchor, each a client's own canonical text).
+fn anchors_of(address: IpAddr, length: u8, anchors: &[u8]) -> Vec<String> {
+    let bits: u32 = match address {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    };
+    let narrowest = anchors[anchors.len() - 1];
     let anchor = anchors
         .iter()
         .copied()
         .find(|&a| a >= length)
         .unwrap_or(narrowest);
     let count = 1u128 << (anchor - length);
-    let step = 1u128 << (u32::from(bits) - u32::from(anchor));
+    let step = 1u128 << (bits - u32::from(anchor));
     let base = match address {
         IpAddr::V4(v4) => u128::from(u32::from(v4)),
         IpAddr::V6(v6) => u128::from(v6),
     };
-    let anchors = (0..count)
+    (0..count)
         .map(|i| {
             let value = base + i * step;
             let network = match address {
@@ -322,11 +336,7 @@ pub fn parse_block_target(text: &str) -> Result<BlockTarget, String> {
                 canonical_prefix(network, anchor)
             }
         })
-        .collect();
-    Ok(BlockTarget::Prefix {
-        shown: shown(&canonical),
-        anchors,
-    })
+        .collect()
 }
 
 /// `ipv6:2001:db8::/48` as people write it: `2001:db8::/48`.

@@ -231,51 +231,57 @@ pub fn render(
     );
     body.blank();
     match origin {
-        Some(Origin {
-            first: trigger,
-            triggers,
-            waited,
-        }) => {
-            if *triggers > 1 {
-                body.line("Triggers", &format!("{triggers}, coalesced into this run"));
-                body.line("First trigger", &trigger.trigger_id);
-            } else {
-                body.line("Trigger", &trigger.trigger_id);
-            }
-            body.line("Requested at", &rfc3339(trigger.requested_at));
-            if let Some(waited) = waited {
-                let seconds = Duration::from_secs(waited.as_secs());
-                body.line(
-                    "Waited",
-                    &format!(
-                        "{} for the pipeline before it started",
-                        humantime::format_duration(seconds)
-                    ),
-                );
-            }
-            body.line("Client key", &format!("{}...", trigger.client_key.prefix()));
-            // A trigger key by its name (never the key): who on-call can ask.
-            if let Some(name) = &trigger.key {
-                body.line("Trigger key", name);
-            }
-            body.line("Public name", &trigger.pipeline);
-            if !trigger.inputs.is_empty() {
-                body.blank();
-                // One line each, control characters and line breaks removed:
-                // a value can never add a line or a header of its own.
-                for (name, value) in &trigger.inputs {
-                    body.line(
-                        &format!("Input {}", one_line(name, 40)),
-                        &one_line(&value.variable_value(), MAX_TEXT),
-                    );
-                }
-            }
-        }
+        Some(origin) => write_origin(&mut body, origin),
         None => body.line("Started by", "not a public trigger"),
     }
     Email {
         subject: subject(event.state, &event.pipeline, &event.execution_id),
         body: body.0,
+    }
+}
+
+/// Who started it: the trigger (or the first of those coalesced), when,
+/// how long it waited, its client by key prefix, its trigger key by name,
+/// and its inputs, one line each.
+fn write_origin(body: &mut Body, origin: &Origin) {
+    let Origin {
+        first: trigger,
+        triggers,
+        waited,
+    } = origin;
+    if *triggers > 1 {
+        body.line("Triggers", &format!("{triggers}, coalesced into this run"));
+        body.line("First trigger", &trigger.trigger_id);
+    } else {
+        body.line("Trigger", &trigger.trigger_id);
+    }
+    body.line("Requested at", &rfc3339(trigger.requested_at));
+    if let Some(waited) = waited {
+        let seconds = Duration::from_secs(waited.as_secs());
+        body.line(
+            "Waited",
+            &format!(
+                "{} for the pipeline before it started",
+                humantime::format_duration(seconds)
+            ),
+        );
+    }
+    body.line("Client key", &format!("{}...", trigger.client_key.prefix()));
+    // A trigger key by its name (never the key): who on-call can ask.
+    if let Some(name) = &trigger.key {
+        body.line("Trigger key", name);
+    }
+    body.line("Public name", &trigger.pipeline);
+    if !trigger.inputs.is_empty() {
+        body.blank();
+        // One line each, control characters and line breaks removed:
+        // a value can never add a line or a header of its own.
+        for (name, value) in &trigger.inputs {
+            body.line(
+                &format!("Input {}", one_line(name, 40)),
+                &one_line(&value.variable_value(), MAX_TEXT),
+            );
+        }
     }
 }
 

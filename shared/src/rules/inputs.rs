@@ -439,115 +439,20 @@ fn optional_number(object: &Map<String, Value>, field: &str) -> Result<Option<f6
     }
 }
 
+/// One input's declaration: its type's fields, then what every input
+/// may carry (a default, checked like a value; a description; a hint).
 fn parse_input(name: &str, declaration: &Value) -> Result<Input, String> {
     let Value::Object(object) = declaration else {
         return Err("must be an object with a \"type\"".into());
     };
     let kind = match object.get("type").and_then(Value::as_str) {
-        Some("choice") => {
-            only_fields(
-                object,
-                &["type", "options", "default", "description", "hint"],
-            )?;
-            let options: Vec<String> = match object.get("options") {
-                Some(Value::Array(options)) => options
-                    .iter()
-                    .map(|o| o.as_str().map(str::to_string))
-                    .collect::<Option<_>>()
-                    .ok_or("\"options\" must be strings")?,
-                _ => return Err("a choice needs \"options\": a list of strings".into()),
-            };
-            if options.is_empty() || options.len() > MAX_OPTIONS {
-                return Err(format!("a choice needs 1 to {MAX_OPTIONS} options"));
-            }
-            if let Some(long) = options.iter().find(|o| o.chars().count() > MAX_VALUE_CHARS) {
-                return Err(format!(
-                    "option {:?} is longer than {MAX_VALUE_CHARS} characters",
-                    cut(long, 32)
-                ));
-            }
-            InputKind::Choice { options }
-        }
+        Some("choice") => parse_choice(object)?,
         Some("boolean") => {
             only_fields(object, &["type", "default", "description", "hint"])?;
             InputKind::Boolean
         }
-        Some("number") => {
-            only_fields(
-                object,
-                &[
-                    "type",
-                    "min",
-                    "max",
-                    "integer",
-                    "default",
-                    "description",
-                    "hint",
-                ],
-            )?;
-            let min = optional_number(object, "min")?;
-            let max = optional_number(object, "max")?;
-            if let (Some(min), Some(max)) = (min, max) {
-                if min > max {
-                    return Err("\"min\" is greater than \"max\"".into());
-                }
-            }
-            let integer = match object.get("integer") {
-                None => false,
-                Some(Value::Bool(b)) => *b,
-                Some(_) => return Err("\"integer\" must be true or false".into()),
-            };
-            InputKind::Number { min, max, integer }
-        }
-        Some("string") => {
-            only_fields(
-                object,
-                &[
-                    "type",
-                    "pattern",
-                    "max_length",
-                    "default",
-                    "description",
-                    "hint",
-                ],
-            )?;
-            let text = match object.get("pattern") {
-                Some(Value::String(text)) => text,
-                Some(_) => return Err("\"pattern\" must be a string".into()),
-                None => {
-                    return Err(
-                        "a string input needs a \"pattern\" its whole value must match \
-                         (free text is never passed to a pipeline)"
-                            .into(),
-                    )
-                }
-            };
-            if text.chars().count() > MAX_PATTERN_CHARS {
-                return Err(format!(
-                    "\"pattern\" is longer than {MAX_PATTERN_CHARS} characters"
-                ));
-            }
-            let pattern = RegexBuilder::new(&format!("^(?:{text})$"))
-                .size_limit(PATTERN_SIZE_LIMIT)
-                .build()
-                .map_err(|e| format!("\"pattern\" does not compile: {e}"))?;
-            let max_length = match object.get("max_length") {
-                None => MAX_VALUE_CHARS,
-                Some(Value::Number(n)) => match n.as_u64() {
-                    Some(n) if (1..=MAX_VALUE_CHARS as u64).contains(&n) => n as usize,
-                    _ => {
-                        return Err(format!(
-                            "\"max_length\" must be a whole number from 1 to {MAX_VALUE_CHARS}"
-                        ))
-                    }
-                },
-                Some(_) => return Err("\"max_length\" must be a number".into()),
-            };
-            InputKind::String {
-                pattern,
-                max_length,
-            }
-        }
+        Some("number") => parse_number(object)?,
+        Some("string") => parse_string(object)?,
         Some(other) => {
             return Err(format!(
                 "unknown type {:?} (choice, boolean, number or string)",
@@ -570,6 +475,115 @@ fn parse_input(name: &str, declaration: &Value) -> Result<Input, String> {
         input.default = Some(checked);
     }
     Ok(input)
+}
+
+/// A `choice`: 1 to [`MAX_OPTIONS`] options, each a value of at most
+/// [`MAX_VALUE_CHARS`] characters.
+fn parse_choice(object: &Map<String, Value>) -> Result<InputKind, String> {
+    only_fields(
+        object,
+        &["type", "options", "default", "description", "hint"],
+    )?;
+    let options: Vec<String> = match object.get("options") {
+        Some(Value::Array(options)) => options
+            .iter()
+            .map(|o| o.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or("\"options\" must be strings")?,
+        _ => return Err("a choice needs \"options\": a list of strings".into()),
+    };
+    if options.is_empty() || options.len() > MAX_OPTIONS {
+        return Err(format!("a choice needs 1 to {MAX_OPTIONS} options"));
+    }
+    if let Some(long) = options.iter().find(|o| o.chars().count() > MAX_VALUE_CHARS) {
+        return Err(format!(
+            "option {:?} is longer than {MAX_VALUE_CHARS} characters",
+            cut(long, 32)
+        ));
+    }
+    Ok(InputKind::Choice { options })
+}
+
+/// A `number`: optional `min` ≤ `max`, and whether it must be whole.
+fn parse_number(object: &Map<String, Value>) -> Result<InputKind, String> {
+    only_fields(
+        object,
+        &[
+            "type",
+            "min",
+            "max",
+            "integer",
+            "default",
+            "description",
+            "hint",
+        ],
+    )?;
+    let min = optional_number(object, "min")?;
+    let max = optional_number(object, "max")?;
+    if let (Some(min), Some(max)) = (min, max) {
+        if min > max {
+            return Err("\"min\" is greater than \"max\"".into());
+        }
+    }
+    let integer = match object.get("integer") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("\"integer\" must be true or false".into()),
+    };
+    Ok(InputKind::Number { min, max, integer })
+}
+
+/// A `string`: a `pattern` its whole value must match (compiled within
+/// [`PATTERN_SIZE_LIMIT`]), and a `max_length` of at most
+/// [`MAX_VALUE_CHARS`].
+fn parse_string(object: &Map<String, Value>) -> Result<InputKind, String> {
+    only_fields(
+        object,
+        &[
+            "type",
+            "pattern",
+            "max_length",
+            "default",
+            "description",
+            "hint",
+        ],
+    )?;
+    let text = match object.get("pattern") {
+        Some(Value::String(text)) => text,
+        Some(_) => return Err("\"pattern\" must be a string".into()),
+        None => {
+            return Err(
+                "a string input needs a \"pattern\" its whole value must match \
+                 (free text is never passed to a pipeline)"
+                    .into(),
+            )
+        }
+    };
+    if text.chars().count() > MAX_PATTERN_CHARS {
+        return Err(format!(
+            "\"pattern\" is longer than {MAX_PATTERN_CHARS} characters"
+        ));
+    }
+    let pattern = RegexBuilder::new(&format!("^(?:{text})$"))
+        .size_limit(PATTERN_SIZE_LIMIT)
+        .build()
+        .map_err(|e| format!("\"pattern\" does not compile: {e}"))?;
+    let max_length = match object.get("max_length") {
+        None => MAX_VALUE_CHARS,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(n) if (1..=MAX_VALUE_CHARS as u64).contains(&n) => n as usize,
+            _ => {
+                return Err(format!(
+                    "\"max_length\" must be a whole number from 1 to {MAX_VALUE_CHARS}"
+                ))
+            }
+        },
+        Some(_) => return Err("\"max_length\" must be a number".into()),
+    };
+    Ok(InputKind::String {
+        pattern,
+        max_length,
+    })
 }
 
 #[cfg(test)]

@@ -238,6 +238,33 @@ fn blank(text: &str) -> &str {
     text.trim_matches(|c: char| c.is_ascii_whitespace())
 }
 
+/// Inside an item, ASCII blanks only around `/` and `=`, and numbers of
+/// 1 to 3 digits (as Terraform's check reads them).
+fn digits(text: &str) -> Option<usize> {
+    let text = blank(text);
+    ((1..=3).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse::<usize>().ok())
+        .flatten()
+}
+
+/// An item's limit: a whole number from the client's limit (a network
+/// never holds less than one of its clients) to `max_limit`.
+fn level_limit(
+    item: &str,
+    limit: &str,
+    client_limit: usize,
+    max_limit: usize,
+) -> Result<usize, String> {
+    let limit =
+        digits(limit).ok_or_else(|| format!("{item:?}: the limit is not a whole number"))?;
+    if limit < client_limit || limit > max_limit {
+        return Err(format!(
+            "{item:?}: the limit must be between QUOTA_LIMIT ({client_limit}) and {max_limit}"
+        ));
+    }
+    Ok(limit)
+}
+
 impl NetworkLimits {
     /// `ipv6/56=6,ipv6/48=12,group:aws=30`; `off` or empty: none. Each limit
     /// is at least `client_limit` (a network never holds less than one of
@@ -255,26 +282,9 @@ impl NetworkLimits {
                     "{item:?} is not a level like ipv4/24=20, ipv6/48=12 (ipv4/8-31, ipv6/32-63) or group:aws=30"
                 )
             };
-            // Inside an item, ASCII blanks only around `/` and `=`, and
-            // numbers of 1 to 3 digits (as Terraform's check reads them).
-            let digits = |text: &str| {
-                let text = blank(text);
-                ((1..=3).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| text.parse::<usize>().ok())
-                    .flatten()
-            };
             let (network, limit) = item.split_once('=').ok_or_else(bad)?;
             let network = blank(network);
-            let limit_of = |limit: &str| -> Result<usize, String> {
-                let limit = digits(limit)
-                    .ok_or_else(|| format!("{item:?}: the limit is not a whole number"))?;
-                if limit < client_limit || limit > max_limit {
-                    return Err(format!(
-                        "{item:?}: the limit must be between QUOTA_LIMIT ({client_limit}) and {max_limit}"
-                    ));
-                }
-                Ok(limit)
-            };
+            let limit_of = |limit: &str| level_limit(item, limit, client_limit, max_limit);
             if let Some(name) = network.strip_prefix(GROUP_PREFIX) {
                 if !is_valid_group_name(name) {
                     return Err(format!(

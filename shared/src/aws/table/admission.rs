@@ -27,8 +27,8 @@ use crate::rules::time_format::rfc3339;
 use crate::rules::trigger::TriggerRecord;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ConditionCheck, Delete, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
 /// The attribute of a trigger key whose admission never committed (and now
@@ -200,6 +200,142 @@ fn plan_refund(
     Some((Expect::Token(state.token), slots))
 }
 
+/// The quotas a trigger took a slot of: a keyed trigger its key's only; an
+/// anonymous one its client's and networks', and during a rotation's
+/// overlap its previous keys' too.
+fn taken_from(record: &TriggerRecord) -> Vec<String> {
+    match &record.key {
+        Some(name) => vec![keyquota_pk(name)],
+        None => std::iter::once(client_pk(&record.client_key))
+            .chain(record.networks.iter().map(|n| network_pk(&n.key)))
+            .chain(record.previous_keys.iter().map(|n| match n.level.as_str() {
+                CLIENT_LEVEL => client_pk(&n.key),
+                _ => network_pk(&n.key),
+            }))
+            .collect(),
+    }
+}
+
+/// The first plan: every level's whole budget is free.
+fn first_guess(levels: &[QuotaLevel], now: EpochMillis) -> Vec<Plan> {
+    levels
+        .iter()
+        .map(|level| Plan {
+            expect: Expect::WholeBudgetFree,
+            previous: vec![0; level.policy.limit],
+            next: level.policy.first_acceptance(now),
+        })
+        .collect()
+}
+
+/// Refused by a check of a cancelled admission: blocked (until the latest
+/// block in force ends), or the trigger key no longer good.
+fn refused_by_checks(
+    reasons: &[CancellationReason],
+    key_at: Option<usize>,
+    first_check: usize,
+) -> Option<Admission> {
+    let blocked_until = reasons
+        .iter()
+        .skip(first_check)
+        .filter(|r| failed(Some(r)))
+        .filter_map(|r| r.item().and_then(|item| get_n(item, "blocked_until")))
+        .max();
+    if let Some(until) = blocked_until {
+        return Some(Admission::Blocked { until });
+    }
+    key_at
+        .filter(|&at| condition_failed(reasons.get(at)))
+        .map(|_| Admission::KeyRefused)
+}
+
+/// The admission whose commit was lost (the SDK retried a transaction that
+/// had committed): it stands, with each level as stored (a level that did
+/// not fail the retry holds what the plan wrote).
+fn lost_commit(
+    levels: &[QuotaLevel],
+    plans: &[Plan],
+    reasons: &[CancellationReason],
+    now: EpochMillis,
+) -> Admission {
+    let mut statuses = Vec::new();
+    let mut previous = Vec::new();
+    for (i, level) in levels.iter().enumerate() {
+        let policy = &level.policy;
+        let slots = if failed(reasons.get(i)) {
+            SlotState::from_item(reasons[i].item(), policy.limit).slots
+        } else {
+            plans[i].next.clone()
+        };
+        statuses.push(policy.status(&slots, now));
+        previous.push(
+            policy
+                .refund(&slots, now)
+                .unwrap_or_else(|| policy.normalize(&slots)),
+        );
+    }
+    Admission::Accepted { statuses, previous }
+}
+
+/// Each level whose condition failed, decided again on the slots its
+/// cancellation returned: a new plan expecting exactly that state, or
+/// refused with its status.
+fn replan(
+    levels: &[QuotaLevel],
+    plans: &mut [Plan],
+    reasons: &[CancellationReason],
+    now: EpochMillis,
+) -> Vec<(usize, QuotaStatus)> {
+    let mut refused = Vec::new();
+    for (i, level) in levels.iter().enumerate() {
+        if !failed(reasons.get(i)) {
+            continue;
+        }
+        let state = SlotState::from_item(reasons[i].item(), level.policy.limit);
+        match level.policy.decide(&state.slots, now) {
+            Decision::Accept { slots, .. } => {
+                plans[i] = Plan {
+                    expect: Expect::Token(state.token),
+                    previous: level.policy.normalize(&state.slots),
+                    next: slots,
+                }
+            }
+            Decision::Reject(status) => {
+                plans[i].previous = level.policy.normalize(&state.slots);
+                refused.push((i, status));
+            }
+        }
+    }
+    refused
+}
+
+/// Refused by the level that frees last (the first such level on a tie),
+/// with every level's status as stored; `None` when no level refused.
+fn exhausted(
+    levels: &[QuotaLevel],
+    plans: &[Plan],
+    refused: Vec<(usize, QuotaStatus)>,
+    now: EpochMillis,
+) -> Option<Admission> {
+    let &(level, _) = refused
+        .iter()
+        .max_by_key(|(i, s)| (s.reset_after_ms, std::cmp::Reverse(*i)))?;
+    let retry_after_ms = refused
+        .iter()
+        .map(|(_, s)| s.reset_after_ms)
+        .max()
+        .unwrap_or(0);
+    let mut current = statuses(levels, plans, |p| &p.previous, now);
+    for (i, status) in refused {
+        current[i] = status;
+    }
+    Some(Admission::Exhausted {
+        level,
+        statuses: current,
+        retry_after_ms,
+    })
+}
+
 /// Each level's status for the slots `which` picks out of its plan.
 fn statuses(
     levels: &[QuotaLevel],
@@ -328,6 +464,36 @@ impl Admissions<'_> {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
+    /// The admission's transaction: each level's slot, the record, the
+    /// global budget's, then the checks.
+    fn admission_items(
+        &self,
+        levels: &[QuotaLevel],
+        plans: &[Plan],
+        record: &TriggerRecord,
+        global: Option<&GlobalPolicy>,
+        checks: &[TransactWriteItem],
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let now = record.requested_at;
+        let mut items = Vec::with_capacity(levels.len() + 2 + checks.len());
+        for (level, plan) in levels.iter().zip(plans) {
+            items.push(self.quota_update(
+                level,
+                &plan.expect,
+                &record.trigger_id,
+                &plan.next,
+                now,
+                true,
+            )?);
+        }
+        items.push(self.record_put(record)?);
+        if let Some(global) = global {
+            items.push(self.global_update(global, now, 1)?);
+        }
+        items.extend(checks.iter().cloned());
+        Ok(items)
+    }
+
     /// Takes one slot of every level (the client's, then each network's;
     /// or a trigger key's) and of the global budget, and writes the trigger
     /// record, atomically, or says why not. With `key` (a trigger key's
@@ -341,62 +507,31 @@ impl Admissions<'_> {
         key: Option<&str>,
     ) -> Result<Admission, StoreError> {
         let now = record.requested_at;
-        // First guess: every level's whole budget is free.
-        let mut plans: Vec<Plan> = levels
-            .iter()
-            .map(|level| Plan {
-                expect: Expect::WholeBudgetFree,
-                previous: vec![0; level.policy.limit],
-                next: level.policy.first_acceptance(now),
-            })
-            .collect();
-        let block_checks = blocks
-            .iter()
-            .map(|block| self.not_blocked(block, now))
-            .collect::<Result<Vec<_>, _>>()?;
-        let key_check = key.map(|hash| self.key_still_good(hash, now)).transpose()?;
+        let mut plans = first_guess(levels, now);
+        // After the levels, the record and the global budget: the key's
+        // check, then each block's.
         let record_at = levels.len();
         let global_at = record_at + 1;
         let key_at = global_at + usize::from(global.is_some());
-        let first_check = key_at + usize::from(key_check.is_some());
+        let checks = key
+            .map(|hash| self.key_still_good(hash, now))
+            .into_iter()
+            .chain(blocks.iter().map(|block| self.not_blocked(block, now)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first_check = key_at + usize::from(key.is_some());
         let contended = levels.first().map_or_else(String::new, |l| l.pk.clone());
         let mut rounds = Rounds::new(&contended);
         loop {
             rounds.next().await?;
-            let mut items = Vec::with_capacity(first_check + block_checks.len());
-            for (level, plan) in levels.iter().zip(&plans) {
-                items.push(self.quota_update(
-                    level,
-                    &plan.expect,
-                    &record.trigger_id,
-                    &plan.next,
-                    now,
-                    true,
-                )?);
-            }
-            items.push(self.record_put(record)?);
-            if let Some(global) = global {
-                items.push(self.global_update(global, now, 1)?);
-            }
-            items.extend(key_check.iter().cloned());
-            items.extend(block_checks.iter().cloned());
+            let items = self.admission_items(levels, &plans, record, global, &checks)?;
             let Some(reasons) = self.0.transact(items).await? else {
                 return Ok(Admission::Accepted {
                     statuses: statuses(levels, &plans, |p| &p.next, now),
                     previous: plans.into_iter().map(|p| p.previous).collect(),
                 });
             };
-            let blocked_until = reasons
-                .iter()
-                .skip(first_check)
-                .filter(|r| failed(Some(r)))
-                .filter_map(|r| r.item().and_then(|item| get_n(item, "blocked_until")))
-                .max();
-            if let Some(until) = blocked_until {
-                return Ok(Admission::Blocked { until });
-            }
-            if key_check.is_some() && condition_failed(reasons.get(key_at)) {
-                return Ok(Admission::KeyRefused);
+            if let Some(refused) = refused_by_checks(&reasons, key.map(|_| key_at), first_check) {
+                return Ok(refused);
             }
             let level_failed: Vec<bool> =
                 (0..levels.len()).map(|i| failed(reasons.get(i))).collect();
@@ -409,23 +544,7 @@ impl Admissions<'_> {
                 if level_failed.first() == Some(&true)
                     && is_this_record(reasons[record_at].item(), record)
                 {
-                    let mut statuses = Vec::new();
-                    let mut previous = Vec::new();
-                    for (i, level) in levels.iter().enumerate() {
-                        let policy = &level.policy;
-                        let slots = if level_failed[i] {
-                            SlotState::from_item(reasons[i].item(), policy.limit).slots
-                        } else {
-                            plans[i].next.clone()
-                        };
-                        statuses.push(policy.status(&slots, now));
-                        previous.push(
-                            policy
-                                .refund(&slots, now)
-                                .unwrap_or_else(|| policy.normalize(&slots)),
-                        );
-                    }
-                    return Ok(Admission::Accepted { statuses, previous });
+                    return Ok(lost_commit(levels, &plans, &reasons, now));
                 }
                 return Err(StoreError::Corrupt(format!(
                     "trigger id {} already exists",
@@ -440,45 +559,11 @@ impl Admissions<'_> {
                 return Err(cancelled(&reasons));
             }
             // Decide each level that failed on what is really stored.
-            let mut refused: Vec<(usize, QuotaStatus)> = Vec::new();
-            for (i, level) in levels.iter().enumerate() {
-                if !level_failed[i] {
-                    continue;
-                }
-                let state = SlotState::from_item(reasons[i].item(), level.policy.limit);
-                match level.policy.decide(&state.slots, now) {
-                    Decision::Accept { slots, .. } => {
-                        plans[i] = Plan {
-                            expect: Expect::Token(state.token),
-                            previous: level.policy.normalize(&state.slots),
-                            next: slots,
-                        }
-                    }
-                    Decision::Reject(status) => {
-                        plans[i].previous = level.policy.normalize(&state.slots);
-                        refused.push((i, status));
-                    }
-                }
+            let refused = replan(levels, &mut plans, &reasons, now);
+            if let Some(exhausted) = exhausted(levels, &plans, refused, now) {
+                return Ok(exhausted);
             }
-            let mut current = statuses(levels, &plans, |p| &p.previous, now);
-            if let Some(&(level, _)) = refused
-                .iter()
-                .max_by_key(|(i, s)| (s.reset_after_ms, std::cmp::Reverse(*i)))
-            {
-                let retry_after_ms = refused
-                    .iter()
-                    .map(|(_, s)| s.reset_after_ms)
-                    .max()
-                    .unwrap_or(0);
-                for (i, status) in refused {
-                    current[i] = status;
-                }
-                return Ok(Admission::Exhausted {
-                    level,
-                    statuses: current,
-                    retry_after_ms,
-                });
-            }
+            let current = statuses(levels, &plans, |p| &p.previous, now);
             if global_failed {
                 let (_, end) = global.map(|g| g.bucket(now)).unwrap_or((now, now));
                 return Ok(Admission::GlobalExhausted {
@@ -608,31 +693,16 @@ impl Admissions<'_> {
         }
     }
 
-    /// Refuses a queued trigger behind the queue (its pipeline's queue is
-    /// full): its record says `refused`, why and when to try again, and
-    /// every slot it took — its client's, its networks', the global
-    /// budget's, or its trigger key's — is given back, in one transaction. Returns whether it did
-    /// (`false`: the trigger moved on, it joined a run or is gone).
-    pub async fn refuse(
+    /// The record's side of a refusal: `refused`, with its reason, while it
+    /// is still `queued` without a run.
+    fn refusal_mark(
         &self,
         record: &TriggerRecord,
         reason: &str,
         retry_at: EpochMillis,
         now: EpochMillis,
-    ) -> Result<bool, StoreError> {
-        // A keyed trigger took a slot of its key's quota only; during a
-        // rotation's overlap an anonymous one also took its previous keys'.
-        let quotas: Vec<String> = match &record.key {
-            Some(name) => vec![keyquota_pk(name)],
-            None => std::iter::once(client_pk(&record.client_key))
-                .chain(record.networks.iter().map(|n| network_pk(&n.key)))
-                .chain(record.previous_keys.iter().map(|n| match n.level.as_str() {
-                    CLIENT_LEVEL => client_pk(&n.key),
-                    _ => network_pk(&n.key),
-                }))
-                .collect(),
-        };
-        let mark = Update::builder()
+    ) -> Result<Update, StoreError> {
+        Ok(Update::builder()
             .table_name(self.0.name())
             .key("pk", s(trigger_pk(&record.trigger_id)))
             .update_expression(
@@ -645,7 +715,77 @@ impl Admissions<'_> {
             .expression_attribute_values(":reason", s(reason))
             .expression_attribute_values(":retry_at", n(retry_at))
             .expression_attribute_values(":now", s(rfc3339(now)))
+            .build()?)
+    }
+
+    /// The quota `pk` with the record's slot given back, on the condition
+    /// that it is still as read; `None` when nothing of the record's is
+    /// left there.
+    async fn slot_refund(
+        &self,
+        pk: &str,
+        record: &TriggerRecord,
+        token: &str,
+    ) -> Result<Option<TransactWriteItem>, StoreError> {
+        let Some(item) = self.0.get(pk.to_string()).await? else {
+            return Ok(None);
+        };
+        let slots: Vec<EpochMillis> = (0..).map_while(|i| get_n(&item, &slot_name(i))).collect();
+        let policy = QuotaPolicy {
+            limit: slots.len(),
+            window: std::time::Duration::ZERO,
+        };
+        let (Some(seen), Some(kept)) = (
+            get_s(&item, "w"),
+            policy.refund(&slots, record.requested_at),
+        ) else {
+            return Ok(None);
+        };
+        let mut sets = vec!["w = :w".to_string()];
+        let mut update = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(pk))
+            .condition_expression("w = :seen")
+            .expression_attribute_values(":seen", s(seen))
+            .expression_attribute_values(":w", s(token));
+        for (i, slot) in kept.iter().enumerate() {
+            sets.push(format!("{} = :t{i}", slot_name(i)));
+            update = update.expression_attribute_values(format!(":t{i}"), n(slot));
+        }
+        let update = update
+            .update_expression(format!("SET {}", sets.join(", ")))
             .build()?;
+        Ok(Some(TransactWriteItem::builder().update(update).build()))
+    }
+
+    /// One admission given back to the global window's counter, while it
+    /// holds any.
+    fn global_refund(&self, window: EpochMillis) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(global_pk(window)))
+            .update_expression("ADD n :minus")
+            .condition_expression("n > :zero")
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Refuses a queued trigger behind the queue (its pipeline's queue is
+    /// full): its record says `refused`, why and when to try again, and
+    /// every slot it took — its client's, its networks', the global
+    /// budget's, or its trigger key's — is given back, in one transaction. Returns whether it did
+    /// (`false`: the trigger moved on, it joined a run or is gone).
+    pub async fn refuse(
+        &self,
+        record: &TriggerRecord,
+        reason: &str,
+        retry_at: EpochMillis,
+        now: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        let quotas = taken_from(record);
+        let mark = self.refusal_mark(record, reason, retry_at, now)?;
         let token = format!("refused:{}", record.trigger_id);
         let contended = trigger_pk(&record.trigger_id);
         let mut rounds = Rounds::new(&contended);
@@ -655,49 +795,11 @@ impl Admissions<'_> {
             rounds.next().await?;
             let mut items = vec![TransactWriteItem::builder().update(mark.clone()).build()];
             for pk in &quotas {
-                let Some(item) = self.0.get(pk.clone()).await? else {
-                    continue;
-                };
-                let slots: Vec<EpochMillis> =
-                    (0..).map_while(|i| get_n(&item, &slot_name(i))).collect();
-                let policy = QuotaPolicy {
-                    limit: slots.len(),
-                    window: std::time::Duration::ZERO,
-                };
-                let (Some(seen), Some(kept)) = (
-                    get_s(&item, "w"),
-                    policy.refund(&slots, record.requested_at),
-                ) else {
-                    // Nothing of this trigger's is left there.
-                    continue;
-                };
-                let mut sets = vec!["w = :w".to_string()];
-                let mut update = Update::builder()
-                    .table_name(self.0.name())
-                    .key("pk", s(pk))
-                    .condition_expression("w = :seen")
-                    .expression_attribute_values(":seen", s(seen))
-                    .expression_attribute_values(":w", s(&token));
-                for (i, slot) in kept.iter().enumerate() {
-                    sets.push(format!("{} = :t{i}", slot_name(i)));
-                    update = update.expression_attribute_values(format!(":t{i}"), n(slot));
-                }
-                let update = update
-                    .update_expression(format!("SET {}", sets.join(", ")))
-                    .build()?;
-                items.push(TransactWriteItem::builder().update(update).build());
+                items.extend(self.slot_refund(pk, record, &token).await?);
             }
             let global_at = items.len();
             if let Some(window) = global {
-                let update = Update::builder()
-                    .table_name(self.0.name())
-                    .key("pk", s(global_pk(window)))
-                    .update_expression("ADD n :minus")
-                    .condition_expression("n > :zero")
-                    .expression_attribute_values(":minus", n(-1))
-                    .expression_attribute_values(":zero", n(0))
-                    .build()?;
-                items.push(TransactWriteItem::builder().update(update).build());
+                items.push(self.global_refund(window)?);
             }
             let Some(reasons) = self.0.transact(items).await? else {
                 return Ok(true);

@@ -171,6 +171,45 @@ impl Runs<'_> {
         ])
     }
 
+    /// A new run joins its lane's queue of its CodePipeline, last, while
+    /// the CodePipeline has fewer than `max_pending` pending runs and, for
+    /// an anonymous run, fewer than its anonymous bound.
+    fn enqueue(&self, target: &str, run_id: &str, opening: &Opening) -> Result<Update, StoreError> {
+        let (list, condition) = match opening.lane {
+            RunLane::Key => (
+                "waiting_key",
+                "attribute_not_exists(#pending) OR #pending < :max",
+            ),
+            RunLane::Anonymous => (
+                "waiting",
+                "(attribute_not_exists(#pending) OR #pending < :max) AND (attribute_not_exists(#anon) OR #anon < :anon_max)",
+            ),
+        };
+        let mut enqueue = Update::builder()
+            .table_name(self.0.name())
+            .key("pk", s(lane_pk(target)))
+            .condition_expression(condition)
+            .expression_attribute_names("#pending", PENDING)
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":run", AttributeValue::L(vec![s(run_id)]))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(opening.max_pending))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        enqueue = match opening.lane {
+            RunLane::Key => enqueue.update_expression(format!(
+                "SET {list} = list_append(if_not_exists({list}, :none), :run), #pending = if_not_exists(#pending, :zero) + :one"
+            )),
+            RunLane::Anonymous => enqueue
+                .update_expression(format!(
+                    "SET {list} = list_append(if_not_exists({list}, :none), :run), #pending = if_not_exists(#pending, :zero) + :one, #anon = if_not_exists(#anon, :zero) + :one"
+                ))
+                .expression_attribute_names("#anon", PENDING_ANONYMOUS)
+                .expression_attribute_values(":anon_max", n(opening.anonymous_max)),
+        };
+        Ok(enqueue.build()?)
+    }
+
     /// The items that open a run with `trigger` as its opener, claiming the
     /// pending slot (free, or left by `stale`, a run that moved on).
     fn open_items(
@@ -214,42 +253,7 @@ impl Runs<'_> {
             .set_item(Some(run_to_item(&run)))
             .condition_expression("attribute_not_exists(pk)")
             .build()?;
-        // The new run joins its lane's queue of its CodePipeline, last,
-        // while the CodePipeline has fewer than `max_pending` pending runs
-        // and, for an anonymous run, fewer than its anonymous bound.
-        let (list, condition) = match opening.lane {
-            RunLane::Key => (
-                "waiting_key",
-                "attribute_not_exists(#pending) OR #pending < :max",
-            ),
-            RunLane::Anonymous => (
-                "waiting",
-                "(attribute_not_exists(#pending) OR #pending < :max) AND (attribute_not_exists(#anon) OR #anon < :anon_max)",
-            ),
-        };
-        let mut enqueue = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(lane_pk(&trigger.target)))
-            .condition_expression(condition)
-            .expression_attribute_names("#pending", PENDING)
-            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(":run", AttributeValue::L(vec![s(&trigger.trigger_id)]))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(opening.max_pending))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        enqueue = match opening.lane {
-            RunLane::Key => enqueue.update_expression(format!(
-                "SET {list} = list_append(if_not_exists({list}, :none), :run), #pending = if_not_exists(#pending, :zero) + :one"
-            )),
-            RunLane::Anonymous => enqueue
-                .update_expression(format!(
-                    "SET {list} = list_append(if_not_exists({list}, :none), :run), #pending = if_not_exists(#pending, :zero) + :one, #anon = if_not_exists(#anon, :zero) + :one"
-                ))
-                .expression_attribute_names("#anon", PENDING_ANONYMOUS)
-                .expression_attribute_values(":anon_max", n(opening.anonymous_max)),
-        };
-        let enqueue = enqueue.build()?;
+        let enqueue = self.enqueue(&trigger.target, &trigger.trigger_id, opening)?;
         Ok(vec![
             self.bind_trigger(&trigger.trigger_id, &trigger.trigger_id)?,
             TransactWriteItem::builder().put(claim.build()?).build(),
