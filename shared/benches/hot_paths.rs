@@ -22,6 +22,7 @@ use testkit::events::{api_gateway_event, GatewayRequest};
 
 const NOW: u64 = 1_795_000_000_000;
 
+/// The ingress's path: the event, the client key, the quota, the inputs.
 fn hot_paths(c: &mut Criterion) {
     let event = api_gateway_event(&GatewayRequest {
         method: "POST",
@@ -72,7 +73,12 @@ fn hot_paths(c: &mut Criterion) {
                 .expect("valid values")
         })
     });
-    let status = policy.status(&slots, NOW);
+    accepted_202(c, &policy, &slots);
+}
+
+/// Shaping the 202 of an accepted trigger.
+fn accepted_202(c: &mut Criterion, policy: &QuotaPolicy, slots: &[u64]) {
+    let status = policy.status(slots, NOW);
     let record = shared::rules::trigger::TriggerRecord::queued(
         "01M7YF4J7YB11KS24RQ2ZCHF1Q".into(),
         "app",
@@ -89,12 +95,16 @@ fn hot_paths(c: &mut Criterion) {
                 "/prod",
                 black_box(&record),
                 &status,
-                &[LimitItem::of("client", &policy, &status)],
+                &[LimitItem::of("client", policy, &status)],
                 NOW,
             )
             .to_apigw()
         })
     });
+}
+
+/// The notifier's path: a state change read, the failure e-mail rendered.
+fn notifier_paths(c: &mut Criterion) {
     let state_change = state_change_event(
         "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
         "eu-west-1",
@@ -233,5 +243,11 @@ fn network_groups(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, hot_paths, parse_scaling, network_groups);
+criterion_group!(
+    benches,
+    hot_paths,
+    notifier_paths,
+    parse_scaling,
+    network_groups
+);
 criterion_main!(benches);

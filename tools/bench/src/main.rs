@@ -630,12 +630,33 @@ fn ratio(value: f64, floor: f64) -> String {
     format!("{:.2}×", value / floor)
 }
 
+/// The report: cold starts against the bare function, fresh processes,
+/// the AWS calls per invocation, and the worker's batches; as text and
+/// as JSON.
 fn report(
     results: &BTreeMap<&str, Vec<Run>>,
     cold: &BTreeMap<&str, Vec<f64>>,
     args: &Args,
 ) -> (String, Value) {
     let mut out = json!({});
+    let mut text = cold_starts(cold, args, &mut out);
+    text.push_str(&processes(results, args, &mut out));
+    text.push_str("\nAWS calls per invocation (as the proxy saw them; most frequent set):\n");
+    for runs in results.values() {
+        if let Some(run) = runs.first() {
+            for (kind, calls) in &run.calls {
+                text.push_str(&format!("  {kind}: {calls}\n"));
+            }
+        }
+    }
+    if let Some(worker) = results.get("worker") {
+        text.push_str(&worker_batches(worker, args, &mut out));
+    }
+    (text, out)
+}
+
+/// Interleaved cold starts of each function against the bare one.
+fn cold_starts(cold: &BTreeMap<&str, Vec<f64>>, args: &Args, out: &mut Value) -> String {
     let bare_inits = cold.get(BARE).cloned().unwrap_or_default();
     let bare_cold = median(&bare_inits);
     let mut text = format!(
@@ -657,6 +678,11 @@ fn report(
         out["cold_starts"][name] = json!(inits);
         out["cold_start_ratios"][name] = json!(paired);
     }
+    text
+}
+
+/// Fresh processes per function: init, memory, and latency.
+fn processes(results: &BTreeMap<&str, Vec<Run>>, args: &Args, out: &mut Value) -> String {
     let floor = |f: fn(&Run) -> f64| {
         median(
             &results
@@ -666,11 +692,11 @@ fn report(
         )
     };
     let (bare_init, bare_rss) = (floor(|r| r.init_ms), floor(|r| r.rss_kb as f64));
-    text.push_str(&format!(
+    let mut text = format!(
         "\n{} fresh processes per function, {} invocations each; median (min–max) over processes\n\n\
          | function | init ms | init ratio | peak RSS MB | RSS ratio | first ms | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|---|\n",
         args.runs, args.invocations
-    ));
+    );
     for (name, runs) in results {
         let field = |f: fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
         text.push_str(&format!(
@@ -692,31 +718,27 @@ fn report(
             "calls": runs.first().map(|r| r.calls.clone()).unwrap_or_default(),
         });
     }
-    text.push_str("\nAWS calls per invocation (as the proxy saw them; most frequent set):\n");
-    for runs in results.values() {
-        if let Some(run) = runs.first() {
-            for (kind, calls) in &run.calls {
-                text.push_str(&format!("  {kind}: {calls}\n"));
-            }
-        }
-    }
-    if let Some(worker) = results.get("worker") {
-        let b1: Vec<f64> = worker.iter().filter_map(|r| r.batch1_ms).collect();
-        let b10: Vec<f64> = worker.iter().filter_map(|r| r.batch10_ms).collect();
-        text.push_str(&format!(
-            "\nworker, StartPipelineExecution answered in {}: batch of 1 {} ms, batch of 10 {} ms\n",
-            humantime::format_duration(args.codepipeline_latency),
-            spread(b1.clone(), 1),
-            spread(b10.clone(), 1)
-        ));
-        let failures: usize = worker.iter().map(|r| r.batch_failures).sum();
-        text.push_str(&format!(
-            "  (messages reported failed in those batches: {failures})\n"
-        ));
-        out["worker"]["batch_of_1_ms"] = json!(b1);
-        out["worker"]["batch_of_10_ms"] = json!(b10);
-    }
-    (text, out)
+    text
+}
+
+/// The worker's batches of 1 and 10 against a slow CodePipeline.
+fn worker_batches(worker: &[Run], args: &Args, out: &mut Value) -> String {
+    let mut text = String::new();
+    let b1: Vec<f64> = worker.iter().filter_map(|r| r.batch1_ms).collect();
+    let b10: Vec<f64> = worker.iter().filter_map(|r| r.batch10_ms).collect();
+    text.push_str(&format!(
+        "\nworker, StartPipelineExecution answered in {}: batch of 1 {} ms, batch of 10 {} ms\n",
+        humantime::format_duration(args.codepipeline_latency),
+        spread(b1.clone(), 1),
+        spread(b10.clone(), 1)
+    ));
+    let failures: usize = worker.iter().map(|r| r.batch_failures).sum();
+    text.push_str(&format!(
+        "  (messages reported failed in those batches: {failures})\n"
+    ));
+    out["worker"]["batch_of_1_ms"] = json!(b1);
+    out["worker"]["batch_of_10_ms"] = json!(b10);
+    text
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

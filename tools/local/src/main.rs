@@ -1,8 +1,8 @@
 //! `trigger-local`: the whole system on this machine (see `trigger-local --help`).
 
 use clap::Parser;
-use local_stack::cli::Cli;
-use local_stack::{console::Console, LocalOptions, DEFAULT_FAILING};
+use local_stack::cli::{Cli, LocalArgs};
+use local_stack::{console::Console, LocalOptions, LocalStack, DEFAULT_FAILING};
 use shared::config::Env;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,17 +16,43 @@ async fn main() -> ExitCode {
     let _ = tracing::subscriber::set_global_default(shared::lambda::logging::json_subscriber(
         std::io::stderr,
     ));
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    // Ctrl-C (SIGINT) or SIGTERM: finish what is in flight, stop every part
-    // and free every port; a second signal stops at once.
-    let mut terminate = match tokio::signal::unix::signal(SignalKind::terminate()) {
-        Ok(signal) => signal,
+    let stop = match stop_on_signals() {
+        Ok(stop) => stop,
         Err(e) => {
             eprintln!("error: cannot listen for SIGTERM: {e}");
             return ExitCode::from(1);
         }
     };
+    let sdk = shared::aws::config_loader().load().await;
+    let env = Env::from_process();
+    let stack = match local_stack::start(&sdk, &env, &options(&args, &env), Console::stdout()).await
+    {
+        Ok(stack) => stack,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    run_until_stopped(&stack, &args, &stop).await;
+    let lines = stack
+        .metrics
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    stack.stop().await;
+    println!(
+        "local stack stopped; the metrics it would have published:\n{}",
+        local_stack::console::metrics_summary(&lines)
+    );
+    ExitCode::SUCCESS
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM sets the flag: finish what is in flight,
+/// stop every part and free every port; a second signal stops at once.
+fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())?;
     tokio::spawn(async move {
         loop {
             let name = tokio::select! {
@@ -40,14 +66,18 @@ async fn main() -> ExitCode {
             eprintln!("{name}: finishing what is in flight, then stopping (again to stop now)");
         }
     });
-    let sdk = shared::aws::config_loader().load().await;
-    let env = Env::from_process();
+    Ok(stop)
+}
+
+/// The stack's options from the command line (the default failing
+/// pipeline only when `PIPELINES` names none).
+fn options(args: &LocalArgs, env: &Env) -> LocalOptions {
     let failing = match &args.failing {
         Some(failing) => failing.clone(),
         None if env.get("PIPELINES").is_some() => Vec::new(),
         None => vec![DEFAULT_FAILING.to_string()],
     };
-    let options = LocalOptions {
+    LocalOptions {
         port: args.port,
         prefix: args.prefix.clone(),
         failing,
@@ -57,14 +87,12 @@ async fn main() -> ExitCode {
         stage: args.stage.clone(),
         chaos: None,
         edge: args.edge.limits(),
-    };
-    let stack = match local_stack::start(&sdk, &env, &options, Console::stdout()).await {
-        Ok(stack) => stack,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(e.exit_code());
-        }
-    };
+    }
+}
+
+/// Until a signal: pushes a run every `--push-every`, and prints the
+/// metric lines as they come with `--metrics`.
+async fn run_until_stopped(stack: &LocalStack, args: &LocalArgs, stop: &AtomicBool) {
     let mut shown = 0;
     let mut next_push = args
         .push_every
@@ -93,15 +121,4 @@ async fn main() -> ExitCode {
             shown = lines.len();
         }
     }
-    let lines = stack
-        .metrics
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    stack.stop().await;
-    println!(
-        "local stack stopped; the metrics it would have published:\n{}",
-        local_stack::console::metrics_summary(&lines)
-    );
-    ExitCode::SUCCESS
 }

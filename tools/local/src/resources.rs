@@ -116,6 +116,14 @@ pub async fn provision(
 }
 
 impl Resources {
+    /// The functions' settings with this stack's resource names.
+    pub fn functions_env(&self, env: shared::config::Env) -> shared::config::Env {
+        env.with("TABLE_NAME", self.table_name.clone())
+            .with("QUEUE_URL", self.queue_url.clone())
+            .with("DLQ_URL", self.dlq_url.clone())
+            .with("TOPIC_ARN", self.topic_arn.clone())
+    }
+
     /// The resources in the shape of `terraform output -json`, so
     /// `trigger-ops --terraform-outputs FILE dlq …` works on the local stack.
     /// `base_url` is where the HTTP API is served.

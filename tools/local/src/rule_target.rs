@@ -10,7 +10,7 @@
 use super::console::Console;
 use super::resources::{EVENT_DELIVERIES, EVENT_VISIBILITY_S};
 use crate::stopping::{acknowledge, receive, Stopping};
-use notifier::{Notifier, Outcome};
+use notifier::{Notifier, NotifierError, Outcome};
 use serde_json::Value;
 use shared::aws::queue::Deliveries;
 use shared::aws::table::Table;
@@ -104,70 +104,11 @@ impl RuleTarget {
                 .map(|o| o.trigger_id),
             None => None,
         };
-        let fate = self
-            .chaos
-            .as_deref()
-            .map_or(crate::faults::EventFate::Deliver, |c| c.event_fate());
-        let result = match fate {
-            crate::faults::EventFate::Later(seconds) => {
-                // Back after `seconds`, behind the events sent meanwhile.
-                if let Some(receipt) = message.receipt_handle() {
-                    let _ = self.queues.delay(&self.queue_url, receipt, seconds).await;
-                }
-                return;
-            }
-            crate::faults::EventFate::Twice => {
-                let (first, second) = tokio::join!(
-                    self.notifier.handle(event.clone()),
-                    self.notifier.handle(event)
-                );
-                // The delivery Lambda answers is the first; the second is
-                // EventBridge's at-least-once.
-                let _ = second;
-                first
-            }
-            crate::faults::EventFate::Deliver => {
-                match crate::faults::invoke(
-                    self.chaos.as_deref(),
-                    "notifier killed mid-event",
-                    self.notifier.handle(event),
-                )
-                .await
-                {
-                    Some(result) => result,
-                    // Killed: the event comes back when its visibility runs
-                    // out (the chaos run shortens the 30 s to 3).
-                    None => {
-                        if let Some(receipt) = message.receipt_handle() {
-                            let _ = self.queues.delay(&self.queue_url, receipt, 3).await;
-                        }
-                        return;
-                    }
-                }
-            }
+        let Some(result) = self.hand(message, event.clone()).await else {
+            return;
         };
         let what = match &result {
-            Ok(Outcome::Notified { .. }) => format!("{state}: e-mail sent to on-call"),
-            Ok(Outcome::Duplicate { .. }) => {
-                format!("{state}: delivered again; the e-mail went out before")
-            }
-            Ok(Outcome::NotNotified { state, .. }) => {
-                format!("{state}: recorded; no e-mail (not in NOTIFY_STATES)")
-            }
-            Ok(Outcome::Stage {
-                stage,
-                state,
-                recorded,
-                ..
-            }) => format!(
-                "stage {stage} {state}: {}",
-                if *recorded {
-                    "recorded"
-                } else {
-                    "nothing newer to record"
-                }
-            ),
-            Ok(Outcome::Ignored { reason }) => format!("ignored: {reason}"),
+            Ok(outcome) => said(outcome, state),
             Err(e) if self.deliveries_of(message) >= EVENT_DELIVERIES => {
                 match self.to_dlq(&event_of(message), e).await {
                     Ok(()) => {
@@ -188,5 +129,84 @@ impl RuleTarget {
         if result.is_ok() {
             acknowledge(&self.queues, &self.queue_url, &[message]).await;
         }
+    }
+    /// Hands the event to the notifier as EventBridge would under the
+    /// chaos run's fate for it: delivered, delivered twice at once, or
+    /// held back; `None` when it comes back later (held, or the notifier
+    /// killed mid-event).
+    async fn hand(
+        &self,
+        message: &aws_sdk_sqs::types::Message,
+        event: Value,
+    ) -> Option<Result<Outcome, NotifierError>> {
+        let fate = self
+            .chaos
+            .as_deref()
+            .map_or(crate::faults::EventFate::Deliver, |c| c.event_fate());
+        match fate {
+            crate::faults::EventFate::Later(seconds) => {
+                // Back after `seconds`, behind the events sent meanwhile.
+                if let Some(receipt) = message.receipt_handle() {
+                    let _ = self.queues.delay(&self.queue_url, receipt, seconds).await;
+                }
+                None
+            }
+            crate::faults::EventFate::Twice => {
+                let (first, second) = tokio::join!(
+                    self.notifier.handle(event.clone()),
+                    self.notifier.handle(event)
+                );
+                // The delivery Lambda answers is the first; the second is
+                // EventBridge's at-least-once.
+                let _ = second;
+                Some(first)
+            }
+            crate::faults::EventFate::Deliver => {
+                match crate::faults::invoke(
+                    self.chaos.as_deref(),
+                    "notifier killed mid-event",
+                    self.notifier.handle(event),
+                )
+                .await
+                {
+                    Some(result) => Some(result),
+                    // Killed: the event comes back when its visibility runs
+                    // out (the chaos run shortens the 30 s to 3).
+                    None => {
+                        if let Some(receipt) = message.receipt_handle() {
+                            let _ = self.queues.delay(&self.queue_url, receipt, 3).await;
+                        }
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the notifier did with an event, for the console.
+fn said(outcome: &Outcome, state: &str) -> String {
+    match outcome {
+        Outcome::Notified { .. } => format!("{state}: e-mail sent to on-call"),
+        Outcome::Duplicate { .. } => {
+            format!("{state}: delivered again; the e-mail went out before")
+        }
+        Outcome::NotNotified { state, .. } => {
+            format!("{state}: recorded; no e-mail (not in NOTIFY_STATES)")
+        }
+        Outcome::Stage {
+            stage,
+            state,
+            recorded,
+            ..
+        } => format!(
+            "stage {stage} {state}: {}",
+            if *recorded {
+                "recorded"
+            } else {
+                "nothing newer to record"
+            }
+        ),
+        Outcome::Ignored { reason } => format!("ignored: {reason}"),
     }
 }

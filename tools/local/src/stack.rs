@@ -221,6 +221,102 @@ async fn bind(port: u16) -> Result<TcpListener, LocalError> {
         })
 }
 
+/// CodePipeline as AWS plays it (idempotent tokens, the worker's role as
+/// the caller), in front of the emulator's.
+async fn start_front(
+    sdk: &SdkConfig,
+    env: &Env,
+) -> Result<
+    (
+        CodePipelineFront,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ),
+    LocalError,
+> {
+    let upstream = aws::endpoint_of(sdk, aws::CODEPIPELINE_SERVICE_ID)
+        .ok_or_else(|| LocalError::Refused("no CodePipeline emulator endpoint".into()))?;
+    let worker_role = env.string("WORKER_ROLE_ARN")?;
+    let caller = shared::rules::pipeline_event::assumed_role_arn(&worker_role, "worker")
+        .ok_or_else(|| LocalError::BadSetting {
+            what: "WORKER_ROLE_ARN",
+            reason: "not an IAM role ARN".into(),
+        })?;
+    CodePipelineFront::new(bind(0).await?, &upstream, &caller)
+        .map_err(|e| LocalError::Failed(format!("cannot start the CodePipeline front: {e}")))
+}
+
+/// As Terraform does: the client-key secret's fingerprint beside the
+/// table's items, for trigger-ops.
+async fn write_fingerprint(
+    sdk: &SdkConfig,
+    env: &Env,
+    resources: &resources::Resources,
+) -> Result<(), LocalError> {
+    Table::new(
+        aws::dynamodb(sdk, &CallCounter::default()),
+        &resources.table_name,
+    )
+    .secret()
+    .put_fingerprint(&shared::rules::client_key::secret_fingerprint(
+        &env.client_key_secret()?,
+    ))
+    .await
+    .map_err(|e| LocalError::Failed(format!("cannot write the secret's fingerprint: {e}")))
+}
+
+/// The settings the functions' clients are built with, and the
+/// CodePipeline they call: under chaos, through the fault proxies.
+fn functions_sdk(
+    sdk: &SdkConfig,
+    options: &LocalOptions,
+    front: &CodePipelineFront,
+) -> (SdkConfig, String) {
+    match &options.chaos {
+        Some(chaos) => (
+            aws::with_endpoints(
+                sdk,
+                aws::Endpoints {
+                    dynamodb: chaos.dynamodb.clone(),
+                    others: chaos.others.clone(),
+                    services: Vec::new(),
+                },
+            ),
+            chaos.codepipeline.clone(),
+        ),
+        None => (sdk.clone(), front.endpoint.clone()),
+    }
+}
+
+/// The notifier's table behind a switch (`trigger-local` can take it
+/// away); under chaos, behind the DynamoDB fault proxy as well.
+async fn table_switch(
+    sdk: &SdkConfig,
+    options: &LocalOptions,
+    stopping: &Stopping,
+) -> Result<
+    (
+        outage::Outage,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ),
+    LocalError,
+> {
+    let table_endpoint = match &options.chaos {
+        Some(chaos) => Some(chaos.dynamodb.clone()),
+        None => aws::endpoint_of(sdk, aws::DYNAMODB_SERVICE_ID),
+    }
+    .ok_or_else(|| LocalError::Refused("no DynamoDB emulator endpoint".into()))?;
+    outage::start(bind(0).await?, stopping.clone(), table_endpoint)
+        .map_err(|e| LocalError::Failed(format!("cannot start the table switch: {e}")))
+}
+
+/// Serves until the stack stops.
+async fn until_stopped(serve: impl std::future::Future<Output = ()>, mut stopping: Stopping) {
+    tokio::select! {
+        _ = serve => {}
+        _ = stopping.wait() => {}
+    }
+}
+
 /// Provisions the stack on the emulator `sdk` points at and starts every
 /// part. `env` supplies the functions' settings (`QUOTA_LIMIT`,
 /// `MAX_ATTEMPTS`, `NOTIFY_STATES`, …); the resource names are the stack's own.
@@ -235,69 +331,22 @@ pub async fn start(
     let pipelines = env.pipelines()?;
     let max_attempts = env.number("MAX_ATTEMPTS", 1, MAX_ATTEMPTS_LIMIT)?;
     let names = codepipeline_names(&pipelines, &options.failing)?;
-    let listener = bind(options.port).await?;
-    let history_listener = bind(0).await?;
-    // CodePipeline as AWS plays it, in front of the emulator's.
-    let upstream = aws::endpoint_of(sdk, aws::CODEPIPELINE_SERVICE_ID)
-        .ok_or_else(|| LocalError::Refused("no CodePipeline emulator endpoint".into()))?;
-    let worker_role = env.string("WORKER_ROLE_ARN")?;
-    let caller = shared::rules::pipeline_event::assumed_role_arn(&worker_role, "worker")
-        .ok_or_else(|| LocalError::BadSetting {
-            what: "WORKER_ROLE_ARN",
-            reason: "not an IAM role ARN".into(),
-        })?;
-    let (front, serve_front) = CodePipelineFront::new(bind(0).await?, &upstream, &caller)
-        .map_err(|e| LocalError::Failed(format!("cannot start the CodePipeline front: {e}")))?;
+    let (listener, history_listener) = (bind(options.port).await?, bind(0).await?);
+    let (front, serve_front) = start_front(sdk, &env).await?;
     let (stop, stopping) = Stopping::channel();
-    let table_endpoint = match &options.chaos {
-        Some(chaos) => chaos.dynamodb.clone(),
-        None => aws::endpoint_of(sdk, aws::DYNAMODB_SERVICE_ID)
-            .ok_or_else(|| LocalError::Refused("no DynamoDB emulator endpoint".into()))?,
-    };
-    let (notifier_table, serve_outage) =
-        outage::start(bind(0).await?, stopping.clone(), table_endpoint)
-            .map_err(|e| LocalError::Failed(format!("cannot start the table switch: {e}")))?;
+    let (notifier_table, serve_outage) = table_switch(sdk, options, &stopping).await?;
     let lambda_listener = bind(0).await?;
+    let (base_url, history_url) = (url_of(&listener)?, url_of(&history_listener)?);
     let lambda_url = url_of(&lambda_listener)?;
     let notifier_function = format!("{}-notifier", options.prefix);
-    let base_url = url_of(&listener)?;
-    let history_url = url_of(&history_listener)?;
     let mut resources = provision_resources(sdk, &options.prefix, &names, max_attempts).await?;
     resources.catalog = pipelines
         .iter()
         .map(|p| (p.public.clone(), p.name.clone()))
         .collect();
-    // As Terraform does: the secret's fingerprint beside it, for trigger-ops.
-    Table::new(
-        aws::dynamodb(sdk, &CallCounter::default()),
-        &resources.table_name,
-    )
-    .secret()
-    .put_fingerprint(&shared::rules::client_key::secret_fingerprint(
-        &env.client_key_secret()?,
-    ))
-    .await
-    .map_err(|e| LocalError::Failed(format!("cannot write the secret's fingerprint: {e}")))?;
-    let env = env
-        .with("TABLE_NAME", resources.table_name.clone())
-        .with("QUEUE_URL", resources.queue_url.clone())
-        .with("DLQ_URL", resources.dlq_url.clone())
-        .with("TOPIC_ARN", resources.topic_arn.clone());
-    // Under chaos the functions' calls go through the fault proxies.
-    let (functions_sdk, front_url) = match &options.chaos {
-        Some(chaos) => (
-            aws::with_endpoints(
-                sdk,
-                aws::Endpoints {
-                    dynamodb: chaos.dynamodb.clone(),
-                    others: chaos.others.clone(),
-                    services: Vec::new(),
-                },
-            ),
-            chaos.codepipeline.clone(),
-        ),
-        None => (sdk.clone(), front.endpoint.clone()),
-    };
+    write_fingerprint(sdk, &env, &resources).await?;
+    let env = resources.functions_env(env);
+    let (functions_sdk, front_url) = functions_sdk(sdk, options, &front);
     let functions = Functions::build(
         &functions_sdk,
         &env,
@@ -311,8 +360,7 @@ pub async fn start(
         let access = local_access(sdk, &env, &front.endpoint, &lambda_url).await?;
         resources.write_outputs(path, &base_url, &notifier_function, &access)?;
     }
-    let calls = functions.calls.clone();
-    let metrics = functions.metric_lines.clone();
+    let (calls, metrics) = (functions.calls.clone(), functions.metric_lines.clone());
     let emails = Arc::new(std::sync::Mutex::new(Vec::new()));
     let parts = Parts {
         sdk,
@@ -324,14 +372,9 @@ pub async fn start(
         max_attempts,
     };
     let notifier = functions.notifier.clone();
+    let (api, history) = (listener, history_listener);
     let mut tasks = parts
-        .spawn(
-            functions,
-            listener,
-            history_listener,
-            stopping.clone(),
-            &front,
-        )
+        .spawn(functions, api, history, stopping.clone(), &front)
         .await?;
     tasks.spawn(serve_outage);
     tasks.spawn(lambda_api::serve(
@@ -340,13 +383,7 @@ pub async fn start(
         notifier_function.clone(),
         notifier,
     ));
-    let mut front_stopping = stopping;
-    tasks.spawn(async move {
-        tokio::select! {
-            _ = serve_front => {}
-            _ = front_stopping.wait() => {}
-        }
-    });
+    tasks.spawn(until_stopped(serve_front, stopping));
     console.say(&banner(&base_url, &resources, options, &pipelines));
     Ok(LocalStack {
         base_url,

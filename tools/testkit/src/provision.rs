@@ -60,39 +60,7 @@ pub async fn create_table(
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         ))
-        .set_global_secondary_indexes(Some(
-            [
-                (shared::aws::table::ledger::BY_DAY, "day"),
-                (shared::aws::table::ledger::BY_RUN, "run_id"),
-            ]
-            .into_iter()
-            .map(|(index, hash)| {
-                GlobalSecondaryIndex::builder()
-                    .index_name(index)
-                    .key_schema(
-                        KeySchemaElement::builder()
-                            .attribute_name(hash)
-                            .key_type(KeyType::Hash)
-                            .build()
-                            .map_err(|e| err(name, e))?,
-                    )
-                    .key_schema(
-                        KeySchemaElement::builder()
-                            .attribute_name("requested_at")
-                            .key_type(KeyType::Range)
-                            .build()
-                            .map_err(|e| err(name, e))?,
-                    )
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .map_err(|e| err(name, e))
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        ))
+        .set_global_secondary_indexes(Some(ledger_indexes(name)?))
         .send()
         .await
         .map_err(|e| err(name, e))?;
@@ -110,6 +78,37 @@ pub async fn create_table(
         .await
         .map_err(|e| err(name, e))?;
     Ok(())
+}
+
+/// The ledger's indexes: by day and by run, each sorted by request time,
+/// every attribute projected.
+fn ledger_indexes(name: &str) -> Result<Vec<GlobalSecondaryIndex>, ProvisionError> {
+    let key = |attribute: &str, key_type: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(attribute)
+            .key_type(key_type)
+            .build()
+            .map_err(|e| err(name, e))
+    };
+    [
+        (shared::aws::table::ledger::BY_DAY, "day"),
+        (shared::aws::table::ledger::BY_RUN, "run_id"),
+    ]
+    .into_iter()
+    .map(|(index, hash)| {
+        GlobalSecondaryIndex::builder()
+            .index_name(index)
+            .key_schema(key(hash, KeyType::Hash)?)
+            .key_schema(key("requested_at", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| err(name, e))
+    })
+    .collect()
 }
 
 /// The ARN of a queue.

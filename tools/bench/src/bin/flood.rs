@@ -138,6 +138,130 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("--triggers must be between 1 and 60000".into());
     }
     let sdk = testkit::sdk_config().await;
+    let (stack, env, pipeline) = start_stack(&sdk, &args).await?;
+    if args.scenario == Scenario::Ipv6Slash48 {
+        let report = one_slash48(&args, &env, &stack).await?;
+        print_report(&report, &args)?;
+        stack.stop().await;
+        return Ok(());
+    }
+    eprintln!(
+        "==> {} triggers from {} loopback addresses, {} at a time; each run takes {}",
+        args.triggers,
+        args.triggers,
+        args.concurrency,
+        humantime::format_duration(args.run_time)
+    );
+    let (report, accepted) = flood(&args, &sdk, &stack, &pipeline).await?;
+    print_report(&report, &args)?;
+    stack.stop().await;
+    if accepted != args.triggers {
+        return Err(format!(
+            "only {accepted} of {} triggers were accepted",
+            args.triggers
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The flood on one pipeline, to the end of every trigger it accepted:
+/// the report, and how many were accepted.
+async fn flood(
+    args: &Args,
+    sdk: &aws_config::SdkConfig,
+    stack: &local_stack::LocalStack,
+    pipeline: &str,
+) -> Result<(Value, u32), Box<dyn std::error::Error>> {
+    let base = stack.base_url.clone();
+    let table = shared::aws::table::Table::new(
+        shared::aws::dynamodb(sdk, &CallCounter::default()),
+        stack.resources.table_name.clone(),
+    );
+    let pending = PendingSampler::start(table, pipeline.to_string());
+    let codepipeline = shared::aws::codepipeline(sdk, &CallCounter::default());
+    let queues =
+        shared::aws::queue::Deliveries::new(shared::aws::sqs(sdk, &CallCounter::default()));
+    let start = Instant::now();
+    let url = format!("{base}/trigger");
+    let legit = spawn_legitimate(args, &url, &base, &pending);
+    let answers = send_flood(args, &url, &pending).await;
+    let flood_s = start.elapsed().as_secs_f64();
+    let (statuses, latencies) = tally(&answers);
+    let ingress_calls = per_trigger(&stack.calls.ingress, args.triggers);
+
+    let deadline = start + settle_limit(args.limit, args.max_pending, args.run_time);
+    let drained_s = drained(&queues, &stack.resources.queue_url, start, deadline).await?;
+    let worker_calls_at_drain = per_trigger(&stack.calls.worker, args.triggers);
+    // From here on, runs only wait and start: what does waiting cost?
+    let worker_before_wait: u64 = stack.calls.worker.snapshot().values().sum();
+    let waited_from = pending.waiting_run_ms();
+    let wait_began = Instant::now();
+
+    let ids = answers
+        .iter()
+        .filter_map(|(_, _, _, id)| id.clone())
+        .collect();
+    let (executions_named, by_status) = ended(&base, ids, deadline).await?;
+    let settled_s = start.elapsed().as_secs_f64();
+    let worker_while_waiting: u64 =
+        stack.calls.worker.snapshot().values().sum::<u64>() - worker_before_wait;
+    let waiting_run_minutes = (pending.waiting_run_ms() - waited_from) as f64 / 60_000.0;
+    let wait_minutes = wait_began.elapsed().as_secs_f64() / 60.0;
+    let legit = legit.await?;
+    let executions = testkit::executions(&codepipeline, pipeline).await;
+    let accepted = statuses.get(&202).copied().unwrap_or(0);
+    pending.stop();
+    let report = json!({
+        "triggers": args.triggers,
+        "concurrency": args.concurrency,
+        "run_time_s": args.run_time.as_secs_f64(),
+        "responses": statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect::<BTreeMap<_, _>>(),
+        "scenario": match args.scenario {
+            Scenario::Same => "same inputs",
+            Scenario::Distinct => "a distinct ref each",
+            Scenario::Ipv6Slash48 => "one IPv6 /48",
+        },
+        "executions": executions,
+        "most_runs_pending_at_once": pending.most(),
+        "legitimate_trigger_mid_flood": legit,
+        "max_pending": (args.scenario == Scenario::Distinct).then_some(args.max_pending),
+        "worker_calls_while_runs_waited": waiting_cost(worker_while_waiting, wait_minutes, waiting_run_minutes),
+        "executions_named_by_triggers": executions_named.len(),
+        "trigger_outcomes": by_status,
+        "ingress_ms": {"p50": percentile(&latencies, 50.0), "p99": percentile(&latencies, 99.0), "max": latencies.last()},
+        "flood_s": flood_s,
+        "worker_drained_queue_s": drained_s,
+        "all_triggers_ended_s": settled_s,
+        "aws_calls_per_trigger": {
+            "ingress": ingress_calls,
+            "worker (at drain)": worker_calls_at_drain,
+            "worker (in all)": per_trigger(&stack.calls.worker, args.triggers),
+            "notifier": per_trigger(&stack.calls.notifier, args.triggers),
+        },
+        "notifier_calls_in_all": stack.calls.notifier.snapshot(),
+    });
+    Ok((report, accepted))
+}
+
+/// The answers counted by status, and their latencies, sorted.
+fn tally(answers: &[Answer]) -> (BTreeMap<u16, u32>, Vec<f64>) {
+    let mut statuses: BTreeMap<u16, u32> = BTreeMap::new();
+    for (_, status, _, _) in answers {
+        *statuses.entry(*status).or_default() += 1;
+    }
+    let mut latencies: Vec<f64> = answers.iter().map(|(_, _, ms, _)| *ms).collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    (statuses, latencies)
+}
+
+/// The local stack the flood plays on: one public pipeline `app` (its
+/// settings by scenario). Returns the stack, its settings and the
+/// CodePipeline's name.
+async fn start_stack(
+    sdk: &aws_config::SdkConfig,
+    args: &Args,
+) -> Result<(local_stack::LocalStack, Env, String), Box<dyn std::error::Error>> {
     let prefix = testkit::unique("flood");
     let pipeline = format!("{prefix}-app");
     let pipelines = format!("app={pipeline}");
@@ -150,65 +274,56 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("PIPELINE_SETTINGS", settings.as_str()),
     ]);
     let stack = local_stack::start(
-        &sdk,
+        sdk,
         &env,
-        &LocalOptions::bench(prefix.clone(), args.run_time),
+        &LocalOptions::bench(prefix, args.run_time),
         Console::new(Box::new(std::io::sink())),
     )
     .await?;
-    if args.scenario == Scenario::Ipv6Slash48 {
-        let report = one_slash48(&args, &env, &stack).await?;
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        if let Some(path) = &args.json {
-            std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
-        }
-        stack.stop().await;
-        return Ok(());
+    Ok((stack, env, pipeline))
+}
+
+/// The report on stdout, and in `--json`'s file.
+fn print_report(report: &Value, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    println!("{}", serde_json::to_string_pretty(report)?);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(report)?)?;
     }
-    let base = stack.base_url.clone();
-    let table = shared::aws::table::Table::new(
-        shared::aws::dynamodb(&sdk, &CallCounter::default()),
-        stack.resources.table_name.clone(),
-    );
-    let pending = PendingSampler::start(table, pipeline.clone());
-    let codepipeline = shared::aws::codepipeline(&sdk, &CallCounter::default());
-    let queues =
-        shared::aws::queue::Deliveries::new(shared::aws::sqs(&sdk, &CallCounter::default()));
-    eprintln!(
-        "==> {} triggers from {} loopback addresses, {} at a time; each run takes {}",
-        args.triggers,
-        args.triggers,
-        args.concurrency,
-        humantime::format_duration(args.run_time)
-    );
-    let start = Instant::now();
-    let url = format!("{base}/trigger");
+    Ok(())
+}
+
+/// What the worker spent while runs only waited: its calls per minute, and
+/// per waiting run per minute.
+fn waiting_cost(calls: u64, minutes: f64, waiting_run_minutes: f64) -> Value {
+    json!({
+        "calls": calls,
+        "minutes": minutes,
+        "per_minute": calls as f64 / minutes.max(1e-9),
+        "runs_waiting_on_average": waiting_run_minutes / minutes.max(1e-9),
+        "waiting_run_minutes": waiting_run_minutes,
+        "per_waiting_run_per_minute": if waiting_run_minutes > 0.0 {
+            Some(calls as f64 / waiting_run_minutes)
+        } else {
+            None
+        },
+    })
+}
+
+/// One answer of the flood: the client's number, the status, the latency
+/// in ms, and the trigger id of a 202.
+type Answer = (u32, u16, f64, Option<String>);
+
+/// The flood: a request from each client's own loopback address,
+/// `concurrency` at a time (`distinct`: each its own `ref`).
+async fn send_flood(args: &Args, url: &str, pending: &PendingSampler) -> Vec<Answer> {
     let scenario = args.scenario;
     let body = move |n: u32| match scenario {
         Scenario::Distinct => format!(r#"{{"pipeline": "app", "inputs": {{"ref": "r-{n}"}}}}"#),
         _ => String::new(),
     };
-    // A legitimate trigger, sent when half the flood is in: from an address
-    // of its own, with inputs of its own.
-    let legit = {
-        let url = url.clone();
-        let base = base.clone();
-        let half = args.triggers / 2;
-        let pending = pending.clone();
-        let legit_body = match scenario {
-            Scenario::Distinct => r#"{"pipeline": "app", "inputs": {"ref": "legit"}}"#.to_string(),
-            _ => String::new(),
-        };
-        tokio::spawn(async move {
-            while pending.sent() < half {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            legitimate(&url, &base, legit_body).await
-        })
-    };
-    let answers: Vec<(u32, u16, f64, Option<String>)> = stream::iter(0..args.triggers)
+    stream::iter(0..args.triggers)
         .map(|n| {
-            let url = url.clone();
+            let url = url.to_string();
             let body = body(n);
             let pending = pending.clone();
             async move {
@@ -225,48 +340,67 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .buffer_unordered(args.concurrency)
         .collect()
-        .await;
-    let flood_s = start.elapsed().as_secs_f64();
-    let mut statuses: BTreeMap<u16, u32> = BTreeMap::new();
-    for (_, status, _, _) in &answers {
-        *statuses.entry(*status).or_default() += 1;
-    }
-    let mut latencies: Vec<f64> = answers.iter().map(|(_, _, ms, _)| *ms).collect();
-    latencies.sort_by(|a, b| a.total_cmp(b));
-    let ingress_calls = per_trigger(&stack.calls.ingress, args.triggers);
+        .await
+}
 
-    // The worker has drained the queue when nothing is visible or in flight
-    // (a waiting run's message is delayed, not visible).
-    let deadline = start + settle_limit(args.limit, args.max_pending, args.run_time);
-    let drained_s = loop {
-        let counts = queues.counts(&stack.resources.queue_url).await?;
+/// A legitimate trigger, sent when half the flood is in: from an address
+/// of its own, with inputs of its own.
+fn spawn_legitimate(
+    args: &Args,
+    url: &str,
+    base: &str,
+    pending: &PendingSampler,
+) -> tokio::task::JoinHandle<Value> {
+    let (url, base) = (url.to_string(), base.to_string());
+    let half = args.triggers / 2;
+    let pending = pending.clone();
+    let legit_body = match args.scenario {
+        Scenario::Distinct => r#"{"pipeline": "app", "inputs": {"ref": "legit"}}"#.to_string(),
+        _ => String::new(),
+    };
+    tokio::spawn(async move {
+        while pending.sent() < half {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        legitimate(&url, &base, legit_body).await
+    })
+}
+
+/// Seconds from `start` until the worker drained the queue: nothing
+/// visible or in flight (a waiting run's message is delayed, not visible).
+async fn drained(
+    queues: &shared::aws::queue::Deliveries,
+    url: &str,
+    start: Instant,
+    deadline: Instant,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    loop {
+        let counts = queues.counts(url).await?;
         if counts.visible + counts.in_flight == 0 {
-            break start.elapsed().as_secs_f64();
+            return Ok(start.elapsed().as_secs_f64());
         }
         if Instant::now() > deadline {
             return Err("the queue did not drain in time".into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let worker_calls_at_drain = per_trigger(&stack.calls.worker, args.triggers);
-    // From here on, runs only wait and start: what does waiting cost?
-    let worker_before_wait: u64 = stack.calls.worker.snapshot().values().sum();
-    let waited_from = pending.waiting_run_ms();
-    let wait_began = Instant::now();
+    }
+}
 
-    // Every accepted trigger ends, each naming an execution.
+/// Waits until every accepted trigger ended: the executions they name, and
+/// how many ended in each status.
+async fn ended(
+    base: &str,
+    mut unfinished: Vec<String>,
+    deadline: Instant,
+) -> Result<(BTreeSet<String>, BTreeMap<String, u32>), Box<dyn std::error::Error>> {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let mut executions_named = BTreeSet::new();
-    let mut unfinished: Vec<String> = answers
-        .iter()
-        .filter_map(|(_, _, _, id)| id.clone())
-        .collect();
     let mut by_status: BTreeMap<String, u32> = BTreeMap::new();
     while !unfinished.is_empty() {
         let mut still = Vec::new();
         for id in unfinished {
-            let (_, body) = status_of(&client, &base, &id).await;
+            let (_, body) = status_of(&client, base, &id).await;
             let status = body["status"].as_str().unwrap_or("?").to_string();
             if matches!(status.as_str(), "queued" | "started" | "?") {
                 still.push(id);
@@ -285,68 +419,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    let settled_s = start.elapsed().as_secs_f64();
-    let worker_while_waiting: u64 =
-        stack.calls.worker.snapshot().values().sum::<u64>() - worker_before_wait;
-    let waiting_run_minutes = (pending.waiting_run_ms() - waited_from) as f64 / 60_000.0;
-    let wait_minutes = wait_began.elapsed().as_secs_f64() / 60.0;
-    let legit = legit.await?;
-    let executions = testkit::executions(&codepipeline, &pipeline).await;
-    let accepted = statuses.get(&202).copied().unwrap_or(0);
-    let report = json!({
-        "triggers": args.triggers,
-        "concurrency": args.concurrency,
-        "run_time_s": args.run_time.as_secs_f64(),
-        "responses": statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect::<BTreeMap<_, _>>(),
-        "scenario": match args.scenario {
-            Scenario::Same => "same inputs",
-            Scenario::Distinct => "a distinct ref each",
-            Scenario::Ipv6Slash48 => "one IPv6 /48",
-        },
-        "executions": executions,
-        "most_runs_pending_at_once": pending.most(),
-        "legitimate_trigger_mid_flood": legit,
-        "max_pending": (args.scenario == Scenario::Distinct).then_some(args.max_pending),
-        "worker_calls_while_runs_waited": {
-            "calls": worker_while_waiting,
-            "minutes": wait_minutes,
-            "per_minute": worker_while_waiting as f64 / wait_minutes.max(1e-9),
-            "runs_waiting_on_average": waiting_run_minutes / wait_minutes.max(1e-9),
-            "waiting_run_minutes": waiting_run_minutes,
-            "per_waiting_run_per_minute": if waiting_run_minutes > 0.0 {
-                Some(worker_while_waiting as f64 / waiting_run_minutes)
-            } else {
-                None
-            },
-        },
-        "executions_named_by_triggers": executions_named.len(),
-        "trigger_outcomes": by_status,
-        "ingress_ms": {"p50": percentile(&latencies, 50.0), "p99": percentile(&latencies, 99.0), "max": latencies.last()},
-        "flood_s": flood_s,
-        "worker_drained_queue_s": drained_s,
-        "all_triggers_ended_s": settled_s,
-        "aws_calls_per_trigger": {
-            "ingress": ingress_calls,
-            "worker (at drain)": worker_calls_at_drain,
-            "worker (in all)": per_trigger(&stack.calls.worker, args.triggers),
-            "notifier": per_trigger(&stack.calls.notifier, args.triggers),
-        },
-        "notifier_calls_in_all": stack.calls.notifier.snapshot(),
-    });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
-    }
-    stack.stop().await;
-    pending.stop();
-    if accepted != args.triggers {
-        return Err(format!(
-            "only {accepted} of {} triggers were accepted",
-            args.triggers
-        )
-        .into());
-    }
-    Ok(())
+    Ok((executions_named, by_status))
 }
 
 /// Samples the pipeline's lane every 100 ms: the most runs waiting at once,

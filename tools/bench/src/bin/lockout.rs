@@ -146,6 +146,17 @@ impl Tally {
     }
 }
 
+/// Where the flood goes, and what every task of it shares.
+#[derive(Clone)]
+struct Scene {
+    url: String,
+    base: String,
+    start: Instant,
+    until: Instant,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -153,6 +164,137 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("--addresses 1 to 60000, --rate above 0 and at most 200".into());
     }
     let sdk = testkit::sdk_config().await;
+    let (stack, pipeline) = start_stack(&sdk, &args).await?;
+    let table = Table::new(
+        shared::aws::dynamodb(&sdk, &CallCounter::default()),
+        stack.resources.table_name.clone(),
+    );
+    if args.group.is_some() {
+        let parsed = shared::rules::network_groups::parse_ranges(b"127.4.0.0/16\n")?;
+        table
+            .network_groups()
+            .import("cloud", &parsed, "lockout bench", now_ms())
+            .await?;
+    }
+    let key = create_ci_key(&table).await?;
+    let calls_before = all_calls(&stack);
+    let start = Instant::now();
+    let scene = Scene {
+        url: format!("{}/trigger", stack.base_url),
+        base: stack.base_url.clone(),
+        start,
+        until: start + args.duration,
+        stop: Arc::new(AtomicBool::new(false)),
+        tally: Arc::new(Tally::default()),
+    };
+    announce(&args);
+    let clients: Vec<Http> = (0..args.addresses)
+        .map(|n| client_from(attacker_address(n)))
+        .collect();
+    let attack = match args.attacker {
+        Attacker::Steady => {
+            tokio::spawn(steady(scene.clone(), clients, args.rate, args.max_requests))
+        }
+        Attacker::Smart => tokio::spawn(smart(
+            scene.clone(),
+            clients,
+            args.max_pending,
+            args.max_requests,
+        )),
+    };
+    let person = tokio::spawn(person(scene.clone()));
+    let ci = tokio::spawn(ci_job(scene.clone(), key, table.clone()));
+    tokio::time::sleep(args.duration).await;
+    scene.stop.store(true, Ordering::SeqCst);
+    let attacker_requests = attack.await?;
+    let person = person.await?;
+    let mut ci = ci.await?;
+    let minutes = start.elapsed().as_secs_f64() / 60.0;
+    let calls = all_calls(&stack) - calls_before;
+    let executions = testkit::executions(
+        &shared::aws::codepipeline(&sdk, &CallCounter::default()),
+        &pipeline,
+    )
+    .await;
+    count_runs_ahead(&table, &mut ci).await?;
+    let report = lockout_report(
+        &args,
+        attacker_requests,
+        &scene.tally,
+        person,
+        ci,
+        executions,
+        calls as f64 / minutes,
+    );
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    stack.stop().await;
+    Ok(())
+}
+
+/// What the run is, on stderr.
+fn announce(args: &Args) {
+    eprintln!(
+        "==> {} attacker on {} addresses for {}; a person every 10 s, a keyed CI job every 30 s{}",
+        match args.attacker {
+            Attacker::Steady => format!("a steady ({}/s)", args.rate),
+            Attacker::Smart => "a smart".to_string(),
+        },
+        args.addresses,
+        humantime::format_duration(args.duration),
+        args.group
+            .map(|n| format!("; the attackers' addresses are the group cloud={n}"))
+            .unwrap_or_default()
+    );
+}
+
+/// The report: the attacker's requests and answers, the person's and the
+/// CI job's outcomes, the executions and the AWS calls per minute.
+fn lockout_report(
+    args: &Args,
+    attacker_requests: u64,
+    tally: &Tally,
+    person: BTreeMap<String, u64>,
+    ci: Vec<Value>,
+    executions: usize,
+    calls_per_minute: f64,
+) -> Value {
+    let waits: Vec<f64> = ci.iter().filter_map(|w| w["waited_s"].as_f64()).collect();
+    json!({
+        "attacker": match args.attacker { Attacker::Steady => "steady", Attacker::Smart => "smart" },
+        "addresses": args.addresses,
+        "rate_per_s": (args.attacker == Attacker::Steady).then_some(args.rate),
+        "duration_s": args.duration.as_secs_f64(),
+        "run_time_s": args.run_time.as_secs_f64(),
+        "max_pending": args.max_pending,
+        "group": args.group,
+        "attacker_requests": attacker_requests,
+        "attacker_answers": *tally.answers.lock().unwrap(),
+        "attacker_accepted_by_10s": tally.accepted_by_10s.lock().unwrap().iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+        "person_every_10s": person,
+        "keyed_every_30s": ci,
+        "keyed_wait_s": {
+            "max": waits.iter().cloned().fold(0.0, f64::max),
+            "mean": if waits.is_empty() { 0.0 } else { waits.iter().sum::<f64>() / waits.len() as f64 },
+        },
+        "executions": executions,
+        "aws_calls_per_minute": calls_per_minute,
+    })
+}
+
+fn now_ms() -> u64 {
+    shared::clock::Clock::now_ms(&shared::clock::SystemClock)
+}
+
+/// The local stack: one public pipeline `app` with a `ref` input and the
+/// given `max_pending`, the IPv6 network levels (and the group's).
+/// Returns it and the CodePipeline's name.
+async fn start_stack(
+    sdk: &aws_config::SdkConfig,
+    args: &Args,
+) -> Result<(local_stack::LocalStack, String), Box<dyn std::error::Error>> {
     let prefix = testkit::unique("lockout");
     let pipeline = format!("{prefix}-app");
     let pipelines = format!("app={pipeline}");
@@ -170,286 +312,225 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("NETWORK_QUOTA_LIMITS", levels.as_str()),
     ]);
     let stack = local_stack::start(
-        &sdk,
+        sdk,
         &env,
-        &LocalOptions::bench(prefix.clone(), args.run_time),
+        &LocalOptions::bench(prefix, args.run_time),
         Console::new(Box::new(std::io::sink())),
     )
     .await?;
-    let table = Table::new(
-        shared::aws::dynamodb(&sdk, &CallCounter::default()),
-        stack.resources.table_name.clone(),
-    );
-    if args.group.is_some() {
-        let parsed = shared::rules::network_groups::parse_ranges(b"127.4.0.0/16\n")?;
-        table
-            .network_groups()
-            .import(
-                "cloud",
-                &parsed,
-                "lockout bench",
-                shared::clock::Clock::now_ms(&shared::clock::SystemClock),
-            )
-            .await?;
-    }
-    let key = {
-        let mut bytes = [0u8; 20];
-        getrandom::fill(&mut bytes).map_err(|e| format!("no random bytes: {e}"))?;
-        let key = shared::rules::keys::key_from_bytes(&bytes);
-        let record = shared::rules::keys::KeyRecord {
-            name: "ci".into(),
-            hash: shared::rules::keys::key_hash(&key),
-            pipelines: vec![],
-            quota: shared::rules::quota::QuotaPolicy {
-                limit: 100,
-                window: Duration::from_secs(86_400),
-            },
-            created_at: shared::clock::Clock::now_ms(&shared::clock::SystemClock),
-            revoked_at: None,
-            valid_until: None,
-        };
-        table.keys().create(&record).await?;
-        key
+    Ok((stack, pipeline))
+}
+
+/// The CI job's trigger key `ci`: every pipeline, 100 a day.
+async fn create_ci_key(table: &Table) -> Result<String, Box<dyn std::error::Error>> {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no random bytes: {e}"))?;
+    let key = shared::rules::keys::key_from_bytes(&bytes);
+    let record = shared::rules::keys::KeyRecord {
+        name: "ci".into(),
+        hash: shared::rules::keys::key_hash(&key),
+        pipelines: vec![],
+        quota: shared::rules::quota::QuotaPolicy {
+            limit: 100,
+            window: Duration::from_secs(86_400),
+        },
+        created_at: now_ms(),
+        revoked_at: None,
+        valid_until: None,
     };
-    let base = stack.base_url.clone();
-    let url = format!("{base}/trigger");
-    let calls_before: u64 = [
+    table.keys().create(&record).await?;
+    Ok(key)
+}
+
+/// Every AWS call the three functions made so far.
+fn all_calls(stack: &local_stack::LocalStack) -> u64 {
+    [
         &stack.calls.ingress,
         &stack.calls.worker,
         &stack.calls.notifier,
     ]
     .iter()
     .map(|c| c.snapshot().values().sum::<u64>())
-    .sum();
-    let start = Instant::now();
-    let until = start + args.duration;
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    eprintln!(
-        "==> {} attacker on {} addresses for {}; a person every 10 s, a keyed CI job every 30 s{}",
-        match args.attacker {
-            Attacker::Steady => format!("a steady ({}/s)", args.rate),
-            Attacker::Smart => "a smart".to_string(),
-        },
-        args.addresses,
-        humantime::format_duration(args.duration),
-        args.group
-            .map(|n| format!("; the attackers' addresses are the group cloud={n}"))
-            .unwrap_or_default()
-    );
+    .sum()
+}
 
-    let attack = {
-        let (url, base, tally, stop) = (url.clone(), base.clone(), tally.clone(), stop.clone());
-        let (addresses, rate, max) = (args.addresses, args.rate, args.max_requests);
-        let attacker = args.attacker;
-        let max_pending = args.max_pending;
-        tokio::spawn(async move {
-            let clients: Vec<Http> = (0..addresses)
-                .map(|n| client_from(attacker_address(n)))
-                .collect();
-            let mut n: u64 = 0;
-            match attacker {
-                Attacker::Steady => {
-                    let gap = Duration::from_secs_f64(1.0 / rate);
-                    while !stop.load(Ordering::Relaxed) && n < max {
-                        let client = &clients[(n % u64::from(addresses)) as usize];
-                        let (status, answer) =
-                            request(client, "POST", &url, body(&format!("s-{n}"))).await;
-                        tally.count(status, &answer, start.elapsed());
-                        n += 1;
-                        tokio::time::sleep(gap).await;
-                    }
-                }
-                Attacker::Smart => {
-                    // As many followers as the lane has pending slots: each
-                    // sends, follows its trigger until it leaves the queue,
-                    // then sends again at once (or a second after a refusal).
-                    let sent = Arc::new(AtomicU64::new(0));
-                    let followers: Vec<_> = (0..max_pending)
-                        .map(|f| {
-                            let (url, base, tally, stop, sent) = (
-                                url.clone(),
-                                base.clone(),
-                                tally.clone(),
-                                stop.clone(),
-                                sent.clone(),
-                            );
-                            let clients = clients.clone();
-                            tokio::spawn(async move {
-                                while !stop.load(Ordering::Relaxed) {
-                                    let n = sent.fetch_add(1, Ordering::Relaxed);
-                                    if n >= max {
-                                        break;
-                                    }
-                                    let client = &clients[(n % clients.len() as u64) as usize];
-                                    let (status, answer) =
-                                        request(client, "POST", &url, body(&format!("m{f}-{n}")))
-                                            .await;
-                                    tally.count(status, &answer, start.elapsed());
-                                    let Some(id) = answer["trigger_id"].as_str() else {
-                                        tokio::time::sleep(Duration::from_secs(1)).await;
-                                        continue;
-                                    };
-                                    let outcome = decided(
-                                        client,
-                                        &base,
-                                        id,
-                                        Instant::now() + Duration::from_secs(600),
-                                    )
-                                    .await;
-                                    if outcome["status"] == "refused" {
-                                        tokio::time::sleep(Duration::from_secs(1)).await;
-                                        continue;
-                                    }
-                                    // Pending: wait for it to start, then send the next.
-                                    loop {
-                                        if stop.load(Ordering::Relaxed) {
-                                            break;
-                                        }
-                                        let (_, s) = request(
-                                            client,
-                                            "GET",
-                                            &format!("{base}/triggers/{id}"),
-                                            String::new(),
-                                        )
-                                        .await;
-                                        if s["status"] != "queued" {
-                                            break;
-                                        }
-                                        tokio::time::sleep(Duration::from_millis(250)).await;
-                                    }
-                                }
-                            })
-                        })
-                        .collect();
-                    for follower in followers {
-                        let _ = follower.await;
-                    }
-                    n = sent.load(Ordering::Relaxed);
-                }
-            }
-            n
+/// The steady attacker: a new input set every 1/`rate` s, round robin
+/// over its addresses. Returns how many it sent.
+async fn steady(scene: Scene, clients: Vec<Http>, rate: f64, max: u64) -> u64 {
+    let gap = Duration::from_secs_f64(1.0 / rate);
+    let mut n: u64 = 0;
+    while !scene.stop.load(Ordering::Relaxed) && n < max {
+        let client = &clients[(n % clients.len() as u64) as usize];
+        let (status, answer) = request(client, "POST", &scene.url, body(&format!("s-{n}"))).await;
+        scene.tally.count(status, &answer, scene.start.elapsed());
+        n += 1;
+        tokio::time::sleep(gap).await;
+    }
+    n
+}
+
+/// The smart attacker: as many followers as the lane has pending slots.
+/// Returns how many requests they sent.
+async fn smart(scene: Scene, clients: Vec<Http>, max_pending: u64, max: u64) -> u64 {
+    let sent = Arc::new(AtomicU64::new(0));
+    let followers: Vec<_> = (0..max_pending)
+        .map(|f| {
+            tokio::spawn(follower(
+                scene.clone(),
+                clients.clone(),
+                f,
+                sent.clone(),
+                max,
+            ))
         })
-    };
+        .collect();
+    for follower in followers {
+        let _ = follower.await;
+    }
+    sent.load(Ordering::Relaxed)
+}
 
-    // The person: a new input set every 10 s, from an address of its own.
-    let person = {
-        let (url, base) = (url.clone(), base.clone());
-        tokio::spawn(async move {
-            let client = client_from(Ipv4Addr::new(127, 5, 0, 1));
-            let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
-            let mut n = 0;
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            while Instant::now() + Duration::from_secs(10) < until {
-                let (status, answer) =
-                    request(&client, "POST", &url, body(&format!("person-{n}"))).await;
-                let outcome = match answer["trigger_id"].as_str() {
-                    Some(id) => {
-                        let decided = decided(
-                            &client,
-                            &base,
-                            id,
-                            Instant::now() + Duration::from_secs(120),
-                        )
-                        .await;
-                        match decided["status"].as_str() {
-                            Some("refused") => {
-                                format!("refused {}", decided["reason"].as_str().unwrap_or("?"))
-                            }
-                            Some("queued") => "queued (waiting)".to_string(),
-                            _ => "ran".to_string(),
-                        }
-                    }
-                    None => format!("{status} {}", answer["scope"].as_str().unwrap_or("")),
-                };
-                *outcomes.entry(outcome).or_default() += 1;
-                n += 1;
-                tokio::time::sleep(Duration::from_secs(10)).await;
+/// One follower: sends, follows its trigger until it leaves the queue,
+/// then sends again at once (or a second after a refusal).
+async fn follower(scene: Scene, clients: Vec<Http>, f: u64, sent: Arc<AtomicU64>, max: u64) {
+    while !scene.stop.load(Ordering::Relaxed) {
+        let n = sent.fetch_add(1, Ordering::Relaxed);
+        if n >= max {
+            break;
+        }
+        let client = &clients[(n % clients.len() as u64) as usize];
+        let (status, answer) =
+            request(client, "POST", &scene.url, body(&format!("m{f}-{n}"))).await;
+        scene.tally.count(status, &answer, scene.start.elapsed());
+        let Some(id) = answer["trigger_id"].as_str() else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let outcome = decided(
+            client,
+            &scene.base,
+            id,
+            Instant::now() + Duration::from_secs(600),
+        )
+        .await;
+        if outcome["status"] == "refused" {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Pending: wait for it to start, then send the next.
+        while !scene.stop.load(Ordering::Relaxed) {
+            let (_, s) = request(
+                client,
+                "GET",
+                &format!("{}/triggers/{id}", scene.base),
+                String::new(),
+            )
+            .await;
+            if s["status"] != "queued" {
+                break;
             }
-            outcomes
-        })
-    };
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
 
-    // The CI job: a keyed trigger every 30 s; how long until it started,
-    // and how many runs started between its 202 and its start.
-    let ci = {
-        let (url, base, key) = (url.clone(), base.clone(), key.clone());
-        let table = table.clone();
-        tokio::spawn(async move {
-            let client = client_from(Ipv4Addr::new(127, 5, 0, 2));
-            let bearer = format!("Bearer {key}");
-            let mut waits = Vec::new();
-            let mut n = 0;
-            tokio::time::sleep(Duration::from_secs(15)).await;
-            while Instant::now() + Duration::from_secs(20) < until {
-                let sent = Instant::now();
-                let (status, answer) = request_with(
+/// The person: a new input set every 10 s, from an address of its own.
+/// Returns how each attempt ended.
+async fn person(scene: Scene) -> BTreeMap<String, u64> {
+    let client = client_from(Ipv4Addr::new(127, 5, 0, 1));
+    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut n = 0;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    while Instant::now() + Duration::from_secs(10) < scene.until {
+        let (status, answer) =
+            request(&client, "POST", &scene.url, body(&format!("person-{n}"))).await;
+        let outcome = match answer["trigger_id"].as_str() {
+            Some(id) => {
+                let decided = decided(
                     &client,
-                    "POST",
-                    &url,
-                    body(&format!("ci-{n}")),
-                    &[("authorization", bearer.as_str())],
+                    &scene.base,
+                    id,
+                    Instant::now() + Duration::from_secs(120),
                 )
                 .await;
-                let Some(id) = answer["trigger_id"].as_str().map(str::to_string) else {
-                    waits.push(json!({"answer": status}));
-                    continue;
-                };
-                let mut outcome;
-                loop {
-                    outcome = decided(
-                        &client,
-                        &base,
-                        &id,
-                        Instant::now() + Duration::from_secs(300),
-                    )
-                    .await;
-                    if outcome["status"] != "queued" {
-                        break;
+                match decided["status"].as_str() {
+                    Some("refused") => {
+                        format!("refused {}", decided["reason"].as_str().unwrap_or("?"))
                     }
+                    Some("queued") => "queued (waiting)".to_string(),
+                    _ => "ran".to_string(),
                 }
-                let waited = sent.elapsed().as_secs_f64();
-                let run = table.runs().get(&id).await.ok().flatten();
-                waits.push(json!({
-                    "outcome": outcome["status"],
-                    "waited_s": waited,
-                    "started_at": run.as_ref().and_then(|r| r.started_at),
-                    "queued_at": run.as_ref().map(|r| r.requested_at),
-                }));
-                n += 1;
-                let pause = Duration::from_secs(30).saturating_sub(sent.elapsed());
-                tokio::time::sleep(pause).await;
             }
-            waits
-        })
-    };
+            None => format!("{status} {}", answer["scope"].as_str().unwrap_or("")),
+        };
+        *outcomes.entry(outcome).or_default() += 1;
+        n += 1;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    outcomes
+}
 
-    tokio::time::sleep(args.duration).await;
-    stop.store(true, Ordering::SeqCst);
-    let attacker_requests = attack.await?;
-    let person = person.await?;
-    let mut ci = ci.await?;
-    let minutes = start.elapsed().as_secs_f64() / 60.0;
-    let calls_after: u64 = [
-        &stack.calls.ingress,
-        &stack.calls.worker,
-        &stack.calls.notifier,
-    ]
-    .iter()
-    .map(|c| c.snapshot().values().sum::<u64>())
-    .sum();
-    // Runs that started between each keyed trigger's 202 and its start.
-    let executions = testkit::executions(
-        &shared::aws::codepipeline(&sdk, &CallCounter::default()),
-        &pipeline,
-    )
-    .await;
+/// The CI job: a keyed trigger every 30 s; how long until it started.
+async fn ci_job(scene: Scene, key: String, table: Table) -> Vec<Value> {
+    let client = client_from(Ipv4Addr::new(127, 5, 0, 2));
+    let bearer = format!("Bearer {key}");
+    let mut waits = Vec::new();
+    let mut n = 0;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    while Instant::now() + Duration::from_secs(20) < scene.until {
+        let sent = Instant::now();
+        let (status, answer) = request_with(
+            &client,
+            "POST",
+            &scene.url,
+            body(&format!("ci-{n}")),
+            &[("authorization", bearer.as_str())],
+        )
+        .await;
+        let Some(id) = answer["trigger_id"].as_str().map(str::to_string) else {
+            waits.push(json!({"answer": status}));
+            continue;
+        };
+        let mut outcome;
+        loop {
+            outcome = decided(
+                &client,
+                &scene.base,
+                &id,
+                Instant::now() + Duration::from_secs(300),
+            )
+            .await;
+            if outcome["status"] != "queued" {
+                break;
+            }
+        }
+        let waited = sent.elapsed().as_secs_f64();
+        let run = table.runs().get(&id).await.ok().flatten();
+        waits.push(json!({
+            "outcome": outcome["status"],
+            "waited_s": waited,
+            "started_at": run.as_ref().and_then(|r| r.started_at),
+            "queued_at": run.as_ref().map(|r| r.requested_at),
+        }));
+        n += 1;
+        let pause = Duration::from_secs(30).saturating_sub(sent.elapsed());
+        tokio::time::sleep(pause).await;
+    }
+    waits
+}
+
+/// For each keyed trigger: the runs that started between its 202 and its
+/// start.
+async fn count_runs_ahead(
+    table: &Table,
+    ci: &mut [Value],
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut started: Vec<u64> = Vec::new();
     let listed = table
         .ledger()
         .since(
-            shared::clock::Clock::now_ms(&shared::clock::SystemClock).saturating_sub(3_600_000),
-            shared::clock::Clock::now_ms(&shared::clock::SystemClock),
+            now_ms().saturating_sub(3_600_000),
+            now_ms(),
             100_000,
             &|r| r.run_id.as_deref() == Some(r.trigger_id.as_str()),
         )
@@ -470,31 +551,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             wait["runs_started_ahead"] = json!(ahead);
         }
     }
-    let waits: Vec<f64> = ci.iter().filter_map(|w| w["waited_s"].as_f64()).collect();
-    let report = json!({
-        "attacker": match args.attacker { Attacker::Steady => "steady", Attacker::Smart => "smart" },
-        "addresses": args.addresses,
-        "rate_per_s": (args.attacker == Attacker::Steady).then_some(args.rate),
-        "duration_s": args.duration.as_secs_f64(),
-        "run_time_s": args.run_time.as_secs_f64(),
-        "max_pending": args.max_pending,
-        "group": args.group,
-        "attacker_requests": attacker_requests,
-        "attacker_answers": *tally.answers.lock().unwrap(),
-        "attacker_accepted_by_10s": tally.accepted_by_10s.lock().unwrap().iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
-        "person_every_10s": person,
-        "keyed_every_30s": ci,
-        "keyed_wait_s": {
-            "max": waits.iter().cloned().fold(0.0, f64::max),
-            "mean": if waits.is_empty() { 0.0 } else { waits.iter().sum::<f64>() / waits.len() as f64 },
-        },
-        "executions": executions,
-        "aws_calls_per_minute": (calls_after - calls_before) as f64 / minutes,
-    });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
-    }
-    stack.stop().await;
     Ok(())
 }

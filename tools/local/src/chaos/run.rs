@@ -125,29 +125,17 @@ async fn send(
     (n, status, None, 8)
 }
 
+/// One planned trigger: its number, its client, its pipeline, its `ref`.
+type Planned = (u32, u32, &'static str, &'static str);
+
+/// One answer: the trigger's number, the last status, the trigger id of a
+/// 202, and how many times it was sent.
+type Answer = (u32, u16, Option<String>, u32);
+
 /// Runs the chaos run against the engines `sdk` points at.
 pub async fn run(sdk: &SdkConfig, config: &ChaosConfig) -> Result<invariants::Report, LocalError> {
     let began = Instant::now();
-    let failed = |e: std::io::Error| LocalError::Failed(format!("cannot start a fault proxy: {e}"));
-    let dynamodb = aws::endpoint_of(sdk, aws::DYNAMODB_SERVICE_ID).unwrap_or_default();
-    let moto = aws::endpoint_of(sdk, "SQS").unwrap_or_default();
-    let proxies = [
-        ChaosProxy::start("DynamoDB", &dynamodb, config.rates, config.seed)
-            .await
-            .map_err(failed)?,
-        ChaosProxy::start("SQS, SNS", &moto, config.rates, config.seed.wrapping_add(1))
-            .await
-            .map_err(failed)?,
-        // Pointed at the stack's CodePipeline front once it runs.
-        ChaosProxy::start(
-            "CodePipeline",
-            &moto,
-            config.rates,
-            config.seed.wrapping_add(2),
-        )
-        .await
-        .map_err(failed)?,
-    ];
+    let proxies = start_proxies(sdk, config).await?;
     let chaos = Arc::new(Chaos::new(
         proxies[0].endpoint.clone(),
         proxies[1].endpoint.clone(),
@@ -164,37 +152,136 @@ pub async fn run(sdk: &SdkConfig, config: &ChaosConfig) -> Result<invariants::Re
         .map(|p| format!("{p}={prefix}-{p}"))
         .collect::<Vec<_>>()
         .join(",");
+    let stack = start_stack(sdk, config, &prefix, &pipelines, &outputs, &chaos).await?;
+    proxies[2].set_upstream(&stack.front.endpoint);
+
+    let plan = traffic(config);
+    let url = format!("{}/trigger", stack.base_url);
+    let answers = send_all(&plan, &url, &proxies[0], config).await;
+    let sent_after = began.elapsed().as_secs();
+    let mut pushes = Vec::new();
+    for _ in 0..config.pushes {
+        if let Ok(execution) = stack.push(&format!("{prefix}-app")).await {
+            pushes.push(execution);
+        }
+    }
+    let (accepted, mut tallies) = tally(&plan, &answers);
+
+    let clean = shared::aws::table::Table::new(
+        aws::dynamodb(sdk, &CallCounter::default()),
+        &stack.resources.table_name,
+    );
+    let record = Record {
+        sdk,
+        stack: &stack,
+        table: &clean,
+        secret: SECRET,
+        prefix: &prefix,
+    };
+    let replays = settle_and_replay(
+        &record,
+        &accepted,
+        &outputs,
+        &pipelines,
+        config,
+        &mut tallies,
+    )
+    .await;
+    tallies.insert("seconds until every trigger was sent".into(), sent_after);
+    tallies.insert(
+        "seconds until everything settled (replays included)".into(),
+        began.elapsed().as_secs(),
+    );
+    for (queue, n) in replays {
+        *tallies
+            .entry(format!("replayed from the {queue}"))
+            .or_insert(0) += n;
+    }
+    let faults = injected(&proxies, &chaos, config, &mut tallies);
+    let report = invariants::check(
+        &record,
+        config.seed,
+        &accepted,
+        &pushes,
+        faults,
+        tallies,
+        began,
+    )
+    .await;
+    let _ = std::fs::remove_file(&outputs);
+    stack.stop().await;
+    Ok(report)
+}
+
+/// A fault proxy in front of each service the functions call (DynamoDB;
+/// SQS and SNS; CodePipeline, pointed at the stack's front once it runs).
+async fn start_proxies(
+    sdk: &SdkConfig,
+    config: &ChaosConfig,
+) -> Result<[ChaosProxy; 3], LocalError> {
+    let failed = |e: std::io::Error| LocalError::Failed(format!("cannot start a fault proxy: {e}"));
+    let dynamodb = aws::endpoint_of(sdk, aws::DYNAMODB_SERVICE_ID).unwrap_or_default();
+    let moto = aws::endpoint_of(sdk, "SQS").unwrap_or_default();
+    Ok([
+        ChaosProxy::start("DynamoDB", &dynamodb, config.rates, config.seed)
+            .await
+            .map_err(failed)?,
+        ChaosProxy::start("SQS, SNS", &moto, config.rates, config.seed.wrapping_add(1))
+            .await
+            .map_err(failed)?,
+        ChaosProxy::start(
+            "CodePipeline",
+            &moto,
+            config.rates,
+            config.seed.wrapping_add(2),
+        )
+        .await
+        .map_err(failed)?,
+    ])
+}
+
+/// The local stack the run plays on: its pipelines under `prefix`, the
+/// `broken` one failing, the functions' calls through the proxies.
+async fn start_stack(
+    sdk: &SdkConfig,
+    config: &ChaosConfig,
+    prefix: &str,
+    pipelines: &str,
+    outputs: &std::path::Path,
+    chaos: &Arc<Chaos>,
+) -> Result<crate::stack::LocalStack, LocalError> {
     let env = Env::from_pairs([
-        ("PIPELINES", pipelines.as_str()),
+        ("PIPELINES", pipelines),
         ("PIPELINE_SETTINGS", SETTINGS),
         ("CLIENT_KEY_SECRET", SECRET),
         ("MAX_ATTEMPTS", "4"),
         ("RUN_POLL_INTERVAL", "1s"),
         ("RUN_CHECK_AFTER", "30s"),
     ]);
-    let stack = crate::stack::start(
+    crate::stack::start(
         sdk,
         &env,
         &LocalOptions {
             port: 0,
-            prefix: prefix.clone(),
+            prefix: prefix.to_string(),
             failing: vec![format!("{prefix}-broken")],
             run_time: config.run_time,
             fault: None,
-            outputs: Some(outputs.clone()),
+            outputs: Some(outputs.to_path_buf()),
             stage: None,
             chaos: Some(chaos.clone()),
             edge: crate::edge::Limits::off(),
         },
         Console::new(Box::new(std::io::sink())),
     )
-    .await?;
-    proxies[2].set_upstream(&stack.front.endpoint);
+    .await
+}
 
-    // The traffic: each trigger from one of `clients` addresses, to one of
-    // the pipelines; pushes beside them; DynamoDB away for a stretch.
+/// The traffic, from the seed: each trigger from one of `clients`
+/// addresses, to one of the pipelines.
+fn traffic(config: &ChaosConfig) -> Vec<Planned> {
     let mut rng = StdRng::seed_from_u64(config.seed.wrapping_add(4));
-    let plan: Vec<(u32, u32, &'static str, &'static str)> = (0..config.triggers)
+    (0..config.triggers)
         .map(|n| {
             // Without coalescing every trigger is a run of its own, one
             // after the other: a few of those.
@@ -206,14 +293,22 @@ pub async fn run(sdk: &SdkConfig, config: &ChaosConfig) -> Result<invariants::Re
             let reference = ["main", "dev", "rel"][rng.random_range(0..3)];
             (n, rng.random_range(0..config.clients), pipeline, reference)
         })
-        .collect();
-    let url = format!("{}/trigger", stack.base_url);
+        .collect()
+}
+
+/// Sends the plan, `concurrency` at a time; DynamoDB goes away from the
+/// functions for a stretch a third of the way in.
+async fn send_all(
+    plan: &[Planned],
+    url: &str,
+    dynamodb_proxy: &ChaosProxy,
+    config: &ChaosConfig,
+) -> Vec<Answer> {
     let outage_at = config.triggers / 3;
-    let dynamodb_proxy = proxies[0].clone();
     let outage = config.outage;
-    let answers: Vec<(u32, u16, Option<String>, u32)> = stream::iter(plan.clone())
+    stream::iter(plan.to_vec())
         .map(|(n, client, pipeline, reference)| {
-            let url = url.clone();
+            let url = url.to_string();
             let dynamodb_proxy = dynamodb_proxy.clone();
             async move {
                 if n == outage_at {
@@ -224,18 +319,15 @@ pub async fn run(sdk: &SdkConfig, config: &ChaosConfig) -> Result<invariants::Re
         })
         .buffer_unordered(config.concurrency)
         .collect()
-        .await;
-    let sent_after = began.elapsed().as_secs();
-    let mut pushes = Vec::new();
-    for _ in 0..config.pushes {
-        if let Ok(execution) = stack.push(&format!("{prefix}-app")).await {
-            pushes.push(execution);
-        }
-    }
+        .await
+}
 
+/// The triggers answered 202, and the answers counted by status (and the
+/// sends again after a 503).
+fn tally(plan: &[Planned], answers: &[Answer]) -> (Vec<Accepted>, BTreeMap<String, u64>) {
     let mut accepted = Vec::new();
     let mut tallies: BTreeMap<String, u64> = BTreeMap::new();
-    for (n, status, id, attempts) in &answers {
+    for (n, status, id, attempts) in answers {
         let (_, client, pipeline, _) = plan[*n as usize];
         *tallies.entry(format!("answered {status}")).or_insert(0) += 1;
         if *attempts > 1 {
@@ -249,56 +341,61 @@ pub async fn run(sdk: &SdkConfig, config: &ChaosConfig) -> Result<invariants::Re
             });
         }
     }
+    (accepted, tallies)
+}
 
-    // Settle, replay both DLQs (the work DLQ through the worker, the events
-    // DLQ through the notifier), settle again; at most three rounds.
-    let clean = shared::aws::table::Table::new(
-        aws::dynamodb(sdk, &CallCounter::default()),
-        &stack.resources.table_name,
-    );
-    let record = Record {
-        sdk,
-        stack: &stack,
-        table: &clean,
-        secret: SECRET,
-        prefix: &prefix,
-    };
+/// Settles, replays both DLQs (the work DLQ through the worker, the events
+/// DLQ through the notifier), settles again; then runs the settler once.
+/// Returns what each replay moved.
+async fn settle_and_replay(
+    record: &Record<'_>,
+    accepted: &[Accepted],
+    outputs: &std::path::Path,
+    pipelines: &str,
+    config: &ChaosConfig,
+    tallies: &mut BTreeMap<String, u64>,
+) -> Vec<(&'static str, u64)> {
     let deadline = Instant::now() + config.settle_limit;
     let mut replays = Vec::new();
     // An event can fail its replay for a while (a killed notifier's claim
     // holds for its lease, CLAIM_LEASE): as an operator told "retry later"
     // does, the replay is run again until both DLQs are empty.
     for round in 0..10 {
-        invariants::settle(&record, &accepted, deadline).await;
-        if invariants::dead_letters(&record).await == 0 {
+        invariants::settle(record, accepted, deadline).await;
+        if invariants::dead_letters(record).await == 0 {
             break;
         }
         if round > 0 {
             tokio::time::sleep(Duration::from_secs(15)).await;
         }
-        replays.extend(replay(sdk, &stack, &outputs).await);
+        replays.extend(replay(record.sdk, record.stack, outputs).await);
     }
-    invariants::settle(&record, &accepted, deadline).await;
+    invariants::settle(record, accepted, deadline).await;
     // With nothing in flight, the settler's schedule runs once, as the
     // EventBridge rule does every 5 minutes in AWS: a record still queued
     // without a run is the last double fault's (503 after a committed
     // admission); its slots are given back.
-    let settled = settle_limbo(sdk, &stack, &pipelines).await;
+    let settled = settle_limbo(record.sdk, record.stack, pipelines).await;
     tallies.insert(
         "queued without a run at the end, given back by the settler".into(),
         settled,
     );
     if settled > 0 {
-        invariants::settle(&record, &accepted, deadline).await;
+        invariants::settle(record, accepted, deadline).await;
     }
-    tallies.insert("seconds until every trigger was sent".into(), sent_after);
-    tallies.insert(
-        "seconds until everything settled (replays included)".into(),
-        began.elapsed().as_secs(),
-    );
+    replays
+}
 
+/// The faults injected: by each proxy (lost SNS answers also counted as
+/// what happened), by the chaos of the runtime, and the outage.
+fn injected(
+    proxies: &[ChaosProxy],
+    chaos: &Chaos,
+    config: &ChaosConfig,
+    tallies: &mut BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
     let mut faults: BTreeMap<String, u64> = BTreeMap::new();
-    for proxy in &proxies {
+    for proxy in proxies {
         for ((fault, op), n) in proxy.faults() {
             *faults
                 .entry(format!("{}: {}", proxy.name(), fault.name()))
@@ -314,24 +411,7 @@ pub async fn run(sdk: &SdkConfig, config: &ChaosConfig) -> Result<invariants::Re
         faults.insert(what.to_string(), n);
     }
     faults.insert("DynamoDB outage (s)".to_string(), config.outage.as_secs());
-    for (queue, n) in replays {
-        *tallies
-            .entry(format!("replayed from the {queue}"))
-            .or_insert(0) += n;
-    }
-    let report = invariants::check(
-        &record,
-        config.seed,
-        &accepted,
-        &pushes,
-        faults,
-        tallies,
-        began,
-    )
-    .await;
-    let _ = std::fs::remove_file(&outputs);
-    stack.stop().await;
-    Ok(report)
+    faults
 }
 
 /// The settler once, with no wait (nothing is in flight any more), through
