@@ -364,9 +364,9 @@ impl Admissions<'_> {
     ) -> Result<TransactWriteItem, StoreError> {
         let policy = &level.policy;
         let mut sets = vec!["w = :w".to_string(), "expires_at = :exp".to_string()];
-        let mut update = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(&level.pk))
+        let mut update = self
+            .0
+            .update_in_transaction(&level.pk)
             .expression_attribute_values(":w", s(token))
             .expression_attribute_values(":exp", n(policy.expires_at_seconds(slots, now)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
@@ -404,9 +404,9 @@ impl Admissions<'_> {
         delta: i64,
     ) -> Result<TransactWriteItem, StoreError> {
         let (start, end) = policy.bucket(now);
-        let mut update = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(global_pk(start)))
+        let mut update = self
+            .0
+            .update_in_transaction(global_pk(start))
             .update_expression("ADD n :delta SET expires_at = if_not_exists(expires_at, :exp)")
             .expression_attribute_values(":delta", n(delta))
             .expression_attribute_values(":exp", n(end.div_ceil(1000) + 3600));
@@ -702,9 +702,7 @@ impl Admissions<'_> {
         retry_at: EpochMillis,
         now: EpochMillis,
     ) -> Result<Update, StoreError> {
-        Ok(Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(trigger_pk(&record.trigger_id)))
+        Ok(self.0.update_in_transaction(trigger_pk(&record.trigger_id))
             .update_expression(
                 "SET #status = :refused, refusal_reason = :reason, retry_at = :retry_at, updated_at = :now",
             )
@@ -742,9 +740,9 @@ impl Admissions<'_> {
             return Ok(None);
         };
         let mut sets = vec!["w = :w".to_string()];
-        let mut update = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(pk))
+        let mut update = self
+            .0
+            .update_in_transaction(pk)
             .condition_expression("w = :seen")
             .expression_attribute_values(":seen", s(seen))
             .expression_attribute_values(":w", s(token));
@@ -761,9 +759,9 @@ impl Admissions<'_> {
     /// One admission given back to the global window's counter, while it
     /// holds any.
     fn global_refund(&self, window: EpochMillis) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(global_pk(window)))
+        let update = self
+            .0
+            .update_in_transaction(global_pk(window))
             .update_expression("ADD n :minus")
             .condition_expression("n > :zero")
             .expression_attribute_values(":minus", n(-1))

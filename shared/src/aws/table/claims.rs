@@ -115,10 +115,7 @@ impl Claims<'_> {
         expires_at: u64,
     ) -> Result<(), StoreError> {
         self.0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(event_pk(event_id)))
+            .update(event_pk(event_id))
             .update_expression("SET #state = :sent, message_id = :m, expires_at = :exp")
             .condition_expression("claim = :token")
             .expression_attribute_names("#state", "state")

@@ -16,12 +16,12 @@
 
 use super::items::{apikey_pk, get_n, get_s, keyname_pk, keyquota_pk, n, s, Item, KEYS_DAY};
 use super::ledger::BY_DAY;
-use super::{applied, cancelled, condition_failed, StoreError, Table};
+use super::{cancelled, changed, condition_failed, StoreError, Table};
 use crate::clock::EpochMillis;
 use crate::rules::keys::KeyRecord;
 use crate::rules::quota::QuotaPolicy;
 use crate::rules::time_format::rfc3339;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use std::time::Duration;
 
 /// Trigger keys.
@@ -193,9 +193,9 @@ impl Keys<'_> {
         pks.extend(get_s(&item, "previous_hash").map(apikey_pk));
         let mut items = Vec::new();
         for pk in pks {
-            let update = Update::builder()
-                .table_name(self.0.name())
-                .key("pk", s(pk))
+            let update = self
+                .0
+                .update_in_transaction(pk)
                 .update_expression("SET revoked_at = if_not_exists(revoked_at, :now)")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_values(":now", n(now))
@@ -212,10 +212,7 @@ impl Keys<'_> {
                     .collect();
                 for pk in keep {
                     self.0
-                        .client()
-                        .update_item()
-                        .table_name(self.0.name())
-                        .key("pk", s(pk))
+                        .update(pk)
                         .update_expression("SET revoked_at = if_not_exists(revoked_at, :now)")
                         .expression_attribute_values(":now", n(now))
                         .send()
@@ -255,34 +252,25 @@ impl Keys<'_> {
         // One overlap at a time: the key an earlier rotation kept working
         // stops now (else a revoke could miss it).
         if let Some(earlier) = get_s(&item, "previous_hash") {
-            let ended = self
-                .0
-                .client()
-                .update_item()
-                .table_name(self.0.name())
-                .key("pk", s(apikey_pk(earlier)))
+            let ended = self.0.update(apikey_pk(earlier))
                 .update_expression("SET valid_until = :now")
                 .condition_expression("attribute_exists(pk) AND (attribute_not_exists(valid_until) OR valid_until > :now)")
-                .expression_attribute_values(":now", n(now))
-                .send()
-                .await;
+                .expression_attribute_values(":now", n(now));
             // Not applied: collected already, or its overlap is over.
-            applied(ended)?;
+            changed(ended).await?;
         }
         let mut by_hash = settings_item(&record);
         by_hash.insert("pk".into(), s(apikey_pk(new_hash)));
         // The old key works for the overlap, then the table collects it.
-        let expiring = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(apikey_pk(&current)))
+        let expiring = self
+            .0
+            .update_in_transaction(apikey_pk(&current))
             .update_expression("SET valid_until = :until, expires_at = :gone")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(revoked_at)")
             .expression_attribute_values(":until", n(overlap_until))
             .expression_attribute_values(":gone", n(overlap_until / 1000 + 86_400))
             .build()?;
-        let renamed = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(keyname_pk(name)))
+        let renamed = self.0.update_in_transaction(keyname_pk(name))
             .update_expression(
                 "SET #hash = :new, previous_hash = :old, previous_valid_until = :until, rotated_at = :now",
             )

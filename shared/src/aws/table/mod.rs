@@ -33,7 +33,9 @@ pub mod triggers;
 use crate::aws::describe;
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, TransactWriteItem};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, TransactWriteItem, Update};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::collections::HashMap;
@@ -173,6 +175,22 @@ impl Table {
         &self.client
     }
 
+    /// An update of the item `pk`: the SDK's builder, table and key set.
+    /// Sent, its conditional failure is read by [`changed`] (`Ok(false)`).
+    pub(crate) fn update(&self, pk: impl Into<String>) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", AttributeValue::S(pk.into()))
+    }
+
+    /// The same, as an item of a transaction (built by the caller).
+    pub(crate) fn update_in_transaction(&self, pk: impl Into<String>) -> UpdateBuilder {
+        Update::builder()
+            .table_name(&self.name)
+            .key("pk", AttributeValue::S(pk.into()))
+    }
+
     /// One item by key, read consistently.
     pub(crate) async fn get(
         &self,
@@ -277,6 +295,11 @@ impl Table {
 
 /// `Ok(true)` when a conditional write applied, `Ok(false)` when its
 /// condition did not hold, an error when the table could not say.
+/// Sends an update: whether it applied, `false` when its condition failed.
+pub(crate) async fn changed(update: UpdateItemFluentBuilder) -> Result<bool, StoreError> {
+    applied(update.send().await)
+}
+
 pub(crate) fn applied<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,

@@ -142,10 +142,7 @@ impl NetworkGroups<'_> {
         ]));
         // The map first (a fresh table has none), then the group in it.
         self.0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(INDEX_PK))
+            .update(INDEX_PK)
             .update_expression("SET #groups = if_not_exists(#groups, :none)")
             .expression_attribute_names("#groups", "groups")
             .expression_attribute_values(":none", AttributeValue::M(HashMap::new()))
@@ -153,10 +150,7 @@ impl NetworkGroups<'_> {
             .await?;
         let old = self
             .0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(INDEX_PK))
+            .update(INDEX_PK)
             .update_expression("SET #groups.#name = :entry")
             .expression_attribute_names("#groups", "groups")
             .expression_attribute_names("#name", name)
@@ -180,10 +174,7 @@ impl NetworkGroups<'_> {
     pub async fn remove(&self, name: &str) -> Result<Option<GroupEntry>, StoreError> {
         let result = self
             .0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(INDEX_PK))
+            .update(INDEX_PK)
             .update_expression("REMOVE #groups.#name")
             .condition_expression("attribute_exists(#groups.#name)")
             .expression_attribute_names("#groups", "groups")

@@ -30,7 +30,7 @@ use super::items::{
     PENDING_ANONYMOUS,
 };
 use super::{
-    applied, cancelled, condition_failed, conflicted, failed, Rounds, StoreError, Table,
+    cancelled, changed, condition_failed, conflicted, failed, Rounds, StoreError, Table,
     NEWER_OUTCOME,
 };
 use crate::clock::EpochMillis;
@@ -137,9 +137,9 @@ impl Runs<'_> {
         trigger_id: &str,
         run_id: &str,
     ) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(trigger_pk(trigger_id)))
+        let update = self
+            .0
+            .update_in_transaction(trigger_pk(trigger_id))
             .update_expression("SET run_id = :r")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(run_id)")
             .expression_attribute_values(":r", s(run_id))
@@ -155,9 +155,9 @@ impl Runs<'_> {
         run_id: &str,
         now: EpochMillis,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let join = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(run_pk(run_id)))
+        let join = self
+            .0
+            .update_in_transaction(run_pk(run_id))
             .update_expression("ADD triggers :one SET updated_at = :now")
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
@@ -185,9 +185,9 @@ impl Runs<'_> {
                 "(attribute_not_exists(#pending) OR #pending < :max) AND (attribute_not_exists(#anon) OR #anon < :anon_max)",
             ),
         };
-        let mut enqueue = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(lane_pk(target)))
+        let mut enqueue = self
+            .0
+            .update_in_transaction(lane_pk(target))
             .condition_expression(condition)
             .expression_attribute_names("#pending", PENDING)
             .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
@@ -362,10 +362,11 @@ impl Runs<'_> {
             "waiting_key" => "waiting_key[0] = :r",
             _ => "attribute_not_exists(waiting_key[0]) AND waiting[0] = :r",
         };
-        let (lane, counts) = count_down(Update::builder(), &counters_of(run));
+        let (lane, counts) = count_down(
+            self.0.update_in_transaction(lane_pk(&run.target)),
+            &counters_of(run),
+        );
         let lane = lane
-            .table_name(self.0.name())
-            .key("pk", s(lane_pk(&run.target)))
             .update_expression(format!(
                 "SET run_id = :r, checked_at = :now, taken_at = :now, {} REMOVE {list}[0], execution_id",
                 counts.join(", ")
@@ -383,9 +384,9 @@ impl Runs<'_> {
             .expression_attribute_values(":r", s(&run.run_id))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?;
-        let starting = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(run_pk(&run.run_id)))
+        let starting = self
+            .0
+            .update_in_transaction(run_pk(&run.run_id))
             .update_expression("SET #status = :starting, updated_at = :at")
             .condition_expression("#status IN (:pending, :starting)")
             .expression_attribute_names("#status", "status")
@@ -444,9 +445,7 @@ impl Runs<'_> {
     /// run was accepted once. Returns the lane as it now is.
     pub async fn requeue(&self, run: &RunRecord) -> Result<Lane, StoreError> {
         let list = waiting_list_of(run);
-        let mut update = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(lane_pk(&run.target)));
+        let mut update = self.0.update_in_transaction(lane_pk(&run.target));
         let mut counts = Vec::new();
         for (i, counter) in counters_of(run).iter().enumerate() {
             update = update.expression_attribute_names(format!("#c{i}"), counter);
@@ -468,9 +467,9 @@ impl Runs<'_> {
             .build()?;
         // The check is an update that changes nothing (the worker may
         // update runs; it needs no grant to merely check one).
-        let still_pending = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(run_pk(&run.run_id)))
+        let still_pending = self
+            .0
+            .update_in_transaction(run_pk(&run.run_id))
             .update_expression("SET #status = :pending")
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
@@ -527,10 +526,11 @@ impl Runs<'_> {
             let Some(index) = waiting.iter().position(|r| *r == run.run_id) else {
                 return Ok(false);
             };
-            let (queue, counts) = count_down(Update::builder(), &counters_of(run));
+            let (queue, counts) = count_down(
+                self.0.update_in_transaction(lane_pk(&run.target)),
+                &counters_of(run),
+            );
             let queue = queue
-                .table_name(self.0.name())
-                .key("pk", s(lane_pk(&run.target)))
                 .update_expression(format!("SET {} REMOVE {list}[{index}]", counts.join(", ")))
                 .condition_expression(format!("{list}[{index}] = :r"))
                 .expression_attribute_values(":r", s(&run.run_id))
@@ -575,9 +575,7 @@ impl Runs<'_> {
             let Some(index) = lane.waiting.iter().position(|r| *r == run.run_id) else {
                 return Ok(false);
             };
-            let queue = Update::builder()
-                .table_name(self.0.name())
-                .key("pk", s(lane_pk(&run.target)))
+            let queue = self.0.update_in_transaction(lane_pk(&run.target))
                 .update_expression(format!(
                     "SET waiting_key = list_append(if_not_exists(waiting_key, :none), :run), #anon = #anon - :one REMOVE waiting[{index}]"
                 ))
@@ -588,9 +586,9 @@ impl Runs<'_> {
                 .expression_attribute_values(":r", s(&run.run_id))
                 .expression_attribute_values(":one", n(1))
                 .build()?;
-            let keyed = Update::builder()
-                .table_name(self.0.name())
-                .key("pk", s(run_pk(&run.run_id)))
+            let keyed = self
+                .0
+                .update_in_transaction(run_pk(&run.run_id))
                 .update_expression("SET #lane = :key")
                 .condition_expression("#status = :pending AND #lane = :anonymous")
                 .expression_attribute_names("#lane", "lane")
@@ -653,9 +651,9 @@ impl Runs<'_> {
     /// Takes one pending run out of its queue as `flushed`. Returns
     /// whether it did (not when it is starting, or flushed already).
     async fn flush_one(&self, run: &RunRecord, now: EpochMillis) -> Result<bool, StoreError> {
-        let ended = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(run_pk(&run.run_id)))
+        let ended = self
+            .0
+            .update_in_transaction(run_pk(&run.run_id))
             .update_expression("SET #status = :flushed, updated_at = :at")
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
@@ -679,10 +677,7 @@ impl Runs<'_> {
     ) -> Result<bool, StoreError> {
         let mut update = self
             .0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(lane_pk(target)))
+            .update(lane_pk(target))
             .update_expression("SET poll_token = :token, poll_until = :until")
             .expression_attribute_values(":token", s(token))
             .expression_attribute_values(":until", n(until))
@@ -699,7 +694,7 @@ impl Runs<'_> {
             ),
         }
         .expression_attribute_values(":zero", n(0));
-        applied(update.send().await)
+        changed(update).await
     }
 
     /// Records the run's execution: the run `started` (unless the notifier
@@ -713,9 +708,7 @@ impl Runs<'_> {
         now: EpochMillis,
         expires_at: u64,
     ) -> Result<bool, StoreError> {
-        let started = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(run_pk(&run.run_id)))
+        let started = self.0.update_in_transaction(run_pk(&run.run_id))
             .update_expression(
                 "SET #status = :started, execution_id = :e, updated_at = :at, started_at = if_not_exists(started_at, :t)",
             )
@@ -736,9 +729,9 @@ impl Runs<'_> {
             .item("run_id", s(&run.run_id))
             .item("expires_at", n(expires_at))
             .build()?;
-        let lane = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(lane_pk(&run.target)))
+        let lane = self
+            .0
+            .update_in_transaction(lane_pk(&run.target))
             .update_expression("SET execution_id = :e, checked_at = :now")
             .condition_expression("run_id = :r")
             .expression_attribute_values(":r", s(&run.run_id))
@@ -797,10 +790,7 @@ impl Runs<'_> {
     ) -> Result<Option<Lane>, StoreError> {
         let mut update = self
             .0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(lane_pk(target)))
+            .update(lane_pk(target))
             .condition_expression("run_id = :r")
             .expression_attribute_values(":r", s(run_id))
             .expression_attribute_values(":now", n(now))
@@ -828,10 +818,7 @@ impl Runs<'_> {
             let removed: Vec<String> = (0..extra).map(|i| format!("durations[{i}]")).collect();
             let _ = self
                 .0
-                .client()
-                .update_item()
-                .table_name(self.0.name())
-                .key("pk", s(lane_pk(target)))
+                .update(lane_pk(target))
                 .update_expression(format!("REMOVE {}", removed.join(", ")))
                 .condition_expression("size(durations) = :size")
                 .expression_attribute_values(":size", n(lane.durations.len()))
@@ -849,19 +836,15 @@ impl Runs<'_> {
         run_id: &str,
         now: EpochMillis,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(lane_pk(target)))
-            .update_expression("SET checked_at = :now")
-            .condition_expression("run_id = :r")
-            .expression_attribute_values(":r", s(run_id))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        applied(result)
+        changed(
+            self.0
+                .update(lane_pk(target))
+                .update_expression("SET checked_at = :now")
+                .condition_expression("run_id = :r")
+                .expression_attribute_values(":r", s(run_id))
+                .expression_attribute_values(":now", n(now)),
+        )
+        .await
     }
 
     /// Moves the run of `execution_id` to `status` for the state change at
@@ -877,10 +860,7 @@ impl Runs<'_> {
     ) -> Result<Option<(RunRecord, bool)>, StoreError> {
         let result = self
             .0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(run_pk(run_id)))
+            .update(run_pk(run_id))
             .update_expression(
                 "SET #status = :status, outcome_at = :t, outcome_rank = :rank, updated_at = :at",
             )
@@ -924,12 +904,7 @@ impl Runs<'_> {
         error_message: &str,
         now: EpochMillis,
     ) -> Result<Option<RunRecord>, StoreError> {
-        let result = self
-            .0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(run_pk(run_id)))
+        let result = self.0.update(run_pk(run_id))
             .update_expression(
                 "SET #status = :dead, error_code = :code, error_message = :message, updated_at = :at",
             )
@@ -959,12 +934,7 @@ impl Runs<'_> {
     /// The message that wakes a pending run is now `wake` (its opener came
     /// again with other attributes: a replay's mark). Returns whether it did.
     pub async fn set_wake(&self, run_id: &str, wake: &Wake) -> Result<bool, StoreError> {
-        let result = self
-            .0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(run_pk(run_id)))
+        changed(self.0.update(run_pk(run_id))
             .update_expression(
                 "SET queue_url = :queue_url, message = :message, message_attributes = :attributes",
             )
@@ -973,31 +943,24 @@ impl Runs<'_> {
             .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
             .expression_attribute_values(":queue_url", s(&wake.queue_url))
             .expression_attribute_values(":message", s(&wake.message))
-            .expression_attribute_values(":attributes", message_attributes_value(&wake.attributes))
-            .send()
-            .await;
-        applied(result)
+            .expression_attribute_values(":attributes", message_attributes_value(&wake.attributes))).await
     }
 
     /// A dead-lettered run whose opener was replayed from the DLQ goes back
     /// to `pending`, with every trigger it served. Returns whether it did.
     pub async fn revive(&self, run_id: &str, now: EpochMillis) -> Result<bool, StoreError> {
-        let result = self
-            .0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(run_pk(run_id)))
-            .update_expression(
-                "SET #status = :pending, updated_at = :at REMOVE error_code, error_message",
-            )
-            .condition_expression("#status = :dead")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":dead", s(RunStatus::DeadLettered.as_str()))
-            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
-            .expression_attribute_values(":at", s(rfc3339(now)))
-            .send()
-            .await;
-        applied(result)
+        changed(
+            self.0
+                .update(run_pk(run_id))
+                .update_expression(
+                    "SET #status = :pending, updated_at = :at REMOVE error_code, error_message",
+                )
+                .condition_expression("#status = :dead")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":dead", s(RunStatus::DeadLettered.as_str()))
+                .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+                .expression_attribute_values(":at", s(rfc3339(now))),
+        )
+        .await
     }
 }

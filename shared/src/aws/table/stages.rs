@@ -65,10 +65,7 @@ impl Stages<'_> {
             };
             let mut update = self
                 .0
-                .client()
-                .update_item()
-                .table_name(self.0.name())
-                .key("pk", s(&pk))
+                .update(&pk)
                 .update_expression("SET #stage = :new, updated_at = :now")
                 .expression_attribute_names("#stage", format!("{STAGE_PREFIX}{name}"))
                 .expression_attribute_values(":new", stage_value(&new))

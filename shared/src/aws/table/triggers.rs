@@ -7,7 +7,7 @@ use super::items::{
     execution_pk, get_s, item_to_lane, item_to_record, item_to_run, lane_pk, n, run_pk, s,
     trigger_pk,
 };
-use super::{applied, cancelled, failed, StoreError, Table, NEWER_OUTCOME};
+use super::{cancelled, changed, failed, StoreError, Table, NEWER_OUTCOME};
 use crate::clock::EpochMillis;
 use crate::rules::runs::RunRecord;
 use crate::rules::status::TriggerStatus;
@@ -15,7 +15,7 @@ use crate::rules::time_format::rfc3339;
 use crate::rules::trigger::{TriggerRecord, TriggerView};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 
 /// Trigger records and the execution index.
@@ -154,9 +154,7 @@ impl Triggers<'_> {
         now: EpochMillis,
         expires_at: u64,
     ) -> Result<StartRecord, StoreError> {
-        let update = Update::builder()
-            .table_name(self.0.name())
-            .key("pk", s(trigger_pk(trigger_id)))
+        let update = self.0.update_in_transaction(trigger_pk(trigger_id))
             .update_expression("SET #status = :started, execution_id = :e, updated_at = :now")
             // Never regress an outcome the notifier already recorded.
             .condition_expression("attribute_exists(pk) AND (attribute_not_exists(execution_id) OR (execution_id = :e AND attribute_not_exists(outcome_at)))")
@@ -203,22 +201,14 @@ impl Triggers<'_> {
         error_message: &str,
         now: EpochMillis,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(trigger_pk(trigger_id)))
+        changed(self.0.update(trigger_pk(trigger_id))
             .update_expression("SET #status = :dead, error_code = :code, error_message = :message, updated_at = :now")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(execution_id)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":dead", s(TriggerStatus::DeadLettered.as_str()))
             .expression_attribute_values(":code", s(error_code))
             .expression_attribute_values(":message", s(error_message))
-            .expression_attribute_values(":now", s(rfc3339(now)))
-            .send()
-            .await;
-        applied(result)
+            .expression_attribute_values(":now", s(rfc3339(now)))).await
     }
 
     /// Puts a `dead_lettered` trigger back to `queued` (an operator replayed
@@ -229,23 +219,20 @@ impl Triggers<'_> {
         trigger_id: &str,
         now: EpochMillis,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(trigger_pk(trigger_id)))
-            .update_expression(
-                "SET #status = :queued, updated_at = :now REMOVE error_code, error_message",
-            )
-            .condition_expression("#status = :dead AND attribute_not_exists(execution_id)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":queued", s(TriggerStatus::Queued.as_str()))
-            .expression_attribute_values(":dead", s(TriggerStatus::DeadLettered.as_str()))
-            .expression_attribute_values(":now", s(rfc3339(now)))
-            .send()
-            .await;
-        if !applied(result)? {
+        if !changed(
+            self.0
+                .update(trigger_pk(trigger_id))
+                .update_expression(
+                    "SET #status = :queued, updated_at = :now REMOVE error_code, error_message",
+                )
+                .condition_expression("#status = :dead AND attribute_not_exists(execution_id)")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":queued", s(TriggerStatus::Queued.as_str()))
+                .expression_attribute_values(":dead", s(TriggerStatus::DeadLettered.as_str()))
+                .expression_attribute_values(":now", s(rfc3339(now))),
+        )
+        .await?
+        {
             return Ok(false);
         }
         // A trigger that opened a run brings its run back too (with every
@@ -282,10 +269,7 @@ impl Triggers<'_> {
     ) -> Result<OutcomeRecord, StoreError> {
         let result = self
             .0
-            .client()
-            .update_item()
-            .table_name(self.0.name())
-            .key("pk", s(trigger_pk(trigger_id)))
+            .update(trigger_pk(trigger_id))
             .update_expression(
                 "SET #status = :status, outcome_at = :t, outcome_rank = :rank, updated_at = :now",
             )
