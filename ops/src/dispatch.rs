@@ -323,10 +323,7 @@ async fn run_pipelines(
             report::render(json, &flushed, pipelines::flushed_text)
         }
     };
-    Ok(Ran {
-        output,
-        success: true,
-    })
+    Ran::done(output)
 }
 
 async fn run_triggers(
@@ -369,10 +366,7 @@ async fn run_triggers(
             report::render(json, &shown, report::trigger_text)
         }
     };
-    Ok(Ran {
-        output,
-        success: true,
-    })
+    Ran::done(output)
 }
 
 async fn run_events(
@@ -478,10 +472,7 @@ async fn run_secret(
             report::render(json, &status, secret::status_text)
         }
     };
-    Ok(Ran {
-        output,
-        success: true,
-    })
+    Ran::done(output)
 }
 
 /// `trigger-ops clients …`: each under every secret the ingress keys

@@ -25,8 +25,9 @@
 //! The rooms: `delivery.rs` reads a message once; this file takes it from
 //! its body to its run; `lanes.rs` starts a run when its CodePipeline's lane
 //! lets it (waiting, waking, the lane's poll, a stale holder settled);
-//! `outcome.rs` says what became of it; `failures.rs` retries or
-//! dead-letters; `settle.rs` is the scheduled settler.
+//! `outcome.rs` says what became of it and `conclude.rs` logs and counts
+//! it as one decision; `failures.rs` retries or dead-letters; `settle.rs`
+//! is the scheduled settler.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
@@ -52,6 +53,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tracing::{error, info};
 
+mod conclude;
 mod delivery;
 mod failures;
 mod lanes;

@@ -427,25 +427,7 @@ async fn an_opener_redelivered_after_a_crash_between_start_and_record_starts_not
     // The crashed attempt got as far as the start: run opened, lane taken,
     // CodePipeline asked with the run id as token. Nothing was recorded.
     let table = shared::aws::table::Table::new(stack.dynamodb.clone(), &stack.table_name);
-    let now = SystemClock.now_ms();
-    let record = table.triggers().get(&id, now).await.unwrap().unwrap();
-    let opened = table
-        .runs()
-        .join_or_open(
-            &record,
-            &input_set_key(&record.inputs),
-            &shared::aws::table::runs::Opening::up_to(100),
-            now,
-            now / 1000 + 3600,
-        )
-        .await
-        .unwrap();
-    assert_eq!(opened, Joined::Opened(id.clone()));
-    let run = table.runs().get(&id).await.unwrap().unwrap();
-    assert_eq!(
-        table.runs().take_lane(&run, now).await.unwrap(),
-        Take::Taken
-    );
+    opens_its_run_and_takes_the_lane(&table, &id).await;
     // CodePipeline answers a start with this token with the execution it
     // started the first time (clientRequestToken is its idempotency key).
     let (token, name) = (id.clone(), pipeline.clone());
@@ -485,10 +467,15 @@ async fn an_opener_redelivered_after_a_crash_between_start_and_record_starts_not
 /// before it died; its message is gone (dead-lettered).
 async fn holds_the_lane_without_its_message(h: &Harness, trigger: &str) {
     h.stack.drain(&h.stack.queues.queue_url).await;
+    opens_its_run_and_takes_the_lane(&h.table, trigger).await;
+}
+
+/// `trigger` opens its run and takes its lane, as a worker does before it
+/// asks CodePipeline.
+async fn opens_its_run_and_takes_the_lane(table: &shared::aws::table::Table, trigger: &str) {
     let now = SystemClock.now_ms();
-    let record = h.table.triggers().get(trigger, now).await.unwrap().unwrap();
-    let opened = h
-        .table
+    let record = table.triggers().get(trigger, now).await.unwrap().unwrap();
+    let opened = table
         .runs()
         .join_or_open(
             &record,
@@ -500,9 +487,9 @@ async fn holds_the_lane_without_its_message(h: &Harness, trigger: &str) {
         .await
         .unwrap();
     assert_eq!(opened, Joined::Opened(trigger.to_string()));
-    let run = h.table.runs().get(trigger).await.unwrap().unwrap();
+    let run = table.runs().get(trigger).await.unwrap().unwrap();
     assert_eq!(
-        h.table.runs().take_lane(&run, now).await.unwrap(),
+        table.runs().take_lane(&run, now).await.unwrap(),
         Take::Taken
     );
 }

@@ -37,7 +37,7 @@ pub mod stopping;
 
 pub use error::LocalError;
 pub use stack::{
-    start, Fault, FunctionCalls, LocalOptions, LocalStack, DEFAULT_FAILING, DEFAULT_PIPELINES,
-    DEFAULT_PIPELINE_SETTINGS, LOCAL_WORKER_ROLE_ARN,
+    start, start_bench, Fault, FunctionCalls, LocalOptions, LocalStack, DEFAULT_FAILING,
+    DEFAULT_PIPELINES, DEFAULT_PIPELINE_SETTINGS, LOCAL_WORKER_ROLE_ARN,
 };
 pub use stopping::Stopping;

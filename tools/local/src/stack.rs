@@ -105,6 +105,23 @@ impl LocalOptions {
     }
 }
 
+/// A quiet stack for a benchmark ([`LocalOptions::bench`]), nothing said
+/// on the console.
+pub async fn start_bench(
+    sdk: &SdkConfig,
+    env: &Env,
+    prefix: String,
+    run_time: Duration,
+) -> Result<LocalStack, LocalError> {
+    start(
+        sdk,
+        env,
+        &LocalOptions::bench(prefix, run_time),
+        Console::new(Box::new(std::io::sink())),
+    )
+    .await
+}
+
 /// The worker's role in the local stack: its starts are recorded as made by
 /// a session of it, and the notifier knows it (`WORKER_ROLE_ARN`).
 pub const LOCAL_WORKER_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/pipeline-trigger-worker";

@@ -23,7 +23,6 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use local_stack::{console::Console, LocalOptions};
 use serde_json::{json, Value};
 use shared::aws::CallCounter;
 use shared::config::Env;
@@ -273,13 +272,7 @@ async fn start_stack(
         ("PIPELINES", pipelines.as_str()),
         ("PIPELINE_SETTINGS", settings.as_str()),
     ]);
-    let stack = local_stack::start(
-        sdk,
-        &env,
-        &LocalOptions::bench(prefix, args.run_time),
-        Console::new(Box::new(std::io::sink())),
-    )
-    .await?;
+    let stack = local_stack::start_bench(sdk, &env, prefix, args.run_time).await?;
     Ok((stack, env, pipeline))
 }
 

@@ -28,7 +28,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use local_stack::api_client::{request, request_with};
-use local_stack::{console::Console, LocalOptions};
 use serde_json::{json, Value};
 use shared::aws::table::Table;
 use shared::aws::CallCounter;
@@ -311,13 +310,7 @@ async fn start_stack(
         ("PIPELINE_SETTINGS", settings.as_str()),
         ("NETWORK_QUOTA_LIMITS", levels.as_str()),
     ]);
-    let stack = local_stack::start(
-        sdk,
-        &env,
-        &LocalOptions::bench(prefix, args.run_time),
-        Console::new(Box::new(std::io::sink())),
-    )
-    .await?;
+    let stack = local_stack::start_bench(sdk, &env, prefix, args.run_time).await?;
     Ok((stack, pipeline))
 }
 
