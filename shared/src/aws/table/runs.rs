@@ -351,12 +351,10 @@ impl Runs<'_> {
         Ok(item_to_lane(self.0.get(lane_pk(target)).await?.as_ref()))
     }
 
-    /// Takes the lane for `run` — free, and `run` first in the queue — and
-    /// moves the run to `starting`, in one transaction. A lane already
-    /// `run`'s (a redelivery) is taken again as it is.
-    pub async fn take_lane(&self, run: &RunRecord, now: EpochMillis) -> Result<Take, StoreError> {
-        // Free, and the run first in line: first of the keyed queue, or of
-        // the anonymous one while no keyed run waits.
+    /// The lane's side of a take: the run holds it, out of its queue and
+    /// its counts, while it is free and the run first in line (first of the
+    /// keyed queue, or of the anonymous one while no keyed run waits).
+    fn taking(&self, run: &RunRecord, now: EpochMillis) -> Result<Update, StoreError> {
         let list = waiting_list_of(run);
         let first = match list {
             "waiting_key" => "waiting_key[0] = :r",
@@ -366,7 +364,7 @@ impl Runs<'_> {
             self.0.update_in_transaction(lane_pk(&run.target)),
             &counters_of(run),
         );
-        let lane = lane
+        Ok(lane
             .update_expression(format!(
                 "SET run_id = :r, checked_at = :now, taken_at = :now, {} REMOVE {list}[0], execution_id",
                 counts.join(", ")
@@ -376,7 +374,14 @@ impl Runs<'_> {
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":one", n(1))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()?;
+            .build()?)
+    }
+
+    /// Takes the lane for `run` — free, and `run` first in the queue — and
+    /// moves the run to `starting`, in one transaction. A lane already
+    /// `run`'s (a redelivery) is taken again as it is.
+    pub async fn take_lane(&self, run: &RunRecord, now: EpochMillis) -> Result<Take, StoreError> {
+        let lane = self.taking(run, now)?;
         let held = ConditionCheck::builder()
             .table_name(self.0.name())
             .key("pk", s(lane_pk(&run.target)))
