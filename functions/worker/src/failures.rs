@@ -54,7 +54,10 @@ impl Worker {
     }
 
     /// DLQ first, then delete, then the ledger. If the DLQ refuses, the
-    /// message stays on the work queue (reported as failed).
+    /// message stays on the work queue (reported as failed). The DLQ copy
+    /// keeps the message's String attributes but the lane's poll (it was
+    /// this delivery's: a replayed copy with a stale token would never
+    /// take the poll again).
     pub(crate) async fn dead_letter(
         &self,
         delivery: &Delivery,
@@ -66,7 +69,7 @@ impl Worker {
             .dlq
             .send(
                 &delivery.body,
-                &delivery.attributes,
+                &delivery.carried_attributes(),
                 &failure.code,
                 &failure.message,
             )

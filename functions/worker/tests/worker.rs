@@ -72,6 +72,42 @@ async fn a_mixed_batch_starts_the_good_and_dead_letters_the_rest_with_reasons() 
     assert!(h.stack.drain(&h.stack.queues.queue_url).await.is_empty());
 }
 
+/// A dead-lettered message keeps its String attributes (a replay's mark
+/// among them) but not the lane's poll: that belonged to the delivery, and
+/// a replayed copy carrying a stale token would never take the poll again.
+#[tokio::test]
+async fn a_dead_lettered_message_keeps_its_marks_but_not_the_lanes_poll() {
+    let stack = Stack::new().await;
+    let pipeline = stack.pipeline("marks").await;
+    let h = harness(stack, &format!("app={pipeline}"), "5", false).await;
+    let string = |value: &str| {
+        aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .unwrap()
+    };
+    h.stack
+        .sqs
+        .send_message()
+        .queue_url(&h.stack.queues.queue_url)
+        .message_body("not a work message")
+        .message_attributes(worker::POLL_TOKEN, string("a-lapsed-poll"))
+        .message_attributes("replayed_by", string("replay-1"))
+        .send()
+        .await
+        .unwrap();
+    let (count, response) = h.run_batch(60).await;
+    assert_eq!((count, response.batch_item_failures.len()), (1, 0));
+    let dead = h.stack.drain(&h.stack.queues.dlq_url).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let attributes = dead[0].message_attributes().cloned().unwrap_or_default();
+    let mut names: Vec<&str> = attributes.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["error_code", "error_message", "replayed_by"]);
+    assert_eq!(attributes["replayed_by"].string_value(), Some("replay-1"));
+}
+
 /// The wall clock, except that the first reading panics: a fault injected
 /// into exactly one message of a batch (every message reads the clock once
 /// before it starts anything).
