@@ -361,14 +361,7 @@ async fn a_run_started_since_it_was_read_is_never_queued_again() {
     let stack = Stack::new().await;
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let records = started_run(&table, 1, "exec-raced").await;
-    let run_id = table
-        .triggers()
-        .get(&records[0].trigger_id, NOW)
-        .await
-        .unwrap()
-        .unwrap()
-        .run_id
-        .unwrap();
+    let run_id = run_id_of(&table, &records[0].trigger_id).await;
     let mut stale = table.runs().get(&run_id).await.unwrap().unwrap();
     stale.status = RunStatus::Pending;
     let lane = table.runs().requeue(&stale).await.unwrap();
@@ -387,20 +380,25 @@ async fn a_run_started_since_it_was_read_is_never_queued_again() {
     assert_eq!(again.waiting.len(), after.waiting.len(), "{again:?}");
 }
 
+/// The run a trigger joined or opened, as its record names it.
+async fn run_id_of(table: &Table, trigger_id: &str) -> String {
+    table
+        .triggers()
+        .get(trigger_id, NOW)
+        .await
+        .unwrap()
+        .unwrap()
+        .run_id
+        .unwrap()
+}
+
 /// A started run of `count` triggers (the opener and `count - 1` joiners).
 async fn started_run(table: &Table, count: usize, execution_id: &str) -> Vec<TriggerRecord> {
     let records = admitted(table, &unique("p"), &InputValues::new(), count).await;
     let joined = join_all(table, &records).await;
     assert_eq!(runs_of(table, &records).await.len(), 1, "{joined:?}");
     let id = records[0].trigger_id.clone();
-    let run_id = table
-        .triggers()
-        .get(&id, NOW)
-        .await
-        .unwrap()
-        .unwrap()
-        .run_id
-        .unwrap();
+    let run_id = run_id_of(table, &id).await;
     let run = table.runs().get(&run_id).await.unwrap().unwrap();
     assert_eq!(
         table.runs().take_lane(&run, NOW).await.unwrap(),
@@ -422,14 +420,7 @@ async fn stages_land_concurrently_in_start_order_and_never_regress() {
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let execution = unique("exec");
     let records = started_run(&table, 3, &execution).await;
-    let run_id = table
-        .triggers()
-        .get(&records[0].trigger_id, NOW)
-        .await
-        .unwrap()
-        .unwrap()
-        .run_id
-        .unwrap();
+    let run_id = run_id_of(&table, &records[0].trigger_id).await;
     let owner = shared::aws::table::triggers::ExecutionOwner {
         trigger_id: run_id.clone(),
         run_id: Some(run_id.clone()),
