@@ -230,25 +230,10 @@ moved {
 }
 
 # API Gateway writes logs through one role per account and region.
-data "aws_iam_policy_document" "api_gateway_trust" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["apigateway.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
-}
-
 resource "aws_iam_role" "api_gateway_logs" {
   count              = var.manage_api_gateway_account ? 1 : 0
   name               = "${var.name}-api-gateway-logs"
-  assume_role_policy = data.aws_iam_policy_document.api_gateway_trust.json
+  assume_role_policy = data.aws_iam_policy_document.service_trust["apigateway"].json
 }
 
 resource "aws_iam_role_policy_attachment" "api_gateway_logs" {

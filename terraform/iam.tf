@@ -2,12 +2,15 @@
 # resources (shared/src/permissions.rs is the list; tests/terraform.rs checks
 # these documents against it). Statement ids name the resource.
 
-data "aws_iam_policy_document" "lambda_trust" {
+# Who may assume the roles: the functions' (Lambda) and the API's log
+# writer (API Gateway), each only on this account's behalf.
+data "aws_iam_policy_document" "service_trust" {
+  for_each = toset(["lambda", "apigateway"])
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
+      identifiers = ["${each.key}.amazonaws.com"]
     }
     condition {
       test     = "StringEquals"
@@ -168,7 +171,7 @@ data "aws_iam_policy_document" "logs" {
 resource "aws_iam_role" "function" {
   for_each           = local.functions
   name               = "${var.name}-${each.key}"
-  assume_role_policy = data.aws_iam_policy_document.lambda_trust.json
+  assume_role_policy = data.aws_iam_policy_document.service_trust["lambda"].json
 }
 
 resource "aws_iam_role_policy" "function" {
