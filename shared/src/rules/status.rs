@@ -177,6 +177,32 @@ impl RunStatus {
     }
 }
 
+/// The status an execution's state change gives a record (a trigger's, a
+/// run's): as stored, and whether the execution has ended (at the same
+/// time, an end is newer than a start).
+pub trait OutcomeStatus: Copy {
+    fn as_str(self) -> &'static str;
+    fn is_ended(self) -> bool;
+}
+
+impl OutcomeStatus for TriggerStatus {
+    fn as_str(self) -> &'static str {
+        TriggerStatus::as_str(self)
+    }
+    fn is_ended(self) -> bool {
+        TriggerStatus::is_ended(self)
+    }
+}
+
+impl OutcomeStatus for RunStatus {
+    fn as_str(self) -> &'static str {
+        RunStatus::as_str(self)
+    }
+    fn is_ended(self) -> bool {
+        RunStatus::is_ended(self)
+    }
+}
+
 /// What CodePipeline's answer about the lane holder's execution means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HolderState {

@@ -31,11 +31,17 @@ pub mod stages;
 pub mod triggers;
 
 use crate::aws::describe;
+use crate::rules::status::OutcomeStatus;
+use crate::rules::time_format::rfc3339;
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::collections::HashMap;
@@ -159,6 +165,16 @@ const PAUSE: Duration = Duration::from_millis(4);
 /// recorded have none: any change at the same time is newer than them.
 pub(crate) const NEWER_OUTCOME: &str = "attribute_not_exists(outcome_at) OR outcome_at < :t OR (outcome_at = :t AND (attribute_not_exists(outcome_rank) OR outcome_rank < :rank))";
 
+/// What [`Table::record_outcome_on`] found.
+pub(crate) enum OutcomeWrite {
+    /// Recorded: the item as it now is.
+    Recorded(HashMap<String, AttributeValue>),
+    /// A later change was recorded already: the item as it is.
+    Stale(HashMap<String, AttributeValue>),
+    /// No such item, or it names another execution.
+    NotFound,
+}
+
 impl Table {
     pub fn new(client: aws_sdk_dynamodb::Client, name: impl Into<String>) -> Self {
         Self {
@@ -189,6 +205,79 @@ impl Table {
         Update::builder()
             .table_name(&self.name)
             .key("pk", AttributeValue::S(pk.into()))
+    }
+
+    /// Moves the item `pk` (a run, a trigger) of `execution_id` to
+    /// `status` for the state change at `changed_at`, unless a later change
+    /// was recorded (events can arrive out of order or twice;
+    /// [`NEWER_OUTCOME`]).
+    pub(crate) async fn record_outcome_on(
+        &self,
+        pk: String,
+        execution_id: &str,
+        status: impl OutcomeStatus,
+        changed_at: u64,
+        now: u64,
+    ) -> Result<OutcomeWrite, StoreError> {
+        let result = self
+            .update(pk.clone())
+            .update_expression(
+                "SET #status = :status, outcome_at = :t, outcome_rank = :rank, updated_at = :now",
+            )
+            .condition_expression(format!(
+                "attribute_exists(pk) AND execution_id = :e AND ({NEWER_OUTCOME})"
+            ))
+            .expression_attribute_values(":rank", items::n(u64::from(status.is_ended())))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", items::s(status.as_str()))
+            .expression_attribute_values(":t", items::n(changed_at))
+            .expression_attribute_values(":e", items::s(execution_id))
+            .expression_attribute_values(":now", items::s(rfc3339(now)))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => output
+                .attributes
+                .map(OutcomeWrite::Recorded)
+                .ok_or(StoreError::Corrupt(pk)),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(match failed.item() {
+                        Some(item) if items::get_s(item, "execution_id") == Some(execution_id) => {
+                            OutcomeWrite::Stale(item.clone())
+                        }
+                        _ => OutcomeWrite::NotFound,
+                    })
+                }
+                _ => Err(e.into()),
+            },
+        }
+    }
+
+    /// Moves the item `pk` from `dead` (dead-lettered, never started) back
+    /// to `back_to`, its error removed: an operator replayed its message.
+    /// Whether it did.
+    pub(crate) async fn revive(
+        &self,
+        pk: String,
+        dead: &str,
+        back_to: &str,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        changed(
+            self.update(pk)
+                .update_expression(
+                    "SET #status = :back, updated_at = :now REMOVE error_code, error_message",
+                )
+                .condition_expression("#status = :dead AND attribute_not_exists(execution_id)")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":dead", items::s(dead))
+                .expression_attribute_values(":back", items::s(back_to))
+                .expression_attribute_values(":now", items::s(rfc3339(now))),
+        )
+        .await
     }
 
     /// One item by key, read consistently.

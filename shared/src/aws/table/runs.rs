@@ -30,15 +30,14 @@ use super::items::{
     PENDING_ANONYMOUS,
 };
 use super::{
-    cancelled, changed, condition_failed, conflicted, failed, Rounds, StoreError, Table,
-    NEWER_OUTCOME,
+    cancelled, changed, condition_failed, conflicted, failed, OutcomeWrite, Rounds, StoreError,
+    Table,
 };
 use crate::clock::EpochMillis;
 use crate::rules::runs::{Lane, RunLane, RunRecord, Wake, KEPT_DURATIONS};
 use crate::rules::status::{RunStatus, TriggerStatus};
 use crate::rules::time_format::rfc3339;
 use crate::rules::trigger::TriggerRecord;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
@@ -863,40 +862,15 @@ impl Runs<'_> {
         changed_at: EpochMillis,
         now: EpochMillis,
     ) -> Result<Option<(RunRecord, bool)>, StoreError> {
-        let result = self
+        let pk = run_pk(run_id);
+        let written = self
             .0
-            .update(run_pk(run_id))
-            .update_expression(
-                "SET #status = :status, outcome_at = :t, outcome_rank = :rank, updated_at = :at",
-            )
-            .condition_expression(format!("execution_id = :e AND ({NEWER_OUTCOME})"))
-            .expression_attribute_values(":rank", n(u64::from(status.is_ended())))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(status.as_str()))
-            .expression_attribute_values(":t", n(changed_at))
-            .expression_attribute_values(":e", s(execution_id))
-            .expression_attribute_values(":at", s(rfc3339(now)))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(output) => match output.attributes() {
-                Some(item) => Ok(Some((item_to_run(item)?, true))),
-                None => Err(StoreError::Corrupt(run_pk(run_id))),
-            },
-            Err(e) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    match failed.item() {
-                        Some(item) if get_s(item, "execution_id") == Some(execution_id) => {
-                            Ok(Some((item_to_run(item)?, false)))
-                        }
-                        _ => Ok(None),
-                    }
-                }
-                _ => Err(e.into()),
-            },
-        }
+            .record_outcome_on(pk, execution_id, status, changed_at, now);
+        Ok(match written.await? {
+            OutcomeWrite::Recorded(item) => Some((item_to_run(&item)?, true)),
+            OutcomeWrite::Stale(item) => Some((item_to_run(&item)?, false)),
+            OutcomeWrite::NotFound => None,
+        })
     }
 
     /// Marks the run `dead_lettered` (its opener's message went to the DLQ)
@@ -954,18 +928,9 @@ impl Runs<'_> {
     /// A dead-lettered run whose opener was replayed from the DLQ goes back
     /// to `pending`, with every trigger it served. Returns whether it did.
     pub async fn revive(&self, run_id: &str, now: EpochMillis) -> Result<bool, StoreError> {
-        changed(
-            self.0
-                .update(run_pk(run_id))
-                .update_expression(
-                    "SET #status = :pending, updated_at = :at REMOVE error_code, error_message",
-                )
-                .condition_expression("#status = :dead")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":dead", s(RunStatus::DeadLettered.as_str()))
-                .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
-                .expression_attribute_values(":at", s(rfc3339(now))),
-        )
-        .await
+        let (dead, pending) = (RunStatus::DeadLettered, RunStatus::Pending);
+        self.0
+            .revive(run_pk(run_id), dead.as_str(), pending.as_str(), now)
+            .await
     }
 }

@@ -7,16 +7,13 @@ use super::items::{
     execution_pk, get_s, item_to_lane, item_to_record, item_to_run, lane_pk, n, run_pk, s,
     trigger_pk,
 };
-use super::{cancelled, changed, failed, StoreError, Table, NEWER_OUTCOME};
+use super::{cancelled, changed, failed, OutcomeWrite, StoreError, Table};
 use crate::clock::EpochMillis;
 use crate::rules::runs::RunRecord;
 use crate::rules::status::TriggerStatus;
 use crate::rules::time_format::rfc3339;
 use crate::rules::trigger::{TriggerRecord, TriggerView};
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 
 /// Trigger records and the execution index.
 pub struct Triggers<'a>(&'a Table);
@@ -219,19 +216,12 @@ impl Triggers<'_> {
         trigger_id: &str,
         now: EpochMillis,
     ) -> Result<bool, StoreError> {
-        if !changed(
-            self.0
-                .update(trigger_pk(trigger_id))
-                .update_expression(
-                    "SET #status = :queued, updated_at = :now REMOVE error_code, error_message",
-                )
-                .condition_expression("#status = :dead AND attribute_not_exists(execution_id)")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":queued", s(TriggerStatus::Queued.as_str()))
-                .expression_attribute_values(":dead", s(TriggerStatus::DeadLettered.as_str()))
-                .expression_attribute_values(":now", s(rfc3339(now))),
-        )
-        .await?
+        let (dead, queued) = (TriggerStatus::DeadLettered, TriggerStatus::Queued);
+        let pk = trigger_pk(trigger_id);
+        if !self
+            .0
+            .revive(pk, dead.as_str(), queued.as_str(), now)
+            .await?
         {
             return Ok(false);
         }
@@ -267,41 +257,14 @@ impl Triggers<'_> {
         changed_at: EpochMillis,
         now: EpochMillis,
     ) -> Result<OutcomeRecord, StoreError> {
-        let result = self
+        let pk = trigger_pk(trigger_id);
+        let written = self
             .0
-            .update(trigger_pk(trigger_id))
-            .update_expression(
-                "SET #status = :status, outcome_at = :t, outcome_rank = :rank, updated_at = :now",
-            )
-            .condition_expression(format!(
-                "attribute_exists(pk) AND execution_id = :e AND ({NEWER_OUTCOME})"
-            ))
-            .expression_attribute_values(":rank", n(u64::from(status.is_ended())))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(status.as_str()))
-            .expression_attribute_values(":t", n(changed_at))
-            .expression_attribute_values(":e", s(execution_id))
-            .expression_attribute_values(":now", s(rfc3339(now)))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(output) => match output.attributes() {
-                Some(item) => Ok(OutcomeRecord::Recorded(item_to_record(item)?)),
-                None => Err(StoreError::Corrupt(trigger_pk(trigger_id))),
-            },
-            Err(e) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    match failed.item() {
-                        Some(item) if get_s(item, "execution_id") == Some(execution_id) => {
-                            Ok(OutcomeRecord::Stale(item_to_record(item)?))
-                        }
-                        _ => Ok(OutcomeRecord::NotFound),
-                    }
-                }
-                _ => Err(e.into()),
-            },
-        }
+            .record_outcome_on(pk, execution_id, status, changed_at, now);
+        Ok(match written.await? {
+            OutcomeWrite::Recorded(item) => OutcomeRecord::Recorded(item_to_record(&item)?),
+            OutcomeWrite::Stale(item) => OutcomeRecord::Stale(item_to_record(&item)?),
+            OutcomeWrite::NotFound => OutcomeRecord::NotFound,
+        })
     }
 }
