@@ -29,8 +29,8 @@ use shared::lambda::metrics::{Metrics, MetricsSink};
 use shared::rules::email::{render, Origin};
 use shared::rules::metrics;
 use shared::rules::pipeline_event::{
-    parse_codepipeline_event, starter, CodePipelineEvent, EventProblem, ExecutionTrigger,
-    PipelineEvent, StageEvent, Starter,
+    parse_codepipeline_event, starter, CodePipelineEvent, EventProblem, PipelineEvent, Sighting,
+    StageEvent, Starter,
 };
 use shared::rules::status::run_status_of;
 use shared::rules::status::PipelineState;
@@ -172,15 +172,7 @@ impl Notifier {
             Err(problem) => return Ok(ignored(problem)),
         };
         let now = self.clock.now_ms();
-        let origin = match self
-            .owner(
-                &event.event_id,
-                &event.execution_id,
-                event.time,
-                event.trigger.as_ref(),
-            )
-            .await?
-        {
+        let origin = match self.owner(event.sighting()).await? {
             Some(owner) => self.record_outcome(&event, &owner, now).await?,
             None => None,
         };
@@ -241,13 +233,13 @@ impl Notifier {
     /// and, still missing, the invocation fails to be delivered again
     /// (the worker records right after the start); an event that does not
     /// say waits so only while younger than [`OWNER_WAIT`].
-    async fn owner(
-        &self,
-        event_id: &str,
-        execution_id: &str,
-        time: Option<u64>,
-        trigger: Option<&ExecutionTrigger>,
-    ) -> Result<Option<ExecutionOwner>, NotifierError> {
+    async fn owner(&self, seen: Sighting<'_>) -> Result<Option<ExecutionOwner>, NotifierError> {
+        let Sighting {
+            event_id,
+            execution_id,
+            time,
+            trigger,
+        } = seen;
         let started_by = starter(trigger, self.config.worker_role_arn.as_deref());
         if started_by == Starter::Other {
             return Ok(None);
@@ -275,15 +267,7 @@ impl Notifier {
     /// Records a stage's change on the run (or trigger) of its execution.
     async fn record_stage(&self, event: StageEvent) -> Result<Outcome, NotifierError> {
         let now = self.clock.now_ms();
-        let owner = match self
-            .owner(
-                &event.event_id,
-                &event.execution_id,
-                event.time,
-                event.trigger.as_ref(),
-            )
-            .await?
-        {
+        let owner = match self.owner(event.sighting()).await? {
             Some(owner) => owner,
             None => {
                 info!(decision = "ignore", event_id = %event.event_id, execution_id = %event.execution_id,

@@ -49,6 +49,39 @@ pub struct StageEvent {
     pub trigger: Option<ExecutionTrigger>,
 }
 
+/// What an event, of an execution or of one of its stages, says about the
+/// execution: what the notifier finds its owner by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sighting<'a> {
+    pub event_id: &'a str,
+    pub execution_id: &'a str,
+    /// When the state changed (the event's `time`).
+    pub time: Option<EpochMillis>,
+    pub trigger: Option<&'a ExecutionTrigger>,
+}
+
+impl PipelineEvent {
+    pub fn sighting(&self) -> Sighting<'_> {
+        Sighting {
+            event_id: &self.event_id,
+            execution_id: &self.execution_id,
+            time: self.time,
+            trigger: self.trigger.as_ref(),
+        }
+    }
+}
+
+impl StageEvent {
+    pub fn sighting(&self) -> Sighting<'_> {
+        Sighting {
+            event_id: &self.event_id,
+            execution_id: &self.execution_id,
+            time: self.time,
+            trigger: self.trigger.as_ref(),
+        }
+    }
+}
+
 /// Who started an execution, as its event says (`detail.execution-trigger`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutionTrigger {
