@@ -41,34 +41,54 @@ where
     }
 }
 
+/// One queue, by its URL: what [`WorkQueue`] and [`DeadLetterQueue`] send
+/// to.
 #[derive(Debug, Clone)]
-pub struct WorkQueue {
+struct QueueAt {
     client: Lazy<aws_sdk_sqs::Client>,
     url: String,
 }
 
-impl WorkQueue {
-    pub fn new(client: impl Into<Lazy<aws_sdk_sqs::Client>>, url: impl Into<String>) -> Self {
+impl QueueAt {
+    fn new(client: impl Into<Lazy<aws_sdk_sqs::Client>>, url: impl Into<String>) -> Self {
         Self {
             client: client.into(),
             url: url.into(),
         }
     }
 
+    /// Sends `body` to this queue, the request finished by `build` (its
+    /// attributes); returns the SQS message id.
+    async fn send(
+        &self,
+        body: String,
+        build: impl FnOnce(SendMessageFluentBuilder) -> Result<SendMessageFluentBuilder, QueueError>,
+    ) -> Result<String, QueueError> {
+        let request = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body);
+        let output = build(request)?.send().await?;
+        Ok(output.message_id().unwrap_or_default().to_string())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkQueue(QueueAt);
+
+impl WorkQueue {
+    pub fn new(client: impl Into<Lazy<aws_sdk_sqs::Client>>, url: impl Into<String>) -> Self {
+        Self(QueueAt::new(client, url))
+    }
+
     pub fn url(&self) -> &str {
-        &self.url
+        &self.0.url
     }
 
     /// Enqueues a trigger; returns the SQS message id.
     pub async fn send(&self, message: &WorkMessage) -> Result<String, QueueError> {
-        let output = self
-            .client
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(message.to_json())
-            .send()
-            .await?;
-        Ok(output.message_id().unwrap_or_default().to_string())
+        self.0.send(message.to_json(), Ok).await
     }
 }
 
@@ -373,10 +393,7 @@ impl Deliveries {
 /// The dead-letter queue: a message given up on, body unchanged, with the
 /// String attributes `error_code` and `error_message`.
 #[derive(Debug, Clone)]
-pub struct DeadLetterQueue {
-    client: Lazy<aws_sdk_sqs::Client>,
-    url: String,
-}
+pub struct DeadLetterQueue(QueueAt);
 
 /// SQS allows 10 attributes per message; the reason takes two of them.
 const MAX_KEPT_ATTRIBUTES: usize = 8;
@@ -385,14 +402,11 @@ pub const MAX_ERROR_MESSAGE_CHARS: usize = 1000;
 
 impl DeadLetterQueue {
     pub fn new(client: impl Into<Lazy<aws_sdk_sqs::Client>>, url: impl Into<String>) -> Self {
-        Self {
-            client: client.into(),
-            url: url.into(),
-        }
+        Self(QueueAt::new(client, url))
     }
 
     pub fn url(&self) -> &str {
-        &self.url
+        &self.0.url
     }
 
     /// Sends `body` with its original String attributes plus the reason.
@@ -407,22 +421,18 @@ impl DeadLetterQueue {
             .chars()
             .take(MAX_ERROR_MESSAGE_CHARS)
             .collect();
-        let mut request = with_attributes(
-            self.client
-                .send_message()
-                .queue_url(&self.url)
-                .message_body(body),
-            attributes,
-        )?;
-        for (name, value) in [
-            ("error_code", error_code),
-            ("error_message", message.as_str()),
-        ] {
-            let value = string_attribute(if value.is_empty() { "-" } else { value })?;
-            request = request.message_attributes(name, value);
-        }
-        let output = request.send().await?;
-        Ok(output.message_id().unwrap_or_default().to_string())
+        let with_reason = |request| {
+            let mut request = with_attributes(request, attributes)?;
+            for (name, value) in [
+                ("error_code", error_code),
+                ("error_message", message.as_str()),
+            ] {
+                let value = string_attribute(if value.is_empty() { "-" } else { value })?;
+                request = request.message_attributes(name, value);
+            }
+            Ok(request)
+        };
+        self.0.send(body.to_string(), with_reason).await
     }
 }
 
