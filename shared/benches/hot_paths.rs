@@ -105,15 +105,29 @@ fn accepted_202(c: &mut Criterion, policy: &QuotaPolicy, slots: &[u64]) {
 
 /// The notifier's path: a state change read, the failure e-mail rendered.
 fn notifier_paths(c: &mut Criterion) {
-    let state_change = state_change_event(
-        "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
-        "eu-west-1",
-        "123456789012",
-        "enterprise-app-pipeline",
-        "1a2b3c4d-1111-2222-3333-444455556666",
-        PipelineState::Failed,
-        "2026-11-21T10:04:12Z",
-    );
+    // A failure as EventBridge delivers it, with the start time and the
+    // worker's role as its starter, as real events carry them.
+    let state_change = serde_json::json!({
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": "CodePipeline Pipeline Execution State Change",
+        "source": "aws.codepipeline",
+        "account": "123456789012",
+        "time": "2026-11-21T10:04:12Z",
+        "region": "eu-west-1",
+        "resources": ["arn:aws:codepipeline:eu-west-1:123456789012:enterprise-app-pipeline"],
+        "detail": {
+            "pipeline": "enterprise-app-pipeline",
+            "execution-id": "1a2b3c4d-1111-2222-3333-444455556666",
+            "start-time": "2026-11-21T10:00:00.000Z",
+            "execution-trigger": {
+                "trigger-type": "StartPipelineExecution",
+                "trigger-detail": "arn:aws:sts::123456789012:assumed-role/pipeline-trigger-worker/worker"
+            },
+            "state": "FAILED",
+            "version": 3.0
+        }
+    });
     let parsed = parse_state_change(&state_change).expect("an event");
     let failure = FailureDetails {
         actions: vec![FailedAction {

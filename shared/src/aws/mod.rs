@@ -432,14 +432,11 @@ where
     R: std::fmt::Debug,
 {
     match err {
-        SdkError::ServiceError(service) => {
-            let e = service.err();
-            format!(
-                "{}: {}",
-                e.code().unwrap_or("ServiceError"),
-                e.message().unwrap_or("no message")
-            )
-        }
+        SdkError::ServiceError(service) => format!(
+            "{}: {}",
+            service.err().code().unwrap_or("ServiceError"),
+            service.err().message().unwrap_or("no message")
+        ),
         SdkError::TimeoutError(_) => "timeout".to_string(),
         SdkError::DispatchFailure(d) if d.is_io() => CONNECTION_FAILED.to_string(),
         SdkError::DispatchFailure(d) if d.is_timeout() => "timeout".to_string(),

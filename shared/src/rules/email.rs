@@ -445,11 +445,19 @@ mod tests {
         assert_eq!(
             email.body,
             format!(
-                "\
-Pipeline enterprise-app-pipeline succeeded.
+                "Pipeline enterprise-app-pipeline succeeded.\n\n{}",
+                facts_of("SUCCEEDED")
+            )
+        );
+    }
 
+    /// What an e-mail about `trigger()`'s run lists after its lead: the
+    /// execution's facts, then the trigger.
+    fn facts_of(state: &str) -> String {
+        format!(
+            "\
 Pipeline       enterprise-app-pipeline
-State          SUCCEEDED
+State          {state}
 Execution      1a2b3c4d-1111-2222-3333-444455556666
 Started        2026-11-21T10:00:00.000Z
 Time           2026-11-21T10:04:12.000Z
@@ -461,8 +469,7 @@ Requested at   2026-11-21T09:59:58.250Z
 Client key     ab12ab12ab12...
 Public name    app
 "
-            )
-        );
+        )
     }
 
     #[test]
@@ -522,19 +529,8 @@ Error          JobFailed: Build failed: exit status 1
 Details        https://console.aws.amazon.com/codebuild/home#/builds/b-1
 Summary        An action in this pipeline failed
 
-Pipeline       enterprise-app-pipeline
-State          FAILED
-Execution      1a2b3c4d-1111-2222-3333-444455556666
-Started        2026-11-21T10:00:00.000Z
-Time           2026-11-21T10:04:12.000Z
-Duration       4m 12s
-Console        {CONSOLE}
-
-Trigger        01KAKXR9VJ4N6P8Q2R3S4T5V6W
-Requested at   2026-11-21T09:59:58.250Z
-Client key     ab12ab12ab12...
-Public name    app
-"
+{}",
+                facts_of("FAILED")
             )
         );
     }

@@ -289,14 +289,23 @@ mod tests {
             PipelineSettings::parse(r#"{"app": {"max_pending": 10}}"#, &pipelines).unwrap();
         assert_eq!(settings.of("app").max_pending, 10);
         assert_eq!(settings.of("docs").max_pending, DEFAULT_MAX_PENDING);
-        for bad in [
-            r#"{"app": {"max_pending": 0}}"#,
-            r#"{"app": {"max_pending": 101}}"#,
-            r#"{"app": {"max_pending": 2.5}}"#,
-            r#"{"app": {"max_pending": "3"}}"#,
-        ] {
-            let err = PipelineSettings::parse(bad, &pipelines).unwrap_err();
-            assert!(err.contains("max_pending"), "{bad}: {err}");
+        refused_naming(
+            "max_pending",
+            &pipelines,
+            &[
+                r#"{"app": {"max_pending": 0}}"#,
+                r#"{"app": {"max_pending": 101}}"#,
+                r#"{"app": {"max_pending": 2.5}}"#,
+                r#"{"app": {"max_pending": "3"}}"#,
+            ],
+        );
+    }
+
+    /// Each of `bads` is refused with an error that names `field`.
+    fn refused_naming(field: &str, pipelines: &Pipelines, bads: &[&str]) {
+        for bad in bads {
+            let err = PipelineSettings::parse(bad, pipelines).unwrap_err();
+            assert!(err.contains(field), "{bad}: {err}");
         }
     }
 
@@ -315,16 +324,17 @@ mod tests {
         );
         // One pending run at most: none of it can be kept for keys unless asked.
         assert_eq!(settings.of("one").reserved_pending, 0);
-        for bad in [
-            r#"{"app": {"reserved_pending": 3}}"#,
-            r#"{"app": {"max_pending": 1, "reserved_pending": 1}}"#,
-            r#"{"app": {"reserved_pending": -1}}"#,
-            r#"{"app": {"reserved_pending": 0.5}}"#,
-            r#"{"app": {"reserved_pending": "1"}}"#,
-        ] {
-            let err = PipelineSettings::parse(bad, &pipelines).unwrap_err();
-            assert!(err.contains("reserved_pending"), "{bad}: {err}");
-        }
+        refused_naming(
+            "reserved_pending",
+            &pipelines,
+            &[
+                r#"{"app": {"reserved_pending": 3}}"#,
+                r#"{"app": {"max_pending": 1, "reserved_pending": 1}}"#,
+                r#"{"app": {"reserved_pending": -1}}"#,
+                r#"{"app": {"reserved_pending": 0.5}}"#,
+                r#"{"app": {"reserved_pending": "1"}}"#,
+            ],
+        );
     }
 
     #[test]

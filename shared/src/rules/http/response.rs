@@ -296,17 +296,33 @@ mod tests {
         (response, body)
     }
 
-    #[test]
-    fn every_error_is_problem_json_with_its_status() {
+    /// The client level's item: 3 per `window_s` seconds, `remaining`
+    /// left, the next slot back in `reset_after_ms`.
+    fn client_item(window_s: u64, remaining: usize, reset_after_ms: u64) -> LimitItem {
         let policy = QuotaPolicy {
             limit: 3,
-            window: Duration::from_secs(604_800),
+            window: Duration::from_secs(window_s),
         };
-        let client = QuotaStatus {
+        let status = QuotaStatus {
             limit: 3,
-            remaining: 0,
-            reset_after_ms: 3_600_500,
+            remaining,
+            reset_after_ms,
         };
+        LimitItem::of("client", &policy, &status)
+    }
+
+    /// The 429 of a client that spent its 3 a week, the first back in an
+    /// hour.
+    fn client_429() -> ApiError {
+        ApiError::QuotaExceeded {
+            scope: QuotaScope::Client,
+            limits: vec![client_item(604_800, 0, 3_600_500)],
+            retry_after_s: 3601,
+        }
+    }
+
+    #[test]
+    fn every_error_is_problem_json_with_its_status() {
         let errors = [
             (ApiError::NotFound, 404),
             (ApiError::TriggerNotFound, 404),
@@ -321,14 +337,7 @@ mod tests {
                 400,
             ),
             (ApiError::NoClientAddress, 400),
-            (
-                ApiError::QuotaExceeded {
-                    scope: QuotaScope::Client,
-                    limits: vec![LimitItem::of("client", &policy, &client)],
-                    retry_after_s: 3601,
-                },
-                429,
-            ),
+            (client_429(), 429),
             (ApiError::Unavailable { retry_after_s: 5 }, 503),
             (ApiError::Blocked { retry_after_s: 60 }, 403),
         ];
@@ -351,21 +360,7 @@ mod tests {
 
     #[test]
     fn a_429_carries_retry_after_and_rate_limit_fields() {
-        let policy = QuotaPolicy {
-            limit: 3,
-            window: Duration::from_secs(604_800),
-        };
-        let client = QuotaStatus {
-            limit: 3,
-            remaining: 0,
-            reset_after_ms: 3_600_500,
-        };
-        let err = ApiError::QuotaExceeded {
-            scope: QuotaScope::Client,
-            limits: vec![LimitItem::of("client", &policy, &client)],
-            retry_after_s: 3601,
-        };
-        let (response, body) = problem(&err);
+        let (response, body) = problem(&client_429());
         assert_eq!(response.headers["Retry-After"], "3601");
         assert_eq!(
             response.headers["RateLimit-Policy"],
@@ -377,15 +372,6 @@ mod tests {
 
     #[test]
     fn a_global_429_names_both_policies() {
-        let policy = QuotaPolicy {
-            limit: 3,
-            window: Duration::from_secs(60),
-        };
-        let client = QuotaStatus {
-            limit: 3,
-            remaining: 3,
-            reset_after_ms: 0,
-        };
         let global = LimitItem {
             name: "global".into(),
             limit: 100,
@@ -395,7 +381,7 @@ mod tests {
         };
         let err = ApiError::QuotaExceeded {
             scope: QuotaScope::Global,
-            limits: vec![LimitItem::of("client", &policy, &client), global],
+            limits: vec![client_item(60, 3, 0), global],
             retry_after_s: 7,
         };
         let (response, body) = problem(&err);

@@ -411,22 +411,13 @@ async fn unknown_executions(seen: &Seen<'_>, starts: &[(String, String, String)]
     problems
 }
 
-/// No client charged more than its accepted triggers.
-async fn no_client_overcharged(seen: &Seen<'_>) -> Verdict {
-    let &Seen {
-        record,
-        accepted,
-        ref views,
-        now,
-        ..
-    } = seen;
-    let policy = QuotaPolicy {
-        limit: 3,
-        window: Duration::from_secs(7 * 86_400),
-    };
+/// How many of each client's accepted triggers were kept (not refused
+/// later): what it may be charged for.
+fn kept_per_client<'a>(seen: &'a Seen<'_>) -> BTreeMap<&'a str, u64> {
     let mut kept: BTreeMap<&str, u64> = BTreeMap::new();
-    for a in accepted {
-        let refused = views
+    for a in seen.accepted {
+        let refused = seen
+            .views
             .get(&a.trigger_id)
             .is_some_and(|v| v.status == TriggerStatus::Refused);
         let entry = kept.entry(a.client.as_str()).or_insert(0);
@@ -434,6 +425,17 @@ async fn no_client_overcharged(seen: &Seen<'_>) -> Verdict {
             *entry += 1;
         }
     }
+    kept
+}
+
+/// No client charged more than its accepted triggers.
+async fn no_client_overcharged(seen: &Seen<'_>) -> Verdict {
+    let (record, now) = (seen.record, seen.now);
+    let policy = QuotaPolicy {
+        limit: 3,
+        window: Duration::from_secs(7 * 86_400),
+    };
+    let kept = kept_per_client(seen);
     let mut problems = Vec::new();
     let mut charged_total = 0;
     for (client, accepted_n) in &kept {
@@ -476,12 +478,7 @@ async fn one_email_per_outcome(seen: &Seen<'_>) -> (Verdict, u64) {
         ref views,
         ..
     } = seen;
-    let emails = record
-        .stack
-        .emails
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let emails = record.stack.sent_emails();
     let mut executions: BTreeSet<String> = views
         .values()
         .filter_map(|v| v.execution_id.clone())
