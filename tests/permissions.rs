@@ -10,7 +10,6 @@ use shared::aws::{self, CallCounter};
 use shared::clock::{Clock, ManualClock, SystemClock};
 use shared::config::{Env, Function, IngressConfig, NotifierConfig, WorkerConfig};
 use shared::rules::pipeline_event::state_change_event;
-use shared::rules::runs::input_set_key;
 use shared::rules::status::PipelineState;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -240,17 +239,14 @@ async fn the_worker_makes_exactly_its_granted_calls() {
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let now = SystemClock.now_ms();
     let record = table.triggers().get(&first, now).await.unwrap().unwrap();
-    table
-        .runs()
-        .join_or_open(
-            &record,
-            &input_set_key(&record.inputs),
-            &Opening::up_to(100),
-            now,
-            now / 1000 + 3600,
-        )
-        .await
-        .unwrap();
+    testkit::table::join_run(
+        &table,
+        &record,
+        &Opening::up_to(100),
+        now,
+        now / 1000 + 3600,
+    )
+    .await;
     let run = table.runs().get(&first).await.unwrap().unwrap();
     table.runs().take_lane(&run, now).await.unwrap();
     stack.enqueue_trigger(&quiet).await;
@@ -328,17 +324,7 @@ async fn the_notifier_makes_exactly_its_granted_calls() {
             .enqueue_trigger_with_inputs(&pipeline, serde_json::json!({ "n": n }))
             .await;
         let record = table.triggers().get(&id, now).await.unwrap().unwrap();
-        table
-            .runs()
-            .join_or_open(
-                &record,
-                &shared::rules::runs::input_set_key(&record.inputs),
-                &opening,
-                now,
-                now / 1000 + 600,
-            )
-            .await
-            .unwrap();
+        testkit::table::join_run(&table, &record, &opening, now, now / 1000 + 600).await;
         runs.push(table.runs().get(&id).await.unwrap().unwrap());
     }
     let first_execution = unique("exec");
@@ -389,32 +375,12 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
     let trigger_id = stack.enqueue_trigger("perm-pipeline").await;
     let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
     let now = shared::clock::Clock::now_ms(&SystemClock);
-    let record = table
-        .triggers()
-        .get(&trigger_id, now)
-        .await
-        .unwrap()
-        .unwrap();
-    table
-        .runs()
-        .join_or_open(
-            &record,
-            &shared::rules::runs::input_set_key(&record.inputs),
-            &shared::aws::table::runs::Opening::up_to(100),
-            now,
-            now / 1000 + 600,
-        )
-        .await
-        .unwrap();
+    let record = testkit::table::stored(&table, &trigger_id, now).await;
+    let opening = shared::aws::table::runs::Opening::up_to(100);
+    testkit::table::join_run(&table, &record, &opening, now, now / 1000 + 600).await;
     for message in stack.drain(&stack.queues.queue_url).await {
-        stack
-            .sqs
-            .send_message()
-            .queue_url(&stack.queues.dlq_url)
-            .message_body(message.body().unwrap())
-            .send()
-            .await
-            .unwrap();
+        let body = message.body().expect("a body");
+        stack.send_raw(&stack.queues.dlq_url, body).await;
     }
     table
         .triggers()
@@ -454,14 +420,7 @@ async fn the_operators_tool_makes_exactly_its_granted_calls() {
         "responsePayload": {"errorMessage": "table away"},
     });
     for _ in 0..2 {
-        stack
-            .sqs
-            .send_message()
-            .queue_url(&events_dlq)
-            .message_body(dead.to_string())
-            .send()
-            .await
-            .unwrap();
+        stack.send_raw(&events_dlq, &dead.to_string()).await;
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let invoke = format!("http://{}", listener.local_addr().unwrap());

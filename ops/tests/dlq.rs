@@ -88,14 +88,7 @@ async fn work_off(stack: &Stack, worker: &Arc<Worker>) {
 
 /// Puts `body` on the DLQ as it is.
 async fn dead_letter_raw(stack: &Stack, body: &str) {
-    stack
-        .sqs
-        .send_message()
-        .queue_url(&stack.queues.dlq_url)
-        .message_body(body)
-        .send()
-        .await
-        .unwrap();
+    stack.send_raw(&stack.queues.dlq_url, body).await;
 }
 
 fn stats(stack: &Stack) -> Value {

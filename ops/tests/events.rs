@@ -31,14 +31,7 @@ async fn a_replay_of_events_the_notifier_always_fails_tries_each_once_and_ends()
             PipelineState::Succeeded,
             "2026-12-07T10:00:00Z",
         );
-        stack
-            .sqs
-            .send_message()
-            .queue_url(&url)
-            .message_body(event.to_string())
-            .send()
-            .await
-            .unwrap();
+        stack.send_raw(&url, &event.to_string()).await;
     }
     let failing = mock!(aws_sdk_lambda::Client::invoke).then_output(|| {
         InvokeOutput::builder()

@@ -200,12 +200,7 @@ async fn show_says_what_runs_and_waits_and_flush_clears_a_lane_without_refunds()
     assert_eq!(pending(&lane.show()), [(k.clone(), "key".to_string())]);
     // No quota given back: b's client still has its slot taken.
     let table = Table::new(lane.stack.dynamodb.clone(), &lane.stack.table_name);
-    let record = table
-        .triggers()
-        .get(&b, SystemClock.now_ms())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = testkit::table::stored(&table, &b, SystemClock.now_ms()).await;
     let level = QuotaLevel::client(
         &record.client_key,
         shared::rules::quota::QuotaPolicy {

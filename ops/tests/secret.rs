@@ -6,7 +6,6 @@
 mod common;
 
 use common::ops_with;
-use shared::aws::table::admission::QuotaLevel;
 use shared::aws::table::items::SECRET_FINGERPRINT_PK;
 use shared::aws::table::Table;
 use shared::clock::{Clock, SystemClock};
@@ -70,15 +69,7 @@ async fn spend(table: &Table, secret: &str, n: usize) {
             now,
             ledger_expires_at(now, Duration::from_secs(86_400)),
         );
-        let admitted = table
-            .admission()
-            .admit(
-                &[QuotaLevel::client(&key, policy)],
-                None,
-                &record,
-                &[],
-                None,
-            )
+        let admitted = testkit::table::admit_for_client(table, &key, policy, &record)
             .await
             .unwrap();
         assert!(

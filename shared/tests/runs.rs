@@ -4,13 +4,12 @@
 //! the next run, one run at a time holds a pipeline's lane, and state
 //! changes only move a run forward.
 
-use shared::aws::table::admission::{Admission, QuotaLevel};
+use shared::aws::table::admission::Admission;
 use shared::aws::table::runs::{Joined, Take};
 use shared::aws::table::Table;
 use shared::rules::client_key::client_key;
 use shared::rules::inputs::{InputValue, InputValues};
 use shared::rules::quota::QuotaPolicy;
-use shared::rules::runs::input_set_key;
 use shared::rules::status::RunStatus;
 use shared::rules::status::TriggerStatus;
 use shared::rules::trigger::{new_trigger_id, TriggerRecord};
@@ -62,17 +61,10 @@ async fn admitted(
             stages: Vec::new(),
             refusal: None,
         };
-        let admission = table
-            .admission()
-            .admit(
-                &[QuotaLevel::client(&record.client_key, policy)],
-                None,
-                &record,
-                &[],
-                None,
-            )
-            .await
-            .unwrap();
+        let admission =
+            testkit::table::admit_for_client(table, &record.client_key, policy, &record)
+                .await
+                .unwrap();
         assert!(matches!(admission, Admission::Accepted { .. }));
         records.push(record);
     }
@@ -86,17 +78,8 @@ async fn join_all(table: &Table, records: &[TriggerRecord]) -> Vec<Joined> {
         .map(|record| {
             let table = table.clone();
             tokio::spawn(async move {
-                table
-                    .runs()
-                    .join_or_open(
-                        &record,
-                        &input_set_key(&record.inputs),
-                        &shared::aws::table::runs::Opening::up_to(100),
-                        NOW,
-                        EXPIRES,
-                    )
-                    .await
-                    .unwrap()
+                let opening = shared::aws::table::runs::Opening::up_to(100);
+                testkit::table::join_run(&table, &record, &opening, NOW, EXPIRES).await
             })
         })
         .collect();
@@ -111,12 +94,7 @@ async fn join_all(table: &Table, records: &[TriggerRecord]) -> Vec<Joined> {
 async fn runs_of(table: &Table, records: &[TriggerRecord]) -> BTreeMap<String, usize> {
     let mut runs = BTreeMap::new();
     for record in records {
-        let stored = table
-            .triggers()
-            .get(&record.trigger_id, NOW)
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = testkit::table::stored(table, &record.trigger_id, NOW).await;
         *runs
             .entry(stored.run_id.expect("every trigger has a run"))
             .or_default() += 1;
@@ -382,14 +360,8 @@ async fn a_run_started_since_it_was_read_is_never_queued_again() {
 
 /// The run a trigger joined or opened, as its record names it.
 async fn run_id_of(table: &Table, trigger_id: &str) -> String {
-    table
-        .triggers()
-        .get(trigger_id, NOW)
-        .await
-        .unwrap()
-        .unwrap()
-        .run_id
-        .unwrap()
+    let record = testkit::table::stored(table, trigger_id, NOW).await;
+    record.run_id.expect("a run")
 }
 
 /// A started run of `count` triggers (the opener and `count - 1` joiners).

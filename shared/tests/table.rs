@@ -240,12 +240,7 @@ async fn no_refund_once_a_worker_took_the_trigger() {
         refund(&table, &p, None, &r, &previous).await.unwrap(),
         Refund::AlreadyPickedUp
     );
-    let kept = table
-        .triggers()
-        .get(&r.trigger_id, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let kept = testkit::table::stored(&table, &r.trigger_id, NOW).await;
     assert_eq!(kept.status, TriggerStatus::Started);
     assert!(matches!(
         admit(&table, &p, None, &record("192.0.2.11", NOW + 1), &[])

@@ -319,12 +319,7 @@ impl Harness {
     /// The metric lines the functions published so far, each checked
     /// against the EMF specification's required fields.
     pub(crate) fn metrics(&self) -> Vec<Value> {
-        let lines = self
-            .stack
-            .metrics
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let lines = self.stack.metric_lines();
         lines
             .iter()
             .map(|line| testkit::check_emf(line).unwrap_or_else(|e| panic!("{e}: {line}")))

@@ -118,10 +118,7 @@ async fn quota_returns_after_the_window() {
     // Long after the window, the client is new again (stale item still present).
     h.clock.advance(Duration::from_secs(86_400));
     let r = h.post(None, CLIENT_IP).await;
-    assert_eq!(
-        (r.status, r.body["quota"]["remaining"].as_u64()),
-        (202, Some(1))
-    );
+    assert_eq!(r.status_and_remaining(), (202, Some(1)));
 }
 
 #[tokio::test]
@@ -148,14 +145,7 @@ async fn forwarded_for_headers_never_choose_the_client() {
 
 #[tokio::test]
 async fn queue_unreachable_is_503_and_the_quota_is_given_back() {
-    let h = harness_with(
-        &[("QUOTA_LIMIT", "2")],
-        Faults {
-            dead_queue: true,
-            ..Faults::default()
-        },
-    )
-    .await;
+    let h = harness_with(&[("QUOTA_LIMIT", "2")], Faults::DEAD_QUEUE).await;
     for _ in 0..3 {
         let r = h.post(None, CLIENT_IP).await;
         assert_eq!(r.status, 503, "{}", r.body);
@@ -205,14 +195,7 @@ async fn queue_unreachable_is_503_and_the_quota_is_given_back() {
 
 #[tokio::test]
 async fn table_unreachable_is_503_and_nothing_is_enqueued() {
-    let h = harness_with(
-        &[],
-        Faults {
-            dead_table: true,
-            ..Faults::default()
-        },
-    )
-    .await;
+    let h = harness_with(&[], Faults::DEAD_TABLE).await;
     let r = h.post(None, CLIENT_IP).await;
     assert_eq!(r.status, 503);
     assert_eq!(r.headers["Retry-After"], "5");
@@ -548,25 +531,8 @@ async fn the_console_test_event_gets_a_clean_4xx_and_costs_nothing() {
 /// Another ingress on the same table and queue with SDK clients of its own
 /// (its own connections): a second Lambda process, as far as DynamoDB can tell.
 async fn another_instance(h: &Harness) -> Ingress {
-    let sdk = testkit::sdk_config().await;
-    let calls = CallCounter::default();
-    let env = Env::from_pairs([
-        ("TABLE_NAME", h.stack.table_name.as_str()),
-        ("QUEUE_URL", h.stack.queues.queue_url.as_str()),
-        ("PIPELINES", "app=app-pipeline,docs=docs-pipeline"),
-        ("CLIENT_KEY_SECRET", "test-secret-of-sufficient-length"),
-    ]);
-    let config = IngressConfig::from_env(&env).expect("valid config");
-    Ingress::new(
-        config.clone(),
-        Table::new(
-            shared::aws::dynamodb(&sdk, &calls),
-            config.table_name.clone(),
-        ),
-        WorkQueue::new(shared::aws::sqs(&sdk, &calls), config.queue_url.clone()),
-        h.clock.clone(),
-        calls,
-    )
+    h.instance_between(testkit::dynamodb_endpoint(), testkit::moto_endpoint())
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -636,30 +602,10 @@ async fn lost_answers_during_a_burst_never_over_admit_nor_lose_a_trigger() {
     // Every DynamoDB call of this ingress loses its first answer after the
     // engine acted on it; the SDK retries it.
     let proxy = testkit::LossyProxy::start(testkit::dynamodb_endpoint()).await;
-    let sdk = testkit::sdk_config_with(shared::aws::Endpoints {
-        dynamodb: proxy.endpoint.clone(),
-        others: testkit::moto_endpoint().to_string(),
-        services: Vec::new(),
-    })
-    .await;
-    let calls = CallCounter::default();
-    let config = IngressConfig::from_env(&Env::from_pairs([
-        ("TABLE_NAME", h.stack.table_name.as_str()),
-        ("QUEUE_URL", h.stack.queues.queue_url.as_str()),
-        ("PIPELINES", "app=app-pipeline"),
-        ("CLIENT_KEY_SECRET", "test-secret-of-sufficient-length"),
-    ]))
-    .expect("valid config");
-    let ingress = Arc::new(Ingress::new(
-        config.clone(),
-        Table::new(
-            shared::aws::dynamodb(&sdk, &calls),
-            config.table_name.clone(),
-        ),
-        WorkQueue::new(h.stack.sqs.clone(), config.queue_url.clone()),
-        h.clock.clone(),
-        calls,
-    ));
+    let ingress = Arc::new(
+        h.instance_between(&proxy.endpoint, testkit::moto_endpoint())
+            .await,
+    );
     // Each request's log lines say why, should one of them not be 202/429.
     let logs = testkit::CapturedLogs::default();
     let dispatch = tracing::Dispatch::new(shared::lambda::logging::json_subscriber(logs.clone()));
@@ -716,35 +662,6 @@ async fn lost_answers_during_a_burst_never_over_admit_nor_lose_a_trigger() {
     }
 }
 
-/// An ingress whose queue calls go through `queue` and table calls
-/// through `table` (each a proxy's endpoint, or an engine's).
-async fn instance_between(h: &Harness, table: &str, queue: &str) -> Ingress {
-    let sdk = testkit::sdk_config_with(shared::aws::Endpoints {
-        dynamodb: table.to_string(),
-        others: testkit::moto_endpoint().to_string(),
-        services: vec![("SQS".to_string(), queue.to_string())],
-    })
-    .await;
-    let calls = CallCounter::default();
-    let config = IngressConfig::from_env(&Env::from_pairs([
-        ("TABLE_NAME", h.stack.table_name.as_str()),
-        ("QUEUE_URL", h.stack.queues.queue_url.as_str()),
-        ("PIPELINES", "app=app-pipeline"),
-        ("CLIENT_KEY_SECRET", "test-secret-of-sufficient-length"),
-    ]))
-    .expect("valid config");
-    Ingress::new(
-        config.clone(),
-        Table::new(
-            shared::aws::dynamodb(&sdk, &calls),
-            config.table_name.clone(),
-        ),
-        WorkQueue::new(shared::aws::sqs(&sdk, &calls), config.queue_url.clone()),
-        h.clock.clone(),
-        calls,
-    )
-}
-
 /// Under the default quota of 3, the client has spent one slot: two more
 /// requests fit, then 429.
 async fn one_slot_spent(h: &Harness) {
@@ -771,7 +688,8 @@ async fn accepted_by(ingress: &Ingress) -> Value {
 
 /// An ingress whose table calls go through `proxy`.
 async fn instance_behind(h: &Harness, proxy: &testkit::LossyProxy) -> Ingress {
-    instance_between(h, &proxy.endpoint, testkit::moto_endpoint()).await
+    h.instance_between(&proxy.endpoint, testkit::moto_endpoint())
+        .await
 }
 
 #[tokio::test]
@@ -785,7 +703,9 @@ async fn a_send_whose_answers_were_lost_is_sent_again_and_accepted_with_one_slot
         u64::from(shared::aws::MAX_SDK_ATTEMPTS),
     )
     .await;
-    let ingress = instance_between(&h, testkit::dynamodb_endpoint(), &queue.endpoint).await;
+    let ingress = h
+        .instance_between(testkit::dynamodb_endpoint(), &queue.endpoint)
+        .await;
     let body = accepted_by(&ingress).await;
     assert_eq!(queue.lost(), u64::from(shared::aws::MAX_SDK_ATTEMPTS));
     let id = body["trigger_id"].as_str().unwrap();
@@ -814,7 +734,7 @@ async fn a_send_lost_while_the_table_is_away_is_sent_again_never_a_503_that_spen
         u64::from(shared::aws::MAX_SDK_ATTEMPTS),
     )
     .await;
-    let ingress = instance_between(&h, &table.endpoint, &queue.endpoint).await;
+    let ingress = h.instance_between(&table.endpoint, &queue.endpoint).await;
     let body = accepted_by(&ingress).await;
     let id = body["trigger_id"].as_str().unwrap();
     assert!(h
@@ -831,7 +751,9 @@ async fn a_send_lost_every_time_is_given_back_and_its_messages_find_no_record() 
     let h = harness(&[("QUOTA_LIMIT", "1")]).await;
     let queue =
         testkit::LossyProxy::losing_every_answer_to(testkit::moto_endpoint(), "SendMessage").await;
-    let ingress = instance_between(&h, testkit::dynamodb_endpoint(), &queue.endpoint).await;
+    let ingress = h
+        .instance_between(testkit::dynamodb_endpoint(), &queue.endpoint)
+        .await;
     let out = answer_of(&ingress).await;
     assert_eq!(out["statusCode"], 503, "{out}");
     // Messages got through (sent, their answers lost); their trigger's
@@ -921,16 +843,7 @@ async fn an_admission_that_never_committed_is_settled_void_and_costs_nothing() {
         limit: 3,
         window: Duration::from_secs(3600),
     };
-    let late = table
-        .admission()
-        .admit(
-            &[QuotaLevel::client(&key, policy)],
-            None,
-            &record,
-            &[],
-            None,
-        )
-        .await;
+    let late = testkit::table::admit_for_client(&table, &key, policy, &record).await;
     assert!(
         matches!(late, Err(shared::aws::table::StoreError::Corrupt(_))),
         "a late commit of the same admission is refused: {late:?}"
@@ -953,15 +866,7 @@ async fn an_admission_that_never_committed_is_settled_void_and_costs_nothing() {
         ..record.clone()
     };
     assert!(matches!(
-        table
-            .admission()
-            .admit(
-                &[QuotaLevel::client(&key, policy)],
-                None,
-                &committed,
-                &[],
-                None
-            )
+        testkit::table::admit_for_client(&table, &key, policy, &committed)
             .await
             .unwrap(),
         Admission::Accepted { .. }

@@ -136,14 +136,7 @@ async fn ipv4_levels_apply_to_ipv4_and_to_what_carries_it() {
 
 #[tokio::test]
 async fn an_enqueue_that_fails_gives_every_level_its_slot_back() {
-    let h = harness_with(
-        &[],
-        Faults {
-            dead_queue: true,
-            ..Faults::default()
-        },
-    )
-    .await;
+    let h = harness_with(&[], Faults::DEAD_QUEUE).await;
     let ip = "2001:db8:aa:1::1";
     let r = h.post(None, ip).await;
     assert_eq!(r.status, 503);

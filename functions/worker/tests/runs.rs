@@ -20,7 +20,6 @@ use shared::aws::table::items::lane_pk;
 use shared::aws::table::runs::{Joined, Take};
 use shared::clock::{Clock, ManualClock, SystemClock};
 use shared::config::{Env, WorkerConfig};
-use shared::rules::runs::input_set_key;
 use shared::rules::status::RunStatus;
 use shared::rules::status::TriggerStatus;
 use std::sync::Arc;
@@ -475,17 +474,8 @@ async fn holds_the_lane_without_its_message(h: &Harness, trigger: &str) {
 async fn opens_its_run_and_takes_the_lane(table: &shared::aws::table::Table, trigger: &str) {
     let now = SystemClock.now_ms();
     let record = table.triggers().get(trigger, now).await.unwrap().unwrap();
-    let opened = table
-        .runs()
-        .join_or_open(
-            &record,
-            &input_set_key(&record.inputs),
-            &shared::aws::table::runs::Opening::up_to(100),
-            now,
-            now / 1000 + 3600,
-        )
-        .await
-        .unwrap();
+    let opening = shared::aws::table::runs::Opening::up_to(100);
+    let opened = testkit::table::join_run(table, &record, &opening, now, now / 1000 + 3600).await;
     assert_eq!(opened, Joined::Opened(trigger.to_string()));
     let run = table.runs().get(trigger).await.unwrap().unwrap();
     assert_eq!(

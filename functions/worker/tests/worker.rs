@@ -16,7 +16,7 @@ use std::time::Duration;
 use testkit::Stack;
 
 mod common;
-use common::{harness, harness_with_settings, Harness};
+use common::{harness, harness_on_app, harness_with_settings, Harness};
 
 /// Settings that turn coalescing off for the public pipeline `app`: one
 /// execution per trigger, as before runs existed.
@@ -77,9 +77,7 @@ async fn a_mixed_batch_starts_the_good_and_dead_letters_the_rest_with_reasons() 
 /// a replayed copy carrying a stale token would never take the poll again.
 #[tokio::test]
 async fn a_dead_lettered_message_keeps_its_marks_but_not_the_lanes_poll() {
-    let stack = Stack::new().await;
-    let pipeline = stack.pipeline("marks").await;
-    let h = harness(stack, &format!("app={pipeline}"), "5", false).await;
+    let (h, _) = harness_on_app("marks", "5").await;
     let string = |value: &str| {
         aws_sdk_sqs::types::MessageAttributeValue::builder()
             .data_type("String")
@@ -288,9 +286,7 @@ async fn a_message_whose_inputs_do_not_pass_goes_to_the_dlq_saying_why() {
 
 #[tokio::test]
 async fn a_redelivered_message_starts_one_execution() {
-    let stack = Stack::new().await;
-    let pipeline = stack.pipeline("dup").await;
-    let h = harness(stack, &format!("app={pipeline}"), "5", false).await;
+    let (h, pipeline) = harness_on_app("dup", "5").await;
     let id = h.enqueue(&pipeline).await;
     // SQS delivers the same message again (e.g. after a visibility timeout).
     let event = h.stack.receive_event(0).await;
@@ -396,9 +392,7 @@ async fn the_last_attempt_moves_the_message_to_the_dlq_with_its_reason() {
 
 #[tokio::test]
 async fn a_refunded_trigger_is_not_started() {
-    let stack = Stack::new().await;
-    let pipeline = stack.pipeline("refunded").await;
-    let h = harness(stack, &format!("app={pipeline}"), "5", false).await;
+    let (h, pipeline) = harness_on_app("refunded", "5").await;
     // A message whose record the ingress deleted when it gave the quota back.
     let message = WorkMessage {
         version: 1,
@@ -426,13 +420,7 @@ async fn an_unsettled_admission_is_given_back_never_started() {
     // message says so. Here the admission had committed.
     stack.drain(&stack.queues.queue_url).await;
     let h = harness(stack, &format!("app={pipeline}"), "5", false).await;
-    let record = h
-        .table
-        .triggers()
-        .get(&committed, SystemClock.now_ms())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = h.record(&committed).await;
     let unsettled = |trigger_id: String| WorkMessage {
         trigger_id,
         ..message_of(&record, &pipeline, true)
@@ -445,13 +433,7 @@ async fn an_unsettled_admission_is_given_back_never_started() {
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(h.stack.executions(&pipeline).await, 0, "nothing runs");
     assert!(h.dead_letters().await.is_empty());
-    let after = h
-        .table
-        .triggers()
-        .get(&committed, SystemClock.now_ms())
-        .await
-        .unwrap()
-        .unwrap();
+    let after = h.record(&committed).await;
     assert_eq!(after.status, TriggerStatus::Refused);
     assert_eq!(
         after.refusal.as_ref().map(|r| r.reason.as_str()),

@@ -165,6 +165,22 @@ pub struct FunctionCalls {
 }
 
 impl LocalStack {
+    /// The metric lines published so far, in order (a copy).
+    pub fn metric_lines(&self) -> Vec<String> {
+        self.metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The e-mails on-call got so far, in order (a copy).
+    pub fn sent_emails(&self) -> Vec<String> {
+        self.emails
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Starts a run of `pipeline` as a push to its source would (a webhook,
     /// not the worker): its events say so, and the notifier e-mails it at
     /// once as not a public trigger's. Returns the execution id.

@@ -16,6 +16,7 @@ pub mod keys;
 mod lossy_proxy;
 pub mod permissions;
 pub mod provision;
+pub mod table;
 
 pub use emulation::CodePipelineFront;
 pub use http_server::{relay, serve_http};
@@ -546,6 +547,17 @@ impl Stack {
     /// Receives (and consumes) every message currently on a queue.
     pub async fn drain(&self, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
         drain(&self.sqs, queue_url).await
+    }
+
+    /// Puts `body` on a queue as it is, without attributes.
+    pub async fn send_raw(&self, queue_url: &str, body: &str) {
+        self.sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("send a message");
     }
 }
 

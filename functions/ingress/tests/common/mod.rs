@@ -31,6 +31,19 @@ pub struct Faults {
     pub dead_queue: bool,
 }
 
+impl Faults {
+    /// Every table call fails to connect.
+    pub const DEAD_TABLE: Faults = Faults {
+        dead_table: true,
+        dead_queue: false,
+    };
+    /// Every queue call fails to connect.
+    pub const DEAD_QUEUE: Faults = Faults {
+        dead_table: false,
+        dead_queue: true,
+    };
+}
+
 pub async fn harness_with(extra: &[(&str, &str)], faults: Faults) -> Harness {
     let stack = Stack::new().await;
     let mut pairs: Vec<(&str, &str)> = vec![
@@ -105,11 +118,39 @@ pub struct Reply {
     pub body: Value,
 }
 
+impl Reply {
+    /// The status and the quota left that the body reports.
+    pub fn status_and_remaining(&self) -> (u16, Option<u64>) {
+        (self.status, self.body["quota"]["remaining"].as_u64())
+    }
+}
+
 impl Harness {
     /// Another instance of the function, just started (nothing remembered),
     /// on the same table, queue and clock.
     pub fn cold_instance(&self) -> Ingress {
         self.instance_with(self.stack.dynamodb.clone())
+    }
+
+    /// Another instance with SDK clients (and connections) of its own, its
+    /// table calls through `table` and its queue calls through `queue` (each
+    /// a proxy's endpoint, or an engine's): a second Lambda process, as far
+    /// as the engines can tell.
+    pub async fn instance_between(&self, table: &str, queue: &str) -> Ingress {
+        let sdk = testkit::sdk_config_with(aws::Endpoints {
+            dynamodb: table.to_string(),
+            others: testkit::moto_endpoint().to_string(),
+            services: vec![("SQS".to_string(), queue.to_string())],
+        })
+        .await;
+        let calls = aws::CallCounter::default();
+        Ingress::new(
+            self.config.clone(),
+            Table::new(aws::dynamodb(&sdk, &calls), self.config.table_name.clone()),
+            WorkQueue::new(aws::sqs(&sdk, &calls), self.config.queue_url.clone()),
+            self.clock.clone(),
+            calls,
+        )
     }
 
     /// [`Harness::cold_instance`] whose table calls go through `dynamodb`.

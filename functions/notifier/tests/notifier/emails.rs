@@ -112,19 +112,13 @@ async fn a_100_character_pipeline_name_gets_a_subject_sns_accepts() {
     let name = "p".repeat(100);
     let (_, event) = event(&name, EXECUTION, PipelineState::Superseded);
     let notifier = h.notifier_with(&h.topic, "SUPERSEDED", h.stack.codepipeline.clone());
-    assert!(matches!(
-        notifier.handle(event).await.unwrap(),
-        Outcome::Notified { .. }
-    ));
-    let emails = h.emails().await;
-    assert_eq!(emails.len(), 1);
-    let subject = &emails[0].0;
+    let (subject, body) = h.the_one_email(&notifier, event).await;
     assert!(subject.len() <= 100, "{}", subject.len());
     assert!(
         subject.starts_with("[SUPERSEDED] ppp") && subject.ends_with("... - execution 1a2b3c4d")
     );
     // The body keeps the whole name.
-    assert!(emails[0].1.contains(&format!("\nPipeline       {name}\n")));
+    assert!(body.contains(&format!("\nPipeline       {name}\n")));
 }
 
 #[tokio::test]

@@ -14,13 +14,7 @@ async fn a_failure_email_leads_with_the_failed_stage_action_and_error() {
     );
     let notifier = h.notifier_with(&h.topic, "FAILED", client);
     let (_, event) = event("enterprise-app-pipeline", EXECUTION, PipelineState::Failed);
-    assert!(matches!(
-        notifier.handle(event).await.unwrap(),
-        Outcome::Notified { .. }
-    ));
-    let emails = h.emails().await;
-    assert_eq!(emails.len(), 1);
-    let body = &emails[0].1;
+    let (_, body) = h.the_one_email(&notifier, event).await;
     assert!(
         body.starts_with(
             "Pipeline enterprise-app-pipeline FAILED.\n\n\
@@ -44,13 +38,7 @@ async fn a_throttled_failure_lookup_still_sends_the_email_saying_so() {
     let client = codepipeline_replaying(Err(400), "An action in this pipeline failed");
     let notifier = h.notifier_with(&h.topic, "FAILED", client);
     let (_, event) = event("app", EXECUTION, PipelineState::Failed);
-    assert!(matches!(
-        notifier.handle(event).await.unwrap(),
-        Outcome::Notified { .. }
-    ));
-    let emails = h.emails().await;
-    assert_eq!(emails.len(), 1);
-    let body = &emails[0].1;
+    let (_, body) = h.the_one_email(&notifier, event).await;
     assert!(body.contains(
         "Reason         unavailable (ListActionExecutions: ThrottlingException: Rate exceeded)"
     ));

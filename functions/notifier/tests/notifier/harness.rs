@@ -19,10 +19,10 @@ pub(crate) use shared::config::{Env, NotifierConfig};
 pub(crate) use shared::rules::pipeline_event::{
     stage_change_detail, stage_change_event, state_change_event,
 };
-pub(crate) use shared::rules::runs::input_set_key;
 pub(crate) use shared::rules::status::PipelineState;
 pub(crate) use shared::rules::status::TriggerStatus;
 pub(crate) use shared::rules::time_format::rfc3339;
+pub(crate) use shared::rules::trigger::TriggerRecord;
 pub(crate) use std::sync::Arc;
 pub(crate) use std::time::Duration;
 pub(crate) use testkit::{rest_event, unique, Stack, REGION};
@@ -89,6 +89,25 @@ impl Harness {
 
     pub(crate) async fn emails(&self) -> Vec<(String, String)> {
         self.stack.emails(&self.inbox).await
+    }
+
+    /// A trigger's record as stored now (it must be there).
+    pub(crate) async fn stored(&self, trigger_id: &str) -> TriggerRecord {
+        testkit::table::stored(&self.table, trigger_id, SystemClock.now_ms()).await
+    }
+
+    /// Hands `event` to `notifier`, expects it notified with one e-mail,
+    /// and returns that e-mail (subject, body).
+    pub(crate) async fn the_one_email(
+        &self,
+        notifier: &Notifier,
+        event: Value,
+    ) -> (String, String) {
+        let outcome = notifier.handle(event).await.expect("handled");
+        assert!(matches!(outcome, Outcome::Notified { .. }), "{outcome:?}");
+        let mut emails = self.emails().await;
+        assert_eq!(emails.len(), 1, "{emails:?}");
+        emails.remove(0)
     }
 }
 
@@ -218,21 +237,12 @@ pub(crate) async fn started_run(
     count: usize,
 ) -> Vec<String> {
     let now = SystemClock.now_ms();
+    let opening = shared::aws::table::runs::Opening::up_to(100);
     let mut ids = Vec::new();
     for _ in 0..count {
         let id = h.stack.enqueue_trigger(pipeline).await;
         let record = h.table.triggers().get(&id, now).await.unwrap().unwrap();
-        h.table
-            .runs()
-            .join_or_open(
-                &record,
-                &input_set_key(&record.inputs),
-                &shared::aws::table::runs::Opening::up_to(100),
-                now,
-                now / 1000 + 600,
-            )
-            .await
-            .unwrap();
+        testkit::table::join_run(&h.table, &record, &opening, now, now / 1000 + 600).await;
         ids.push(id);
     }
     let run = h

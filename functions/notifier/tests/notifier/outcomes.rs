@@ -47,20 +47,10 @@ async fn a_trigger_through_ingress_worker_and_notifier_is_named_and_reads_succee
         .await
         .unwrap();
     assert!(batch.batch_item_failures.is_empty());
-    let started = h
-        .table
-        .triggers()
-        .get(&trigger_id, SystemClock.now_ms())
-        .await
-        .unwrap()
-        .unwrap();
-    let view = h
-        .table
-        .triggers()
-        .view(&trigger_id, SystemClock.now_ms())
-        .await
-        .unwrap()
-        .unwrap();
+    let started = h.stored(&trigger_id).await;
+    let triggers = h.table.triggers();
+    let view = triggers.view(&trigger_id, SystemClock.now_ms()).await;
+    let view = view.unwrap().expect("a view");
     assert_eq!(view.status, TriggerStatus::Started);
     let execution_id = view.execution_id.unwrap();
     assert_eq!(
@@ -85,13 +75,7 @@ async fn a_trigger_through_ingress_worker_and_notifier_is_named_and_reads_succee
         Arc::new(SystemClock),
     );
     let (_, event) = event(&pipeline, &execution_id, PipelineState::Succeeded);
-    assert!(matches!(
-        notifier.handle(event).await.unwrap(),
-        Outcome::Notified { .. }
-    ));
-    let emails = h.emails().await;
-    assert_eq!(emails.len(), 1);
-    let body = &emails[0].1;
+    let (_, body) = h.the_one_email(&notifier, event).await;
     assert!(
         body.contains(&format!("\nTrigger        {trigger_id}\n")),
         "{body}"
@@ -179,13 +163,7 @@ async fn outcomes_arriving_late_or_twice_never_regress_the_record() {
             .unwrap(),
         StartRecord::Recorded
     );
-    let stored = h
-        .table
-        .triggers()
-        .get(&trigger_id, now)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = h.stored(&trigger_id).await;
     assert_eq!(stored.status, TriggerStatus::Succeeded);
 }
 
@@ -200,13 +178,7 @@ async fn a_state_outside_notify_states_still_records_the_outcome() {
         notifier.handle(event).await.unwrap(),
         Outcome::NotNotified { .. }
     ));
-    let stored = h
-        .table
-        .triggers()
-        .get(&trigger_id, SystemClock.now_ms())
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = h.stored(&trigger_id).await;
     assert_eq!(stored.status, TriggerStatus::Succeeded);
     assert!(h.emails().await.is_empty());
 }

@@ -81,17 +81,7 @@ async fn the_end_of_a_run_wakes_the_first_run_waiting_for_its_pipeline() {
             }),
             ..shared::aws::table::runs::Opening::up_to(3)
         };
-        h.table
-            .runs()
-            .join_or_open(
-                &record,
-                &input_set_key(&record.inputs),
-                &opening,
-                now,
-                now / 1000 + 600,
-            )
-            .await
-            .unwrap();
+        testkit::table::join_run(&h.table, &record, &opening, now, now / 1000 + 600).await;
         waiting.push(id);
     }
     h.stack.drain(&h.stack.queues.queue_url).await;

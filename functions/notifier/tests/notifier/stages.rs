@@ -109,14 +109,7 @@ async fn without_coalescing_the_trigger_itself_holds_its_stages() {
     let h = harness().await;
     let execution = unique("exec");
     let id = started_trigger(&h, &execution).await;
-    let pipeline = h
-        .table
-        .triggers()
-        .get(&id, 0)
-        .await
-        .unwrap()
-        .unwrap()
-        .target;
+    let pipeline = testkit::table::stored(&h.table, &id, 0).await.target;
     let outcome = h
         .notifier()
         .handle(stage_event(

@@ -36,6 +36,15 @@ pub async fn harness(
     .await
 }
 
+/// A worker on a new stack whose `app` is a new pipeline named after
+/// `prefix`, with up to `max_attempts`; returns it and the pipeline's name.
+pub async fn harness_on_app(prefix: &str, max_attempts: &str) -> (Harness, String) {
+    let stack = Stack::new().await;
+    let pipeline = stack.pipeline(prefix).await;
+    let h = harness(stack, &format!("app={pipeline}"), max_attempts, false).await;
+    (h, pipeline)
+}
+
 pub async fn harness_with_clock(
     stack: Stack,
     pipelines: &str,
@@ -117,13 +126,8 @@ impl Harness {
 
     pub async fn send_raw(&self, body: &str) {
         self.stack
-            .sqs
-            .send_message()
-            .queue_url(&self.stack.queues.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
+            .send_raw(&self.stack.queues.queue_url, body)
+            .await;
     }
 
     pub async fn run_batch(&self, visibility: i32) -> (usize, SqsBatchResponse) {
@@ -137,12 +141,7 @@ impl Harness {
 
     /// The trigger's own record.
     pub async fn record(&self, trigger_id: &str) -> TriggerRecord {
-        self.table
-            .triggers()
-            .get(trigger_id, 0)
-            .await
-            .unwrap()
-            .expect("record")
+        testkit::table::stored(&self.table, trigger_id, 0).await
     }
 
     /// What `GET /triggers/{id}` shows (the trigger following its run).
