@@ -10,7 +10,7 @@
 //!   revoked, past its rotation's overlap or not for the pipeline is a 401,
 //!   charged nothing, never the anonymous lane instead.
 
-use crate::Ingress;
+use crate::instance::Ingress;
 use shared::aws::table::admission::{Admission, QuotaLevel, CLIENT_LEVEL};
 use shared::aws::table::StoreError;
 use shared::clock::EpochMillis;

@@ -6,11 +6,12 @@
 //! or a removal reaches the instance within a minute and a trigger costs
 //! no AWS call for them otherwise.
 
-use crate::Ingress;
+use shared::aws::table::Table;
+use shared::aws::CallCounter;
 use shared::clock::EpochMillis;
 use shared::rules::network_groups::{Matcher, Ranges};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use tracing::{info, warn};
 
 /// How long the groups held are trusted before the index is read again.
@@ -21,7 +22,7 @@ pub const RETRY_MS: u64 = 5_000;
 
 /// The groups held, and when the index was last read.
 #[derive(Debug, Default)]
-pub(crate) struct GroupMemory {
+struct GroupMemory {
     matcher: Arc<Matcher>,
     ranges: BTreeMap<String, Ranges>,
     versions: BTreeMap<String, String>,
@@ -29,36 +30,41 @@ pub(crate) struct GroupMemory {
     next_look: Option<EpochMillis>,
 }
 
-impl Ingress {
-    fn group_memory(&self) -> std::sync::MutexGuard<'_, GroupMemory> {
-        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+/// What one instance holds of the network groups.
+#[derive(Debug, Default)]
+pub(crate) struct HeldGroups(Mutex<GroupMemory>);
+
+impl HeldGroups {
+    /// The memory (a poisoned lock still holds sound groups).
+    fn memory(&self) -> MutexGuard<'_, GroupMemory> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The matcher of the configured groups at `now`, read again from the
-    /// table when it is due.
-    pub(crate) async fn groups(&self, now: EpochMillis) -> Arc<Matcher> {
-        let names: Vec<String> = self
-            .config
-            .networks
-            .groups()
-            .iter()
-            .map(|g| g.name.clone())
-            .collect();
+    /// The matcher of the groups `names` at `now`, read again from `table`
+    /// when it is due (`calls`: the counter behind the table's client, for
+    /// the decision's log line).
+    pub(crate) async fn matcher(
+        &self,
+        names: &[String],
+        table: &Table,
+        calls: &CallCounter,
+        now: EpochMillis,
+    ) -> Arc<Matcher> {
         let held = {
-            let memory = self.group_memory();
+            let memory = self.memory();
             if names.is_empty() || memory.next_look.is_some_and(|at| now < at) {
                 return memory.matcher.clone();
             }
             memory.versions.clone()
         };
-        let calls_before = self.calls.total();
-        let loaded = self.table.network_groups().load(&names, &held).await;
-        let aws_calls = self.calls.total() - calls_before;
-        let mut memory = self.group_memory();
+        let calls_before = calls.total();
+        let loaded = table.network_groups().load(names, &held).await;
+        let aws_calls = calls.total() - calls_before;
+        let mut memory = self.memory();
         match loaded {
             Ok(loaded) => {
                 let before = memory.versions.clone();
-                for name in &names {
+                for name in names {
                     if loaded.unreadable.contains(name) {
                         continue;
                     }

@@ -5,33 +5,31 @@
 
 mod charge;
 mod groups;
+mod instance;
+
+pub use instance::Ingress;
 
 use charge::Charge;
 use serde_json::Value;
-use shared::aws::queue::{QueueError, WorkQueue};
+use shared::aws::queue::QueueError;
 use shared::aws::table::admission::{Admission, QuotaLevel, Refund, Settled};
-use shared::aws::table::{StoreError, Table};
-use shared::aws::CallCounter;
-use shared::clock::{Clock, EpochMillis};
-use shared::config::IngressConfig;
-use shared::lambda::metrics::{Metrics, MetricsSink};
+use shared::aws::table::StoreError;
+use shared::clock::EpochMillis;
 use shared::rules::http::event::{parse_event, EventError, HttpRequest};
 use shared::rules::http::response::{ApiError, HttpResponse, UNAVAILABLE_RETRY_AFTER_S};
 use shared::rules::http::trigger_api::{
     accepted_response, catalog_response, parse_trigger_body, route, Route,
 };
 use shared::rules::inputs::InputValues;
-use shared::rules::keys::{KeyMemory, PresentedKey};
+use shared::rules::keys::PresentedKey;
 use shared::rules::message::WorkMessage;
 use shared::rules::metrics;
 use shared::rules::page::{asset_response, page_response};
 use shared::rules::pipelines::Pipeline;
 use shared::rules::quota::GlobalPolicy;
-use shared::rules::refusals::RefusalMemory;
 use shared::rules::trigger::{
     canonical_trigger_id, could_exist, ledger_expires_at, trigger_id_at, TriggerRecord,
 };
-use std::sync::{Arc, Mutex};
 use tracing::{error, info, warn};
 
 /// How many times an admission of unknown outcome, or an enqueue that
@@ -44,21 +42,6 @@ const SETTLE_ATTEMPTS: u32 = 3;
 /// the SDK's operation timeout).
 const ENQUEUE_SETTLE_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 
-pub struct Ingress {
-    config: IngressConfig,
-    table: Table,
-    queue: WorkQueue,
-    clock: Arc<dyn Clock>,
-    calls: CallCounter,
-    metrics: Metrics,
-    /// Whom this instance just refused: a repeat is answered from memory.
-    refusals: Mutex<RefusalMemory>,
-    /// The trigger keys this instance just looked up.
-    keys: Mutex<KeyMemory>,
-    /// The network groups this instance holds.
-    groups: Mutex<groups::GroupMemory>,
-}
-
 fn unavailable() -> ApiError {
     ApiError::Unavailable {
         retry_after_s: UNAVAILABLE_RETRY_AFTER_S,
@@ -66,50 +49,6 @@ fn unavailable() -> ApiError {
 }
 
 impl Ingress {
-    /// `calls` is the counter attached to the clients behind `table` and
-    /// `queue`; each decision logs how many AWS calls it took.
-    pub fn new(
-        config: IngressConfig,
-        table: Table,
-        queue: WorkQueue,
-        clock: Arc<dyn Clock>,
-        calls: CallCounter,
-    ) -> Self {
-        Self {
-            metrics: Metrics::new(&config.metrics_namespace, "ingress"),
-            refusals: Mutex::new(RefusalMemory::new(
-                shared::rules::refusals::MAX_REMEMBERED,
-                u64::try_from(config.refusal_memory.as_millis()).unwrap_or(u64::MAX),
-            )),
-            keys: Mutex::new(KeyMemory::new(
-                shared::rules::refusals::MAX_REMEMBERED,
-                u64::try_from(config.refusal_memory.as_millis()).unwrap_or(u64::MAX),
-            )),
-            groups: Mutex::default(),
-            config,
-            table,
-            queue,
-            clock,
-            calls,
-        }
-    }
-
-    /// Sends the metric lines to `sink` instead of stdout.
-    pub fn with_metrics(mut self, sink: MetricsSink) -> Self {
-        self.metrics = self.metrics.with_sink(sink);
-        self
-    }
-
-    /// The refusal memory (a poisoned lock still holds sound entries).
-    fn memory(&self) -> std::sync::MutexGuard<'_, RefusalMemory> {
-        self.refusals.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The keys looked up lately.
-    fn keys(&self) -> std::sync::MutexGuard<'_, KeyMemory> {
-        self.keys.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// One metric line per `POST /trigger` decision; an acceptance by its
     /// lane.
     fn count(&self, result: &Result<HttpResponse, ApiError>, keyed: bool) {

@@ -11,7 +11,7 @@
 //! then answers every later one `500` without passing it on (the table
 //! went away after an admission).
 
-use crate::{relay, serve_http};
+use crate::http_server::{relay, serve_http};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
