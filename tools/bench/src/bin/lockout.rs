@@ -463,6 +463,10 @@ async fn person(scene: Scene) -> BTreeMap<String, u64> {
     outcomes
 }
 
+/// How long after the scene's end the CI job still follows a trigger that
+/// has not left the queue (then reported as it is: queued).
+const FOLLOW_AFTER_END: Duration = Duration::from_secs(600);
+
 /// The CI job: a keyed trigger every 30 s; how long until it started.
 async fn ci_job(scene: Scene, key: String, table: Table) -> Vec<Value> {
     let client = client_from(Ipv4Addr::new(127, 5, 0, 2));
@@ -480,10 +484,15 @@ async fn ci_job(scene: Scene, key: String, table: Table) -> Vec<Value> {
             &[("authorization", bearer.as_str())],
         )
         .await;
+        let every_30_s = || Duration::from_secs(30).saturating_sub(sent.elapsed());
         let Some(id) = answer["trigger_id"].as_str().map(str::to_string) else {
+            // Not accepted: said in the report, and tried again on the job's
+            // own beat (never a tight loop).
             waits.push(json!({"answer": status}));
+            tokio::time::sleep(every_30_s()).await;
             continue;
         };
+        // Followed until it leaves the queue, or long after the scene ended.
         let mut outcome;
         loop {
             outcome = decided(
@@ -493,7 +502,7 @@ async fn ci_job(scene: Scene, key: String, table: Table) -> Vec<Value> {
                 Instant::now() + Duration::from_secs(300),
             )
             .await;
-            if outcome["status"] != "queued" {
+            if outcome["status"] != "queued" || Instant::now() >= scene.until + FOLLOW_AFTER_END {
                 break;
             }
         }
@@ -506,8 +515,7 @@ async fn ci_job(scene: Scene, key: String, table: Table) -> Vec<Value> {
             "queued_at": run.as_ref().map(|r| r.requested_at),
         }));
         n += 1;
-        let pause = Duration::from_secs(30).saturating_sub(sent.elapsed());
-        tokio::time::sleep(pause).await;
+        tokio::time::sleep(every_30_s()).await;
     }
     waits
 }
