@@ -202,7 +202,11 @@ impl Worker {
     /// The lane's safety poll, carried by this message: looks after the
     /// lane (asks CodePipeline about a holder not heard of for
     /// `RUN_CHECK_AFTER`, wakes the first waiting run of a free lane), then
-    /// goes on polling while runs wait.
+    /// goes on polling while runs wait. A token that is not the lane's (an
+    /// older poll's, or a copy dead-lettered before the DLQ dropped the
+    /// token) takes the poll only once the lane's has lapsed, as a message
+    /// without one does: it never makes a second poll, and never leaves
+    /// waiting runs to the wakes alone.
     pub(crate) async fn watch(
         &self,
         delivery: &Delivery,
@@ -217,8 +221,11 @@ impl Worker {
                 return self.retry_later(delivery, &failure, 1).await;
             }
         };
-        if lane.poll_token.as_deref() != delivery.poll_token() || !lane.has_waiting() {
+        if !lane.has_waiting() {
             return Outcome::Done;
+        }
+        if lane.poll_token.as_deref() != delivery.poll_token() {
+            return self.poll(delivery, trigger_id, target).await;
         }
         let mut lane = lane;
         if let Some(holder) = lane.run_id.clone() {

@@ -953,3 +953,78 @@ async fn the_lanes_poll_goes_on_whatever_became_of_the_trigger_that_carries_it()
         "the lane's poll went on: {again:?}"
     );
 }
+
+/// A message whose poll token is not the lane's (a copy dead-lettered
+/// before the DLQ dropped the token, then replayed) is done while the
+/// lane's poll lives, and takes the poll once that has lapsed: its run
+/// never waits on the best-effort wakes alone, and there is never a second
+/// poll.
+#[tokio::test]
+async fn a_stale_poll_token_takes_the_lanes_poll_only_once_it_has_lapsed() {
+    let clock = manual_clock();
+    let (h, pipeline) = coalescing_harness_at(
+        "stalepoll",
+        &[("PIPELINE_SETTINGS", ALONE_SETTINGS)],
+        clock.clone(),
+    )
+    .await;
+    let holder = h.enqueue(&pipeline).await;
+    drain_batches(&h).await;
+    assert_eq!(h.view(&holder).await.status, TriggerStatus::Started);
+    h.enqueue(&pipeline).await;
+    drain_batches(&h).await;
+    let lane_poll = || async { h.table.runs().get_lane(&pipeline).await.unwrap() };
+    let live = lane_poll()
+        .await
+        .poll_token
+        .expect("the waiting run took the poll");
+    // The carrier comes back after the interval; it is taken off the queue
+    // here, and a copy carrying a token the lane never gave is sent instead.
+    poll_interval_passes().await;
+    let carrier = h
+        .stack
+        .drain(&h.stack.queues.queue_url)
+        .await
+        .into_iter()
+        .find(|m| {
+            m.message_attributes()
+                .is_some_and(|a| a.contains_key(worker::POLL_TOKEN))
+        })
+        .expect("the message carrying the lane's poll");
+    let send_stale_copy = || async {
+        let mut send = h
+            .stack
+            .sqs
+            .send_message()
+            .queue_url(&h.stack.queues.queue_url)
+            .message_body(carrier.body().unwrap());
+        for (name, value) in carrier.message_attributes().unwrap() {
+            if name != worker::POLL_TOKEN {
+                send = send.message_attributes(name, value.clone());
+            }
+        }
+        let stale = aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("a-stale-token")
+            .build()
+            .unwrap();
+        send.message_attributes(worker::POLL_TOKEN, stale)
+            .send()
+            .await
+            .unwrap();
+    };
+    // The lane's poll lives (the worker's clock has not moved): the copy is
+    // done, the poll stays the lane's.
+    send_stale_copy().await;
+    drain_batches(&h).await;
+    assert_eq!(lane_poll().await.poll_token.as_deref(), Some(live.as_str()));
+    // Past its lapse (nobody renewed it: its carrier was taken away), the
+    // copy takes the poll under a token of its own, alive again.
+    clock.advance(Duration::from_secs(3));
+    send_stale_copy().await;
+    drain_batches(&h).await;
+    let taken = lane_poll().await;
+    let token = taken.poll_token.expect("the lane has its poll again");
+    assert!(token != live && token != "a-stale-token", "{token}");
+    assert!(taken.poll_until > clock.now_ms());
+}
