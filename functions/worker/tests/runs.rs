@@ -894,6 +894,31 @@ async fn aliases_of_one_codepipeline_share_one_bound() {
     assert_eq!(h.stack.executions(&pipeline).await, 1);
 }
 
+/// Sends `message` to the work queue again with its attributes, its poll
+/// token replaced by `poll_token` when given.
+async fn send_copy(h: &Harness, message: &aws_sdk_sqs::types::Message, poll_token: Option<&str>) {
+    let mut send = h
+        .stack
+        .sqs
+        .send_message()
+        .queue_url(&h.stack.queues.queue_url)
+        .message_body(message.body().unwrap());
+    for (name, value) in message.message_attributes().unwrap() {
+        if poll_token.is_none() || name != worker::POLL_TOKEN {
+            send = send.message_attributes(name, value.clone());
+        }
+    }
+    if let Some(token) = poll_token {
+        let value = aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(token)
+            .build()
+            .unwrap();
+        send = send.message_attributes(worker::POLL_TOKEN, value);
+    }
+    send.send().await.unwrap();
+}
+
 /// Each trigger a run of its own, all waiting in one lane.
 const ALONE_SETTINGS: &str =
     r#"{"app": {"coalesce": false, "max_pending": 10, "reserved_pending": 0}}"#;
@@ -933,16 +958,7 @@ async fn the_lanes_poll_goes_on_whatever_became_of_the_trigger_that_carries_it()
         .await
         .unwrap();
     // The poll comes back: it is not dropped, it polls on.
-    let mut send = h
-        .stack
-        .sqs
-        .send_message()
-        .queue_url(&h.stack.queues.queue_url)
-        .message_body(poll.body().unwrap());
-    for (name, value) in poll.message_attributes().unwrap() {
-        send = send.message_attributes(name, value.clone());
-    }
-    send.send().await.unwrap();
+    send_copy(&h, poll, None).await;
     drain_batches(&h).await;
     poll_interval_passes().await;
     let again = h.stack.drain(&h.stack.queues.queue_url).await;
@@ -991,28 +1007,7 @@ async fn a_stale_poll_token_takes_the_lanes_poll_only_once_it_has_lapsed() {
                 .is_some_and(|a| a.contains_key(worker::POLL_TOKEN))
         })
         .expect("the message carrying the lane's poll");
-    let send_stale_copy = || async {
-        let mut send = h
-            .stack
-            .sqs
-            .send_message()
-            .queue_url(&h.stack.queues.queue_url)
-            .message_body(carrier.body().unwrap());
-        for (name, value) in carrier.message_attributes().unwrap() {
-            if name != worker::POLL_TOKEN {
-                send = send.message_attributes(name, value.clone());
-            }
-        }
-        let stale = aws_sdk_sqs::types::MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value("a-stale-token")
-            .build()
-            .unwrap();
-        send.message_attributes(worker::POLL_TOKEN, stale)
-            .send()
-            .await
-            .unwrap();
-    };
+    let send_stale_copy = || send_copy(&h, &carrier, Some("a-stale-token"));
     // The lane's poll lives (the worker's clock has not moved): the copy is
     // done, the poll stays the lane's.
     send_stale_copy().await;
