@@ -758,3 +758,31 @@ async fn a_conflict_on_the_run_is_retried_never_taken_for_a_run_that_moved_on() 
     assert_eq!(joined, Joined::Joined("R".into()));
     assert_eq!(join.num_calls(), 2, "the join again, not an open");
 }
+
+/// A run's triggers come back whole and oldest first when they fill more
+/// than one page of the run index (200 a page).
+#[tokio::test]
+async fn a_runs_triggers_are_read_across_pages_oldest_first() {
+    let stack = Stack::new().await;
+    let table = Table::new(stack.dynamodb.clone(), &stack.table_name);
+    let run_id = new_trigger_id();
+    let mut ids = Vec::new();
+    for n in 0..230 {
+        let mut trigger = record("192.0.2.90", NOW + n);
+        trigger.run_id = Some(run_id.clone());
+        let item = shared::aws::table::items::record_to_item(&trigger);
+        stack
+            .dynamodb
+            .put_item()
+            .table_name(&stack.table_name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+        ids.push(trigger.trigger_id);
+    }
+    let served = table.ledger().of_run(&run_id, NOW).await.unwrap();
+    let read: Vec<String> = served.into_iter().map(|r| r.trigger_id).collect();
+    assert_eq!(read.len(), ids.len(), "every trigger of the run");
+    assert_eq!(read, ids);
+}

@@ -492,27 +492,19 @@ impl Stack {
         record.trigger_id
     }
 
-    /// Every item in the table, as JSON-ish debug text per item.
+    /// Every item in the table, page after page.
     pub async fn scan_items(
         &self,
     ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .dynamodb
-                .scan()
-                .table_name(&self.table_name)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("scan table");
-            items.extend(page.items().iter().cloned());
-            match page.last_evaluated_key() {
-                Some(key) => start = Some(key.clone()),
-                None => return items,
-            }
-        }
+        self.dynamodb
+            .scan()
+            .table_name(&self.table_name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .expect("scan table")
     }
 
     /// A fresh on-call topic and a queue subscribed to it; returns the

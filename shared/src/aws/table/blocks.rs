@@ -100,31 +100,23 @@ impl Blocks<'_> {
     /// whole table, for `trigger-ops secret rotate` only: an overlap must
     /// outlast every block made with the secret it retires.
     pub async fn last_ends(&self, now: EpochMillis) -> Result<Option<EpochMillis>, StoreError> {
-        let mut last = None;
-        let mut start = None;
-        loop {
-            let output = self
-                .0
-                .client()
-                .scan()
-                .table_name(self.0.name())
-                .filter_expression("begins_with(pk, :block) AND blocked_until > :now")
-                .projection_expression("blocked_until")
-                .expression_attribute_values(":block", s(BLOCK_PREFIX))
-                .expression_attribute_values(":now", n(now))
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            last = output
-                .items()
-                .iter()
-                .filter_map(|item| get_n(item, "blocked_until"))
-                .chain(last)
-                .max();
-            start = output.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(last);
-            }
-        }
+        let in_force = self
+            .0
+            .client()
+            .scan()
+            .table_name(self.0.name())
+            .filter_expression("begins_with(pk, :block) AND blocked_until > :now")
+            .projection_expression("blocked_until")
+            .expression_attribute_values(":block", s(BLOCK_PREFIX))
+            .expression_attribute_values(":now", n(now))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await?;
+        Ok(in_force
+            .iter()
+            .filter_map(|item| get_n(item, "blocked_until"))
+            .max())
     }
 }

@@ -16,7 +16,7 @@
 
 use super::items::{apikey_pk, get_n, get_s, keyname_pk, keyquota_pk, n, s, Item, KEYS_DAY};
 use super::ledger::BY_DAY;
-use super::{cancelled, changed, condition_failed, StoreError, Table};
+use super::{cancelled, changed, condition_failed, query_all, StoreError, Table};
 use crate::clock::EpochMillis;
 use crate::rules::keys::KeyRecord;
 use crate::rules::quota::QuotaPolicy;
@@ -139,27 +139,13 @@ impl Keys<'_> {
 
     /// Every key, oldest first, read from the ledger's day index (no scan).
     pub async fn list(&self) -> Result<Vec<KeyEntry>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .0
-                .client()
-                .query()
-                .table_name(self.0.name())
-                .index_name(BY_DAY)
-                .key_condition_expression("#day = :keys")
-                .expression_attribute_names("#day", "day")
-                .expression_attribute_values(":keys", s(KEYS_DAY))
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            items.extend(page.items().iter().cloned());
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                break;
-            }
-        }
+        let query = self
+            .0
+            .query(BY_DAY)
+            .key_condition_expression("#day = :keys")
+            .expression_attribute_names("#day", "day")
+            .expression_attribute_values(":keys", s(KEYS_DAY));
+        let items = query_all(query).await?;
         let names: Vec<String> = items
             .iter()
             .filter_map(|item| get_s(item, "name").map(keyquota_pk))

@@ -8,7 +8,7 @@
 //! throttle the admissions themselves.
 
 use super::items::{item_to_record, s, DAY_SHARDS};
-use super::{StoreError, Table};
+use super::{query_all, StoreError, Table};
 use crate::clock::EpochMillis;
 use crate::rules::time_format::{days_back, rfc3339};
 use crate::rules::trigger::TriggerRecord;
@@ -135,10 +135,7 @@ impl Ledger<'_> {
     > {
         let mut query = self
             .0
-            .client()
-            .query()
-            .table_name(self.0.name())
-            .index_name(BY_DAY)
+            .query(BY_DAY)
             .key_condition_expression("#day = :day AND requested_at BETWEEN :since AND :until")
             .expression_attribute_names("#day", "day")
             .expression_attribute_values(":day", s(day_shard))
@@ -171,33 +168,21 @@ impl Ledger<'_> {
         run_id: &str,
         now: EpochMillis,
     ) -> Result<Vec<TriggerRecord>, StoreError> {
+        let query = self
+            .0
+            .query(BY_RUN)
+            .key_condition_expression("run_id = :run")
+            .filter_expression("begins_with(pk, :trigger)")
+            .expression_attribute_values(":run", s(run_id))
+            .expression_attribute_values(":trigger", s("trigger#"))
+            .limit(PAGE);
         let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .0
-                .client()
-                .query()
-                .table_name(self.0.name())
-                .index_name(BY_RUN)
-                .key_condition_expression("run_id = :run")
-                .filter_expression("begins_with(pk, :trigger)")
-                .expression_attribute_values(":run", s(run_id))
-                .expression_attribute_values(":trigger", s("trigger#"))
-                .limit(PAGE)
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            for item in output.items() {
-                let record = item_to_record(item)?;
-                if !record.is_expired(now) {
-                    found.push(record);
-                }
-            }
-            start = output.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(found);
+        for item in &query_all(query).await? {
+            let record = item_to_record(item)?;
+            if !record.is_expired(now) {
+                found.push(record);
             }
         }
+        Ok(found)
     }
 }

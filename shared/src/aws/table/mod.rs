@@ -34,6 +34,7 @@ use crate::aws::describe;
 use crate::rules::status::OutcomeStatus;
 use crate::rules::time_format::rfc3339;
 use aws_sdk_dynamodb::error::BuildError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -198,6 +199,12 @@ impl Table {
             .update_item()
             .table_name(&self.name)
             .key("pk", AttributeValue::S(pk.into()))
+    }
+
+    /// A query of the index `index`: the SDK's builder, table and index set.
+    /// [`query_all`] reads every page of it.
+    pub(crate) fn query(&self, index: &str) -> QueryFluentBuilder {
+        self.client.query().table_name(&self.name).index_name(index)
     }
 
     /// The same, as an item of a transaction (built by the caller).
@@ -387,6 +394,14 @@ impl Table {
 /// Sends an update: whether it applied, `false` when its condition failed.
 pub(crate) async fn changed(update: UpdateItemFluentBuilder) -> Result<bool, StoreError> {
     applied(update.send().await)
+}
+
+/// Every item `query` finds, page after page (each page as large as its
+/// `limit`, DynamoDB's 1 MB otherwise).
+pub(crate) async fn query_all(
+    query: QueryFluentBuilder,
+) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    Ok(query.into_paginator().items().send().try_collect().await?)
 }
 
 pub(crate) fn applied<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
