@@ -30,26 +30,37 @@ struct GroupMemory {
     next_look: Option<EpochMillis>,
 }
 
-/// What one instance holds of the network groups.
-#[derive(Debug, Default)]
-pub(crate) struct HeldGroups(Mutex<GroupMemory>);
+/// What one instance holds of the network groups it is configured with.
+#[derive(Debug)]
+pub(crate) struct HeldGroups {
+    /// The groups' names (`group:NAME=N` of `NETWORK_QUOTA_LIMITS`).
+    names: Vec<String>,
+    memory: Mutex<GroupMemory>,
+}
 
 impl HeldGroups {
-    /// The memory (a poisoned lock still holds sound groups).
-    fn memory(&self) -> MutexGuard<'_, GroupMemory> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn new(names: Vec<String>) -> Self {
+        Self {
+            names,
+            memory: Mutex::default(),
+        }
     }
 
-    /// The matcher of the groups `names` at `now`, read again from `table`
-    /// when it is due (`calls`: the counter behind the table's client, for
-    /// the decision's log line).
+    /// The memory (a poisoned lock still holds sound groups).
+    fn memory(&self) -> MutexGuard<'_, GroupMemory> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The groups' matcher at `now`, read again from `table` when it is due
+    /// (`calls`: the counter behind the table's client, for the decision's
+    /// log line).
     pub(crate) async fn matcher(
         &self,
-        names: &[String],
         table: &Table,
         calls: &CallCounter,
         now: EpochMillis,
     ) -> Arc<Matcher> {
+        let names = &self.names;
         let held = {
             let memory = self.memory();
             if names.is_empty() || memory.next_look.is_some_and(|at| now < at) {

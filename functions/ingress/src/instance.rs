@@ -52,7 +52,14 @@ impl Ingress {
                 shared::rules::refusals::MAX_REMEMBERED,
                 u64::try_from(config.refusal_memory.as_millis()).unwrap_or(u64::MAX),
             )),
-            groups: HeldGroups::default(),
+            groups: HeldGroups::new(
+                config
+                    .networks
+                    .groups()
+                    .iter()
+                    .map(|g| g.name.clone())
+                    .collect(),
+            ),
             config,
             table,
             queue,
@@ -80,14 +87,6 @@ impl Ingress {
     /// The network groups' matcher at `now`: those of `NETWORK_QUOTA_LIMITS`
     /// as this instance holds them, read again from the table when due.
     pub(crate) async fn groups(&self, now: EpochMillis) -> Arc<Matcher> {
-        let names: Vec<String> = self
-            .config
-            .networks
-            .groups()
-            .iter()
-            .map(|g| g.name.clone())
-            .collect();
-        let held = &self.groups;
-        held.matcher(&names, &self.table, &self.calls, now).await
+        self.groups.matcher(&self.table, &self.calls, now).await
     }
 }

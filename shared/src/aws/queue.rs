@@ -57,21 +57,19 @@ impl QueueAt {
         }
     }
 
-    /// Sends `body` to this queue, the request finished by `build` (its
-    /// attributes); returns the SQS message id.
-    async fn send(
-        &self,
-        body: String,
-        build: impl FnOnce(SendMessageFluentBuilder) -> Result<SendMessageFluentBuilder, QueueError>,
-    ) -> Result<String, QueueError> {
-        let request = self
-            .client
+    /// A message of `body` to this queue, for the caller to add to and send.
+    fn message(&self, body: impl Into<String>) -> SendMessageFluentBuilder {
+        self.client
             .send_message()
             .queue_url(&self.url)
-            .message_body(body);
-        let output = build(request)?.send().await?;
-        Ok(output.message_id().unwrap_or_default().to_string())
+            .message_body(body)
     }
+}
+
+/// Sends `request`; returns the SQS message id.
+async fn send(request: SendMessageFluentBuilder) -> Result<String, QueueError> {
+    let output = request.send().await?;
+    Ok(output.message_id().unwrap_or_default().to_string())
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +86,7 @@ impl WorkQueue {
 
     /// Enqueues a trigger; returns the SQS message id.
     pub async fn send(&self, message: &WorkMessage) -> Result<String, QueueError> {
-        self.0.send(message.to_json(), Ok).await
+        send(self.0.message(message.to_json())).await
     }
 }
 
@@ -421,18 +419,15 @@ impl DeadLetterQueue {
             .chars()
             .take(MAX_ERROR_MESSAGE_CHARS)
             .collect();
-        let with_reason = |request| {
-            let mut request = with_attributes(request, attributes)?;
-            for (name, value) in [
-                ("error_code", error_code),
-                ("error_message", message.as_str()),
-            ] {
-                let value = string_attribute(if value.is_empty() { "-" } else { value })?;
-                request = request.message_attributes(name, value);
-            }
-            Ok(request)
-        };
-        self.0.send(body.to_string(), with_reason).await
+        let mut request = with_attributes(self.0.message(body), attributes)?;
+        for (name, value) in [
+            ("error_code", error_code),
+            ("error_message", message.as_str()),
+        ] {
+            let value = string_attribute(if value.is_empty() { "-" } else { value })?;
+            request = request.message_attributes(name, value);
+        }
+        send(request).await
     }
 }
 

@@ -60,25 +60,32 @@ pub struct Sighting<'a> {
     pub trigger: Option<&'a ExecutionTrigger>,
 }
 
+impl<'a> Sighting<'a> {
+    fn of(
+        event_id: &'a str,
+        execution_id: &'a str,
+        time: Option<EpochMillis>,
+        trigger: &'a Option<ExecutionTrigger>,
+    ) -> Self {
+        let trigger = trigger.as_ref();
+        Self {
+            event_id,
+            execution_id,
+            time,
+            trigger,
+        }
+    }
+}
+
 impl PipelineEvent {
     pub fn sighting(&self) -> Sighting<'_> {
-        Sighting {
-            event_id: &self.event_id,
-            execution_id: &self.execution_id,
-            time: self.time,
-            trigger: self.trigger.as_ref(),
-        }
+        Sighting::of(&self.event_id, &self.execution_id, self.time, &self.trigger)
     }
 }
 
 impl StageEvent {
     pub fn sighting(&self) -> Sighting<'_> {
-        Sighting {
-            event_id: &self.event_id,
-            execution_id: &self.execution_id,
-            time: self.time,
-            trigger: self.trigger.as_ref(),
-        }
+        Sighting::of(&self.event_id, &self.execution_id, self.time, &self.trigger)
     }
 }
 
